@@ -1,0 +1,50 @@
+"""The `gate` command line: parse arguments, run one subcommand, print, return an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from gate import __version__
+from gate.decision import ExitCode
+from gate.errors import GateError
+
+# Subcommand name -> module with HELP, configure(parser) and run(args).
+COMMANDS = {
+    "check": "gate.commands.check",
+    "compile": "gate.commands.compile",
+}
+
+
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(COMMANDS[name])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gate", description="Policy-as-code admission gate for packages.")
+    parser.add_argument("--version", action="version", version=f"gate {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        module = _module(name)
+        module.configure(sub.add_parser(name, help=module.HELP, description=module.HELP))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0) and int(ExitCode.USAGE)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="gate: %(message)s")
+    try:
+        code: int = _module(args.command).run(args)
+    except GateError as err:
+        print(err.diagnostics(), file=sys.stderr)
+        return int(ExitCode.USAGE)
+    return code

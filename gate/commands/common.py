@@ -1,0 +1,35 @@
+"""Argument types and options shared by several subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from pathlib import Path
+
+from gate.policy.compile import CompiledPolicy, load_policies
+
+
+def timestamp(text: str) -> dt.datetime:
+    """An ISO 8601 time for --now/--uploaded; a date means midnight UTC, no zone means UTC."""
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from err
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def add_policy_option(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    parser.add_argument(
+        "--policy", "-p", action="append", type=Path, required=required, metavar="FILE|DIR",
+        help="policy file or directory of *.yaml policies (repeatable)",
+    )
+
+
+def policies(args: argparse.Namespace) -> list[CompiledPolicy]:
+    paths: list[Path] = args.policy
+    return load_policies(paths)
+
+
+def now(args: argparse.Namespace) -> dt.datetime:
+    value: dt.datetime | None = getattr(args, "now", None)
+    return value or dt.datetime.now(dt.UTC)

@@ -1,0 +1,147 @@
+"""The typed facts a policy sees about one file, and their conversion to the CEL input document.
+
+Facts are gathered by `gate.sources` and `gate.verify`; policies only ever read them. A failed
+verification is a fact (`verified=False` with an `error`), never an exception.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+from celpy import celtypes
+
+
+class Ecosystem(str, Enum):
+    """Where a file comes from; `generic` is any other file checked with a plain Sigstore bundle."""
+
+    PYPI = "pypi"
+    CONDA = "conda"
+    GENERIC = "generic"
+
+
+class FileKind(str, Enum):
+    WHEEL = "wheel"
+    SDIST = "sdist"
+    CONDA = "conda"
+    FILE = "file"
+
+
+@dataclass(frozen=True)
+class Publisher:
+    """A trusted publisher as PEP 740 names it, derived from verified certificate claims."""
+
+    kind: str
+    repository: str | None = None
+    workflow: str | None = None
+    environment: str | None = None
+    workflowFilepath: str | None = None  # noqa: N815 (PEP 740 / policy field name)
+    email: str | None = None
+
+
+@dataclass(frozen=True)
+class AttestationFact:
+    """One piece of evidence (one Sigstore bundle) and what verifying it established."""
+
+    verified: bool
+    source: str
+    error: str | None = None
+    predicateType: str | None = None  # noqa: N815
+    issuer: str | None = None
+    identity: str | None = None
+    publisher: Publisher | None = None
+    claims: dict[str, str] = field(default_factory=dict)
+    integratedTime: dt.datetime | None = None  # noqa: N815
+    targetChannel: str | None = None  # noqa: N815
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["integratedTime"] = _iso(self.integratedTime)
+        return out
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What is known about a distribution file apart from its attestations."""
+
+    ecosystem: Ecosystem
+    name: str
+    version: str
+    filename: str
+    kind: FileKind
+    sha256: str
+    size: int | None = None
+    index: str | None = None
+    uploaded: dt.datetime | None = None
+    uploadedFrom: str | None = None  # noqa: N815 (which index field gave `uploaded`)
+    yanked: bool = False
+    prerelease: bool = False
+    subdir: str | None = None
+    build: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["ecosystem"] = self.ecosystem.value
+        out["kind"] = self.kind.value
+        out["uploaded"] = _iso(self.uploaded)
+        return out
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything a policy is evaluated against for one file."""
+
+    file: FileFacts
+    attestations: tuple[AttestationFact, ...] = ()
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def cel_timestamp(value: dt.datetime) -> celtypes.TimestampType:
+    """A timezone-aware datetime as a CEL timestamp."""
+    return celtypes.TimestampType(value.astimezone(dt.UTC))
+
+
+def _cel(value: Any) -> Any:
+    """Convert plain Python data (as produced by `asdict`) to CEL values; datetimes become timestamps."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return celtypes.BoolType(value)
+    if isinstance(value, Enum):
+        return celtypes.StringType(value.value)
+    if isinstance(value, int):
+        return celtypes.IntType(value)
+    if isinstance(value, str):
+        return celtypes.StringType(value)
+    if isinstance(value, dt.datetime):
+        return cel_timestamp(value)
+    if isinstance(value, dict):
+        return celtypes.MapType({celtypes.StringType(k): _cel(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return celtypes.ListType([_cel(v) for v in value])
+    raise TypeError(f"cannot convert {type(value).__name__} to CEL")
+
+
+_NO_PUBLISHER = asdict(Publisher(kind=""))
+
+
+def _attestation_document(att: AttestationFact) -> dict[str, Any]:
+    """Every field present, so rules never fail on a missing key; no publisher is an empty `kind`."""
+    doc = asdict(att)
+    if doc["publisher"] is None:
+        doc["publisher"] = _NO_PUBLISHER
+    return doc
+
+
+def to_activation(facts: Facts, now: dt.datetime) -> dict[str, Any]:
+    """The CEL input document: `file`, `attestations` and `now`."""
+    return {
+        "file": _cel(asdict(facts.file)),
+        "attestations": _cel([_attestation_document(a) for a in facts.attestations]),
+        "now": cel_timestamp(now),
+    }

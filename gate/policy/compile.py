@@ -1,0 +1,234 @@
+"""Compile validated policies to named CEL rules (standard CEL only), and load policies end to end.
+
+Each structured field becomes one rule with a fixed name and a message; `rules` entries are taken as
+written. The CEL reads the facts document: `file`, `attestations` (a list) and `now`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import celpy
+
+from gate.errors import Issue, PolicyError
+from gate.policy.duration import format_duration
+from gate.policy.load import load_paths
+from gate.policy.model import Attestations, MinimumAge, Mode, Policy, Signer, build_policy
+from gate.policy.patterns import Pattern
+from gate.policy.schema import schema_issues
+
+_ENV = celpy.Environment()
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    """One named CEL rule: the file passes when `expression` evaluates to true."""
+
+    name: str
+    expression: str
+    message: str
+    program: Any  # celpy Runner; untyped library
+
+    def evaluate(self, activation: dict[str, Any]) -> tuple[bool, str | None]:
+        """(passed, error): a rule that errors or yields a non-boolean fails closed."""
+        try:
+            result = self.program.evaluate(activation)
+        except celpy.CELEvalError as err:
+            return False, f"rule could not be evaluated: {err.args[0] if err.args else err}"
+        if isinstance(result, celpy.CELEvalError):
+            return False, f"rule could not be evaluated: {result.args[0] if result.args else result}"
+        if not isinstance(result, celpy.celtypes.BoolType):
+            return False, f"rule must yield a bool, got {type(result).__name__}"
+        return bool(result), None
+
+
+@dataclass(frozen=True)
+class CompiledPolicy:
+    policy: Policy
+    rules: tuple[CompiledRule, ...]
+
+    @property
+    def name(self) -> str:
+        return self.policy.name
+
+    @property
+    def enforced(self) -> bool:
+        return self.policy.mode is Mode.ENFORCE
+
+
+def cel_string(value: str) -> str:
+    """A CEL string literal (JSON escaping is valid CEL escaping)."""
+    return json.dumps(value)
+
+
+def _field_matches(expr: str, pattern: Pattern) -> str:
+    if pattern.is_literal:
+        return f"{expr} == {cel_string(pattern.source)}"
+    return f"({expr} != null && {expr}.matches({cel_string(pattern.regex)}))"
+
+
+def signer_expression(signer: Signer, var: str = "a") -> str:
+    """The CEL condition under which attestation `var` was made by `signer`."""
+    if signer.publisher_kind is not None:
+        parts = [f"{var}.publisher.kind == {cel_string(signer.publisher_kind)}"]
+        parts += [_field_matches(f"{var}.publisher.{key}", pattern) for key, pattern in signer.publisher]
+        return "(" + " && ".join(parts) + ")"
+    assert signer.identity is not None and signer.issuer is not None
+    identity = _field_matches(f"{var}.identity", signer.identity)
+    issuer = _field_matches(f"{var}.issuer", signer.issuer)
+    return f"({identity} && {issuer})"
+
+
+def _trusted(att: Attestations, extra: str = "") -> str:
+    """`a` is verified, from an allowed signer (when signers are listed), and meets `extra`."""
+    parts = ["a.verified"]
+    if att.signers:
+        signers = " || ".join(signer_expression(s) for s in att.signers)
+        parts.append(f"({signers})" if len(att.signers) > 1 else signers)
+    if extra:
+        parts.append(extra)
+    return " && ".join(parts)
+
+
+def _optional(att: Attestations, condition: str) -> str:
+    """With `required: false`, a file without verified attestations is not judged by this rule."""
+    return condition if att.required else f"!attestations.exists(a, a.verified) || {condition}"
+
+
+def _attestation_rules(att: Attestations) -> list[tuple[str, str, str]]:
+    rules = []
+    if att.required:
+        rules.append(
+            (
+                "attestations.required",
+                "attestations.exists(a, a.verified)",
+                "no verified attestation for this file",
+            )
+        )
+    if att.signers:
+        rules.append(
+            (
+                "attestations.signers",
+                _optional(att, f"attestations.exists(a, {_trusted(att)})"),
+                "no verified attestation from an allowed signer",
+            )
+        )
+    if att.predicate_types:
+        types = ", ".join(cel_string(t) for t in att.predicate_types)
+        rules.append(
+            (
+                "attestations.predicateTypes",
+                _optional(att, f"[{types}].all(t, attestations.exists(a, {_trusted(att, 'a.predicateType == t')}))"),
+                "missing a verified attestation of predicate type "
+                + " and ".join(att.predicate_types)
+                + (" from an allowed signer" if att.signers else ""),
+            )
+        )
+    if att.target_channel is not None:
+        want = "file.index" if att.target_channel == "match" else cel_string(att.target_channel)
+        shown = "the channel it is served from" if att.target_channel == "match" else att.target_channel
+        rules.append(
+            (
+                "attestations.targetChannel",
+                'file.ecosystem != "conda" || '
+                + _optional(att, f"attestations.exists(a, {_trusted(att, f'a.targetChannel == {want}')})"),
+                f"no verified conda attestation whose targetChannel is {shown}",
+            )
+        )
+    return rules
+
+
+def _minimum_age_rule(minimum: MinimumAge) -> tuple[str, str, str]:
+    seconds = int(minimum.age.total_seconds())
+    old_enough = f'now - file.uploaded >= duration("{seconds}s")'
+    shown = format_duration(minimum.age)
+    if minimum.allow_unknown:
+        return ("minimumAge", f"file.uploaded == null || {old_enough}", f"published less than {shown} ago")
+    return (
+        "minimumAge",
+        f"file.uploaded != null && {old_enough}",
+        f"published less than {shown} ago, or its upload time is unknown (minimum age {shown})",
+    )
+
+
+def rule_sources(policy: Policy) -> list[tuple[str, str, str]]:
+    """(name, CEL expression, message) for every rule of a policy, in a stable order."""
+    rules = []
+    if policy.minimum_age is not None:
+        rules.append(_minimum_age_rule(policy.minimum_age))
+    if policy.attestations is not None:
+        rules.extend(_attestation_rules(policy.attestations))
+    rules.extend((r.name, r.expression, r.message) for r in policy.rules)
+    return rules
+
+
+def compile_expression(expression: str) -> Any:
+    """A runnable CEL program; raises celpy.CELParseError with line and column."""
+    return _ENV.program(_ENV.compile(expression))
+
+
+def compile_policy(policy: Policy) -> tuple[CompiledPolicy | None, list[Issue]]:
+    issues = []
+    compiled = []
+    custom_paths = {r.name: r.path for r in policy.rules}
+    for name, expression, message in rule_sources(policy):
+        try:
+            program = compile_expression(expression)
+        except celpy.CELParseError as err:
+            path = custom_paths.get(name, name)
+            where = f"line {err.line}, column {err.column}" if err.line else "here"
+            text = str(err.args[0]).rstrip() if err.args else ""
+            issues.append(
+                Issue(path, f"CEL syntax error at {where}:\n{text}", policy.file, policy.raw.line_of(_path(path)))
+            )
+            continue
+        compiled.append(CompiledRule(name, expression, message, program))
+    if issues:
+        return None, issues
+    return CompiledPolicy(policy=policy, rules=tuple(compiled)), []
+
+
+def _path(dotted: str) -> tuple[str | int, ...]:
+    out: list[str | int] = []
+    for part in dotted.replace("]", "").split("."):
+        name, *indexes = part.split("[")
+        out.append(name)
+        out.extend(int(i) for i in indexes)
+    return tuple(out)
+
+
+def load_policies(paths: list[Path]) -> list[CompiledPolicy]:
+    """Load, validate, build and compile every policy under `paths`; raise PolicyError with all issues."""
+    issues: list[Issue] = []
+    compiled: list[CompiledPolicy] = []
+    names: dict[str, str] = {}
+    for raw in load_paths(paths):
+        found = schema_issues(raw)
+        if found:
+            issues.extend(found)
+            continue
+        policy, found = build_policy(raw)
+        issues.extend(found)
+        if policy is None:
+            continue
+        result, found = compile_policy(policy)
+        issues.extend(found)
+        if result is None:
+            continue
+        if policy.name in names:
+            issues.append(
+                Issue(
+                    "metadata.name",
+                    f"policy name {policy.name!r} is already used in {names[policy.name]}",
+                    raw.file,
+                    raw.line_of(("metadata", "name")),
+                )
+            )
+        names[policy.name] = raw.file
+        compiled.append(result)
+    if issues:
+        raise PolicyError(issues)
+    return compiled

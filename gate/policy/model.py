@@ -1,0 +1,285 @@
+"""The validated policy model, built from a raw document that passed the schema.
+
+Checks the schema cannot express (durations, regexes, dates, version specifiers, waived rule names)
+happen here, and every problem is collected with its path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, TypeVar
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from gate.errors import Issue
+from gate.facts import Ecosystem, FileFacts
+from gate.policy import patterns
+from gate.policy.duration import parse_duration
+from gate.policy.load import Path_, RawPolicy, format_path
+
+T = TypeVar("T")
+
+# Rule names the structured fields compile to; `waive` may name one of these, a group, or a custom rule.
+STRUCTURED_RULES = (
+    "minimumAge",
+    "attestations.required",
+    "attestations.signers",
+    "attestations.predicateTypes",
+    "attestations.targetChannel",
+)
+
+
+class Mode(str, Enum):
+    ENFORCE = "enforce"
+    AUDIT = "audit"
+
+
+@dataclass(frozen=True)
+class Match:
+    """Which files a policy governs; a missing list matches everything."""
+
+    ecosystems: frozenset[Ecosystem] | None = None
+    packages: tuple[patterns.Pattern, ...] = ()
+    exclude: tuple[patterns.Pattern, ...] = ()
+
+    def applies(self, file: FileFacts) -> bool:
+        if self.ecosystems is not None and file.ecosystem not in self.ecosystems:
+            return False
+        if self.packages and not any(p.matches(file.name) for p in self.packages):
+            return False
+        return not any(p.matches(file.name) for p in self.exclude)
+
+
+@dataclass(frozen=True)
+class MinimumAge:
+    age: dt.timedelta
+    allow_unknown: bool = False
+
+
+@dataclass(frozen=True)
+class Signer:
+    """Either an identity (certificate SAN) with its issuer, or a trusted publisher's fields."""
+
+    identity: patterns.Pattern | None = None
+    issuer: patterns.Pattern | None = None
+    publisher_kind: str | None = None
+    publisher: tuple[tuple[str, patterns.Pattern], ...] = ()
+
+
+@dataclass(frozen=True)
+class Attestations:
+    required: bool = True
+    predicate_types: tuple[str, ...] = ()
+    signers: tuple[Signer, ...] = ()
+    target_channel: str | None = None  # "match" or a channel URL
+
+
+@dataclass(frozen=True)
+class PackageSelector:
+    """A package glob with an optional version specifier, as in `legacy-lib<2`."""
+
+    name: patterns.Pattern
+    versions: SpecifierSet | None = None
+
+    def applies(self, file: FileFacts) -> bool:
+        if not self.name.matches(file.name):
+            return False
+        if self.versions is None:
+            return True
+        try:
+            return Version(file.version) in self.versions
+        except InvalidVersion:
+            return False
+
+
+@dataclass(frozen=True)
+class PolicyException:
+    """Waives named rules for some packages until it expires."""
+
+    packages: tuple[PackageSelector, ...]
+    waive: tuple[str, ...]
+    reason: str
+    owner: str | None
+    expires: dt.datetime
+
+    def applies(self, file: FileFacts, now: dt.datetime) -> bool:
+        return now < self.expires and any(sel.applies(file) for sel in self.packages)
+
+    def waives(self, rule: str) -> bool:
+        return any(rule == w or rule.startswith(w + ".") for w in self.waive)
+
+
+@dataclass(frozen=True)
+class CustomRule:
+    name: str
+    expression: str
+    message: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    file: str
+    mode: Mode
+    match: Match
+    minimum_age: MinimumAge | None
+    attestations: Attestations | None
+    exceptions: tuple[PolicyException, ...]
+    rules: tuple[CustomRule, ...]
+    raw: RawPolicy
+
+
+class _Builder:
+    """Builds one Policy, collecting issues instead of stopping at the first."""
+
+    def __init__(self, raw: RawPolicy) -> None:
+        self.raw = raw
+        self.issues: list[Issue] = []
+
+    def issue(self, path: Path_, message: str) -> None:
+        self.issues.append(Issue(format_path(path), message, self.raw.file, self.raw.line_of(path)))
+
+    def attempt(self, path: Path_, make: Callable[[], T]) -> T | None:
+        try:
+            return make()
+        except (ValueError, re.error, InvalidSpecifier) as err:
+            self.issue(path, str(err))
+            return None
+
+    def pattern(self, path: Path_, value: Any) -> patterns.Pattern | None:
+        if isinstance(value, dict):
+            return self.attempt(path, lambda: _regex(value["regex"]))
+        return patterns.glob(str(value))
+
+    def match(self, raw: dict[str, Any]) -> Match:
+        ecosystems = raw.get("ecosystems")
+        return Match(
+            ecosystems=None if ecosystems is None else frozenset(Ecosystem(e) for e in ecosystems),
+            packages=tuple(patterns.package_glob(p) for p in raw.get("packages", [])),
+            exclude=tuple(patterns.package_glob(p) for p in raw.get("exclude", [])),
+        )
+
+    def minimum_age(self, raw: Any) -> MinimumAge | None:
+        path: Path_ = ("spec", "minimumAge")
+        if isinstance(raw, dict):
+            age = self.attempt((*path, "age"), lambda: parse_duration(raw["age"]))
+            allow = raw.get("whenUnknown", "deny") == "allow"
+        else:
+            age, allow = self.attempt(path, lambda: parse_duration(str(raw))), False
+        return None if age is None else MinimumAge(age=age, allow_unknown=allow)
+
+    def signer(self, index: int, raw: dict[str, Any]) -> Signer | None:
+        path: Path_ = ("spec", "attestations", "signers", index)
+        if "publisher" in raw:
+            pub = raw["publisher"]
+            fields = []
+            for key, value in pub.items():
+                if key == "kind":
+                    continue
+                pattern = self.pattern((*path, "publisher", key), value)
+                if pattern is not None:
+                    fields.append((key, pattern))
+            return Signer(publisher_kind=pub["kind"], publisher=tuple(fields))
+        identity = self.pattern((*path, "identity"), raw["identity"])
+        issuer = self.pattern((*path, "issuer"), raw["issuer"])
+        if identity is None or issuer is None:
+            return None
+        return Signer(identity=identity, issuer=issuer)
+
+    def attestations(self, raw: dict[str, Any]) -> Attestations:
+        signers = [self.signer(i, s) for i, s in enumerate(raw.get("signers", []))]
+        target = raw.get("targetChannel")
+        if target is not None and target != "match" and not re.match(r"^[a-z][a-z0-9+.-]*://", target):
+            self.issue(("spec", "attestations", "targetChannel"), f"must be 'match' or a channel URL, got {target!r}")
+        return Attestations(
+            required=raw.get("required", True),
+            predicate_types=tuple(raw.get("predicateTypes", [])),
+            signers=tuple(s for s in signers if s is not None),
+            target_channel=None if target is None else target.rstrip("/"),
+        )
+
+    def selector(self, path: Path_, text: str) -> PackageSelector | None:
+        found = re.match(r"^\s*([^<>=!~;\s]+)\s*(.*)$", text)
+        name, spec = found.groups() if found else (text, "")
+        if not spec:
+            return PackageSelector(name=patterns.package_glob(name))
+        versions = self.attempt(path, lambda: SpecifierSet(spec))
+        return None if versions is None else PackageSelector(patterns.package_glob(name), versions)
+
+    def exception(self, index: int, raw: dict[str, Any], rule_names: set[str]) -> PolicyException | None:
+        path: Path_ = ("spec", "exceptions", index)
+        selectors = [self.selector((*path, "packages", i), p) for i, p in enumerate(raw["packages"])]
+        for i, name in enumerate(raw["waive"]):
+            if not any(r == name or r.startswith(name + ".") for r in rule_names):
+                self.issue((*path, "waive", i), f"no rule named {name!r}; rules: {', '.join(sorted(rule_names))}")
+        expires = self.attempt((*path, "expires"), lambda: parse_expiry(raw["expires"]))
+        if expires is None or None in selectors:
+            return None
+        return PolicyException(
+            packages=tuple(s for s in selectors if s is not None),
+            waive=tuple(raw["waive"]),
+            reason=raw["reason"],
+            owner=raw.get("owner"),
+            expires=expires,
+        )
+
+    def build(self) -> Policy | None:
+        data = self.raw.data
+        spec: dict[str, Any] = data.get("spec") or {}
+        rules = tuple(
+            CustomRule(r["name"], r["expression"], r["message"], format_path(("spec", "rules", i, "expression")))
+            for i, r in enumerate(spec.get("rules", []))
+        )
+        seen: set[str] = set()
+        for i, rule in enumerate(rules):
+            if rule.name in seen or rule.name in STRUCTURED_RULES:
+                self.issue(("spec", "rules", i, "name"), f"rule name {rule.name!r} is already used")
+            seen.add(rule.name)
+        rule_names = set(STRUCTURED_RULES) | seen
+        policy = Policy(
+            name=data["metadata"]["name"],
+            file=self.raw.file,
+            mode=Mode(spec.get("mode", "enforce")),
+            match=self.match(spec.get("match") or {}),
+            minimum_age=self.minimum_age(spec["minimumAge"]) if "minimumAge" in spec else None,
+            attestations=self.attestations(spec["attestations"]) if "attestations" in spec else None,
+            exceptions=tuple(
+                e
+                for i, raw in enumerate(spec.get("exceptions", []))
+                if (e := self.exception(i, raw, rule_names)) is not None
+            ),
+            rules=rules,
+            raw=self.raw,
+        )
+        return None if self.issues else policy
+
+
+def _regex(text: str) -> patterns.Pattern:
+    try:
+        return patterns.regex(text)
+    except re.error as err:
+        raise ValueError(f"invalid regex {text!r}: {err}") from err
+
+
+def parse_expiry(text: str) -> dt.datetime:
+    """A date means "valid through that day (UTC)"; a full ISO time is taken as given (UTC if no zone)."""
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC) + dt.timedelta(days=1)
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError as err:
+        raise ValueError(f"invalid expiry {text!r}: expected YYYY-MM-DD or an ISO 8601 time") from err
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def build_policy(raw: RawPolicy) -> tuple[Policy | None, list[Issue]]:
+    """The model of a schema-valid document, or the issues that prevent it."""
+    builder = _Builder(raw)
+    policy = builder.build()
+    return policy, builder.issues

@@ -1,0 +1,73 @@
+"""Validate raw policy documents against `schemas/policy.v1.schema.json`, collecting every error with its path."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterator
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import ValidationError
+
+from gate.errors import Issue
+from gate.policy.load import RawPolicy, format_path
+
+SCHEMA_NAME = "policy.v1.schema.json"
+
+
+@cache
+def policy_schema() -> dict[str, Any]:
+    text = resources.files("gate").joinpath("schemas", SCHEMA_NAME).read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@cache
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(policy_schema())
+
+
+def _message(error: ValidationError) -> str:
+    """A human message: the schema's own `x-error` where it has one."""
+    if isinstance(error.schema, dict) and "x-error" in error.schema:
+        return f"{error.schema['x-error']} (got {json.dumps(error.instance, default=str)[:80]})"
+    if error.validator == "required":
+        return error.message.replace("is a required property", "is required")
+    return error.message
+
+
+def _leaves(error: ValidationError) -> Iterator[ValidationError]:
+    """Report an `if/then` branch's own errors rather than the `allOf` wrapper around it."""
+    if error.validator == "allOf" and error.context:
+        for sub in error.context:
+            yield from _leaves(sub)
+    else:
+        yield error
+
+
+def _unknown_keys(error: ValidationError, doc: RawPolicy) -> Iterator[Issue]:
+    """One issue per unknown key, at the key's own path and line, with a "did you mean" hint."""
+    allowed = sorted(error.schema.get("properties", {})) if isinstance(error.schema, dict) else []
+    for key in error.instance:
+        if key in allowed:
+            continue
+        path = (*error.absolute_path, str(key))
+        close = difflib.get_close_matches(str(key), allowed, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else f"; allowed keys: {', '.join(allowed)}"
+        yield Issue(format_path(path), f"unknown key {key!r}{hint}", doc.file, doc.line_of(path))
+
+
+def schema_issues(doc: RawPolicy) -> list[Issue]:
+    """Every schema violation of one document, sorted by line."""
+    issues: set[Issue] = set()
+    for error in _validator().iter_errors(doc.data):
+        for leaf in _leaves(error):
+            if leaf.validator == "additionalProperties" and isinstance(leaf.instance, dict):
+                issues.update(_unknown_keys(leaf, doc))
+                continue
+            path = tuple(leaf.absolute_path)
+            issues.add(Issue(format_path(path), _message(leaf), doc.file, doc.line_of(path)))
+    return sorted(issues, key=lambda i: (i.line or 0, i.path, i.message))

@@ -1,0 +1,75 @@
+"""Facts about conda packages: filenames and repodata records (CEP 47 upload times)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+
+from gate.facts import Ecosystem, FileFacts, FileKind
+
+CONDA_SUFFIXES = (".conda", ".tar.bz2")
+SIDECAR_SUFFIXES = (".sigs", ".v0.sigs")
+
+
+def is_conda_filename(filename: str) -> bool:
+    return filename.endswith(CONDA_SUFFIXES)
+
+
+def split_conda_filename(filename: str) -> tuple[str, str, str]:
+    """`name-version-build.conda` -> (name, version, build); raise ValueError otherwise."""
+    stem = next((filename[: -len(s)] for s in CONDA_SUFFIXES if filename.endswith(s)), None)
+    parts = stem.rsplit("-", 2) if stem else []
+    if len(parts) != 3 or not all(parts):
+        raise ValueError(f"not a conda package filename (name-version-build.conda): {filename}")
+    name, version, build = parts
+    return name.lower(), version, build
+
+
+def record_time(value: Any) -> dt.datetime | None:
+    """Repodata times are milliseconds since the epoch; some old records use seconds."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        return None
+    seconds = value / 1000 if value > 1e11 else value
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+
+def upload_time(record: dict[str, Any]) -> tuple[dt.datetime | None, str | None]:
+    """Prefer CEP 47 `indexed_timestamp` (set by the channel) over builder-controlled `timestamp`."""
+    for key in ("indexed_timestamp", "timestamp"):
+        if (when := record_time(record.get(key))) is not None:
+            return when, key
+    return None, None
+
+
+def _prerelease(version: str) -> bool:
+    try:
+        return Version(version).is_prerelease
+    except InvalidVersion:
+        return False
+
+
+def conda_file_facts(
+    filename: str, sha256: str, *, record: dict[str, Any] | None = None, channel: str | None = None,
+    size: int | None = None,
+) -> FileFacts:
+    """Facts for one conda package; `record` is its repodata entry when one is known."""
+    name, version, build = split_conda_filename(filename)
+    record = record or {}
+    uploaded, uploaded_from = upload_time(record)
+    return FileFacts(
+        ecosystem=Ecosystem.CONDA,
+        name=str(record.get("name", name)).lower(),
+        version=str(record.get("version", version)),
+        filename=filename,
+        kind=FileKind.CONDA,
+        sha256=sha256,
+        size=size if size is not None else record.get("size"),
+        index=channel.rstrip("/") if channel else None,
+        uploaded=uploaded,
+        uploadedFrom=uploaded_from,
+        prerelease=_prerelease(str(record.get("version", version))),
+        subdir=record.get("subdir"),
+        build=str(record.get("build", build)),
+    )

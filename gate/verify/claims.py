@@ -1,0 +1,131 @@
+"""Read identity, issuer, Fulcio claims and the trusted publisher out of a Sigstore leaf certificate."""
+
+from __future__ import annotations
+
+from cryptography import x509
+from cryptography.x509.oid import ObjectIdentifier
+
+from gate.facts import Publisher
+
+_FULCIO = "1.3.6.1.4.1.57264.1."
+# OID suffix -> claim name (camelCase, as policies read them). .1 is a raw string, .8 and up DER UTF8String.
+CLAIM_OIDS = {
+    8: "issuer",
+    9: "buildSignerUri",
+    10: "buildSignerDigest",
+    11: "runnerEnvironment",
+    12: "sourceRepositoryUri",
+    13: "sourceRepositoryDigest",
+    14: "sourceRepositoryRef",
+    15: "sourceRepositoryIdentifier",
+    16: "sourceRepositoryOwnerUri",
+    17: "sourceRepositoryOwnerIdentifier",
+    18: "buildConfigUri",
+    19: "buildConfigDigest",
+    20: "buildTrigger",
+    21: "runInvocationUri",
+    22: "sourceRepositoryVisibility",
+    23: "deploymentEnvironment",
+}
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+GITLAB_ISSUER = "https://gitlab.com"
+GOOGLE_ISSUER = "https://accounts.google.com"
+
+
+def _der_utf8(data: bytes) -> str:
+    """Decode a DER UTF8String (tag 0x0C) as Fulcio writes extensions .8 and up."""
+    if len(data) < 2 or data[0] != 0x0C:
+        raise ValueError("not a DER UTF8String")
+    length, offset = data[1], 2
+    if length & 0x80:
+        count = length & 0x7F
+        length, offset = int.from_bytes(data[2 : 2 + count], "big"), 2 + count
+    return data[offset : offset + length].decode("utf-8")
+
+
+def _extension(cert: x509.Certificate, suffix: int) -> bytes | None:
+    try:
+        ext = cert.extensions.get_extension_for_oid(ObjectIdentifier(f"{_FULCIO}{suffix}"))
+    except x509.ExtensionNotFound:
+        return None
+    value = ext.value
+    return value.value if isinstance(value, x509.UnrecognizedExtension) else None
+
+
+def certificate_claims(cert: x509.Certificate) -> dict[str, str]:
+    """Every Fulcio claim the certificate carries; a malformed one is left out rather than guessed."""
+    claims = {}
+    for suffix, name in CLAIM_OIDS.items():
+        raw = _extension(cert, suffix)
+        if raw is None:
+            continue
+        try:
+            claims[name] = _der_utf8(raw)
+        except (ValueError, UnicodeDecodeError):
+            continue
+    if "issuer" not in claims and (legacy := _extension(cert, 1)) is not None:
+        claims["issuer"] = legacy.decode("utf-8", errors="replace")
+    return claims
+
+
+def certificate_identity(cert: x509.Certificate) -> str | None:
+    """The SAN: a URI (CI workflows), an email (people, service accounts), or a Sigstore OtherName."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return None
+    for value in san.get_values_for_type(x509.UniformResourceIdentifier):
+        return value
+    for value in san.get_values_for_type(x509.RFC822Name):
+        return value
+    for other in san.get_values_for_type(x509.OtherName):
+        return other.value.decode("utf-8", errors="replace")
+    return None
+
+
+def _github_workflow(claims: dict[str, str], repo_uri: str) -> str | None:
+    """`https://github.com/O/R/.github/workflows/W@REF` -> `W`, with REF the certificate's ref or digest."""
+    config = claims.get("buildConfigUri", "")
+    prefix = f"{repo_uri}/.github/workflows/"
+    if not config.startswith(prefix):
+        return None
+    for suffix in (claims.get("sourceRepositoryRef"), claims.get("sourceRepositoryDigest")):
+        if suffix and config.endswith(f"@{suffix}"):
+            return config[len(prefix) : -len(suffix) - 1]
+    return None
+
+
+def _gitlab_filepath(claims: dict[str, str], repo_uri: str) -> str | None:
+    """`https://gitlab.com/G/P//.gitlab-ci.yml@REF` -> `.gitlab-ci.yml`."""
+    config = claims.get("buildConfigUri", "")
+    prefix = f"{repo_uri}//"
+    if not config.startswith(prefix):
+        return None
+    for suffix in (claims.get("sourceRepositoryRef"), claims.get("sourceRepositoryDigest")):
+        if suffix and config.endswith(f"@{suffix}"):
+            return config[len(prefix) : -len(suffix) - 1]
+    return None
+
+
+def publisher_from_claims(claims: dict[str, str], identity: str | None) -> Publisher | None:
+    """The PEP 740 trusted publisher the certificate proves, or None for other issuers."""
+    issuer = claims.get("issuer")
+    repo_uri = claims.get("sourceRepositoryUri", "")
+    environment = claims.get("deploymentEnvironment")
+    if issuer == GITHUB_ISSUER and repo_uri.startswith("https://github.com/"):
+        return Publisher(
+            kind="GitHub",
+            repository=repo_uri.removeprefix("https://github.com/"),
+            workflow=_github_workflow(claims, repo_uri),
+            environment=environment,
+        )
+    if issuer == GITLAB_ISSUER and repo_uri.startswith("https://gitlab.com/"):
+        return Publisher(
+            kind="GitLab",
+            repository=repo_uri.removeprefix("https://gitlab.com/"),
+            workflowFilepath=_gitlab_filepath(claims, repo_uri),
+            environment=environment,
+        )
+    if issuer == GOOGLE_ISSUER and identity and "@" in identity:
+        return Publisher(kind="Google", email=identity)
+    return None

@@ -1,0 +1,84 @@
+"""Recognise an evidence document and verify every Sigstore bundle in it for one file.
+
+Accepted: a PEP 740 provenance object (all its attestations), a PEP 740 attestation object, a Sigstore
+bundle (message signature or DSSE), and a conda `.sigs` sidecar (a JSON array of bundles). Whatever
+cannot be parsed becomes one `verified: false` fact that says why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import ValidationError
+from pypi_attestations import Attestation, ConversionError, Provenance
+from sigstore.errors import Error as SigstoreError
+from sigstore.models import Bundle
+
+from gate.facts import AttestationFact
+from gate.verify.sigstore import BundleVerifier, Target
+
+
+def _unverified(source: str, error: str) -> list[AttestationFact]:
+    return [AttestationFact(verified=False, source=source, error=error)]
+
+
+def _brief(err: Exception) -> str:
+    return " ".join(f"{type(err).__name__}: {err}".split())[:300]
+
+
+def _bundle(document: Any, source: str, target: Target, verifier: BundleVerifier) -> AttestationFact:
+    """Verify one bundle document; a bundle that does not parse is an unverified fact of its own."""
+    try:
+        bundle = Bundle.from_json(json.dumps(document))
+    except (SigstoreError, ValidationError, ValueError) as err:
+        return AttestationFact(verified=False, source=source, error=f"parse: {_brief(err)}")
+    return verifier.verify(bundle, target, source)
+
+
+def _pep740(att: Attestation, source: str, target: Target, verifier: BundleVerifier) -> AttestationFact:
+    try:
+        bundle = att.to_bundle()
+    except (ConversionError, SigstoreError, ValueError) as err:
+        return AttestationFact(verified=False, source=source, error=f"parse: {_brief(err)}")
+    return verifier.verify(bundle, target, source, pep740=True)
+
+
+def verify_evidence(
+    data: bytes,
+    source: str,
+    target: Target,
+    verifier: BundleVerifier,
+    *,
+    expected_sha256: str | None = None,
+) -> list[AttestationFact]:
+    """One fact per bundle in `data`; `expected_sha256` is the digest an index advertised for `data`."""
+    if expected_sha256 is not None and hashlib.sha256(data).hexdigest() != expected_sha256.lower():
+        return _unverified(source, "sidecar-hash: evidence bytes do not match the sha256 the index advertised")
+    try:
+        document = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as err:
+        return _unverified(source, f"parse: not JSON: {_brief(err)}")
+    try:
+        if isinstance(document, list):
+            if not document:
+                return _unverified(source, "parse: empty list of bundles")
+            return [_bundle(d, f"{source}#{i}", target, verifier) for i, d in enumerate(document)]
+        if not isinstance(document, dict):
+            return _unverified(source, "parse: expected a JSON object or array")
+        if "attestation_bundles" in document:
+            provenance = Provenance.model_validate(document)
+            facts = [
+                _pep740(att, f"{source}#{i}.{j}", target, verifier)
+                for i, group in enumerate(provenance.attestation_bundles)
+                for j, att in enumerate(group.attestations)
+            ]
+            return facts or _unverified(source, "parse: provenance holds no attestations")
+        if "envelope" in document and "verification_material" in document:
+            return [_pep740(Attestation.model_validate(document), source, target, verifier)]
+        if "mediaType" in document:
+            return [_bundle(document, source, target, verifier)]
+    except (ValidationError, SigstoreError, ValueError) as err:
+        return _unverified(source, f"parse: {_brief(err)}")
+    return _unverified(source, "parse: not a Sigstore bundle, PEP 740 attestation or provenance object")

@@ -1,0 +1,179 @@
+"""Verify one Sigstore bundle for one file, offline, and turn the outcome into an AttestationFact.
+
+The certificate identity is *not* judged here: the bundle's signature, certificate chain, transparency
+log entry and timestamps are verified against the trusted root, then the identity and claims become
+facts that the compiled policy judges. The statement must name this file and its sha256.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from functools import cache, partial
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
+from sigstore.errors import Error as SigstoreError
+from sigstore.hashes import Hashed
+from sigstore.models import Bundle, TrustedRoot
+from sigstore.verify import Verifier
+from sigstore_models.common.v1 import HashAlgorithm
+
+from gate.errors import GateError
+from gate.facts import AttestationFact, Ecosystem
+from gate.verify.claims import certificate_claims, certificate_identity, publisher_from_claims
+
+INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+PRODUCTION_ROOT = "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev/trusted_root.json"
+
+
+@dataclass(frozen=True)
+class Target:
+    """The file a bundle must be evidence for."""
+
+    filename: str
+    sha256: str
+    ecosystem: Ecosystem
+
+
+class EvidenceError(Exception):
+    """Evidence that does not establish anything about the target; becomes `verified: false`."""
+
+    def __init__(self, stage: str, message: str) -> None:
+        super().__init__(f"{stage}: {message}")
+        self.stage = stage
+
+
+class _IdentityJudgedByPolicy:
+    """A sigstore VerificationPolicy that accepts any certificate identity.
+
+    Safe only because the identity, issuer and claims are returned as facts and judged by the
+    compiled gate policy; a fact is never used as evidence of a signer without that judgement.
+    """
+
+    def verify(self, cert: x509.Certificate) -> None:
+        return None
+
+
+def default_trusted_root_path() -> Path:
+    """The production trusted root shipped inside the `sigstore` package (never the user's cache)."""
+    path = resources.files("sigstore").joinpath("_store", PRODUCTION_ROOT)
+    return Path(str(path))
+
+
+class TrustRootError(GateError):
+    def __init__(self, path: Path, err: Exception) -> None:
+        super().__init__(f"cannot load Sigstore trusted root {path}: {err}")
+
+    def diagnostics(self) -> str:
+        return f"{self}\nPass a trusted_root.json (protobuf-specs TrustedRoot JSON) with --trusted-root."
+
+
+@cache
+def _verifier(path: Path) -> Verifier:
+    try:
+        return Verifier(trusted_root=TrustedRoot.from_file(str(path)))
+    except Exception as err:  # pydantic or sigstore errors for a malformed root
+        raise TrustRootError(path, err) from err
+
+
+def _dist_key(filename: str) -> tuple[Any, ...]:
+    """Name and version (and wheel tags) parsed the way PEP 740 compares subjects."""
+    if filename.endswith(".whl"):
+        return parse_wheel_filename(filename)
+    return parse_sdist_filename(filename)
+
+
+def _subject_names_target(name: str, target: Target) -> bool:
+    if target.ecosystem is Ecosystem.PYPI:
+        try:
+            return _dist_key(name) == _dist_key(target.filename)
+        except (InvalidWheelFilename, InvalidSdistFilename):
+            return False
+    if target.ecosystem is Ecosystem.CONDA:
+        return name == target.filename
+    return True  # a generic file is bound by digest only
+
+
+def check_statement(payload: bytes, target: Target, *, exactly_one_subject: bool) -> dict[str, Any]:
+    """The in-toto statement must have a subject naming the target with its sha256."""
+    try:
+        statement = json.loads(payload)
+    except ValueError as err:
+        raise EvidenceError("statement", f"not JSON: {err}") from err
+    subjects = statement.get("subject") if isinstance(statement, dict) else None
+    if not isinstance(subjects, list) or not subjects:
+        raise EvidenceError("statement", "statement has no subject")
+    if exactly_one_subject and len(subjects) != 1:
+        raise EvidenceError("statement", f"expected exactly one subject, found {len(subjects)}")
+    by_digest = [s for s in subjects if isinstance(s, dict) and (s.get("digest") or {}).get("sha256") == target.sha256]
+    if not by_digest:
+        raise EvidenceError("subject-digest", f"no subject has this file's sha256 {target.sha256}")
+    if not any(_subject_names_target(str(s.get("name", "")), target) for s in by_digest):
+        names = ", ".join(str(s.get("name")) for s in by_digest)
+        raise EvidenceError("subject-name", f"subject {names} does not name {target.filename}")
+    return statement
+
+
+def _integrated_time(bundle: Bundle) -> dt.datetime | None:
+    entries = json.loads(bundle.to_json()).get("verificationMaterial", {}).get("tlogEntries", [])
+    raw = entries[0].get("integratedTime") if entries else None
+    return dt.datetime.fromtimestamp(int(raw), dt.UTC) if raw else None
+
+
+class BundleVerifier:
+    """Verifies bundles against one trusted root (the production root shipped with sigstore by default)."""
+
+    def __init__(self, trusted_root: Path | None = None) -> None:
+        self.trusted_root = (trusted_root or default_trusted_root_path()).resolve()
+        self._verifier = _verifier(self.trusted_root)
+
+    def verify(
+        self, bundle: Bundle, target: Target, source: str, *, pep740: bool = False
+    ) -> AttestationFact:
+        """Verify `bundle` as evidence for `target`; every failure is returned as `verified: false`."""
+        cert = bundle.signing_certificate
+        identity = certificate_identity(cert)
+        claims = certificate_claims(cert)
+        fact = partial(
+            AttestationFact,
+            source=source,
+            identity=identity,
+            issuer=claims.get("issuer"),
+            claims=claims,
+            publisher=publisher_from_claims(claims, identity),
+        )
+        predicate_type: str | None = None
+        target_channel: str | None = None
+        try:
+            if bundle._dsse_envelope is not None:  # noqa: SLF001 (no public accessor in sigstore 4.x)
+                payload_type, payload = self._verifier.verify_dsse(bundle, _IdentityJudgedByPolicy())
+                if payload_type != INTOTO_PAYLOAD_TYPE:
+                    raise EvidenceError("payload-type", f"expected {INTOTO_PAYLOAD_TYPE}, got {payload_type}")
+                exactly_one = pep740 or target.ecosystem is Ecosystem.CONDA
+                statement = check_statement(payload, target, exactly_one_subject=exactly_one)
+                predicate_type = statement.get("predicateType")
+                predicate = statement.get("predicate")
+                if isinstance(predicate, dict) and isinstance(predicate.get("targetChannel"), str):
+                    target_channel = predicate["targetChannel"].rstrip("/")
+            else:
+                digest = Hashed(algorithm=HashAlgorithm.SHA2_256, digest=bytes.fromhex(target.sha256))
+                self._verifier.verify_artifact(digest, bundle, _IdentityJudgedByPolicy())
+        except SigstoreError as err:
+            return fact(verified=False, error=f"sigstore: {_one_line(err)}")
+        except EvidenceError as err:
+            return fact(verified=False, error=str(err))
+        return fact(
+            verified=True,
+            predicateType=predicate_type,
+            integratedTime=_integrated_time(bundle),
+            targetChannel=target_channel,
+        )
+
+
+def _one_line(err: Exception) -> str:
+    return " ".join(f"{type(err).__name__}: {err}".split())[:300]
