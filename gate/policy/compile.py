@@ -58,6 +58,11 @@ class CompiledPolicy:
     def enforced(self) -> bool:
         return self.policy.mode is Mode.ENFORCE
 
+    @property
+    def uses_attestations(self) -> bool:
+        """Whether any rule reads `attestations` (so evidence must be fetched and verified)."""
+        return any("attestations" in rule.expression for rule in self.rules)
+
 
 def cel_string(value: str) -> str:
     """A CEL string literal (JSON escaping is valid CEL escaping)."""

@@ -75,6 +75,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -311,8 +312,9 @@ def _write_shards(subdir_dir: Path, repodata: JsonObject) -> None:
         blob = zstandard.ZstdCompressor().compress(_msgpack(shard))
         digests[name] = hashlib.sha256(blob).digest()
         _write_file(shards_dir / f"{digests[name].hex()}.msgpack.zst", blob)
+    referenced = {f"{digest.hex()}.msgpack.zst" for digest in digests.values()}
     for stale in shards_dir.iterdir():
-        if stale.name.removesuffix(".msgpack.zst") not in {d.hex() for d in digests.values()}:
+        if stale.name not in referenced:
             stale.unlink()
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     info = {"subdir": subdir_dir.name, "base_url": "", "shards_base_url": "./shards/", "created_at": created}
@@ -379,7 +381,7 @@ class _ChannelHandler(SimpleHTTPRequestHandler):
 
     def send_head(self) -> BinaryIO | None:
         """Serve a file with a strong ETag, answering If-None-Match with 304 and hidden paths with 404."""
-        if any(fnmatch.fnmatchcase(self._url_path(), pattern) for pattern in self.server.not_found):
+        if self.server.owner.hidden(self._url_path()):
             self.send_error(404, "hidden by test")
             return None
         file = Path(self.translate_path(self.path))
@@ -387,7 +389,7 @@ class _ChannelHandler(SimpleHTTPRequestHandler):
             return super().send_head()  # directories and plain 404s
         data = file.read_bytes()
         etag = f'"{_sha256(data)}"'
-        if etag in self.headers.get("If-None-Match", ""):
+        if _etag_matches(self.headers.get("If-None-Match", ""), etag):
             self._send_status(304, etag, file)
             return None
         self._send_status(200, etag, file)
@@ -406,7 +408,7 @@ class _ChannelHandler(SimpleHTTPRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """Record the request instead of printing it."""
         status = int(code) if isinstance(code, int) or code.isdigit() else 0
-        self.server.record(ServedRequest(self.command, self._url_path(), status))
+        self.server.owner.record(ServedRequest(self.command, self._url_path(), status))
 
     def log_message(self, format: str, *args: Any) -> None:
         """Stay silent; the request log is the record."""
@@ -417,26 +419,18 @@ class _ChannelHandler(SimpleHTTPRequestHandler):
 
 
 class _ChannelHTTPServer(ThreadingHTTPServer):
-    """Threading HTTP server carrying the request log and the not-found patterns."""
+    """Threading HTTP server on a free loopback port carrying the owning ChannelServer."""
 
     daemon_threads = True
 
-    def __init__(self, channel_dir: Path, not_found: Iterable[str], log: list[ServedRequest]) -> None:
-        """Bind to a free loopback port and serve channel_dir, appending requests to log."""
-        self.channel_dir = channel_dir
-        self.not_found = set(not_found)
-        self.requests = log
-        self._lock = threading.Lock()
+    def __init__(self, owner: ChannelServer) -> None:
+        """Bind to 127.0.0.1 on a free port."""
+        self.owner = owner
         super().__init__(("127.0.0.1", 0), self._handler)
 
     def _handler(self, *args: Any) -> _ChannelHandler:
         """Create a request handler rooted at the channel directory."""
-        return _ChannelHandler(*args, directory=str(self.channel_dir))
-
-    def record(self, request: ServedRequest) -> None:
-        """Append a request to the log (thread-safe)."""
-        with self._lock:
-            self.requests.append(request)
+        return _ChannelHandler(*args, directory=str(self.owner.channel_dir))
 
 
 class ChannelServer:
@@ -449,30 +443,41 @@ class ChannelServer:
         not_found: Iterable[str] = (),
         request_log: list[ServedRequest] | None = None,
     ) -> None:
-        """Bind a free port; not_found: fnmatch patterns of URL paths to 404; log requests to request_log."""
-        log = [] if request_log is None else request_log
-        self._server = _ChannelHTTPServer(channel_dir, not_found, log)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="conda-channel", daemon=True)
-        host, port = self._server.server_address[:2]
-        self.url = f"http://{host!s}:{port}"
+        """Configure; not_found: fnmatch patterns of URL paths to answer 404; requests go to request_log."""
+        self.channel_dir = channel_dir
+        self.not_found = set(not_found)  # live: tests may change it while serving
+        self.url = ""  # set on __enter__
+        self._log: list[ServedRequest] = [] if request_log is None else request_log
+        self._lock = threading.Lock()
+        self._server: _ChannelHTTPServer | None = None
+        self._thread: threading.Thread | None = None
 
     @property
     def requests(self) -> list[ServedRequest]:
         """Return a snapshot of the requests served so far."""
-        with self._server._lock:
-            return list(self._server.requests)
-
-    @property
-    def not_found(self) -> set[str]:
-        """Return the live set of fnmatch patterns answered with 404 (mutable)."""
-        return self._server.not_found
+        with self._lock:
+            return list(self._log)
 
     def paths(self, method: str = "GET") -> list[str]:
         """Return the URL paths requested with the given method, in order."""
         return [r.path for r in self.requests if r.method == method]
 
+    def hidden(self, path: str) -> bool:
+        """Tell whether a URL path matches one of the not-found patterns."""
+        return any(fnmatch.fnmatchcase(path, pattern) for pattern in self.not_found)
+
+    def record(self, request: ServedRequest) -> None:
+        """Append a request to the log (called from handler threads)."""
+        with self._lock:
+            self._log.append(request)
+
     def __enter__(self) -> ChannelServer:
-        """Start serving."""
+        """Bind a free port and start serving."""
+        self._server = _ChannelHTTPServer(self)
+        host, port = self._server.server_address[:2]
+        self.url = f"http://{host!s}:{port}"
+        serve = partial(self._server.serve_forever, poll_interval=0.05)
+        self._thread = threading.Thread(target=serve, name=f"conda-channel-{port}", daemon=True)
         self._thread.start()
         return self
 
@@ -480,9 +485,11 @@ class ChannelServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         """Stop serving and close the listening socket."""
-        self._server.shutdown()
-        self._thread.join()
-        self._server.server_close()
+        if self._server is not None and self._thread is not None:
+            self._server.shutdown()
+            self._thread.join()
+            self._server.server_close()
+        self._server = self._thread = None
 
 
 @contextmanager
@@ -495,6 +502,12 @@ def serve_channel(
 
 
 # --- small helpers -----------------------------------------------------------------------------------------
+
+
+def _etag_matches(if_none_match: str, etag: str) -> bool:
+    """Evaluate an If-None-Match header against the current entity tag (weak comparison, RFC 9110)."""
+    candidates = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in candidates or etag in candidates
 
 
 def _sha256(data: bytes) -> str:
