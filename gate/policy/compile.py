@@ -15,7 +15,7 @@ import celpy
 
 from gate.errors import Issue, PolicyError
 from gate.policy.duration import format_duration
-from gate.policy.load import load_paths
+from gate.policy.load import RawPolicy, load_paths, load_text
 from gate.policy.model import Attestations, MinimumAge, Mode, Policy, Signer, build_policy
 from gate.policy.patterns import Pattern
 from gate.policy.schema import schema_issues
@@ -207,10 +207,20 @@ def _path(dotted: str) -> tuple[str | int, ...]:
 
 def load_policies(paths: list[Path]) -> list[CompiledPolicy]:
     """Load, validate, build and compile every policy under `paths`; raise PolicyError with all issues."""
+    return compile_documents(load_paths(paths))
+
+
+def load_policy_text(text: str, file: str = "<policy>") -> list[CompiledPolicy]:
+    """The same as `load_policies` for YAML text (tests, policies embedded elsewhere)."""
+    return compile_documents(load_text(text, file))
+
+
+def compile_documents(documents: list[RawPolicy]) -> list[CompiledPolicy]:
+    """Validate, build and compile raw documents; raise PolicyError with every issue of every document."""
     issues: list[Issue] = []
     compiled: list[CompiledPolicy] = []
     names: dict[str, str] = {}
-    for raw in load_paths(paths):
+    for raw in documents:
         found = schema_issues(raw)
         if found:
             issues.extend(found)

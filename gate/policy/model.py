@@ -205,12 +205,7 @@ class _Builder:
         )
 
     def selector(self, path: Path_, text: str) -> PackageSelector | None:
-        found = re.match(r"^\s*([^<>=!~;\s]+)\s*(.*)$", text)
-        name, spec = found.groups() if found else (text, "")
-        if not spec:
-            return PackageSelector(name=patterns.package_glob(name))
-        versions = self.attempt(path, lambda: SpecifierSet(spec))
-        return None if versions is None else PackageSelector(patterns.package_glob(name), versions)
+        return self.attempt(path, lambda: parse_selector(text))
 
     def exception(self, index: int, raw: dict[str, Any], rule_names: set[str]) -> PolicyException | None:
         path: Path_ = ("spec", "exceptions", index)
@@ -267,12 +262,20 @@ def _regex(text: str) -> patterns.Pattern:
         raise ValueError(f"invalid regex {text!r}: {err}") from err
 
 
+def parse_selector(text: str) -> PackageSelector:
+    """`legacy-lib`, `corp-*`, `legacy-lib<2`, `legacy-lib >=1, <2`; raise ValueError for a bad specifier."""
+    found = re.match(r"^\s*([^<>=!~;\s]+)\s*(.*)$", text)
+    name, spec = found.groups() if found else (text, "")
+    versions = SpecifierSet(spec) if spec else None
+    return PackageSelector(name=patterns.package_glob(name), versions=versions)
+
+
 def parse_expiry(text: str) -> dt.datetime:
     """A date means "valid through that day (UTC)"; a full ISO time is taken as given (UTC if no zone)."""
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC) + dt.timedelta(days=1)
     try:
         value = dt.datetime.fromisoformat(text)
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return value.replace(tzinfo=dt.UTC) + dt.timedelta(days=1)
     except ValueError as err:
         raise ValueError(f"invalid expiry {text!r}: expected YYYY-MM-DD or an ISO 8601 time") from err
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Iterator
 from functools import cache
 from importlib import resources
 from typing import Any
 
+import celpy
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
 from gate.errors import Issue
+from gate.policy.duration import parse_duration
 from gate.policy.load import RawPolicy, format_path
+from gate.policy.model import parse_expiry, parse_selector
 
 SCHEMA_NAME = "policy.v1.schema.json"
 
@@ -25,27 +29,84 @@ def policy_schema() -> dict[str, Any]:
     return schema
 
 
+FORMATS = jsonschema.FormatChecker(formats=())
+
+
+@FORMATS.checks("duration", raises=ValueError)
+def _duration(value: object) -> bool:
+    if isinstance(value, str):
+        parse_duration(value)
+    return True
+
+
+@FORMATS.checks("regex", raises=ValueError)
+def _regex(value: object) -> bool:
+    if isinstance(value, str):
+        try:
+            re.compile(value)
+        except re.error as err:
+            raise ValueError(f"invalid regex {value!r}: {err}") from err
+    return True
+
+
+@FORMATS.checks("expiry", raises=ValueError)
+def _expiry(value: object) -> bool:
+    if isinstance(value, str):
+        parse_expiry(value)
+    return True
+
+
+@FORMATS.checks("package-selector", raises=ValueError)
+def _selector(value: object) -> bool:
+    if isinstance(value, str):
+        parse_selector(value)
+    return True
+
+
+@FORMATS.checks("cel", raises=ValueError)
+def _cel(value: object) -> bool:
+    if isinstance(value, str):
+        try:
+            _CEL.compile(value)
+        except celpy.CELParseError as err:
+            where = f"line {err.line}, column {err.column}" if err.line else "here"
+            text = str(err.args[0]).rstrip() if err.args else ""
+            raise ValueError(f"CEL syntax error at {where}:\n{text}") from err
+    return True
+
+
+_CEL = celpy.Environment()
+
+
 @cache
 def _validator() -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(policy_schema())
+    return jsonschema.Draft202012Validator(policy_schema(), format_checker=FORMATS)
 
 
 def _message(error: ValidationError) -> str:
     """A human message: the schema's own `x-error` where it has one."""
     if isinstance(error.schema, dict) and "x-error" in error.schema:
         return f"{error.schema['x-error']} (got {json.dumps(error.instance, default=str)[:80]})"
+    if error.validator == "format" and error.cause is not None:
+        return str(error.cause)
     if error.validator == "required":
         return error.message.replace("is a required property", "is required")
     return error.message
 
 
 def _leaves(error: ValidationError) -> Iterator[ValidationError]:
-    """Report an `if/then` branch's own errors rather than the `allOf` wrapper around it."""
+    """Report an `if/then` branch's own errors rather than the `allOf` wrapper around it, and a
+    value of the right shape but bad content (a `format` error) rather than "not valid under any"."""
     if error.validator == "allOf" and error.context:
         for sub in error.context:
             yield from _leaves(sub)
-    else:
-        yield error
+        return
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        formats = [sub for sub in error.context if sub.validator == "format"]
+        if formats:
+            yield from formats
+            return
+    yield error
 
 
 def _unknown_keys(error: ValidationError, doc: RawPolicy) -> Iterator[Issue]:

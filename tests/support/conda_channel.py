@@ -9,7 +9,7 @@ API::
     read_repodata(channel_dir, subdir) -> dict
     set_record_fields(channel_dir, subdir, filename, **fields) -> dict     # value None deletes a field
     write_repodata(channel_dir, subdir, repodata) -> None
-    write_sidecar(package, body) -> str                                     # then index_channel()
+    write_sidecar(package, body) -> str             # <file>.sigs + <file>.sigs.<sha256>; then index_channel()
     add_fixture_signed_package(channel_dir) -> dict
     serve_channel(channel_dir, *, request_log=None, not_found=()) -> ContextManager[str]   # base URL
     ChannelServer(channel_dir, *, not_found=(), request_log=None)   # .url .requests .paths() .not_found
@@ -19,17 +19,21 @@ What rattler's indexer writes (py-rattler 0.28 ``rattler.index.index_fs``, obser
     indexing, kept on re-index even with ``force=True``; top level also gets ``repodata_version: 1`` and
     ``v3: {}``), ``repodata.json.zst`` (``write_zst``, default on), ``repodata_shards.msgpack.zst`` plus
     ``shards/<sha256 of the compressed shard>.msgpack.zst`` (CEP 16, ``write_shards``, default on; one shard
-    per package name, hashes as msgpack bin). It writes no ``repodata.json.bz2``, ``current_repodata.json``,
-    ``repodata_from_packages.json``, ``channeldata.json`` or ``.jlap``; it leaves an empty ``<channel>/.tmp/``
-    and no-longer-referenced shard files behind. A re-index reuses the records already in
-    ``repodata.json`` verbatim (edited ``timestamp`` etc. survive) but drops fields it does not index
-    (``attestations_sha256``!) and keeps the stale record of a package rebuilt under the same filename.
-    ``index_channel`` compensates: it forgets records whose file changed, re-adds dropped fields, sets
-    ``attestations_sha256`` from ``<file>.sigs`` sidecars (present iff the sidecar exists, so fake a bad
-    hash with ``set_record_fields`` after the last index) and rewrites all variants via ``write_repodata``.
-    ``write_repodata`` writes ``repodata.json``, ``.json.zst``, the shard index and shards itself (small
-    msgpack encoder; md5/sha256/legacy_bz2_md5/attestations_sha256 as bin like rattler's own hash fields)
-    and deletes every other ``*repodata*`` file and unreferenced shard, so nothing stale is served.
+    per package name; md5/sha256/attestations_sha256 as msgpack bin). It writes no ``repodata.json.bz2``,
+    ``current_repodata.json``, ``repodata_from_packages.json``, ``channeldata.json`` or ``.jlap``, and leaves
+    an empty ``<channel>/.tmp/`` and no-longer-referenced shard files behind.
+    It implements the sidecar draft (conda/ceps PR 142) itself: for ``<file>.sigs`` it requires a non-empty
+    JSON array (``[{}]`` passes; no Sigstore check, no subject check) and the content-addressed copy
+    ``<file>.sigs.<sha256>`` (error if missing; it does not create it) and sets ``attestations_sha256``;
+    without ``.sigs`` it drops the field. A re-index reuses the records already in ``repodata.json``
+    (edited ``timestamp``/``indexed_timestamp``/``depends`` survive), drops fields it does not model
+    (e.g. ``x_anything``), and keeps the stale record of a package rebuilt under the same filename.
+    ``index_channel`` therefore forgets records whose file changed, lets rattler rewrite the shards from
+    scratch and deletes the variants rattler does not write; so call ``set_record_fields`` after the last
+    ``index_channel`` (a bogus ``attestations_sha256`` or an unknown field would not survive a re-index).
+    ``set_record_fields``/``write_repodata`` write ``repodata.json``, ``.json.zst``, the shard index and the
+    shards themselves (small msgpack encoder, hash fields as bin like rattler), since a re-index would undo
+    such edits, and delete every other ``*repodata*`` file and unreferenced shard, so nothing stale remains.
 
 What the rattler 0.28 client requests (``solve`` through a ``Gateway`` with default ``SourceConfig``, seen in
 the server log; subdirs are fetched concurrently, so only the order within one subdir is fixed):
@@ -66,7 +70,6 @@ import fnmatch
 import hashlib
 import io
 import json
-import os
 import shutil
 import struct
 import tempfile
@@ -105,7 +108,7 @@ __all__ = [
     "write_sidecar",
 ]
 
-FIXTURES = Path(os.environ.get("GATE_FIXTURES", "/work/shared/fixtures"))
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"  # as in tests/conftest.py
 FIXTURE_CHANNEL = FIXTURES / "conda" / "channel-sigstore-example"
 SIGNED_PACKAGE = "signed-package-2.1.0-hb0f4dca_0.conda"
 
@@ -189,17 +192,16 @@ def _write_info(root: Path, index: JsonObject, payload: str) -> None:
 
 
 def index_channel(channel_dir: Path) -> None:
-    """Index every subdir with rattler, then restore dropped fields and advertise `.sigs` sidecars."""
+    """Index every subdir with rattler's own indexer, then remove what it would leave stale."""
     (channel_dir / "noarch").mkdir(parents=True, exist_ok=True)
-    before = {subdir: _prune_changed_records(channel_dir, subdir) for subdir in _indexed(channel_dir)}
+    for subdir in _indexed(channel_dir):
+        _prune_changed_records(channel_dir, subdir)
+        shutil.rmtree(channel_dir / subdir / "shards", ignore_errors=True)  # rattler rewrites live shards
     asyncio.run(index_fs(channel_dir))
     with suppress(OSError):
         (channel_dir / ".tmp").rmdir()  # rattler's scratch directory, empty after a successful run
     for subdir in _indexed(channel_dir):
-        repodata = read_repodata(channel_dir, subdir)
-        _restore_dropped_fields(repodata, before.get(subdir, {}))
-        _advertise_sidecars(channel_dir / subdir, repodata)
-        write_repodata(channel_dir, subdir, repodata)
+        _delete_other_variants(channel_dir / subdir)
 
 
 def read_repodata(channel_dir: Path, subdir: str) -> JsonObject:
@@ -228,13 +230,11 @@ def write_repodata(channel_dir: Path, subdir: str, repodata: JsonObject) -> None
     _write_file(subdir_dir / "repodata.json", text)
     _write_file(subdir_dir / "repodata.json.zst", zstandard.ZstdCompressor().compress(text))
     _write_shards(subdir_dir, repodata)
-    for path in subdir_dir.glob("*repodata*"):
-        if path.name not in _WRITTEN_VARIANTS:
-            path.unlink()
+    _delete_other_variants(subdir_dir)
 
 
 def write_sidecar(package: Path, body: bytes) -> str:
-    """Write `<package>.sigs` and its immutable `.sigs.<sha256>` copy; return the sha256 (re-index after)."""
+    """Write `<package>.sigs` and its `.sigs.<sha256>` copy (rattler needs both); return the sha256."""
     digest = _sha256(body)
     _write_file(package.with_name(f"{package.name}.sigs"), body)
     _write_file(package.with_name(f"{package.name}.sigs.{digest}"), body)
@@ -242,7 +242,7 @@ def write_sidecar(package: Path, body: bytes) -> str:
 
 
 def add_fixture_signed_package(channel_dir: Path) -> JsonObject:
-    """Copy the real signed fixture package and its sidecars into linux-64, index, return its record."""
+    """Copy the real signed package and both sidecars into linux-64, index the channel, return the record."""
     target = channel_dir / "linux-64"
     target.mkdir(parents=True, exist_ok=True)
     for source in sorted((FIXTURE_CHANNEL / "linux-64").glob(f"{SIGNED_PACKAGE}*")):
@@ -262,60 +262,36 @@ def _record_key(filename: str) -> str:
     return "packages.conda" if filename.endswith(".conda") else "packages"
 
 
-def _records_by_file(repodata: JsonObject) -> dict[str, JsonObject]:
-    """Return all records of a repodata document keyed by package filename."""
-    return {**repodata.get("packages", {}), **repodata.get("packages.conda", {})}
-
-
-def _prune_changed_records(channel_dir: Path, subdir: str) -> dict[str, JsonObject]:
-    """Drop records whose file is gone or was rebuilt (rattler would keep them); return the rest by file."""
+def _prune_changed_records(channel_dir: Path, subdir: str) -> None:
+    """Drop records whose file is gone or was rebuilt, which rattler's incremental index would keep."""
     repodata = read_repodata(channel_dir, subdir)
-    kept: dict[str, JsonObject] = {}
     for key in ("packages", "packages.conda"):
         records: dict[str, JsonObject] = repodata.get(key, {})
         for filename, record in list(records.items()):
             package = channel_dir / subdir / filename
-            if package.is_file() and _sha256(package.read_bytes()) == record.get("sha256"):
-                kept[filename] = record
-            else:
+            if not package.is_file() or _sha256(package.read_bytes()) != record.get("sha256"):
                 del records[filename]
     _write_file(channel_dir / subdir / "repodata.json", json.dumps(repodata).encode())
-    return kept
 
 
-def _restore_dropped_fields(repodata: JsonObject, before: dict[str, JsonObject]) -> None:
-    """Re-add fields the indexer dropped (it keeps only fields it knows, e.g. not attestations_sha256)."""
-    for filename, record in _records_by_file(repodata).items():
-        for key, value in before.get(filename, {}).items():
-            record.setdefault(key, value)
-
-
-def _advertise_sidecars(subdir_dir: Path, repodata: JsonObject) -> None:
-    """Set `attestations_sha256` on records whose `<file>.sigs` sidecar exists, remove it elsewhere."""
-    for filename, record in _records_by_file(repodata).items():
-        sidecar = subdir_dir / f"{filename}.sigs"
-        if sidecar.is_file():
-            record["attestations_sha256"] = _sha256(sidecar.read_bytes())
-        else:
-            record.pop("attestations_sha256", None)
+def _delete_other_variants(subdir_dir: Path) -> None:
+    """Delete repodata variants rattler does not write (.bz2, current_repodata.json, ...): they'd be stale."""
+    for path in subdir_dir.glob("*repodata*"):
+        if path.name not in _WRITTEN_VARIANTS:
+            path.unlink()
 
 
 # --- sharded repodata (CEP 16) -----------------------------------------------------------------------------
 
 
 def _write_shards(subdir_dir: Path, repodata: JsonObject) -> None:
-    """Write `repodata_shards.msgpack.zst` and one `shards/<sha256>.msgpack.zst` per package name."""
-    shards_dir = subdir_dir / "shards"
-    shards_dir.mkdir(exist_ok=True)
+    """Replace `repodata_shards.msgpack.zst` and `shards/` with one shard per package name."""
+    shutil.rmtree(subdir_dir / "shards", ignore_errors=True)
     digests: dict[str, bytes] = {}
     for name, shard in sorted(_shards(repodata).items()):
         blob = zstandard.ZstdCompressor().compress(_msgpack(shard))
         digests[name] = hashlib.sha256(blob).digest()
-        _write_file(shards_dir / f"{digests[name].hex()}.msgpack.zst", blob)
-    referenced = {f"{digest.hex()}.msgpack.zst" for digest in digests.values()}
-    for stale in shards_dir.iterdir():
-        if stale.name not in referenced:
-            stale.unlink()
+        _write_file(subdir_dir / "shards" / f"{digests[name].hex()}.msgpack.zst", blob)
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     info = {"subdir": subdir_dir.name, "base_url": "", "shards_base_url": "./shards/", "created_at": created}
     index = _msgpack({"info": info, "shards": digests})

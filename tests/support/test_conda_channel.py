@@ -11,13 +11,14 @@ import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 from urllib.error import HTTPError
 
 import pytest
 import rattler
 import zstandard
-from rattler.exceptions import GatewayError
+from rattler import RepoDataRecord
+from rattler.exceptions import CacheDirError, GatewayError
+from rattler.platform.subdir import SubdirLiteral
 
 from .conda_channel import (
     FIXTURE_CHANNEL,
@@ -61,16 +62,21 @@ def rattler_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def solve(
-    url: str, cache: Path, specs: Sequence[str], platforms: Sequence[str] = ("noarch",), **kw: Any
-) -> Any:
+    url: str,
+    cache: Path,
+    specs: Sequence[str],
+    platforms: Sequence[SubdirLiteral] = ("noarch",),
+    exclude_newer: dt.timedelta | None = None,
+) -> list[RepoDataRecord]:
     """Solve specs against one channel URL only, with repodata cached under cache."""
     gateway = rattler.Gateway(cache_dir=cache / "repodata")
-    return asyncio.run(
-        rattler.solve(sources=[url], specs=list(specs), gateway=gateway, platforms=list(platforms), **kw)
+    solving = rattler.solve(
+        sources=[url], specs=specs, gateway=gateway, platforms=platforms, exclude_newer=exclude_newer
     )
+    return asyncio.run(solving)
 
 
-def install(records: Any, prefix: Path, cache: Path) -> None:
+def install(records: list[RepoDataRecord], prefix: Path, cache: Path) -> None:
     """Install solved records into prefix using the package cache under cache."""
     asyncio.run(rattler.install(records, target_prefix=prefix, cache_dir=cache / "pkgs", show_progress=False))
 
@@ -86,7 +92,7 @@ def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, 
             return error.code, error.read(), dict(error.headers)
 
 
-def versions(records: Any) -> list[str]:
+def versions(records: list[RepoDataRecord]) -> list[str]:
     """Return the versions of solved records."""
     return [str(record.version) for record in records]
 
@@ -135,29 +141,37 @@ def test_set_record_fields_rewrites_variants_and_drops_stale_ones(channel: Path)
     assert len(new_shards) == 1 and new_shards != old_shards
 
 
-def test_reindex_keeps_edits_and_unknown_fields_but_refreshes_rebuilt_files(channel: Path) -> None:
-    """index_channel keeps edited and rattler-unknown fields, and re-reads a package rebuilt in place."""
-    set_record_fields(channel, "noarch", "demo-2.0-0.tar.bz2", timestamp=7, x_gate_note="kept")
+def test_reindex_keeps_known_edits_and_refreshes_rebuilt_files(channel: Path) -> None:
+    """A re-index keeps edited fields rattler models, drops unknown ones, and re-reads a rebuilt package."""
+    set_record_fields(channel, "noarch", "demo-2.0-0.tar.bz2", timestamp=7, x_gate_note="dropped")
     rebuilt = build_conda_package(channel / "noarch", "demo", "1.0", depends=["python"], timestamp_ms=9)
     index_channel(channel)
     records = read_repodata(channel, "noarch")
     assert records["packages"]["demo-2.0-0.tar.bz2"]["timestamp"] == 7
-    assert records["packages"]["demo-2.0-0.tar.bz2"]["x_gate_note"] == "kept"
+    assert "x_gate_note" not in records["packages"]["demo-2.0-0.tar.bz2"]
     fresh = records["packages.conda"]["demo-1.0-0.conda"]
     assert fresh["sha256"] == hashlib.sha256(rebuilt.read_bytes()).hexdigest()
     assert (fresh["depends"], fresh["timestamp"]) == (["python"], 9)
+    assert len(list((channel / "noarch" / "shards").iterdir())) == 1
 
 
-def test_sidecar_sets_attestations_sha256(channel: Path) -> None:
-    """A `.sigs` sidecar is advertised by hash on re-index and the hash goes away with the sidecar."""
+def test_rattler_index_advertises_sidecars(channel: Path) -> None:
+    """rattler's indexer sets attestations_sha256 for a `.sigs` sidecar and drops it with the sidecar."""
     package = channel / "noarch" / "demo-1.0-0.conda"
-    digest = write_sidecar(package, b"[]")
+    body = (FIXTURE_CHANNEL / "linux-64" / f"{SIGNED_PACKAGE}.sigs").read_bytes()  # other subject: accepted
+    digest = write_sidecar(package, body)
     index_channel(channel)
     assert read_repodata(channel, "noarch")["packages.conda"][package.name]["attestations_sha256"] == digest
-    assert (package.parent / f"{package.name}.sigs.{digest}").read_bytes() == b"[]"
     (package.parent / f"{package.name}.sigs").unlink()
     index_channel(channel)
     assert "attestations_sha256" not in read_repodata(channel, "noarch")["packages.conda"][package.name]
+
+
+def test_rattler_index_rejects_empty_sidecar(channel: Path) -> None:
+    """rattler's indexer refuses a sidecar that is not a non-empty JSON array."""
+    write_sidecar(channel / "noarch" / "demo-1.0-0.conda", b"[]")
+    with pytest.raises(CacheDirError, match="non-empty JSON array"):
+        index_channel(channel)
 
 
 # --- serving -----------------------------------------------------------------------------------------------
@@ -220,19 +234,26 @@ def test_rattler_solves_newest_and_installs_payload(
 
 @pytest.mark.slow
 def test_rattler_sees_record_edits_through_shards(channel: Path, rattler_cache: Path) -> None:
-    """An indexed_timestamp edit reaches rattler through the regenerated shards (exclude_newer drops 2.0)."""
+    """Edits reach rattler through the regenerated shards (exclude_newer drops 2.0; bogus hash visible)."""
     now_ms = int(time.time() * 1000)
-    set_record_fields(channel, "noarch", "demo-1.0-0.conda", indexed_timestamp=now_ms - 10 * DAY_MS)
+    fake = "0" * 64  # set after the last index: a bogus attestation hash for mismatch tests
+    set_record_fields(
+        channel,
+        "noarch",
+        "demo-1.0-0.conda",
+        indexed_timestamp=now_ms - 10 * DAY_MS,
+        attestations_sha256=fake,
+    )
     set_record_fields(channel, "noarch", "demo-2.0-0.tar.bz2", indexed_timestamp=now_ms - DAY_MS)
     with ChannelServer(channel) as server:
         records = solve(server.url, rattler_cache, ["demo"], exclude_newer=dt.timedelta(days=3))
-    assert versions(records) == ["1.0"]
+    assert versions(records) == ["1.0"] and records[0].attestations_sha256 == bytes(32)
     assert SHARD_INDEX in server.paths() and "/noarch/repodata.json" not in server.paths()
 
 
 @pytest.mark.slow
 def test_rattler_revalidates_shard_index_with_etag(channel: Path, rattler_cache: Path) -> None:
-    """A warm cache revalidates the shard index with If-None-Match; our 304 carries the ETag and is accepted."""
+    """A warm cache revalidates the shard index with If-None-Match; our 304 with ETag is accepted."""
     with ChannelServer(channel) as server:
         solve(server.url, rattler_cache, ["demo"])
         assert versions(solve(server.url, rattler_cache, ["demo"])) == ["2.0"]
@@ -292,5 +313,5 @@ def test_rattler_reads_attestations_sha256_of_fixture_package(tmp_path: Path, ra
     with ChannelServer(channel_dir) as server:
         records = solve(server.url, rattler_cache, ["signed-package"], platforms=["linux-64", "noarch"])
     assert [r.file_name for r in records] == [SIGNED_PACKAGE]
-    assert records[0].attestations_sha256.hex() == record["attestations_sha256"]
+    assert records[0].attestations_sha256 == bytes.fromhex(record["attestations_sha256"])
     assert not any(path.endswith(".sigs") for path in server.paths())

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from gate.policy.duration import format_duration, parse_duration
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("36h", dt.timedelta(hours=36)),
+        ("7d", dt.timedelta(days=7)),
+        ("2w", dt.timedelta(weeks=2)),
+        ("90m", dt.timedelta(minutes=90)),
+        ("30s", dt.timedelta(seconds=30)),
+        ("P7D", dt.timedelta(days=7)),
+        ("PT36H", dt.timedelta(hours=36)),
+        ("P1W", dt.timedelta(weeks=1)),
+        ("P1DT12H", dt.timedelta(days=1, hours=12)),
+        ("p2d", dt.timedelta(days=2)),
+    ],
+)
+def test_parse(text: str, expected: dt.timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "7", "d", "7 days", "P", "PT", "1y", "-3d", "P1DT"])
+def test_parse_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_duration(text)
+
+
+def test_format_round_trips() -> None:
+    for text in ("7d", "36h", "90m", "45s"):
+        assert format_duration(parse_duration(text)) == text
