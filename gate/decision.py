@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 from gate.facts import AttestationFact, Facts
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     ALLOW = "allow"
     DENY = "deny"
 
@@ -80,9 +80,7 @@ def exit_code(decisions: list[Decision]) -> ExitCode:
 
 
 def json_report(decisions: list[Decision]) -> str:
-    return json.dumps(
-        {"verdict": overall(decisions).value, "results": [d.to_json() for d in decisions]}, indent=2
-    )
+    return json.dumps({"verdict": overall(decisions).value, "results": [d.to_json() for d in decisions]}, indent=2)
 
 
 def describe_attestation(att: AttestationFact) -> str:

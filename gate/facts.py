@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any
 
 from celpy import celtypes
 
 
-class Ecosystem(str, Enum):
+class Ecosystem(StrEnum):
     """Where a file comes from; `generic` is any other file checked with a plain Sigstore bundle."""
 
     PYPI = "pypi"
@@ -22,7 +22,7 @@ class Ecosystem(str, Enum):
     GENERIC = "generic"
 
 
-class FileKind(str, Enum):
+class FileKind(StrEnum):
     WHEEL = "wheel"
     SDIST = "sdist"
     CONDA = "conda"

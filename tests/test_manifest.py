@@ -71,7 +71,7 @@ def _stage(case: dict[str, Any], tmp: Path) -> tuple[Path, list[str]]:
         shutil.copyfile(source, artifact)
         root = folder / "trusted_root.json" if (folder / "trusted_root.json").exists() else None
         args = ["--attestation", str(folder / "bundle.sigstore.json")]
-        return artifact, args + (["--trusted-root", str(root or ATTESTATIONS / case["trust_root"])])
+        return artifact, [*args, "--trusted-root", str(root or ATTESTATIONS / case["trust_root"])]
     artifact = tmp / case["artifact"]["filename"]
     shutil.copyfile(ATTESTATIONS / case["artifact"]["path"], artifact)
     evidence = ATTESTATIONS / case["evidence"]["path"]
@@ -135,7 +135,8 @@ def _assert_evidence(expected: dict[str, Any], attestations: list[dict[str, Any]
         assert att["claims"]["buildConfigUri"] == claims["build_config_uri"]
     if expected.get("integrated_time"):
         assert att["integratedTime"].startswith(
-            __import__("datetime").datetime.fromtimestamp(expected["integrated_time"], __import__("datetime").UTC)
+            __import__("datetime")
+            .datetime.fromtimestamp(expected["integrated_time"], __import__("datetime").UTC)
             .isoformat()[:19]
         )
     if expected.get("publisher"):

@@ -20,7 +20,12 @@ def timestamp(text: str) -> dt.datetime:
 
 def add_policy_option(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     parser.add_argument(
-        "--policy", "-p", action="append", type=Path, required=required, metavar="FILE|DIR",
+        "--policy",
+        "-p",
+        action="append",
+        type=Path,
+        required=required,
+        metavar="FILE|DIR",
         help="policy file or directory of *.yaml policies (repeatable)",
     )
 

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import celpy
+from celpy.celparser import CELParseError
+from celpy.evaluation import CELEvalError
 
 from gate.errors import Issue, PolicyError
 from gate.policy.duration import format_duration
@@ -36,9 +38,9 @@ class CompiledRule:
         """(passed, error): a rule that errors or yields a non-boolean fails closed."""
         try:
             result = self.program.evaluate(activation)
-        except celpy.CELEvalError as err:
+        except CELEvalError as err:
             return False, f"rule could not be evaluated: {err.args[0] if err.args else err}"
-        if isinstance(result, celpy.CELEvalError):
+        if isinstance(result, CELEvalError):
             return False, f"rule could not be evaluated: {result.args[0] if result.args else result}"
         if not isinstance(result, celpy.celtypes.BoolType):
             return False, f"rule must yield a bool, got {type(result).__name__}"
@@ -171,7 +173,7 @@ def rule_sources(policy: Policy) -> list[tuple[str, str, str]]:
 
 
 def compile_expression(expression: str) -> Any:
-    """A runnable CEL program; raises celpy.CELParseError with line and column."""
+    """A runnable CEL program; raises CELParseError with line and column."""
     return _ENV.program(_ENV.compile(expression))
 
 
@@ -182,7 +184,7 @@ def compile_policy(policy: Policy) -> tuple[CompiledPolicy | None, list[Issue]]:
     for name, expression, message in rule_sources(policy):
         try:
             program = compile_expression(expression)
-        except celpy.CELParseError as err:
+        except CELParseError as err:
             path = custom_paths.get(name, name)
             where = f"line {err.line}, column {err.column}" if err.line else "here"
             text = str(err.args[0]).rstrip() if err.args else ""

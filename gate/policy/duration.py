@@ -6,9 +6,7 @@ import datetime as dt
 import re
 
 _SHORT = re.compile(r"^(\d+)([smhdw])$")
-_ISO = re.compile(
-    r"^P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+)S)?)?$"
-)
+_ISO = re.compile(r"^P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+)S)?)?$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -28,8 +26,7 @@ def parse_duration(text: str) -> dt.timedelta:
             seconds=parts.get("s", 0),
         )
     raise ValueError(
-        f"invalid duration {text!r}: expected a number with a unit s/m/h/d/w (36h, 7d, 2w) "
-        "or ISO 8601 (P7D, PT36H)"
+        f"invalid duration {text!r}: expected a number with a unit s/m/h/d/w (36h, 7d, 2w) or ISO 8601 (P7D, PT36H)"
     )
 
 

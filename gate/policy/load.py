@@ -84,7 +84,7 @@ def load_text(text: str, file: str) -> list[RawPolicy]:
         problem = getattr(err, "problem", None) or str(err)
         raise PolicyError([Issue(path="", message=f"invalid YAML: {problem}", file=file, line=line)]) from err
     finally:
-        loader.dispose()  # type: ignore[no-untyped-call]
+        loader.dispose()
     return docs
 
 

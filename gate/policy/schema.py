@@ -11,6 +11,7 @@ from importlib import resources
 from typing import Any
 
 import celpy
+from celpy.celparser import CELParseError
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
@@ -68,7 +69,7 @@ def _cel(value: object) -> bool:
     if isinstance(value, str):
         try:
             _CEL.compile(value)
-        except celpy.CELParseError as err:
+        except CELParseError as err:
             where = f"line {err.line}, column {err.column}" if err.line else "here"
             text = str(err.args[0]).rstrip() if err.args else ""
             raise ValueError(f"CEL syntax error at {where}:\n{text}") from err
@@ -112,7 +113,7 @@ def _leaves(error: ValidationError) -> Iterator[ValidationError]:
 def _unknown_keys(error: ValidationError, doc: RawPolicy) -> Iterator[Issue]:
     """One issue per unknown key, at the key's own path and line, with a "did you mean" hint."""
     allowed = sorted(error.schema.get("properties", {})) if isinstance(error.schema, dict) else []
-    for key in error.instance:
+    for key in error.instance if isinstance(error.instance, dict) else ():
         if key in allowed:
             continue
         path = (*error.absolute_path, str(key))

@@ -51,7 +51,11 @@ def _prerelease(version: str) -> bool:
 
 
 def conda_file_facts(
-    filename: str, sha256: str, *, record: dict[str, Any] | None = None, channel: str | None = None,
+    filename: str,
+    sha256: str,
+    *,
+    record: dict[str, Any] | None = None,
+    channel: str | None = None,
     size: int | None = None,
 ) -> FileFacts:
     """Facts for one conda package; `record` is its repodata entry when one is known."""

@@ -20,7 +20,16 @@ from packaging.utils import (
 
 from gate.errors import UsageError
 from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, FileKind
-from gate.sources.conda import SIDECAR_SUFFIXES, conda_file_facts, is_conda_filename
+from gate.sources.conda import conda_file_facts, is_conda_filename
+from gate.sources.conda_evidence import (
+    MAX_SIDECAR_BYTES,
+    SIGS,
+    V0_SIGS,
+    SidecarError,
+    SidecarFetch,
+    advertised_sha256,
+    sidecar_attestations,
+)
 from gate.verify.evidence import verify_evidence
 from gate.verify.sigstore import BundleVerifier, Target
 
@@ -109,8 +118,13 @@ def file_facts(path: Path, options: LocalOptions) -> tuple[FileFacts, dict[str, 
     else:
         found = python_file_facts(path.name, sha256, size)
         facts = found or FileFacts(
-            ecosystem=Ecosystem.GENERIC, name=path.name, version="", filename=path.name,
-            kind=FileKind.FILE, sha256=sha256, size=size,
+            ecosystem=Ecosystem.GENERIC,
+            name=path.name,
+            version="",
+            filename=path.name,
+            kind=FileKind.FILE,
+            sha256=sha256,
+            size=size,
         )
     if options.uploaded is not None:
         facts = replace(facts, uploaded=options.uploaded, uploadedFrom="--uploaded")
@@ -118,10 +132,28 @@ def file_facts(path: Path, options: LocalOptions) -> tuple[FileFacts, dict[str, 
 
 
 def evidence_paths(path: Path, options: LocalOptions) -> list[Path]:
-    """Evidence given on the command line, then evidence discovered beside the file."""
-    suffixes = SIDECAR_SUFFIXES if is_conda_filename(path.name) else EVIDENCE_SUFFIXES
-    found = [path.with_name(path.name + s) for s in suffixes]
+    """Evidence given on the command line, then evidence discovered beside a wheel or sdist."""
+    if is_conda_filename(path.name):
+        return list(options.attestations)  # conda sidecars: see `sidecar_attestations`
+    found = [path.with_name(path.name + s) for s in EVIDENCE_SUFFIXES]
     return list(options.attestations) + [p for p in found if p.is_file() and p not in options.attestations]
+
+
+def _beside(path: Path, given: tuple[Path, ...]) -> SidecarFetch:
+    """Read conda sidecars from the package's directory (those given with --attestation are read once)."""
+
+    def fetch(name: str) -> tuple[str, bytes] | None:
+        sidecar = path.with_name(name)
+        if not sidecar.is_file() or sidecar in given:
+            return None
+        if sidecar.stat().st_size > MAX_SIDECAR_BYTES:
+            raise SidecarError(f"{sidecar} is larger than {MAX_SIDECAR_BYTES} bytes")
+        try:
+            return str(sidecar), sidecar.read_bytes()
+        except OSError as err:
+            raise SidecarError(f"cannot read {sidecar}: {err.strerror}") from err
+
+    return fetch
 
 
 def local_facts(path: Path, options: LocalOptions) -> Facts:
@@ -132,13 +164,16 @@ def local_facts(path: Path, options: LocalOptions) -> Facts:
     facts: list[AttestationFact] = []
     for evidence in evidence_paths(path, options):
         expected = None
-        if record is not None and evidence.name.endswith(SIDECAR_SUFFIXES):
-            expected = record.get("attestations_sha256")
+        if record is not None and evidence.name.endswith(SIGS) and not evidence.name.endswith(V0_SIGS):
+            expected = advertised_sha256(record)
         try:
             data = evidence.read_bytes()
         except OSError as err:
             raise UsageError(f"cannot read attestation {evidence}: {err.strerror}") from err
         facts.extend(verify_evidence(data, str(evidence), target, verifier, expected_sha256=expected))
+    if is_conda_filename(path.name):
+        given = tuple(options.attestations)
+        facts.extend(sidecar_attestations(path.name, target, record, _beside(path, given), verifier))
     return Facts(file=file, attestations=tuple(facts))
 
 

@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
 from sigstore.errors import Error as SigstoreError
 from sigstore.hashes import Hashed
 from sigstore.models import Bundle, TrustedRoot
@@ -116,7 +121,7 @@ def check_statement(payload: bytes, target: Target, *, exactly_one_subject: bool
     if not any(_subject_names_target(str(s.get("name", "")), target) for s in by_digest):
         names = ", ".join(str(s.get("name")) for s in by_digest)
         raise EvidenceError("subject-name", f"subject {names} does not name {target.filename}")
-    return statement
+    return dict(statement)
 
 
 def _integrated_time(bundle: Bundle) -> dt.datetime | None:
@@ -132,9 +137,7 @@ class BundleVerifier:
         self.trusted_root = (trusted_root or default_trusted_root_path()).resolve()
         self._verifier = _verifier(self.trusted_root)
 
-    def verify(
-        self, bundle: Bundle, target: Target, source: str, *, pep740: bool = False
-    ) -> AttestationFact:
+    def verify(self, bundle: Bundle, target: Target, source: str, *, pep740: bool = False) -> AttestationFact:
         """Verify `bundle` as evidence for `target`; every failure is returned as `verified: false`."""
         cert = bundle.signing_certificate
         identity = certificate_identity(cert)
@@ -150,7 +153,7 @@ class BundleVerifier:
         predicate_type: str | None = None
         target_channel: str | None = None
         try:
-            if bundle._dsse_envelope is not None:  # noqa: SLF001 (no public accessor in sigstore 4.x)
+            if bundle._dsse_envelope is not None:
                 payload_type, payload = self._verifier.verify_dsse(bundle, _IdentityJudgedByPolicy())
                 if payload_type != INTOTO_PAYLOAD_TYPE:
                     raise EvidenceError("payload-type", f"expected {INTOTO_PAYLOAD_TYPE}, got {payload_type}")

@@ -123,7 +123,9 @@ def test_predicate_types_each_required_from_allowed_signer() -> None:
     spec = f"attestations: {{predicateTypes: [{f.PUBLISH}, {slsa}]}}"
     assert failed(spec, f.facts(f.attestation())) == ["attestations.predicateTypes"]
     assert failed(spec, f.facts(f.attestation(), f.attestation(predicateType=slsa))) == []
-    with_signer = f"attestations: {{predicateTypes: [{slsa}], signers: [{{publisher: {{kind: GitHub, repository: a/b}}}}]}}"
+    with_signer = (
+        f"attestations: {{predicateTypes: [{slsa}], signers: [{{publisher: {{kind: GitHub, repository: a/b}}}}]}}"
+    )
     other = f.attestation(predicateType=slsa)  # from pypa/sampleproject, not a/b
     assert "attestations.predicateTypes" in failed(with_signer, f.facts(other))
 
@@ -138,9 +140,7 @@ def conda_facts(channel: str | None, target: str | None) -> Facts:
     att: AttestationFact = f.attestation(
         predicateType="https://schemas.conda.org/attestations-publish-1.schema.json", targetChannel=target
     )
-    return f.facts(
-        att, ecosystem=Ecosystem.CONDA, kind=FileKind.CONDA, filename="x-1-0.conda", name="x", index=channel
-    )
+    return f.facts(att, ecosystem=Ecosystem.CONDA, kind=FileKind.CONDA, filename="x-1-0.conda", name="x", index=channel)
 
 
 def test_target_channel() -> None:
@@ -167,7 +167,8 @@ def test_custom_rule_must_yield_bool() -> None:
 
 
 def test_custom_rule_over_attestations() -> None:
-    spec = "rules: [{name: hosted, expression: 'attestations.all(a, a.claims.runnerEnvironment == \"github-hosted\")', message: m}]"
+    expression = 'attestations.all(a, a.claims.runnerEnvironment == \"github-hosted\")'
+    spec = f"rules: [{{name: hosted, expression: '{expression}', message: m}}]"
     hosted = f.attestation(claims={"runnerEnvironment": "github-hosted"})
     assert failed(spec, f.facts(hosted)) == []
     assert failed(spec, f.facts(f.attestation(claims={"runnerEnvironment": "self-hosted"}))) == ["hosted"]

@@ -1,0 +1,85 @@
+"""Malformed or misplaced evidence becomes `verified: false` with a reason; it never raises."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gate.facts import Ecosystem
+from gate.verify.evidence import verify_evidence
+from gate.verify.sigstore import BundleVerifier, EvidenceError, Target, check_statement
+from tests.conftest import ATTESTATIONS
+
+WHEEL = Target(
+    filename="sampleproject-4.0.0-py3-none-any.whl",
+    sha256="c23e447ea90d796d1e645c35c4b2de125040add12a845825546f91c93f391b6b",
+    ecosystem=Ecosystem.PYPI,
+)
+ATTESTATION = ATTESTATIONS / "pep740" / "sampleproject-4.0.0-py3-none-any.whl.publish.attestation"
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        (b"\xff\xfe garbage", "parse: not JSON"),
+        (b"[]", "parse: empty list of bundles"),
+        (b"42", "parse: expected a JSON object or array"),
+        (b'{"hello": "world"}', "parse: not a Sigstore bundle, PEP 740 attestation or provenance object"),
+        (b'{"version": 1, "attestation_bundles": []}', "parse: provenance holds no attestations"),
+        (b'{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json"}', "parse: "),
+        (b'[{"mediaType": "nope"}]', "parse: "),
+        (b'{"version": 1, "verification_material": {}, "envelope": {}}', "parse: "),
+    ],
+)
+def test_malformed_evidence(data: bytes, error: str) -> None:
+    (fact,) = verify_evidence(data, "test", WHEEL, BundleVerifier())
+    assert not fact.verified and fact.error is not None and fact.error.startswith(error)
+
+
+def test_advertised_digest_mismatch() -> None:
+    (fact,) = verify_evidence(ATTESTATION.read_bytes(), "t", WHEEL, BundleVerifier(), expected_sha256="0" * 64)
+    assert not fact.verified and fact.error and fact.error.startswith("sidecar-hash")
+
+
+def test_real_attestation_verifies() -> None:
+    (fact,) = verify_evidence(ATTESTATION.read_bytes(), "t", WHEEL, BundleVerifier())
+    assert fact.verified, fact.error
+    assert fact.publisher is not None and fact.publisher.repository == "pypa/sampleproject"
+
+
+def test_attestation_for_another_file() -> None:
+    other = Target(filename="sampleproject-4.0.0.tar.gz", sha256=WHEEL.sha256, ecosystem=Ecosystem.PYPI)
+    (fact,) = verify_evidence(ATTESTATION.read_bytes(), "t", other, BundleVerifier())
+    assert not fact.verified and fact.error and fact.error.startswith("subject-name")
+
+
+def _statement(*subjects: tuple[str, str]) -> bytes:
+    return json.dumps({"subject": [{"name": n, "digest": {"sha256": d}} for n, d in subjects]}).encode()
+
+
+def test_pep740_statement_needs_exactly_one_subject() -> None:
+    two = _statement((WHEEL.filename, WHEEL.sha256), ("other.whl", "00"))
+    with pytest.raises(EvidenceError, match="expected exactly one subject, found 2"):
+        check_statement(two, WHEEL, exactly_one_subject=True)
+    assert check_statement(two, WHEEL, exactly_one_subject=False)["subject"]
+
+
+@pytest.mark.parametrize(
+    ("name", "ecosystem", "ok"),
+    [
+        ("sampleproject-4.0.0.0-py3-none-any.whl", Ecosystem.PYPI, True),  # same version under PEP 440
+        ("SampleProject-4.0.0-py3-none-any.whl", Ecosystem.PYPI, True),  # same normalized name
+        ("sampleproject-4.0.1-py3-none-any.whl", Ecosystem.PYPI, False),
+        ("sampleproject-4.0.0-py2-none-any.whl", Ecosystem.PYPI, False),  # other tags
+        ("x-1-0.conda", Ecosystem.CONDA, False),  # conda compares the exact filename
+        ("d.txt", Ecosystem.GENERIC, True),  # a generic file is bound by digest only
+    ],
+)
+def test_subject_name_comparison(name: str, ecosystem: Ecosystem, ok: bool) -> None:
+    target = Target(filename=WHEEL.filename, sha256=WHEEL.sha256, ecosystem=ecosystem)
+    if ok:
+        check_statement(_statement((name, WHEEL.sha256)), target, exactly_one_subject=True)
+    else:
+        with pytest.raises(EvidenceError, match="subject-name"):
+            check_statement(_statement((name, WHEEL.sha256)), target, exactly_one_subject=True)
