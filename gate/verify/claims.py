@@ -83,22 +83,11 @@ def certificate_identity(cert: x509.Certificate) -> str | None:
     return None
 
 
-def _github_workflow(claims: dict[str, str], repo_uri: str) -> str | None:
-    """`https://github.com/O/R/.github/workflows/W@REF` -> `W`, with REF the certificate's ref or digest."""
+def _build_config_path(claims: dict[str, str], prefix: str) -> str | None:
+    """The part of the Build Config URI between `prefix` and `@REF`, where REF is the certificate's own
+    source ref or digest (as pypi-attestations checks it), e.g. `release.yml` in
+    `https://github.com/O/R/.github/workflows/release.yml@refs/tags/v1`."""
     config = claims.get("buildConfigUri", "")
-    prefix = f"{repo_uri}/.github/workflows/"
-    if not config.startswith(prefix):
-        return None
-    for suffix in (claims.get("sourceRepositoryRef"), claims.get("sourceRepositoryDigest")):
-        if suffix and config.endswith(f"@{suffix}"):
-            return config[len(prefix) : -len(suffix) - 1]
-    return None
-
-
-def _gitlab_filepath(claims: dict[str, str], repo_uri: str) -> str | None:
-    """`https://gitlab.com/G/P//.gitlab-ci.yml@REF` -> `.gitlab-ci.yml`."""
-    config = claims.get("buildConfigUri", "")
-    prefix = f"{repo_uri}//"
     if not config.startswith(prefix):
         return None
     for suffix in (claims.get("sourceRepositoryRef"), claims.get("sourceRepositoryDigest")):
@@ -116,14 +105,14 @@ def publisher_from_claims(claims: dict[str, str], identity: str | None) -> Publi
         return Publisher(
             kind="GitHub",
             repository=repo_uri.removeprefix("https://github.com/"),
-            workflow=_github_workflow(claims, repo_uri),
+            workflow=_build_config_path(claims, f"{repo_uri}/.github/workflows/"),
             environment=environment,
         )
     if issuer == GITLAB_ISSUER and repo_uri.startswith("https://gitlab.com/"):
         return Publisher(
             kind="GitLab",
             repository=repo_uri.removeprefix("https://gitlab.com/"),
-            workflowFilepath=_gitlab_filepath(claims, repo_uri),
+            workflowFilepath=_build_config_path(claims, f"{repo_uri}//"),
             environment=environment,
         )
     if issuer == GOOGLE_ISSUER and identity and "@" in identity:
