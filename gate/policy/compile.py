@@ -12,17 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import celpy
-from celpy.celparser import CELParseError
-from celpy.evaluation import CELEvalError
 
 from gate.errors import Issue, PolicyError
+from gate.policy.cel import CELEvalError, CELParseError, compile_expression
 from gate.policy.duration import format_duration
 from gate.policy.load import RawPolicy, load_paths, load_text
 from gate.policy.model import Attestations, MinimumAge, Mode, Policy, Signer, build_policy
 from gate.policy.patterns import Pattern
 from gate.policy.schema import schema_issues
-
-_ENV = celpy.Environment()
 
 
 @dataclass(frozen=True)
@@ -170,11 +167,6 @@ def rule_sources(policy: Policy) -> list[tuple[str, str, str]]:
         rules.extend(_attestation_rules(policy.attestations))
     rules.extend((r.name, r.expression, r.message) for r in policy.rules)
     return rules
-
-
-def compile_expression(expression: str) -> Any:
-    """A runnable CEL program; raises CELParseError with line and column."""
-    return _ENV.program(_ENV.compile(expression))
 
 
 def compile_policy(policy: Policy) -> tuple[CompiledPolicy | None, list[Issue]]:

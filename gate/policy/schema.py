@@ -10,12 +10,11 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import celpy
-from celpy.celparser import CELParseError
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
 from gate.errors import Issue
+from gate.policy.cel import CELParseError, check_syntax
 from gate.policy.duration import parse_duration
 from gate.policy.load import RawPolicy, format_path
 from gate.policy.model import parse_expiry, parse_selector
@@ -68,15 +67,12 @@ def _selector(value: object) -> bool:
 def _cel(value: object) -> bool:
     if isinstance(value, str):
         try:
-            _CEL.compile(value)
+            check_syntax(value)
         except CELParseError as err:
             where = f"line {err.line}, column {err.column}" if err.line else "here"
             text = str(err.args[0]).rstrip() if err.args else ""
             raise ValueError(f"CEL syntax error at {where}:\n{text}") from err
     return True
-
-
-_CEL = celpy.Environment()
 
 
 @cache
