@@ -74,9 +74,9 @@ def _corpus() -> list[Facts]:
 def _outcome(runner: Any, activation: dict[str, Any]) -> str:
     try:
         result = runner.evaluate(activation)
-    except celpy.CELEvalError:
+    except cel.CELEvalError:
         return "error"
-    return "error" if isinstance(result, celpy.CELEvalError) else repr(result)
+    return "error" if isinstance(result, cel.CELEvalError) else repr(result)
 
 
 @pytest.mark.parametrize("now", [f.NOW, f.NOW - dt.timedelta(days=1)])
@@ -87,8 +87,8 @@ def test_compiled_runner_matches_interpreter(now: dt.datetime) -> None:
         activation = to_activation(facts, now)
         for policy in policies:
             for rule in policy.rules:
-                ast = cel._ENV.compile(rule.expression)  # noqa: SLF001 (the same parse gate uses)
-                interpreted = celpy.InterpretedRunner(cel._ENV, ast)  # noqa: SLF001
+                ast = cel._ENV.compile(rule.expression)
+                interpreted = celpy.InterpretedRunner(cel._ENV, ast)
                 outcome = _outcome(rule.program, activation)
                 assert outcome == _outcome(interpreted, activation), rule.expression
                 seen.add(outcome)
