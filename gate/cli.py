@@ -17,6 +17,9 @@ from gate.errors import GateError
 COMMANDS = {
     "check": "gate.commands.check",
     "compile": "gate.commands.compile",
+    "serve": "gate.commands.serve",
+    "lint": "gate.commands.lint",
+    "test": "gate.commands.test",
 }
 
 

@@ -1,21 +1,40 @@
-"""`gate check`: decide local files (a wheel, an sdist, a conda package, a wheelhouse) against policies."""
+"""`gate check`: decide files against policies before installing them: local files (a wheel, an sdist, a
+conda package, a wheelhouse), a pip installation report, a pylock.toml, or a requirements file."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from gate.commands.common import add_policy_option, now, policies, timestamp
-from gate.decision import exit_code, json_report, text_report
+from gate.decision import Decision, exit_code, json_report, text_report
+from gate.errors import UsageError
 from gate.evaluate import evaluate
+from gate.facts import Facts
+from gate.preinstall import Checked, check_planned
+from gate.report.check import check_sarif, summary_table
+from gate.sources.conda_explicit import explicit_facts, is_explicit_env
 from gate.sources.local import LocalOptions, expand_paths, local_facts
+from gate.sources.pip_report import planned_from_report, read_report, resolve_requirements
+from gate.sources.planned import IndexGatherer, PlannedFile
+from gate.sources.pylock import is_pylock, read_pylock
 from gate.verify.sigstore import BundleVerifier
 
 HELP = "check distribution files against policies before installing them"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or directories of files")
+    parser.add_argument(
+        "paths", nargs="*", type=Path, metavar="PATH",
+        help="files, directories of files, conda explicit environment files (@EXPLICIT), or pylock.toml files",
+    )
+    parser.add_argument("--pip-report", action="append", type=Path, default=[], metavar="FILE",
+                        help="the JSON of `pip install --dry-run --report FILE` (repeatable)")
+    parser.add_argument("-r", "--requirement", action="append", type=Path, default=[], metavar="FILE",
+                        help="resolve a requirements file with pip's own resolver, then check what it would install")
+    parser.add_argument("--index-url", metavar="URL",
+                        help="simple index the planned files come from (default: https://pypi.org/simple/)")
     add_policy_option(parser)
     parser.add_argument(
         "--attestation", action="append", type=Path, default=[], metavar="FILE",
@@ -25,7 +44,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--uploaded", type=timestamp, help="upload time of the files (ISO 8601)")
     parser.add_argument("--channel", help="conda channel URL the packages are served from (for targetChannel)")
     parser.add_argument("--now", type=timestamp, help="evaluate as of this time (ISO 8601)")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--format", choices=("text", "json", "sarif"), default="text")
+
+
+def _facts(path: Path, options: LocalOptions) -> list[Facts]:
+    """One file's facts, or every package's of a conda explicit environment file (`@EXPLICIT`)."""
+    return explicit_facts(path, options) if is_explicit_env(path) else [local_facts(path, options)]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,6 +61,42 @@ def run(args: argparse.Namespace) -> int:
         verifier=BundleVerifier(args.trusted_root),
     )
     when = now(args)
-    decisions = [evaluate(compiled, local_facts(path, options), when) for path in expand_paths(args.paths)]
-    print(json_report(decisions) if args.format == "json" else text_report(decisions))
+    locals_ = [p for p in args.paths if not is_pylock(p)]
+    if not (args.paths or args.pip_report or args.requirement):
+        raise UsageError("nothing to check: give files, a pylock.toml, --pip-report or -r")
+    located: list[tuple[Decision, str | None, int | None]] = [
+        (evaluate(compiled, facts, when), str(path), None)
+        for path in expand_paths(locals_) for facts in _facts(path, options)
+    ]
+    planned = _planned(args)
+    checked: list[Checked] = []
+    if planned:
+        gatherer = IndexGatherer(args.index_url, options.verifier or BundleVerifier(),
+                                 attestations=any(p.uses_attestations for p in compiled))
+        checked = check_planned(planned, compiled, gatherer, when, _progress if sys.stderr.isatty() else None)
+        located += [(c.decision, c.planned.source, c.planned.line) for c in checked]
+    decisions = [d for d, _, _ in located]
+    if args.format == "json":
+        print(json_report(decisions))
+    elif args.format == "sarif":
+        print(check_sarif(located))
+    else:
+        print(text_report(decisions))
+        if checked:
+            print()
+            print(summary_table([c.decision for c in checked], [c.notes for c in checked]))
     return exit_code(decisions)
+
+
+def _planned(args: argparse.Namespace) -> list[PlannedFile]:
+    planned = [f for path in args.paths if is_pylock(path) for f in read_pylock(path)]
+    planned += [f for path in args.pip_report for f in read_report(path, args.index_url)]
+    for requirements in args.requirement:
+        report = resolve_requirements(requirements, args.index_url)
+        planned += planned_from_report(report, str(requirements), args.index_url)
+    return planned
+
+
+def _progress(i: int, total: int, file: PlannedFile) -> None:
+    end = "\n" if i == total else ""
+    print(f"\rchecking {i}/{total}: {file.filename}".ljust(80), end=end, file=sys.stderr, flush=True)

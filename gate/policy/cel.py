@@ -8,15 +8,23 @@ expression in gate must go through this module.
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
 import celpy
 from celpy.celparser import CELParseError
 from celpy.evaluation import CELEvalError
 
-__all__ = ["CELEvalError", "CELParseError", "check_syntax", "compile_expression"]
+__all__ = ["CELEvalError", "CELParseError", "check_syntax", "compile_expression", "error_text", "run"]
 
 _ENV = celpy.Environment(runner_class=celpy.CompiledRunner)
+# The transpiled code runs in celpy.evaluation's module globals (it stores the activation there), so
+# two evaluations at once in one process would read each other's facts: evaluations are serialised.
+_RUN_LOCK = threading.Lock()
+# A rule that cannot be evaluated is reported as a violation with its reason; celpy's own error log of
+# the same event would only repeat it on stderr.
+logging.getLogger("celpy").setLevel(logging.CRITICAL)
 
 
 def compile_expression(expression: str) -> Any:
@@ -27,3 +35,17 @@ def compile_expression(expression: str) -> Any:
 def check_syntax(expression: str) -> None:
     """Raise CELParseError if `expression` is not valid CEL."""
     _ENV.compile(expression)
+
+
+def run(program: Any, activation: dict[str, Any]) -> Any:
+    """Evaluate a compiled program; returns the CEL value or raises CELEvalError."""
+    with _RUN_LOCK:
+        return program.evaluate(activation)
+
+
+def error_text(err: CELEvalError) -> str:
+    """The innermost message of a CEL evaluation error (the runner wraps the evaluator's own)."""
+    args: Any = err.args
+    while args and args[0] == "evaluation error" and len(args) > 2 and args[2]:
+        args = args[2]
+    return str(args[0]) if args else str(err)

@@ -14,7 +14,7 @@ from typing import Any
 import celpy
 
 from gate.errors import Issue, PolicyError
-from gate.policy.cel import CELEvalError, CELParseError, compile_expression
+from gate.policy.cel import CELEvalError, CELParseError, compile_expression, error_text, run
 from gate.policy.duration import format_duration
 from gate.policy.load import RawPolicy, load_paths, load_text
 from gate.policy.model import Attestations, MinimumAge, Mode, Policy, Signer, build_policy
@@ -34,11 +34,11 @@ class CompiledRule:
     def evaluate(self, activation: dict[str, Any]) -> tuple[bool, str | None]:
         """(passed, error): a rule that errors or yields a non-boolean fails closed."""
         try:
-            result = self.program.evaluate(activation)
+            result = run(self.program, activation)
         except CELEvalError as err:
-            return False, f"rule could not be evaluated: {err.args[0] if err.args else err}"
+            return False, f"rule could not be evaluated: {error_text(err)}"
         if isinstance(result, CELEvalError):
-            return False, f"rule could not be evaluated: {result.args[0] if result.args else result}"
+            return False, f"rule could not be evaluated: {error_text(result)}"
         if not isinstance(result, celpy.celtypes.BoolType):
             return False, f"rule must yield a bool, got {type(result).__name__}"
         return bool(result), None

@@ -17,7 +17,7 @@ _Pending = tuple[Any, ...]
 _LIMIT = 5000
 
 
-class _Unsure(Exception):
+class _UnsureError(Exception):
     """The pattern uses something this walk does not model."""
 
 
@@ -33,7 +33,7 @@ def _char_in(op: Any, arg: Any, char: str) -> bool:
         negate = bool(arg) and arg[0][0] is C.NEGATE
         hit = any(_class_member(o, a, char) for o, a in (arg[1:] if negate else arg))
         return hit != negate
-    raise _Unsure
+    raise _UnsureError
 
 
 def _class_member(op: Any, arg: Any, char: str) -> bool:
@@ -44,19 +44,23 @@ def _class_member(op: Any, arg: Any, char: str) -> bool:
         return bool(arg[0] <= code <= arg[1])
     if op is C.CATEGORY:
         probe = {
-            C.CATEGORY_DIGIT: r"\d", C.CATEGORY_NOT_DIGIT: r"\D", C.CATEGORY_SPACE: r"\s",
-            C.CATEGORY_NOT_SPACE: r"\S", C.CATEGORY_WORD: r"\w", C.CATEGORY_NOT_WORD: r"\W",
+            C.CATEGORY_DIGIT: r"\d",
+            C.CATEGORY_NOT_DIGIT: r"\D",
+            C.CATEGORY_SPACE: r"\s",
+            C.CATEGORY_NOT_SPACE: r"\S",
+            C.CATEGORY_WORD: r"\w",
+            C.CATEGORY_NOT_WORD: r"\W",
         }.get(arg)
         if probe is None:
-            raise _Unsure
+            raise _UnsureError
         return re.fullmatch(probe, char) is not None
-    raise _Unsure
+    raise _UnsureError
 
 
 def _firsts(stack: tuple[_Pending, ...], depth: int = 0) -> list[tuple[Any, Any, tuple[_Pending, ...]] | None]:
     """Every way to reach the next consuming item: (op, arg, rest), or None where the pattern may end."""
     if depth > 200:
-        raise _Unsure
+        raise _UnsureError
     if not stack:
         return [None]
     head, rest = stack[0], stack[1:]
@@ -66,13 +70,13 @@ def _firsts(stack: tuple[_Pending, ...], depth: int = 0) -> list[tuple[Any, Any,
         again = ("repeat", max(lo - 1, 0), hi if hi is C.MAXREPEAT else hi - 1, items)
         options = [] if lo > 0 else _firsts(rest, depth + 1)
         if hi is C.MAXREPEAT or hi > 0:
-            options += _firsts(body + (again,) + rest, depth + 1) if body else []
+            options += _firsts((*body, again, *rest), depth + 1) if body else []
         return options
     _, op, arg = head
     if op is C.SUBPATTERN:
         _, add_flags, del_flags, items = arg
         if add_flags or del_flags:
-            raise _Unsure
+            raise _UnsureError
         return _firsts(tuple(("item", o, a) for o, a in items) + rest, depth + 1)
     if op is C.BRANCH:
         out = []
@@ -88,7 +92,7 @@ def _firsts(stack: tuple[_Pending, ...], depth: int = 0) -> list[tuple[Any, Any,
         return _firsts(rest, depth + 1)  # \A, ^, \b: zero-width; treated as always passing
     if op in (C.LITERAL, C.NOT_LITERAL, C.ANY, C.IN):
         return [(op, arg, rest)]
-    raise _Unsure
+    raise _UnsureError
 
 
 def _freeze(stack: tuple[_Pending, ...]) -> str:
@@ -115,5 +119,5 @@ def can_start_with(regex: str, prefix: str) -> bool:
                 return True
             states = following
         return True
-    except (_Unsure, re.error, RecursionError):
+    except (_UnsureError, re.error, RecursionError):
         return True

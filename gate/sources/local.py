@@ -27,8 +27,8 @@ from gate.sources.conda_evidence import (
     V0_SIGS,
     SidecarError,
     SidecarFetch,
-    advertised_sha256,
     sidecar_attestations,
+    verify_with,
 )
 from gate.verify.evidence import verify_evidence
 from gate.verify.sigstore import BundleVerifier, Target
@@ -132,19 +132,23 @@ def file_facts(path: Path, options: LocalOptions) -> tuple[FileFacts, dict[str, 
 
 
 def evidence_paths(path: Path, options: LocalOptions) -> list[Path]:
-    """Evidence given on the command line, then evidence discovered beside a wheel or sdist."""
+    """Evidence given on the command line, then evidence discovered beside a wheel or sdist.
+
+    A conda package's own sidecars are left to `sidecar_attestations`, even when also given.
+    """
     if is_conda_filename(path.name):
-        return list(options.attestations)  # conda sidecars: see `sidecar_attestations`
+        own = {path.with_name(path.name + s).resolve() for s in (SIGS, V0_SIGS)}
+        return [p for p in options.attestations if p.resolve() not in own]
     found = [path.with_name(path.name + s) for s in EVIDENCE_SUFFIXES]
     return list(options.attestations) + [p for p in found if p.is_file() and p not in options.attestations]
 
 
-def _beside(path: Path, given: tuple[Path, ...]) -> SidecarFetch:
-    """Read conda sidecars from the package's directory (those given with --attestation are read once)."""
+def _beside(path: Path) -> SidecarFetch:
+    """Read conda sidecars from the package's directory."""
 
     def fetch(name: str) -> tuple[str, bytes] | None:
         sidecar = path.with_name(name)
-        if not sidecar.is_file() or sidecar in given:
+        if not sidecar.is_file():
             return None
         if sidecar.stat().st_size > MAX_SIDECAR_BYTES:
             raise SidecarError(f"{sidecar} is larger than {MAX_SIDECAR_BYTES} bytes")
@@ -156,6 +160,13 @@ def _beside(path: Path, given: tuple[Path, ...]) -> SidecarFetch:
     return fetch
 
 
+def _read(evidence: Path) -> bytes:
+    try:
+        return evidence.read_bytes()
+    except OSError as err:
+        raise UsageError(f"cannot read attestation {evidence}: {err.strerror}") from err
+
+
 def local_facts(path: Path, options: LocalOptions) -> Facts:
     """Everything gate knows about one local file, with every piece of evidence verified."""
     verifier = options.verifier or BundleVerifier()
@@ -163,17 +174,9 @@ def local_facts(path: Path, options: LocalOptions) -> Facts:
     target = Target(filename=file.filename, sha256=file.sha256, ecosystem=file.ecosystem)
     facts: list[AttestationFact] = []
     for evidence in evidence_paths(path, options):
-        expected = None
-        if record is not None and evidence.name.endswith(SIGS) and not evidence.name.endswith(V0_SIGS):
-            expected = advertised_sha256(record)
-        try:
-            data = evidence.read_bytes()
-        except OSError as err:
-            raise UsageError(f"cannot read attestation {evidence}: {err.strerror}") from err
-        facts.extend(verify_evidence(data, str(evidence), target, verifier, expected_sha256=expected))
+        facts.extend(verify_evidence(_read(evidence), str(evidence), target, verifier))
     if is_conda_filename(path.name):
-        given = tuple(options.attestations)
-        facts.extend(sidecar_attestations(path.name, target, record, _beside(path, given), verifier))
+        facts.extend(sidecar_attestations(path.name, target, record, _beside(path), verify_with(verifier)))
     return Facts(file=file, attestations=tuple(facts))
 
 

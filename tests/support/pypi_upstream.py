@@ -614,6 +614,7 @@ class _UpstreamServer(ThreadingHTTPServer):
         self.index = index
         self.base = f"http://127.0.0.1:{self.server_address[1]}"
         self.faults = Faults()
+        self.cache_control = "max-age=0, must-revalidate"
         self.requests: list[LoggedRequest] = []
         self.pages = _PageCache(index, self.base)
         self.stopping = threading.Event()
@@ -725,7 +726,7 @@ class _Handler(BaseHTTPRequestHandler):
         return negotiate(formats[0] if formats else self.headers.get("Accept"))
 
     def _send_page(self, body: bytes, etag: str, content_type: str) -> None:
-        headers = {"ETag": etag, "Vary": "Accept", "Cache-Control": "max-age=0, must-revalidate"}
+        headers = {"ETag": etag, "Vary": "Accept", "Cache-Control": self.upstream.cache_control}
         if etag_matches(self.headers.get("If-None-Match"), etag):
             self.send_response(304)
             for key, value in headers.items():
@@ -907,6 +908,10 @@ class RunningUpstream:
             body = tamper(original)
         self.faults.tampered[filename] = body
         return body
+
+    def set_cache_control(self, value: str) -> None:
+        """Send ``value`` as the pages' ``Cache-Control`` (default ``max-age=0, must-revalidate``)."""
+        self._server.cache_control = value
 
     def clear_faults(self) -> None:
         """Remove every injected fault."""

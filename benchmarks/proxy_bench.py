@@ -1,0 +1,223 @@
+"""Benchmark: simple-API page latency and throughput of upstream direct, proxpi, and gate, side by side.
+
+A local upstream (tests/support/pypi_upstream.py, in its own process, PyPI-like `Cache-Control:
+max-age=600`) serves synthetic projects of 1000 versions x 4 files with upload times and no provenance.
+proxpi (`pip install proxpi`) and `gate serve` (a `minimumAge` + `match` policy) each run under gunicorn
+with 2 workers in front of it. One load tool (the threaded http.client loop below, sending pip's
+`Accept` and `Accept-Encoding: gzip`, reading every body) measures all three:
+
+- cold p50: the first request for each of several never-seen projects (one request at a time);
+- warm p50: repeated requests for one project (one at a time, after warming every worker);
+- warm req/s: THREADS keep-alive connections requesting one project for SECONDS.
+
+Run: `.venv/bin/python benchmarks/proxy_bench.py [--seconds 10] [--threads 8] [--cold 7]`; the table is
+printed and written to benchmarks/results/ (and was copied by hand into benchmarks/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import http.client
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from tests.support.pypi_upstream import UpstreamIndex, serve, synthetic_project  # noqa: E402
+
+BIN = Path(sys.executable).parent
+ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"
+POLICY = """\
+apiVersion: gate/v1
+kind: Policy
+metadata: {name: bench}
+spec:
+  mode: enforce
+  match: {ecosystems: [pypi], packages: ["*"], exclude: ["corp-*"]}
+  minimumAge: 30d
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def run_upstream(projects: int) -> None:
+    """Child mode: serve `projects` synthetic projects until stdin closes; print the URL first."""
+    index = UpstreamIndex()
+    for i in range(projects):
+        synthetic_project(index, f"bench-{i}", start=dt.datetime(2023, 1, 1, tzinfo=dt.UTC), step=dt.timedelta(hours=20))
+    with serve(index) as upstream:
+        upstream.set_cache_control("max-age=600, public")
+        print(upstream.url, flush=True)
+        sys.stdin.read()
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+    for _ in range(300):
+        if process.poll() is not None:
+            raise RuntimeError(f"{url} exited with {process.returncode}")
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not start")
+
+
+class Target:
+    def __init__(self, name: str, base: str, page_path: str) -> None:
+        self.name, self.base, self.page_path = name, base, page_path
+
+    def path(self, project: str) -> str:
+        return self.page_path.format(project)
+
+
+def fetch(connection: http.client.HTTPConnection, path: str) -> int:
+    connection.request("GET", path, headers={"Accept": ACCEPT, "Accept-Encoding": "gzip"})
+    response = connection.getresponse()
+    body = response.read()
+    if response.status != 200:
+        raise RuntimeError(f"{path}: {response.status} {body[:200]!r}")
+    return len(body)
+
+
+def connect(base: str) -> http.client.HTTPConnection:
+    url = urlsplit(base)
+    return http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=120)
+
+
+def latencies(base: str, paths: list[str]) -> list[float]:
+    out = []
+    for path in paths:
+        connection = connect(base)
+        started = time.perf_counter()
+        fetch(connection, path)
+        out.append(time.perf_counter() - started)
+        connection.close()
+    return out
+
+
+def throughput(base: str, path: str, threads: int, seconds: float) -> float:
+    counts = [0] * threads
+    stop = time.perf_counter() + seconds
+
+    def loop(slot: int) -> None:
+        connection = connect(base)
+        while time.perf_counter() < stop:
+            fetch(connection, path)
+            counts[slot] += 1
+        connection.close()
+
+    workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return sum(counts) / (time.perf_counter() - started)
+
+
+def measure(target: Target, cold: int, threads: int, seconds: float) -> dict[str, float]:
+    cold_paths = [target.path(f"bench-{i}") for i in range(1, cold + 1)]
+    cold_times = latencies(target.base, cold_paths)
+    warm_path = target.path("bench-0")
+    size = fetch(connect(target.base), warm_path)
+    for _ in range(8):  # every worker process has the page
+        latencies(target.base, [warm_path])
+    warm_times = latencies(target.base, [warm_path] * 30)
+    rate = throughput(target.base, warm_path, threads, seconds)
+    return {"cold": statistics.median(cold_times), "warm": statistics.median(warm_times), "rps": rate, "size": size}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--cold", type=int, default=7, help="never-seen projects per target for the cold p50")
+    parser.add_argument("--serve-upstream", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_upstream:
+        run_upstream(args.serve_upstream)
+        return 0
+    work = Path(tempfile.mkdtemp(prefix="gate-bench-"))
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        upstream_process = subprocess.Popen(
+            [sys.executable, __file__, "--serve-upstream", str(args.cold + 1)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )
+        processes.append(upstream_process)
+        assert upstream_process.stdout is not None
+        upstream = upstream_process.stdout.readline().decode().strip()
+        up = urlsplit(upstream)
+        gate_port, proxpi_port = free_port(), free_port()
+        (work / "policy.yaml").write_text(POLICY)
+        gate = subprocess.Popen(
+            [str(BIN / "gate"), "serve", "--policy", str(work / "policy.yaml"), "--upstream", upstream,
+             "--port", str(gate_port), "--cache-dir", str(work / "gate-cache"), "--workers", "2", "--threads", "8"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        env = {**os.environ, "PROXPI_INDEX_URL": upstream, "PROXPI_CACHE_DIR": str(work / "proxpi-cache"),
+               "PROXPI_LOGGING_LEVEL": "WARNING"}
+        proxpi = subprocess.Popen(
+            [str(BIN / "gunicorn"), "-w", "2", "-k", "gthread", "--threads", "8", "-b", f"127.0.0.1:{proxpi_port}",
+             "proxpi.server:app"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        processes += [gate, proxpi]
+        wait_ready(f"http://127.0.0.1:{gate_port}/-/health", gate)
+        wait_ready(f"http://127.0.0.1:{proxpi_port}/health", proxpi)
+        targets = [
+            Target("upstream direct", f"http://{up.netloc}", "/simple/{}/"),
+            Target("proxpi 1.3 (gunicorn -w 2)", f"http://127.0.0.1:{proxpi_port}", "/index/{}/"),
+            Target("gate (gunicorn -w 2)", f"http://127.0.0.1:{gate_port}", "/simple/{}/"),
+        ]
+        rows = [(t.name, measure(t, args.cold, args.threads, args.seconds)) for t in targets]
+    finally:
+        for process in reversed(processes):
+            if process.stdin:
+                process.stdin.close()
+            process.terminate()
+            process.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
+    lines = [
+        f"4000 files per project (1000 versions x 4), JSON with gzip; cold = first request for each of {args.cold}"
+        f" projects, warm req/s = {args.threads} threads for {args.seconds:g}s; {os.cpu_count()} cores.",
+        "",
+        "| target | cold p50 (ms) | warm p50 (ms) | warm req/s | body bytes |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, r in rows:
+        lines.append(f"| {name} | {r['cold'] * 1000:.1f} | {r['warm'] * 1000:.2f} | {r['rps']:.0f} | {r['size']:.0f} |")
+    proxpi_row, gate_row = rows[1][1], rows[2][1]
+    lines += [
+        "",
+        f"gate warm req/s / proxpi warm req/s = {gate_row['rps'] / proxpi_row['rps']:.1f} (target >= 10)",
+        f"gate cold p50 / proxpi cold p50 = {gate_row['cold'] / proxpi_row['cold']:.2f} (target <= 1.5)",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    results = REPO / "benchmarks" / "results"
+    results.mkdir(exist_ok=True)
+    (results / f"proxy-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.md").write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,118 @@
+"""`gate serve`: run the index proxy (a threaded server, or gunicorn with `--workers N`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gate.commands.common import add_policy_option
+from gate.errors import UsageError
+from gate.sources.pypi import DEFAULT_UPSTREAM
+
+if TYPE_CHECKING:
+    from flask import Blueprint
+
+    from gate.proxy.app import Settings
+
+HELP = "serve a package index that lists and delivers only the files the policies allow"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_policy_option(parser)
+    parser.add_argument("--upstream", default=DEFAULT_UPSTREAM, help="upstream simple index URL (default: %(default)s)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default: %(default)s)")
+    parser.add_argument("--cache-dir", type=Path, help="directory for the SQLite cache, audit log and metrics")
+    parser.add_argument("--audit-log", type=Path, help="JSON-lines audit log (default: CACHE_DIR/audit.jsonl)")
+    parser.add_argument("--trusted-root", type=Path, help="Sigstore trusted_root.json (default: production)")
+    parser.add_argument("--timeout", type=float, default=20.0, help="seconds per upstream request (default: 20)")
+    parser.add_argument(
+        "--unsafe-audit-only", action="store_true",
+        help="list and serve denied files too, only logging what would be denied (does not enforce)",
+    )
+    parser.add_argument(
+        "--conda-channel", action="append", type=conda_channel, default=[], metavar="NAME=URL",
+        help="also serve the conda channel at URL as /conda/NAME/ (repeatable)",
+    )
+    parser.add_argument("--workers", type=int, default=0, help="run under gunicorn with N worker processes")
+    parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker (default: 8)")
+
+
+def conda_channel(text: str) -> tuple[str, str]:
+    """`NAME=URL` of `--conda-channel`."""
+    name, _, url = text.partition("=")
+    if not name or not url.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"expected NAME=URL with an http(s) URL, got {text!r}")
+    return name, url.rstrip("/")
+
+
+def blueprints(args: argparse.Namespace) -> tuple[Blueprint, ...] | None:
+    """The PyPI blueprint, plus the conda one when channels are configured (None: the default set)."""
+    if not args.conda_channel:
+        return None
+    from gate.proxy.conda import conda_blueprint  # noqa: PLC0415
+    from gate.proxy.pypi import pypi  # noqa: PLC0415
+
+    try:
+        return (pypi, conda_blueprint(dict(args.conda_channel)))
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    from gate.proxy.app import Settings  # noqa: PLC0415 (keep Flask out of other subcommands' start-up)
+
+    return Settings(
+        policies=tuple(args.policy),
+        upstream=args.upstream,
+        cache_dir=args.cache_dir,
+        audit_log=args.audit_log,
+        trusted_root=args.trusted_root,
+        audit_only=args.unsafe_audit_only,
+        timeout=args.timeout,
+    )
+
+
+def _gunicorn(settings: Settings, args: argparse.Namespace) -> None:
+    from gunicorn.app.base import BaseApplication  # noqa: PLC0415 (only when asked for)
+
+    from gate.proxy.app import create_app  # noqa: PLC0415
+
+    class Application(BaseApplication):  # type: ignore[misc]  # untyped library
+        def load_config(self) -> None:
+            options: dict[str, Any] = {
+                "bind": f"{args.host}:{args.port}",
+                "workers": args.workers,
+                "threads": args.threads,
+                "worker_class": "gthread",
+                "timeout": max(60, int(args.timeout * 3)),
+                "accesslog": None,
+            }
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            # in each worker: its own SQLite connections and HTTP pool
+            return create_app(settings, blueprints=blueprints(args))
+
+    Application().run()
+
+
+def run(args: argparse.Namespace) -> int:
+    from gate.proxy.app import create_app  # noqa: PLC0415
+
+    settings = settings_from(args)
+    routes = blueprints(args)
+    if args.workers > 0:
+        # load the policies once in the parent, so a bad policy fails before forking
+        create_app(settings, blueprints=routes)
+        _gunicorn(settings, args)
+        return 0
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    app = create_app(settings, blueprints=routes)
+    from werkzeug.serving import run_simple  # noqa: PLC0415
+
+    run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
+    return 0

@@ -1,0 +1,107 @@
+"""A pylock.toml's `attestation-identities`, judged against the policies and the verified provenance.
+
+The identities a lock lists are claims, not evidence: they never satisfy a rule. They are checked twice:
+an identity that no signer of a matching policy allows means the locked package cannot pass (reported
+under `attestations.signers`, so exceptions can waive it); verified provenance from a publisher the lock
+does not list means the file is not what the lock pinned (`pylock/attestation-identities`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+
+from gate.decision import Decision, Violation
+from gate.facts import Publisher
+from gate.policy.compile import CompiledPolicy
+from gate.policy.model import Signer
+from gate.policy.reach import can_start_with
+
+LOCK_POLICY = "pylock"
+# PEP 740 / pylock key -> the policy's (and facts') field name
+_KEYS = {"workflow_filepath": "workflowFilepath"}
+_ISSUERS = {"GitHub": "https://token.actions.githubusercontent.com", "GitLab": "https://gitlab.com",
+            "Google": "https://accounts.google.com"}
+
+
+def _normal(identity: Mapping[str, str]) -> dict[str, str]:
+    return {_KEYS.get(k, k): v for k, v in identity.items() if v is not None}
+
+
+def _identity_prefix(identity: dict[str, str]) -> str | None:
+    """The start of the certificate SAN a workflow of this publisher gets."""
+    repo = identity.get("repository")
+    match identity.get("kind"):
+        case "GitHub" if repo and identity.get("workflow"):
+            return f"https://github.com/{repo}/.github/workflows/{identity['workflow']}@"
+        case "GitLab" if repo and identity.get("workflowFilepath"):
+            return f"https://gitlab.com/{repo}//{identity['workflowFilepath']}@"
+        case "Google" if identity.get("email"):
+            return identity["email"]
+    return None
+
+
+def signer_allows(signer: Signer, identity: dict[str, str]) -> bool:
+    """Whether an attestation from this publisher could satisfy `signer`."""
+    if signer.publisher_kind is not None:
+        if signer.publisher_kind != identity.get("kind"):
+            return False
+        return all(key in identity and pattern.matches(identity[key]) for key, pattern in signer.publisher)
+    assert signer.identity is not None and signer.issuer is not None
+    issuer = _ISSUERS.get(identity.get("kind", ""))
+    prefix = _identity_prefix(identity)
+    if issuer is None or prefix is None or not signer.issuer.matches(issuer):
+        return False
+    if identity.get("kind") == "Google":
+        return signer.identity.matches(prefix)
+    return can_start_with(signer.identity.regex, prefix)
+
+
+def _shown(identities: Sequence[dict[str, str]]) -> str:
+    return "; ".join(" ".join(f"{k}={v}" for k, v in sorted(i.items())) for i in identities)
+
+
+def _same_publisher(publisher: Publisher, identity: dict[str, str]) -> bool:
+    if publisher.kind != identity.get("kind"):
+        return False
+    for key in ("repository", "workflow", "workflowFilepath", "email", "environment"):
+        want, have = identity.get(key), getattr(publisher, key)
+        if want and (have or key != "environment") and want != have:
+            return False
+    return True
+
+
+def _waiver(policy: CompiledPolicy, rule: str, decision: Decision, now: dt.datetime) -> str | None:
+    for exception in policy.policy.exceptions:
+        if exception.waives(rule) and exception.applies(decision.facts.file, now):
+            return f"{exception.reason}, until {exception.expires.date().isoformat()}"
+    return None
+
+
+def with_lock_identities(
+    decision: Decision, identities: Sequence[Mapping[str, str]], policies: Sequence[CompiledPolicy], now: dt.datetime
+) -> Decision:
+    """The decision with violations for lock identities no policy allows or the provenance contradicts."""
+    if not identities:
+        return decision
+    wanted = [_normal(i) for i in identities]
+    extra: list[Violation] = []
+    for policy in policies:
+        att = policy.policy.attestations
+        if policy.name not in decision.policies or att is None or not att.signers:
+            continue
+        if not any(signer_allows(s, i) for s in att.signers for i in wanted):
+            extra.append(Violation(
+                policy=policy.name, rule="attestations.signers",
+                message=f"the lock's attestation-identities ({_shown(wanted)}) are not allowed by its signers",
+                enforced=policy.enforced, waived=_waiver(policy, "attestations.signers", decision, now),
+            ))
+    publishers = [a.publisher for a in decision.facts.attestations if a.verified and a.publisher is not None]
+    if publishers and not any(_same_publisher(p, i) for p in publishers for i in wanted):
+        found = "; ".join(f"{p.kind} {p.repository or p.email} {p.workflow or p.workflowFilepath or ''}".strip()
+                          for p in publishers)
+        extra.append(Violation(
+            policy=LOCK_POLICY, rule="attestation-identities",
+            message=f"verified provenance was published by {found}, not by the lock's identities ({_shown(wanted)})",
+        ))
+    return Decision(facts=decision.facts, violations=decision.violations + tuple(extra), policies=decision.policies)

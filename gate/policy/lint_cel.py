@@ -1,0 +1,191 @@
+"""Type-check custom CEL rules by evaluating them against representative facts documents.
+
+cel-python has no static type checker, so each rule runs against a document with every field set
+(an error there is a type error: an unknown field, an operator applied to the wrong types, a result
+that is not a bool) and against one with every optional fact missing (an error there means the rule
+fails closed, and so denies, whenever those facts are unknown).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from functools import cache
+from typing import Any
+
+import celpy
+
+from gate.errors import Issue
+from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, FileKind, Publisher, to_activation
+from gate.policy.cel import CELEvalError, CELParseError, compile_expression
+from gate.policy.load import Path_
+from gate.policy.model import CustomRule, Policy
+
+_NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+_OPERATORS = {
+    "addition_add": "+",
+    "addition_sub": "-",
+    "multiplication_mul": "*",
+    "multiplication_div": "/",
+    "multiplication_mod": "%",
+    "relation_gt": ">",
+    "relation_ge": ">=",
+    "relation_lt": "<",
+    "relation_le": "<=",
+    "relation_eq": "==",
+    "relation_ne": "!=",
+    "relation_in": "in",
+}
+
+
+@cache
+def _interpreter() -> celpy.Environment:
+    """cel-python's tree-walking runner: slower than gate's compiled one, but its errors name the
+    operator that failed, which lint turns into a position. Created after `gate.policy.cel` (imported
+    above), so it reuses the process-wide parser that module set up."""
+    return celpy.Environment()
+
+
+def _program(expression: str) -> Any:
+    compile_expression(expression)  # gate's own parse: raises CELParseError like everywhere else
+    env = _interpreter()
+    return env.program(env.compile(expression))
+
+
+def representative_facts(claim_names: tuple[str, ...] = ()) -> Facts:
+    """Facts with every field set, as a fully verified PyPI wheel would have them."""
+    file = FileFacts(
+        ecosystem=Ecosystem.PYPI,
+        name="example",
+        version="1.0.0",
+        filename="example-1.0.0-py3-none-any.whl",
+        kind=FileKind.WHEEL,
+        sha256="0" * 64,
+        size=1024,
+        index="https://pypi.org/simple/",
+        uploaded=_NOW - dt.timedelta(days=30),
+        uploadedFrom="upload-time",
+        subdir="noarch",
+        build="py_0",
+    )
+    publisher = Publisher(
+        kind="GitHub",
+        repository="example/example",
+        workflow="release.yml",
+        environment="pypi",
+        workflowFilepath=".gitlab-ci.yml",
+        email="release@example.com",
+    )
+    attestation = AttestationFact(
+        verified=True,
+        source="lint",
+        error="",
+        predicateType="https://docs.pypi.org/attestations/publish/v1",
+        issuer="https://token.actions.githubusercontent.com",
+        identity="https://github.com/example/example/.github/workflows/release.yml@refs/tags/v1.0.0",
+        publisher=publisher,
+        claims={name: "example" for name in claim_names},
+        integratedTime=_NOW - dt.timedelta(days=30),
+        targetChannel="https://conda.example/channel",
+    )
+    return Facts(file=file, attestations=(attestation,))
+
+
+def sparse_facts() -> Facts:
+    """Facts with every optional field missing: no upload time, one unverified attestation."""
+    file = FileFacts(
+        ecosystem=Ecosystem.PYPI,
+        name="example",
+        version="1.0.0",
+        filename="example-1.0.0.tar.gz",
+        kind=FileKind.SDIST,
+        sha256="0" * 64,
+    )
+    return Facts(file=file, attestations=(AttestationFact(verified=False, source="lint", error="missing"),))
+
+
+def _readable(message: str) -> str:
+    message = message.split(" (in activation", 1)[0]
+    message = re.sub(r"(?:\w+Type\(.*?\)|None) (<class )", r"\1", message)
+    message = re.sub(r"<class '(?:celpy\.celtypes\.)?(\w+?)(?:Type)?'>", lambda m: m.group(1).lower(), message)
+    message = message.replace("nonetype", "null").replace("none", "null")
+    message = re.sub(r"^no such overload: (\w+) != (\w+)$", r"no such overload for (\1, \2)", message)
+    message = re.sub(
+        r"found no matching overload for Token\('RULE', '(\w+)'\) applied to '\((.*)\)'",
+        lambda m: f"no operator {_OPERATORS.get(m.group(1), m.group(1))} for ({m.group(2)})",
+        message,
+    )
+    return message[:200]
+
+
+def _position(expression: str, message: str) -> tuple[int, int] | None:
+    """(line, column), 1-based, of what the error names, when it can be found in the expression."""
+    patterns = []
+    if found := re.search(r"no such member in mapping: '(\w+)'", message):
+        patterns.append(rf"\.\s*{re.escape(found.group(1))}\b")
+    if found := re.search(r"undeclared reference to '(\w+)'", message):
+        patterns.append(rf"\b{re.escape(found.group(1))}\b")
+    if found := re.search(r"Token\('RULE', '(\w+)'\)", message):
+        operator = _OPERATORS.get(found.group(1))
+        if operator:
+            patterns.append(re.escape(operator) if operator != "in" else r"\bin\b")
+    for pattern in patterns:
+        if hit := re.search(pattern, expression):
+            before = expression[: hit.start()]
+            return before.count("\n") + 1, hit.start() - (before.rfind("\n") + 1) + 1
+    return None
+
+
+def _error_text(err: CELEvalError) -> str:
+    """The underlying reason; the compiled runner wraps it as ("evaluation error", type, args)."""
+    args: tuple[Any, ...] = err.args
+    while args and args[0] == "evaluation error" and len(args) > 2 and isinstance(args[2], tuple) and args[2]:
+        args = args[2]
+    if len(args) > 2 and args[0] == "no such overload" and isinstance(args[2], tuple) and args[2]:
+        return str(args[2][0])
+    return str(args[0]) if args else str(err)
+
+
+def _run(program: Any, activation: dict[str, Any]) -> str | None:
+    """Why the rule could not produce a bool for this document, or None when it did."""
+    try:
+        result = program.evaluate(activation)
+    except CELEvalError as err:
+        return _error_text(err)
+    if isinstance(result, CELEvalError):
+        return _error_text(result)
+    if not isinstance(result, celpy.celtypes.BoolType):
+        return f"the rule yields {type(result).__name__.removesuffix('Type').lower()}, not a bool"
+    return None
+
+
+def _rule_path(index: int) -> Path_:
+    return ("spec", "rules", index, "expression")
+
+
+def _issue(policy: Policy, index: int, rule: CustomRule, text: str, level: str) -> Issue:
+    where = _position(rule.expression, text)
+    at = f" at line {where[0]}, column {where[1]} of the expression" if where else ""
+    message = f"rule {rule.name!r}: {_readable(text)}{at}"
+    if level == "warning":
+        message = f"rule {rule.name!r} fails (and denies) when optional facts are missing: {_readable(text)}{at}"
+    return Issue(rule.path, message, policy.file, policy.raw.line_of(_rule_path(index)), level)
+
+
+def cel_issues(policy: Policy, claim_names: tuple[str, ...] = ()) -> Iterator[Issue]:
+    """Type errors (errors) and null-sensitivity (warnings) of the policy's custom rules."""
+    full = to_activation(representative_facts(claim_names), _NOW)
+    sparse = to_activation(sparse_facts(), _NOW)
+    for index, rule in enumerate(policy.rules):
+        try:
+            program = _program(rule.expression)
+        except CELParseError:
+            continue  # reported by compile_policy as a syntax error
+        error = _run(program, full)
+        if error is not None:
+            yield _issue(policy, index, rule, error, "error")
+            continue
+        error = _run(program, sparse)
+        if error is not None:
+            yield _issue(policy, index, rule, error, "warning")

@@ -1,0 +1,152 @@
+"""Lint checks on a built policy: exceptions that expired, signers and matches that can never match."""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from gate.errors import Issue
+from gate.facts import Ecosystem
+from gate.policy import patterns
+from gate.policy.compile import rule_sources
+from gate.policy.load import Path_, format_path
+from gate.policy.model import Policy, Signer
+from gate.policy.reach import can_start_with
+
+Finding = tuple[str, Issue]
+
+# OIDC issuers whose certificate identity (SAN) has a known form: the prefix every identity starts with.
+IDENTITY_PREFIXES = {
+    "https://token.actions.githubusercontent.com": "https://github.com/",
+    "https://gitlab.com": "https://gitlab.com/",
+    "https://accounts.google.com": None,  # an email address
+}
+_NAME_GLOB = re.compile(r"^[a-z0-9*?-]+$")
+_REGEX_HINTS = (".*", ".+", "\\.", "^", "$", "[", "(", "|")
+
+
+def _issue(policy: Policy, path: Path_, message: str, level: str = "error") -> Issue:
+    return Issue(format_path(path), message, policy.file, policy.raw.line_of(path), level)
+
+
+def exception_issues(policy: Policy, now: dt.datetime, soon: dt.timedelta) -> Iterator[Finding]:
+    """Expired exceptions (errors), exceptions expiring within `soon` (warnings), waivers of absent rules."""
+    present = {name for name, _, _ in rule_sources(policy)}
+    raw_exceptions: list[dict[str, Any]] = policy.raw.data["spec"].get("exceptions", [])
+    for index, (exception, raw) in enumerate(zip(policy.exceptions, raw_exceptions, strict=True)):
+        path: Path_ = ("spec", "exceptions", index, "expires")
+        shown = raw["expires"]
+        if exception.expires <= now:
+            yield "expired-exception", _issue(policy, path, f"exception expired on {shown}; remove or renew it")
+        elif exception.expires - now <= soon:
+            days = (exception.expires - now).days
+            message = f"exception expires on {shown} (in {days} day{'s' if days != 1 else ''})"
+            yield "expiring-exception", _issue(policy, path, message, "warning")
+        for i, waived in enumerate(exception.waive):
+            if not any(r == waived or r.startswith(waived + ".") for r in present):
+                message = f"waives {waived!r}, but this policy has no such rule, so the waiver does nothing"
+                yield "waive", _issue(policy, ("spec", "exceptions", index, "waive", i), message, "warning")
+
+
+def _glob_hint(policy: Policy, path: Path_, pattern: patterns.Pattern | None) -> Iterator[Finding]:
+    if (
+        pattern is not None
+        and pattern.regex == patterns.glob_to_regex(pattern.source)
+        and any(h in pattern.source for h in _REGEX_HINTS)
+    ):
+        message = f"{pattern.source!r} is a glob (only * and ? are special) but looks like a regex; use {{regex: ...}}"
+        yield "glob", _issue(policy, path, message, "warning")
+
+
+def _identity_signer(policy: Policy, path: Path_, signer: Signer) -> Iterator[Finding]:
+    assert signer.identity is not None and signer.issuer is not None
+    yield from _glob_hint(policy, (*path, "identity"), signer.identity)
+    yield from _glob_hint(policy, (*path, "issuer"), signer.issuer)
+    issuer = signer.issuer
+    if not can_start_with(issuer.regex, "https://"):
+        close = difflib.get_close_matches(issuer.source, list(IDENTITY_PREFIXES), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        message = f"issuer {issuer.source!r} can never match: OIDC issuers are https:// URLs{hint}"
+        yield "signer", _issue(policy, (*path, "issuer"), message)
+        return
+    if issuer.is_literal and issuer.source not in IDENTITY_PREFIXES:
+        close = difflib.get_close_matches(issuer.source, list(IDENTITY_PREFIXES), n=1, cutoff=0.8)
+        if close:
+            message = f"issuer {issuer.source!r} is not a known issuer; did you mean {close[0]!r}?"
+            yield "signer", _issue(policy, (*path, "issuer"), message, "warning")
+    for known, prefix in IDENTITY_PREFIXES.items():
+        if prefix is None or not issuer.matches(known):
+            continue
+        if not can_start_with(signer.identity.regex, prefix):
+            message = (
+                f"identity {signer.identity.source!r} can never match: certificates from {known} "
+                f"name a workflow URL starting with {prefix}"
+            )
+            yield "signer", _issue(policy, (*path, "identity"), message)
+
+
+def _publisher_signer(policy: Policy, path: Path_, signer: Signer) -> Iterator[Finding]:
+    for key, pattern in signer.publisher:
+        field: Path_ = (*path, "publisher", key)
+        yield from _glob_hint(policy, field, pattern)
+        if key == "repository" and re.match(r"^(https?:|(www\\?\.)?git(hub|lab)\\?\.com/)", pattern.source):
+            message = (
+                f"repository {pattern.source!r} can never match: it is owner/name (e.g. pypa/sampleproject), not a URL"
+            )
+            yield "signer", _issue(policy, field, message)
+        if key == "workflow" and pattern.is_literal and "/" in pattern.source:
+            message = (
+                f"workflow {pattern.source!r} can never match: it is the file name under .github/workflows "
+                f"(e.g. {pattern.source.rsplit('/', 1)[-1]!r})"
+            )
+            yield "signer", _issue(policy, field, message)
+
+
+def signer_issues(policy: Policy) -> Iterator[Finding]:
+    """Signers no verified attestation could ever satisfy."""
+    if policy.attestations is None:
+        return
+    for index, signer in enumerate(policy.attestations.signers):
+        path: Path_ = ("spec", "attestations", "signers", index)
+        if signer.publisher_kind is None:
+            yield from _identity_signer(policy, path, signer)
+        else:
+            yield from _publisher_signer(policy, path, signer)
+
+
+def _samples(pattern: patterns.Pattern) -> list[str]:
+    """Names a package glob matches, to test whether an exclude pattern covers all of them."""
+    return [
+        pattern.source.replace("*", fill).replace("?", one) for fill, one in (("", "x"), ("q7-z", "0"), ("abc", "k"))
+    ]
+
+
+def match_issues(policy: Policy) -> Iterator[Finding]:
+    """Package globs that cannot match a normalized name, and matches that exclude everything."""
+    match = policy.match
+    for key, globs in (("packages", match.packages), ("exclude", match.exclude)):
+        for index, pattern in enumerate(globs):
+            if not _NAME_GLOB.match(pattern.source):
+                hint = "; version specifiers belong in exceptions" if re.search(r"[<>=!~]", pattern.source) else ""
+                message = (
+                    f"{pattern.source!r} can never match a package name (normalized names use only a-z, 0-9 "
+                    f"and '-'; globs only * and ?){hint}"
+                )
+                yield "glob", _issue(policy, ("spec", "match", key, index), message)
+    included = match.packages or (patterns.package_glob("*"),)
+    live = [p for p in included if _NAME_GLOB.match(p.source)]
+    if not live:
+        if match.packages:
+            yield "match", _issue(policy, ("spec", "match", "packages"), "match selects no package")
+        return
+    if all(any(all(e.matches(s) for s in _samples(p)) for e in match.exclude) for p in live):
+        message = "match selects nothing: every package it includes is also excluded"
+        yield "match", _issue(policy, ("spec", "match", "exclude"), message)
+    if policy.attestations is not None and policy.attestations.target_channel is not None:
+        ecosystems = match.ecosystems
+        if ecosystems is not None and Ecosystem.CONDA not in ecosystems:
+            message = "targetChannel applies only to conda packages, which this policy does not match"
+            yield "match", _issue(policy, ("spec", "attestations", "targetChannel"), message, "warning")

@@ -1,0 +1,41 @@
+"""Check what an installer is about to install: planned files → facts from their index → decisions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from gate.decision import Decision
+from gate.evaluate import evaluate
+from gate.identities import with_lock_identities
+from gate.policy.compile import CompiledPolicy
+from gate.sources.planned import IndexGatherer, PlannedFile
+
+Progress = Callable[[int, int, PlannedFile], None]
+
+
+@dataclass(frozen=True)
+class Checked:
+    planned: PlannedFile
+    decision: Decision
+    notes: tuple[str, ...] = ()
+
+
+def check_planned(
+    planned: Sequence[PlannedFile],
+    policies: Sequence[CompiledPolicy],
+    gatherer: IndexGatherer,
+    now: dt.datetime,
+    progress: Progress | None = None,
+) -> list[Checked]:
+    """Decide every planned file; `progress(i, total, file)` is called before each one."""
+    out = []
+    for i, file in enumerate(planned, 1):
+        if progress is not None:
+            progress(i, len(planned), file)
+        gathered = gatherer.gather(file)
+        decision = evaluate(policies, gathered.facts, now)
+        decision = with_lock_identities(decision, file.identities, policies, now)
+        out.append(Checked(file, decision, gathered.notes))
+    return out

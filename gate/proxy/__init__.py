@@ -1,0 +1,34 @@
+"""The index proxy (`gate serve`): a Flask app whose blueprints filter package indexes by policy.
+
+Layout (each piece is ecosystem-neutral unless named after one):
+
+- `app`: `Settings`, `create_app(settings, blueprints=...)` and `Gate`, the state every blueprint
+  shares (policies, the memoizing `Evaluator`, `Store`, `AuditLog`, `Metrics`, HTTP session, clock),
+  reached inside a request with `gate_state()`. Core routes: `/-/health`, `/-/metrics`.
+- `cache`: `Store`, SQLite entries `(namespace, key) -> value, meta, expires`, and `Memo`, a per-process LRU.
+- `decide`: `judge` (fail closed: an exception is a denial), `unjudgeable`, `visible` (audit-only mode),
+  `record` (metrics + audit log) and `refusal` (403 whose text names the file, each rule and message).
+- `files`: `stream_verified`, which streams upstream bytes and never completes a body whose sha256 or
+  length differs from what the index promised.
+- `evidence`: `verified`, Sigstore/PEP 740 verification cached by file sha256 and evidence digest.
+- `audit`, `metrics`: the JSON-lines audit log and the Prometheus counters.
+- `pypi`, `pypi_index`, `pypi_render`: the PyPI blueprint, its page service and its renderers.
+
+How an ecosystem blueprint plugs in (the conda one will be `gate/proxy/conda.py`):
+
+1. Define `conda = Blueprint("conda", __name__)` with its routes under its own prefix.
+2. If it needs per-app state (an upstream client, a parsed-page memo), attach it once at registration
+   with `@conda.record_once` into `setup.app.extensions[...]`, as `pypi._attach` does; take the shared
+   `Gate` from `setup.app.extensions[EXTENSION]`.
+3. In a route: build `Facts` with a `gate.sources` adapter, then `judge(gate_state(), facts, now)`;
+   list a file only when `visible(state, decision)`; `record(...)` every decision; answer a denied file
+   with `refusal(decision, project)` and an allowed one with `stream_verified(...)`; cache with
+   `state.store` under the blueprint's own namespaces, keyed with `state.policy_digest`, expiring at
+   the judgement's `valid_until` (time-dependent decisions must not outlive it).
+4. On upstream trouble answer 502/503 with a message (see `pypi._failure`), never an unfiltered page.
+5. Register it: `create_app(settings, blueprints=(pypi, conda))`.
+"""
+
+from gate.proxy.app import Gate, Settings, create_app, gate_state
+
+__all__ = ["Gate", "Settings", "create_app", "gate_state"]

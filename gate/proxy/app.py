@@ -1,0 +1,164 @@
+"""The Flask app factory and the state every blueprint shares (`Gate`, reached with `gate_state()`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+from flask import Blueprint, Flask, Response, current_app, request
+from requests.adapters import HTTPAdapter
+
+from gate.evaluate import Evaluator, policy_digest
+from gate.policy.compile import CompiledPolicy, load_policies
+from gate.proxy.audit import AuditLog
+from gate.proxy.cache import Store
+from gate.proxy.metrics import Metrics
+from gate.sources.pypi import DEFAULT_UPSTREAM
+from gate.verify.sigstore import BundleVerifier
+
+log = logging.getLogger(__name__)
+EXTENSION = "gate"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What `gate serve` was told; everything else is derived in `create_app`."""
+
+    policies: tuple[Path, ...]
+    upstream: str = DEFAULT_UPSTREAM
+    cache_dir: Path | None = None  # None: an in-memory store, metrics per process, audit to the log
+    audit_log: Path | None = None  # default: <cache_dir>/audit.jsonl
+    trusted_root: Path | None = None  # Sigstore trusted_root.json; default: production, shipped offline
+    audit_only: bool = False  # UNSAFE for enforcement: list and serve denied files, only log the decisions
+    timeout: float = 20.0  # seconds for one upstream request
+    provenance_workers: int = 8  # parallel provenance fetches for one page
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Settings from `GATE_POLICY` (os.pathsep-separated), `GATE_UPSTREAM`, `GATE_CACHE_DIR`,
+        `GATE_AUDIT_LOG`, `GATE_TRUSTED_ROOT`, `GATE_AUDIT_ONLY=1`, `GATE_TIMEOUT` (for a bare gunicorn)."""
+        env = os.environ if environ is None else environ
+
+        def path(name: str) -> Path | None:
+            return Path(env[name]) if env.get(name) else None
+
+        return cls(
+            policies=tuple(Path(p) for p in env.get("GATE_POLICY", "").split(os.pathsep) if p),
+            upstream=env.get("GATE_UPSTREAM", DEFAULT_UPSTREAM),
+            cache_dir=path("GATE_CACHE_DIR"),
+            audit_log=path("GATE_AUDIT_LOG"),
+            trusted_root=path("GATE_TRUSTED_ROOT"),
+            audit_only=env.get("GATE_AUDIT_ONLY", "") in ("1", "true", "yes"),
+            timeout=float(env.get("GATE_TIMEOUT", "20")),
+        )
+
+
+def _session(pool: int) -> requests.Session:
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = "gate-proxy"
+    return session
+
+
+@dataclass
+class Gate:
+    """Shared by every blueprint of one app: policies, evaluator, store, audit log, metrics, HTTP session."""
+
+    settings: Settings
+    policies: list[CompiledPolicy]
+    store: Store
+    audit: AuditLog
+    metrics: Metrics
+    session: requests.Session
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    evaluator: Evaluator = field(init=False)
+    policy_digest: str = field(init=False)
+    _verifier: BundleVerifier | None = field(default=None, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def __post_init__(self) -> None:
+        self.evaluator = Evaluator(self.policies)
+        self.policy_digest = policy_digest(self.policies)
+
+    def now(self) -> dt.datetime:
+        return self.clock()
+
+    @property
+    def verifier(self) -> BundleVerifier:
+        """The Sigstore verifier, loaded on first use (only policies that read attestations need it)."""
+        with self._lock:
+            if self._verifier is None:
+                self._verifier = BundleVerifier(self.settings.trusted_root)
+            return self._verifier
+
+    def client_address(self) -> str | None:
+        return request.remote_addr
+
+
+def gate_state() -> Gate:
+    """The `Gate` of the app handling the current request."""
+    state: Gate = current_app.extensions[EXTENSION]
+    return state
+
+
+core = Blueprint("core", __name__)
+
+
+@core.get("/-/health")
+def health() -> Response:
+    state = gate_state()
+    return Response(
+        f'{{"status": "ok", "policies": {len(state.policies)}, "policy_digest": "{state.policy_digest}"}}\n',
+        mimetype="application/json",
+    )
+
+
+@core.get("/-/metrics")
+def metrics() -> Response:
+    return Response(gate_state().metrics.render(), mimetype="text/plain; version=0.0.4")
+
+
+def create_app(
+    settings: Settings,
+    *,
+    blueprints: tuple[Blueprint, ...] | None = None,
+    session: requests.Session | None = None,
+    clock: Callable[[], dt.datetime] | None = None,
+) -> Flask:
+    """The proxy app: the core routes plus one blueprint per ecosystem (default: PyPI)."""
+    from gate.proxy.pypi import pypi  # noqa: PLC0415 (the blueprint imports this module)
+
+    cache_dir = settings.cache_dir
+    audit_path = settings.audit_log or (cache_dir / "audit.jsonl" if cache_dir else None)
+    state = Gate(
+        settings=settings,
+        policies=load_policies(list(settings.policies)),
+        store=Store(cache_dir / "cache.sqlite3" if cache_dir else None),
+        audit=AuditLog(audit_path),
+        metrics=Metrics(cache_dir / "metrics" if cache_dir else None),
+        session=session or _session(max(settings.provenance_workers, 10)),
+    )
+    if clock is not None:
+        state.clock = clock
+    app = Flask("gate.proxy")
+    app.extensions[EXTENSION] = state
+    app.register_blueprint(core)
+    for blueprint in blueprints if blueprints is not None else (pypi,):
+        app.register_blueprint(blueprint)
+
+    @app.after_request
+    def count(response: Response) -> Response:
+        endpoint = request.endpoint or "unmatched"
+        state.metrics.inc("gate_requests_total", endpoint=endpoint, status=str(response.status_code))
+        state.metrics.flush()
+        return response
+
+    return app

@@ -1,0 +1,144 @@
+"""The proxy's embedded store: SQLite in the cache directory, shared by threads and worker processes.
+
+One table of entries `(namespace, key) -> (value bytes, meta JSON, expires)`; each blueprint picks its
+namespaces (the PyPI blueprint uses `pypi.page`, `pypi.rendered`, `provenance`, `verified`). `expires`
+is a Unix time after which `get` no longer returns the entry (None: kept until replaced). A broken or
+locked database is never fatal to a request: reads then miss and writes are dropped, with a log line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    namespace TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    meta TEXT NOT NULL,
+    expires REAL,
+    PRIMARY KEY (namespace, key)
+)
+"""
+
+
+@dataclass(frozen=True)
+class Entry:
+    value: bytes
+    meta: dict[str, Any] = field(default_factory=dict)
+    expires: float | None = None
+
+
+class Store:
+    """SQLite-backed entries; `path=None` keeps them in memory (tests, `--cache-dir` not given)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._memory: sqlite3.Connection | None = None
+        self._memory_lock = threading.Lock()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._connect()  # create the schema (and fail early on an unusable path)
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.path is None:
+            if self._memory is None:
+                self._memory = sqlite3.connect(":memory:", check_same_thread=False)
+                self._memory.execute(_SCHEMA)
+            return self._memory
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute(_SCHEMA)
+            self._local.connection = connection
+        return connection
+
+    def _run(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        if self.path is None:
+            with self._memory_lock:
+                return self._connect().execute(sql, params).fetchall()
+        return self._connect().execute(sql, params).fetchall()
+
+    def get(self, namespace: str, key: str, *, now: float | None = None) -> Entry | None:
+        """The entry, or None when absent or expired."""
+        try:
+            rows = self._run(
+                "SELECT value, meta, expires FROM entries WHERE namespace = ? AND key = ?", (namespace, key)
+            )
+        except sqlite3.Error as err:
+            log.warning("cache read failed: %s", err)
+            return None
+        if not rows:
+            return None
+        value, meta, expires = rows[0]
+        if expires is not None and expires <= (time.time() if now is None else now):
+            return None
+        return Entry(bytes(value), json.loads(meta), expires)
+
+    def put(
+        self, namespace: str, key: str, value: bytes, meta: dict[str, Any] | None = None,
+        expires: float | None = None,
+    ) -> None:
+        try:
+            self._run(
+                "INSERT OR REPLACE INTO entries (namespace, key, value, meta, expires) VALUES (?, ?, ?, ?, ?)",
+                (namespace, key, value, json.dumps(meta or {}), expires),
+            )
+        except sqlite3.Error as err:
+            log.warning("cache write failed: %s", err)
+
+    def update_meta(self, namespace: str, key: str, meta: dict[str, Any], expires: float | None) -> None:
+        """Change an entry's meta and expiry without rewriting its value (a 304 revalidation)."""
+        try:
+            self._run(
+                "UPDATE entries SET meta = ?, expires = ? WHERE namespace = ? AND key = ?",
+                (json.dumps(meta), expires, namespace, key),
+            )
+        except sqlite3.Error as err:
+            log.warning("cache write failed: %s", err)
+
+    def get_meta(self, namespace: str, key: str) -> dict[str, Any] | None:
+        """An entry's meta whether or not it has expired (validators for a conditional request)."""
+        try:
+            rows = self._run("SELECT meta FROM entries WHERE namespace = ? AND key = ?", (namespace, key))
+        except sqlite3.Error as err:
+            log.warning("cache read failed: %s", err)
+            return None
+        return json.loads(rows[0][0]) if rows else None
+
+
+class Memo(Generic[T]):
+    """A small thread-safe LRU map for decoded values (parsed pages) in one process."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._items: OrderedDict[str, T] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> T | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: str, value: T) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)

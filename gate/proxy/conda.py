@@ -1,0 +1,353 @@
+"""The conda blueprint: upstream channels at `/conda/<name>/`, repodata filtered by policy, packages via gate.
+
+Routes: `/conda/<name>/<subdir>/repodata.json` and `.json.zst` (every record the policies deny removed
+from `packages` and `packages.conda`, `info.base_url` dropped so downloads come here), every other
+repodata variant 404 (CEP 16 shards, `.bz2`, `current_repodata.json`, `.jlap`: clients fall back to the
+filtered ones), `/conda/<name>/<subdir>/<package>` (decided again, 403 with reasons, or streamed with
+its sha256 checked), the package's sidecars, and `/conda/<name>/channeldata.json` (per-name metadata
+without files, passed through). Facts use the upstream channel URL as `file.index`, so
+`attestations.targetChannel: match` compares a CEP 27 `targetChannel` with the upstream URL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import re
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+from flask.blueprints import BlueprintSetupState
+
+from gate.decision import Decision
+from gate.evaluate import Judgement
+from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts
+from gate.proxy.app import EXTENSION, Gate
+from gate.proxy.cache import Memo
+from gate.proxy.decide import judge, record, refusal, unjudgeable, visible
+from gate.proxy.evidence import verified
+from gate.proxy.files import stream_verified
+from gate.sources.conda_channel import (
+    Served,
+    classify,
+    compress_zst,
+    encode,
+    filter_repodata,
+    find_record,
+    iter_records,
+    package_url,
+    parse_repodata,
+    record_facts,
+    valid_subdir,
+)
+from gate.sources.conda_evidence import MAX_SIDECAR_BYTES, SidecarError, SidecarFetch, sidecar_attestations
+from gate.sources.conda_upstream import ChannelClient
+from gate.sources.pypi import UpstreamError, Validators
+from gate.verify.sigstore import Target
+
+log = logging.getLogger(__name__)
+SERVICE = "gate.conda"
+UPSTREAM = "conda.repodata"  # upstream repodata bytes with their validators
+FILTERED = "conda.filtered"  # filtered repodata (`|zst`: compressed), valid while its decisions hold
+SIDECARS = "conda.sidecar"
+SIDECAR_TTL = 3600.0  # `.sigs` may gain bundles; ask again after this long
+MAX_CHANNELDATA = 256 << 20
+CHANNEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+class CondaChannels:
+    """Upstream repodata through the cache, each record judged; evidence fetched only when a policy reads it."""
+
+    def __init__(self, state: Gate, channels: Mapping[str, str]) -> None:
+        self.state = state
+        timeout = state.settings.timeout
+        self.clients = {name: ChannelClient(url, state.session, timeout=timeout) for name, url in channels.items()}
+        self._parsed: Memo[dict[str, Any]] = Memo(8)
+
+    # -- upstream repodata ---------------------------------------------------------------------------
+
+    def upstream(self, client: ChannelClient, subdir: str) -> tuple[str, dict[str, Any]]:
+        """(digest, parsed repodata) of the subdir, asking upstream only when the cached copy is stale."""
+        state, key = self.state, client.subdir_url(subdir)
+        meta = state.store.get_meta(UPSTREAM, key)
+        if meta is not None and meta["fresh_until"] > time.time():
+            state.metrics.inc("gate_cache_hits_total", cache=UPSTREAM)
+            return self._parsed_repodata(key, str(meta["digest"]))
+        state.metrics.inc("gate_cache_misses_total", cache=UPSTREAM)
+        validators = Validators(meta.get("etag"), meta.get("last_modified")) if meta else None
+        try:
+            fetched = client.repodata(subdir, validators, meta.get("variant") if meta else None)
+        except UpstreamError as err:
+            state.metrics.inc("gate_upstream_requests_total", outcome=str(err.status))
+            raise
+        state.metrics.observe("gate_upstream_seconds", fetched.latency)
+        state.metrics.inc("gate_upstream_requests_total", outcome="304" if fetched.body is None else "200")
+        fresh_until = time.time() + fetched.max_age
+        if fetched.body is None and meta is not None:
+            state.store.update_meta(UPSTREAM, key, {**meta, "fresh_until": fresh_until}, None)
+            return self._parsed_repodata(key, str(meta["digest"]))
+        if fetched.body is None:
+            raise UpstreamError(f"upstream answered 304 for {key} without being asked conditionally")
+        try:
+            parsed = parse_repodata(fetched.body)
+        except ValueError as err:
+            raise UpstreamError(f"upstream {key} repodata is not valid: {err}") from err
+        digest = hashlib.sha256(fetched.body).hexdigest()
+        meta = {
+            "digest": digest, "variant": fetched.variant, "etag": fetched.validators.etag,
+            "last_modified": fetched.validators.last_modified, "fresh_until": fresh_until,
+        }
+        state.store.put(UPSTREAM, key, fetched.body, meta)
+        self._parsed.put(digest, parsed)
+        return digest, parsed
+
+    def _parsed_repodata(self, key: str, digest: str) -> tuple[str, dict[str, Any]]:
+        parsed = self._parsed.get(digest)
+        if parsed is None:
+            entry = self.state.store.get(UPSTREAM, key)
+            if entry is None or entry.meta.get("digest") != digest:
+                raise UpstreamError(f"the cached repodata of {key} changed while it was read; try again", 503)
+            parsed = parse_repodata(entry.value)
+            self._parsed.put(digest, parsed)
+        return digest, parsed
+
+    # -- decisions -----------------------------------------------------------------------------------
+
+    def _reads_evidence(self, file: FileFacts) -> bool:
+        return any(p.uses_attestations and p.policy.match.applies(file) for p in self.state.policies)
+
+    def _sidecars(self, client: ChannelClient, subdir: str, pinned: str) -> SidecarFetch:
+        store = self.state.store
+
+        def fetch(name: str) -> tuple[str, bytes] | None:
+            path = f"{subdir}/{name}"
+            url, key = f"{client.url}/{path}", f"{client.url}/{path}|{pinned}"
+            entry = store.get(SIDECARS, key)
+            if entry is None:
+                try:
+                    data = client.file(path, MAX_SIDECAR_BYTES)
+                except UpstreamError as err:
+                    raise SidecarError(str(err)) from err
+                meta = {"absent": data is None}
+                store.put(SIDECARS, key, data or b"", meta, time.time() + SIDECAR_TTL)
+                return None if data is None else (url, data)
+            return None if entry.meta.get("absent") else (url, entry.value)
+
+        return fetch
+
+    def _evidence(
+        self, client: ChannelClient, subdir: str, file: FileFacts, record: Mapping[str, Any]
+    ) -> tuple[AttestationFact, ...]:
+        target = Target(file.filename, file.sha256, Ecosystem.CONDA)
+        pinned = f"{file.sha256}|{record.get('attestations_sha256')}"
+        fetch = self._sidecars(client, subdir, pinned)
+
+        def verify(data: bytes, source: str, target: Target) -> tuple[AttestationFact, ...]:
+            return verified(self.state, data, source, target)
+
+        return tuple(sidecar_attestations(file.filename, target, record, fetch, verify))
+
+    def judge_all(
+        self, client: ChannelClient, subdir: str, records: list[tuple[str, dict[str, Any]]], now: dt.datetime
+    ) -> list[Judgement]:
+        """One judgement per record, in order; sidecars are fetched in parallel when a policy reads them."""
+        files = [record_facts(name, record, client.url) for name, record in records]
+        wanted = [i for i, f in enumerate(files) if f is not None and self._reads_evidence(f)]
+        evidence: dict[int, tuple[AttestationFact, ...]] = {}
+        if wanted:
+            def gather(i: int) -> tuple[AttestationFact, ...]:
+                file = files[i]
+                assert file is not None
+                return self._evidence(client, subdir, file, records[i][1])
+
+            with ThreadPoolExecutor(self.state.settings.provenance_workers) as pool:
+                evidence = dict(zip(wanted, pool.map(gather, wanted), strict=True))
+        out = []
+        for i, ((filename, entry), file) in enumerate(zip(records, files, strict=True)):
+            if file is None:
+                sha256 = entry.get("sha256")
+                reason = "its repodata record has no valid sha256 (or its filename is not name-version-build)"
+                decision = unjudgeable(
+                    Ecosystem.CONDA, str(entry.get("name", filename)), filename,
+                    sha256 if isinstance(sha256, str) else None, reason,
+                )
+                out.append(Judgement(decision, None))
+            else:
+                out.append(judge(self.state, Facts(file=file, attestations=evidence.get(i, ())), now))
+        return out
+
+    # -- filtered repodata ---------------------------------------------------------------------------
+
+    def filtered(self, client: ChannelClient, subdir: str, *, zst: bool) -> tuple[bytes, str]:
+        """(body, ETag) of the subdir's repodata with every denied record removed."""
+        state, now = self.state, self.state.now()
+        digest, repodata = self.upstream(client, subdir)
+        key = "|".join((client.subdir_url(subdir), state.policy_digest, str(state.settings.audit_only)))
+        variant = key + ("|zst" if zst else "")
+        entry = state.store.get(FILTERED, variant, now=now.timestamp())
+        if entry is not None and entry.meta.get("upstream") == digest:
+            state.metrics.inc("gate_cache_hits_total", cache=FILTERED)
+            return entry.value, str(entry.meta["etag"])
+        state.metrics.inc("gate_cache_misses_total", cache=FILTERED)
+        plain = state.store.get(FILTERED, key, now=now.timestamp()) if zst else None
+        if plain is not None and plain.meta.get("upstream") == digest:
+            body, expires = plain.value, plain.expires
+        else:
+            body, until = self._filter(client, subdir, repodata, now)
+            expires = until.timestamp() if until is not None else None
+            self._store(key, body, digest, expires, now)
+        if zst:
+            body = compress_zst(body)
+            self._store(variant, body, digest, expires, now)
+        return body, _etag(body)
+
+    def _filter(
+        self, client: ChannelClient, subdir: str, repodata: dict[str, Any], now: dt.datetime
+    ) -> tuple[bytes, dt.datetime | None]:
+        records = list(iter_records(repodata))
+        judged = self.judge_all(client, subdir, records, now)
+        by_project: dict[str, list[Decision]] = defaultdict(list)
+        for j in judged:
+            by_project[j.decision.facts.file.name].append(j.decision)
+        for project, decisions in by_project.items():
+            record(self.state, decisions, event="repodata", project=project, client=self.state.client_address())
+        allowed = {name for (name, _), j in zip(records, judged, strict=True) if visible(self.state, j.decision)}
+        changes = [j.valid_until for j in judged if j.valid_until is not None]
+        return encode(filter_repodata(repodata, lambda name, _: name in allowed)), min(changes, default=None)
+
+    def _store(self, key: str, body: bytes, digest: str, expires: float | None, now: dt.datetime) -> None:
+        if expires is None or expires > now.timestamp():
+            self.state.store.put(FILTERED, key, body, {"upstream": digest, "etag": _etag(body)}, expires)
+
+    # -- one package ---------------------------------------------------------------------------------
+
+    def judge_file(self, client: ChannelClient, subdir: str, filename: str) -> tuple[Decision, dict[str, Any]] | None:
+        """The decision on one package listed in the upstream repodata (None: not listed), and its record."""
+        _, repodata = self.upstream(client, subdir)
+        found = find_record(repodata, filename)
+        if found is None:
+            return None
+        (judgement,) = self.judge_all(client, subdir, [(filename, found)], self.state.now())
+        return judgement.decision, repodata
+
+
+def _etag(body: bytes) -> str:
+    return f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+
+
+# --------------------------------------------------------------------------------------------------
+# Routes
+
+
+def conda_blueprint(channels: Mapping[str, str]) -> Blueprint:
+    """A blueprint serving each `name -> upstream channel URL` at `/conda/<name>/`."""
+    bad = [name for name in channels if not CHANNEL_NAME.fullmatch(name)]
+    if bad:
+        raise ValueError(f"invalid conda channel name(s): {', '.join(bad)} (letters, digits, '.', '_', '-')")
+    conda = Blueprint("conda", __name__)
+
+    @conda.record_once
+    def _attach(setup: BlueprintSetupState) -> None:
+        setup.app.extensions[SERVICE] = CondaChannels(setup.app.extensions[EXTENSION], channels)
+
+    conda.add_url_rule("/conda/<name>/channeldata.json", view_func=channeldata, methods=["GET"])
+    conda.add_url_rule("/conda/<name>/<subdir>/<path:rest>", view_func=subdir_file, methods=["GET", "HEAD"])
+    return conda
+
+
+def _service() -> CondaChannels:
+    service: CondaChannels = current_app.extensions[SERVICE]
+    return service
+
+
+def _text(status: int, message: str, **headers: str) -> Response:
+    return Response(message.rstrip("\n") + "\n", status=status, mimetype="text/plain", headers=headers)
+
+
+def _failure(err: UpstreamError) -> Response:
+    """Upstream trouble: an error with a message, never repodata gate did not filter."""
+    log.warning("upstream: %s", err)
+    headers = {"Cache-Control": "no-store"} | ({"Retry-After": "30"} if err.status == 503 else {})
+    return _text(err.status, f"gate: {err}", **headers)
+
+
+def channeldata(name: str) -> Response:
+    client = _service().clients.get(name)
+    if client is None:
+        return _text(404, f"gate: no conda channel {name!r} is configured")
+    try:
+        data = client.file("channeldata.json", MAX_CHANNELDATA)
+    except UpstreamError as err:
+        return _failure(err)
+    if data is None:
+        return _text(404, f"gate: {name} has no channeldata.json upstream")
+    return Response(data, content_type="application/json")
+
+
+def subdir_file(name: str, subdir: str, rest: str) -> Response:
+    service = _service()
+    client = service.clients.get(name)
+    if client is None:
+        return _text(404, f"gate: no conda channel {name!r} is configured")
+    if not valid_subdir(subdir):
+        return _text(404, f"gate: {subdir!r} is not a conda subdir")
+    try:
+        match classify(rest):
+            case Served.REPODATA | Served.REPODATA_ZST as served:
+                return _repodata(service, client, subdir, zst=served is Served.REPODATA_ZST)
+            case Served.PACKAGE:
+                return _package(service, client, name, subdir, rest)
+            case Served.SIDECAR:
+                data = client.file(f"{subdir}/{rest}", MAX_SIDECAR_BYTES)
+                if data is None:
+                    return _text(404, f"gate: no {rest} upstream")
+                return Response(data, content_type="application/json")
+            case Served.UNFILTERED:
+                return _text(404, f"gate: {rest} is not served here; gate filters repodata.json and repodata.json.zst")
+            case Served.NOT_FOUND:
+                return _text(404, f"gate: {subdir}/{rest} is not a conda package or repodata file")
+    except UpstreamError as err:
+        return _failure(err)
+
+
+def _repodata(service: CondaChannels, client: ChannelClient, subdir: str, *, zst: bool) -> Response:
+    body, etag = service.filtered(client, subdir, zst=zst)
+    headers = {"ETag": etag, "Cache-Control": "max-age=0, must-revalidate"}
+    if etag in request.headers.get("If-None-Match", ""):
+        return Response(status=304, headers=headers)
+    content_type = "application/zstd" if zst else "application/json"
+    return Response(body, headers=headers, content_type=content_type)
+
+
+def _package(service: CondaChannels, client: ChannelClient, name: str, subdir: str, filename: str) -> Response:
+    state = service.state
+    judged = service.judge_file(client, subdir, filename)
+    if judged is None:
+        return _text(404, f"gate: {filename} is not in the {subdir} repodata of channel {name}")
+    decision, repodata = judged
+    file, caller = decision.facts.file, state.client_address()
+    record(state, [decision], event="download", project=file.name, client=caller, everything=True)
+    if not visible(state, decision):
+        return refusal(decision, file.name)
+    if request.method == "HEAD":
+        return Response(headers={"Content-Length": str(file.size)} if file.size is not None else {})
+    url = package_url(client.subdir_url(subdir), repodata, filename)
+
+    def mismatch(problem: str) -> None:
+        log.error("integrity: %s from %s: %s; not delivered", filename, url, problem)
+        state.metrics.inc("gate_integrity_failures_total")
+        state.audit.write([{
+            "time": state.now().isoformat(), "client": caller, "event": "integrity", "ecosystem": "conda",
+            "project": file.name, "file": filename, "sha256": file.sha256, "verdict": "deny", "served": False,
+            "rules": [{"policy": "gate", "rule": "gate.integrity", "message": problem}],
+        }])
+
+    return stream_verified(
+        state.session, url, filename=filename, sha256=file.sha256, size=file.size,
+        timeout=state.settings.timeout, on_mismatch=mismatch,
+    )

@@ -1,0 +1,81 @@
+"""Ecosystem-neutral decisions for the proxy: judge fail-closed, count, audit, and refuse with reasons."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+
+from flask import Response
+
+from gate.decision import Decision, Verdict, Violation
+from gate.evaluate import Judgement
+from gate.facts import Ecosystem, Facts, FileFacts, FileKind
+from gate.proxy.app import Gate
+from gate.proxy.audit import audit_record
+
+log = logging.getLogger(__name__)
+GATE_POLICY = "gate"
+
+
+def _gate_denial(facts: Facts, rule: str, message: str) -> Decision:
+    return Decision(facts=facts, violations=(Violation(GATE_POLICY, rule, message),), policies=(GATE_POLICY,))
+
+
+def judge(state: Gate, facts: Facts, now: dt.datetime) -> Judgement:
+    """The policies' judgement; any error while deciding is a denial that holds only for this moment."""
+    try:
+        return state.evaluator.judge(facts, now)
+    except Exception as err:  # fail closed: whatever went wrong, the file is not admitted
+        log.exception("error while deciding %s", facts.file.filename)
+        return Judgement(_gate_denial(facts, "gate.error", f"gate could not decide: {err}"), now)
+
+
+def unjudgeable(ecosystem: Ecosystem, project: str, filename: str, sha256: str | None, reason: str) -> Decision:
+    """A denial for a file gate cannot build facts for (unknown kind, no digest, wrong project)."""
+    file = FileFacts(
+        ecosystem=ecosystem, name=project, version="", filename=filename, kind=FileKind.FILE, sha256=sha256 or ""
+    )
+    return _gate_denial(Facts(file=file), "gate.unjudgeable", reason)
+
+
+def visible(state: Gate, decision: Decision) -> bool:
+    """Whether the file is listed and served: allowed, or any verdict under the (unsafe) audit-only mode."""
+    return decision.verdict is Verdict.ALLOW or state.settings.audit_only
+
+
+def record(
+    state: Gate, decisions: Iterable[Decision], *, event: str, project: str, client: str | None,
+    everything: bool = False,
+) -> None:
+    """Count decisions and audit them: every download; on pages, every file some rule flagged
+    (`everything=True` logs allowed files too)."""
+    now = state.now()
+    records = []
+    for decision in decisions:
+        verdict = decision.verdict.value
+        state.metrics.inc("gate_decisions_total", verdict=verdict, event=event)
+        for violation in decision.violations:
+            state.metrics.inc("gate_rule_violations_total", policy=violation.policy, rule=violation.rule)
+        if everything or decision.violations:
+            served = visible(state, decision)
+            records.append(audit_record(decision, event=event, client=client, project=project, served=served,
+                                        now=now))
+    state.audit.write(records)
+
+
+def refusal_text(decision: Decision, project: str) -> str:
+    """What a person reading an installer's error needs: which file, which rules, and why."""
+    file = decision.facts.file
+    version = f" {file.version}" if file.version else ""
+    lines = [f"gate: {file.filename} ({project}{version}) is denied by policy."]
+    for violation in decision.denying:
+        lines.append(f"  - {violation.policy}/{violation.rule}: {violation.message}")
+    if file.sha256:
+        lines.append(f"  sha256: {file.sha256}")
+    lines.append("Ask your security team for an exception, or pick a version the policy allows.")
+    return "\n".join(lines) + "\n"
+
+
+def refusal(decision: Decision, project: str) -> Response:
+    return Response(refusal_text(decision, project), status=403, mimetype="text/plain")

@@ -1,0 +1,120 @@
+"""Serve a distribution file from upstream only if its bytes are exactly the ones the policy judged.
+
+The response streams, but the last chunk is held back until the whole body has been hashed: a body
+whose sha256 or length differs from what the index promised is cut short (the client sees a broken
+download, never a complete wrong file) and reported through `on_mismatch`. Without a known length the
+body is spooled and checked before anything is sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+from collections.abc import Callable, Iterator
+
+import requests
+from flask import Response
+
+log = logging.getLogger(__name__)
+CHUNK = 1 << 16
+
+
+class IntegrityError(Exception):
+    """Upstream bytes differ from the judged file; raised mid-stream to abort the response."""
+
+
+def _text(status: int, message: str) -> Response:
+    return Response(message.rstrip("\n") + "\n", status=status, mimetype="text/plain")
+
+
+def _check(digest: hashlib._Hash, received: int, sha256: str, size: int | None) -> str | None:
+    if size is not None and received != size:
+        return f"expected {size} bytes, upstream sent {received}"
+    if digest.hexdigest() != sha256.lower():
+        return f"sha256 {digest.hexdigest()} differs from the {sha256} the index promised"
+    return None
+
+
+def stream_verified(
+    session: requests.Session,
+    url: str,
+    *,
+    filename: str,
+    sha256: str,
+    size: int | None,
+    timeout: float,
+    on_mismatch: Callable[[str], None],
+    content_type: str = "application/octet-stream",
+) -> Response:
+    """A response with the upstream bytes of `url`, delivered only if they hash to `sha256`."""
+    try:
+        upstream = session.get(url, stream=True, timeout=timeout)
+    except requests.Timeout:
+        return _text(503, f"gate: upstream did not send {filename} within {timeout:g}s")
+    except requests.RequestException as err:
+        return _text(502, f"gate: cannot fetch {filename} from upstream: {type(err).__name__}")
+    if upstream.status_code != 200:
+        upstream.close()
+        return _text(502, f"gate: upstream answered {upstream.status_code} for {filename}")
+    announced = upstream.headers.get("Content-Length")
+    length = size if size is not None else (int(announced) if announced and announced.isdigit() else None)
+    if length is None:
+        return _spooled(upstream, filename, sha256, on_mismatch, content_type)
+
+    def body() -> Iterator[bytes]:
+        digest = hashlib.sha256()
+        received = 0
+        pending = b""
+        try:
+            for chunk in upstream.iter_content(CHUNK):
+                digest.update(chunk)
+                received += len(chunk)
+                if received > length:
+                    break
+                if pending:
+                    yield pending
+                pending = chunk
+            problem = _check(digest, received, sha256, length)
+            if problem is not None:
+                on_mismatch(problem)
+                raise IntegrityError(f"{filename}: {problem}; download aborted")
+            if pending:
+                yield pending
+        except requests.RequestException as err:
+            on_mismatch(f"upstream broke off: {type(err).__name__}")
+            raise IntegrityError(f"{filename}: upstream broke off") from err
+        finally:
+            upstream.close()
+
+    headers = {"Content-Length": str(length), "ETag": f'"{sha256.lower()}"'}
+    return Response(body(), headers=headers, content_type=content_type, direct_passthrough=True)
+
+
+def _spooled(
+    upstream: requests.Response, filename: str, sha256: str, on_mismatch: Callable[[str], None],
+    content_type: str,
+) -> Response:
+    spool = tempfile.SpooledTemporaryFile(max_size=32 << 20)  # noqa: SIM115 (closed by the response)
+    digest = hashlib.sha256()
+    received = 0
+    try:
+        for chunk in upstream.iter_content(CHUNK):
+            digest.update(chunk)
+            received += len(chunk)
+            spool.write(chunk)
+    except requests.RequestException as err:
+        spool.close()
+        return _text(502, f"gate: upstream broke off while sending {filename}: {type(err).__name__}")
+    finally:
+        upstream.close()
+    problem = _check(digest, received, sha256, None)
+    if problem is not None:
+        spool.close()
+        on_mismatch(problem)
+        return _text(502, f"gate: upstream bytes of {filename} do not match the index: {problem}")
+    spool.seek(0)
+    response = Response(iter(lambda: spool.read(CHUNK), b""), content_type=content_type, direct_passthrough=True)
+    response.headers["Content-Length"] = str(received)
+    response.call_on_close(spool.close)
+    return response

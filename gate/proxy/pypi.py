@@ -1,0 +1,217 @@
+"""The PyPI blueprint: the simple API filtered by policy, and files, metadata and provenance through gate.
+
+Routes: `/simple/`, `/simple/<project>/` (PEP 503 HTML / PEP 691 JSON by `Accept` or `?format=`),
+`/files/<project>/<filename>` (and `<filename>.metadata`, PEP 658) and `/provenance/<project>/<filename>`
+(PEP 740). Pages list only the files the policies allow; a denied file is refused with 403 and reasons.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import time
+from typing import Any
+
+from flask import Blueprint, Response, current_app, redirect, request
+from flask.blueprints import BlueprintSetupState
+from packaging.utils import canonicalize_name
+from werkzeug.wrappers import Response as BaseResponse
+
+from gate.proxy.app import EXTENSION, gate_state
+from gate.proxy.decide import record, refusal, visible
+from gate.proxy.files import stream_verified
+from gate.proxy.pypi_index import PypiIndex
+from gate.proxy.pypi_render import Urls, negotiate, render_html, render_json, render_root
+from gate.sources.pypi import JSON_V1, SimpleFile, UpstreamError
+
+log = logging.getLogger(__name__)
+RENDERED = "pypi.rendered"
+ROOT = "pypi.root"
+ROOT_TTL = 600.0
+SERVICE = "gate.pypi"
+
+pypi = Blueprint("pypi", __name__)
+
+
+@pypi.record_once
+def _attach(setup: BlueprintSetupState) -> None:
+    setup.app.extensions[SERVICE] = PypiIndex(setup.app.extensions[EXTENSION])
+
+
+def _index() -> PypiIndex:
+    service: PypiIndex = current_app.extensions[SERVICE]
+    return service
+
+
+def _text(status: int, message: str, **headers: str) -> Response:
+    return Response(message.rstrip("\n") + "\n", status=status, mimetype="text/plain", headers=headers)
+
+
+def _failure(err: UpstreamError) -> Response:
+    """Upstream trouble: an error with a message, never a page gate did not filter."""
+    log.warning("upstream: %s", err)
+    headers = {"Cache-Control": "no-store"} | ({"Retry-After": "30"} if err.status == 503 else {})
+    return _text(err.status, f"gate: {err}", **headers)
+
+
+def _normalize_redirect(project: str, suffix: str) -> BaseResponse | None:
+    name = canonicalize_name(project)
+    if name == project:
+        return None
+    query = request.query_string.decode()
+    return redirect(f"{request.script_root}{suffix.format(name)}" + (f"?{query}" if query else ""), 301)
+
+
+def _serve_rendered(body_gz: bytes, meta: dict[str, Any]) -> Response:
+    headers = {
+        "ETag": meta["etag"],
+        "Vary": "Accept, Accept-Encoding",
+        "Cache-Control": "max-age=0, must-revalidate",
+    }
+    if meta["etag"] in request.headers.get("If-None-Match", ""):
+        return Response(status=304, headers=headers)
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        headers["Content-Encoding"] = "gzip"
+        body = body_gz
+    else:
+        body = gzip.decompress(body_gz)
+    return Response(body, headers=headers, content_type=meta["content_type"])
+
+
+@pypi.get("/simple/")
+def root() -> BaseResponse:
+    content_type = negotiate(request.headers.get("Accept"), request.args.get("format"))
+    if content_type is None:
+        return _text(406, "gate: no acceptable simple API format", Vary="Accept")
+    state = gate_state()
+    entry = state.store.get(ROOT, content_type)
+    if entry is None:
+        try:
+            names = _index().client.projects()
+        except UpstreamError as err:
+            return _failure(err)
+        body = gzip.compress(render_root(names, content_type), 6)
+        meta = {"etag": f'"{hashlib.sha256(body).hexdigest()[:32]}"', "content_type": content_type}
+        state.store.put(ROOT, content_type, body, meta, time.time() + ROOT_TTL)
+        entry = state.store.get(ROOT, content_type)
+        assert entry is not None
+    return _serve_rendered(entry.value, entry.meta)
+
+
+@pypi.get("/simple/<project>/")
+def project_page(project: str) -> BaseResponse:
+    moved = _normalize_redirect(project, "/simple/{}/")
+    if moved is not None:
+        return moved
+    content_type = negotiate(request.headers.get("Accept"), request.args.get("format"))
+    if content_type is None:
+        return _text(406, "gate: no acceptable simple API format", Vary="Accept")
+    state, index = gate_state(), _index()
+    try:
+        digest = index.page_digest(project)
+    except UpstreamError as err:
+        return _failure(err)
+    key = "|".join((project, content_type, request.url_root, state.policy_digest, str(state.settings.audit_only)))
+    now = state.now()
+    entry = state.store.get(RENDERED, key, now=now.timestamp())
+    if entry is not None and entry.meta.get("page_digest") == digest:
+        state.metrics.inc("gate_cache_hits_total", cache=RENDERED)
+        return _serve_rendered(entry.value, entry.meta)
+    state.metrics.inc("gate_cache_misses_total", cache=RENDERED)
+    try:
+        page = index.page(project, digest)
+    except UpstreamError as err:
+        return _failure(err)
+    judged = index.judge_page(page, now)
+    record(state, (j.decision for j in judged), event="page", project=project, client=request.remote_addr)
+    shown = [j for j in judged if visible(state, j.decision)]
+    files, urls = [j.file for j in shown], Urls(request.url_root, project)
+    if content_type == JSON_V1:
+        body = render_json(page, files, urls, [j.decision.facts.file.version for j in shown])
+    else:
+        body = render_html(page, files, urls)
+    meta = {
+        "etag": f'"{hashlib.sha256(body).hexdigest()[:32]}"',
+        "content_type": content_type,
+        "page_digest": digest,
+    }
+    compressed = gzip.compress(body, 5)
+    changes = [j.valid_until for j in judged if j.valid_until is not None]
+    until = min(changes) if changes else None
+    if until is None or until > now:
+        state.store.put(RENDERED, key, compressed, meta, until.timestamp() if until else None)
+    return _serve_rendered(compressed, meta)
+
+
+def _listed(project: str, filename: str) -> tuple[SimpleFile | None, Response | None]:
+    index = _index()
+    try:
+        page = index.page(project)
+    except UpstreamError as err:
+        return None, _failure(err)
+    file = page.file(filename)
+    if file is None:
+        return None, _text(404, f"gate: {filename} is not listed for {project} on the upstream index")
+    return file, None
+
+
+@pypi.route("/files/<project>/<filename>", methods=["GET", "HEAD"])
+def download(project: str, filename: str) -> BaseResponse:
+    moved = _normalize_redirect(project, "/files/{}/" + filename)
+    if moved is not None:
+        return moved
+    state, index = gate_state(), _index()
+    metadata = filename.endswith(".metadata")
+    dist = filename.removesuffix(".metadata")
+    file, failure = _listed(project, dist)
+    if file is None:
+        assert failure is not None
+        return failure
+    judged = index.judge(index.page(project), file, state.now())
+    client = request.remote_addr
+    record(state, [judged.decision], event="metadata" if metadata else "download", project=project,
+           client=client, everything=True)
+    if not visible(state, judged.decision):
+        return refusal(judged.decision, project)
+    sha256, size, url = file.sha256, file.size, file.url
+    if metadata:
+        value = file.core_metadata
+        sha256 = value.get("sha256") if isinstance(value, dict) else None
+        size, url = None, file.url + ".metadata"
+    if sha256 is None:
+        return _text(404, f"gate: no checkable {'metadata' if metadata else 'sha256'} for {dist}")
+    if request.method == "HEAD":
+        return Response(headers={"Content-Length": str(size)} if size is not None else {})
+
+    def mismatch(problem: str) -> None:
+        log.error("integrity: %s from %s: %s; not delivered", filename, url, problem)
+        state.metrics.inc("gate_integrity_failures_total")
+        state.audit.write([{
+            "time": state.now().isoformat(), "client": client, "event": "integrity", "ecosystem": "pypi",
+            "project": project, "file": filename, "sha256": sha256, "verdict": "deny", "served": False,
+            "rules": [{"policy": "gate", "rule": "gate.integrity", "message": problem}],
+        }])
+
+    return stream_verified(
+        state.session, url, filename=filename, sha256=sha256, size=size, timeout=state.settings.timeout,
+        on_mismatch=mismatch, content_type="text/plain" if metadata else "application/octet-stream",
+    )
+
+
+@pypi.get("/provenance/<project>/<filename>")
+def provenance(project: str, filename: str) -> BaseResponse:
+    moved = _normalize_redirect(project, "/provenance/{}/" + filename)
+    if moved is not None:
+        return moved
+    file, failure = _listed(project, filename)
+    if file is None:
+        assert failure is not None
+        return failure
+    try:
+        data = _index().provenance(file)
+    except UpstreamError as err:
+        return _failure(err)
+    if data is None:
+        return _text(404, f"gate: no provenance for {filename}")
+    return Response(data, content_type="application/vnd.pypi.integrity.v1+json")

@@ -1,0 +1,148 @@
+"""Upstream project pages through the cache, each file judged by policy (the PyPI blueprint's service)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from gate.decision import Decision
+from gate.evaluate import Judgement
+from gate.facts import AttestationFact, Ecosystem, Facts
+from gate.proxy.app import Gate
+from gate.proxy.cache import Memo
+from gate.proxy.decide import judge, unjudgeable
+from gate.proxy.evidence import verified
+from gate.sources.pypi import ProjectPage, SimpleClient, SimpleFile, UpstreamError, Validators, file_facts, parse_page
+from gate.verify.sigstore import Target
+
+PAGES = "pypi.page"
+PROVENANCE = "provenance"
+NO_PROVENANCE_TTL = 3600.0  # provenance can be added to a file later: ask again after this long
+
+
+@dataclass(frozen=True)
+class JudgedFile:
+    file: SimpleFile
+    decision: Decision
+    valid_until: dt.datetime | None
+
+
+class PypiIndex:
+    """Pages are kept with their validators and reused while the upstream's `Cache-Control` allows;
+    decisions are made per file, fetching and verifying provenance only when a policy reads it."""
+
+    def __init__(self, state: Gate) -> None:
+        self.state = state
+        self.client = SimpleClient(state.settings.upstream, state.session, timeout=state.settings.timeout)
+        self._pages: Memo[ProjectPage] = Memo(32)
+
+    # -- pages ---------------------------------------------------------------------------------------
+
+    def page_digest(self, project: str) -> str:
+        """The digest of the project's current upstream page, asking upstream only when it is stale."""
+        state = self.state
+        meta = state.store.get_meta(PAGES, project)
+        if meta is not None and meta["fresh_until"] > time.time():
+            state.metrics.inc("gate_cache_hits_total", cache=PAGES)
+            return str(meta["digest"])
+        state.metrics.inc("gate_cache_misses_total", cache=PAGES)
+        validators = Validators(meta.get("etag"), meta.get("last_modified")) if meta else None
+        try:
+            fetched = self.client.project(project, validators)
+        except UpstreamError as err:
+            state.metrics.inc("gate_upstream_requests_total", outcome=str(err.status))
+            raise
+        state.metrics.observe("gate_upstream_seconds", fetched.latency)
+        state.metrics.inc("gate_upstream_requests_total", outcome="304" if fetched.page is None else "200")
+        fresh_until = time.time() + fetched.max_age
+        if fetched.page is None and meta is not None:
+            meta = {**meta, "fresh_until": fresh_until}
+            state.store.update_meta(PAGES, project, meta, None)
+            return str(meta["digest"])
+        if fetched.page is None:  # a 304 to a request without validators: not a usable answer
+            raise UpstreamError(f"upstream answered 304 for {project} without being asked conditionally")
+        digest = hashlib.sha256(fetched.body).hexdigest()
+        meta = {
+            "digest": digest,
+            "content_type": fetched.content_type,
+            "url": fetched.url,
+            "etag": fetched.validators.etag,
+            "last_modified": fetched.validators.last_modified,
+            "fresh_until": fresh_until,
+        }
+        state.store.put(PAGES, project, fetched.body, meta)
+        self._pages.put(digest, fetched.page)
+        return digest
+
+    def page(self, project: str, digest: str | None = None) -> ProjectPage:
+        """The current page of `project` (the one with `digest`, when the caller already has it)."""
+        digest = digest or self.page_digest(project)
+        page = self._pages.get(digest)
+        if page is not None:
+            return page
+        entry = self.state.store.get(PAGES, project)
+        if entry is None or entry.meta.get("digest") != digest:
+            raise UpstreamError(f"the cached page of {project} changed while it was read; try again", 503)
+        page = parse_page(entry.value, entry.meta["content_type"], entry.meta["url"], project)
+        self._pages.put(digest, page)
+        return page
+
+    # -- decisions -----------------------------------------------------------------------------------
+
+    def _provenance(self, file: SimpleFile, sha256: str) -> bytes | None:
+        state = self.state
+        entry = state.store.get(PROVENANCE, sha256)
+        if entry is not None:
+            state.metrics.inc("gate_cache_hits_total", cache=PROVENANCE)
+            return None if entry.meta.get("absent") else entry.value
+        state.metrics.inc("gate_cache_misses_total", cache=PROVENANCE)
+        assert file.provenance is not None
+        data = self.client.fetch_provenance(file.provenance)
+        if data is None:
+            state.store.put(PROVENANCE, sha256, b"", {"absent": True}, time.time() + NO_PROVENANCE_TTL)
+        else:
+            state.store.put(PROVENANCE, sha256, data)
+        return data
+
+    def provenance(self, file: SimpleFile) -> bytes | None:
+        """The file's provenance object (cached by sha256); None when the index has none."""
+        if file.provenance is None or file.sha256 is None:
+            return None
+        return self._provenance(file, file.sha256)
+
+    def _attestations(self, file: SimpleFile, sha256: str, filename: str) -> tuple[AttestationFact, ...]:
+        """No `provenance` URL means no evidence ("unknown"); a fetch that fails is unverified evidence."""
+        if file.provenance is None:
+            return ()
+        try:
+            data = self._provenance(file, sha256)
+        except UpstreamError as err:
+            return (AttestationFact(verified=False, source=file.provenance, error=f"fetch: {err}"),)
+        if data is None:
+            return ()
+        return verified(self.state, data, file.provenance, Target(filename, sha256, Ecosystem.PYPI))
+
+    def judge(self, page: ProjectPage, file: SimpleFile, now: dt.datetime) -> JudgedFile:
+        facts = file_facts(page, file, self.client.base_url)
+        if facts is None:
+            reason = (
+                "the index gave no sha256 for this file" if file.sha256 is None
+                else f"not a wheel or sdist of {page.name}"
+            )
+            decision = unjudgeable(Ecosystem.PYPI, page.name, file.filename, file.sha256, reason)
+            return JudgedFile(file, decision, None)
+        attestations: tuple[AttestationFact, ...] = ()
+        if self.state.evaluator.uses_attestations:
+            attestations = self._attestations(file, facts.sha256, facts.filename)
+        judgement: Judgement = judge(self.state, Facts(file=facts, attestations=attestations), now)
+        return JudgedFile(file, judgement.decision, judgement.valid_until)
+
+    def judge_page(self, page: ProjectPage, now: dt.datetime) -> list[JudgedFile]:
+        """Every file of the page, in page order; provenance is fetched in parallel when it is needed."""
+        if not self.state.evaluator.uses_attestations or not any(f.provenance for f in page.files):
+            return [self.judge(page, f, now) for f in page.files]
+        with ThreadPoolExecutor(self.state.settings.provenance_workers) as pool:
+            return list(pool.map(lambda f: self.judge(page, f, now), page.files))

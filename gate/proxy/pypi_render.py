@@ -1,0 +1,178 @@
+"""Content negotiation and rendering of filtered simple-API pages (PEP 503 HTML, PEP 691 JSON)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import quote
+
+from gate.sources.pypi import HTML_V1, JSON_V1, TEXT_HTML, ProjectPage, SimpleFile
+
+JSON_LATEST = "application/vnd.pypi.simple.latest+json"
+HTML_LATEST = "application/vnd.pypi.simple.latest+html"
+# (media type a client may ask for, the concrete type answered); on equal preference the earlier wins.
+_OFFERS = ((JSON_V1, JSON_V1), (JSON_LATEST, JSON_V1), (HTML_V1, HTML_V1), (HTML_LATEST, HTML_V1),
+           (TEXT_HTML, TEXT_HTML))
+
+
+def _ranges(accept: str) -> list[tuple[str, float]]:
+    out = []
+    for item in accept.split(","):
+        media, *params = (p.strip() for p in item.split(";"))
+        quality = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if media:
+            out.append((media.lower(), quality))
+    return out
+
+
+def negotiate(accept: str | None, format_param: str | None = None) -> str | None:
+    """The content type to answer with (`?format=` wins over `Accept`); None means 406."""
+    if format_param:
+        wanted = format_param.lower().replace(" ", "+")  # an unescaped "+" in a query string reads as " "
+        return next((answer for offer, answer in _OFFERS if offer == wanted), None)
+    if not accept:
+        return TEXT_HTML
+    best: tuple[float, int, int, str] | None = None
+    ranges = _ranges(accept)
+    for order, (offer, answer) in enumerate(_OFFERS):
+        for media, quality in ranges:
+            if media == offer:
+                specificity = 2
+            elif media in (offer.split("/")[0] + "/*", "*/*"):
+                specificity = 0 if media == "*/*" else 1
+            else:
+                continue
+            if quality <= 0:
+                continue
+            # prefer higher q, then explicit over wildcard, then our own order (JSON first)
+            candidate = (quality, specificity, -order, answer)
+            if best is None or candidate[:3] > best[:3]:
+                best = candidate
+    return None if best is None else best[3]
+
+
+class Urls:
+    """Where gate serves a project's files, metadata and provenance (absolute, under `root`)."""
+
+    def __init__(self, root: str, project: str) -> None:
+        self.root = root
+        self.project = project
+
+    def file(self, filename: str) -> str:
+        return f"{self.root}files/{self.project}/{quote(filename)}"
+
+    def provenance(self, filename: str) -> str:
+        return f"{self.root}provenance/{self.project}/{quote(filename)}"
+
+
+def iso_z(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat() + "Z"
+
+
+def _metadata(file: SimpleFile) -> bool | dict[str, str]:
+    """Metadata is advertised only with a sha256, because gate serves it only after checking that."""
+    value = file.core_metadata
+    return {"sha256": value["sha256"]} if isinstance(value, dict) and value.get("sha256") else False
+
+
+def _row(file: SimpleFile, urls: Urls) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "filename": file.filename,
+        "url": urls.file(file.filename),
+        "hashes": file.hashes,
+        "requires-python": file.requires_python,
+        "yanked": file.yanked,
+        "core-metadata": _metadata(file),
+        "data-dist-info-metadata": _metadata(file),
+        "provenance": urls.provenance(file.filename) if file.provenance else None,
+    }
+    if file.size is not None:
+        row["size"] = file.size
+    if file.upload_time is not None:
+        row["upload-time"] = iso_z(file.upload_time)
+    return row
+
+
+def _versions(page: ProjectPage, versions: list[str]) -> list[str]:
+    """The versions that still have a listed file, in the upstream's order when it gave one."""
+    listed = dict.fromkeys(versions)
+    if page.versions is None:
+        return list(listed)
+    return [v for v in page.versions if v in listed]
+
+
+def render_json(page: ProjectPage, files: list[SimpleFile], urls: Urls, versions: list[str]) -> bytes:
+    """The PEP 691 page of `files` (with `versions`, each listed file's version, for PEP 700)."""
+    meta: dict[str, Any] = {"api-version": page.api_version}
+    if page.last_serial is not None:
+        meta["_last-serial"] = page.last_serial
+    out: dict[str, Any] = {"meta": meta, "name": page.name}
+    if page.project_status is not None:
+        out["project-status"] = page.project_status
+    out["versions"] = _versions(page, versions)
+    out["files"] = [_row(f, urls) for f in files]
+    return json.dumps(out, separators=(",", ":")).encode()
+
+
+def _metadata_attr(value: bool | dict[str, str]) -> str | None:
+    if value is False:
+        return None
+    if value is True or not value:
+        return "true"
+    algorithm = "sha256" if "sha256" in value else next(iter(value))
+    return f"{algorithm}={value[algorithm]}"
+
+
+def _anchor(file: SimpleFile, urls: Urls) -> str:
+    href = urls.file(file.filename)
+    if file.hashes:
+        algorithm = "sha256" if "sha256" in file.hashes else next(iter(file.hashes))
+        href += f"#{algorithm}={file.hashes[algorithm]}"
+    attrs = [("href", href)]
+    if file.requires_python:
+        attrs.append(("data-requires-python", file.requires_python))
+    if file.yanked is not False:
+        attrs.append(("data-yanked", "" if file.yanked is True else str(file.yanked)))
+    metadata = _metadata_attr(_metadata(file))
+    if metadata is not None:
+        attrs += [("data-core-metadata", metadata), ("data-dist-info-metadata", metadata)]
+    if file.provenance:
+        attrs.append(("data-provenance", urls.provenance(file.filename)))
+    if file.upload_time is not None:
+        attrs.append(("data-upload-time", iso_z(file.upload_time)))  # not standard; mirrors emit it
+    shown = " ".join(f'{key}="{html.escape(value)}"' for key, value in attrs)
+    return f"    <a {shown}>{html.escape(file.filename)}</a><br />"
+
+
+def _html(title: str, api_version: str, lines: Iterable[str]) -> bytes:
+    head = [
+        "<!DOCTYPE html>",
+        "<html>",
+        "  <head>",
+        f'    <meta name="pypi:repository-version" content="{html.escape(api_version)}">',
+        f"    <title>{html.escape(title)}</title>",
+        "  </head>",
+        "  <body>",
+        f"    <h1>{html.escape(title)}</h1>",
+    ]
+    return ("\n".join([*head, *lines, "  </body>", "</html>"]) + "\n").encode()
+
+
+def render_html(page: ProjectPage, files: list[SimpleFile], urls: Urls) -> bytes:
+    return _html(f"Links for {page.name}", page.api_version, (_anchor(f, urls) for f in files))
+
+
+def render_root(names: list[str], content_type: str) -> bytes:
+    if content_type == JSON_V1:
+        return json.dumps({"meta": {"api-version": "1.1"}, "projects": [{"name": n} for n in names]}).encode()
+    return _html("Simple index", "1.1", (f'    <a href="{quote(n)}/">{html.escape(n)}</a><br />' for n in names))

@@ -1,0 +1,62 @@
+"""`gate check` reports beyond decision.py's text and JSON: a summary table and SARIF."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from gate.decision import Decision, Verdict
+from gate.report.sarif import SarifResult, SarifRule, sarif_text
+
+Located = tuple[Decision, str | None, int | None]  # a decision and where the file was named (file, line)
+
+
+def _reason(decision: Decision) -> str:
+    if decision.denying:
+        return "; ".join(f"{v.policy}/{v.rule}" for v in decision.denying)
+    if not decision.policies:
+        return "no policy matches"
+    waived = [v for v in decision.violations if v.waived]
+    audit = [v for v in decision.violations if not v.enforced and not v.waived]
+    parts = [f"waived {v.policy}/{v.rule}" for v in waived] + [f"audit {v.policy}/{v.rule}" for v in audit]
+    return "; ".join(parts) or "ok"
+
+
+def summary_table(decisions: Sequence[Decision], notes: Sequence[Sequence[str]] = ()) -> str:
+    """One row per file: verdict, package, version, upload time, verified evidence, and why."""
+    header = ("VERDICT", "PACKAGE", "VERSION", "UPLOADED", "EVIDENCE", "REASON")
+    rows = []
+    for i, d in enumerate(decisions):
+        file = d.facts.file
+        verified = sum(a.verified for a in d.facts.attestations)
+        evidence = f"{verified}/{len(d.facts.attestations)} verified" if d.facts.attestations else "none"
+        uploaded = file.uploaded.strftime("%Y-%m-%d") if file.uploaded else "unknown"
+        reason = _reason(d)
+        extra = notes[i] if i < len(notes) else ()
+        if extra:
+            reason += " (" + "; ".join(extra) + ")"
+        rows.append((d.verdict.value.upper(), file.name, file.version, uploaded, evidence, reason))
+    widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header) - 1)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
+             for r in [header, *rows]]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def check_sarif(located: Sequence[Located]) -> str:
+    """A result per violation (denying: error, waived or audit: note), located where the file was named."""
+    rules: dict[str, SarifRule] = {}
+    results = []
+    for decision, file, line in located:
+        name = decision.facts.file.filename
+        for v in decision.violations:
+            rule_id = f"{v.policy}/{v.rule}"
+            rules.setdefault(rule_id, SarifRule(rule_id, v.message))
+            level = "error" if v.denies else "note"
+            tag = "" if v.denies else (f" (waived: {v.waived})" if v.waived else " (audit mode)")
+            text = f"{name}: {v.message}{tag}"
+            results.append(SarifResult(rule_id, level, text, file or name, line))
+    return sarif_text("gate check", list(rules.values()), results)
+
+
+def verdict_line(decisions: Sequence[Decision]) -> str:
+    denied = sum(d.verdict is Verdict.DENY for d in decisions)
+    return f"{'deny' if denied else 'allow'}: {len(decisions) - denied} allowed, {denied} denied"

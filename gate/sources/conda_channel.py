@@ -1,0 +1,163 @@
+"""Conda channel repodata as gate serves it: records to facts, and repodata with denied records removed.
+
+Pure (no I/O). What a client may be given under `<channel>/<subdir>/` is decided by `classify`: gate
+filters `repodata.json` and re-encodes it as `repodata.json.zst`; every other repodata variant (CEP 16
+shards, `.bz2`, `current_repodata.json`, `.jlap` patches) is answered 404, which makes rattler, pixi,
+mamba and conda fall back to `repodata.json(.zst)`. An unfiltered variant is never passed through.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urljoin
+
+import zstandard
+
+from gate.facts import FileFacts
+from gate.sources.conda import conda_file_facts, is_conda_filename
+
+SECTIONS = ("packages", "packages.conda")
+MAX_REPODATA_BYTES = 1 << 31  # decompressed; conda-forge linux-64 is a few hundred MB
+
+_SUBDIR = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_SIDECAR = re.compile(r"(?P<package>.+?(?:\.conda|\.tar\.bz2))\.(?:sigs|v0\.sigs|sigs\.[0-9a-f]{64})")
+
+Record = dict[str, Any]
+
+
+class Served(StrEnum):
+    """What gate does with a path under `<channel>/<subdir>/`."""
+
+    REPODATA = "repodata.json"  # filtered
+    REPODATA_ZST = "repodata.json.zst"  # filtered, then zstd-compressed
+    UNFILTERED = "unfiltered"  # another repodata variant: 404, so the client falls back to the above
+    PACKAGE = "package"  # decided, then streamed with its sha256 checked
+    SIDECAR = "sidecar"  # attestation sidecar of a package: passed through (it is evidence, not code)
+    NOT_FOUND = "not-found"
+
+
+def valid_subdir(subdir: str) -> bool:
+    return _SUBDIR.fullmatch(subdir) is not None
+
+
+def classify(name: str) -> Served:
+    """How gate serves `name`, a path relative to a subdir (`repodata.json`, `shards/<hex>.msgpack.zst`...)."""
+    if name == Served.REPODATA.value:
+        return Served.REPODATA
+    if name == Served.REPODATA_ZST.value:
+        return Served.REPODATA_ZST
+    if name.startswith("shards/"):
+        return Served.UNFILTERED
+    if "/" in name:
+        return Served.NOT_FOUND
+    if _SIDECAR.fullmatch(name):
+        return Served.SIDECAR
+    if is_conda_filename(name):
+        return Served.PACKAGE
+    if "repodata" in name or name.endswith(".jlap"):
+        return Served.UNFILTERED  # .bz2, current_repodata.json, CEP 16 shard index, jlap patches...
+    return Served.NOT_FOUND
+
+
+def sidecar_package(name: str) -> str | None:
+    """The package filename a sidecar name belongs to."""
+    match = _SIDECAR.fullmatch(name)
+    return match["package"] if match else None
+
+
+def parse_repodata(data: bytes) -> dict[str, Any]:
+    """A repodata document; an empty file is `{}`; raise ValueError for anything but a JSON object."""
+    if not data.strip():
+        return {}
+    document = json.loads(data)
+    if not isinstance(document, dict):
+        raise ValueError("repodata is not a JSON object")
+    return document
+
+
+def decompress_zst(data: bytes, limit: int = MAX_REPODATA_BYTES) -> bytes:
+    """Decompress a `.zst` body (streaming, so frames without a content size work); raise ValueError."""
+    reader = zstandard.ZstdDecompressor().stream_reader(data)
+    out = bytearray()
+    try:
+        while chunk := reader.read(1 << 20):
+            out += chunk
+            if len(out) > limit:
+                raise ValueError(f"decompressed repodata exceeds {limit} bytes")
+    except zstandard.ZstdError as err:
+        raise ValueError(f"not zstd: {err}") from err
+    return bytes(out)
+
+
+def encode(repodata: Mapping[str, Any]) -> bytes:
+    return json.dumps(repodata, separators=(",", ":")).encode()
+
+
+def compress_zst(data: bytes) -> bytes:
+    return zstandard.ZstdCompressor(level=3).compress(data)
+
+
+def iter_records(repodata: Mapping[str, Any]) -> Iterator[tuple[str, Record]]:
+    """(filename, record) for every `.tar.bz2` and `.conda` record."""
+    for section in SECTIONS:
+        records = repodata.get(section)
+        if isinstance(records, dict):
+            for filename, record in records.items():
+                if isinstance(record, dict):
+                    yield filename, record
+
+
+def find_record(repodata: Mapping[str, Any], filename: str) -> Record | None:
+    for section in SECTIONS:
+        records = repodata.get(section)
+        record = records.get(filename) if isinstance(records, dict) else None
+        if isinstance(record, dict):
+            return record
+    return None
+
+
+def record_facts(filename: str, record: Mapping[str, Any], channel: str) -> FileFacts | None:
+    """Facts for a repodata record; None when gate could not check its download (no valid sha256/name)."""
+    sha256 = record.get("sha256")
+    if not isinstance(sha256, str) or not _HEX64.fullmatch(sha256.lower()):
+        return None
+    try:
+        return conda_file_facts(filename, sha256.lower(), record=dict(record), channel=channel)
+    except ValueError:
+        return None
+
+
+def filter_repodata(repodata: Mapping[str, Any], keep: Callable[[str, Record], bool]) -> dict[str, Any]:
+    """A copy of `repodata` holding only the records `keep` accepts.
+
+    `info.base_url` (repodata v2) is dropped, so that clients resolve package URLs against gate's own
+    subdir URL instead of downloading from the upstream directly.
+    """
+    out = dict(repodata)
+    info = out.get("info")
+    if isinstance(info, dict) and "base_url" in info:
+        out["info"] = {k: v for k, v in info.items() if k != "base_url"}
+    for section in SECTIONS:
+        records = repodata.get(section)
+        if isinstance(records, dict):
+            out[section] = {
+                name: record
+                for name, record in records.items()
+                if isinstance(record, dict) and keep(name, record)
+            }
+    return out
+
+
+def package_url(subdir_url: str, repodata: Mapping[str, Any], filename: str) -> str:
+    """Where the upstream serves `filename`: beside its repodata, or under `info.base_url` (CEP 15)."""
+    info = repodata.get("info")
+    base = info.get("base_url") if isinstance(info, dict) else None
+    root = subdir_url.rstrip("/") + "/"
+    if isinstance(base, str) and base:
+        root = urljoin(root, base.rstrip("/") + "/")
+    return root + filename

@@ -1,0 +1,98 @@
+"""Find and verify the attestation sidecars of one conda package, wherever its bytes come from.
+
+Two layouts are looked for next to `<file>`: the sidecar draft (conda/ceps PR 142) `<file>.sigs`, with its
+content-addressed copy `<file>.sigs.<attestations_sha256>`, whose bytes must hash to the repodata record's
+`attestations_sha256`; and prefix.dev's `<file>.v0.sigs`. Both hold a JSON array of Sigstore bundles.
+A sidecar the record advertises but that cannot be found is a failed fact, not "no attestations".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from gate.facts import AttestationFact
+from gate.verify.evidence import verify_evidence
+from gate.verify.sigstore import BundleVerifier, Target
+
+SIGS = ".sigs"
+V0_SIGS = ".v0.sigs"
+MAX_SIDECAR_BYTES = 4 << 20  # a sidecar holds a few bundles of ~10 kB each
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+# Sidecar filename -> (where it was found, its bytes), or None when there is no such file.
+SidecarFetch = Callable[[str], tuple[str, bytes] | None]
+# (evidence bytes, source, target) -> one fact per bundle; the proxy passes a cached verifier.
+Verify = Callable[[bytes, str, Target], Sequence[AttestationFact]]
+
+
+def verify_with(verifier: BundleVerifier) -> Verify:
+    def verify(data: bytes, source: str, target: Target) -> list[AttestationFact]:
+        return verify_evidence(data, source, target, verifier)
+
+    return verify
+
+
+class SidecarError(Exception):
+    """A sidecar exists but could not be read (an I/O or HTTP failure, or one larger than the cap)."""
+
+
+def advertised_sha256(record: Mapping[str, Any] | None) -> str | None:
+    """The record's `attestations_sha256` as given (validated by `sidecar_attestations`)."""
+    value = (record or {}).get("attestations_sha256")
+    return None if value is None else str(value)
+
+
+def _failed(source: str, error: str) -> list[AttestationFact]:
+    return [AttestationFact(verified=False, source=source, error=error)]
+
+
+def _fetch(fetch: SidecarFetch, name: str) -> tuple[str, bytes] | list[AttestationFact] | None:
+    try:
+        return fetch(name)
+    except SidecarError as err:
+        return _failed(name, f"sidecar-fetch: {err}")
+
+
+def sidecar_attestations(
+    filename: str,
+    target: Target,
+    record: Mapping[str, Any] | None,
+    fetch: SidecarFetch,
+    verify: Verify,
+) -> list[AttestationFact]:
+    """One fact per bundle in the package's sidecars (identical `.sigs`/`.v0.sigs` bytes count once).
+
+    The `.sigs` bytes must hash to the record's `attestations_sha256` before they are parsed.
+    """
+    facts: list[AttestationFact] = []
+    seen: set[str] = set()
+    advertised = advertised_sha256(record)
+    if advertised is not None and not _HEX64.fullmatch(advertised):
+        # Rejected before it is used to build a sidecar name or URL.
+        facts += _failed(filename + SIGS, "sidecar-hash: attestations_sha256 in repodata is not 64 lowercase hex")
+        advertised = None
+    found = _fetch(fetch, filename + SIGS)
+    if found is None and advertised is not None:
+        found = _fetch(fetch, f"{filename}{SIGS}.{advertised}")
+    if isinstance(found, list):
+        facts += found
+    elif found is not None:
+        source, data = found
+        digest = hashlib.sha256(data).hexdigest()
+        seen.add(digest)
+        if advertised is not None and digest != advertised:
+            facts += _failed(source, "sidecar-hash: sidecar bytes do not match the attestations_sha256 in repodata")
+        else:
+            facts += verify(data, source, target)
+    elif advertised is not None:
+        facts += _failed(filename + SIGS, "sidecar-missing: repodata advertises attestations_sha256 but no sidecar")
+    v0 = _fetch(fetch, filename + V0_SIGS)
+    if isinstance(v0, list):
+        facts += v0
+    elif v0 is not None and hashlib.sha256(v0[1]).hexdigest() not in seen:
+        facts += verify(v0[1], v0[0], target)
+    return facts

@@ -1,0 +1,269 @@
+"""Conda explicit environment files (`@EXPLICIT`, one package URL per line): facts for every package.
+
+Each line is `<channel>/<subdir>/<file>[#<md5>|#<sha256>|#sha256:<sha256>]`. Every package is fetched
+from its URL and hashed (the bytes must match the hash on the line), and its channel's
+`<subdir>/repodata.json` record (upload time, `attestations_sha256`) and its sidecars are fetched beside
+it. `http(s)://` and `file://` URLs are read; anything else is a usage error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+from urllib.request import url2pathname
+
+import requests
+
+from gate.errors import GateError, UsageError
+from gate.facts import Facts
+from gate.sources.conda import conda_file_facts, split_conda_filename
+from gate.sources.conda_channel import find_record
+from gate.sources.conda_evidence import (
+    MAX_SIDECAR_BYTES,
+    SidecarError,
+    SidecarFetch,
+    sidecar_attestations,
+    verify_with,
+)
+from gate.sources.local import DIST_SUFFIXES, LocalOptions
+from gate.verify.sigstore import BundleVerifier, Target
+
+EXPLICIT = "@EXPLICIT"
+_LINE = re.compile(
+    r"(?P<url>[^#\s]+)"
+    r"(?:#(?:(?:sha256:)?(?P<sha256>[0-9a-fA-F]{64})|(?:md5:)?(?P<md5>[0-9a-fA-F]{32})))?"
+)
+_SNIFF_BYTES = 1 << 16
+_TIMEOUT = 60.0
+_CHUNK = 1 << 16
+
+
+class ExplicitEnvError(UsageError):
+    """An explicit environment file that cannot be checked: a bad line, or a package that differs from it."""
+
+
+@dataclass(frozen=True)
+class ExplicitPackage:
+    """One package line: where to get the file and the hash the environment pins it to."""
+
+    url: str
+    filename: str
+    line: int
+    sha256: str | None = None
+    md5: str | None = None
+
+    @property
+    def subdir_url(self) -> str:
+        return self.url.rsplit("/", 1)[0]
+
+    @property
+    def channel(self) -> str:
+        """The channel URL: the package URL without `/<subdir>/<file>`."""
+        return self.url.rsplit("/", 2)[0]
+
+
+def is_explicit_env(path: Path) -> bool:
+    """Whether `path` is a text file with an `@EXPLICIT` line (distribution files never are)."""
+    if path.name.endswith(DIST_SUFFIXES):
+        return False
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(_SNIFF_BYTES)
+    except OSError:
+        return False
+    return any(line.strip() == EXPLICIT.encode() for line in head.splitlines())
+
+
+def _package_filename(filename: str) -> bool:
+    try:
+        split_conda_filename(filename)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_explicit(text: str, source: str = "<explicit>") -> list[ExplicitPackage]:
+    """The packages of an explicit environment file; raise ExplicitEnvError naming every bad line."""
+    packages: list[ExplicitPackage] = []
+    problems: list[str] = []
+    explicit = False
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line == EXPLICIT:
+            explicit = True
+            continue
+        match = _LINE.fullmatch(line)
+        url = match["url"] if match else ""
+        filename = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+        if not explicit:
+            problems.append(f"{source}:{number}: expected {EXPLICIT} before package lines: {line}")
+        elif match is None or not _package_filename(filename):
+            problems.append(f"{source}:{number}: not a conda package URL[#md5|#sha256]: {line}")
+        elif urlsplit(url).scheme not in ("http", "https", "file"):
+            problems.append(f"{source}:{number}: only http(s):// and file:// URLs can be checked: {url}")
+        else:
+            sha256, md5 = match["sha256"], match["md5"]
+            packages.append(
+                ExplicitPackage(
+                    url=url, filename=filename, line=number,
+                    sha256=sha256.lower() if sha256 else None, md5=md5.lower() if md5 else None,
+                )
+            )
+    if not explicit:
+        problems.append(f"{source}: no {EXPLICIT} line")
+    if problems:
+        raise ExplicitEnvError("\n".join(problems))
+    return packages
+
+
+class FetchError(GateError):
+    def diagnostics(self) -> str:
+        return f"{self}\ngate check fetches every package of an explicit environment: check the URL and network."
+
+
+class Fetcher:
+    """Reads http(s):// and file:// URLs; `None` means the resource does not exist (404, no such file)."""
+
+    def __init__(self, session: requests.Session | None = None) -> None:
+        self.session = session or requests.Session()
+
+    def chunks(self, url: str) -> Iterator[bytes] | None:
+        if urlsplit(url).scheme == "file":
+            return self._file_chunks(url)
+        try:
+            response = self.session.get(url, stream=True, timeout=_TIMEOUT)
+        except requests.RequestException as err:
+            raise FetchError(f"cannot fetch {url}: {err}") from err
+        if response.status_code in (404, 410):
+            response.close()
+            return None
+        if response.status_code != 200:
+            response.close()
+            raise FetchError(f"cannot fetch {url}: HTTP {response.status_code}")
+        return self._http_chunks(url, response)
+
+    @staticmethod
+    def _http_chunks(url: str, response: requests.Response) -> Iterator[bytes]:
+        with response:
+            try:
+                yield from response.iter_content(_CHUNK)
+            except requests.RequestException as err:
+                raise FetchError(f"cannot fetch {url}: {err}") from err
+
+    @staticmethod
+    def _file_chunks(url: str) -> Iterator[bytes] | None:
+        path = Path(url2pathname(urlsplit(url).path))
+        if not path.is_file():
+            return None
+
+        def read() -> Iterator[bytes]:
+            with path.open("rb") as handle:
+                yield from iter(lambda: handle.read(_CHUNK), b"")
+
+        return read()
+
+    def read(self, url: str, limit: int) -> bytes | None:
+        chunks = self.chunks(url)
+        if chunks is None:
+            return None
+        data = bytearray()
+        for chunk in chunks:
+            data += chunk
+            if len(data) > limit:
+                raise FetchError(f"{url} is larger than {limit} bytes")
+        return bytes(data)
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    sha256: str
+    md5: str
+    size: int
+
+
+def _download(fetcher: Fetcher, package: ExplicitPackage) -> Downloaded:
+    chunks = fetcher.chunks(package.url)
+    if chunks is None:
+        raise ExplicitEnvError(f"line {package.line}: {package.url} does not exist (404)")
+    sha256, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
+    for chunk in chunks:
+        sha256.update(chunk)
+        md5.update(chunk)
+        size += len(chunk)
+    return Downloaded(sha256.hexdigest(), md5.hexdigest(), size)
+
+
+class _Repodata:
+    """Each `<subdir>/repodata.json` fetched once; an absent or unreadable one gives no records."""
+
+    def __init__(self, fetcher: Fetcher, limit: int = 1 << 30) -> None:
+        self.fetcher = fetcher
+        self.limit = limit
+        self._seen: dict[str, dict[str, Any]] = {}
+
+    def record(self, package: ExplicitPackage) -> dict[str, Any] | None:
+        key = package.subdir_url
+        if key not in self._seen:
+            data = self.fetcher.read(f"{key}/repodata.json", self.limit)
+            try:
+                parsed = json.loads(data) if data else {}
+            except ValueError:
+                parsed = {}
+            self._seen[key] = parsed if isinstance(parsed, dict) else {}
+        return find_record(self._seen[key], package.filename)
+
+
+def _sidecars(fetcher: Fetcher, package: ExplicitPackage) -> SidecarFetch:
+    def fetch(name: str) -> tuple[str, bytes] | None:
+        url = f"{package.subdir_url}/{name}"
+        try:
+            data = fetcher.read(url, MAX_SIDECAR_BYTES)
+        except FetchError as err:
+            raise SidecarError(str(err)) from err
+        return None if data is None else (url, data)
+
+    return fetch
+
+
+def _check_pins(package: ExplicitPackage, got: Downloaded) -> None:
+    for algorithm, want, have in (("sha256", package.sha256, got.sha256), ("md5", package.md5, got.md5)):
+        if want is not None and want != have:
+            raise ExplicitEnvError(
+                f"line {package.line}: {package.url} has {algorithm} {have}, the environment pins {want}"
+            )
+
+
+def explicit_facts(path: Path, options: LocalOptions, *, fetcher: Fetcher | None = None) -> list[Facts]:
+    """Facts for every package of an explicit environment file, in file order."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(f"cannot read {path}: {err}") from err
+    fetcher = fetcher or Fetcher()
+    verifier = options.verifier or BundleVerifier()
+    repodata = _Repodata(fetcher)
+    verify = verify_with(verifier)
+    out = []
+    for package in parse_explicit(text, str(path)):
+        got = _download(fetcher, package)
+        _check_pins(package, got)
+        record = repodata.record(package)
+        if record is not None and record.get("sha256") not in (None, got.sha256):
+            record = None  # the channel describes other bytes under this name: not this file's record
+        file = conda_file_facts(
+            package.filename, got.sha256, record=record, channel=options.channel or package.channel, size=got.size
+        )
+        if options.uploaded is not None:
+            file = replace(file, uploaded=options.uploaded, uploadedFrom="--uploaded")
+        target = Target(filename=file.filename, sha256=file.sha256, ecosystem=file.ecosystem)
+        evidence = sidecar_attestations(package.filename, target, record, _sidecars(fetcher, package), verify)
+        out.append(Facts(file=file, attestations=tuple(evidence)))
+    return out

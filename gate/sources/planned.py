@@ -1,0 +1,124 @@
+"""Files an installer is about to install (from a pip report or a pylock.toml), and their facts from
+the index they come from: upload time and yanked from the PEP 691 page, PEP 740 provenance verified.
+
+Whatever cannot be found is left unknown (`uploaded: null`, no attestations) or recorded as unverified
+evidence, and the policy decides what that means; `notes` say why, for the report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+
+from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, FileKind
+from gate.sources.local import python_file_facts
+from gate.sources.pypi import DEFAULT_UPSTREAM, ProjectPage, SimpleClient, UpstreamError, file_facts
+from gate.verify.evidence import verify_evidence
+from gate.verify.sigstore import BundleVerifier, Target
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    """One distribution file named by a report or lock, with what that document says about it."""
+
+    name: str
+    version: str
+    filename: str
+    sha256: str | None
+    source: str  # the document that names it
+    line: int | None = None
+    url: str | None = None
+    index: str | None = None  # simple API base URL the file comes from, when the document says
+    uploaded: dt.datetime | None = None  # from a lock's `upload-time`
+    size: int | None = None
+    identities: tuple[dict[str, str], ...] = ()  # a lock's `attestation-identities` (PEP 740 publishers)
+    direct: bool = False  # a direct URL, VCS or local directory install: no index row exists
+
+
+@dataclass(frozen=True)
+class Gathered:
+    facts: Facts
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def base_facts(planned: PlannedFile, index: str) -> FileFacts:
+    """What the document alone says: name and version from the filename, its digest and upload time."""
+    facts = python_file_facts(planned.filename, planned.sha256 or "", planned.size) or FileFacts(
+        ecosystem=Ecosystem.PYPI, name=planned.name, version=planned.version, filename=planned.filename,
+        kind=FileKind.FILE, sha256=planned.sha256 or "", size=planned.size,
+    )
+    uploaded_from = "pylock upload-time" if planned.uploaded is not None else None
+    return replace(facts, index=index, uploaded=planned.uploaded, uploadedFrom=uploaded_from)
+
+
+class IndexGatherer:
+    """Fetches each project page once; verifies provenance only when some policy reads attestations."""
+
+    def __init__(
+        self, index_url: str | None, verifier: BundleVerifier, *, attestations: bool, timeout: float = 20.0
+    ) -> None:
+        self.index_url = index_url
+        self.verifier = verifier
+        self.attestations = attestations
+        self.timeout = timeout
+        self._clients: dict[str, SimpleClient] = {}
+        self._pages: dict[tuple[str, str], ProjectPage | UpstreamError] = {}
+
+    def _index(self, planned: PlannedFile) -> str:
+        return planned.index or self.index_url or DEFAULT_UPSTREAM
+
+    def _page(self, index: str, name: str) -> ProjectPage:
+        key = (index, name)
+        if key not in self._pages:
+            client = self._clients.setdefault(index, SimpleClient(index, timeout=self.timeout))
+            try:
+                page = client.project(name).page
+                assert page is not None  # no validators were sent, so no 304
+                self._pages[key] = page
+            except UpstreamError as err:
+                self._pages[key] = err
+        found = self._pages[key]
+        if isinstance(found, UpstreamError):
+            raise found
+        return found
+
+    def _provenance(self, index: str, url: str, facts: FileFacts) -> tuple[AttestationFact, ...]:
+        client = self._clients[index]
+        try:
+            data = client.fetch_provenance(url)
+        except UpstreamError as err:
+            return (AttestationFact(verified=False, source=url, error=f"fetch: {err}"),)
+        if data is None:
+            return ()
+        target = Target(filename=facts.filename, sha256=facts.sha256, ecosystem=Ecosystem.PYPI)
+        return tuple(verify_evidence(data, url, target, self.verifier))
+
+    def gather(self, planned: PlannedFile) -> Gathered:
+        index = self._index(planned)
+        facts = base_facts(planned, index)
+        if planned.direct:
+            return Gathered(Facts(facts), ("direct URL or local install: no index facts",))
+        if planned.uploaded is not None and not self.attestations:
+            return Gathered(Facts(facts))
+        try:
+            page = self._page(index, facts.name)
+        except UpstreamError as err:
+            return Gathered(Facts(facts), (f"index: {err}",))
+        row = page.file(planned.filename)
+        if row is None:
+            return Gathered(Facts(facts), (f"{planned.filename} is not listed on {index}",))
+        if planned.sha256 and row.sha256 and row.sha256 != planned.sha256.lower():
+            note = f"the index lists sha256 {row.sha256} for {planned.filename}, {planned.source} says {planned.sha256}"
+            return Gathered(Facts(facts), (note,))
+        from_index = file_facts(page, row, index)
+        if from_index is not None:
+            uploaded = planned.uploaded or from_index.uploaded
+            source = facts.uploadedFrom if planned.uploaded else from_index.uploadedFrom
+            facts = replace(facts, uploaded=uploaded, uploadedFrom=source, yanked=from_index.yanked,
+                            size=facts.size or from_index.size)
+            if not facts.sha256 and from_index.sha256:
+                facts = replace(facts, sha256=from_index.sha256)
+        attestations: tuple[AttestationFact, ...] = ()
+        if self.attestations and row.provenance is not None and facts.sha256:
+            attestations = self._provenance(index, row.provenance, facts)
+        return Gathered(Facts(facts, attestations))

@@ -1,0 +1,85 @@
+"""PEP 751 `pylock.toml` as planned files: every wheel and sdist it lists, with upload time, hashes and
+attestation identities as the lock gives them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from gate.errors import UsageError
+from gate.sources.planned import PlannedFile
+
+
+def _time(value: Any) -> dt.datetime | None:
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return None
+
+
+def _line_of(text: str, filename: str) -> int | None:
+    """The line that names `filename` (for annotations); None when it is not written out literally."""
+    found = re.search(rf"""name\s*=\s*["']{re.escape(filename)}["']""", text)
+    return text.count("\n", 0, found.start()) + 1 if found else None
+
+
+def _file(package: dict[str, Any], entry: dict[str, Any], source: str, text: str) -> PlannedFile:
+    url = entry.get("url") or entry.get("path") or ""
+    filename = entry.get("name") or str(url).rsplit("/", 1)[-1]
+    hashes = entry.get("hashes") or {}
+    identities = tuple(
+        {str(k): str(v) for k, v in identity.items()} for identity in package.get("attestation-identities", [])
+    )
+    return PlannedFile(
+        name=str(package.get("name", "")),
+        version=str(package.get("version", "")),
+        filename=str(filename),
+        sha256=str(hashes["sha256"]).lower() if "sha256" in hashes else None,
+        source=source,
+        line=_line_of(text, str(filename)),
+        url=str(url) or None,
+        index=package.get("index"),
+        uploaded=_time(entry.get("upload-time")),
+        size=entry.get("size"),
+        identities=identities,
+        direct="path" in entry and "url" not in entry,
+    )
+
+
+def read_pylock(path: Path) -> list[PlannedFile]:
+    """Every file of every package; VCS, directory and archive sources are direct installs."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
+    except OSError as err:
+        raise UsageError(f"cannot read {path}: {err.strerror}") from err
+    except tomllib.TOMLDecodeError as err:
+        raise UsageError(f"{path}: not TOML: {err}") from err
+    if str(data.get("lock-version", "")).split(".")[0] != "1":
+        raise UsageError(f"{path}: lock-version {data.get('lock-version')!r}; gate reads pylock 1.x")
+    planned = []
+    for package in data.get("packages", []):
+        entries = list(package.get("wheels", []))
+        if "sdist" in package:
+            entries.append(package["sdist"])
+        for entry in entries:
+            planned.append(_file(package, entry, str(path), text))
+        for kind in ("vcs", "directory", "archive"):
+            if kind in package:
+                entry = package[kind]
+                where = entry.get("url") or entry.get("path") or kind
+                planned.append(
+                    PlannedFile(
+                        name=str(package.get("name", "")), version=str(package.get("version", "")),
+                        filename=str(where), sha256=(entry.get("hashes") or {}).get("sha256"), source=str(path),
+                        direct=True,
+                    )
+                )
+    return planned
+
+
+def is_pylock(path: Path) -> bool:
+    """`pylock.toml` or `pylock.<name>.toml` (PEP 751 file names)."""
+    return re.fullmatch(r"pylock(\.[^.]+)?\.toml", path.name) is not None

@@ -1,0 +1,364 @@
+"""PyPI's simple repository API as a source of facts: fetch and parse project pages, fetch provenance.
+
+`SimpleClient(base_url, session).project(name)` fetches one project page (PEP 691 JSON preferred, PEP 503
+HTML understood) and returns a `ProjectPage` of `SimpleFile`s with what the index said about each file:
+hashes, `requires-python`, `yanked` (PEP 592), `upload-time` and `size` (PEP 700), `core-metadata`
+(PEP 658/714) and the `provenance` URL (PEP 740). `file_facts()` turns one row into the `FileFacts` a
+policy sees. Everything that goes wrong upstream is an `UpstreamError` carrying the HTTP status a proxy
+should answer with (502 bad answer, 503 unreachable or slow); a missing project is `ProjectNotFoundError`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass, field, replace
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import urldefrag, urljoin
+
+import requests
+from packaging.utils import canonicalize_name
+
+from gate.errors import GateError
+from gate.facts import FileFacts
+from gate.sources.local import python_file_facts
+
+JSON_V1 = "application/vnd.pypi.simple.v1+json"
+HTML_V1 = "application/vnd.pypi.simple.v1+html"
+TEXT_HTML = "text/html"
+ACCEPT = f"{JSON_V1}, {HTML_V1};q=0.2, {TEXT_HTML};q=0.1"
+INTEGRITY_ACCEPT = "application/vnd.pypi.integrity.v1+json"
+DEFAULT_UPSTREAM = "https://pypi.org/simple/"
+
+
+class UpstreamError(GateError):
+    """The upstream index could not give a usable answer; `status` is what a proxy answers with."""
+
+    def __init__(self, message: str, status: int = 502) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ProjectNotFoundError(UpstreamError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no project {name!r} on the upstream index", 404)
+
+
+@dataclass(frozen=True)
+class SimpleFile:
+    """One file row of a project page, URLs made absolute."""
+
+    filename: str
+    url: str
+    hashes: dict[str, str] = field(default_factory=dict)
+    requires_python: str | None = None
+    yanked: bool | str = False  # a non-empty string is the yank reason
+    upload_time: dt.datetime | None = None
+    size: int | None = None
+    core_metadata: bool | dict[str, str] = False  # True, or the metadata file's hashes
+    provenance: str | None = None
+
+    @property
+    def sha256(self) -> str | None:
+        value = self.hashes.get("sha256")
+        return value.lower() if value else None
+
+
+@dataclass(frozen=True)
+class ProjectPage:
+    """A project detail page: its files in index order, and the project-level keys worth passing on."""
+
+    name: str
+    files: tuple[SimpleFile, ...]
+    api_version: str = "1.0"
+    versions: tuple[str, ...] | None = None
+    project_status: dict[str, Any] | None = None
+    last_serial: int | str | None = None
+
+    def file(self, filename: str) -> SimpleFile | None:
+        return next((f for f in self.files if f.filename == filename), None)
+
+
+@dataclass(frozen=True)
+class Validators:
+    """HTTP cache validators of an upstream response, for a conditional request."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        out = {}
+        if self.etag:
+            out["If-None-Match"] = self.etag
+        if self.last_modified:
+            out["If-Modified-Since"] = self.last_modified
+        return out
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """An upstream answer: the parsed page (None when 304 Not Modified), validators and freshness."""
+
+    page: ProjectPage | None
+    validators: Validators
+    body: bytes = field(repr=False)  # the raw answer, for `parse_page` later (empty on 304)
+    content_type: str = ""
+    url: str = ""
+    max_age: float  # seconds the answer may be reused without asking again (0: revalidate every time)
+    latency: float  # seconds the upstream took
+
+
+def freshness(headers: Any) -> float:
+    """Seconds a response may be reused per its `Cache-Control` (`no-cache`/`no-store`/none: 0)."""
+    directives = {}
+    for part in str(headers.get("Cache-Control", "")).split(","):
+        key, _, value = part.strip().partition("=")
+        directives[key.lower()] = value.strip('"')
+    if "no-store" in directives or "no-cache" in directives:
+        return 0.0
+    for key in ("s-maxage", "max-age"):
+        try:
+            return max(float(directives[key]), 0.0)
+        except (KeyError, ValueError):
+            continue
+    return 0.0
+
+
+# --------------------------------------------------------------------------------------------------
+# Parsing
+
+
+def _iso_time(value: Any, filename: str) -> dt.datetime | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise UpstreamError(f"upstream gave a non-string upload-time for {filename}")
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as err:
+        raise UpstreamError(f"upstream gave an invalid upload-time {value!r} for {filename}") from err
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _metadata_flag(value: Any) -> bool | dict[str, str]:
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items()}
+    return value is True
+
+
+def _json_file(row: Any, base: str) -> SimpleFile:
+    if not isinstance(row, dict) or not isinstance(row.get("filename"), str) or not isinstance(row.get("url"), str):
+        raise UpstreamError("upstream page has a file entry without filename or url")
+    filename = row["filename"]
+    hashes = row.get("hashes", {})
+    size = row.get("size")
+    yanked = row.get("yanked", False)
+    provenance = row.get("provenance")
+    if not isinstance(hashes, dict) or (size is not None and not isinstance(size, int)):
+        raise UpstreamError(f"upstream page has malformed hashes or size for {filename}")
+    return SimpleFile(
+        filename=filename,
+        url=_absolute(base, row["url"]),
+        hashes={str(k): str(v) for k, v in hashes.items()},
+        requires_python=row.get("requires-python") or None,
+        yanked=yanked if isinstance(yanked, str) and yanked else bool(yanked),
+        upload_time=_iso_time(row.get("upload-time"), filename),
+        size=size,
+        core_metadata=_metadata_flag(row.get("core-metadata", row.get("data-dist-info-metadata"))),
+        provenance=_absolute(base, provenance) if isinstance(provenance, str) else None,
+    )
+
+
+def parse_json(body: bytes, base: str, name: str) -> ProjectPage:
+    """A PEP 691 project page; anything that is not one raises UpstreamError."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise UpstreamError(f"upstream page for {name} is not valid JSON: {err}") from err
+    if not isinstance(data, dict) or not isinstance(data.get("files"), list):
+        raise UpstreamError(f"upstream page for {name} is not a PEP 691 project page")
+    meta = data["meta"] if isinstance(data.get("meta"), dict) else {}
+    api_version = str(meta.get("api-version", "1.0"))
+    if not api_version.startswith("1."):
+        raise UpstreamError(f"upstream speaks simple API {api_version}, gate understands 1.x")
+    versions = data.get("versions")
+    status = data.get("project-status")
+    return ProjectPage(
+        name=canonicalize_name(str(data.get("name", name))),
+        files=tuple(_json_file(row, base) for row in data["files"]),
+        api_version=api_version,
+        versions=tuple(str(v) for v in versions) if isinstance(versions, list) else None,
+        project_status=status if isinstance(status, dict) else None,
+        last_serial=meta.get("_last-serial"),
+    )
+
+
+class _Anchors(HTMLParser):
+    """Collects `<a>` attributes and text, and the `pypi:repository-version` meta tag."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.anchors: list[tuple[dict[str, str | None], str]] = []
+        self.api_version = "1.0"
+        self._open: dict[str, str | None] | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "a":
+            self._open, self._text = found, []
+        elif tag == "meta" and found.get("name") == "pypi:repository-version":
+            self.api_version = found.get("content") or "1.0"
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._open is not None:
+            self.anchors.append((self._open, "".join(self._text).strip()))
+            self._open = None
+
+    def handle_data(self, data: str) -> None:
+        if self._open is not None:
+            self._text.append(data)
+
+
+def _html_metadata(value: str | None) -> bool | dict[str, str]:
+    if value is None or value == "false":
+        return False
+    algorithm, eq, digest = value.partition("=")
+    return {algorithm: digest} if eq else True
+
+
+def parse_html(body: bytes, base: str, name: str) -> ProjectPage:
+    """A PEP 503 project page (with PEP 592/658/714/740 attributes and the common `data-upload-time`)."""
+    parser = _Anchors()
+    try:
+        parser.feed(body.decode("utf-8"))
+        parser.close()
+    except UnicodeDecodeError as err:
+        raise UpstreamError(f"upstream page for {name} is not UTF-8 HTML") from err
+    files = []
+    for attrs, text in parser.anchors:
+        href = attrs.get("href")
+        if not href:
+            continue
+        url, fragment = urldefrag(urljoin(base, href))
+        algorithm, _, digest = fragment.partition("=")
+        yanked = attrs.get("data-yanked")
+        provenance = attrs.get("data-provenance")
+        filename = text or url.rsplit("/", 1)[-1]
+        files.append(
+            SimpleFile(
+                filename=filename,
+                url=url,
+                hashes={algorithm: digest} if algorithm and digest else {},
+                requires_python=attrs.get("data-requires-python") or None,
+                yanked=False if yanked is None else (yanked or True),
+                upload_time=_iso_time(attrs.get("data-upload-time"), filename),
+                core_metadata=_html_metadata(attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))),
+                provenance=urljoin(base, provenance) if provenance else None,
+            )
+        )
+    if not parser.api_version.startswith("1."):
+        raise UpstreamError(f"upstream speaks simple API {parser.api_version}, gate understands 1.x")
+    return ProjectPage(name=canonicalize_name(name), files=tuple(files), api_version=parser.api_version)
+
+
+def parse_page(body: bytes, content_type: str, base: str, name: str) -> ProjectPage:
+    """A project page in either format, by its content type; relative URLs resolve against `base`."""
+    if content_type == JSON_V1:
+        return parse_json(body, base, name)
+    if content_type in (HTML_V1, TEXT_HTML):
+        return parse_html(body, base, name)
+    raise UpstreamError(f"upstream answered {base} with unexpected content type {content_type!r}")
+
+
+def _absolute(base: str, url: str) -> str:
+    return url if url.startswith(("https://", "http://")) else urljoin(base, url)
+
+
+def file_facts(page: ProjectPage, file: SimpleFile, index: str) -> FileFacts | None:
+    """The facts for one row, or None when it cannot be judged: not a wheel/sdist, no sha256, or a
+    filename naming another project than the page it is listed on."""
+    sha256 = file.sha256
+    if sha256 is None:
+        return None
+    facts = python_file_facts(file.filename, sha256, file.size)
+    if facts is None or facts.name != page.name:
+        return None
+    return replace(
+        facts,
+        index=index,
+        uploaded=file.upload_time,
+        uploadedFrom="upload-time" if file.upload_time else None,
+        yanked=file.yanked is not False,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# The client
+
+
+class SimpleClient:
+    """A client for one upstream simple index; safe to share between threads (requests sessions are)."""
+
+    def __init__(
+        self, base_url: str = DEFAULT_UPSTREAM, session: requests.Session | None = None, *, timeout: float = 20.0
+    ) -> None:
+        self.base_url = base_url.rstrip("/") + "/"
+        self.session = session or requests.Session()
+        self.timeout = timeout
+
+    def project_url(self, name: str) -> str:
+        return f"{self.base_url}{canonicalize_name(name)}/"
+
+    def _get(self, url: str, headers: dict[str, str]) -> requests.Response:
+        try:
+            return self.session.get(url, headers=headers, timeout=self.timeout)
+        except requests.Timeout as err:
+            raise UpstreamError(f"upstream {url} did not answer within {self.timeout:g}s", 503) from err
+        except requests.RequestException as err:
+            raise UpstreamError(f"upstream {url} is unreachable: {type(err).__name__}", 503) from err
+
+    def project(self, name: str, validators: Validators | None = None) -> Fetched:
+        """Fetch a project page; with `validators`, a 304 answer gives `Fetched(page=None, ...)`."""
+        url = self.project_url(name)
+        started = time.perf_counter()
+        response = self._get(url, {"Accept": ACCEPT, **(validators.headers() if validators else {})})
+        latency = time.perf_counter() - started
+        got = Validators(response.headers.get("ETag"), response.headers.get("Last-Modified"))
+        if response.status_code == 304 and validators is not None:
+            kept = Validators(got.etag or validators.etag, got.last_modified or validators.last_modified)
+            return Fetched(None, kept, freshness(response.headers), latency, b"")
+        if response.status_code == 404:
+            raise ProjectNotFoundError(name)
+        if response.status_code != 200:
+            raise UpstreamError(f"upstream answered {response.status_code} for {url}")
+        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        base = response.url or url
+        page = parse_page(response.content, content_type, base, name)
+        return Fetched(page, got, freshness(response.headers), latency, response.content, content_type, base)
+
+    def projects(self) -> list[str]:
+        """The normalized names on the upstream's `/simple/` list."""
+        response = self._get(self.base_url, {"Accept": ACCEPT})
+        if response.status_code != 200:
+            raise UpstreamError(f"upstream answered {response.status_code} for {self.base_url}")
+        if response.headers.get("Content-Type", "").startswith(JSON_V1):
+            try:
+                rows = response.json()["projects"]
+                return [canonicalize_name(str(row["name"])) for row in rows]
+            except (ValueError, KeyError, TypeError) as err:
+                raise UpstreamError("upstream project list is not a PEP 691 list") from err
+        parser = _Anchors()
+        parser.feed(response.text)
+        return [canonicalize_name(text) for _, text in parser.anchors if text]
+
+    def fetch_provenance(self, url: str) -> bytes | None:
+        """The PEP 740 provenance object at `url` (from a page's `provenance` key); None when there is none."""
+        response = self._get(url, {"Accept": INTEGRITY_ACCEPT})
+        if response.status_code in (403, 404):
+            return None
+        if response.status_code != 200:
+            raise UpstreamError(f"upstream answered {response.status_code} for provenance {url}")
+        return response.content

@@ -1,0 +1,138 @@
+"""Run policy test cases: build each case's facts, evaluate the policies, compare with the expectation."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gate.decision import Decision, Violation
+from gate.errors import GateError, PolicyError
+from gate.evaluate import evaluate
+from gate.facts import Facts
+from gate.policy.compile import CompiledPolicy, load_policies
+from gate.sources.local import LocalOptions, local_facts
+from gate.testing.cases import CaseFile, PolicyCase
+from gate.verify.sigstore import BundleVerifier
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    case: PolicyCase
+    failures: tuple[str, ...] = ()
+    error: str | None = None  # the case could not be run at all
+    decision: Decision | None = None
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures and self.error is None
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """The results of one test file, and the policies it loaded that no case exercised."""
+
+    path: Path
+    results: tuple[CaseResult, ...] = ()
+    error: str | None = None  # the file or its policies could not be loaded
+    untested: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _ref(v: Violation) -> str:
+    return f"{v.policy}/{v.rule}"
+
+
+def _matches(expected: str, v: Violation) -> bool:
+    """`rule`, `policy/rule`, or a group as `waive` names one (`attestations` covers `attestations.*`)."""
+    policy, _, rule = expected.rpartition("/")
+    if policy and policy != v.policy:
+        return False
+    return v.rule == rule or v.rule.startswith(rule + ".")
+
+
+def compare(what: str, expected: tuple[str, ...] | None, actual: Sequence[Violation]) -> list[str]:
+    """Failures when the rules in `actual` are not exactly those `expected` names (None: not checked)."""
+    if expected is None:
+        return []
+    failures = [f"expected {what} {e!r} did not occur" for e in expected if not any(_matches(e, v) for v in actual)]
+    failures += [
+        f"unexpected {what} {_ref(v)}: {v.message}" for v in actual if not any(_matches(e, v) for e in expected)
+    ]
+    return failures
+
+
+def check(case: PolicyCase, decision: Decision) -> list[str]:
+    expect = case.expect
+    failures = []
+    if decision.verdict.value != expect.verdict:
+        shown = "; ".join(f"{_ref(v)}: {v.message}" for v in decision.denying) or "no rule denied it"
+        failures.append(f"expected verdict {expect.verdict}, got {decision.verdict.value} ({shown})")
+    failures += compare("violation", expect.violations, decision.denying)
+    failures += compare("waived violation", expect.waived, [v for v in decision.violations if v.waived])
+    audit = [v for v in decision.violations if not v.enforced and v.waived is None]
+    failures += compare("audit violation", expect.audit, audit)
+    if expect.policies is not None and sorted(expect.policies) != sorted(decision.policies):
+        failures.append(f"expected policies {sorted(expect.policies)} to match, got {sorted(decision.policies)}")
+    return failures
+
+
+def case_facts(case: PolicyCase, verifier: Callable[[], BundleVerifier]) -> Facts:
+    if case.artifact is None:
+        assert case.facts is not None
+        return Facts(file=case.facts, attestations=case.attestations)
+    artifact = case.artifact
+    options = LocalOptions(
+        attestations=artifact.evidence, uploaded=artifact.uploaded, channel=artifact.channel, verifier=verifier()
+    )
+    return local_facts(artifact.path, options)
+
+
+def run_case(
+    case: PolicyCase, policies: Sequence[CompiledPolicy], verifier: Callable[[], BundleVerifier]
+) -> CaseResult:
+    started = time.perf_counter()
+    try:
+        facts = case_facts(case, verifier)
+    except (GateError, OSError) as err:
+        message = err.diagnostics() if isinstance(err, GateError) else str(err)
+        return CaseResult(case, error=f"cannot build facts: {message}", seconds=time.perf_counter() - started)
+    decision = evaluate(policies, facts, case.now)
+    failures = tuple(check(case, decision))
+    return CaseResult(case, failures, decision=decision, seconds=time.perf_counter() - started)
+
+
+class Runner:
+    """Runs test files, loading each distinct set of policies once and one Sigstore verifier lazily."""
+
+    def __init__(self) -> None:
+        self._policies: dict[tuple[Path, ...], list[CompiledPolicy] | PolicyError] = {}
+        self._verifier: BundleVerifier | None = None
+
+    def verifier(self) -> BundleVerifier:
+        if self._verifier is None:
+            self._verifier = BundleVerifier()
+        return self._verifier
+
+    def policies(self, paths: tuple[Path, ...]) -> list[CompiledPolicy]:
+        key = tuple(p.resolve() for p in paths)
+        if key not in self._policies:
+            try:
+                self._policies[key] = load_policies(list(paths))
+            except PolicyError as err:
+                self._policies[key] = err
+        found = self._policies[key]
+        if isinstance(found, PolicyError):
+            raise found
+        return found
+
+    def run_file(self, cases: CaseFile) -> FileResult:
+        try:
+            policies = self.policies(cases.policies)
+        except PolicyError as err:
+            return FileResult(cases.path, error=f"cannot load policies:\n{err.diagnostics()}")
+        results = tuple(run_case(case, policies, self.verifier) for case in cases.cases)
+        exercised = {name for r in results if r.decision is not None for name in r.decision.policies}
+        untested = tuple(sorted(p.name for p in policies if p.name not in exercised))
+        return FileResult(cases.path, results, untested=untested)

@@ -1,0 +1,133 @@
+"""`gate check pylock.toml`: upload time and hashes from the lock, attestation identities checked."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from gate.cli import main
+from gate.identities import signer_allows
+from gate.policy.compile import load_policies
+from gate.sources.pylock import is_pylock, read_pylock
+from tests.check.conftest import EXAMPLE_POLICY, NOW, SAMPLE_SHA256, SAMPLE_WHEEL
+from tests.conftest import FIXTURES
+from tests.support.pypi_upstream import RunningUpstream
+
+PYLOCKS = FIXTURES / "index" / "pylock"
+UNREACHABLE = "http://127.0.0.1:9/simple/"
+
+
+def lock(tmp_path: Path, index: str, identity: str) -> Path:
+    path = tmp_path / "pylock.toml"
+    path.write_text(textwrap.dedent(f"""\
+        lock-version = "1.0"
+        created-by = "gate-tests"
+
+        [[packages]]
+        name = "sampleproject"
+        version = "4.0.0"
+        index = "{index}"
+
+        [[packages.wheels]]
+        name = "{SAMPLE_WHEEL}"
+        upload-time = 2024-11-06T22:37:10Z
+        url = "{index.removesuffix('/simple/')}/files/{SAMPLE_WHEEL}"
+        size = 4661
+        hashes = {{sha256 = "{SAMPLE_SHA256}"}}
+
+        [[packages.attestation-identities]]
+        {identity}
+        """), encoding="utf-8")
+    return path
+
+
+def test_spec_example_parses() -> None:
+    planned = read_pylock(PYLOCKS / "pylock.spec-example.toml")
+    assert [p.filename for p in planned][:2] == ["attrs-25.1.0-py3-none-any.whl", "cattrs-24.1.2-py3-none-any.whl"]
+    attrs = planned[0]
+    assert attrs.uploaded is not None and attrs.uploaded.isoformat() == "2025-01-25T11:30:10.164985+00:00"
+    assert attrs.identities == (
+        {"environment": "release-pypi", "kind": "GitHub", "repository": "python-attrs/attrs",
+         "workflow": "pypi-package.yml"},
+    )
+    assert attrs.line == 12
+    assert len(planned) == 4  # numpy lists two wheels; each is checked
+
+
+@pytest.mark.parametrize(("name", "expected"), [("pylock.toml", True), ("pylock.dev.toml", True),
+                                                 ("poetry.lock", False), ("pylock.a.b.toml", False)])
+def test_pylock_names(name: str, expected: bool) -> None:
+    assert is_pylock(Path(name)) is expected
+
+
+def test_lock_upload_time_is_used_without_fetching(age_policy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No rule reads attestations, the lock has upload times: the (unreachable) index is never asked."""
+    code = main(["check", "-p", str(age_policy), "--now", NOW, "--index-url", UNREACHABLE,
+                 str(PYLOCKS / "pylock.spec-example.toml")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "unreachable" not in out
+    assert sum(line.startswith("ALLOW ") and "sha256:" in line for line in out.splitlines()) == 4
+
+
+def test_pip_lock_without_upload_time_asks_the_index(
+    age_policy: Path, upstream: RunningUpstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["check", "-p", str(age_policy), "--now", NOW, "--index-url", upstream.url,
+                 str(PYLOCKS / "pylock.pip-lock.toml")])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert f"ALLOW {SAMPLE_WHEEL}" in out
+    assert "uploaded: 2024-11-06" in out
+
+
+def test_identity_the_policy_does_not_allow(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["check", "-p", str(EXAMPLE_POLICY), "--now", NOW, "--index-url", UNREACHABLE,
+                 str(PYLOCKS / "pylock.spec-example.toml")])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert (
+        "example/attestations.signers: the lock's attestation-identities (environment=release-pypi kind=GitHub "
+        "repository=python-attrs/attrs workflow=pypi-package.yml) are not allowed by its signers"
+    ) in out
+
+
+def test_identity_matching_verified_provenance_is_allowed(
+    tmp_path: Path, upstream: RunningUpstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = lock(tmp_path, upstream.url, 'kind = "GitHub"\nrepository = "pypa/sampleproject"\nworkflow = "release.yml"')
+    code = main(["check", "-p", str(EXAMPLE_POLICY), "--now", NOW, str(path)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "verified: https://docs.pypi.org/attestations/publish/v1" in out
+    assert any("/provenance" in p for p in upstream.request_log)
+
+
+def test_provenance_from_another_publisher_than_locked(
+    tmp_path: Path, upstream: RunningUpstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = lock(tmp_path, upstream.url, 'kind = "GitHub"\nrepository = "pypa/sampleproject"\nworkflow = "other.yml"')
+    code = main(["check", "-p", str(EXAMPLE_POLICY), "--now", NOW, str(path)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "DENY  pylock/attestation-identities: verified provenance was published by GitHub pypa/sampleproject" in out
+    assert "example/attestations.signers: the lock's attestation-identities" in out
+
+
+@pytest.mark.parametrize(
+    ("identity", "allowed"),
+    [
+        ({"kind": "GitHub", "repository": "pypa/pip", "workflow": "release.yml"}, True),
+        ({"kind": "GitHub", "repository": "pypa/pip", "workflow": "other.yml"}, False),
+        ({"kind": "GitHub", "repository": "trailofbits/x"}, True),
+        ({"kind": "GitLab", "repository": "trailofbits/x"}, False),
+        ({"kind": "GitHub", "repository": "pallets/flask", "workflow": "publish.yml"}, True),  # identity regex
+        ({"kind": "GitHub", "repository": "pallets/flask", "workflow": "release.yml"}, False),
+    ],
+)
+def test_signer_allows(identity: dict[str, str], allowed: bool) -> None:
+    [policy] = load_policies([EXAMPLE_POLICY])
+    assert policy.policy.attestations is not None
+    assert any(signer_allows(s, identity) for s in policy.policy.attestations.signers) is allowed

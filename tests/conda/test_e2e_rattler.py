@@ -1,0 +1,221 @@
+"""py-rattler as the real client through a real `gate serve` (gunicorn, loopback) under one policy set
+that covers PyPI and conda: solve picks what the policy allows, installs only that, and nothing
+unfiltered leaks through `.zst`, shards or direct downloads."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+import rattler
+import requests
+import zstandard
+from rattler import RepoDataRecord
+from rattler.exceptions import SolverError
+from rattler.platform.subdir import SubdirLiteral
+
+from tests.conda.conftest import SIGNED, TARGET_CHANNEL, policy_document, signer_attestations, write_policies
+from tests.support.conda_channel import (
+    ChannelServer,
+    add_fixture_signed_package,
+    build_conda_package,
+    payload_relpath,
+    payload_text,
+    set_record_fields,
+)
+from tests.support.pypi_upstream import RunningUpstream, UpstreamIndex, serve
+
+pytestmark = pytest.mark.slow
+VENV_BIN = Path(sys.executable).parent
+NOW = dt.datetime.now(dt.UTC)
+DAY = dt.timedelta(days=1)
+
+
+def _ms(when: dt.datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def conda_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChannelServer]:
+    """noarch: demo 1.0 (30 days), demo 2.0 (2 days), app 1.0 needing demo; linux-64: the real signed package."""
+    channel = tmp_path_factory.mktemp("conda-upstream") / "channel"
+    build_conda_package(channel / "noarch", "demo", "1.0", timestamp_ms=_ms(NOW - 40 * DAY))
+    build_conda_package(channel / "noarch", "demo", "2.0", timestamp_ms=_ms(NOW - 2 * DAY))
+    build_conda_package(channel / "noarch", "app", "1.0", depends=["demo"], timestamp_ms=_ms(NOW - 40 * DAY))
+    add_fixture_signed_package(channel)  # indexes the channel (with shards and .zst)
+    for filename, days in (("demo-1.0-0.conda", 30), ("app-1.0-0.conda", 30), ("demo-2.0-0.conda", 2)):
+        set_record_fields(channel, "noarch", filename, indexed_timestamp=_ms(NOW - days * DAY))
+    set_record_fields(channel, "linux-64", SIGNED, indexed_timestamp=None)  # its real 2025-09-01 timestamp
+    with ChannelServer(channel) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def pypi_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningUpstream]:
+    index = UpstreamIndex(work_dir=tmp_path_factory.mktemp("pypi-upstream"))
+    index.add_wheel("demo", "1.0", upload_time=NOW - 30 * DAY)
+    index.add_wheel("demo", "2.0", upload_time=NOW - 2 * DAY)
+    with serve(index) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def gate(
+    conda_upstream: ChannelServer, pypi_upstream: RunningUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """`gate serve` (gunicorn, one worker) with a 7-day age policy for pypi and conda, and the signed
+    package's publisher and targetChannel required for it; yields the gate base URL."""
+    tmp = tmp_path_factory.mktemp("gate")
+    policies = write_policies(
+        tmp / "policies",
+        policy_document("age", ecosystems=["pypi", "conda"], minimumAge="7d"),
+        policy_document(
+            "signed", ecosystems=["conda"], packages=("signed-package",),
+            attestations=signer_attestations(targetChannel=TARGET_CHANNEL),
+        ),
+    )
+    port = free_port()
+    command = [
+        str(VENV_BIN / "gate"), "serve", "--policy", str(policies), "--upstream", pypi_upstream.url,
+        "--conda-channel", f"local={conda_upstream.url}/", "--port", str(port), "--cache-dir", str(tmp / "cache"),
+        "--workers", "1", "--threads", "4",
+    ]
+    with (tmp / "serve.log").open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(150):
+                try:
+                    if requests.get(f"{url}/-/health", timeout=1).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    time.sleep(0.1)
+            else:
+                pytest.fail(f"gate serve did not start: {(tmp / 'serve.log').read_text()}")
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private rattler cache; rattler's default cache locations point into tmp too."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.setenv("RATTLER_CACHE_DIR", str(tmp_path / "rattler-cache"))
+    return tmp_path / "rattler-cache"
+
+
+def solve(
+    url: str, cache: Path, specs: Sequence[str], platforms: Sequence[SubdirLiteral] = ("noarch",)
+) -> list[RepoDataRecord]:
+    """Solve against one channel URL only, repodata cached under `cache`."""
+    gateway = rattler.Gateway(cache_dir=cache / "repodata")
+    return asyncio.run(rattler.solve(sources=[url], specs=specs, gateway=gateway, platforms=platforms))
+
+
+def install(records: list[RepoDataRecord], prefix: Path, cache: Path) -> None:
+    """Install records into `prefix`, downloading every package from its record's URL."""
+    asyncio.run(rattler.install(records, target_prefix=prefix, cache_dir=cache / "pkgs", show_progress=False))
+
+
+def test_solver_picks_the_older_package_and_installs_it(gate: str, cache: Path, tmp_path: Path) -> None:
+    records = solve(f"{gate}/conda/local", cache, ["app"])
+    assert sorted((r.name.normalized, str(r.version)) for r in records) == [("app", "1.0"), ("demo", "1.0")]
+    assert all(r.url.startswith(f"{gate}/conda/local/noarch/") for r in records)
+    install(records, tmp_path / "env", cache)
+    installed = (tmp_path / "env" / payload_relpath("demo")).read_text()
+    assert installed == payload_text("demo", "1.0", "0")
+
+
+def test_newer_package_is_unsatisfiable_through_gate(gate: str, cache: Path) -> None:
+    with pytest.raises(SolverError):
+        solve(f"{gate}/conda/local", cache, ["demo>=2"])
+
+
+def test_denied_download_is_refused_with_reasons(
+    gate: str, conda_upstream: ChannelServer, cache: Path, tmp_path: Path
+) -> None:
+    """A record solved elsewhere (straight from the upstream) cannot be installed through gate."""
+    (record,) = solve(conda_upstream.url, cache, ["demo>=2"])
+    url = f"{gate}/conda/local/noarch/{record.file_name}"
+    through_gate = RepoDataRecord(record, record.file_name, url, f"{gate}/conda/local/")
+    with pytest.raises(Exception, match="403") as caught:
+        install([through_gate], tmp_path / "env", cache)
+    assert "demo-2.0-0.conda" in str(caught.value)
+    assert not (tmp_path / "env" / payload_relpath("demo")).exists()
+    response = requests.get(url, timeout=10)
+    assert response.status_code == 403
+    assert "age/minimumAge: published less than 7d ago" in response.text
+
+
+def test_no_repodata_variant_yields_unfiltered_records(gate: str, conda_upstream: ChannelServer) -> None:
+    base = f"{gate}/conda/local/noarch"
+    compressed = requests.get(f"{base}/repodata.json.zst", timeout=10)
+    assert compressed.status_code == 200
+    repodata = json.loads(zstandard.ZstdDecompressor().decompress(compressed.content, max_output_size=1 << 24))
+    assert sorted(repodata["packages.conda"]) == ["app-1.0-0.conda", "demo-1.0-0.conda"]
+    plain = requests.get(f"{base}/repodata.json", timeout=10).json()
+    assert plain == repodata
+    for variant in ("repodata_shards.msgpack.zst", "repodata.json.bz2", "current_repodata.json"):
+        assert requests.get(f"{base}/{variant}", timeout=10).status_code == 404
+        assert requests.head(f"{base}/{variant}", timeout=10).status_code == 404
+    assert (conda_upstream.channel_dir / "noarch" / "repodata_shards.msgpack.zst").is_file()  # exists upstream
+
+
+def _conda_requests(gate: str) -> dict[str, float]:
+    """gate's request counts of the conda subdir endpoint, by status."""
+    prefix = 'gate_requests_total{endpoint="conda.subdir_file",status="'
+    lines = requests.get(f"{gate}/-/metrics", timeout=10).text.splitlines()
+    return {line[len(prefix) : len(prefix) + 3]: float(line.split()[-1]) for line in lines if line.startswith(prefix)}
+
+
+def test_rattler_falls_back_from_shards_to_filtered_zst(gate: str, cache: Path) -> None:
+    """rattler asks for the shard index first; gate's 404 makes it read the filtered `.zst` instead."""
+    before = _conda_requests(gate)
+    records = solve(f"{gate}/conda/local", cache, ["demo"])  # a fresh cache: rattler starts from the shards
+    assert [str(r.version) for r in records] == ["1.0"]
+    after = _conda_requests(gate)
+    assert after["404"] > before.get("404", 0) and after["200"] > before.get("200", 0)
+
+
+def test_attested_package_is_admitted_by_the_attestation_policy(
+    gate: str, conda_upstream: ChannelServer, cache: Path, tmp_path: Path
+) -> None:
+    records = solve(f"{gate}/conda/local", cache, ["signed-package"], platforms=("linux-64", "noarch"))
+    (record,) = records
+    assert record.file_name == SIGNED and record.sha256 is not None
+    assert record.sha256.hex() == "54303491a8418fbed24344b513546182c29b43bf282ceb433af65e2299f9271f"
+    install(records, tmp_path / "env", cache)
+    assert any((tmp_path / "env" / "conda-meta").glob("signed-package-2.1.0-*.json"))
+    assert f"/linux-64/{SIGNED}.sigs" in conda_upstream.paths()  # gate verified the sidecar
+
+
+def test_the_same_policy_governs_the_pypi_side(gate: str) -> None:
+    page = requests.get(
+        f"{gate}/simple/demo/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}, timeout=10
+    ).json()
+    assert [f["filename"] for f in page["files"]] == ["demo-1.0-py3-none-any.whl"]
+
+
+def test_a_warm_rattler_cache_revalidates_with_gate(gate: str, cache: Path) -> None:
+    """The second solve sends If-None-Match; gate's 304 repeats the ETag, as rattler requires."""
+    solve(f"{gate}/conda/local", cache, ["demo"])
+    before = _conda_requests(gate)
+    assert [str(r.version) for r in solve(f"{gate}/conda/local", cache, ["demo"])] == ["1.0"]
+    assert _conda_requests(gate).get("304", 0) > before.get("304", 0)

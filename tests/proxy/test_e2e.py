@@ -1,0 +1,168 @@
+"""Real installers (newest pip, the machine's pip, uv) through a real `gate serve` on loopback."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support.pypi_upstream import RunningUpstream, UpstreamIndex, serve
+
+from .conftest import AGE_POLICY, ATTESTED_POLICY, MINI_PYPI
+
+pytestmark = pytest.mark.slow
+VENV_BIN = Path(sys.executable).parent
+REAL_NOW = dt.datetime.now(dt.UTC)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def clean_env(tmp: Path) -> dict[str, str]:
+    """No user configuration, no local wheel folders, no caches: installs can only come from gate."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
+    env.update(PIP_CONFIG_FILE="/dev/null", PIP_NO_CACHE_DIR="1", PIP_DISABLE_PIP_VERSION_CHECK="1",
+               UV_NO_CONFIG="1", UV_CACHE_DIR=str(tmp / "uv-cache"), UV_PYTHON_DOWNLOADS="never")
+    return env
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningUpstream]:
+    index = UpstreamIndex.from_mini_pypi(MINI_PYPI, work_dir=tmp_path_factory.mktemp("upstream"))
+    for version, days in (("1.0", 60), ("1.5", 20), ("2.0", 2)):
+        index.add_wheel("demo", version, upload_time=REAL_NOW - dt.timedelta(days=days))
+    index.add_wheel("tampered", "1.0", upload_time=REAL_NOW - dt.timedelta(days=60))
+    with serve(index) as running:
+        running.tamper_file("tampered-1.0-py3-none-any.whl")
+        yield running
+
+
+@pytest.fixture(scope="module")
+def gate_url(upstream: RunningUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`gate serve` under gunicorn (one worker) with the age policy and the sampleproject attestation policy."""
+    tmp = tmp_path_factory.mktemp("gate")
+    (tmp / "age.yaml").write_text(AGE_POLICY)
+    (tmp / "attested.yaml").write_text(ATTESTED_POLICY)
+    port = free_port()
+    command = [str(VENV_BIN / "gate"), "serve", "--policy", str(tmp / "age.yaml"), "--policy", str(tmp / "attested.yaml"),
+               "--upstream", upstream.url, "--port", str(port), "--cache-dir", str(tmp / "cache"),
+               "--workers", "1", "--threads", "4"]
+    log = (tmp / "serve.log").open("w")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                if requests.get(f"{url}/-/health", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        else:
+            process.terminate()
+            process.wait(timeout=20)
+            pytest.fail(f"gate serve did not start: {(tmp / 'serve.log').read_text()}")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def old_pip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The machine's pip, in a venv made with the system python3 (skipped if that pip is missing)."""
+    venv = tmp_path_factory.mktemp("old-pip") / "venv"
+    subprocess.run(["python3", "-m", "venv", str(venv)], check=True, env={**os.environ, "PIP_CONFIG_FILE": "/dev/null"})
+    python = venv / "bin" / "python"
+    version = subprocess.run([str(python), "-m", "pip", "--version"], capture_output=True, text=True, check=False)
+    if version.returncode != 0:
+        pytest.skip(f"the machine's python3 has no usable pip: {version.stderr}")
+    return python
+
+
+def pip(python: Path, gate: str, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    target = tmp / "target"
+    return subprocess.run(
+        [str(python), "-m", "pip", "install", "--no-deps", "--target", str(target), "--index-url",
+         f"{gate}/simple/", *args],
+        capture_output=True, text=True, env=clean_env(tmp), timeout=120, check=False,
+    )
+
+
+def installed(tmp: Path) -> list[str]:
+    return sorted(p.name for p in (tmp / "target").glob("*.dist-info"))
+
+
+@pytest.mark.parametrize("which", ["newest", "machine"])
+def test_pip_installs_the_newest_compliant_version(
+    which: str, gate_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    python = Path(sys.executable) if which == "newest" else request.getfixturevalue("old_pip")
+    result = pip(python, gate_url, tmp_path, "demo")
+    assert result.returncode == 0, result.stderr
+    assert installed(tmp_path) == ["demo-1.5.dist-info"]  # 2.0 is two days old
+
+
+def test_pip_installs_attested_sampleproject_and_cannot_see_unattested(gate_url: str, tmp_path: Path) -> None:
+    result = pip(Path(sys.executable), gate_url, tmp_path, "sampleproject")
+    assert result.returncode == 0, result.stderr
+    assert installed(tmp_path) == ["sampleproject-4.0.0.dist-info"]
+    hidden = pip(Path(sys.executable), gate_url, tmp_path, "sampleproject==3.0.0")
+    assert hidden.returncode != 0 and "3.0.0" in hidden.stderr
+
+
+def test_pip_uploaded_prior_to_works_through_gate(gate_url: str, tmp_path: Path) -> None:
+    cutoff = (REAL_NOW - dt.timedelta(days=45)).isoformat()
+    result = pip(Path(sys.executable), gate_url, tmp_path, "--uploaded-prior-to", cutoff, "demo")
+    assert result.returncode == 0, result.stderr
+    assert installed(tmp_path) == ["demo-1.0.dist-info"]
+
+
+def test_uv_install_and_compile(gate_url: str, tmp_path: Path) -> None:
+    uv = str(VENV_BIN / "uv")
+    env = clean_env(tmp_path)
+    index = ["--index-url", f"{gate_url}/simple/"]
+    install = subprocess.run(
+        [uv, "pip", "install", "--no-deps", "--target", str(tmp_path / "target"), "--python", sys.executable,
+         *index, "demo"], capture_output=True, text=True, env=env, timeout=120, check=False,
+    )
+    assert install.returncode == 0, install.stderr
+    assert installed(tmp_path) == ["demo-1.5.dist-info"]
+    (tmp_path / "requirements.in").write_text("demo\n")
+    for extra, expected in (([], "demo==1.5"), (["--exclude-newer", (REAL_NOW - dt.timedelta(days=45)).isoformat()],
+                                                  "demo==1.0")):
+        compiled = subprocess.run(
+            [uv, "pip", "compile", "--python", sys.executable, "--no-header", *index, *extra,
+             str(tmp_path / "requirements.in")], capture_output=True, text=True, env=env, timeout=120, check=False,
+        )
+        assert compiled.returncode == 0, compiled.stderr
+        assert expected in compiled.stdout
+
+
+def test_direct_download_of_denied_file_is_403_with_reason(gate_url: str) -> None:
+    response = requests.get(f"{gate_url}/files/demo/demo-2.0-py3-none-any.whl", timeout=10)
+    assert response.status_code == 403
+    assert "age/minimumAge: published less than 7d ago" in response.text
+
+
+def test_tampered_upstream_file_is_never_delivered(gate_url: str, tmp_path: Path) -> None:
+    result = pip(Path(sys.executable), gate_url, tmp_path, "tampered")
+    assert result.returncode != 0
+    assert installed(tmp_path) == []
+    try:  # small files fail before the headers (5xx), larger ones are cut off before their last chunk
+        response = requests.get(f"{gate_url}/files/tampered/tampered-1.0-py3-none-any.whl", timeout=10)
+    except requests.exceptions.ChunkedEncodingError:
+        return
+    assert response.status_code >= 500

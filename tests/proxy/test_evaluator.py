@@ -1,0 +1,113 @@
+"""The memoizing `Evaluator` gives exactly the decisions of `evaluate()`, and knows when they change."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from gate.evaluate import Evaluator, RuleReads, evaluate
+from gate.facts import AttestationFact, Facts, FileFacts, Publisher
+from gate.policy.compile import CompiledPolicy, load_policies
+from gate.sources.local import python_file_facts
+
+from .conftest import AGE_POLICY, ATTESTED_POLICY, AUDIT_POLICY, NOW, PolicyWriter
+
+REPO = Path(__file__).resolve().parents[2]
+
+CUSTOM = """
+apiVersion: gate/v1
+kind: Policy
+metadata: {name: custom}
+spec:
+  match: {packages: ["demo*", "sampleproject"]}
+  minimumAge: {age: 3d, whenUnknown: allow}
+  exceptions:
+    - packages: ["demo<1.5"]
+      waive: [minimumAge, fresh-enough]
+      reason: vetted
+      expires: 2026-11-20
+  rules:
+    - {name: no-yanked, expression: "!file.yanked", message: no yanked files}
+    - {name: wheels-only, expression: 'file.kind == "wheel" || file.size < 5000', message: small sdists only}
+    - {name: fresh-enough, expression: 'now - file.uploaded < duration("8760h")', message: not older than a year}
+    - {name: whole-file, expression: 'has(file.index) && file["version"] != "6.6"', message: not 6.6}
+"""
+
+
+def corpus() -> list[Facts]:
+    """Files that vary in every fact the policies read, with times around the age boundaries."""
+    files = []
+    ages = [None, dt.timedelta(0), dt.timedelta(days=3), dt.timedelta(days=7), dt.timedelta(days=7, microseconds=-1),
+            dt.timedelta(days=400), dt.timedelta(days=-1)]
+    names = ["demo-1.0-py3-none-any.whl", "demo-2.0.tar.gz", "demo-6.6-py3-none-any.whl",
+             "sampleproject-4.0.0-py3-none-any.whl", "other-1.0.tar.gz"]
+    for filename, age, yanked, size in itertools.product(names, ages, (False, True), (100, 9000)):
+        base = python_file_facts(filename, "ab" * 32, size)
+        assert base is not None
+        files.append(replace(base, uploaded=None if age is None else NOW - age, yanked=yanked, index="https://x/"))
+    good = AttestationFact(verified=True, source="p", identity="i", issuer="https://token.actions.githubusercontent.com",
+                           publisher=Publisher(kind="GitHub", repository="pypa/sampleproject", workflow="release.yml"))
+    bad = AttestationFact(verified=False, source="p", error="sigstore: bad")
+    evidence: list[tuple[AttestationFact, ...]] = [(), (good,), (bad,), (bad, good)]
+    return [Facts(file=f, attestations=a) for f, a in itertools.product(files[::3], evidence)] + [
+        Facts(file=f) for f in files
+    ]
+
+
+@pytest.fixture
+def policies(write_policy: PolicyWriter) -> list[CompiledPolicy]:
+    return load_policies([write_policy(AGE_POLICY, ATTESTED_POLICY, AUDIT_POLICY, CUSTOM), REPO / "policies"])
+
+
+def test_memo_gives_identical_decisions(policies: list[CompiledPolicy]) -> None:
+    evaluator = Evaluator(policies)
+    facts = corpus()
+    for moment in (NOW, NOW + dt.timedelta(days=30)):
+        for _ in range(2):  # the second round is answered from the memo
+            for each in facts:
+                assert evaluator.decide(each, moment) == evaluate(policies, each, moment), each.file
+
+
+def test_native_minimum_age_is_used_and_valid_until_is_the_boundary(policies: list[CompiledPolicy]) -> None:
+    age_only = [p for p in policies if p.name == "age"]
+    evaluator = Evaluator(age_only)
+    base = python_file_facts("demo-2.0-py3-none-any.whl", "ab" * 32, 10)
+    assert base is not None
+    young = Facts(file=replace(base, uploaded=NOW - dt.timedelta(days=2)))
+    judgement = evaluator.judge(young, NOW)
+    assert judgement.decision.denying and judgement.valid_until == NOW + dt.timedelta(days=5)
+    old = evaluator.judge(Facts(file=replace(base, uploaded=NOW - dt.timedelta(days=9))), NOW)
+    assert not old.decision.violations and old.valid_until is None
+
+
+def test_decisions_hold_until_a_waiver_expires_or_only_now_when_cel_reads_now(
+    policies: list[CompiledPolicy], tmp_path: Path
+) -> None:
+    base = python_file_facts("demo-1.0-py3-none-any.whl", "ab" * 32, 10)
+    assert base is not None
+    fresh = Facts(file=replace(base, uploaded=NOW))
+    waiving = AGE_POLICY + "  exceptions:\n    - {packages: [demo], waive: [minimumAge], reason: ok, expires: 2026-11-20}\n"
+    (tmp_path / "waiving.yaml").write_text(waiving)
+    judgement = Evaluator(load_policies([tmp_path / "waiving.yaml"])).judge(fresh, NOW)
+    assert judgement.decision.violations[0].waived is not None
+    assert judgement.valid_until == dt.datetime(2026, 11, 8, tzinfo=dt.UTC)  # when it comes of age anyway
+    custom = Evaluator([p for p in policies if p.name == "custom"]).judge(fresh, NOW)
+    assert custom.valid_until == NOW  # `fresh-enough` reads `now`: the decision holds for this moment only
+
+
+@pytest.mark.parametrize(
+    ("expression", "fields", "attestations", "now"),
+    [
+        ("!file.yanked", ("yanked",), False, False),
+        ('now - file.uploaded > duration("1s") && file . kind == "wheel"', ("kind", "uploaded"), False, True),
+        ('file["name"] == "x"', None, False, False),
+        ("attestations.exists(a, a.verified)", (), True, False),
+        ('"file" == "now"', None, False, True),  # a literal is read as a use: more in the key, never less
+    ],
+)
+def test_rule_reads(expression: str, fields: tuple[str, ...] | None, attestations: bool, now: bool) -> None:
+    assert RuleReads.of(expression) == RuleReads(fields, attestations, now)

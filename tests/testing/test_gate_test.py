@@ -1,0 +1,145 @@
+"""`gate test`: YAML policy unit tests, their summary, exit code and JUnit XML."""
+
+from __future__ import annotations
+
+import textwrap
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from gate.cli import main
+from gate.errors import PolicyError
+from gate.testing.cases import ASSERTED, load_case_file
+from tests.conftest import REPO
+
+POLICY = """\
+apiVersion: gate/v1
+kind: Policy
+metadata: {name: age}
+spec:
+  minimumAge: 7d
+  attestations:
+    required: true
+    signers:
+      - publisher: {kind: GitHub, repository: "pypa/*"}
+"""
+CASES = """\
+now: 2026-11-22T00:00:00Z
+cases:
+  - name: old and attested
+    file: {name: Sample_Project, version: 1.0, uploaded: 2026-01-01T00:00:00Z}
+    attestations:
+      - verified: true
+        publisher: {kind: GitHub, repository: pypa/sampleproject}
+    expect: {verdict: allow, violations: [], policies: [age]}
+  - name: new and attested
+    file: {name: sampleproject, version: 1.0, uploaded: 2026-11-21T00:00:00Z}
+    attestations:
+      - {verified: true, publisher: {kind: GitHub, repository: pypa/sampleproject}}
+    expect: {verdict: deny, violations: [age/minimumAge]}
+"""
+
+
+def project(tmp_path: Path, cases: str = CASES) -> Path:
+    (tmp_path / "policies" / "tests").mkdir(parents=True)
+    (tmp_path / "policies" / "age.yaml").write_text(POLICY, encoding="utf-8")
+    (tmp_path / "policies" / "tests" / "age.gate-test.yaml").write_text(cases, encoding="utf-8")
+    return tmp_path / "policies"
+
+
+def test_shipped_policy_tests_pass_and_cover_every_policy(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["test", str(REPO / "policies")]) == 0
+    out = capsys.readouterr().out
+    assert "no case exercises" not in out
+    assert out.splitlines()[-1].endswith(" passed, 0 failed")
+
+
+def test_passing_cases(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["test", str(project(tmp_path))]) == 0
+    out = capsys.readouterr().out
+    assert "PASS " in out
+    assert out.splitlines()[-1] == "2 passed, 0 failed"
+
+
+def test_failures_are_explained_and_written_as_junit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    wrong = CASES.replace("violations: [age/minimumAge]", "violations: [attestations.required]")
+    junit = tmp_path / "report.xml"
+    assert main(["test", "--junit", str(junit), str(project(tmp_path, wrong))]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL " in out
+    assert "expected violation 'attestations.required' did not occur" in out
+    assert "unexpected violation age/minimumAge: published less than 7d ago" in out
+    assert out.splitlines()[-1] == "1 passed, 1 failed"
+    root = ET.parse(junit).getroot()
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("2", "1", "0")
+    failure = root.find("./testsuite/testcase[@name='new and attested']/failure")
+    assert failure is not None
+    assert "did not occur" in (failure.get("message") or "")
+
+
+def test_asserted_attestation_is_marked(tmp_path: Path) -> None:
+    cases = load_case_file(project(tmp_path) / "tests" / "age.gate-test.yaml")
+    case = cases.cases[0]
+    assert case.facts is not None and case.facts.name == "sample-project"
+    assert case.facts.filename == "sample_project-1.0-py3-none-any.whl"
+    assert case.attestations[0].source == ASSERTED
+    assert cases.policies == (tmp_path / "policies",)
+
+
+def test_broken_policy_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = project(tmp_path)
+    (root / "age.yaml").write_text(POLICY.replace("7d", "7x"), encoding="utf-8")
+    assert main(["test", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "cannot load policies" in out and "invalid duration '7x'" in out
+
+
+def test_untested_policy_is_noted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = project(tmp_path)
+    (root / "other.yaml").write_text(POLICY.replace("name: age", "name: other").replace('"*"', '"x"')
+                                     .replace("minimumAge: 7d", "minimumAge: 7d\n  match: {packages: [nothing-here]}"),
+                                     encoding="utf-8")
+    main(["test", str(root)])
+    assert "no case exercises policy 'other'" in capsys.readouterr().out
+
+
+def test_no_test_files_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["test", str(tmp_path)]) == 2
+    assert "no *.gate-test.yaml files" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("cases", "message"),
+    [
+        (
+            "now: 2026-01-01\ncases:\n  - name: x\n    file: {name: a, version: '1'}\n    expect: {verdict: maybe}\n",
+            "cases[0].expect.verdict: 'maybe' is not one of ['allow', 'deny']",
+        ),
+        (
+            "now: 2026-01-01\ncases:\n  - name: x\n    file: {name: a, version: '1', uploded: 2026-01-01}\n"
+            "    expect: {verdict: allow}\n",
+            "cases[0].file.uploded: unknown key 'uploded' (did you mean 'uploaded'?)",
+        ),
+        (
+            "now: 2026-01-01\ncases:\n  - name: x\n    file: {name: a, version: '1'}\n"
+            "    attestations: [{identity: x}]\n    expect: {verdict: allow}\n",
+            "cases[0].attestations[0]: 'verified' is required",
+        ),
+        (
+            "now: 2026-01-01\ncases:\n  - name: x\n    file: {name: a, version: '1'}\n    artifact: a.whl\n"
+            "    expect: {verdict: allow}\n",
+            "a case gives either asserted facts {file, attestations} or a real {artifact",
+        ),
+        (
+            "cases:\n  - name: x\n    file: {name: a, version: '1'}\n    expect: {verdict: allow}\n",
+            "no evaluation time",
+        ),
+    ],
+)
+def test_invalid_case_files(tmp_path: Path, cases: str, message: str) -> None:
+    path = tmp_path / "x.gate-test.yaml"
+    path.write_text(textwrap.dedent(cases), encoding="utf-8")
+    with pytest.raises(PolicyError) as raised:
+        load_case_file(path)
+    assert any(message in str(issue) for issue in raised.value.issues), raised.value.diagnostics()
