@@ -22,11 +22,16 @@ from gate.policy.model import parse_expiry, parse_selector
 SCHEMA_NAME = "policy.v1.schema.json"
 
 
-@cache
-def policy_schema() -> dict[str, Any]:
-    text = resources.files("gate").joinpath("schemas", SCHEMA_NAME).read_text(encoding="utf-8")
+def load_schema(name: str) -> dict[str, Any]:
+    """A JSON Schema shipped in gate/schemas (also at the top-level `schemas/`)."""
+    text = resources.files("gate").joinpath("schemas", name).read_text(encoding="utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
+
+
+@cache
+def policy_schema() -> dict[str, Any]:
+    return load_schema(SCHEMA_NAME)
 
 
 FORMATS = jsonschema.FormatChecker(formats=())
@@ -119,9 +124,14 @@ def _unknown_keys(error: ValidationError, doc: RawPolicy) -> Iterator[Issue]:
 
 
 def schema_issues(doc: RawPolicy) -> list[Issue]:
-    """Every schema violation of one document, sorted by line."""
+    """Every policy-schema violation of one document, sorted by line."""
+    return document_issues(doc, _validator())
+
+
+def document_issues(doc: RawPolicy, validator: jsonschema.Draft202012Validator) -> list[Issue]:
+    """Every violation of `validator`'s schema in one YAML document, each with its path and line."""
     issues: set[Issue] = set()
-    for error in _validator().iter_errors(doc.data):
+    for error in validator.iter_errors(doc.data):
         for leaf in _leaves(error):
             if leaf.validator == "additionalProperties" and isinstance(leaf.instance, dict):
                 issues.update(_unknown_keys(leaf, doc))
