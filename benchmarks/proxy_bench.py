@@ -61,7 +61,8 @@ def run_upstream(projects: int) -> None:
     """Child mode: serve `projects` synthetic projects until stdin closes; print the URL first."""
     index = UpstreamIndex()
     for i in range(projects):
-        synthetic_project(index, f"bench-{i}", start=dt.datetime(2023, 1, 1, tzinfo=dt.UTC), step=dt.timedelta(hours=20))
+        start = dt.datetime(2023, 1, 1, tzinfo=dt.UTC)
+        synthetic_project(index, f"bench-{i}", start=start, step=dt.timedelta(hours=20))
     with serve(index) as upstream:
         upstream.set_cache_control("max-age=600, public")
         print(upstream.url, flush=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from gate.decision import Decision, Violation
-from gate.facts import Facts, to_activation
+from gate.facts import Ecosystem, Facts, FileFacts, to_activation
 from gate.policy.compile import CompiledPolicy, CompiledRule, rule_sources
 from gate.policy.model import MinimumAge
 
@@ -146,6 +146,8 @@ class Evaluator:
 
     def __init__(self, policies: Sequence[CompiledPolicy], *, memo_size: int = 100_000) -> None:
         self.policies = tuple(policies)
+        self._memo_size = memo_size
+        self._matches: dict[tuple[Ecosystem, str], tuple[CompiledPolicy, ...]] = {}
         self._rules = {
             id(policy): tuple(_Rule(policy, rule, memo_size) for rule in policy.rules) for policy in self.policies
         }
@@ -157,8 +159,19 @@ class Evaluator:
     def decide(self, facts: Facts, now: dt.datetime) -> Decision:
         return self.judge(facts, now).decision
 
+    def _matched(self, file: FileFacts) -> tuple[CompiledPolicy, ...]:
+        """The policies whose `match` selects the file (it reads only the ecosystem and the name)."""
+        key = (file.ecosystem, file.name)
+        found = self._matches.get(key)
+        if found is None:
+            found = tuple(p for p in self.policies if p.policy.match.applies(file))
+            if len(self._matches) >= self._memo_size:
+                self._matches.clear()
+            self._matches[key] = found
+        return found
+
     def judge(self, facts: Facts, now: dt.datetime) -> Judgement:
-        matched = [p for p in self.policies if p.policy.match.applies(facts.file)]
+        matched = self._matched(facts.file)
         violations: list[Violation] = []
         until: list[dt.datetime] = []
         built: list[dict[str, Any]] = []

@@ -67,7 +67,7 @@ class CondaChannels:
         self.state = state
         timeout = state.settings.timeout
         self.clients = {name: ChannelClient(url, state.session, timeout=timeout) for name, url in channels.items()}
-        self._parsed: Memo[dict[str, Any]] = Memo(8)
+        self._parsed: Memo[dict[str, Any]] = Memo(4)  # a parsed conda-forge subdir is large
 
     # -- upstream repodata ---------------------------------------------------------------------------
 

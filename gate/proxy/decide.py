@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import Counter
 from collections.abc import Iterable
 
 from flask import Response
@@ -52,15 +53,21 @@ def record(
     (`everything=True` logs allowed files too)."""
     now = state.now()
     records = []
+    verdicts: Counter[str] = Counter()
+    rules: Counter[tuple[str, str]] = Counter()
     for decision in decisions:
-        verdict = decision.verdict.value
-        state.metrics.inc("gate_decisions_total", verdict=verdict, event=event)
-        for violation in decision.violations:
-            state.metrics.inc("gate_rule_violations_total", policy=violation.policy, rule=violation.rule)
+        verdicts[decision.verdict.value] += 1
+        if not decision.violations and not everything:
+            continue
+        rules.update((v.policy, v.rule) for v in decision.violations)
         if everything or decision.violations:
             served = visible(state, decision)
             records.append(audit_record(decision, event=event, client=client, project=project, served=served,
                                         now=now))
+    for verdict, count in verdicts.items():
+        state.metrics.inc("gate_decisions_total", count, verdict=verdict, event=event)
+    for (policy, rule), count in rules.items():
+        state.metrics.inc("gate_rule_violations_total", count, policy=policy, rule=rule)
     state.audit.write(records)
 
 

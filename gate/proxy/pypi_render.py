@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
@@ -65,14 +66,21 @@ class Urls:
     """Where gate serves a project's files, metadata and provenance (absolute, under `root`)."""
 
     def __init__(self, root: str, project: str) -> None:
-        self.root = root
-        self.project = project
+        self._files = f"{root}files/{project}/"
+        self._provenance = f"{root}provenance/{project}/"
 
     def file(self, filename: str) -> str:
-        return f"{self.root}files/{self.project}/{quote(filename)}"
+        return self._files + _quote(filename)
 
     def provenance(self, filename: str) -> str:
-        return f"{self.root}provenance/{self.project}/{quote(filename)}"
+        return self._provenance + _quote(filename)
+
+
+_SAFE = re.compile(r"[A-Za-z0-9._+~-]*")
+
+
+def _quote(filename: str) -> str:
+    return filename if _SAFE.fullmatch(filename) else quote(filename)
 
 
 def iso_z(moment: dt.datetime) -> str:

@@ -146,8 +146,9 @@ class Fetcher:
             response.close()
             return None
         if response.status_code != 200:
-            response.close()
-            raise FetchError(f"cannot fetch {url}: HTTP {response.status_code}")
+            with response:
+                said = response.text[:1000].strip() if response.status_code < 500 else ""
+            raise FetchError(f"cannot fetch {url}: HTTP {response.status_code}" + (f"\n{said}" if said else ""))
         return self._http_chunks(url, response)
 
     @staticmethod

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urldefrag, urljoin
@@ -103,11 +103,11 @@ class Fetched:
 
     page: ProjectPage | None
     validators: Validators
-    body: bytes = field(repr=False)  # the raw answer, for `parse_page` later (empty on 304)
-    content_type: str = ""
-    url: str = ""
     max_age: float  # seconds the answer may be reused without asking again (0: revalidate every time)
     latency: float  # seconds the upstream took
+    body: bytes = field(default=b"", repr=False)  # the raw answer, for `parse_page` later (empty on 304)
+    content_type: str = ""
+    url: str = ""
 
 
 def freshness(headers: Any) -> float:
@@ -286,12 +286,19 @@ def file_facts(page: ProjectPage, file: SimpleFile, index: str) -> FileFacts | N
     facts = python_file_facts(file.filename, sha256, file.size)
     if facts is None or facts.name != page.name:
         return None
-    return replace(
-        facts,
+    return FileFacts(  # not dataclasses.replace: this runs for every file of every page
+        ecosystem=facts.ecosystem,
+        name=facts.name,
+        version=facts.version,
+        filename=facts.filename,
+        kind=facts.kind,
+        sha256=facts.sha256,
+        size=facts.size,
         index=index,
         uploaded=file.upload_time,
         uploadedFrom="upload-time" if file.upload_time else None,
         yanked=file.yanked is not False,
+        prerelease=facts.prerelease,
     )
 
 

@@ -19,9 +19,10 @@ import rattler
 import requests
 import zstandard
 from rattler import RepoDataRecord
-from rattler.exceptions import SolverError
+from rattler.exceptions import InstallerError, SolverError
 from rattler.platform.subdir import SubdirLiteral
 
+from gate.cli import main
 from tests.conda.conftest import SIGNED, TARGET_CHANNEL, policy_document, signer_attestations, write_policies
 from tests.support.conda_channel import (
     ChannelServer,
@@ -155,7 +156,7 @@ def test_denied_download_is_refused_with_reasons(
     (record,) = solve(conda_upstream.url, cache, ["demo>=2"])
     url = f"{gate}/conda/local/noarch/{record.file_name}"
     through_gate = RepoDataRecord(record, record.file_name, url, f"{gate}/conda/local/")
-    with pytest.raises(Exception, match="403") as caught:
+    with pytest.raises(InstallerError, match="403") as caught:
         install([through_gate], tmp_path / "env", cache)
     assert "demo-2.0-0.conda" in str(caught.value)
     assert not (tmp_path / "env" / payload_relpath("demo")).exists()
@@ -219,3 +220,27 @@ def test_a_warm_rattler_cache_revalidates_with_gate(gate: str, cache: Path) -> N
     before = _conda_requests(gate)
     assert [str(r.version) for r in solve(f"{gate}/conda/local", cache, ["demo"])] == ["1.0"]
     assert _conda_requests(gate).get("304", 0) > before.get("304", 0)
+
+
+def test_gate_check_decides_an_explicit_environment_solved_through_gate(
+    gate: str, conda_upstream: ChannelServer, cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The lock made through gate passes `gate check`; a package gate refuses makes the check fail."""
+    age = policy_document("age", ecosystems=["pypi", "conda"], minimumAge="7d")
+    policies = write_policies(tmp_path / "policies", age)
+    records = solve(f"{gate}/conda/local", cache, ["app"])
+    lines = [f"{r.url}#{r.sha256.hex()}" for r in records if r.sha256 is not None]
+    env = tmp_path / "env.txt"
+    env.write_text("# platform: noarch\n@EXPLICIT\n" + "\n".join(lines) + "\n")
+    assert main(["check", str(env), "--policy", str(policies), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {r["facts"]["index"] for r in report["results"]} == {f"{gate}/conda/local"}
+    assert [r["facts"]["uploadedFrom"] for r in report["results"]] == ["indexed_timestamp"] * 2
+    env.write_text(env.read_text() + f"{gate}/conda/local/noarch/demo-2.0-0.conda\n")
+    assert main(["check", str(env), "--policy", str(policies)]) == 2
+    refused = capsys.readouterr().err
+    assert "HTTP 403" in refused and "age/minimumAge: published less than 7d ago" in refused
+    upstream_env = tmp_path / "upstream.txt"  # the same lock pointing at the upstream: decided by policy
+    upstream_env.write_text(f"@EXPLICIT\n{conda_upstream.url}/noarch/demo-2.0-0.conda\n")
+    assert main(["check", str(upstream_env), "--policy", str(policies)]) == 1
+    assert "DENY  age/minimumAge" in capsys.readouterr().out

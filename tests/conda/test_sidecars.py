@@ -22,6 +22,7 @@ from tests.conda.conftest import (
     signer_attestations,
     write_policies,
 )
+from tests.support.conda_channel import build_conda_package, index_channel, set_record_fields
 
 Check = Callable[..., tuple[int, dict[str, Any]]]
 
@@ -128,3 +129,19 @@ def test_target_channel_match_compares_with_channel(
     got, result = check(signed_dir, "--channel", channel, targetChannel=target)
     assert got == code, result
     assert result["facts"]["index"] == channel.rstrip("/")
+
+
+def test_a_channel_subdir_of_tar_bz2_and_conda_packages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A directory is a channel subdir: every package is decided with its record from repodata.json."""
+    channel = tmp_path / "channel"
+    build_conda_package(channel / "noarch", "old", "1.0", fmt="tar.bz2", timestamp_ms=1_600_000_000_000)
+    build_conda_package(channel / "noarch", "new", "1.0", timestamp_ms=1_600_000_000_000)
+    index_channel(channel)  # sets indexed_timestamp = now
+    set_record_fields(channel, "noarch", "old-1.0-0.tar.bz2", indexed_timestamp=None)
+    policies = write_policies(tmp_path / "policies", policy_document("age", ecosystems=["conda"], minimumAge="7d"))
+    code = main(["check", str(channel / "noarch"), "--policy", str(policies), "--format", "json"])
+    results = {r["file"]: r for r in json.loads(capsys.readouterr().out)["results"]}
+    assert code == 1 and sorted(results) == ["new-1.0-0.conda", "old-1.0-0.tar.bz2"]
+    old, new = results["old-1.0-0.tar.bz2"], results["new-1.0-0.conda"]
+    assert (old["verdict"], old["facts"]["uploadedFrom"], old["facts"]["kind"]) == ("allow", "timestamp", "conda")
+    assert (new["verdict"], new["facts"]["uploadedFrom"]) == ("deny", "indexed_timestamp")

@@ -56,9 +56,9 @@ def gate_url(upstream: RunningUpstream, tmp_path_factory: pytest.TempPathFactory
     (tmp / "age.yaml").write_text(AGE_POLICY)
     (tmp / "attested.yaml").write_text(ATTESTED_POLICY)
     port = free_port()
-    command = [str(VENV_BIN / "gate"), "serve", "--policy", str(tmp / "age.yaml"), "--policy", str(tmp / "attested.yaml"),
-               "--upstream", upstream.url, "--port", str(port), "--cache-dir", str(tmp / "cache"),
-               "--workers", "1", "--threads", "4"]
+    policies = ["--policy", str(tmp / "age.yaml"), "--policy", str(tmp / "attested.yaml")]
+    command = [str(VENV_BIN / "gate"), "serve", *policies, "--upstream", upstream.url, "--port", str(port),
+               "--cache-dir", str(tmp / "cache"), "--workers", "1", "--threads", "4"]
     log = (tmp / "serve.log").open("w")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"

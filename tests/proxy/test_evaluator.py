@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gate.evaluate import Evaluator, RuleReads, evaluate
-from gate.facts import AttestationFact, Facts, FileFacts, Publisher
+from gate.facts import AttestationFact, Facts, Publisher
 from gate.policy.compile import CompiledPolicy, load_policies
 from gate.sources.local import python_file_facts
 
@@ -90,7 +90,8 @@ def test_decisions_hold_until_a_waiver_expires_or_only_now_when_cel_reads_now(
     base = python_file_facts("demo-1.0-py3-none-any.whl", "ab" * 32, 10)
     assert base is not None
     fresh = Facts(file=replace(base, uploaded=NOW))
-    waiving = AGE_POLICY + "  exceptions:\n    - {packages: [demo], waive: [minimumAge], reason: ok, expires: 2026-11-20}\n"
+    exception = "{packages: [demo], waive: [minimumAge], reason: ok, expires: 2026-11-20}"
+    waiving = AGE_POLICY + f"  exceptions:\n    - {exception}\n"
     (tmp_path / "waiving.yaml").write_text(waiving)
     judgement = Evaluator(load_policies([tmp_path / "waiving.yaml"])).judge(fresh, NOW)
     assert judgement.decision.violations[0].waived is not None

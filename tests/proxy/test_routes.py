@@ -193,7 +193,7 @@ def test_upstream_faults_never_give_an_unfiltered_page(
     elif fault == "missing":
         project = "no-such-project"
     else:
-        upstream._server.stop()  # noqa: SLF001 (the simplest way to make the upstream vanish)
+        upstream._server.stop()
     response = client.get(f"/simple/{project}/", headers={"Accept": JSON_V1})
     assert response.status_code == status
     assert response.mimetype == "text/plain" and response.text.startswith("gate: ")
