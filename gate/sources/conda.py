@@ -10,7 +10,6 @@ from packaging.version import InvalidVersion, Version
 from gate.facts import Ecosystem, FileFacts, FileKind
 
 CONDA_SUFFIXES = (".conda", ".tar.bz2")
-SIDECAR_SUFFIXES = (".sigs", ".v0.sigs")
 
 
 def is_conda_filename(filename: str) -> bool:
