@@ -81,4 +81,6 @@ def verify_evidence(
             return [_bundle(document, source, target, verifier)]
     except (ValidationError, SigstoreError, ValueError) as err:
         return _unverified(source, f"parse: {_brief(err)}")
+    except Exception as err:  # a library fault on hostile input must not crash gate: fail closed
+        return _unverified(source, f"internal: {_brief(err)}")
     return _unverified(source, "parse: not a Sigstore bundle, PEP 740 attestation or provenance object")

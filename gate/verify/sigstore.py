@@ -139,6 +139,12 @@ class BundleVerifier:
 
     def verify(self, bundle: Bundle, target: Target, source: str, *, pep740: bool = False) -> AttestationFact:
         """Verify `bundle` as evidence for `target`; every failure is returned as `verified: false`."""
+        try:
+            return self._verify(bundle, target, source, pep740=pep740)
+        except Exception as err:  # a library fault on hostile input must not crash gate: fail closed
+            return AttestationFact(verified=False, source=source, error=f"internal: {_one_line(err)}")
+
+    def _verify(self, bundle: Bundle, target: Target, source: str, *, pep740: bool) -> AttestationFact:
         cert = bundle.signing_certificate
         identity = certificate_identity(cert)
         claims = certificate_claims(cert)
@@ -159,7 +165,8 @@ class BundleVerifier:
                     raise EvidenceError("payload-type", f"expected {INTOTO_PAYLOAD_TYPE}, got {payload_type}")
                 exactly_one = pep740 or target.ecosystem is Ecosystem.CONDA
                 statement = check_statement(payload, target, exactly_one_subject=exactly_one)
-                predicate_type = statement.get("predicateType")
+                declared = statement.get("predicateType")
+                predicate_type = declared if isinstance(declared, str) else None
                 predicate = statement.get("predicate")
                 if isinstance(predicate, dict) and isinstance(predicate.get("targetChannel"), str):
                     target_channel = predicate["targetChannel"].rstrip("/")

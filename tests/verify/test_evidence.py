@@ -83,3 +83,14 @@ def test_subject_name_comparison(name: str, ecosystem: Ecosystem, ok: bool) -> N
     else:
         with pytest.raises(EvidenceError, match="subject-name"):
             check_statement(_statement((name, WHEEL.sha256)), target, exactly_one_subject=True)
+
+
+def test_library_fault_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    verifier = BundleVerifier()
+
+    def boom(*args: object) -> None:
+        raise RuntimeError("unexpected")
+
+    monkeypatch.setattr(verifier._verifier, "verify_dsse", boom)
+    (fact,) = verify_evidence(ATTESTATION.read_bytes(), "t", WHEEL, verifier)
+    assert not fact.verified and fact.error == "internal: RuntimeError: unexpected"
