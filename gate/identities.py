@@ -16,12 +16,12 @@ from gate.facts import Publisher
 from gate.policy.compile import CompiledPolicy
 from gate.policy.model import Signer
 from gate.policy.reach import can_start_with
+from gate.verify.claims import GITHUB_ISSUER, GITLAB_ISSUER, GOOGLE_ISSUER
 
 LOCK_POLICY = "pylock"
 # PEP 740 / pylock key -> the policy's (and facts') field name
 _KEYS = {"workflow_filepath": "workflowFilepath"}
-_ISSUERS = {"GitHub": "https://token.actions.githubusercontent.com", "GitLab": "https://gitlab.com",
-            "Google": "https://accounts.google.com"}
+_ISSUERS = {"GitHub": GITHUB_ISSUER, "GitLab": GITLAB_ISSUER, "Google": GOOGLE_ISSUER}
 
 
 def _normal(identity: Mapping[str, str]) -> dict[str, str]:
