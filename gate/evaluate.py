@@ -16,7 +16,8 @@ from gate.policy.compile import CompiledPolicy, CompiledRule, rule_sources
 from gate.policy.model import MinimumAge
 
 
-def _waiver(policy: CompiledPolicy, rule: str, facts: Facts, now: dt.datetime) -> str | None:
+def waiver(policy: CompiledPolicy, rule: str, facts: Facts, now: dt.datetime) -> str | None:
+    """Why `rule` is waived for this file at `now` (reason, owner, end), or None."""
     for exception in policy.policy.exceptions:
         if exception.waives(rule) and exception.applies(facts.file, now):
             owner = f", owner {exception.owner}" if exception.owner else ""
@@ -41,7 +42,7 @@ def evaluate(policies: Sequence[CompiledPolicy], facts: Facts, now: dt.datetime)
                         rule=rule.name,
                         message=rule.message if error is None else f"{rule.message} [{error}]",
                         enforced=policy.enforced,
-                        waived=_waiver(policy, rule.name, facts, now),
+                        waived=waiver(policy, rule.name, facts, now),
                     )
                 )
     return Decision(facts=facts, violations=tuple(violations), policies=tuple(p.name for p in matched))
@@ -147,33 +148,37 @@ class Evaluator:
     def __init__(self, policies: Sequence[CompiledPolicy], *, memo_size: int = 100_000) -> None:
         self.policies = tuple(policies)
         self._memo_size = memo_size
-        self._matches: dict[tuple[Ecosystem, str], tuple[CompiledPolicy, ...]] = {}
+        self._matches: dict[tuple[Ecosystem, str], _Plan] = {}
         self._rules = {
             id(policy): tuple(_Rule(policy, rule, memo_size) for rule in policy.rules) for policy in self.policies
         }
+        self._uses_attestations = any(p.uses_attestations for p in self.policies)  # policies never change
 
     @property
     def uses_attestations(self) -> bool:
-        return any(p.uses_attestations for p in self.policies)
+        return self._uses_attestations
 
     def decide(self, facts: Facts, now: dt.datetime) -> Decision:
         return self.judge(facts, now).decision
 
-    def _matched(self, file: FileFacts) -> tuple[CompiledPolicy, ...]:
-        """The policies whose `match` selects the file (it reads only the ecosystem and the name)."""
+    def _matched(self, file: FileFacts) -> _Plan:
+        """The policies whose `match` selects the file (it reads only the ecosystem and the name), their
+        names, and their rules in order."""
         key = (file.ecosystem, file.name)
         found = self._matches.get(key)
         if found is None:
-            found = tuple(p for p in self.policies if p.policy.match.applies(file))
+            matched = tuple(p for p in self.policies if p.policy.match.applies(file))
+            rules = tuple((policy, rule) for policy in matched for rule in self._rules[id(policy)])
+            found = _Plan(tuple(p.name for p in matched), rules)
             if len(self._matches) >= self._memo_size:
                 self._matches.clear()
             self._matches[key] = found
         return found
 
     def judge(self, facts: Facts, now: dt.datetime) -> Judgement:
-        matched = self._matched(facts.file)
+        plan = self._matched(facts.file)
         violations: list[Violation] = []
-        until: list[dt.datetime] = []
+        until: dt.datetime | None = None
         built: list[dict[str, Any]] = []
 
         def activation() -> dict[str, Any]:
@@ -181,31 +186,37 @@ class Evaluator:
                 built.append(to_activation(facts, now))
             return built[0]
 
-        for policy in matched:
-            for rule in self._rules[id(policy)]:
-                passed, error, changes = rule.evaluate(facts, now, activation)
-                if changes is not None:
-                    until.append(changes)
-                if passed:
-                    continue
-                name, message = rule.rule.name, rule.rule.message
-                waived = _waiver(policy, name, facts, now)
-                if waived is not None:
-                    until.extend(
-                        e.expires for e in policy.policy.exceptions if e.waives(name) and e.applies(facts.file, now)
-                    )
-                violations.append(
-                    Violation(
-                        policy=policy.name,
-                        rule=name,
-                        message=message if error is None else f"{message} [{error}]",
-                        enforced=policy.enforced,
-                        waived=waived,
-                    )
+        for policy, rule in plan.rules:
+            passed, error, changes = rule.evaluate(facts, now, activation)
+            if changes is not None and (until is None or changes < until):
+                until = changes
+            if passed:
+                continue
+            name, message = rule.rule.name, rule.rule.message
+            waived = waiver(policy, name, facts, now)
+            if waived is not None:
+                for e in policy.policy.exceptions:
+                    if e.waives(name) and e.applies(facts.file, now) and (until is None or e.expires < until):
+                        until = e.expires
+            violations.append(
+                Violation(
+                    policy=policy.name,
+                    rule=name,
+                    message=message if error is None else f"{message} [{error}]",
+                    enforced=policy.enforced,
+                    waived=waived,
                 )
-        policies = tuple(p.name for p in matched)
-        decision = Decision(facts=facts, violations=tuple(violations), policies=policies)
-        return Judgement(decision, min(until) if until else None)
+            )
+        decision = Decision(facts=facts, violations=tuple(violations), policies=plan.names)
+        return Judgement(decision, until)
+
+
+class _Plan(NamedTuple):
+    """What `Evaluator.judge` runs for files of one (ecosystem, name): the matched policies' names and
+    every (policy, rule) pair, in policy and rule order."""
+
+    names: tuple[str, ...]
+    rules: tuple[tuple[CompiledPolicy, _Rule], ...]
 
 
 def policy_digest(policies: Sequence[CompiledPolicy]) -> str:

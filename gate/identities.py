@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 
 from gate.decision import Decision, Violation
+from gate.evaluate import waiver
 from gate.facts import Publisher
 from gate.policy.compile import CompiledPolicy
 from gate.policy.model import Signer
@@ -71,13 +72,6 @@ def _same_publisher(publisher: Publisher, identity: dict[str, str]) -> bool:
     return True
 
 
-def _waiver(policy: CompiledPolicy, rule: str, decision: Decision, now: dt.datetime) -> str | None:
-    for exception in policy.policy.exceptions:
-        if exception.waives(rule) and exception.applies(decision.facts.file, now):
-            return f"{exception.reason}, until {exception.expires.date().isoformat()}"
-    return None
-
-
 def with_lock_identities(
     decision: Decision, identities: Sequence[Mapping[str, str]], policies: Sequence[CompiledPolicy], now: dt.datetime
 ) -> Decision:
@@ -94,7 +88,7 @@ def with_lock_identities(
             extra.append(Violation(
                 policy=policy.name, rule="attestations.signers",
                 message=f"the lock's attestation-identities ({_shown(wanted)}) are not allowed by its signers",
-                enforced=policy.enforced, waived=_waiver(policy, "attestations.signers", decision, now),
+                enforced=policy.enforced, waived=waiver(policy, "attestations.signers", decision.facts, now),
             ))
     publishers = [a.publisher for a in decision.facts.attestations if a.verified and a.publisher is not None]
     if publishers and not any(_same_publisher(p, i) for p in publishers for i in wanted):

@@ -29,7 +29,7 @@ from gate.evaluate import Judgement
 from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts
 from gate.proxy.app import EXTENSION, Gate
 from gate.proxy.cache import Memo
-from gate.proxy.decide import judge, record, refusal, unjudgeable, visible
+from gate.proxy.decide import judge, record, refusal, text_response, unjudgeable, upstream_failure, visible
 from gate.proxy.evidence import verified
 from gate.proxy.files import stream_verified
 from gate.sources.conda_channel import (
@@ -265,27 +265,16 @@ def _service() -> CondaChannels:
     return service
 
 
-def _text(status: int, message: str, **headers: str) -> Response:
-    return Response(message.rstrip("\n") + "\n", status=status, mimetype="text/plain", headers=headers)
-
-
-def _failure(err: UpstreamError) -> Response:
-    """Upstream trouble: an error with a message, never repodata gate did not filter."""
-    log.warning("upstream: %s", err)
-    headers = {"Cache-Control": "no-store"} | ({"Retry-After": "30"} if err.status == 503 else {})
-    return _text(err.status, f"gate: {err}", **headers)
-
-
 def channeldata(name: str) -> Response:
     client = _service().clients.get(name)
     if client is None:
-        return _text(404, f"gate: no conda channel {name!r} is configured")
+        return text_response(404, f"gate: no conda channel {name!r} is configured")
     try:
         data = client.file("channeldata.json", MAX_CHANNELDATA)
     except UpstreamError as err:
-        return _failure(err)
+        return upstream_failure(err)
     if data is None:
-        return _text(404, f"gate: {name} has no channeldata.json upstream")
+        return text_response(404, f"gate: {name} has no channeldata.json upstream")
     return Response(data, content_type="application/json")
 
 
@@ -293,9 +282,9 @@ def subdir_file(name: str, subdir: str, rest: str) -> Response:
     service = _service()
     client = service.clients.get(name)
     if client is None:
-        return _text(404, f"gate: no conda channel {name!r} is configured")
+        return text_response(404, f"gate: no conda channel {name!r} is configured")
     if not valid_subdir(subdir):
-        return _text(404, f"gate: {subdir!r} is not a conda subdir")
+        return text_response(404, f"gate: {subdir!r} is not a conda subdir")
     try:
         match classify(rest):
             case Served.REPODATA | Served.REPODATA_ZST as served:
@@ -305,14 +294,15 @@ def subdir_file(name: str, subdir: str, rest: str) -> Response:
             case Served.SIDECAR:
                 data = client.file(f"{subdir}/{rest}", MAX_SIDECAR_BYTES)
                 if data is None:
-                    return _text(404, f"gate: no {rest} upstream")
+                    return text_response(404, f"gate: no {rest} upstream")
                 return Response(data, content_type="application/json")
             case Served.UNFILTERED:
-                return _text(404, f"gate: {rest} is not served here; gate filters repodata.json and repodata.json.zst")
+                filtered = "gate filters repodata.json and repodata.json.zst"
+                return text_response(404, f"gate: {rest} is not served here; {filtered}")
             case Served.NOT_FOUND:
-                return _text(404, f"gate: {subdir}/{rest} is not a conda package or repodata file")
+                return text_response(404, f"gate: {subdir}/{rest} is not a conda package or repodata file")
     except UpstreamError as err:
-        return _failure(err)
+        return upstream_failure(err)
 
 
 def _repodata(service: CondaChannels, client: ChannelClient, subdir: str, *, zst: bool) -> Response:
@@ -328,7 +318,7 @@ def _package(service: CondaChannels, client: ChannelClient, name: str, subdir: s
     state = service.state
     judged = service.judge_file(client, subdir, filename)
     if judged is None:
-        return _text(404, f"gate: {filename} is not in the {subdir} repodata of channel {name}")
+        return text_response(404, f"gate: {filename} is not in the {subdir} repodata of channel {name}")
     decision, repodata = judged
     file, caller = decision.facts.file, state.client_address()
     record(state, [decision], event="download", project=file.name, client=caller, everything=True)

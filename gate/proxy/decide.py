@@ -14,6 +14,7 @@ from gate.evaluate import Judgement
 from gate.facts import Ecosystem, Facts, FileFacts, FileKind
 from gate.proxy.app import Gate
 from gate.proxy.audit import audit_record
+from gate.sources.pypi import UpstreamError
 
 log = logging.getLogger(__name__)
 GATE_POLICY = "gate"
@@ -42,7 +43,7 @@ def unjudgeable(ecosystem: Ecosystem, project: str, filename: str, sha256: str |
 
 def visible(state: Gate, decision: Decision) -> bool:
     """Whether the file is listed and served: allowed, or any verdict under the (unsafe) audit-only mode."""
-    return decision.verdict is Verdict.ALLOW or state.settings.audit_only
+    return not decision.violations or decision.verdict is Verdict.ALLOW or state.settings.audit_only
 
 
 def record(
@@ -55,15 +56,17 @@ def record(
     records = []
     verdicts: Counter[str] = Counter()
     rules: Counter[tuple[str, str]] = Counter()
+    allowed = 0  # files without any violation: allowed, and not logged on a page (most files)
     for decision in decisions:
-        verdicts[decision.verdict.value] += 1
         if not decision.violations and not everything:
+            allowed += 1
             continue
+        verdicts[decision.verdict.value] += 1
         rules.update((v.policy, v.rule) for v in decision.violations)
-        if everything or decision.violations:
-            served = visible(state, decision)
-            records.append(audit_record(decision, event=event, client=client, project=project, served=served,
-                                        now=now))
+        served = visible(state, decision)
+        records.append(audit_record(decision, event=event, client=client, project=project, served=served, now=now))
+    if allowed:
+        verdicts[Verdict.ALLOW.value] += allowed
     for verdict, count in verdicts.items():
         state.metrics.inc("gate_decisions_total", count, verdict=verdict, event=event)
     for (policy, rule), count in rules.items():
@@ -86,3 +89,15 @@ def refusal_text(decision: Decision, project: str) -> str:
 
 def refusal(decision: Decision, project: str) -> Response:
     return Response(refusal_text(decision, project), status=403, mimetype="text/plain")
+
+
+def text_response(status: int, message: str, **headers: str) -> Response:
+    """A plain-text answer a person reading an installer's error can act on."""
+    return Response(message.rstrip("\n") + "\n", status=status, mimetype="text/plain", headers=headers)
+
+
+def upstream_failure(err: UpstreamError) -> Response:
+    """Upstream trouble: 502/503 with a message, never an index gate did not filter."""
+    log.warning("upstream: %s", err)
+    headers = {"Cache-Control": "no-store"} | ({"Retry-After": "30"} if err.status == 503 else {})
+    return text_response(err.status, f"gate: {err}", **headers)

@@ -19,7 +19,7 @@ from packaging.utils import canonicalize_name
 from werkzeug.wrappers import Response as BaseResponse
 
 from gate.proxy.app import EXTENSION, gate_state
-from gate.proxy.decide import record, refusal, visible
+from gate.proxy.decide import record, refusal, text_response, upstream_failure, visible
 from gate.proxy.files import stream_verified
 from gate.proxy.pypi_index import PypiIndex
 from gate.proxy.pypi_render import Urls, negotiate, render_html, render_json, render_root
@@ -42,17 +42,6 @@ def _attach(setup: BlueprintSetupState) -> None:
 def _index() -> PypiIndex:
     service: PypiIndex = current_app.extensions[SERVICE]
     return service
-
-
-def _text(status: int, message: str, **headers: str) -> Response:
-    return Response(message.rstrip("\n") + "\n", status=status, mimetype="text/plain", headers=headers)
-
-
-def _failure(err: UpstreamError) -> Response:
-    """Upstream trouble: an error with a message, never a page gate did not filter."""
-    log.warning("upstream: %s", err)
-    headers = {"Cache-Control": "no-store"} | ({"Retry-After": "30"} if err.status == 503 else {})
-    return _text(err.status, f"gate: {err}", **headers)
 
 
 def _normalize_redirect(project: str, suffix: str) -> BaseResponse | None:
@@ -83,14 +72,14 @@ def _serve_rendered(body_gz: bytes, meta: dict[str, Any]) -> Response:
 def root() -> BaseResponse:
     content_type = negotiate(request.headers.get("Accept"), request.args.get("format"))
     if content_type is None:
-        return _text(406, "gate: no acceptable simple API format", Vary="Accept")
+        return text_response(406, "gate: no acceptable simple API format", Vary="Accept")
     state = gate_state()
     entry = state.store.get(ROOT, content_type)
     if entry is None:
         try:
             names = _index().client.projects()
         except UpstreamError as err:
-            return _failure(err)
+            return upstream_failure(err)
         body = gzip.compress(render_root(names, content_type), 6)
         meta = {"etag": f'"{hashlib.sha256(body).hexdigest()[:32]}"', "content_type": content_type}
         state.store.put(ROOT, content_type, body, meta, time.time() + ROOT_TTL)
@@ -106,12 +95,12 @@ def project_page(project: str) -> BaseResponse:
         return moved
     content_type = negotiate(request.headers.get("Accept"), request.args.get("format"))
     if content_type is None:
-        return _text(406, "gate: no acceptable simple API format", Vary="Accept")
+        return text_response(406, "gate: no acceptable simple API format", Vary="Accept")
     state, index = gate_state(), _index()
     try:
         digest = index.page_digest(project)
     except UpstreamError as err:
-        return _failure(err)
+        return upstream_failure(err)
     key = "|".join((project, content_type, request.url_root, state.policy_digest, str(state.settings.audit_only)))
     now = state.now()
     entry = state.store.get(RENDERED, key, now=now.timestamp())
@@ -122,7 +111,7 @@ def project_page(project: str) -> BaseResponse:
     try:
         page = index.page(project, digest)
     except UpstreamError as err:
-        return _failure(err)
+        return upstream_failure(err)
     judged = index.judge_page(page, now)
     record(state, (j.decision for j in judged), event="page", project=project, client=request.remote_addr)
     shown = [j for j in judged if visible(state, j.decision)]
@@ -149,10 +138,10 @@ def _listed(project: str, filename: str) -> tuple[SimpleFile | None, Response | 
     try:
         page = index.page(project)
     except UpstreamError as err:
-        return None, _failure(err)
+        return None, upstream_failure(err)
     file = page.file(filename)
     if file is None:
-        return None, _text(404, f"gate: {filename} is not listed for {project} on the upstream index")
+        return None, text_response(404, f"gate: {filename} is not listed for {project} on the upstream index")
     return file, None
 
 
@@ -180,7 +169,7 @@ def download(project: str, filename: str) -> BaseResponse:
         sha256 = value.get("sha256") if isinstance(value, dict) else None
         size, url = None, file.url + ".metadata"
     if sha256 is None:
-        return _text(404, f"gate: no checkable {'metadata' if metadata else 'sha256'} for {dist}")
+        return text_response(404, f"gate: no checkable {'metadata' if metadata else 'sha256'} for {dist}")
     if request.method == "HEAD":
         return Response(headers={"Content-Length": str(size)} if size is not None else {})
 
@@ -211,7 +200,7 @@ def provenance(project: str, filename: str) -> BaseResponse:
     try:
         data = _index().provenance(file)
     except UpstreamError as err:
-        return _failure(err)
+        return upstream_failure(err)
     if data is None:
-        return _text(404, f"gate: no provenance for {filename}")
+        return text_response(404, f"gate: no provenance for {filename}")
     return Response(data, content_type="application/vnd.pypi.integrity.v1+json")

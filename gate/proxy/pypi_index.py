@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from gate.decision import Decision
 from gate.evaluate import Judgement
@@ -23,8 +23,7 @@ PROVENANCE = "provenance"
 NO_PROVENANCE_TTL = 3600.0  # provenance can be added to a file later: ask again after this long
 
 
-@dataclass(frozen=True)
-class JudgedFile:
+class JudgedFile(NamedTuple):  # a NamedTuple, not a dataclass: one is made for every file of a page
     file: SimpleFile
     decision: Decision
     valid_until: dt.datetime | None

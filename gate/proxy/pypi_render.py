@@ -7,6 +7,7 @@ import html
 import json
 import re
 from collections.abc import Iterable
+from json.encoder import encode_basestring_ascii
 from typing import Any
 from urllib.parse import quote
 
@@ -84,6 +85,8 @@ def _quote(filename: str) -> str:
 
 
 def iso_z(moment: dt.datetime) -> str:
+    if moment.tzinfo is dt.UTC:  # what the parser gives for "Z" and "+00:00": already in UTC
+        return moment.isoformat()[:-6] + "Z"  # drops "+00:00"
     return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat() + "Z"
 
 
@@ -93,22 +96,43 @@ def _metadata(file: SimpleFile) -> bool | dict[str, str]:
     return {"sha256": value["sha256"]} if isinstance(value, dict) and value.get("sha256") else False
 
 
-def _row(file: SimpleFile, urls: Urls) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "filename": file.filename,
-        "url": urls.file(file.filename),
-        "hashes": file.hashes,
-        "requires-python": file.requires_python,
-        "yanked": file.yanked,
-        "core-metadata": _metadata(file),
-        "data-dist-info-metadata": _metadata(file),
-        "provenance": urls.provenance(file.filename) if file.provenance else None,
-    }
+_STR = encode_basestring_ascii  # how json.dumps (ensure_ascii) writes a str
+_DUMPS = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _json(value: Any) -> str:
+    """`json.dumps(value, separators=(",", ":"))`, with the values a page row holds written directly."""
+    kind = type(value)
+    if kind is str:
+        return _STR(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is dict and all(type(k) is str for k in value):
+        return "{" + ",".join([f"{_STR(k)}:{_json(v)}" for k, v in value.items()]) + "}"
+    return _DUMPS(value)
+
+
+def _json_row(file: SimpleFile, urls: Urls) -> str:
+    """One file of a PEP 691 page, as `json.dumps` would write the row (keys in this order)."""
+    filename = file.filename
+    metadata = _json(_metadata(file))
+    provenance = _STR(urls.provenance(filename)) if file.provenance else "null"
+    row = (
+        f'{{"filename":{_STR(filename)},"url":{_STR(urls.file(filename))},"hashes":{_json(file.hashes)},'
+        f'"requires-python":{_json(file.requires_python)},"yanked":{_json(file.yanked)},'
+        f'"core-metadata":{metadata},"data-dist-info-metadata":{metadata},"provenance":{provenance}'
+    )
     if file.size is not None:
-        row["size"] = file.size
+        row += f',"size":{_json(file.size)}'
     if file.upload_time is not None:
-        row["upload-time"] = iso_z(file.upload_time)
-    return row
+        row += f',"upload-time":{_STR(iso_z(file.upload_time))}'
+    return row + "}"
 
 
 def _versions(page: ProjectPage, versions: list[str]) -> list[str]:
@@ -120,7 +144,10 @@ def _versions(page: ProjectPage, versions: list[str]) -> list[str]:
 
 
 def render_json(page: ProjectPage, files: list[SimpleFile], urls: Urls, versions: list[str]) -> bytes:
-    """The PEP 691 page of `files` (with `versions`, each listed file's version, for PEP 700)."""
+    """The PEP 691 page of `files` (with `versions`, each listed file's version, for PEP 700).
+
+    Written as `json.dumps(..., separators=(",", ":"))` would write it; the rows, most of a page, are
+    written without building a dict for each (tests/proxy/test_render.py checks it is the same bytes)."""
     meta: dict[str, Any] = {"api-version": page.api_version}
     if page.last_serial is not None:
         meta["_last-serial"] = page.last_serial
@@ -128,8 +155,9 @@ def render_json(page: ProjectPage, files: list[SimpleFile], urls: Urls, versions
     if page.project_status is not None:
         out["project-status"] = page.project_status
     out["versions"] = _versions(page, versions)
-    out["files"] = [_row(f, urls) for f in files]
-    return json.dumps(out, separators=(",", ":")).encode()
+    head = _DUMPS(out)  # "{...}" with at least "meta" and "name": "files" goes last, before the "}"
+    rows = ",".join([_json_row(f, urls) for f in files])
+    return f'{head[:-1]},"files":[{rows}]}}'.encode()
 
 
 def _metadata_attr(value: bool | dict[str, str]) -> str | None:

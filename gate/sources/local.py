@@ -17,6 +17,7 @@ from packaging.utils import (
     parse_sdist_filename,
     parse_wheel_filename,
 )
+from packaging.version import InvalidVersion, Version
 
 from gate.errors import UsageError
 from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, FileKind
@@ -53,28 +54,112 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+# `python_filename` memo: filename pieces that were part of a filename packaging parsed successfully, per
+# kind and split the same way packaging splits. packaging judges a filename by independent checks of its
+# pieces (the name, the build tag, the tag set; the version with `Version()`), so a filename made only of
+# known-good pieces parses exactly as packaging would; anything else is handed to packaging itself.
+# tests/proxy/test_filenames.py checks the equivalence over many ordinary and odd filenames.
+_MEMO_LIMIT = 20_000
+_WHEEL_NAMES: dict[str, str] = {}  # name part -> canonical name
+_WHEEL_BUILDS: set[str] = set()
+_WHEEL_TAGS: set[str] = set()
+_SDIST_NAMES: dict[str, str] = {}
+_VERSIONS: dict[str, tuple[str, bool] | None] = {}  # version part -> (str(Version), is_prerelease); None: invalid
+
+PythonFilename = tuple[str, str, FileKind, bool]  # canonical name, version, kind, prerelease
+
+
+def _remember(memo: dict[str, Any] | set[str], key: str, value: Any = None) -> None:
+    if len(memo) >= _MEMO_LIMIT:
+        memo.clear()
+    if isinstance(memo, set):
+        memo.add(key)
+    else:
+        memo[key] = value
+
+
+def _version(part: str) -> tuple[str, bool] | None:
+    """`Version(part)` as (normalized string, is_prerelease), None when invalid; memoized."""
+    try:
+        return _VERSIONS[part]
+    except KeyError:
+        pass
+    try:
+        version = Version(part)
+    except InvalidVersion:
+        found = None
+    else:
+        found = (str(version), version.is_prerelease)
+    _remember(_VERSIONS, part, found)
+    return found
+
+
+def _packaging_wheel(filename: str, name_part: str, build_part: str | None, tags: str) -> PythonFilename | None:
+    try:
+        name, version, _, _ = parse_wheel_filename(filename)
+    except InvalidWheelFilename:
+        return None
+    _remember(_WHEEL_NAMES, name_part, canonicalize_name(name))
+    if build_part is not None:
+        _remember(_WHEEL_BUILDS, build_part)
+    _remember(_WHEEL_TAGS, tags)
+    return canonicalize_name(name), str(version), FileKind.WHEEL, version.is_prerelease
+
+
+def _packaging_sdist(filename: str, name_part: str) -> PythonFilename | None:
+    try:
+        name, version = parse_sdist_filename(filename)
+    except InvalidSdistFilename:
+        return None
+    _remember(_SDIST_NAMES, name_part, canonicalize_name(name))
+    return canonicalize_name(name), str(version), FileKind.SDIST, version.is_prerelease
+
+
+def python_filename(filename: str) -> PythonFilename | None:
+    """(canonical name, version, kind, prerelease) of a wheel or sdist filename, None when it is neither
+    (exactly what packaging's `parse_wheel_filename`/`parse_sdist_filename` give, memoized by piece)."""
+    if filename.endswith(".whl"):
+        stem = filename[:-4]
+        dashes = stem.count("-")
+        if dashes not in (4, 5):  # packaging's first check, verbatim
+            return None
+        parts = stem.split("-", dashes - 2)
+        name_part, tags = parts[0], parts[-1]
+        build_part = parts[2] if dashes == 5 else None
+        name = _WHEEL_NAMES.get(name_part)
+        if name is None or tags not in _WHEEL_TAGS or (build_part is not None and build_part not in _WHEEL_BUILDS):
+            return _packaging_wheel(filename, name_part, build_part, tags)
+        version = _version(parts[1])
+        return None if version is None else (name, version[0], FileKind.WHEEL, version[1])
+    if filename.endswith(".tar.gz"):
+        stem = filename[:-7]
+    elif filename.endswith(".zip"):
+        stem = filename[:-4]
+    else:
+        return None
+    name_part, sep, version_part = stem.rpartition("-")
+    name = _SDIST_NAMES.get(name_part) if sep else None
+    if name is None:
+        return _packaging_sdist(filename, name_part)
+    version = _version(version_part)
+    return None if version is None else (name, version[0], FileKind.SDIST, version[1])
+
+
 def python_file_facts(filename: str, sha256: str, size: int | None = None) -> FileFacts | None:
     """Facts from a wheel or sdist filename, or None when it is neither."""
-    try:
-        if filename.endswith(".whl"):
-            name, version, _, _ = parse_wheel_filename(filename)
-            kind = FileKind.WHEEL
-        elif filename.endswith((".tar.gz", ".zip")):
-            name, version = parse_sdist_filename(filename)
-            kind = FileKind.SDIST
-        else:
-            return None
-    except (InvalidWheelFilename, InvalidSdistFilename):
+    parsed = python_filename(filename)
+    if parsed is None:
         return None
+    name, version, kind, prerelease = parsed
     return FileFacts(
         ecosystem=Ecosystem.PYPI,
-        name=canonicalize_name(name),
-        version=str(version),
+        name=name,
+        version=version,
         filename=filename,
         kind=kind,
         sha256=sha256,
         size=size,
-        prerelease=version.is_prerelease,
+        prerelease=prerelease,
     )
 
 

@@ -22,8 +22,8 @@ import requests
 from packaging.utils import canonicalize_name
 
 from gate.errors import GateError
-from gate.facts import FileFacts
-from gate.sources.local import python_file_facts
+from gate.facts import Ecosystem, FileFacts
+from gate.sources.local import python_filename
 
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
 HTML_V1 = "application/vnd.pypi.simple.v1+html"
@@ -31,6 +31,7 @@ TEXT_HTML = "text/html"
 ACCEPT = f"{JSON_V1}, {HTML_V1};q=0.2, {TEXT_HTML};q=0.1"
 INTEGRITY_ACCEPT = "application/vnd.pypi.integrity.v1+json"
 DEFAULT_UPSTREAM = "https://pypi.org/simple/"
+_ABSOLUTE = ("https://", "http://")
 
 
 class UpstreamError(GateError):
@@ -130,6 +131,7 @@ def freshness(headers: Any) -> float:
 # Parsing
 
 
+
 def _iso_time(value: Any, filename: str) -> dt.datetime | None:
     if value in (None, ""):
         return None
@@ -149,24 +151,28 @@ def _metadata_flag(value: Any) -> bool | dict[str, str]:
 
 
 def _json_file(row: Any, base: str) -> SimpleFile:
-    if not isinstance(row, dict) or not isinstance(row.get("filename"), str) or not isinstance(row.get("url"), str):
+    if not isinstance(row, dict):
         raise UpstreamError("upstream page has a file entry without filename or url")
-    filename = row["filename"]
-    hashes = row.get("hashes", {})
-    size = row.get("size")
-    yanked = row.get("yanked", False)
-    provenance = row.get("provenance")
+    get = row.get  # this runs for every file of every page: each key is read once
+    filename, url = get("filename"), get("url")
+    if not isinstance(filename, str) or not isinstance(url, str):
+        raise UpstreamError("upstream page has a file entry without filename or url")
+    hashes = get("hashes", {})
+    size = get("size")
     if not isinstance(hashes, dict) or (size is not None and not isinstance(size, int)):
         raise UpstreamError(f"upstream page has malformed hashes or size for {filename}")
+    yanked = get("yanked", False)
+    metadata = row["core-metadata"] if "core-metadata" in row else get("data-dist-info-metadata")
+    provenance = get("provenance")
     return SimpleFile(
         filename=filename,
-        url=_absolute(base, row["url"]),
+        url=url if url.startswith(_ABSOLUTE) else urljoin(base, url),
         hashes={str(k): str(v) for k, v in hashes.items()},
-        requires_python=row.get("requires-python") or None,
+        requires_python=get("requires-python") or None,
         yanked=yanked if isinstance(yanked, str) and yanked else bool(yanked),
-        upload_time=_iso_time(row.get("upload-time"), filename),
+        upload_time=_iso_time(get("upload-time"), filename),
         size=size,
-        core_metadata=_metadata_flag(row.get("core-metadata", row.get("data-dist-info-metadata"))),
+        core_metadata=_metadata_flag(metadata),
         provenance=_absolute(base, provenance) if isinstance(provenance, str) else None,
     )
 
@@ -274,7 +280,7 @@ def parse_page(body: bytes, content_type: str, base: str, name: str) -> ProjectP
 
 
 def _absolute(base: str, url: str) -> str:
-    return url if url.startswith(("https://", "http://")) else urljoin(base, url)
+    return url if url.startswith(_ABSOLUTE) else urljoin(base, url)
 
 
 def file_facts(page: ProjectPage, file: SimpleFile, index: str) -> FileFacts | None:
@@ -283,22 +289,23 @@ def file_facts(page: ProjectPage, file: SimpleFile, index: str) -> FileFacts | N
     sha256 = file.sha256
     if sha256 is None:
         return None
-    facts = python_file_facts(file.filename, sha256, file.size)
-    if facts is None or facts.name != page.name:
+    parsed = python_filename(file.filename)
+    if parsed is None or parsed[0] != page.name:
         return None
-    return FileFacts(  # not dataclasses.replace: this runs for every file of every page
-        ecosystem=facts.ecosystem,
-        name=facts.name,
-        version=facts.version,
-        filename=facts.filename,
-        kind=facts.kind,
-        sha256=facts.sha256,
-        size=facts.size,
+    name, version, kind, prerelease = parsed
+    return FileFacts(
+        ecosystem=Ecosystem.PYPI,
+        name=name,
+        version=version,
+        filename=file.filename,
+        kind=kind,
+        sha256=sha256,
+        size=file.size,
         index=index,
         uploaded=file.upload_time,
         uploadedFrom="upload-time" if file.upload_time else None,
         yanked=file.yanked is not False,
-        prerelease=facts.prerelease,
+        prerelease=prerelease,
     )
 
 
