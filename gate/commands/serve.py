@@ -12,8 +12,6 @@ from gate.errors import UsageError
 from gate.sources.pypi import DEFAULT_UPSTREAM
 
 if TYPE_CHECKING:
-    from flask import Blueprint
-
     from gate.proxy.app import Settings
 
 HELP = "serve a package index that lists and delivers only the files the policies allow"
@@ -42,23 +40,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def conda_channel(text: str) -> tuple[str, str]:
     """`NAME=URL` of `--conda-channel`."""
-    name, _, url = text.partition("=")
-    if not name or not url.startswith(("http://", "https://")):
-        raise argparse.ArgumentTypeError(f"expected NAME=URL with an http(s) URL, got {text!r}")
-    return name, url.rstrip("/")
-
-
-def blueprints(args: argparse.Namespace) -> tuple[Blueprint, ...] | None:
-    """The PyPI blueprint, plus the conda one when channels are configured (None: the default set)."""
-    if not args.conda_channel:
-        return None
-    from gate.proxy.conda import conda_blueprint  # noqa: PLC0415
-    from gate.proxy.pypi import pypi  # noqa: PLC0415
+    from gate.proxy.app import parse_channel  # noqa: PLC0415 (keep Flask out of other subcommands' start-up)
 
     try:
-        return (pypi, conda_blueprint(dict(args.conda_channel)))
+        return parse_channel(text)
     except ValueError as err:
-        raise UsageError(str(err)) from err
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -72,6 +59,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         trusted_root=args.trusted_root,
         audit_only=args.unsafe_audit_only,
         timeout=args.timeout,
+        conda_channels=tuple(args.conda_channel),
     )
 
 
@@ -95,7 +83,7 @@ def _gunicorn(settings: Settings, args: argparse.Namespace) -> None:
 
         def load(self) -> Any:
             # in each worker: its own SQLite connections and HTTP pool
-            return create_app(settings, blueprints=blueprints(args))
+            return create_app(settings)
 
     Application().run()
 
@@ -104,14 +92,15 @@ def run(args: argparse.Namespace) -> int:
     from gate.proxy.app import create_app  # noqa: PLC0415
 
     settings = settings_from(args)
-    routes = blueprints(args)
+    try:
+        # load the policies (and check the channels) once in the parent, so a mistake fails before forking
+        app = create_app(settings)
+    except ValueError as err:
+        raise UsageError(str(err)) from err
     if args.workers > 0:
-        # load the policies once in the parent, so a bad policy fails before forking
-        create_app(settings, blueprints=routes)
         _gunicorn(settings, args)
         return 0
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    app = create_app(settings, blueprints=routes)
     from werkzeug.serving import run_simple  # noqa: PLC0415
 
     run_simple(args.host, args.port, app, threaded=True, use_reloader=False)

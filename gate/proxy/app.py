@@ -38,11 +38,13 @@ class Settings:
     audit_only: bool = False  # UNSAFE for enforcement: list and serve denied files, only log the decisions
     timeout: float = 20.0  # seconds for one upstream request
     provenance_workers: int = 8  # parallel provenance fetches for one page
+    conda_channels: tuple[tuple[str, str], ...] = ()  # (name, upstream channel URL): served at /conda/<name>/
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         """Settings from `GATE_POLICY` (os.pathsep-separated), `GATE_UPSTREAM`, `GATE_CACHE_DIR`,
-        `GATE_AUDIT_LOG`, `GATE_TRUSTED_ROOT`, `GATE_AUDIT_ONLY=1`, `GATE_TIMEOUT` (for a bare gunicorn)."""
+        `GATE_AUDIT_LOG`, `GATE_TRUSTED_ROOT`, `GATE_AUDIT_ONLY=1`, `GATE_TIMEOUT` and `GATE_CONDA_CHANNELS`
+        (whitespace-separated `NAME=URL`), for a bare gunicorn."""
         env = os.environ if environ is None else environ
 
         def path(name: str) -> Path | None:
@@ -56,7 +58,24 @@ class Settings:
             trusted_root=path("GATE_TRUSTED_ROOT"),
             audit_only=env.get("GATE_AUDIT_ONLY", "") in ("1", "true", "yes"),
             timeout=float(env.get("GATE_TIMEOUT", "20")),
+            conda_channels=tuple(parse_channel(c) for c in env.get("GATE_CONDA_CHANNELS", "").split()),
         )
+
+
+def parse_channel(text: str) -> tuple[str, str]:
+    """`NAME=URL` of a conda channel to serve; raise ValueError otherwise."""
+    name, _, url = text.partition("=")
+    if not name or not url.startswith(("http://", "https://")):
+        raise ValueError(f"expected NAME=URL with an http(s) URL, got {text!r}")
+    return name, url.rstrip("/")
+
+
+def default_blueprints(settings: Settings) -> tuple[Blueprint, ...]:
+    """PyPI always; conda when channels are configured (raises ValueError for a bad channel name)."""
+    from gate.proxy.conda import conda_blueprint  # noqa: PLC0415 (the blueprints import this module)
+    from gate.proxy.pypi import pypi  # noqa: PLC0415
+
+    return (pypi, conda_blueprint(dict(settings.conda_channels))) if settings.conda_channels else (pypi,)
 
 
 def _session(pool: int) -> requests.Session:
@@ -133,9 +152,7 @@ def create_app(
     session: requests.Session | None = None,
     clock: Callable[[], dt.datetime] | None = None,
 ) -> Flask:
-    """The proxy app: the core routes plus one blueprint per ecosystem (default: PyPI)."""
-    from gate.proxy.pypi import pypi  # noqa: PLC0415 (the blueprint imports this module)
-
+    """The proxy app: the core routes plus one blueprint per ecosystem (default: `default_blueprints`)."""
     cache_dir = settings.cache_dir
     audit_path = settings.audit_log or (cache_dir / "audit.jsonl" if cache_dir else None)
     state = Gate(
@@ -151,7 +168,7 @@ def create_app(
     app = Flask("gate.proxy")
     app.extensions[EXTENSION] = state
     app.register_blueprint(core)
-    for blueprint in blueprints if blueprints is not None else (pypi,):
+    for blueprint in blueprints if blueprints is not None else default_blueprints(settings):
         app.register_blueprint(blueprint)
 
     @app.after_request

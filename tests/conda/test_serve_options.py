@@ -6,8 +6,8 @@ import argparse
 
 import pytest
 
-from gate.commands.serve import blueprints, conda_channel
-from gate.errors import UsageError
+from gate.commands.serve import conda_channel
+from gate.proxy.app import Settings, default_blueprints
 
 
 def test_conda_channel_parses_name_and_url() -> None:
@@ -23,8 +23,15 @@ def test_conda_channel_rejects(text: str) -> None:
 
 
 def test_blueprints_only_change_when_channels_are_given() -> None:
-    assert blueprints(argparse.Namespace(conda_channel=[])) is None
-    routes = blueprints(argparse.Namespace(conda_channel=[("cf", "http://127.0.0.1:1")]))
-    assert routes is not None and [b.name for b in routes] == ["pypi", "conda"]
-    with pytest.raises(UsageError, match="invalid conda channel name"):
-        blueprints(argparse.Namespace(conda_channel=[("../x", "http://127.0.0.1:1")]))
+    assert [b.name for b in default_blueprints(Settings(policies=()))] == ["pypi"]
+    routes = default_blueprints(Settings(policies=(), conda_channels=(("cf", "http://127.0.0.1:1"),)))
+    assert [b.name for b in routes] == ["pypi", "conda"]
+    with pytest.raises(ValueError, match="invalid conda channel name"):
+        default_blueprints(Settings(policies=(), conda_channels=(("../x", "http://127.0.0.1:1"),)))
+
+
+def test_channels_from_the_environment() -> None:
+    settings = Settings.from_env({"GATE_CONDA_CHANNELS": "cf=https://c.example/cf/ local=http://127.0.0.1:9"})
+    assert settings.conda_channels == (("cf", "https://c.example/cf"), ("local", "http://127.0.0.1:9"))
+    with pytest.raises(ValueError, match="expected NAME=URL"):
+        Settings.from_env({"GATE_CONDA_CHANNELS": "cf"})
