@@ -7,10 +7,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -32,23 +28,16 @@ from tests.support.conda_channel import (
     payload_text,
     set_record_fields,
 )
+from tests.support.gate_server import running_gate
 from tests.support.pypi_upstream import RunningUpstream, UpstreamIndex, serve
 
 pytestmark = pytest.mark.slow
-VENV_BIN = Path(sys.executable).parent
 NOW = dt.datetime.now(dt.UTC)
 DAY = dt.timedelta(days=1)
 
 
 def _ms(when: dt.datetime) -> int:
     return int(when.timestamp() * 1000)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -90,28 +79,12 @@ def gate(
             attestations=signer_attestations(targetChannel=TARGET_CHANNEL),
         ),
     )
-    port = free_port()
-    command = [
-        str(VENV_BIN / "gate"), "serve", "--policy", str(policies), "--upstream", pypi_upstream.url,
-        "--conda-channel", f"local={conda_upstream.url}/", "--port", str(port), "--cache-dir", str(tmp / "cache"),
-        "--workers", "1", "--threads", "4",
+    args = [
+        "--policy", str(policies), "--upstream", pypi_upstream.url, "--conda-channel", f"local={conda_upstream.url}/",
+        "--cache-dir", str(tmp / "cache"), "--workers", "1", "--threads", "4",
     ]
-    with (tmp / "serve.log").open("w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(150):
-                try:
-                    if requests.get(f"{url}/-/health", timeout=1).status_code == 200:
-                        break
-                except requests.ConnectionError:
-                    time.sleep(0.1)
-            else:
-                pytest.fail(f"gate serve did not start: {(tmp / 'serve.log').read_text()}")
-            yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=20)
+    with running_gate(args, tmp / "serve.log") as url:
+        yield url
 
 
 @pytest.fixture

@@ -4,30 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
+from tests.support.gate_server import VENV_BIN, running_gate
 from tests.support.pypi_upstream import RunningUpstream, UpstreamIndex, serve
 
 from .conftest import AGE_POLICY, ATTESTED_POLICY, MINI_PYPI
 
 pytestmark = pytest.mark.slow
-VENV_BIN = Path(sys.executable).parent
 REAL_NOW = dt.datetime.now(dt.UTC)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def clean_env(tmp: Path) -> dict[str, str]:
@@ -55,29 +46,10 @@ def gate_url(upstream: RunningUpstream, tmp_path_factory: pytest.TempPathFactory
     tmp = tmp_path_factory.mktemp("gate")
     (tmp / "age.yaml").write_text(AGE_POLICY)
     (tmp / "attested.yaml").write_text(ATTESTED_POLICY)
-    port = free_port()
     policies = ["--policy", str(tmp / "age.yaml"), "--policy", str(tmp / "attested.yaml")]
-    command = [str(VENV_BIN / "gate"), "serve", *policies, "--upstream", upstream.url, "--port", str(port),
-               "--cache-dir", str(tmp / "cache"), "--workers", "1", "--threads", "4"]
-    log = (tmp / "serve.log").open("w")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                if requests.get(f"{url}/-/health", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        else:
-            process.terminate()
-            process.wait(timeout=20)
-            pytest.fail(f"gate serve did not start: {(tmp / 'serve.log').read_text()}")
+    args = [*policies, "--upstream", upstream.url, "--cache-dir", str(tmp / "cache"), "--workers", "1"]
+    with running_gate(args, tmp / "serve.log") as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
 
 
 @pytest.fixture(scope="module")
