@@ -11,56 +11,27 @@ from json.encoder import encode_basestring_ascii
 from typing import Any
 from urllib.parse import quote
 
+from werkzeug.datastructures import MIMEAccept
+from werkzeug.http import parse_accept_header
+
 from gate.sources.pypi import HTML_V1, JSON_V1, TEXT_HTML, ProjectPage, SimpleFile
 
 JSON_LATEST = "application/vnd.pypi.simple.latest+json"
 HTML_LATEST = "application/vnd.pypi.simple.latest+html"
-# (media type a client may ask for, the concrete type answered); on equal preference the earlier wins.
-_OFFERS = ((JSON_V1, JSON_V1), (JSON_LATEST, JSON_V1), (HTML_V1, HTML_V1), (HTML_LATEST, HTML_V1),
-           (TEXT_HTML, TEXT_HTML))
-
-
-def _ranges(accept: str) -> list[tuple[str, float]]:
-    out = []
-    for item in accept.split(","):
-        media, *params = (p.strip() for p in item.split(";"))
-        quality = 1.0
-        for param in params:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        if media:
-            out.append((media.lower(), quality))
-    return out
+# media type a client may ask for -> the concrete type answered, in order of preference
+_ANSWERS = {JSON_V1: JSON_V1, JSON_LATEST: JSON_V1, HTML_V1: HTML_V1, HTML_LATEST: HTML_V1, TEXT_HTML: TEXT_HTML}
 
 
 def negotiate(accept: str | None, format_param: str | None = None) -> str | None:
-    """The content type to answer with (`?format=` wins over `Accept`); None means 406."""
+    """The content type to answer with (`?format=` wins over `Accept`); None means 406. On equal
+    preference the earlier offer wins, so JSON is preferred (werkzeug's Accept matching)."""
     if format_param:
         wanted = format_param.lower().replace(" ", "+")  # an unescaped "+" in a query string reads as " "
-        return next((answer for offer, answer in _OFFERS if offer == wanted), None)
+        return _ANSWERS.get(wanted)
     if not accept:
         return TEXT_HTML
-    best: tuple[float, int, int, str] | None = None
-    ranges = _ranges(accept)
-    for order, (offer, answer) in enumerate(_OFFERS):
-        for media, quality in ranges:
-            if media == offer:
-                specificity = 2
-            elif media in (offer.split("/")[0] + "/*", "*/*"):
-                specificity = 0 if media == "*/*" else 1
-            else:
-                continue
-            if quality <= 0:
-                continue
-            # prefer higher q, then explicit over wildcard, then our own order (JSON first)
-            candidate = (quality, specificity, -order, answer)
-            if best is None or candidate[:3] > best[:3]:
-                best = candidate
-    return None if best is None else best[3]
+    best = parse_accept_header(accept, MIMEAccept).best_match(_ANSWERS)
+    return None if best is None else _ANSWERS[best]
 
 
 class Urls:

@@ -34,6 +34,8 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 from packaging.version import Version
+from werkzeug.datastructures import MIMEAccept
+from werkzeug.http import parse_accept_header
 
 API_VERSION = "1.4"
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
@@ -461,51 +463,12 @@ def render_root(projects: list[str], serial: int, *, as_json: bool) -> bytes:
 # Content negotiation and caching helpers
 
 
-def _parse_accept(header: str) -> list[tuple[str, float]]:
-    ranges: list[tuple[str, float]] = []
-    for item in header.split(","):
-        media, *params = (part.strip() for part in item.split(";"))
-        quality = 1.0
-        for param in params:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        if media:
-            ranges.append((media.lower(), quality))
-    return ranges
-
-
-def _quality(offer: str, ranges: list[tuple[str, float]]) -> tuple[float, int] | None:
-    """(q, specificity) of the most specific Accept range matching ``offer``, or None."""
-    best: tuple[float, int] | None = None
-    for media, quality in ranges:
-        if media == offer:
-            specificity = 2
-        elif media == offer.split("/", maxsplit=1)[0] + "/*":
-            specificity = 1
-        elif media == "*/*":
-            specificity = 0
-        else:
-            continue
-        if best is None or specificity > best[1]:
-            best = (quality, specificity)
-    return best
-
-
 def negotiate(accept: str | None) -> str | None:
-    """Pick the response content type for an Accept header; None means 406."""
+    """Pick the response content type for an Accept header; None means 406 (ties: HTML first)."""
     if not accept:
         return TEXT_HTML
-    ranges = _parse_accept(accept)
-    chosen: tuple[float, int, str] | None = None
-    for offer, answer in _OFFERS:
-        match = _quality(offer, ranges)
-        if match is not None and match[0] > 0 and (chosen is None or match > chosen[:2]):
-            chosen = (match[0], match[1], answer)
-    return None if chosen is None else chosen[2]
+    best = parse_accept_header(accept, MIMEAccept).best_match([offer for offer, _ in _OFFERS])
+    return None if best is None else dict(_OFFERS)[best]
 
 
 def etag_for(body: bytes) -> str:
