@@ -44,6 +44,14 @@ def test_match_selects_files() -> None:
     assert evaluate(conda_only, conda, f.NOW).verdict is Verdict.DENY
 
 
+def test_conda_names_with_separators_are_matched() -> None:
+    compiled = policies(doc("p", "match: {ecosystems: [conda], packages: [python_abi]}\nminimumAge: 7d"))
+    abi = f.facts(ecosystem=Ecosystem.CONDA, kind=FileKind.CONDA, name="python_abi", uploaded=None)
+    assert evaluate(compiled, abi, f.NOW).verdict is Verdict.DENY
+    other = f.facts(ecosystem=Ecosystem.CONDA, kind=FileKind.CONDA, name="python-abi", uploaded=None)
+    assert evaluate(compiled, other, f.NOW).policies == ()
+
+
 EXCEPTION = """
 minimumAge: 7d
 attestations: {required: true}

@@ -117,7 +117,7 @@ def signer_issues(policy: Policy) -> Iterator[Finding]:
             yield from _publisher_signer(policy, path, signer)
 
 
-def _samples(pattern: patterns.Pattern) -> list[str]:
+def _samples(pattern: patterns.Pattern) -> list[str]:  # a normalized (PyPI) name glob
     """Names a package glob matches, to test whether an exclude pattern covers all of them."""
     return [
         pattern.source.replace("*", fill).replace("?", one) for fill, one in (("", "x"), ("q7-z", "0"), ("abc", "k"))
@@ -128,7 +128,8 @@ def match_issues(policy: Policy) -> Iterator[Finding]:
     """Package globs that cannot match a normalized name, and matches that exclude everything."""
     match = policy.match
     for key, globs in (("packages", match.packages), ("exclude", match.exclude)):
-        for index, pattern in enumerate(globs):
+        for index, package in enumerate(globs):
+            pattern = package.pypi
             if not _NAME_GLOB.match(pattern.source):
                 hint = "; version specifiers belong in exceptions" if re.search(r"[<>=!~]", pattern.source) else ""
                 message = (
@@ -136,13 +137,13 @@ def match_issues(policy: Policy) -> Iterator[Finding]:
                     f"and '-'; globs only * and ?){hint}"
                 )
                 yield "glob", _issue(policy, ("spec", "match", key, index), message)
-    included = match.packages or (patterns.package_glob("*"),)
+    included = [p.pypi for p in match.packages] or [patterns.glob("*")]
     live = [p for p in included if _NAME_GLOB.match(p.source)]
     if not live:
         if match.packages:
             yield "match", _issue(policy, ("spec", "match", "packages"), "match selects no package")
         return
-    if all(any(all(e.matches(s) for s in _samples(p)) for e in match.exclude) for p in live):
+    if all(any(all(e.pypi.matches(s) for s in _samples(p)) for e in match.exclude) for p in live):
         message = "match selects nothing: every package it includes is also excluded"
         yield "match", _issue(policy, ("spec", "match", "exclude"), message)
     if policy.attestations is not None and policy.attestations.target_channel is not None:

@@ -44,15 +44,15 @@ class Match:
     """Which files a policy governs; a missing list matches everything."""
 
     ecosystems: frozenset[Ecosystem] | None = None
-    packages: tuple[patterns.Pattern, ...] = ()
-    exclude: tuple[patterns.Pattern, ...] = ()
+    packages: tuple[patterns.PackagePattern, ...] = ()
+    exclude: tuple[patterns.PackagePattern, ...] = ()
 
     def applies(self, file: FileFacts) -> bool:
         if self.ecosystems is not None and file.ecosystem not in self.ecosystems:
             return False
-        if self.packages and not any(p.matches(file.name) for p in self.packages):
+        if self.packages and not any(p.matches(file.name, file.ecosystem) for p in self.packages):
             return False
-        return not any(p.matches(file.name) for p in self.exclude)
+        return not any(p.matches(file.name, file.ecosystem) for p in self.exclude)
 
 
 @dataclass(frozen=True)
@@ -83,11 +83,11 @@ class Attestations:
 class PackageSelector:
     """A package glob with an optional version specifier, as in `legacy-lib<2`."""
 
-    name: patterns.Pattern
+    name: patterns.PackagePattern
     versions: SpecifierSet | None = None
 
     def applies(self, file: FileFacts) -> bool:
-        if not self.name.matches(file.name):
+        if not self.name.matches(file.name, file.ecosystem):
             return False
         if self.versions is None:
             return True

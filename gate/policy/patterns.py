@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from gate.facts import Ecosystem
+
 _NAME_SEPARATORS = re.compile(r"[-_.]+")
 _REGEX_SPECIAL = set("\\.^$|?*+()[]{}")
 
@@ -44,6 +46,20 @@ def regex(text: str) -> Pattern:
     return Pattern(source=text, regex=f"^(?:{text})$", is_literal=False)
 
 
-def package_glob(text: str) -> Pattern:
-    """A glob on normalized package names (PEP 503): `Corp_*` matches `corp-tools`."""
-    return glob(_NAME_SEPARATORS.sub("-", text).lower())
+@dataclass(frozen=True)
+class PackagePattern:
+    """A glob on package names. PyPI names compare normalized (PEP 503: `Corp_*` matches `corp-tools`);
+    conda (and other) names compare lowercased only, since `foo_bar` and `foo-bar` are two conda packages."""
+
+    source: str
+    pypi: Pattern
+    exact: Pattern
+
+    def matches(self, name: str, ecosystem: Ecosystem) -> bool:
+        if ecosystem is Ecosystem.PYPI:
+            return self.pypi.matches(name)
+        return self.exact.matches(name.lower())
+
+
+def package_glob(text: str) -> PackagePattern:
+    return PackagePattern(source=text, pypi=glob(_NAME_SEPARATORS.sub("-", text).lower()), exact=glob(text.lower()))

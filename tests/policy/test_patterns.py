@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from gate.facts import Ecosystem
 from gate.policy import patterns
 
 
@@ -40,4 +41,18 @@ def test_regex_errors_name_the_problem() -> None:
     [("Corp_*", "corp-tools", True), ("corp.tools", "corp-tools", True), ("corp-*", "corporate", False)],
 )
 def test_package_glob_normalizes(glob: str, name: str, matches: bool) -> None:
-    assert patterns.package_glob(glob).matches(name) is matches
+    assert patterns.package_glob(glob).matches(name, Ecosystem.PYPI) is matches
+
+
+@pytest.mark.parametrize(
+    ("glob", "name", "matches"),
+    [
+        ("python_abi", "python_abi", True),  # conda names keep their separators
+        ("python_abi", "python-abi", False),  # a different conda package
+        ("libgcc-*", "libgcc-ng", True),
+        ("LibGCC*", "libgcc", True),
+        ("foo.bar", "foo_bar", False),
+    ],
+)
+def test_conda_names_compare_exactly(glob: str, name: str, matches: bool) -> None:
+    assert patterns.package_glob(glob).matches(name, Ecosystem.CONDA) is matches
