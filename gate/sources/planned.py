@@ -52,7 +52,8 @@ def base_facts(planned: PlannedFile, index: str) -> FileFacts:
 
 
 class IndexGatherer:
-    """Fetches each project page once; verifies provenance only when some policy reads attestations."""
+    """Fetches each project page once (upload time and yanked come from the index even when a lock
+    gives an upload time); verifies provenance only when some policy reads attestations."""
 
     def __init__(
         self, index_url: str | None, verifier: BundleVerifier, *, attestations: bool, timeout: float = 20.0
@@ -98,8 +99,6 @@ class IndexGatherer:
         facts = base_facts(planned, index)
         if planned.direct:
             return Gathered(Facts(facts), ("direct URL or local install: no index facts",))
-        if planned.uploaded is not None and not self.attestations:
-            return Gathered(Facts(facts))
         try:
             page = self._page(index, facts.name)
         except UpstreamError as err:
@@ -109,11 +108,13 @@ class IndexGatherer:
             return Gathered(Facts(facts), (f"{planned.filename} is not listed on {index}",))
         if planned.sha256 and row.sha256 and row.sha256 != planned.sha256.lower():
             note = f"the index lists sha256 {row.sha256} for {planned.filename}, {planned.source} says {planned.sha256}"
-            return Gathered(Facts(facts), (note,))
+            # the document's upload time was for other bytes: nothing it says about this file is kept
+            return Gathered(Facts(replace(facts, uploaded=None, uploadedFrom=None)), (note,))
         from_index = file_facts(page, row, index)
         if from_index is not None:
-            uploaded = planned.uploaded or from_index.uploaded
-            source = facts.uploadedFrom if planned.uploaded else from_index.uploadedFrom
+            # the index is authoritative; a lock's upload-time stands only where the index gives none
+            uploaded = from_index.uploaded or planned.uploaded
+            source = from_index.uploadedFrom if from_index.uploaded else facts.uploadedFrom
             facts = replace(facts, uploaded=uploaded, uploadedFrom=source, yanked=from_index.yanked,
                             size=facts.size or from_index.size)
             if not facts.sha256 and from_index.sha256:

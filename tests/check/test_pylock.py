@@ -13,7 +13,7 @@ from gate.policy.compile import load_policies
 from gate.sources.pylock import is_pylock, read_pylock
 from tests.check.conftest import EXAMPLE_POLICY, NOW, SAMPLE_SHA256, SAMPLE_WHEEL
 from tests.conftest import FIXTURES
-from tests.support.pypi_upstream import RunningUpstream
+from tests.support.pypi_upstream import RunningUpstream, UpstreamIndex, serve
 
 PYLOCKS = FIXTURES / "index" / "pylock"
 UNREACHABLE = "http://127.0.0.1:9/simple/"
@@ -62,14 +62,41 @@ def test_pylock_names(name: str, expected: bool) -> None:
     assert is_pylock(Path(name)) is expected
 
 
-def test_lock_upload_time_is_used_without_fetching(age_policy: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """No rule reads attestations, the lock has upload times: the (unreachable) index is never asked."""
+def test_lock_upload_time_stands_when_the_index_is_unreachable(
+    age_policy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The index is asked (for yanked and its own upload time); unreachable, the lock's upload times stand."""
     code = main(["check", "-p", str(age_policy), "--now", NOW, "--index-url", UNREACHABLE,
                  str(PYLOCKS / "pylock.spec-example.toml")])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "unreachable" not in out
+    assert "index:" in out
     assert sum(line.startswith("ALLOW ") and "sha256:" in line for line in out.splitlines()) == 4
+
+
+def test_yanked_comes_from_the_index_even_with_a_lock_upload_time(
+    index: UpstreamIndex, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A lock with upload times must not hide that the index yanked the file (`!file.yanked` rules)."""
+    index.set_yanked("gate-demo", "1.0", "broken build")
+    wheel = index.get_file("gate_demo-1.0-py3-none-any.whl")
+    assert wheel is not None
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(
+        'lock-version = "1.0"\ncreated-by = "test"\n[[packages]]\nname = "gate-demo"\nversion = "1.0"\n'
+        f'[[packages.wheels]]\nname = "{wheel.filename}"\nupload-time = 2025-01-02T00:00:00Z\n'
+        f'hashes = {{sha256 = "{wheel.sha256}"}}\n'
+    )
+    policy = tmp_path / "yanked.yaml"
+    policy.write_text(
+        "apiVersion: gate/v1\nkind: Policy\nmetadata: {name: y}\nspec:\n"
+        "  rules: [{name: no-yanked, expression: '!file.yanked', message: yanked releases are not allowed}]\n"
+    )
+    with serve(index) as running:
+        code = main(["check", "-p", str(policy), "--now", NOW, "--index-url", running.url, str(lock)])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "y/no-yanked: yanked releases are not allowed" in out
 
 
 def test_pip_lock_without_upload_time_asks_the_index(
