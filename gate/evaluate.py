@@ -51,33 +51,28 @@ def evaluate(policies: Sequence[CompiledPolicy], facts: Facts, now: dt.datetime)
 # --------------------------------------------------------------------------------------------------
 # Memoized evaluation for callers that decide many files at once (the index proxy).
 
-_FILE_FIELD = re.compile(r"(?<![\w.])file\s*\.\s*([A-Za-z_]\w*)")
-
-
-def _identifier(name: str) -> re.Pattern[str]:
-    return re.compile(rf"(?<![\w.]){name}(?!\w)")
-
-
-_FILE, _ATTESTATIONS, _NOW = _identifier("file"), _identifier("attestations"), _identifier("now")
+# `file.<field>`, also root-scoped (`.file.<field>`); any other use of `file` counts as reading all of it
+_FILE_FIELD = re.compile(r"(?<![\w.])\.?file\s*\.\s*([A-Za-z_]\w*)")
+_FILE = re.compile(r"(?<![\w.])\.?file(?!\w)")
 
 
 @dataclass(frozen=True)
 class RuleReads:
-    """Which parts of the facts document a rule's CEL can read (found lexically, erring on 'more')."""
+    """Which parts of the facts document a rule's CEL can read: the variables it names (from its parse),
+    and which `file` fields (found lexically, erring on 'more': all of `file`)."""
 
     file_fields: tuple[str, ...] | None  # None: the whole `file` map (used other than as `file.<field>`)
     attestations: bool
     now: bool
 
     @classmethod
-    def of(cls, expression: str) -> RuleReads:
-        fields = _FILE_FIELD.findall(expression)
-        whole = len(fields) != len(_FILE.findall(expression))
-        return cls(
-            file_fields=None if whole else tuple(sorted(set(fields))),
-            attestations=_ATTESTATIONS.search(expression) is not None,
-            now=_NOW.search(expression) is not None,
-        )
+    def of(cls, rule: CompiledRule) -> RuleReads:
+        fields: tuple[str, ...] | None = ()
+        if "file" in rule.reads:
+            found = _FILE_FIELD.findall(rule.expression)
+            whole = len(found) != len(_FILE.findall(rule.expression))
+            fields = None if whole else tuple(sorted(set(found)))
+        return cls(file_fields=fields, attestations="attestations" in rule.reads, now="now" in rule.reads)
 
     def key(self, facts: Facts, now: dt.datetime) -> Hashable:
         """The part of the facts this rule's outcome depends on."""
@@ -111,7 +106,7 @@ class _Rule:
 
     def __init__(self, policy: CompiledPolicy, rule: CompiledRule, memo_size: int) -> None:
         self.rule = rule
-        self.reads = RuleReads.of(rule.expression)
+        self.reads = RuleReads.of(rule)
         self.minimum_age = _native_minimum_age(policy, rule)
         self._memo: dict[Hashable, tuple[bool, str | None]] = {}
         self._memo_size = memo_size

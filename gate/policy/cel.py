@@ -15,8 +15,9 @@ from typing import Any
 import celpy
 from celpy.celparser import CELParseError
 from celpy.evaluation import CELEvalError
+from lark import Token
 
-__all__ = ["CELEvalError", "CELParseError", "check_syntax", "compile_expression", "error_text", "run"]
+__all__ = ["CELEvalError", "CELParseError", "check_syntax", "compile_expression", "error_text", "identifiers", "run"]
 
 _ENV = celpy.Environment(runner_class=celpy.CompiledRunner)
 # The transpiled code runs in celpy.evaluation's module globals (it stores the activation there), so
@@ -49,3 +50,10 @@ def error_text(err: CELEvalError) -> str:
     while args and args[0] == "evaluation error" and len(args) > 2 and args[2]:
         args = args[2]
     return str(args[0]) if args else str(err)
+
+
+def identifiers(expression: str) -> frozenset[str]:
+    """Every identifier the expression names: variables (also root-scoped, as in `.now`), fields,
+    functions and macro variables; string literals are not identifiers."""
+    tree = _ENV.compile(expression)
+    return frozenset(str(token) for token in tree.scan_values(lambda v: isinstance(v, Token) and v.type == "IDENT"))

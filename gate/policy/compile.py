@@ -14,7 +14,7 @@ from typing import Any
 import celpy
 
 from gate.errors import Issue, PolicyError
-from gate.policy.cel import CELEvalError, CELParseError, compile_expression, error_text, run
+from gate.policy.cel import CELEvalError, compile_expression, error_text, identifiers, run
 from gate.policy.duration import format_duration
 from gate.policy.load import RawPolicy, load_paths, load_text
 from gate.policy.model import Attestations, MinimumAge, Mode, Policy, Signer, build_policy
@@ -30,6 +30,7 @@ class CompiledRule:
     expression: str
     message: str
     program: Any  # celpy Runner; untyped library
+    reads: frozenset[str]  # the identifiers the expression names (`file`, `attestations`, `now`, fields ...)
 
     def evaluate(self, activation: dict[str, Any]) -> tuple[bool, str | None]:
         """(passed, error): a rule that errors or yields a non-boolean fails closed."""
@@ -60,7 +61,7 @@ class CompiledPolicy:
     @property
     def uses_attestations(self) -> bool:
         """Whether any rule reads `attestations` (so evidence must be fetched and verified)."""
-        return any("attestations" in rule.expression for rule in self.rules)
+        return any("attestations" in rule.reads for rule in self.rules)
 
 
 def cel_string(value: str) -> str:
@@ -169,34 +170,14 @@ def rule_sources(policy: Policy) -> list[tuple[str, str, str]]:
     return rules
 
 
-def compile_policy(policy: Policy) -> tuple[CompiledPolicy | None, list[Issue]]:
-    issues = []
-    compiled = []
-    custom_paths = {r.name: r.path for r in policy.rules}
-    for name, expression, message in rule_sources(policy):
-        try:
-            program = compile_expression(expression)
-        except CELParseError as err:
-            path = custom_paths.get(name, name)
-            where = f"line {err.line}, column {err.column}" if err.line else "here"
-            text = str(err.args[0]).rstrip() if err.args else ""
-            issues.append(
-                Issue(path, f"CEL syntax error at {where}:\n{text}", policy.file, policy.raw.line_of(_path(path)))
-            )
-            continue
-        compiled.append(CompiledRule(name, expression, message, program))
-    if issues:
-        return None, issues
-    return CompiledPolicy(policy=policy, rules=tuple(compiled)), []
+def compile_rule(name: str, expression: str, message: str) -> CompiledRule:
+    return CompiledRule(name, expression, message, compile_expression(expression), identifiers(expression))
 
 
-def _path(dotted: str) -> tuple[str | int, ...]:
-    out: list[str | int] = []
-    for part in dotted.replace("]", "").split("."):
-        name, *indexes = part.split("[")
-        out.append(name)
-        out.extend(int(i) for i in indexes)
-    return tuple(out)
+def compile_policy(policy: Policy) -> CompiledPolicy:
+    """Every rule of a built policy. Its CEL is valid: custom rules passed the schema's `cel` format
+    check and the compiler generates the others, so a parse error here is a bug and propagates."""
+    return CompiledPolicy(policy=policy, rules=tuple(compile_rule(*source) for source in rule_sources(policy)))
 
 
 def load_policies(paths: list[Path]) -> list[CompiledPolicy]:
@@ -223,10 +204,6 @@ def compile_documents(documents: list[RawPolicy]) -> list[CompiledPolicy]:
         issues.extend(found)
         if policy is None:
             continue
-        result, found = compile_policy(policy)
-        issues.extend(found)
-        if result is None:
-            continue
         if policy.name in names:
             issues.append(
                 Issue(
@@ -237,7 +214,7 @@ def compile_documents(documents: list[RawPolicy]) -> list[CompiledPolicy]:
                 )
             )
         names[policy.name] = raw.file
-        compiled.append(result)
+        compiled.append(compile_policy(policy))
     if issues:
         raise PolicyError(issues)
     return compiled

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gate.errors import Issue, PolicyError
-from gate.policy.compile import compile_policy
 from gate.policy.lint_cel import cel_issues
 from gate.policy.lint_checks import exception_issues, match_issues, signer_issues
 from gate.policy.load import Path_, RawPolicy, load_text, policy_files
@@ -129,8 +128,6 @@ def lint_document(raw: RawPolicy, options: LintOptions) -> tuple[str | None, lis
     findings += _findings("schema", issues)
     if policy is None:
         return None, findings
-    _, issues = compile_policy(policy)
-    findings += [f for f in _findings("cel-syntax", issues) if f not in findings]
     findings += [
         Finding("cel-type" if i.level == "error" else "cel-null", i) for i in cel_issues(policy, options.claim_names)
     ]

@@ -11,7 +11,7 @@ import pytest
 
 from gate.evaluate import Evaluator, RuleReads, evaluate
 from gate.facts import AttestationFact, Facts, Publisher
-from gate.policy.compile import CompiledPolicy, load_policies
+from gate.policy.compile import CompiledPolicy, compile_rule, load_policies
 from gate.sources.local import python_file_facts
 
 from .conftest import AGE_POLICY, ATTESTED_POLICY, AUDIT_POLICY, NOW, PolicyWriter
@@ -35,6 +35,7 @@ spec:
     - {name: wheels-only, expression: 'file.kind == "wheel" || file.size < 5000', message: small sdists only}
     - {name: fresh-enough, expression: 'now - file.uploaded < duration("8760h")', message: not older than a year}
     - {name: whole-file, expression: 'has(file.index) && file["version"] != "6.6"', message: not 6.6}
+    - {name: root-scoped, expression: '.attestations.all(a, a.verified)', message: only verified evidence}
 """
 
 
@@ -107,8 +108,11 @@ def test_decisions_hold_until_a_waiver_expires_or_only_now_when_cel_reads_now(
         ('now - file.uploaded > duration("1s") && file . kind == "wheel"', ("kind", "uploaded"), False, True),
         ('file["name"] == "x"', None, False, False),
         ("attestations.exists(a, a.verified)", (), True, False),
-        ('"file" == "now"', None, False, True),  # a literal is read as a use: more in the key, never less
+        (".attestations.exists(a, a.verified)", (), True, False),  # root-scoped names are reads too
+        ('.now - .file.uploaded > duration("1s")', ("uploaded",), False, True),
+        ('"file" == "now"', (), False, False),  # string literals read nothing
+        ('file.name == "x" || has(file.index) && [file][0].size > 1', None, False, False),
     ],
 )
 def test_rule_reads(expression: str, fields: tuple[str, ...] | None, attestations: bool, now: bool) -> None:
-    assert RuleReads.of(expression) == RuleReads(fields, attestations, now)
+    assert RuleReads.of(compile_rule("r", expression, "m")) == RuleReads(fields, attestations, now)
