@@ -133,13 +133,16 @@ def _attestation_rules(att: Attestations) -> list[tuple[str, str, str]]:
             )
         )
     if att.target_channel is not None:
-        want = "file.index" if att.target_channel == "match" else cel_string(att.target_channel)
-        shown = "the channel it is served from" if att.target_channel == "match" else att.target_channel
+        if att.target_channel == "match":  # a known channel: a null index must not equal a null targetChannel
+            channel = "file.index != null && a.targetChannel == file.index"
+            shown = "the channel it is served from"
+        else:
+            channel, shown = f"a.targetChannel == {cel_string(att.target_channel)}", att.target_channel
         rules.append(
             (
                 "attestations.targetChannel",
                 'file.ecosystem != "conda" || '
-                + _optional(att, f"attestations.exists(a, {_trusted(att, f'a.targetChannel == {want}')})"),
+                + _optional(att, f"attestations.exists(a, {_trusted(att, channel)})"),
                 f"no verified conda attestation whose targetChannel is {shown}",
             )
         )

@@ -152,6 +152,8 @@ def test_target_channel() -> None:
     fixed = "attestations: {targetChannel: 'https://c.example/ch/'}"
     assert failed(fixed, conda_facts(None, "https://c.example/ch")) == []
     assert failed(match, f.facts(f.attestation())) == []  # not a conda file: not judged
+    # an unknown channel never matches, not even an attestation without targetChannel
+    assert failed(match, conda_facts(None, None)) == ["attestations.targetChannel"]
 
 
 def test_custom_rule_errors_fail_closed() -> None:
