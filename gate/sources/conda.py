@@ -26,6 +26,14 @@ def split_conda_filename(filename: str) -> tuple[str, str, str]:
     return name.lower(), version, build
 
 
+def record_for_bytes(record: dict[str, Any] | None, sha256: str) -> dict[str, Any] | None:
+    """`record`, unless it describes other bytes under this filename (a different sha256)."""
+    if record is None:
+        return None
+    listed = record.get("sha256")
+    return record if listed is None or str(listed).lower() == sha256 else None
+
+
 def record_time(value: Any) -> dt.datetime | None:
     """Repodata times are milliseconds since the epoch; some old records use seconds."""
     if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:

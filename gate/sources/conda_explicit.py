@@ -22,7 +22,7 @@ import requests
 
 from gate.errors import GateError, UsageError
 from gate.facts import Facts
-from gate.sources.conda import conda_file_facts, split_conda_filename
+from gate.sources.conda import conda_file_facts, record_for_bytes, split_conda_filename
 from gate.sources.conda_channel import find_record
 from gate.sources.conda_evidence import (
     MAX_SIDECAR_BYTES,
@@ -32,7 +32,7 @@ from gate.sources.conda_evidence import (
     verify_with,
 )
 from gate.sources.local import DIST_SUFFIXES, LocalOptions
-from gate.verify.sigstore import BundleVerifier, Target
+from gate.verify.sigstore import Target
 
 EXPLICIT = "@EXPLICIT"
 _LINE = re.compile(
@@ -249,16 +249,14 @@ def explicit_facts(path: Path, options: LocalOptions, *, fetcher: Fetcher | None
     except (OSError, UnicodeDecodeError) as err:
         raise UsageError(f"cannot read {path}: {err}") from err
     fetcher = fetcher or Fetcher()
-    verifier = options.verifier or BundleVerifier()
+    verifier = options.verifier
     repodata = _Repodata(fetcher)
     verify = verify_with(verifier)
     out = []
     for package in parse_explicit(text, str(path)):
         got = _download(fetcher, package)
         _check_pins(package, got)
-        record = repodata.record(package)
-        if record is not None and record.get("sha256") not in (None, got.sha256):
-            record = None  # the channel describes other bytes under this name: not this file's record
+        record = record_for_bytes(repodata.record(package), got.sha256)
         file = conda_file_facts(
             package.filename, got.sha256, record=record, channel=options.channel or package.channel, size=got.size
         )

@@ -6,7 +6,8 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from packaging.version import InvalidVersion, Version
 
 from gate.errors import UsageError
 from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, FileKind
-from gate.sources.conda import conda_file_facts, is_conda_filename
+from gate.sources.conda import CONDA_SUFFIXES, conda_file_facts, is_conda_filename, record_for_bytes
 from gate.sources.conda_evidence import (
     MAX_SIDECAR_BYTES,
     SIGS,
@@ -43,7 +44,7 @@ EVIDENCE_SUFFIXES = (
     ".sigstore",
     ".sigstore.json",
 )
-DIST_SUFFIXES = (".whl", ".tar.gz", ".zip", ".conda", ".tar.bz2")
+DIST_SUFFIXES = (".whl", ".tar.gz", ".zip", *CONDA_SUFFIXES)
 
 
 def sha256_file(path: Path) -> str:
@@ -163,19 +164,27 @@ def python_file_facts(filename: str, sha256: str, size: int | None = None) -> Fi
     )
 
 
-def _repodata_record(path: Path) -> dict[str, Any] | None:
-    """The record for a conda package in the `repodata.json` beside it, if there is one."""
-    repodata = path.parent / "repodata.json"
-    if not repodata.is_file():
-        return None
+@lru_cache(maxsize=8)
+def _repodata(path: Path, mtime_ns: int) -> dict[str, Any]:
+    """A `repodata.json`, parsed once per version of the file (a channel subdir checks many packages)."""
     try:
-        data = json.loads(repodata.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _repodata_record(path: Path, sha256: str) -> dict[str, Any] | None:
+    """The record for a conda package in the `repodata.json` beside it, if there is one for these bytes."""
+    repodata = path.parent / "repodata.json"
+    try:
+        data = _repodata(repodata, repodata.stat().st_mtime_ns)
+    except OSError:
         return None
     for key in ("packages.conda", "packages"):
-        record = (data.get(key) or {}).get(path.name) if isinstance(data, dict) else None
+        record = (data.get(key) or {}).get(path.name)
         if isinstance(record, dict):
-            return record
+            return record_for_bytes(record, sha256)
     return None
 
 
@@ -186,7 +195,7 @@ class LocalOptions:
     attestations: tuple[Path, ...] = ()
     uploaded: dt.datetime | None = None
     channel: str | None = None
-    verifier: BundleVerifier | None = None
+    verifier: BundleVerifier = field(default_factory=BundleVerifier)
 
 
 def file_facts(path: Path, options: LocalOptions) -> tuple[FileFacts, dict[str, Any] | None]:
@@ -195,7 +204,7 @@ def file_facts(path: Path, options: LocalOptions) -> tuple[FileFacts, dict[str, 
     size = path.stat().st_size
     record = None
     if is_conda_filename(path.name):
-        record = _repodata_record(path)
+        record = _repodata_record(path, sha256)
         try:
             facts = conda_file_facts(path.name, sha256, record=record, channel=options.channel, size=size)
         except ValueError as err:
@@ -224,8 +233,9 @@ def evidence_paths(path: Path, options: LocalOptions) -> list[Path]:
     if is_conda_filename(path.name):
         own = {path.with_name(path.name + s).resolve() for s in (SIGS, V0_SIGS)}
         return [p for p in options.attestations if p.resolve() not in own]
+    given = {p.resolve() for p in options.attestations}
     found = [path.with_name(path.name + s) for s in EVIDENCE_SUFFIXES]
-    return list(options.attestations) + [p for p in found if p.is_file() and p not in options.attestations]
+    return list(options.attestations) + [p for p in found if p.is_file() and p.resolve() not in given]
 
 
 def _beside(path: Path) -> SidecarFetch:
@@ -254,14 +264,13 @@ def _read(evidence: Path) -> bytes:
 
 def local_facts(path: Path, options: LocalOptions) -> Facts:
     """Everything gate knows about one local file, with every piece of evidence verified."""
-    verifier = options.verifier or BundleVerifier()
     file, record = file_facts(path, options)
     target = Target(filename=file.filename, sha256=file.sha256, ecosystem=file.ecosystem)
     facts: list[AttestationFact] = []
     for evidence in evidence_paths(path, options):
-        facts.extend(verify_evidence(_read(evidence), str(evidence), target, verifier))
+        facts.extend(verify_evidence(_read(evidence), str(evidence), target, options.verifier))
     if is_conda_filename(path.name):
-        facts.extend(sidecar_attestations(path.name, target, record, _beside(path), verify_with(verifier)))
+        facts.extend(sidecar_attestations(path.name, target, record, _beside(path), verify_with(options.verifier)))
     return Facts(file=file, attestations=tuple(facts))
 
 

@@ -1,0 +1,33 @@
+"""Facts about local files: a repodata record beside a conda package counts only for its own bytes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from gate.sources.local import LocalOptions, local_facts
+from tests.conftest import REPO
+
+CHANNEL = REPO / "examples" / "conda" / "linux-64"
+PACKAGE = "signed-package-2.1.0-hb0f4dca_0.conda"
+
+
+def _channel(tmp_path: Path, **record_changes: object) -> Path:
+    for name in (PACKAGE, PACKAGE + ".sigs"):
+        shutil.copyfile(CHANNEL / name, tmp_path / name)
+    repodata = json.loads((CHANNEL / "repodata.json").read_text())
+    repodata["packages.conda"][PACKAGE].update(record_changes)
+    (tmp_path / "repodata.json").write_text(json.dumps(repodata))
+    return tmp_path / PACKAGE
+
+
+def test_record_gives_upload_time_and_sidecar_digest(tmp_path: Path) -> None:
+    facts = local_facts(_channel(tmp_path), LocalOptions())
+    assert facts.file.uploaded is not None and facts.file.uploadedFrom == "timestamp"
+    assert [a.verified for a in facts.attestations] == [True]
+
+
+def test_record_for_other_bytes_is_ignored(tmp_path: Path) -> None:
+    facts = local_facts(_channel(tmp_path, sha256="0" * 64, indexed_timestamp=1500000000000), LocalOptions())
+    assert facts.file.uploaded is None  # the record's time was for other bytes
