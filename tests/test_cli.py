@@ -108,6 +108,13 @@ def test_usage_errors_exit_2(args: list[str], message: str, capsys: pytest.Captu
     assert code == 2 and message in err
 
 
+def test_unreadable_policy_is_a_policy_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes(b"metadata: {name: caf\xe9}\n")
+    code, _, err = run(capsys, "check", str(WHEEL), "-p", str(tmp_path))
+    assert code == 2 and f"{bad}: cannot read policy: not UTF-8 text" in err
+
+
 def test_bad_time_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "check", str(WHEEL), "-p", str(EXAMPLE), "--now", "yesterday")
     assert code == 2 and "not an ISO 8601 time" in err

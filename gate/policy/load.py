@@ -115,6 +115,9 @@ def load_paths(paths: list[Path]) -> list[RawPolicy]:
                 docs.extend(load_text(file.read_text(encoding="utf-8"), str(file)))
             except PolicyError as err:
                 issues.extend(err.issues)
+            except (OSError, UnicodeDecodeError) as err:
+                reason = err.strerror if isinstance(err, OSError) else f"not UTF-8 text ({err.reason})"
+                issues.append(Issue(path="", message=f"cannot read policy: {reason}", file=str(file)))
     if issues:
         raise PolicyError(issues)
     return docs

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from gate.errors import Issue
@@ -148,13 +148,13 @@ class _Builder:
     def attempt(self, path: Path_, make: Callable[[], T]) -> T | None:
         try:
             return make()
-        except (ValueError, re.error, InvalidSpecifier) as err:
+        except ValueError as err:  # InvalidSpecifier is a ValueError
             self.issue(path, str(err))
             return None
 
     def pattern(self, path: Path_, value: Any) -> patterns.Pattern | None:
         if isinstance(value, dict):
-            return self.attempt(path, lambda: _regex(value["regex"]))
+            return self.attempt(path, lambda: patterns.regex(value["regex"]))
         return patterns.glob(str(value))
 
     def match(self, raw: dict[str, Any]) -> Match:
@@ -253,13 +253,6 @@ class _Builder:
             raw=self.raw,
         )
         return None if self.issues else policy
-
-
-def _regex(text: str) -> patterns.Pattern:
-    try:
-        return patterns.regex(text)
-    except re.error as err:
-        raise ValueError(f"invalid regex {text!r}: {err}") from err
 
 
 def parse_selector(text: str) -> PackageSelector:

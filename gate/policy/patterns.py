@@ -42,7 +42,10 @@ def glob(text: str) -> Pattern:
 
 def regex(text: str) -> Pattern:
     """A user regex must match the whole value (anchored), so `pypa/.*` cannot match `evil/pypa/x`."""
-    re.compile(text)  # raises re.error with the position of the problem
+    try:
+        re.compile(text)
+    except re.error as err:
+        raise ValueError(f"invalid regex {text!r}: {err}") from err
     return Pattern(source=text, regex=f"^(?:{text})$", is_literal=False)
 
 

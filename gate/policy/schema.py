@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import re
 from collections.abc import Iterator
 from functools import cache
 from importlib import resources
@@ -14,6 +13,7 @@ import jsonschema
 from jsonschema.exceptions import ValidationError
 
 from gate.errors import Issue
+from gate.policy import patterns
 from gate.policy.cel import CELParseError, check_syntax
 from gate.policy.duration import parse_duration
 from gate.policy.load import RawPolicy, format_path
@@ -47,10 +47,7 @@ def _duration(value: object) -> bool:
 @FORMATS.checks("regex", raises=ValueError)
 def _regex(value: object) -> bool:
     if isinstance(value, str):
-        try:
-            re.compile(value)
-        except re.error as err:
-            raise ValueError(f"invalid regex {value!r}: {err}") from err
+        patterns.regex(value)
     return True
 
 

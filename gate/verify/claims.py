@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cryptography import x509
+from cryptography.hazmat import asn1
 from cryptography.x509.oid import ObjectIdentifier
 
 from gate.facts import Publisher
@@ -33,14 +34,9 @@ GOOGLE_ISSUER = "https://accounts.google.com"
 
 
 def _der_utf8(data: bytes) -> str:
-    """Decode a DER UTF8String (tag 0x0C) as Fulcio writes extensions .8 and up."""
-    if len(data) < 2 or data[0] != 0x0C:
-        raise ValueError("not a DER UTF8String")
-    length, offset = data[1], 2
-    if length & 0x80:
-        count = length & 0x7F
-        length, offset = int.from_bytes(data[2 : 2 + count], "big"), 2 + count
-    return data[offset : offset + length].decode("utf-8")
+    """Decode a DER UTF8String as Fulcio writes extensions .8 and up (strict, as sigstore reads them)."""
+    value: str = asn1.decode_der(str, data)
+    return value
 
 
 def _extension(cert: x509.Certificate, suffix: int) -> bytes | None:
@@ -61,7 +57,7 @@ def certificate_claims(cert: x509.Certificate) -> dict[str, str]:
             continue
         try:
             claims[name] = _der_utf8(raw)
-        except (ValueError, UnicodeDecodeError):
+        except ValueError:
             continue
     if "issuer" not in claims and (legacy := _extension(cert, 1)) is not None:
         claims["issuer"] = legacy.decode("utf-8", errors="replace")

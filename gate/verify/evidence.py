@@ -17,15 +17,11 @@ from sigstore.errors import Error as SigstoreError
 from sigstore.models import Bundle
 
 from gate.facts import AttestationFact
-from gate.verify.sigstore import BundleVerifier, Target
+from gate.verify.sigstore import BundleVerifier, Target, describe_error
 
 
 def _unverified(source: str, error: str) -> list[AttestationFact]:
     return [AttestationFact(verified=False, source=source, error=error)]
-
-
-def _brief(err: Exception) -> str:
-    return " ".join(f"{type(err).__name__}: {err}".split())[:300]
 
 
 def _bundle(document: Any, source: str, target: Target, verifier: BundleVerifier) -> AttestationFact:
@@ -33,7 +29,7 @@ def _bundle(document: Any, source: str, target: Target, verifier: BundleVerifier
     try:
         bundle = Bundle.from_json(json.dumps(document))
     except (SigstoreError, ValidationError, ValueError) as err:
-        return AttestationFact(verified=False, source=source, error=f"parse: {_brief(err)}")
+        return AttestationFact(verified=False, source=source, error=f"parse: {describe_error(err)}")
     return verifier.verify(bundle, target, source)
 
 
@@ -41,7 +37,7 @@ def _pep740(att: Attestation, source: str, target: Target, verifier: BundleVerif
     try:
         bundle = att.to_bundle()
     except (ConversionError, SigstoreError, ValueError) as err:
-        return AttestationFact(verified=False, source=source, error=f"parse: {_brief(err)}")
+        return AttestationFact(verified=False, source=source, error=f"parse: {describe_error(err)}")
     return verifier.verify(bundle, target, source, pep740=True)
 
 
@@ -59,7 +55,7 @@ def verify_evidence(
     try:
         document = json.loads(data)
     except (ValueError, UnicodeDecodeError) as err:
-        return _unverified(source, f"parse: not JSON: {_brief(err)}")
+        return _unverified(source, f"parse: not JSON: {describe_error(err)}")
     try:
         if isinstance(document, list):
             if not document:
@@ -80,7 +76,7 @@ def verify_evidence(
         if "mediaType" in document:
             return [_bundle(document, source, target, verifier)]
     except (ValidationError, SigstoreError, ValueError) as err:
-        return _unverified(source, f"parse: {_brief(err)}")
+        return _unverified(source, f"parse: {describe_error(err)}")
     except Exception as err:  # a library fault on hostile input must not crash gate: fail closed
-        return _unverified(source, f"internal: {_brief(err)}")
+        return _unverified(source, f"internal: {describe_error(err)}")
     return _unverified(source, "parse: not a Sigstore bundle, PEP 740 attestation or provenance object")

@@ -50,7 +50,6 @@ class EvidenceError(Exception):
 
     def __init__(self, stage: str, message: str) -> None:
         super().__init__(f"{stage}: {message}")
-        self.stage = stage
 
 
 class _IdentityJudgedByPolicy:
@@ -142,7 +141,7 @@ class BundleVerifier:
         try:
             return self._verify(bundle, target, source, pep740=pep740)
         except Exception as err:  # a library fault on hostile input must not crash gate: fail closed
-            return AttestationFact(verified=False, source=source, error=f"internal: {_one_line(err)}")
+            return AttestationFact(verified=False, source=source, error=f"internal: {describe_error(err)}")
 
     def _verify(self, bundle: Bundle, target: Target, source: str, *, pep740: bool) -> AttestationFact:
         cert = bundle.signing_certificate
@@ -174,7 +173,7 @@ class BundleVerifier:
                 digest = Hashed(algorithm=HashAlgorithm.SHA2_256, digest=bytes.fromhex(target.sha256))
                 self._verifier.verify_artifact(digest, bundle, _IdentityJudgedByPolicy())
         except SigstoreError as err:
-            return fact(verified=False, error=f"sigstore: {_one_line(err)}")
+            return fact(verified=False, error=f"sigstore: {describe_error(err)}")
         except EvidenceError as err:
             return fact(verified=False, error=str(err))
         return fact(
@@ -185,5 +184,6 @@ class BundleVerifier:
         )
 
 
-def _one_line(err: Exception) -> str:
+def describe_error(err: Exception) -> str:
+    """An exception as one short line for a fact's `error`: its type and message."""
     return " ".join(f"{type(err).__name__}: {err}".split())[:300]

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from gate.facts import Ecosystem
@@ -32,7 +30,7 @@ def test_regex_is_anchored() -> None:
 
 
 def test_regex_errors_name_the_problem() -> None:
-    with pytest.raises(re.error):
+    with pytest.raises(ValueError, match=r"invalid regex 'pypa/\(': missing \), unterminated subpattern"):
         patterns.regex("pypa/(")
 
 
