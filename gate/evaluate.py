@@ -7,22 +7,45 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
 from gate.decision import Decision, Violation
-from gate.facts import Ecosystem, Facts, FileFacts, to_activation
-from gate.policy.compile import CompiledPolicy, CompiledRule, rule_sources
-from gate.policy.model import MinimumAge
+from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, FileKind, to_activation
+from gate.policy.compile import CompiledPolicy, CompiledRule
+from gate.policy.model import STRUCTURED_RULES, MinimumAge, PolicyException
+
+
+def applicable_exception(policy: CompiledPolicy, rule: str, facts: Facts, now: dt.datetime) -> PolicyException | None:
+    """The first of the policy's exceptions that waives `rule` for this file at `now`, or None."""
+    for exception in policy.policy.exceptions:
+        if exception.waives(rule) and exception.applies(facts.file, now):
+            return exception
+    return None
+
+
+def _waiver_text(exception: PolicyException) -> str:
+    owner = f", owner {exception.owner}" if exception.owner else ""
+    return f"{exception.reason}{owner}, until {exception.expires.date().isoformat()}"
 
 
 def waiver(policy: CompiledPolicy, rule: str, facts: Facts, now: dt.datetime) -> str | None:
     """Why `rule` is waived for this file at `now` (reason, owner, end), or None."""
-    for exception in policy.policy.exceptions:
-        if exception.waives(rule) and exception.applies(facts.file, now):
-            owner = f", owner {exception.owner}" if exception.owner else ""
-            return f"{exception.reason}{owner}, until {exception.expires.date().isoformat()}"
-    return None
+    exception = applicable_exception(policy, rule, facts, now)
+    return None if exception is None else _waiver_text(exception)
+
+
+def _violation(
+    policy: CompiledPolicy, rule: CompiledRule, error: str | None, exception: PolicyException | None
+) -> Violation:
+    """The violation of a failed `rule`; `exception` is the one waiving it, if any."""
+    return Violation(
+        policy=policy.name,
+        rule=rule.name,
+        message=rule.message if error is None else f"{rule.message} [{error}]",
+        enforced=policy.enforced,
+        waived=None if exception is None else _waiver_text(exception),
+    )
 
 
 def evaluate(policies: Sequence[CompiledPolicy], facts: Facts, now: dt.datetime) -> Decision:
@@ -34,17 +57,9 @@ def evaluate(policies: Sequence[CompiledPolicy], facts: Facts, now: dt.datetime)
         for policy in matched:
             for rule in policy.rules:
                 passed, error = rule.evaluate(activation)
-                if passed:
-                    continue
-                violations.append(
-                    Violation(
-                        policy=policy.name,
-                        rule=rule.name,
-                        message=rule.message if error is None else f"{rule.message} [{error}]",
-                        enforced=policy.enforced,
-                        waived=waiver(policy, rule.name, facts, now),
-                    )
-                )
+                if not passed:
+                    exception = applicable_exception(policy, rule.name, facts, now)
+                    violations.append(_violation(policy, rule, error, exception))
     return Decision(facts=facts, violations=tuple(violations), policies=tuple(p.name for p in matched))
 
 
@@ -74,15 +89,31 @@ class RuleReads:
             fields = None if whole else tuple(sorted(set(found)))
         return cls(file_fields=fields, attestations="attestations" in rule.reads, now="now" in rule.reads)
 
-    def key(self, facts: Facts, now: dt.datetime) -> Hashable:
-        """The part of the facts this rule's outcome depends on."""
+    def key(self, facts: Facts, now: dt.datetime, attestations: Callable[[], Hashable]) -> Hashable:
+        """The part of the facts this rule's outcome depends on (`attestations`: their key, made once per file)."""
         file: Hashable = (
             facts.file if self.file_fields is None else tuple(getattr(facts.file, f, None) for f in self.file_fields)
         )
-        attestations = None
-        if self.attestations:
-            attestations = json.dumps([a.to_json() for a in facts.attestations], sort_keys=True, default=str)
-        return (file, attestations, now if self.now else None)
+        return (file, attestations() if self.attestations else None, now if self.now else None)
+
+
+# Every AttestationFact field but `source`, where the evidence was found: it names the file, so keying on
+# it would make every file miss the memo. The compiler's own rules never read it; a custom rule that reads
+# attestations might (by name, by comparing whole maps, by iterating keys), so it adds `source` back.
+_ALL_ATTESTATION_FIELDS = tuple(f.name for f in fields(AttestationFact))
+_JUDGED_ATTESTATION_FIELDS = tuple(name for name in _ALL_ATTESTATION_FIELDS if name != "source")
+
+
+def _may_read_source(rule: CompiledRule) -> bool:
+    return "attestations" in rule.reads and rule.name not in STRUCTURED_RULES
+
+
+def attestation_key(attestations: Sequence[AttestationFact], names: Sequence[str]) -> Hashable:
+    """The fields `names` of every attestation, in order, as a hashable value (a dict as sorted items)."""
+    return tuple(
+        tuple(tuple(sorted(value.items())) if isinstance(value := getattr(a, name), dict) else value for name in names)
+        for a in attestations
+    )
 
 
 class Judgement(NamedTuple):
@@ -93,12 +124,8 @@ class Judgement(NamedTuple):
 
 
 def _native_minimum_age(policy: CompiledPolicy, rule: CompiledRule) -> MinimumAge | None:
-    """The policy's `minimumAge` when `rule` is exactly the CEL the compiler makes for it."""
-    minimum = policy.policy.minimum_age
-    if minimum is None:
-        return None
-    compiled = {name: expression for name, expression, _ in rule_sources(policy.policy)}
-    return minimum if compiled.get(rule.name) == rule.expression and rule.name == "minimumAge" else None
+    """The policy's `minimumAge` for the rule the compiler makes from it (custom rules cannot take that name)."""
+    return policy.policy.minimum_age if rule.name == "minimumAge" else None
 
 
 class _Rule:
@@ -107,12 +134,17 @@ class _Rule:
     def __init__(self, policy: CompiledPolicy, rule: CompiledRule, memo_size: int) -> None:
         self.rule = rule
         self.reads = RuleReads.of(rule)
+        self.reads_source = _may_read_source(rule)  # key on every attestation field, `source` included
         self.minimum_age = _native_minimum_age(policy, rule)
         self._memo: dict[Hashable, tuple[bool, str | None]] = {}
         self._memo_size = memo_size
 
     def evaluate(
-        self, facts: Facts, now: dt.datetime, activation: Callable[[], dict[str, Any]]
+        self,
+        facts: Facts,
+        now: dt.datetime,
+        activation: Callable[[], dict[str, Any]],
+        attestations: Callable[[], Hashable],
     ) -> tuple[bool, str | None, dt.datetime | None]:
         """(passed, error, when the outcome may change)."""
         if self.minimum_age is not None:
@@ -122,7 +154,7 @@ class _Rule:
                 return self.minimum_age.allow_unknown, None, None
             passed = now - uploaded >= self.minimum_age.age
             return passed, None, None if passed else uploaded + self.minimum_age.age
-        key = self.reads.key(facts, now)
+        key = self.reads.key(facts, now, attestations)
         found = self._memo.get(key)
         if found is None:
             found = self.rule.evaluate(activation())
@@ -130,6 +162,18 @@ class _Rule:
                 self._memo.clear()
             self._memo[key] = found
         return found[0], found[1], now if self.reads.now else None
+
+
+def _once(make: Callable[[], Any]) -> Callable[[], Any]:
+    """`make()`, computed on the first call only."""
+    made: list[Any] = []
+
+    def get() -> Any:
+        if not made:
+            made.append(make())
+        return made[0]
+
+    return get
 
 
 class Evaluator:
@@ -147,71 +191,54 @@ class Evaluator:
         self._rules = {
             id(policy): tuple(_Rule(policy, rule, memo_size) for rule in policy.rules) for policy in self.policies
         }
-        self._uses_attestations = any(p.uses_attestations for p in self.policies)  # policies never change
 
-    @property
-    def uses_attestations(self) -> bool:
-        return self._uses_attestations
-
-    def decide(self, facts: Facts, now: dt.datetime) -> Decision:
-        return self.judge(facts, now).decision
-
-    def _matched(self, file: FileFacts) -> _Plan:
-        """The policies whose `match` selects the file (it reads only the ecosystem and the name), their
+    def _matched(self, ecosystem: Ecosystem, name: str) -> _Plan:
+        """The policies whose `match` selects files of (ecosystem, name) (`match` reads nothing else), their
         names, and their rules in order."""
-        key = (file.ecosystem, file.name)
+        key = (ecosystem, name)
         found = self._matches.get(key)
         if found is None:
-            matched = tuple(p for p in self.policies if p.policy.match.applies(file))
+            probe = FileFacts(ecosystem=ecosystem, name=name, version="", filename="", kind=FileKind.FILE, sha256="")
+            matched = tuple(p for p in self.policies if p.policy.match.applies(probe))
             rules = tuple((policy, rule) for policy in matched for rule in self._rules[id(policy)])
-            found = _Plan(tuple(p.name for p in matched), rules)
+            found = _Plan(tuple(p.name for p in matched), rules, any(rule.reads.attestations for _, rule in rules))
             if len(self._matches) >= self._memo_size:
                 self._matches.clear()
             self._matches[key] = found
         return found
 
+    def reads_attestations(self, ecosystem: Ecosystem, name: str) -> bool:
+        """Whether a rule that governs files of (ecosystem, name) reads `attestations` (evidence is needed)."""
+        return self._matched(ecosystem, name).reads_attestations
+
     def judge(self, facts: Facts, now: dt.datetime) -> Judgement:
-        plan = self._matched(facts.file)
+        plan = self._matched(facts.file.ecosystem, facts.file.name)
         violations: list[Violation] = []
         until: dt.datetime | None = None
-        built: list[dict[str, Any]] = []
-
-        def activation() -> dict[str, Any]:
-            if not built:
-                built.append(to_activation(facts, now))
-            return built[0]
-
+        activation = _once(lambda: to_activation(facts, now))
+        judged = _once(lambda: attestation_key(facts.attestations, _JUDGED_ATTESTATION_FIELDS))
+        everything = _once(lambda: attestation_key(facts.attestations, _ALL_ATTESTATION_FIELDS))
         for policy, rule in plan.rules:
-            passed, error, changes = rule.evaluate(facts, now, activation)
+            passed, error, changes = rule.evaluate(facts, now, activation, everything if rule.reads_source else judged)
             if changes is not None and (until is None or changes < until):
                 until = changes
             if passed:
                 continue
-            name, message = rule.rule.name, rule.rule.message
-            waived = waiver(policy, name, facts, now)
-            if waived is not None:
-                for e in policy.policy.exceptions:
-                    if e.waives(name) and e.applies(facts.file, now) and (until is None or e.expires < until):
-                        until = e.expires
-            violations.append(
-                Violation(
-                    policy=policy.name,
-                    rule=name,
-                    message=message if error is None else f"{message} [{error}]",
-                    enforced=policy.enforced,
-                    waived=waived,
-                )
-            )
+            exception = applicable_exception(policy, rule.rule.name, facts, now)
+            if exception is not None and (until is None or exception.expires < until):
+                until = exception.expires  # then the violation is waived by another exception, or not at all
+            violations.append(_violation(policy, rule.rule, error, exception))
         decision = Decision(facts=facts, violations=tuple(violations), policies=plan.names)
         return Judgement(decision, until)
 
 
 class _Plan(NamedTuple):
-    """What `Evaluator.judge` runs for files of one (ecosystem, name): the matched policies' names and
-    every (policy, rule) pair, in policy and rule order."""
+    """What `Evaluator.judge` runs for files of one (ecosystem, name): the matched policies' names, every
+    (policy, rule) pair in policy and rule order, and whether any of those rules reads attestations."""
 
     names: tuple[str, ...]
     rules: tuple[tuple[CompiledPolicy, _Rule], ...]
+    reads_attestations: bool
 
 
 def policy_digest(policies: Sequence[CompiledPolicy]) -> str:

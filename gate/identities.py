@@ -23,10 +23,16 @@ LOCK_POLICY = "pylock"
 # PEP 740 / pylock key -> the policy's (and facts') field name
 _KEYS = {"workflow_filepath": "workflowFilepath"}
 _ISSUERS = {"GitHub": GITHUB_ISSUER, "GitLab": GITLAB_ISSUER, "Google": GOOGLE_ISSUER}
+# OIDC issuer -> the prefix of every certificate identity (SAN) it issues; None: the identity is an email.
+IDENTITY_PREFIXES: dict[str, str | None] = {
+    GITHUB_ISSUER: "https://github.com/",
+    GITLAB_ISSUER: "https://gitlab.com/",
+    GOOGLE_ISSUER: None,
+}
 
 
 def _normal(identity: Mapping[str, str]) -> dict[str, str]:
-    return {_KEYS.get(k, k): v for k, v in identity.items() if v is not None}
+    return {_KEYS.get(k, k): v for k, v in identity.items()}
 
 
 def _identity_prefix(identity: dict[str, str]) -> str | None:
@@ -34,9 +40,9 @@ def _identity_prefix(identity: dict[str, str]) -> str | None:
     repo = identity.get("repository")
     match identity.get("kind"):
         case "GitHub" if repo and identity.get("workflow"):
-            return f"https://github.com/{repo}/.github/workflows/{identity['workflow']}@"
+            return f"{IDENTITY_PREFIXES[GITHUB_ISSUER]}{repo}/.github/workflows/{identity['workflow']}@"
         case "GitLab" if repo and identity.get("workflowFilepath"):
-            return f"https://gitlab.com/{repo}//{identity['workflowFilepath']}@"
+            return f"{IDENTITY_PREFIXES[GITLAB_ISSUER]}{repo}//{identity['workflowFilepath']}@"
         case "Google" if identity.get("email"):
             return identity["email"]
     return None

@@ -53,6 +53,8 @@ def _facts(path: Path, options: LocalOptions) -> list[Facts]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not (args.paths or args.pip_report or args.requirement):
+        raise UsageError("nothing to check: give files, a pylock.toml, --pip-report or -r")
     compiled = policies(args)
     options = LocalOptions(
         attestations=tuple(args.attestation),
@@ -61,17 +63,18 @@ def run(args: argparse.Namespace) -> int:
         verifier=BundleVerifier(args.trusted_root),
     )
     when = now(args)
-    locals_ = [p for p in args.paths if not is_pylock(p)]
-    if not (args.paths or args.pip_report or args.requirement):
-        raise UsageError("nothing to check: give files, a pylock.toml, --pip-report or -r")
+    locks: list[Path] = []
+    locals_: list[Path] = []
+    for path in args.paths:
+        (locks if is_pylock(path) else locals_).append(path)
     located: list[tuple[Decision, str | None, int | None]] = [
         (evaluate(compiled, facts, when), str(path), None)
         for path in expand_paths(locals_) for facts in _facts(path, options)
     ]
-    planned = _planned(args)
+    planned = _planned(args, locks)
     checked: list[Checked] = []
     if planned:
-        gatherer = IndexGatherer(args.index_url, options.verifier or BundleVerifier(),
+        gatherer = IndexGatherer(args.index_url, options.verifier,
                                  attestations=any(p.uses_attestations for p in compiled))
         checked = check_planned(planned, compiled, gatherer, when, _progress if sys.stderr.isatty() else None)
         located += [(c.decision, c.planned.source, c.planned.line) for c in checked]
@@ -88,8 +91,8 @@ def run(args: argparse.Namespace) -> int:
     return exit_code(decisions)
 
 
-def _planned(args: argparse.Namespace) -> list[PlannedFile]:
-    planned = [f for path in args.paths if is_pylock(path) for f in read_pylock(path)]
+def _planned(args: argparse.Namespace, locks: list[Path]) -> list[PlannedFile]:
+    planned = [f for path in locks for f in read_pylock(path)]
     planned += [f for path in args.pip_report for f in read_report(path, args.index_url)]
     for requirements in args.requirement:
         report = resolve_requirements(requirements, args.index_url)

@@ -9,13 +9,18 @@ from pathlib import Path
 from gate.policy.compile import CompiledPolicy, load_policies
 
 
+def iso_time(text: str) -> dt.datetime:
+    """An ISO 8601 time (`Z` allowed); a date means midnight UTC, no zone means UTC; raises ValueError."""
+    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
 def timestamp(text: str) -> dt.datetime:
-    """An ISO 8601 time for --now/--uploaded; a date means midnight UTC, no zone means UTC."""
+    """An ISO 8601 time for --now/--uploaded (`iso_time`, as an argparse type)."""
     try:
-        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return iso_time(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from err
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def add_policy_option(parser: argparse.ArgumentParser, *, required: bool = True) -> None:

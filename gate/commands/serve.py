@@ -88,18 +88,32 @@ def _gunicorn(settings: Settings, args: argparse.Namespace) -> None:
     Application().run()
 
 
+def check_settings(settings: Settings) -> None:
+    """Load the policies and check the channels and the trusted root, without building an app (no store,
+    audit log or HTTP pool to carry across gunicorn's fork); a mistake is a UsageError or a PolicyError."""
+    from gate.policy.compile import load_policies  # noqa: PLC0415 (keep Flask out of other subcommands' start-up)
+    from gate.proxy.app import default_blueprints, trust_root_digest  # noqa: PLC0415
+
+    load_policies(list(settings.policies))
+    try:
+        default_blueprints(settings)
+        trust_root_digest(settings.trusted_root)
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+
+
 def run(args: argparse.Namespace) -> int:
     from gate.proxy.app import create_app  # noqa: PLC0415
 
     settings = settings_from(args)
+    if args.workers > 0:
+        check_settings(settings)  # once in the parent, so a mistake fails before forking
+        _gunicorn(settings, args)
+        return 0
     try:
-        # load the policies (and check the channels) once in the parent, so a mistake fails before forking
         app = create_app(settings)
     except ValueError as err:
         raise UsageError(str(err)) from err
-    if args.workers > 0:
-        _gunicorn(settings, args)
-        return 0
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     from werkzeug.serving import run_simple  # noqa: PLC0415
 

@@ -44,10 +44,14 @@ def run(program: Any, activation: dict[str, Any]) -> Any:
         return program.evaluate(activation)
 
 
+_WRAPPERS = ("evaluation error", "no such overload")
+
+
 def error_text(err: CELEvalError) -> str:
-    """The innermost message of a CEL evaluation error (the runner wraps the evaluator's own)."""
+    """The innermost message of a CEL evaluation error: the runner wraps the evaluator's own as
+    ("evaluation error", type, args), and the evaluator an operator's as ("no such overload", type, args)."""
     args: Any = err.args
-    while args and args[0] == "evaluation error" and len(args) > 2 and args[2]:
+    while len(args) > 2 and args[0] in _WRAPPERS and isinstance(args[2], tuple) and args[2]:
         args = args[2]
     return str(args[0]) if args else str(err)
 

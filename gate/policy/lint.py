@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+
+import jsonschema
+from jsonschema.exceptions import ValidationError
 
 from gate.errors import Issue, PolicyError
 from gate.policy.lint_cel import cel_issues
 from gate.policy.lint_checks import exception_issues, match_issues, signer_issues
-from gate.policy.load import Path_, RawPolicy, load_text, policy_files
+from gate.policy.load import Path_, RawPolicy, format_path, load_text, policy_files
 from gate.policy.model import build_policy
-from gate.policy.schema import schema_issues
+from gate.policy.schema import FORMATS, policy_schema, schema_issues
 
 
 @dataclass(frozen=True)
@@ -38,71 +41,121 @@ class Finding:
         return self.issue.level == "error"
 
 
-# Codes of findings, with a one-line description (used as SARIF rule metadata).
+@dataclass(frozen=True)
+class Code:
+    """What a finding code means, and the level its findings usually have (SARIF rule metadata)."""
+
+    description: str
+    level: str = "error"
+
+
 CODES = {
-    "yaml": "The file is not valid YAML.",
-    "file": "A policy path does not exist or holds no policy files.",
-    "schema": "The policy does not follow the gate/v1 schema.",
-    "unknown-key": "A key the schema does not know (often a typo).",
-    "duration": "A duration that does not parse.",
-    "regex": "An invalid regular expression.",
-    "expiry": "An exception expiry that does not parse.",
-    "waive": "An exception waives a rule that does not exist or is not in this policy.",
-    "rule-name": "A rule name used twice.",
-    "version-specifier": "An invalid version specifier in an exception.",
-    "cel-syntax": "A CEL expression that does not parse.",
-    "cel-type": "A CEL expression that cannot be evaluated against the facts document.",
-    "cel-null": "A CEL expression that fails (and so denies) when optional facts are missing.",
-    "duplicate-policy": "Two policies share a name.",
-    "expired-exception": "An exception has expired.",
-    "expiring-exception": "An exception expires soon.",
-    "signer": "A signer that can never match any attestation.",
-    "glob": "A glob that looks like a regular expression, or cannot match a package name.",
-    "match": "A match that selects no file.",
+    "yaml": Code("The file is not valid YAML."),
+    "file": Code("A policy path does not exist or holds no policy files."),
+    "schema": Code("The policy does not follow the gate/v1 schema."),
+    "unknown-key": Code("A key the schema does not know (often a typo)."),
+    "duration": Code("A duration that does not parse."),
+    "regex": Code("An invalid regular expression."),
+    "expiry": Code("An exception expiry that does not parse."),
+    "waive": Code("An exception waives a rule that does not exist or is not in this policy.", "warning"),
+    "rule-name": Code("A rule name used twice."),
+    "version-specifier": Code("An invalid version specifier in an exception."),
+    "cel-syntax": Code("A CEL expression that does not parse."),
+    "cel-type": Code("A CEL expression that cannot be evaluated against the facts document."),
+    "cel-null": Code("A CEL expression that fails (and so denies) when optional facts are missing.", "warning"),
+    "duplicate-policy": Code("Two policies share a name."),
+    "expired-exception": Code("An exception has expired."),
+    "expiring-exception": Code("An exception expires soon.", "warning"),
+    "signer": Code("A signer that can never match any attestation."),
+    "glob": Code("A glob that looks like a regular expression, or cannot match a package name.", "warning"),
+    "match": Code("A match that selects no file."),
 }
 
-# (message prefix, code, a valid stand-in value that lets linting go on past the bad one)
-_KNOWN: tuple[tuple[str, str, str | None], ...] = (
-    ("unknown key", "unknown-key", None),
-    ("invalid duration", "duration", "1d"),
-    ("invalid regex", "regex", ".*"),
-    ("invalid expiry", "expiry", "2999-12-31"),
-    ("CEL syntax error", "cel-syntax", "true"),
-    ("Invalid specifier", "version-specifier", "lint-placeholder"),
-    ("no rule named", "waive", None),
-    ("rule name", "rule-name", None),
-)
+# The policy schema's formats: (finding code, a valid stand-in value that lets linting go on past a bad one).
+_FORMATS = {
+    "duration": ("duration", "1d"),
+    "regex": ("regex", ".*"),
+    "expiry": ("expiry", "2999-12-31"),
+    "package-selector": ("version-specifier", "lint-placeholder"),
+    "cel": ("cel-syntax", "true"),
+}
+# Codes of the problems `build_policy` finds in a schema-valid document, by message prefix.
+_BUILD_CODES = (("no rule named", "waive"), ("rule name", "rule-name"))
 
 
-def _code(issue: Issue, default: str) -> str:
-    return next((code for prefix, code, _ in _KNOWN if issue.message.startswith(prefix)), default)
+def _build_code(issue: Issue) -> str:
+    return next((code for prefix, code in _BUILD_CODES if issue.message.startswith(prefix)), "schema")
 
 
-def _findings(code: str, issues: Iterable[Issue]) -> Iterator[Finding]:
-    for issue in issues:
-        yield Finding(_code(issue, code), issue)
+@dataclass(frozen=True)
+class _Fix:
+    """A schema problem lint can step past: the bad value at `path` is replaced by `stand_in`, or the
+    unknown key at `path` is removed (`stand_in` None). `shown`/`message` identify its Issue."""
+
+    path: Path_
+    code: str
+    stand_in: str | None
+    shown: str
+    message: str | None  # None: any issue at `shown` (an unknown key's path is its own)
 
 
-def _parse_path(text: str) -> Path_:
-    return tuple(int(p) if p.isdigit() else p for p in re.findall(r"[^.\[\]]+", text))
+def _leaves(error: ValidationError) -> Iterator[ValidationError]:
+    """The errors `gate.policy.schema` reports for `error` (its `_leaves`: the branches of an `allOf`, the
+    `format` errors of a `oneOf`/`anyOf`), here with their paths as tuples."""
+    if error.validator == "allOf" and error.context:
+        for sub in error.context:
+            yield from _leaves(sub)
+    elif error.validator in ("oneOf", "anyOf") and any(sub.validator == "format" for sub in error.context):
+        yield from (sub for sub in error.context if sub.validator == "format")
+    else:
+        yield error
 
 
-def _repaired(raw: RawPolicy, issues: list[Issue]) -> RawPolicy | None:
+def _fixes(raw: RawPolicy) -> tuple[list[_Fix], bool]:
+    """A fix for each schema problem that has one, from the validator's own errors (so a path keeps its
+    real keys, whatever characters they hold), and whether every problem has one (a missing key or a
+    wrong type has none)."""
+    fixes: dict[Path_, _Fix] = {}
+    complete = True
+    for error in _validator().iter_errors(raw.data):
+        for leaf in _leaves(error):
+            path = tuple(leaf.absolute_path)
+            if leaf.validator == "additionalProperties" and isinstance(leaf.instance, dict):
+                allowed = leaf.schema.get("properties", {}) if isinstance(leaf.schema, dict) else {}
+                for key in leaf.instance:
+                    if key not in allowed:
+                        shown = format_path((*path, str(key)))
+                        fixes[(*path, key)] = _Fix((*path, key), "unknown-key", None, shown, None)
+            elif leaf.validator == "format" and leaf.validator_value in _FORMATS:
+                code, stand_in = _FORMATS[leaf.validator_value]
+                fixes[path] = _Fix(path, code, stand_in, format_path(path), str(leaf.cause))
+            else:
+                complete = False
+    return list(fixes.values()), complete
+
+
+@cache
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(policy_schema(), format_checker=FORMATS)
+
+
+def _code(issue: Issue, fixes: Sequence[_Fix]) -> str:
+    found = (f.code for f in fixes if f.shown == issue.path and f.message in (None, issue.message))
+    return next(found, "schema")
+
+
+def _repaired(raw: RawPolicy, fixes: Sequence[_Fix]) -> RawPolicy | None:
     """The document with unknown keys removed and bad values replaced by valid stand-ins, so the
-    other checks still run; None when some problem has no stand-in (a missing key, a wrong type)."""
+    other checks still run; None when it is still not schema-valid."""
     data = copy.deepcopy(raw.data)
-    for issue in issues:
-        path = _parse_path(issue.path)
-        known = next(((prefix, value) for prefix, _, value in _KNOWN if issue.message.startswith(prefix)), None)
-        if not path or known is None or (known[1] is None and known[0] != "unknown key"):
-            return None
+    for fix in fixes:
         parent = data
-        for part in path[:-1]:
+        for part in fix.path[:-1]:
             parent = parent[part]
-        if known[1] is None:
-            del parent[path[-1]]
+        if fix.stand_in is None:
+            del parent[fix.path[-1]]
         else:
-            parent[path[-1]] = known[1]
+            parent[fix.path[-1]] = fix.stand_in
     repaired = RawPolicy(data=data, file=raw.file, index=raw.index, lines=raw.lines)
     return None if schema_issues(repaired) else repaired
 
@@ -118,14 +171,18 @@ class LintOptions:
 
 def lint_document(raw: RawPolicy, options: LintOptions) -> tuple[str | None, list[Finding]]:
     """The policy's name (when it has one) and every finding for one YAML document."""
-    findings = list(_findings("schema", schema_issues(raw)))
-    if findings:
-        repaired = _repaired(raw, [f.issue for f in findings])
+    issues = schema_issues(raw)
+    if issues:
+        fixes, complete = _fixes(raw)
+        findings = [Finding(_code(issue, fixes), issue) for issue in issues]
+        repaired = _repaired(raw, fixes) if complete else None
         if repaired is None:
             return None, findings
         raw = repaired
+    else:
+        findings = []
     policy, issues = build_policy(raw)
-    findings += _findings("schema", issues)
+    findings += [Finding(_build_code(issue), issue) for issue in issues]
     if policy is None:
         return None, findings
     findings += [
@@ -138,10 +195,12 @@ def lint_document(raw: RawPolicy, options: LintOptions) -> tuple[str | None, lis
 
 
 def _documents(root: Path) -> Iterator[RawPolicy | Finding]:
+    """The documents under `root` as `load_paths` reads them, file by file, so that a file with a YAML
+    error does not hide the documents of the others."""
     try:
         files = list(policy_files(root))
     except PolicyError as err:
-        yield from _findings("file", err.issues)
+        yield from (Finding("file", issue) for issue in err.issues)
         return
     if not files:
         yield Finding("file", Issue("", "no *.yaml or *.yml policy files here", str(root)))
@@ -149,7 +208,7 @@ def _documents(root: Path) -> Iterator[RawPolicy | Finding]:
         try:
             yield from load_text(file.read_text(encoding="utf-8"), str(file))
         except PolicyError as err:
-            yield from _findings("yaml", err.issues)
+            yield from (Finding("yaml", issue) for issue in err.issues)
 
 
 def lint_paths(paths: Sequence[Path], options: LintOptions) -> list[Finding]:

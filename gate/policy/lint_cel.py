@@ -8,19 +8,22 @@ fails closed, and so denies, whenever those facts are unknown).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from collections.abc import Iterator
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 import celpy
 
 from gate.errors import Issue
 from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, FileKind, Publisher, to_activation
-from gate.policy.cel import CELEvalError, CELParseError
-from gate.policy.load import Path_
+from gate.policy.cel import CELEvalError, CELParseError, error_text
 from gate.policy.model import CustomRule, Policy
+from gate.verify.claims import GITHUB_ISSUER
+
+Record = TypeVar("Record", FileFacts, AttestationFact)
 
 _NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 _OPERATORS = {
@@ -81,7 +84,7 @@ def representative_facts(claim_names: tuple[str, ...] = ()) -> Facts:
         source="lint",
         error="",
         predicateType="https://docs.pypi.org/attestations/publish/v1",
-        issuer="https://token.actions.githubusercontent.com",
+        issuer=GITHUB_ISSUER,
         identity="https://github.com/example/example/.github/workflows/release.yml@refs/tags/v1.0.0",
         publisher=publisher,
         claims={name: "example" for name in claim_names},
@@ -91,17 +94,23 @@ def representative_facts(claim_names: tuple[str, ...] = ()) -> Facts:
     return Facts(file=file, attestations=(attestation,))
 
 
+def _defaults(value: Record) -> Record:
+    """`value` with every field that has a default reset to it."""
+    reset: dict[str, Any] = {}
+    for f in dataclasses.fields(value):
+        if f.default is not dataclasses.MISSING:
+            reset[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            reset[f.name] = f.default_factory()
+    return dataclasses.replace(value, **reset)
+
+
 def sparse_facts() -> Facts:
-    """Facts with every optional field missing: no upload time, one unverified attestation."""
-    file = FileFacts(
-        ecosystem=Ecosystem.PYPI,
-        name="example",
-        version="1.0.0",
-        filename="example-1.0.0.tar.gz",
-        kind=FileKind.SDIST,
-        sha256="0" * 64,
-    )
-    return Facts(file=file, attestations=(AttestationFact(verified=False, source="lint", error="missing"),))
+    """The representative facts with every optional field missing: no upload time, one unverified
+    attestation that carries nothing but its error."""
+    full = representative_facts()
+    attestation = dataclasses.replace(_defaults(full.attestations[0]), verified=False, error="missing")
+    return Facts(file=_defaults(full.file), attestations=(attestation,))
 
 
 def _readable(message: str) -> str:
@@ -136,40 +145,28 @@ def _position(expression: str, message: str) -> tuple[int, int] | None:
     return None
 
 
-def _error_text(err: CELEvalError) -> str:
-    """The underlying reason; the compiled runner wraps it as ("evaluation error", type, args)."""
-    args: tuple[Any, ...] = err.args
-    while args and args[0] == "evaluation error" and len(args) > 2 and isinstance(args[2], tuple) and args[2]:
-        args = args[2]
-    if len(args) > 2 and args[0] == "no such overload" and isinstance(args[2], tuple) and args[2]:
-        return str(args[2][0])
-    return str(args[0]) if args else str(err)
-
-
 def _run(program: Any, activation: dict[str, Any]) -> str | None:
     """Why the rule could not produce a bool for this document, or None when it did."""
     try:
         result = program.evaluate(activation)
     except CELEvalError as err:
-        return _error_text(err)
+        return error_text(err)
     if isinstance(result, CELEvalError):
-        return _error_text(result)
+        return error_text(result)
     if not isinstance(result, celpy.celtypes.BoolType):
         return f"the rule yields {type(result).__name__.removesuffix('Type').lower()}, not a bool"
     return None
 
 
-def _rule_path(index: int) -> Path_:
-    return ("spec", "rules", index, "expression")
-
-
 def _issue(policy: Policy, index: int, rule: CustomRule, text: str, level: str) -> Issue:
     where = _position(rule.expression, text)
-    at = f" at line {where[0]}, column {where[1]} of the expression" if where else ""
-    message = f"rule {rule.name!r}: {_readable(text)}{at}"
+    reason = _readable(text) + (f" at line {where[0]}, column {where[1]} of the expression" if where else "")
     if level == "warning":
-        message = f"rule {rule.name!r} fails (and denies) when optional facts are missing: {_readable(text)}{at}"
-    return Issue(rule.path, message, policy.file, policy.raw.line_of(_rule_path(index)), level)
+        message = f"rule {rule.name!r} fails (and denies) when optional facts are missing: {reason}"
+    else:
+        message = f"rule {rule.name!r}: {reason}"
+    # `rule.path` is `spec.rules[index].expression` as text; its line needs the path as a tuple
+    return Issue(rule.path, message, policy.file, policy.raw.line_of(("spec", "rules", index, "expression")), level)
 
 
 def cel_issues(policy: Policy, claim_names: tuple[str, ...] = ()) -> Iterator[Issue]:

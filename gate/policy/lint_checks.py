@@ -10,6 +10,7 @@ from typing import Any
 
 from gate.errors import Issue
 from gate.facts import Ecosystem
+from gate.identities import IDENTITY_PREFIXES
 from gate.policy import patterns
 from gate.policy.compile import rule_sources
 from gate.policy.load import Path_, format_path
@@ -18,12 +19,6 @@ from gate.policy.reach import can_start_with
 
 Finding = tuple[str, Issue]
 
-# OIDC issuers whose certificate identity (SAN) has a known form: the prefix every identity starts with.
-IDENTITY_PREFIXES = {
-    "https://token.actions.githubusercontent.com": "https://github.com/",
-    "https://gitlab.com": "https://gitlab.com/",
-    "https://accounts.google.com": None,  # an email address
-}
 _NAME_GLOB = re.compile(r"^[a-z0-9*?-]+$")
 _REGEX_HINTS = (".*", ".+", "\\.", "^", "$", "[", "(", "|")
 
@@ -72,20 +67,21 @@ def _identity_signer(policy: Policy, path: Path_, signer: Signer) -> Iterator[Fi
         message = f"issuer {issuer.source!r} can never match: OIDC issuers are https:// URLs{hint}"
         yield "signer", _issue(policy, (*path, "issuer"), message)
         return
-    if issuer.is_literal and issuer.source not in IDENTITY_PREFIXES:
+    if not issuer.is_literal:
+        return  # a pattern may match issuers whose identities have any form
+    if issuer.source not in IDENTITY_PREFIXES:
         close = difflib.get_close_matches(issuer.source, list(IDENTITY_PREFIXES), n=1, cutoff=0.8)
         if close:
             message = f"issuer {issuer.source!r} is not a known issuer; did you mean {close[0]!r}?"
             yield "signer", _issue(policy, (*path, "issuer"), message, "warning")
-    for known, prefix in IDENTITY_PREFIXES.items():
-        if prefix is None or not issuer.matches(known):
-            continue
-        if not can_start_with(signer.identity.regex, prefix):
-            message = (
-                f"identity {signer.identity.source!r} can never match: certificates from {known} "
-                f"name a workflow URL starting with {prefix}"
-            )
-            yield "signer", _issue(policy, (*path, "identity"), message)
+        return
+    prefix = IDENTITY_PREFIXES[issuer.source]
+    if prefix is not None and not can_start_with(signer.identity.regex, prefix):
+        message = (
+            f"identity {signer.identity.source!r} can never match: certificates from {issuer.source} "
+            f"name a workflow URL starting with {prefix}"
+        )
+        yield "signer", _issue(policy, (*path, "identity"), message)
 
 
 def _publisher_signer(policy: Policy, path: Path_, signer: Signer) -> Iterator[Finding]:

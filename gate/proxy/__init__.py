@@ -7,10 +7,12 @@ Layout (each piece is ecosystem-neutral unless named after one):
   reached inside a request with `gate_state()`. Core routes: `/-/health`, `/-/metrics`.
 - `cache`: `Store`, SQLite entries `(namespace, key) -> value, meta, expires`, and `Memo`, a per-process LRU.
 - `decide`: `judge` (fail closed: an exception is a denial), `unjudgeable`, `visible` (audit-only mode),
-  `record` (metrics + audit log) and `refusal` (403 whose text names the file, each rule and message).
+  `record` (metrics + audit log), `refusal` (403 whose text names the file, each rule and message),
+  `integrity_failure` (the audit of bytes that differ from the index) and `etag`.
 - `files`: `stream_verified`, which streams upstream bytes and never completes a body whose sha256 or
   length differs from what the index promised.
-- `evidence`: `verified`, Sigstore/PEP 740 verification cached by file sha256 and evidence digest.
+- `evidence`: `verified`, Sigstore/PEP 740 verification cached by file sha256, evidence digest and trusted
+  root digest; `Evidence`, attestation facts with the time they may change.
 - `audit`, `metrics`: the JSON-lines audit log and the Prometheus counters.
 - `pypi`, `pypi_index`, `pypi_render`: the PyPI blueprint, its page service and its renderers.
 
@@ -23,8 +25,10 @@ How an ecosystem blueprint plugs in (the conda one will be `gate/proxy/conda.py`
 3. In a route: build `Facts` with a `gate.sources` adapter, then `judge(gate_state(), facts, now)`;
    list a file only when `visible(state, decision)`; `record(...)` every decision; answer a denied file
    with `refusal(decision, project)` and an allowed one with `stream_verified(...)`; cache with
-   `state.store` under the blueprint's own namespaces, keyed with `state.policy_digest`, expiring at
-   the judgement's `valid_until` (time-dependent decisions must not outlive it).
+   `state.store` under the blueprint's own namespaces, keyed with `state.decision_digest` (policies and
+   trusted root), expiring at the judgement's `valid_until` (time-dependent decisions must not outlive
+   it). Evidence fetched for a judgement comes with the time it may change (`evidence.Evidence.recheck`:
+   a failed fetch, a TTL); pass it to `judge` so that the judgement holds no longer.
 4. On upstream trouble answer 502/503 with a message (see `pypi._failure`), never an unfiltered page.
 5. Register it: `create_app(settings, blueprints=(pypi, conda))`.
 """

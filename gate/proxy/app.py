@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import os
 import threading
@@ -20,7 +21,7 @@ from gate.proxy.audit import AuditLog
 from gate.proxy.cache import Store
 from gate.proxy.metrics import Metrics
 from gate.sources.pypi import DEFAULT_UPSTREAM
-from gate.verify.sigstore import BundleVerifier
+from gate.verify.sigstore import BundleVerifier, default_trusted_root_path
 
 log = logging.getLogger(__name__)
 EXTENSION = "gate"
@@ -78,6 +79,16 @@ def default_blueprints(settings: Settings) -> tuple[Blueprint, ...]:
     return (pypi, conda_blueprint(dict(settings.conda_channels))) if settings.conda_channels else (pypi,)
 
 
+def trust_root_digest(trusted_root: Path | None) -> str:
+    """The sha256 of the Sigstore trusted root verification uses (default: the production root shipped in
+    `sigstore`); raise ValueError when it cannot be read."""
+    path = trusted_root or default_trusted_root_path()
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as err:
+        raise ValueError(f"cannot read the Sigstore trusted root {path}: {err}") from err
+
+
 def _session(pool: int) -> requests.Session:
     session = requests.Session()
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool, max_retries=0)
@@ -100,12 +111,16 @@ class Gate:
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     evaluator: Evaluator = field(init=False)
     policy_digest: str = field(init=False)
+    trust_digest: str = field(init=False)  # of the trusted root: verification outcomes depend on it
+    decision_digest: str = field(init=False)  # of the policies and the trusted root: decisions depend on both
     _verifier: BundleVerifier | None = field(default=None, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __post_init__(self) -> None:
         self.evaluator = Evaluator(self.policies)
         self.policy_digest = policy_digest(self.policies)
+        self.trust_digest = trust_root_digest(self.settings.trusted_root)
+        self.decision_digest = hashlib.sha256(f"{self.policy_digest}|{self.trust_digest}".encode()).hexdigest()
 
     def now(self) -> dt.datetime:
         return self.clock()
@@ -117,9 +132,6 @@ class Gate:
             if self._verifier is None:
                 self._verifier = BundleVerifier(self.settings.trusted_root)
             return self._verifier
-
-    def client_address(self) -> str | None:
-        return request.remote_addr
 
 
 def gate_state() -> Gate:

@@ -65,8 +65,3 @@ class AuditLog:
                 os.write(self._fd, lines.encode())
             except OSError as err:
                 log.error("cannot write the audit log %s: %s", self.path, err)
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None

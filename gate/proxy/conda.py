@@ -12,8 +12,8 @@ without files, passed through). Facts use the upstream channel URL as `file.inde
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
-import logging
 import re
 import time
 from collections import defaultdict
@@ -26,11 +26,21 @@ from flask.blueprints import BlueprintSetupState
 
 from gate.decision import Decision
 from gate.evaluate import Judgement
-from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts
+from gate.facts import Ecosystem, Facts, FileFacts
 from gate.proxy.app import EXTENSION, Gate
 from gate.proxy.cache import Memo
-from gate.proxy.decide import judge, record, refusal, text_response, unjudgeable, upstream_failure, visible
-from gate.proxy.evidence import verified
+from gate.proxy.decide import (
+    etag,
+    integrity_failure,
+    judge,
+    record,
+    refusal,
+    text_response,
+    unjudgeable,
+    upstream_failure,
+    visible,
+)
+from gate.proxy.evidence import FETCH_RETRY, Evidence, earliest, recheck_at, verified
 from gate.proxy.files import stream_verified
 from gate.sources.conda_channel import (
     Served,
@@ -50,7 +60,6 @@ from gate.sources.conda_upstream import ChannelClient
 from gate.sources.pypi import UpstreamError, Validators
 from gate.verify.sigstore import Target
 
-log = logging.getLogger(__name__)
 SERVICE = "gate.conda"
 UPSTREAM = "conda.repodata"  # upstream repodata bytes with their validators
 FILTERED = "conda.filtered"  # filtered repodata (`|zst`: compressed), valid while its decisions hold
@@ -118,10 +127,10 @@ class CondaChannels:
 
     # -- decisions -----------------------------------------------------------------------------------
 
-    def _reads_evidence(self, file: FileFacts) -> bool:
-        return any(p.uses_attestations and p.policy.match.applies(file) for p in self.state.policies)
-
-    def _sidecars(self, client: ChannelClient, subdir: str, pinned: str) -> SidecarFetch:
+    def _sidecars(
+        self, client: ChannelClient, subdir: str, pinned: str, now: dt.datetime, rechecks: list[dt.datetime]
+    ) -> SidecarFetch:
+        """Fetch sidecars through the cache, adding to `rechecks` when each answer is to be asked for again."""
         store = self.state.store
 
         def fetch(name: str) -> tuple[str, bytes] | None:
@@ -132,38 +141,41 @@ class CondaChannels:
                 try:
                     data = client.file(path, MAX_SIDECAR_BYTES)
                 except UpstreamError as err:
+                    rechecks.append(now + FETCH_RETRY)
                     raise SidecarError(str(err)) from err
-                meta = {"absent": data is None}
-                store.put(SIDECARS, key, data or b"", meta, time.time() + SIDECAR_TTL)
+                expires = time.time() + SIDECAR_TTL
+                store.put(SIDECARS, key, data or b"", {"absent": data is None}, expires)
+                rechecks.append(now + dt.timedelta(seconds=SIDECAR_TTL))
                 return None if data is None else (url, data)
+            if (recheck := recheck_at(now, entry.expires)) is not None:
+                rechecks.append(recheck)
             return None if entry.meta.get("absent") else (url, entry.value)
 
         return fetch
 
     def _evidence(
-        self, client: ChannelClient, subdir: str, file: FileFacts, record: Mapping[str, Any]
-    ) -> tuple[AttestationFact, ...]:
+        self, client: ChannelClient, subdir: str, file: FileFacts, record: Mapping[str, Any], now: dt.datetime
+    ) -> Evidence:
         target = Target(file.filename, file.sha256, Ecosystem.CONDA)
         pinned = f"{file.sha256}|{record.get('attestations_sha256')}"
-        fetch = self._sidecars(client, subdir, pinned)
-
-        def verify(data: bytes, source: str, target: Target) -> tuple[AttestationFact, ...]:
-            return verified(self.state, data, source, target)
-
-        return tuple(sidecar_attestations(file.filename, target, record, fetch, verify))
+        rechecks: list[dt.datetime] = []
+        fetch = self._sidecars(client, subdir, pinned, now, rechecks)
+        verify = functools.partial(verified, self.state)
+        return Evidence(tuple(sidecar_attestations(file.filename, target, record, fetch, verify)), earliest(*rechecks))
 
     def judge_all(
         self, client: ChannelClient, subdir: str, records: list[tuple[str, dict[str, Any]]], now: dt.datetime
     ) -> list[Judgement]:
         """One judgement per record, in order; sidecars are fetched in parallel when a policy reads them."""
         files = [record_facts(name, record, client.url) for name, record in records]
-        wanted = [i for i, f in enumerate(files) if f is not None and self._reads_evidence(f)]
-        evidence: dict[int, tuple[AttestationFact, ...]] = {}
+        reads = self.state.evaluator.reads_attestations
+        wanted = [i for i, f in enumerate(files) if f is not None and reads(f.ecosystem, f.name)]
+        evidence: dict[int, Evidence] = {}
         if wanted:
-            def gather(i: int) -> tuple[AttestationFact, ...]:
+            def gather(i: int) -> Evidence:
                 file = files[i]
                 assert file is not None
-                return self._evidence(client, subdir, file, records[i][1])
+                return self._evidence(client, subdir, file, records[i][1], now)
 
             with ThreadPoolExecutor(self.state.settings.provenance_workers) as pool:
                 evidence = dict(zip(wanted, pool.map(gather, wanted), strict=True))
@@ -178,7 +190,8 @@ class CondaChannels:
                 )
                 out.append(Judgement(decision, None))
             else:
-                out.append(judge(self.state, Facts(file=file, attestations=evidence.get(i, ())), now))
+                facts, recheck = evidence.get(i, Evidence((), None))
+                out.append(judge(self.state, Facts(file=file, attestations=facts), now, recheck))
         return out
 
     # -- filtered repodata ---------------------------------------------------------------------------
@@ -187,7 +200,7 @@ class CondaChannels:
         """(body, ETag) of the subdir's repodata with every denied record removed."""
         state, now = self.state, self.state.now()
         digest, repodata = self.upstream(client, subdir)
-        key = "|".join((client.subdir_url(subdir), state.policy_digest, str(state.settings.audit_only)))
+        key = "|".join((client.subdir_url(subdir), state.decision_digest, str(state.settings.audit_only)))
         variant = key + ("|zst" if zst else "")
         entry = state.store.get(FILTERED, variant, now=now.timestamp())
         if entry is not None and entry.meta.get("upstream") == digest:
@@ -196,15 +209,15 @@ class CondaChannels:
         state.metrics.inc("gate_cache_misses_total", cache=FILTERED)
         plain = state.store.get(FILTERED, key, now=now.timestamp()) if zst else None
         if plain is not None and plain.meta.get("upstream") == digest:
-            body, expires = plain.value, plain.expires
+            body, expires, tag = plain.value, plain.expires, str(plain.meta["etag"])
         else:
             body, until = self._filter(client, subdir, repodata, now)
             expires = until.timestamp() if until is not None else None
-            self._store(key, body, digest, expires, now)
+            tag = self._store(key, body, digest, expires, now)
         if zst:
             body = compress_zst(body)
-            self._store(variant, body, digest, expires, now)
-        return body, _etag(body)
+            tag = self._store(variant, body, digest, expires, now)
+        return body, tag
 
     def _filter(
         self, client: ChannelClient, subdir: str, repodata: dict[str, Any], now: dt.datetime
@@ -215,14 +228,17 @@ class CondaChannels:
         for j in judged:
             by_project[j.decision.facts.file.name].append(j.decision)
         for project, decisions in by_project.items():
-            record(self.state, decisions, event="repodata", project=project, client=self.state.client_address())
+            record(self.state, decisions, event="repodata", project=project, client=request.remote_addr)
         allowed = {name for (name, _), j in zip(records, judged, strict=True) if visible(self.state, j.decision)}
         changes = [j.valid_until for j in judged if j.valid_until is not None]
         return encode(filter_repodata(repodata, lambda name, _: name in allowed)), min(changes, default=None)
 
-    def _store(self, key: str, body: bytes, digest: str, expires: float | None, now: dt.datetime) -> None:
+    def _store(self, key: str, body: bytes, digest: str, expires: float | None, now: dt.datetime) -> str:
+        """Keep `body` until `expires` (unless that has passed); its ETag."""
+        tag = etag(body)
         if expires is None or expires > now.timestamp():
-            self.state.store.put(FILTERED, key, body, {"upstream": digest, "etag": _etag(body)}, expires)
+            self.state.store.put(FILTERED, key, body, {"upstream": digest, "etag": tag}, expires)
+        return tag
 
     # -- one package ---------------------------------------------------------------------------------
 
@@ -234,10 +250,6 @@ class CondaChannels:
             return None
         (judgement,) = self.judge_all(client, subdir, [(filename, found)], self.state.now())
         return judgement.decision, repodata
-
-
-def _etag(body: bytes) -> str:
-    return f'"{hashlib.sha256(body).hexdigest()[:32]}"'
 
 
 # --------------------------------------------------------------------------------------------------
@@ -320,23 +332,17 @@ def _package(service: CondaChannels, client: ChannelClient, name: str, subdir: s
     if judged is None:
         return text_response(404, f"gate: {filename} is not in the {subdir} repodata of channel {name}")
     decision, repodata = judged
-    file, caller = decision.facts.file, state.client_address()
+    file, caller = decision.facts.file, request.remote_addr
     record(state, [decision], event="download", project=file.name, client=caller, everything=True)
     if not visible(state, decision):
         return refusal(decision, file.name)
     if request.method == "HEAD":
         return Response(headers={"Content-Length": str(file.size)} if file.size is not None else {})
     url = package_url(client.subdir_url(subdir), repodata, filename)
-
-    def mismatch(problem: str) -> None:
-        log.error("integrity: %s from %s: %s; not delivered", filename, url, problem)
-        state.metrics.inc("gate_integrity_failures_total")
-        state.audit.write([{
-            "time": state.now().isoformat(), "client": caller, "event": "integrity", "ecosystem": "conda",
-            "project": file.name, "file": filename, "sha256": file.sha256, "verdict": "deny", "served": False,
-            "rules": [{"policy": "gate", "rule": "gate.integrity", "message": problem}],
-        }])
-
+    mismatch = integrity_failure(
+        state, ecosystem=Ecosystem.CONDA, project=file.name, filename=filename, sha256=file.sha256, url=url,
+        client=caller,
+    )
     return stream_verified(
         state.session, url, filename=filename, sha256=file.sha256, size=file.size,
         timeout=state.settings.timeout, on_mismatch=mismatch,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from flask import Response
 
@@ -24,13 +25,17 @@ def _gate_denial(facts: Facts, rule: str, message: str) -> Decision:
     return Decision(facts=facts, violations=(Violation(GATE_POLICY, rule, message),), policies=(GATE_POLICY,))
 
 
-def judge(state: Gate, facts: Facts, now: dt.datetime) -> Judgement:
-    """The policies' judgement; any error while deciding is a denial that holds only for this moment."""
+def judge(state: Gate, facts: Facts, now: dt.datetime, recheck: dt.datetime | None = None) -> Judgement:
+    """The policies' judgement, holding no longer than `recheck` (when the evidence in `facts` may change);
+    any error while deciding is a denial that holds only for this moment."""
     try:
-        return state.evaluator.judge(facts, now)
+        judgement = state.evaluator.judge(facts, now)
     except Exception as err:  # fail closed: whatever went wrong, the file is not admitted
         log.exception("error while deciding %s", facts.file.filename)
         return Judgement(_gate_denial(facts, "gate.error", f"gate could not decide: {err}"), now)
+    if recheck is not None and (judgement.valid_until is None or recheck < judgement.valid_until):
+        return judgement._replace(valid_until=recheck)
+    return judgement
 
 
 def unjudgeable(ecosystem: Ecosystem, project: str, filename: str, sha256: str | None, reason: str) -> Decision:
@@ -74,6 +79,23 @@ def record(
     state.audit.write(records)
 
 
+def integrity_failure(
+    state: Gate, *, ecosystem: Ecosystem, project: str, filename: str, sha256: str, url: str, client: str | None
+) -> Callable[[str], None]:
+    """The `on_mismatch` of `files.stream_verified`: log, count and audit bytes that differ from the index."""
+
+    def failed(problem: str) -> None:
+        log.error("integrity: %s from %s: %s; not delivered", filename, url, problem)
+        state.metrics.inc("gate_integrity_failures_total")
+        state.audit.write([{
+            "time": state.now().isoformat(), "client": client, "event": "integrity", "ecosystem": ecosystem.value,
+            "project": project, "file": filename, "sha256": sha256, "verdict": "deny", "served": False,
+            "rules": [{"policy": GATE_POLICY, "rule": "gate.integrity", "message": problem}],
+        }])
+
+    return failed
+
+
 def refusal_text(decision: Decision, project: str) -> str:
     """What a person reading an installer's error needs: which file, which rules, and why."""
     file = decision.facts.file
@@ -89,6 +111,11 @@ def refusal_text(decision: Decision, project: str) -> str:
 
 def refusal(decision: Decision, project: str) -> Response:
     return Response(refusal_text(decision, project), status=403, mimetype="text/plain")
+
+
+def etag(body: bytes) -> str:
+    """The strong ETag gate gives a body it renders."""
+    return f'"{hashlib.sha256(body).hexdigest()[:32]}"'
 
 
 def text_response(status: int, message: str, **headers: str) -> Response:

@@ -1,7 +1,8 @@
 """Verified evidence for the proxy, cached by the file's sha256 (files are immutable).
 
 Verifying a provenance object costs milliseconds of crypto; its outcome depends only on the file, the
-evidence bytes and the trusted root, so it is stored under all three and reused by every worker.
+evidence bytes and the trusted root (by the digest of its bytes), so it is stored under all three and
+reused by every worker.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from typing import Any
+import time
+from typing import Any, NamedTuple
 
 from gate.facts import AttestationFact, Publisher
 from gate.proxy.app import Gate
@@ -17,6 +19,27 @@ from gate.verify.evidence import verify_evidence
 from gate.verify.sigstore import Target
 
 NAMESPACE = "verified"
+FETCH_RETRY = dt.timedelta(seconds=60)  # evidence that could not be fetched is asked for again after this long
+
+
+class Evidence(NamedTuple):
+    """The attestation facts of one file and when they may differ (None: never, the file is immutable):
+    a failed fetch is retried after FETCH_RETRY, an entry cached with a TTL is asked for again when it ends.
+    A judgement on these facts holds no longer than that."""
+
+    facts: tuple[AttestationFact, ...]
+    recheck: dt.datetime | None
+
+
+def earliest(*moments: dt.datetime | None) -> dt.datetime | None:
+    """The earliest of the given moments (None: none given)."""
+    return min((m for m in moments if m is not None), default=None)
+
+
+def recheck_at(now: dt.datetime, expires: float | None) -> dt.datetime | None:
+    """When a store entry expiring at Unix time `expires` (wall clock) will be asked for again, on the
+    clock `now` is read from (the proxy's clock may be another than the store's)."""
+    return None if expires is None else now + dt.timedelta(seconds=max(expires - time.time(), 0.0))
 
 
 def attestation_from_json(data: dict[str, Any]) -> AttestationFact:
@@ -35,8 +58,7 @@ def attestation_from_json(data: dict[str, Any]) -> AttestationFact:
 def verified(state: Gate, data: bytes, source: str, target: Target) -> tuple[AttestationFact, ...]:
     """Every bundle in `data` verified for `target`, from the cache when it was done before."""
     key = ":".join(
-        (target.ecosystem.value, target.sha256, target.filename, hashlib.sha256(data).hexdigest(),
-         str(state.settings.trusted_root or "production"))
+        (target.ecosystem.value, target.sha256, target.filename, hashlib.sha256(data).hexdigest(), state.trust_digest)
     )
     entry = state.store.get(NAMESPACE, key)
     if entry is not None:

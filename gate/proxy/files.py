@@ -16,16 +16,14 @@ from collections.abc import Callable, Iterator
 import requests
 from flask import Response
 
+from gate.proxy.decide import text_response
+
 log = logging.getLogger(__name__)
 CHUNK = 1 << 16
 
 
 class IntegrityError(Exception):
     """Upstream bytes differ from the judged file; raised mid-stream to abort the response."""
-
-
-def _text(status: int, message: str) -> Response:
-    return Response(message.rstrip("\n") + "\n", status=status, mimetype="text/plain")
 
 
 def _check(digest: hashlib._Hash, received: int, sha256: str, size: int | None) -> str | None:
@@ -51,12 +49,12 @@ def stream_verified(
     try:
         upstream = session.get(url, stream=True, timeout=timeout)
     except requests.Timeout:
-        return _text(503, f"gate: upstream did not send {filename} within {timeout:g}s")
+        return text_response(503, f"gate: upstream did not send {filename} within {timeout:g}s")
     except requests.RequestException as err:
-        return _text(502, f"gate: cannot fetch {filename} from upstream: {type(err).__name__}")
+        return text_response(502, f"gate: cannot fetch {filename} from upstream: {type(err).__name__}")
     if upstream.status_code != 200:
         upstream.close()
-        return _text(502, f"gate: upstream answered {upstream.status_code} for {filename}")
+        return text_response(502, f"gate: upstream answered {upstream.status_code} for {filename}")
     announced = upstream.headers.get("Content-Length")
     length = size if size is not None else (int(announced) if announced and announced.isdigit() else None)
     if length is None:
@@ -105,14 +103,14 @@ def _spooled(
             spool.write(chunk)
     except requests.RequestException as err:
         spool.close()
-        return _text(502, f"gate: upstream broke off while sending {filename}: {type(err).__name__}")
+        return text_response(502, f"gate: upstream broke off while sending {filename}: {type(err).__name__}")
     finally:
         upstream.close()
     problem = _check(digest, received, sha256, None)
     if problem is not None:
         spool.close()
         on_mismatch(problem)
-        return _text(502, f"gate: upstream bytes of {filename} do not match the index: {problem}")
+        return text_response(502, f"gate: upstream bytes of {filename} do not match the index: {problem}")
     spool.seek(0)
     response = Response(iter(lambda: spool.read(CHUNK), b""), content_type=content_type, direct_passthrough=True)
     response.headers["Content-Length"] = str(received)

@@ -8,8 +8,6 @@ Routes: `/simple/`, `/simple/<project>/` (PEP 503 HTML / PEP 691 JSON by `Accept
 from __future__ import annotations
 
 import gzip
-import hashlib
-import logging
 import time
 from typing import Any
 
@@ -18,14 +16,14 @@ from flask.blueprints import BlueprintSetupState
 from packaging.utils import canonicalize_name
 from werkzeug.wrappers import Response as BaseResponse
 
+from gate.facts import Ecosystem
 from gate.proxy.app import EXTENSION, gate_state
-from gate.proxy.decide import record, refusal, text_response, upstream_failure, visible
+from gate.proxy.decide import etag, integrity_failure, record, refusal, text_response, upstream_failure, visible
 from gate.proxy.files import stream_verified
 from gate.proxy.pypi_index import PypiIndex
 from gate.proxy.pypi_render import Urls, negotiate, render_html, render_json, render_root
-from gate.sources.pypi import JSON_V1, SimpleFile, UpstreamError
+from gate.sources.pypi import JSON_V1, ProjectPage, SimpleFile, UpstreamError
 
-log = logging.getLogger(__name__)
 RENDERED = "pypi.rendered"
 ROOT = "pypi.root"
 ROOT_TTL = 600.0
@@ -44,12 +42,13 @@ def _index() -> PypiIndex:
     return service
 
 
-def _normalize_redirect(project: str, suffix: str) -> BaseResponse | None:
+def _normalize_redirect(project: str, prefix: str, rest: str = "") -> BaseResponse | None:
+    """A 301 to `<prefix><normalized project>/<rest>` (the query kept) when `project` is not normalized."""
     name = canonicalize_name(project)
     if name == project:
         return None
     query = request.query_string.decode()
-    return redirect(f"{request.script_root}{suffix.format(name)}" + (f"?{query}" if query else ""), 301)
+    return redirect(f"{request.script_root}{prefix}{name}/{rest}" + (f"?{query}" if query else ""), 301)
 
 
 def _serve_rendered(body_gz: bytes, meta: dict[str, Any]) -> Response:
@@ -81,16 +80,15 @@ def root() -> BaseResponse:
         except UpstreamError as err:
             return upstream_failure(err)
         body = gzip.compress(render_root(names, content_type), 6)
-        meta = {"etag": f'"{hashlib.sha256(body).hexdigest()[:32]}"', "content_type": content_type}
+        meta = {"etag": etag(body), "content_type": content_type}
         state.store.put(ROOT, content_type, body, meta, time.time() + ROOT_TTL)
-        entry = state.store.get(ROOT, content_type)
-        assert entry is not None
+        return _serve_rendered(body, meta)
     return _serve_rendered(entry.value, entry.meta)
 
 
 @pypi.get("/simple/<project>/")
 def project_page(project: str) -> BaseResponse:
-    moved = _normalize_redirect(project, "/simple/{}/")
+    moved = _normalize_redirect(project, "/simple/")
     if moved is not None:
         return moved
     content_type = negotiate(request.headers.get("Accept"), request.args.get("format"))
@@ -101,7 +99,7 @@ def project_page(project: str) -> BaseResponse:
         digest = index.page_digest(project)
     except UpstreamError as err:
         return upstream_failure(err)
-    key = "|".join((project, content_type, request.url_root, state.policy_digest, str(state.settings.audit_only)))
+    key = "|".join((project, content_type, request.url_root, state.decision_digest, str(state.settings.audit_only)))
     now = state.now()
     entry = state.store.get(RENDERED, key, now=now.timestamp())
     if entry is not None and entry.meta.get("page_digest") == digest:
@@ -120,11 +118,7 @@ def project_page(project: str) -> BaseResponse:
         body = render_json(page, files, urls, [j.decision.facts.file.version for j in shown])
     else:
         body = render_html(page, files, urls)
-    meta = {
-        "etag": f'"{hashlib.sha256(body).hexdigest()[:32]}"',
-        "content_type": content_type,
-        "page_digest": digest,
-    }
+    meta = {"etag": etag(body), "content_type": content_type, "page_digest": digest}
     compressed = gzip.compress(body, 1)  # fast: most of a cold page's time is elsewhere
     changes = [j.valid_until for j in judged if j.valid_until is not None]
     until = min(changes) if changes else None
@@ -133,31 +127,31 @@ def project_page(project: str) -> BaseResponse:
     return _serve_rendered(compressed, meta)
 
 
-def _listed(project: str, filename: str) -> tuple[SimpleFile | None, Response | None]:
-    index = _index()
+def _listed(project: str, filename: str) -> tuple[ProjectPage, SimpleFile] | Response:
+    """The project's current page and the file's row on it, or the answer to give when it is not listed."""
     try:
-        page = index.page(project)
+        page = _index().page(project)
     except UpstreamError as err:
-        return None, upstream_failure(err)
+        return upstream_failure(err)
     file = page.file(filename)
     if file is None:
-        return None, text_response(404, f"gate: {filename} is not listed for {project} on the upstream index")
-    return file, None
+        return text_response(404, f"gate: {filename} is not listed for {project} on the upstream index")
+    return page, file
 
 
 @pypi.route("/files/<project>/<filename>", methods=["GET", "HEAD"])
 def download(project: str, filename: str) -> BaseResponse:
-    moved = _normalize_redirect(project, "/files/{}/" + filename)
+    moved = _normalize_redirect(project, "/files/", filename)
     if moved is not None:
         return moved
-    state, index = gate_state(), _index()
+    state = gate_state()
     metadata = filename.endswith(".metadata")
     dist = filename.removesuffix(".metadata")
-    file, failure = _listed(project, dist)
-    if file is None:
-        assert failure is not None
-        return failure
-    judged = index.judge(index.page(project), file, state.now())
+    listed = _listed(project, dist)
+    if isinstance(listed, Response):
+        return listed
+    page, file = listed
+    judged = _index().judge(page, file, state.now())
     client = request.remote_addr
     record(state, [judged.decision], event="metadata" if metadata else "download", project=project,
            client=client, everything=True)
@@ -172,16 +166,9 @@ def download(project: str, filename: str) -> BaseResponse:
         return text_response(404, f"gate: no checkable {'metadata' if metadata else 'sha256'} for {dist}")
     if request.method == "HEAD":
         return Response(headers={"Content-Length": str(size)} if size is not None else {})
-
-    def mismatch(problem: str) -> None:
-        log.error("integrity: %s from %s: %s; not delivered", filename, url, problem)
-        state.metrics.inc("gate_integrity_failures_total")
-        state.audit.write([{
-            "time": state.now().isoformat(), "client": client, "event": "integrity", "ecosystem": "pypi",
-            "project": project, "file": filename, "sha256": sha256, "verdict": "deny", "served": False,
-            "rules": [{"policy": "gate", "rule": "gate.integrity", "message": problem}],
-        }])
-
+    mismatch = integrity_failure(
+        state, ecosystem=Ecosystem.PYPI, project=project, filename=filename, sha256=sha256, url=url, client=client
+    )
     return stream_verified(
         state.session, url, filename=filename, sha256=sha256, size=size, timeout=state.settings.timeout,
         on_mismatch=mismatch, content_type="text/plain" if metadata else "application/octet-stream",
@@ -190,15 +177,14 @@ def download(project: str, filename: str) -> BaseResponse:
 
 @pypi.get("/provenance/<project>/<filename>")
 def provenance(project: str, filename: str) -> BaseResponse:
-    moved = _normalize_redirect(project, "/provenance/{}/" + filename)
+    moved = _normalize_redirect(project, "/provenance/", filename)
     if moved is not None:
         return moved
-    file, failure = _listed(project, filename)
-    if file is None:
-        assert failure is not None
-        return failure
+    listed = _listed(project, filename)
+    if isinstance(listed, Response):
+        return listed
     try:
-        data = _index().provenance(file)
+        data = _index().provenance(listed[1])
     except UpstreamError as err:
         return upstream_failure(err)
     if data is None:

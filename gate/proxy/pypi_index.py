@@ -9,12 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 from gate.decision import Decision
-from gate.evaluate import Judgement
 from gate.facts import AttestationFact, Ecosystem, Facts
 from gate.proxy.app import Gate
 from gate.proxy.cache import Memo
 from gate.proxy.decide import judge, unjudgeable
-from gate.proxy.evidence import verified
+from gate.proxy.evidence import FETCH_RETRY, Evidence, recheck_at, verified
 from gate.sources.pypi import ProjectPage, SimpleClient, SimpleFile, UpstreamError, Validators, file_facts, parse_page
 from gate.verify.sigstore import Target
 
@@ -91,38 +90,41 @@ class PypiIndex:
 
     # -- decisions -----------------------------------------------------------------------------------
 
-    def _provenance(self, file: SimpleFile, sha256: str) -> bytes | None:
+    def _provenance(self, file: SimpleFile, sha256: str, now: dt.datetime) -> tuple[bytes | None, dt.datetime | None]:
+        """(provenance bytes or None when there is none, when to ask again: None for present provenance)."""
         state = self.state
         entry = state.store.get(PROVENANCE, sha256)
         if entry is not None:
             state.metrics.inc("gate_cache_hits_total", cache=PROVENANCE)
-            return None if entry.meta.get("absent") else entry.value
+            return (None if entry.meta.get("absent") else entry.value), recheck_at(now, entry.expires)
         state.metrics.inc("gate_cache_misses_total", cache=PROVENANCE)
         assert file.provenance is not None
         data = self.client.fetch_provenance(file.provenance)
         if data is None:
-            state.store.put(PROVENANCE, sha256, b"", {"absent": True}, time.time() + NO_PROVENANCE_TTL)
-        else:
-            state.store.put(PROVENANCE, sha256, data)
-        return data
+            expires = time.time() + NO_PROVENANCE_TTL
+            state.store.put(PROVENANCE, sha256, b"", {"absent": True}, expires)
+            return None, recheck_at(now, expires)
+        state.store.put(PROVENANCE, sha256, data)
+        return data, None
 
     def provenance(self, file: SimpleFile) -> bytes | None:
         """The file's provenance object (cached by sha256); None when the index has none."""
         if file.provenance is None or file.sha256 is None:
             return None
-        return self._provenance(file, file.sha256)
+        return self._provenance(file, file.sha256, self.state.now())[0]
 
-    def _attestations(self, file: SimpleFile, sha256: str, filename: str) -> tuple[AttestationFact, ...]:
+    def _attestations(self, file: SimpleFile, sha256: str, filename: str, now: dt.datetime) -> Evidence:
         """No `provenance` URL means no evidence ("unknown"); a fetch that fails is unverified evidence."""
         if file.provenance is None:
-            return ()
+            return Evidence((), None)
         try:
-            data = self._provenance(file, sha256)
+            data, recheck = self._provenance(file, sha256, now)
         except UpstreamError as err:
-            return (AttestationFact(verified=False, source=file.provenance, error=f"fetch: {err}"),)
+            return Evidence((AttestationFact(verified=False, source=file.provenance, error=f"fetch: {err}"),),
+                            now + FETCH_RETRY)
         if data is None:
-            return ()
-        return verified(self.state, data, file.provenance, Target(filename, sha256, Ecosystem.PYPI))
+            return Evidence((), recheck)
+        return Evidence(verified(self.state, data, file.provenance, Target(filename, sha256, Ecosystem.PYPI)), recheck)
 
     def judge(self, page: ProjectPage, file: SimpleFile, now: dt.datetime) -> JudgedFile:
         facts = file_facts(page, file, self.client.base_url)
@@ -133,15 +135,16 @@ class PypiIndex:
             )
             decision = unjudgeable(Ecosystem.PYPI, page.name, file.filename, file.sha256, reason)
             return JudgedFile(file, decision, None)
-        attestations: tuple[AttestationFact, ...] = ()
-        if self.state.evaluator.uses_attestations:
-            attestations = self._attestations(file, facts.sha256, facts.filename)
-        judgement: Judgement = judge(self.state, Facts(file=facts, attestations=attestations), now)
+        evidence = Evidence((), None)
+        if self.state.evaluator.reads_attestations(Ecosystem.PYPI, facts.name):
+            evidence = self._attestations(file, facts.sha256, facts.filename, now)
+        judgement = judge(self.state, Facts(file=facts, attestations=evidence.facts), now, evidence.recheck)
         return JudgedFile(file, judgement.decision, judgement.valid_until)
 
     def judge_page(self, page: ProjectPage, now: dt.datetime) -> list[JudgedFile]:
         """Every file of the page, in page order; provenance is fetched in parallel when it is needed."""
-        if not self.state.evaluator.uses_attestations or not any(f.provenance for f in page.files):
+        evidence = self.state.evaluator.reads_attestations(Ecosystem.PYPI, page.name)
+        if not evidence or not any(f.provenance for f in page.files):
             return [self.judge(page, f, now) for f in page.files]
         with ThreadPoolExecutor(self.state.settings.provenance_workers) as pool:
             return list(pool.map(lambda f: self.judge(page, f, now), page.files))

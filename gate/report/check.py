@@ -4,20 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gate.decision import Decision, Verdict
+from gate.decision import Decision, Violation
 from gate.report.sarif import SarifResult, SarifRule, sarif_text
 
 Located = tuple[Decision, str | None, int | None]  # a decision and where the file was named (file, line)
 
 
+def rule_ref(violation: Violation) -> str:
+    """`policy/rule`: how reports (and `gate test`) name the rule a violation is of."""
+    return f"{violation.policy}/{violation.rule}"
+
+
 def _reason(decision: Decision) -> str:
     if decision.denying:
-        return "; ".join(f"{v.policy}/{v.rule}" for v in decision.denying)
+        return "; ".join(rule_ref(v) for v in decision.denying)
     if not decision.policies:
         return "no policy matches"
     waived = [v for v in decision.violations if v.waived]
     audit = [v for v in decision.violations if not v.enforced and not v.waived]
-    parts = [f"waived {v.policy}/{v.rule}" for v in waived] + [f"audit {v.policy}/{v.rule}" for v in audit]
+    parts = [f"waived {rule_ref(v)}" for v in waived] + [f"audit {rule_ref(v)}" for v in audit]
     return "; ".join(parts) or "ok"
 
 
@@ -48,7 +53,7 @@ def check_sarif(located: Sequence[Located]) -> str:
     for decision, file, line in located:
         name = decision.facts.file.filename
         for v in decision.violations:
-            rule_id = f"{v.policy}/{v.rule}"
+            rule_id = rule_ref(v)
             rules.setdefault(rule_id, SarifRule(rule_id, v.message))
             level = "error" if v.denies else "note"
             tag = "" if v.denies else (f" (waived: {v.waived})" if v.waived else " (audit mode)")
@@ -56,7 +61,3 @@ def check_sarif(located: Sequence[Located]) -> str:
             results.append(SarifResult(rule_id, level, text, file or name, line))
     return sarif_text("gate check", list(rules.values()), results)
 
-
-def verdict_line(decisions: Sequence[Decision]) -> str:
-    denied = sum(d.verdict is Verdict.DENY for d in decisions)
-    return f"{'deny' if denied else 'allow'}: {len(decisions) - denied} allowed, {denied} denied"

@@ -54,8 +54,7 @@ def as_json(findings: Sequence[Finding]) -> str:
 
 
 def sarif(findings: Sequence[Finding]) -> str:
-    warnings = {"expiring-exception", "cel-null", "glob"}
-    rules = [SarifRule(code, text, "warning" if code in warnings else "error") for code, text in CODES.items()]
+    rules = [SarifRule(name, code.description, code.level) for name, code in CODES.items()]
     results = [SarifResult(f.code, f.level, _message(f), f.issue.file, f.issue.line) for f in findings]
     return sarif_text("gate lint", rules, results)
 

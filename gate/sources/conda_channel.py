@@ -21,11 +21,12 @@ from gate.facts import FileFacts
 from gate.sources.conda import conda_file_facts, is_conda_filename
 
 SECTIONS = ("packages", "packages.conda")
+KNOWN_KEYS = frozenset({*SECTIONS, "info", "removed", "repodata_version"})  # top-level keys of repodata
 MAX_REPODATA_BYTES = 1 << 31  # decompressed; conda-forge linux-64 is a few hundred MB
 
 _SUBDIR = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_SIDECAR = re.compile(r"(?P<package>.+?(?:\.conda|\.tar\.bz2))\.(?:sigs|v0\.sigs|sigs\.[0-9a-f]{64})")
+_SIDECAR = re.compile(r".+?(?:\.conda|\.tar\.bz2)\.(?:sigs|v0\.sigs|sigs\.[0-9a-f]{64})")
 
 Record = dict[str, Any]
 
@@ -62,12 +63,6 @@ def classify(name: str) -> Served:
     if "repodata" in name or name.endswith(".jlap"):
         return Served.UNFILTERED  # .bz2, current_repodata.json, CEP 16 shard index, jlap patches...
     return Served.NOT_FOUND
-
-
-def sidecar_package(name: str) -> str | None:
-    """The package filename a sidecar name belongs to."""
-    match = _SIDECAR.fullmatch(name)
-    return match["package"] if match else None
 
 
 def parse_repodata(data: bytes) -> dict[str, Any]:
@@ -132,13 +127,20 @@ def record_facts(filename: str, record: Mapping[str, Any], channel: str) -> File
         return None
 
 
+def _unknown_records(key: str, value: Any) -> bool:
+    """Whether a top-level key gate does not filter may hold package records: a map whose values are maps
+    (a future section like `packages.conda` would otherwise reach clients unfiltered)."""
+    return key not in KNOWN_KEYS and isinstance(value, dict) and any(isinstance(v, dict) for v in value.values())
+
+
 def filter_repodata(repodata: Mapping[str, Any], keep: Callable[[str, Record], bool]) -> dict[str, Any]:
     """A copy of `repodata` holding only the records `keep` accepts.
 
     `info.base_url` (repodata v2) is dropped, so that clients resolve package URLs against gate's own
-    subdir URL instead of downloading from the upstream directly.
+    subdir URL instead of downloading from the upstream directly. Unknown top-level maps of maps are
+    dropped (fail closed: they could be records gate does not know to judge); other unknown keys pass.
     """
-    out = dict(repodata)
+    out = {key: value for key, value in repodata.items() if not _unknown_records(key, value)}
     info = out.get("info")
     if isinstance(info, dict) and "base_url" in info:
         out["info"] = {k: v for k, v in info.items() if k != "base_url"}

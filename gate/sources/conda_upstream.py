@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import requests
 
 from gate.sources.conda_channel import decompress_zst
-from gate.sources.pypi import UpstreamError, Validators, freshness
+from gate.sources.pypi import UpstreamError, Validators, freshness, read_small
 
 JSON = "repodata.json"
 ZST = "repodata.json.zst"
@@ -52,7 +52,8 @@ class ChannelClient:
         self, subdir: str, validators: Validators | None = None, variant: str | None = None
     ) -> FetchedRepodata:
         """The subdir's repodata, from `variant` when known (the one the validators belong to), else `.zst`
-        falling back to plain `repodata.json`; both missing is an UpstreamError with status 404."""
+        falling back to plain `repodata.json`; both missing is an UpstreamError with status 404. A `variant`
+        that is gone upstream (404/410) is given up: the subdir is asked for again without it."""
         for name in (variant,) if variant else (ZST, JSON):
             url = f"{self.subdir_url(subdir)}/{name}"
             started = time.perf_counter()
@@ -64,6 +65,8 @@ class ChannelClient:
                 return FetchedRepodata(None, name, merged, freshness(response.headers), latency)
             if response.status_code in (404, 410) and name == ZST and not variant:
                 continue
+            if response.status_code in (404, 410) and variant:  # the pinned variant is gone: ask afresh
+                return self.repodata(subdir)
             if response.status_code in (404, 410):
                 raise UpstreamError(f"no {subdir} repodata at {self.url}", 404)
             if response.status_code != 200:
@@ -80,17 +83,4 @@ class ChannelClient:
     def file(self, path: str, limit: int) -> bytes | None:
         """A small file under the channel (a sidecar, channeldata.json); None when upstream has none."""
         url = f"{self.url}/{path}"
-        with self._get(url, stream=True) as response:
-            if response.status_code in (403, 404, 410):
-                return None
-            if response.status_code != 200:
-                raise UpstreamError(f"upstream answered {response.status_code} for {url}")
-            data = bytearray()
-            try:
-                for chunk in response.iter_content(1 << 16):
-                    data += chunk
-                    if len(data) > limit:
-                        raise UpstreamError(f"upstream {url} is larger than {limit} bytes")
-            except requests.RequestException as err:
-                raise UpstreamError(f"upstream {url} broke off: {type(err).__name__}", 503) from err
-            return bytes(data)
+        return read_small(self._get(url, stream=True), url, limit, absent=(403, 404, 410))

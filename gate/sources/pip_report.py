@@ -45,7 +45,6 @@ def planned_from_report(data: Any, source: str, index: str | None = None) -> lis
                 filename=filename,
                 sha256=_sha256(archive) if isinstance(archive, dict) else None,
                 source=source,
-                url=url,
                 index=index,
                 direct=bool(item.get("is_direct")) or not isinstance(archive, dict),
             )

@@ -27,7 +27,6 @@ class PlannedFile:
     sha256: str | None
     source: str  # the document that names it
     line: int | None = None
-    url: str | None = None
     index: str | None = None  # simple API base URL the file comes from, when the document says
     uploaded: dt.datetime | None = None  # from a lock's `upload-time`
     size: int | None = None

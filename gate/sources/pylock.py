@@ -19,6 +19,11 @@ def _time(value: Any) -> dt.datetime | None:
     return None
 
 
+def _sha256(entry: dict[str, Any]) -> str | None:
+    hashes = entry.get("hashes") or {}
+    return str(hashes["sha256"]).lower() if "sha256" in hashes else None
+
+
 def _line_of(text: str, filename: str) -> int | None:
     """The line that names `filename` (for annotations); None when it is not written out literally."""
     found = re.search(rf"""name\s*=\s*["']{re.escape(filename)}["']""", text)
@@ -28,7 +33,6 @@ def _line_of(text: str, filename: str) -> int | None:
 def _file(package: dict[str, Any], entry: dict[str, Any], source: str, text: str) -> PlannedFile:
     url = entry.get("url") or entry.get("path") or ""
     filename = entry.get("name") or str(url).rsplit("/", 1)[-1]
-    hashes = entry.get("hashes") or {}
     identities = tuple(
         {str(k): str(v) for k, v in identity.items()} for identity in package.get("attestation-identities", [])
     )
@@ -36,10 +40,9 @@ def _file(package: dict[str, Any], entry: dict[str, Any], source: str, text: str
         name=str(package.get("name", "")),
         version=str(package.get("version", "")),
         filename=str(filename),
-        sha256=str(hashes["sha256"]).lower() if "sha256" in hashes else None,
+        sha256=_sha256(entry),
         source=source,
         line=_line_of(text, str(filename)),
-        url=str(url) or None,
         index=package.get("index"),
         uploaded=_time(entry.get("upload-time")),
         size=entry.get("size"),
@@ -73,7 +76,7 @@ def read_pylock(path: Path) -> list[PlannedFile]:
                 planned.append(
                     PlannedFile(
                         name=str(package.get("name", "")), version=str(package.get("version", "")),
-                        filename=str(where), sha256=(entry.get("hashes") or {}).get("sha256"), source=str(path),
+                        filename=str(where), sha256=_sha256(entry), source=str(path),
                         direct=True,
                     )
                 )

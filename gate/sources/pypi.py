@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections.abc import Container
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
@@ -31,6 +32,7 @@ TEXT_HTML = "text/html"
 ACCEPT = f"{JSON_V1}, {HTML_V1};q=0.2, {TEXT_HTML};q=0.1"
 INTEGRITY_ACCEPT = "application/vnd.pypi.integrity.v1+json"
 DEFAULT_UPSTREAM = "https://pypi.org/simple/"
+MAX_PROVENANCE_BYTES = 4 << 20  # a provenance object holds a few bundles of ~10 kB each
 _ABSOLUTE = ("https://", "http://")
 
 
@@ -166,7 +168,7 @@ def _json_file(row: Any, base: str) -> SimpleFile:
     provenance = get("provenance")
     return SimpleFile(
         filename=filename,
-        url=url if url.startswith(_ABSOLUTE) else urljoin(base, url),
+        url=_absolute(base, url),
         hashes={str(k): str(v) for k, v in hashes.items()},
         requires_python=get("requires-python") or None,
         yanked=yanked if isinstance(yanked, str) and yanked else bool(yanked),
@@ -313,6 +315,26 @@ def file_facts(page: ProjectPage, file: SimpleFile, index: str) -> FileFacts | N
 # The client
 
 
+def read_small(response: requests.Response, url: str, limit: int, *, absent: Container[int]) -> bytes | None:
+    """The body of a streamed answer for a small file (evidence, channel metadata), then closed: None when
+    its status is one of `absent` (there is no such file); an UpstreamError for any other status than 200,
+    a body larger than `limit` bytes, or a transfer that broke off."""
+    with response:
+        if response.status_code in absent:
+            return None
+        if response.status_code != 200:
+            raise UpstreamError(f"upstream answered {response.status_code} for {url}")
+        data = bytearray()
+        try:
+            for chunk in response.iter_content(1 << 16):
+                data += chunk
+                if len(data) > limit:
+                    raise UpstreamError(f"upstream {url} is larger than {limit} bytes")
+        except requests.RequestException as err:
+            raise UpstreamError(f"upstream {url} broke off: {type(err).__name__}", 503) from err
+        return bytes(data)
+
+
 class SimpleClient:
     """A client for one upstream simple index; safe to share between threads (requests sessions are)."""
 
@@ -326,9 +348,9 @@ class SimpleClient:
     def project_url(self, name: str) -> str:
         return f"{self.base_url}{canonicalize_name(name)}/"
 
-    def _get(self, url: str, headers: dict[str, str]) -> requests.Response:
+    def _get(self, url: str, headers: dict[str, str], *, stream: bool = False) -> requests.Response:
         try:
-            return self.session.get(url, headers=headers, timeout=self.timeout)
+            return self.session.get(url, headers=headers, timeout=self.timeout, stream=stream)
         except requests.Timeout as err:
             raise UpstreamError(f"upstream {url} did not answer within {self.timeout:g}s", 503) from err
         except requests.RequestException as err:
@@ -370,9 +392,5 @@ class SimpleClient:
 
     def fetch_provenance(self, url: str) -> bytes | None:
         """The PEP 740 provenance object at `url` (from a page's `provenance` key); None when there is none."""
-        response = self._get(url, {"Accept": INTEGRITY_ACCEPT})
-        if response.status_code in (403, 404):
-            return None
-        if response.status_code != 200:
-            raise UpstreamError(f"upstream answered {response.status_code} for provenance {url}")
-        return response.content
+        response = self._get(url, {"Accept": INTEGRITY_ACCEPT}, stream=True)
+        return read_small(response, url, MAX_PROVENANCE_BYTES, absent=(403, 404))

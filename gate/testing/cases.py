@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
 
+from gate.commands.common import iso_time
 from gate.errors import Issue, PolicyError
 from gate.facts import AttestationFact, Ecosystem, FileFacts, FileKind, Publisher
 from gate.policy.load import load_text
+from gate.sources.conda import conda_file_facts, is_conda_filename
+from gate.sources.local import python_file_facts
 from gate.testing.schema import case_file_issues
 
 SUFFIXES = (".gate-test.yaml", ".gate-test.yml")
@@ -64,27 +66,18 @@ class CaseFile:
     cases: tuple[PolicyCase, ...] = field(default_factory=tuple)
 
 
-def parse_time(text: str) -> dt.datetime:
-    """ISO 8601; `Z` allowed; no zone means UTC."""
-    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
-def _kind(filename: str, ecosystem: Ecosystem) -> FileKind:
-    if filename.endswith(".whl"):
-        return FileKind.WHEEL
-    if filename.endswith((".tar.gz", ".zip")) and ecosystem is Ecosystem.PYPI:
-        return FileKind.SDIST
-    if filename.endswith((".conda", ".tar.bz2")):
-        return FileKind.CONDA
-    return FileKind.FILE
-
-
-def _prerelease(version: str) -> bool:
-    try:
-        return Version(version).is_prerelease
-    except InvalidVersion:
-        return False
+def _from_filename(filename: str) -> tuple[FileKind, bool]:
+    """The kind and prerelease flag gate's sources find in a filename (as `gate check` would); a name
+    that is not a wheel, sdist or conda package is a plain file."""
+    found: FileFacts | None
+    if is_conda_filename(filename):
+        try:
+            found = conda_file_facts(filename, _PLACEHOLDER_SHA256)
+        except ValueError:
+            found = None
+    else:
+        found = python_file_facts(filename, _PLACEHOLDER_SHA256)
+    return (found.kind, found.prerelease) if found is not None else (FileKind.FILE, False)
 
 
 def file_facts(raw: dict[str, Any]) -> FileFacts:
@@ -98,20 +91,21 @@ def file_facts(raw: dict[str, Any]) -> FileFacts:
         Ecosystem.GENERIC: name,
     }[ecosystem]
     filename = raw.get("filename", default_name)
+    kind, prerelease = _from_filename(filename)
     uploaded = raw.get("uploaded")
     return FileFacts(
         ecosystem=ecosystem,
         name=name,
         version=version,
         filename=filename,
-        kind=FileKind(raw["kind"]) if "kind" in raw else _kind(filename, ecosystem),
+        kind=FileKind(raw["kind"]) if "kind" in raw else kind,
         sha256=raw.get("sha256", _PLACEHOLDER_SHA256),
         size=raw.get("size"),
         index=raw.get("index"),
-        uploaded=None if uploaded is None else parse_time(uploaded),
+        uploaded=None if uploaded is None else iso_time(uploaded),
         uploadedFrom=raw.get("uploadedFrom", "test case" if uploaded is not None else None),
         yanked=raw.get("yanked", False),
-        prerelease=raw.get("prerelease", _prerelease(version)),
+        prerelease=raw.get("prerelease", prerelease),
         subdir=raw.get("subdir"),
         build=raw.get("build"),
     )
@@ -130,7 +124,7 @@ def attestation_fact(raw: dict[str, Any]) -> AttestationFact:
         identity=raw.get("identity"),
         publisher=None if publisher is None else Publisher(**publisher),
         claims=dict(raw.get("claims", {})),
-        integratedTime=None if integrated is None else parse_time(integrated),
+        integratedTime=None if integrated is None else iso_time(integrated),
         targetChannel=raw.get("targetChannel"),
     )
 
@@ -148,7 +142,7 @@ def _case(raw: dict[str, Any], base: Path, file: str, line: int | None, now: dt.
         audit=_names(expect_raw, "audit"),
         policies=_names(expect_raw, "policies"),
     )
-    when = parse_time(raw["now"]) if "now" in raw else now
+    when = iso_time(raw["now"]) if "now" in raw else now
     if when is None:
         raise ValueError("no evaluation time: give `now:` in the case or at the top of the file")
     artifact = None
@@ -157,7 +151,7 @@ def _case(raw: dict[str, Any], base: Path, file: str, line: int | None, now: dt.
         artifact = Artifact(
             path=base / raw["artifact"],
             evidence=tuple(base / e for e in raw.get("evidence", [])),
-            uploaded=None if uploaded is None else parse_time(uploaded),
+            uploaded=None if uploaded is None else iso_time(uploaded),
             channel=raw.get("channel"),
         )
     return PolicyCase(
@@ -190,7 +184,7 @@ def load_case_file(path: Path) -> CaseFile:
     data: dict[str, Any] = doc.data
     policies = tuple(path.parent / p for p in data.get("policies", [])) or (default_policies(path),)
     try:
-        now = parse_time(data["now"]) if "now" in data else None
+        now = iso_time(data["now"]) if "now" in data else None
     except ValueError as err:
         raise PolicyError([Issue("now", str(err), file, doc.line_of(("now",)))]) from err
     cases = []

@@ -12,6 +12,7 @@ from gate.errors import GateError, PolicyError
 from gate.evaluate import evaluate
 from gate.facts import Facts
 from gate.policy.compile import CompiledPolicy, load_policies
+from gate.report.check import rule_ref
 from gate.sources.local import LocalOptions, local_facts
 from gate.testing.cases import CaseFile, PolicyCase
 from gate.verify.sigstore import BundleVerifier
@@ -40,10 +41,6 @@ class FileResult:
     untested: tuple[str, ...] = field(default_factory=tuple)
 
 
-def _ref(v: Violation) -> str:
-    return f"{v.policy}/{v.rule}"
-
-
 def _matches(expected: str, v: Violation) -> bool:
     """`rule`, `policy/rule`, or a group as `waive` names one (`attestations` covers `attestations.*`)."""
     policy, _, rule = expected.rpartition("/")
@@ -58,7 +55,7 @@ def compare(what: str, expected: tuple[str, ...] | None, actual: Sequence[Violat
         return []
     failures = [f"expected {what} {e!r} did not occur" for e in expected if not any(_matches(e, v) for v in actual)]
     failures += [
-        f"unexpected {what} {_ref(v)}: {v.message}" for v in actual if not any(_matches(e, v) for e in expected)
+        f"unexpected {what} {rule_ref(v)}: {v.message}" for v in actual if not any(_matches(e, v) for e in expected)
     ]
     return failures
 
@@ -67,7 +64,7 @@ def check(case: PolicyCase, decision: Decision) -> list[str]:
     expect = case.expect
     failures = []
     if decision.verdict.value != expect.verdict:
-        shown = "; ".join(f"{_ref(v)}: {v.message}" for v in decision.denying) or "no rule denied it"
+        shown = "; ".join(f"{rule_ref(v)}: {v.message}" for v in decision.denying) or "no rule denied it"
         failures.append(f"expected verdict {expect.verdict}, got {decision.verdict.value} ({shown})")
     failures += compare("violation", expect.violations, decision.denying)
     failures += compare("waived violation", expect.waived, [v for v in decision.violations if v.waived])
@@ -75,6 +72,8 @@ def check(case: PolicyCase, decision: Decision) -> list[str]:
     failures += compare("audit violation", expect.audit, audit)
     if expect.policies is not None and sorted(expect.policies) != sorted(decision.policies):
         failures.append(f"expected policies {sorted(expect.policies)} to match, got {sorted(decision.policies)}")
+    elif expect.policies is None and not decision.policies:
+        failures.append("no policy matches this file, so the case tests nothing (write `policies: []` if it should)")
     return failures
 
 

@@ -71,8 +71,9 @@ def test_report_checked_against_local_index(upstream: RunningUpstream, capsys: p
 
 def test_report_as_sarif(upstream: RunningUpstream, capsys: pytest.CaptureFixture[str]) -> None:
     report = str(REPORTS / "pip-26.3-install-report.json")
-    main(["check", "-p", str(EXAMPLE_POLICY), "--now", NOW, "--index-url", upstream.url,
-          "--pip-report", report, "--format", "sarif"])
+    code = main(["check", "-p", str(EXAMPLE_POLICY), "--now", NOW, "--index-url", upstream.url,
+                 "--pip-report", report, "--format", "sarif"])
+    assert code == 1
     document = json.loads(capsys.readouterr().out)
     validate_sarif(document)
     results = document["runs"][0]["results"]

@@ -62,6 +62,31 @@ def test_pylock_names(name: str, expected: bool) -> None:
     assert is_pylock(Path(name)) is expected
 
 
+def test_direct_sources_keep_a_lowercase_sha256(tmp_path: Path) -> None:
+    path = tmp_path / "pylock.toml"
+    path.write_text(textwrap.dedent("""\
+        lock-version = "1.0"
+        created-by = "gate-tests"
+
+        [[packages]]
+        name = "proj"
+        version = "1.0"
+        archive = {url = "https://example.com/proj-1.0.tar.gz", hashes = {sha256 = "ABCDEF0123"}}
+        """), encoding="utf-8")
+    [planned] = read_pylock(path)
+    assert planned.filename == "https://example.com/proj-1.0.tar.gz"
+    assert (planned.sha256, planned.direct) == ("abcdef0123", True)
+
+
+def test_nothing_to_check_is_a_usage_error_before_policies_load(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check", "-p", str(tmp_path / "missing.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "nothing to check: give files, a pylock.toml, --pip-report or -r" in err
+    assert "no such policy file" not in err
+
+
 def test_lock_upload_time_stands_when_the_index_is_unreachable(
     age_policy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

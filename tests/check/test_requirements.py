@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,10 +12,7 @@ import pytest
 from gate.cli import main
 from gate.sources.pip_report import pip_environment
 from tests.check.conftest import EXAMPLE_POLICY, NOW, SAMPLE_WHEEL
-from tests.conftest import REPO
 from tests.support.pypi_upstream import RunningUpstream
-
-PYTHON = REPO / ".venv" / "bin" / "python"
 
 
 @pytest.mark.slow
@@ -49,7 +47,7 @@ def test_report_written_by_real_pip(
     tmp_path: Path, upstream: RunningUpstream, age_policy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     report = tmp_path / "report.json"
-    command = [str(PYTHON), "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+    command = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
                "--report", str(report), "--index-url", upstream.url, "gate-demo"]
     result = subprocess.run(command, env=pip_environment(), capture_output=True, text=True, check=False, timeout=300)
     assert result.returncode == 0, result.stderr

@@ -20,7 +20,6 @@ from gate.sources.conda_channel import (
     package_url,
     parse_repodata,
     record_facts,
-    sidecar_package,
     valid_subdir,
 )
 from tests.conftest import FIXTURES
@@ -39,6 +38,9 @@ def _repodata() -> dict[str, Any]:
         },
         "removed": ["gone-1.0-0.conda"],
         "x_unknown": 1,
+        "x_list": ["a"],
+        "x_map": {"key": "value"},
+        "packages.future": {"new-2.0-0.future": {"name": "new", "version": "2.0", "sha256": SHA}},
     }
 
 
@@ -68,14 +70,12 @@ def test_classify_never_passes_an_unfiltered_variant(name: str, served: Served) 
     assert classify(name) is served
 
 
-def test_sidecar_package_and_subdir_names() -> None:
-    assert sidecar_package("demo-1.0-0.conda.v0.sigs") == "demo-1.0-0.conda"
-    assert sidecar_package("demo-1.0-0.conda") is None
+def test_subdir_names() -> None:
     assert all(valid_subdir(s) for s in ("noarch", "linux-64", "osx-arm64", "emscripten-wasm32"))
     assert not any(valid_subdir(s) for s in ("", "..", "a/b", "-x", "noarch%2f"))
 
 
-def test_filter_keeps_accepted_records_and_everything_else() -> None:
+def test_filter_keeps_accepted_records_and_what_holds_no_records() -> None:
     repodata = _repodata()
     seen: list[str] = []
 
@@ -88,6 +88,8 @@ def test_filter_keeps_accepted_records_and_everything_else() -> None:
     assert out["packages"] == {} and list(out["packages.conda"]) == ["keep-1.0-0.conda"]
     assert out["info"] == {"subdir": "noarch"}  # no base_url: clients download through gate
     assert (out["removed"], out["x_unknown"], out["repodata_version"]) == (["gone-1.0-0.conda"], 1, 2)
+    assert (out["x_list"], out["x_map"]) == (["a"], {"key": "value"})  # unknown keys that hold no records pass
+    assert "packages.future" not in out  # a section of records gate does not know is never passed unfiltered
     assert repodata == _repodata()  # the input is not changed
 
 

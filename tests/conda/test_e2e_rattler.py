@@ -30,6 +30,7 @@ from tests.support.conda_channel import (
 )
 from tests.support.gate_server import running_gate
 from tests.support.pypi_upstream import RunningUpstream, UpstreamIndex, serve
+from tests.support.recording_relay import RecordingRelay
 
 pytestmark = pytest.mark.slow
 NOW = dt.datetime.now(dt.UTC)
@@ -161,11 +162,15 @@ def _conda_requests(gate: str) -> dict[str, float]:
 
 def test_rattler_falls_back_from_shards_to_filtered_zst(gate: str, cache: Path) -> None:
     """rattler asks for the shard index first; gate's 404 makes it read the filtered `.zst` instead."""
-    before = _conda_requests(gate)
-    records = solve(f"{gate}/conda/local", cache, ["demo"])  # a fresh cache: rattler starts from the shards
+    with RecordingRelay(gate) as relay:
+        records = solve(f"{relay.url}/conda/local", cache, ["demo"])  # a fresh cache: rattler starts from the shards
     assert [str(r.version) for r in records] == ["1.0"]
-    after = _conda_requests(gate)
-    assert after["404"] > before.get("404", 0) and after["200"] > before.get("200", 0)
+    base = "/conda/local/noarch"
+    answered = [(r.method, r.path, r.status) for r in relay.requests]
+    assert answered[0] == ("GET", f"{base}/repodata_shards.msgpack.zst", 404)
+    assert ("GET", f"{base}/repodata.json.zst", 200) in answered
+    assert not [r for r in relay.requests if r.method == "GET" and r.status == 200 and "repodata" in r.path
+                and r.path != f"{base}/repodata.json.zst"]  # nothing else (unfiltered or plain) was served
 
 
 def test_attested_package_is_admitted_by_the_attestation_policy(

@@ -5,17 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import zstandard
-from flask import Flask
 from flask.testing import FlaskClient
 
-from gate.proxy.app import Settings, create_app
-from gate.proxy.conda import conda_blueprint
+from gate.proxy.conda import SIDECAR_TTL, conda_blueprint
 from gate.proxy.files import IntegrityError
 from tests.conda.conftest import (
     SIGNED,
@@ -30,6 +29,7 @@ from tests.support.conda_channel import (
     build_conda_package,
     set_record_fields,
 )
+from tests.support.gate_app import gate_app
 
 DAY = dt.timedelta(days=1)
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -68,11 +68,8 @@ Factory = Callable[..., FlaskClient]
 def make_client(tmp_path: Path, upstream: ChannelServer) -> Factory:
     def make(*policies: dict[str, Any], clock: Callable[[], dt.datetime] = lambda: NOW, url: str = "") -> FlaskClient:
         directory = write_policies(tmp_path / "policies", *(policies or (AGE,)))
-        settings = Settings(policies=(directory,), cache_dir=tmp_path / "cache", timeout=2.0)
         blueprint = conda_blueprint({"local": url or upstream.url})
-        app: Flask = create_app(settings, blueprints=(blueprint,), clock=clock)
-        app.testing = True
-        return app.test_client()
+        return gate_app(directory, cache_dir=tmp_path / "cache", clock=clock, blueprints=(blueprint,)).test_client()
 
     return make
 
@@ -240,3 +237,51 @@ def test_sidecars_and_channeldata_pass_through(make_client: Factory, channel: Pa
         assert client.get("/conda/local/channeldata.json").json == {"channeldata_version": 1, "packages": {}}
     finally:
         (channel / "channeldata.json").unlink()
+
+
+def _signed_policy() -> dict[str, Any]:
+    return policy_document(
+        "signed", ecosystems=["conda"], packages=("signed-package",),
+        attestations=signer_attestations(targetChannel=TARGET_CHANNEL),
+    )
+
+
+def test_a_sidecar_outage_hides_a_package_only_briefly(
+    make_client: Factory, upstream: ChannelServer, tmp_path: Path
+) -> None:
+    moment = [NOW]
+    client = make_client(AGE, _signed_policy(), clock=lambda: moment[0])
+    upstream.failing.add(f"/linux-64/{SIGNED}.sigs")
+    assert _names(json.loads(client.get("/conda/local/linux-64/repodata.json").data)) == []  # unverifiable
+    upstream.failing.clear()
+    moment[0] = NOW + dt.timedelta(seconds=30)
+    assert _names(json.loads(client.get("/conda/local/linux-64/repodata.json").data)) == []  # reused a while
+    moment[0] = NOW + dt.timedelta(seconds=61)
+    assert _names(json.loads(client.get("/conda/local/linux-64/repodata.json").data)) == [SIGNED]
+    with sqlite3.connect(tmp_path / "cache" / "cache.sqlite3") as db:
+        expiries = [row[0] for row in db.execute("SELECT expires FROM entries WHERE namespace = 'conda.filtered'")]
+    checked = (NOW + dt.timedelta(seconds=61)).timestamp()
+    assert expiries and all(e is not None and e <= checked + SIDECAR_TTL + 1 for e in expiries)  # sidecars' TTL
+
+
+def test_sidecars_are_fetched_only_for_packages_an_attestation_policy_covers(
+    make_client: Factory, upstream: ChannelServer
+) -> None:
+    client = make_client(AGE, _signed_policy())
+    assert client.get("/conda/local/noarch/repodata.json").status_code == 200
+    assert not [p for p in upstream.paths() if ".sigs" in p]
+    assert client.get("/conda/local/linux-64/repodata.json").status_code == 200
+    assert f"/linux-64/{SIGNED}.sigs" in upstream.paths()
+
+
+def test_a_channel_that_stops_serving_zst_is_read_from_repodata_json(
+    make_client: Factory, upstream: ChannelServer
+) -> None:
+    client = make_client()
+    first = client.get("/conda/local/noarch/repodata.json")
+    upstream.not_found.add("/noarch/repodata.json.zst")
+    again = client.get("/conda/local/noarch/repodata.json")
+    assert again.status_code == 200 and json.loads(again.data) == json.loads(first.data)
+    asked = [(r.path, r.status) for r in upstream.requests if "repodata" in r.path]
+    assert asked[0] == ("/noarch/repodata.json.zst", 200) and asked[-1] == ("/noarch/repodata.json", 200)
+    assert ("/noarch/repodata.json.zst", 404) in asked

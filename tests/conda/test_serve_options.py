@@ -1,12 +1,14 @@
-"""`gate serve --conda-channel NAME=URL`: parsing, and the blueprints it adds."""
+"""`gate serve` options: `--conda-channel NAME=URL` and the blueprints it adds, and the check before forking."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
-from gate.commands.serve import conda_channel
+from gate.commands.serve import check_settings, conda_channel
+from gate.errors import PolicyError, UsageError
 from gate.proxy.app import Settings, default_blueprints
 
 
@@ -35,3 +37,20 @@ def test_channels_from_the_environment() -> None:
     assert settings.conda_channels == (("cf", "https://c.example/cf"), ("local", "http://127.0.0.1:9"))
     with pytest.raises(ValueError, match="expected NAME=URL"):
         Settings.from_env({"GATE_CONDA_CHANNELS": "cf"})
+
+
+def test_settings_are_checked_without_building_an_app(tmp_path: Path) -> None:
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "age.yaml").write_text(
+        "apiVersion: gate/v1\nkind: Policy\nmetadata: {name: age}\nspec: {minimumAge: 7d}\n"
+    )
+    cache = tmp_path / "cache"
+    check_settings(Settings(policies=(policies,), cache_dir=cache))
+    assert not cache.exists()  # no store, audit log or metrics were opened in the parent
+    with pytest.raises(UsageError, match="invalid conda channel name"):
+        check_settings(Settings(policies=(policies,), conda_channels=(("../x", "http://127.0.0.1:1"),)))
+    with pytest.raises(UsageError, match="trusted root"):
+        check_settings(Settings(policies=(policies,), trusted_root=tmp_path / "missing.json"))
+    with pytest.raises(PolicyError):
+        check_settings(Settings(policies=(tmp_path / "absent",)))

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from gate.cli import main
+from gate.policy.lint import CODES
 from gate.report.github import workflow_command
 from tests.conftest import REPO
 
@@ -69,7 +70,8 @@ def test_json(bad: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert (data["errors"], data["warnings"]) == (1, 1)
     assert data["findings"][0] == {
         "file": str(bad), "line": 5, "level": "error", "code": "duration", "path": "spec.minimumAge",
-        "message": data["findings"][0]["message"],
+        "message": "invalid duration '7x': expected a number with a unit s/m/h/d/w (36h, 7d, 2w) "
+        "or ISO 8601 (P7D, PT36H)",
     }
 
 
@@ -103,6 +105,19 @@ def test_sarif_is_valid_and_relative(
     assert location == {"artifactLocation": {"uri": "bad.yaml", "uriBaseId": "%SRCROOT%"}, "region": {"startLine": 5}}
     rules = run["tool"]["driver"]["rules"]
     assert rules[results["duration"]["ruleIndex"]]["id"] == "duration"
+
+
+def test_sarif_rule_levels_are_the_codes_levels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A waiver of a rule the policy lacks is a warning, and so is its rule's default level."""
+    path = tmp_path / "waive.yaml"
+    path.write_text(WARN_ONLY.replace("minimumAge: 7d\n", "").replace("2026-11-30", "2027-11-30"), encoding="utf-8")
+    code, out = lint(capsys, "--format", "sarif", str(path))
+    run = json.loads(out)["runs"][0]
+    assert code == 0
+    assert [(r["ruleId"], r["level"]) for r in run["results"]] == [("waive", "warning")]
+    levels = {r["id"]: r["defaultConfiguration"]["level"] for r in run["tool"]["driver"]["rules"]}
+    assert levels == {name: c.level for name, c in CODES.items()}
+    assert levels["waive"] == "warning"
 
 
 def test_sarif_of_clean_policies_is_valid(capsys: pytest.CaptureFixture[str]) -> None:

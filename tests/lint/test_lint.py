@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from gate.facts import to_activation
+from gate.policy.cel import CELEvalError, compile_expression, error_text, run
 from gate.policy.lint import Finding, LintOptions, lint_paths
+from gate.policy.lint_cel import representative_facts, sparse_facts
 from gate.verify.claims import CLAIM_OIDS
 from tests.conftest import REPO
 
@@ -118,6 +123,8 @@ def test_finding(tmp_path: Path, spec: str, code: str, line: int, message: str) 
         "'file.uploaded != null && now - file.uploaded > duration(\"1d\")'}\n",
         "rules:\n  - {name: r, message: m,\n     expression: "
         "'attestations.all(a, !has(a.claims.sourceRepositoryRef) || a.claims.sourceRepositoryRef != \"\")'}\n",
+        # a wildcard issuer may be GitHub's, whose identities this fits, though GitLab's never could
+        "attestations:\n  signers:\n    - {issuer: 'https://*', identity: 'https://github.com/pypa/*'}\n",
     ],
 )
 def test_clean(tmp_path: Path, spec: str) -> None:
@@ -148,3 +155,70 @@ def test_every_file_is_linted_and_duplicate_names_found(tmp_path: Path) -> None:
     assert by_code["duplicate-policy"].line == 3
     assert by_code["yaml"].file == str(tmp_path / "c.yaml")
     assert by_code["file"].message == "no such policy file or directory"
+
+
+def test_unknown_keys_that_look_like_paths(tmp_path: Path) -> None:
+    """An unknown key holding `.`, or only digits, is removed by its real key, and linting goes on."""
+    spec = """\
+        match.packages: [a]
+        "7": x
+        8: y
+        minimumAge: 7x
+        rules:
+          - {name: typo, expression: "file.nmae == 'x'", message: m}
+        """
+    findings = lint_text(tmp_path, spec)
+    assert [(f.code, f.issue.path, f.issue.line) for f in findings] == [
+        ("unknown-key", "spec.match.packages", 5),
+        ("unknown-key", "spec.7", 6),
+        ("unknown-key", "spec.8", 7),
+        ("duration", "spec.minimumAge", 8),
+        ("cel-type", "spec.rules[0].expression", 10),
+    ]
+
+
+def test_an_unrepairable_document_keeps_every_code(tmp_path: Path) -> None:
+    """A problem with no stand-in (a wrong type) stops linting there, but the others keep their codes."""
+    codes = [f.code for f in lint_text(tmp_path, "minimumAge: 7x\nmode: enforced\ncolour: red\n")]
+    assert codes == ["duration", "schema", "unknown-key"]
+
+
+def _fields(value: object) -> dict[str, object]:
+    assert dataclasses.is_dataclass(value)
+    return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+
+
+def test_representative_facts_set_every_field() -> None:
+    facts = representative_facts(("buildTrigger",))
+    [attestation] = facts.attestations
+    assert attestation.publisher is not None
+    for record in (facts.file, attestation, attestation.publisher):
+        assert [name for name, value in _fields(record).items() if value is None] == [], record
+    assert attestation.claims == {"buildTrigger": "example"}
+
+
+def test_sparse_facts_keep_only_required_fields() -> None:
+    full, sparse = representative_facts(), sparse_facts()
+
+    def required_only(record: Any) -> Any:
+        required = [f.name for f in dataclasses.fields(record) if f.default is f.default_factory is dataclasses.MISSING]
+        return type(record)(**{name: getattr(record, name) for name in required})
+
+    assert sparse.file == required_only(full.file)
+    assert sparse.file.uploaded is None
+    expected = dataclasses.replace(required_only(full.attestations[0]), verified=False, error="missing")
+    assert sparse.attestations == (expected,)
+
+
+def test_error_text_unwraps_no_such_overload() -> None:
+    """The compiled runner wraps an operator's reason twice; the reason itself is what is reported."""
+    program = compile_expression("file.size > 'big'")
+    activation = to_activation(representative_facts(), NOW)
+    try:
+        result = run(program, activation)
+    except CELEvalError as err:
+        result = err
+    assert isinstance(result, CELEvalError)
+    assert result.args[0] == "evaluation error" and result.args[2][0] == "no such overload"
+    assert error_text(result).startswith("no such overload: IntType(1024) ")
+    assert "StringType('big')" in error_text(result)

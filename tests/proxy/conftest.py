@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from gate.proxy.app import Settings, create_app
+from tests.support.gate_app import gate_app
 from tests.support.pypi_upstream import RunningUpstream, UpstreamIndex, serve
 
 MINI_PYPI = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "index" / "mini-pypi"
@@ -84,12 +85,8 @@ AppFactory = Callable[..., Flask]
 def make_app(tmp_path: Path, upstream: RunningUpstream) -> AppFactory:
     """An app in front of `upstream` with the given policy directory; the clock is NOW unless given."""
 
-    def make(policy: Path, *, clock: Callable[[], dt.datetime] = lambda: NOW, **settings: object) -> Flask:
-        options: dict[str, object] = {"upstream": upstream.url, "cache_dir": tmp_path / "cache", "timeout": 2.0}
-        options.update(settings)
-        app = create_app(Settings(policies=(policy,), **options), clock=clock)  # type: ignore[arg-type]
-        app.testing = True
-        return app
+    def make(policy: Path, *, clock: Callable[[], dt.datetime] = lambda: NOW, **settings: Any) -> Flask:
+        return gate_app(policy, cache_dir=tmp_path / "cache", clock=clock, **{"upstream": upstream.url, **settings})
 
     return make
 

@@ -6,12 +6,13 @@ import datetime as dt
 import itertools
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gate.evaluate import Evaluator, RuleReads, evaluate
 from gate.facts import AttestationFact, Facts, Publisher
-from gate.policy.compile import CompiledPolicy, compile_rule, load_policies
+from gate.policy.compile import CompiledPolicy, CompiledRule, compile_rule, load_policies
 from gate.sources.local import python_file_facts
 
 from .conftest import AGE_POLICY, ATTESTED_POLICY, AUDIT_POLICY, NOW, PolicyWriter
@@ -70,7 +71,7 @@ def test_memo_gives_identical_decisions(policies: list[CompiledPolicy]) -> None:
     for moment in (NOW, NOW + dt.timedelta(days=30)):
         for _ in range(2):  # the second round is answered from the memo
             for each in facts:
-                assert evaluator.decide(each, moment) == evaluate(policies, each, moment), each.file
+                assert evaluator.judge(each, moment).decision == evaluate(policies, each, moment), each.file
 
 
 def test_native_minimum_age_is_used_and_valid_until_is_the_boundary(policies: list[CompiledPolicy]) -> None:
@@ -116,3 +117,83 @@ def test_decisions_hold_until_a_waiver_expires_or_only_now_when_cel_reads_now(
 )
 def test_rule_reads(expression: str, fields: tuple[str, ...] | None, attestations: bool, now: bool) -> None:
     assert RuleReads.of(compile_rule("r", expression, "m")) == RuleReads(fields, attestations, now)
+
+
+SOURCE_RULES = """
+apiVersion: gate/v1
+kind: Policy
+metadata: {name: sources}
+spec:
+  match: {packages: [sampleproject]}
+  rules:
+    - {name: from-pypi, expression: 'attestations.all(a, a.source.startsWith("https://pypi/"))', message: m}
+    - {name: indexed, expression: 'attestations.all(a, a["source"] != "https://evil/x")', message: m}
+"""
+
+
+def _sample_facts(*sources: str) -> list[Facts]:
+    """One sampleproject file per source, each with a verified attestation found there (else identical)."""
+    out = []
+    for i, source in enumerate(sources):
+        file = python_file_facts(f"sampleproject-4.0.{i}-py3-none-any.whl", f"{i:02x}" * 32, 10)
+        assert file is not None
+        attestation = AttestationFact(
+            verified=True, source=source, identity="i", issuer="https://token.actions.githubusercontent.com",
+            publisher=Publisher(kind="GitHub", repository="pypa/sampleproject"), claims={"b": "2", "a": "1"},
+            integratedTime=NOW,
+        )
+        out.append(Facts(file=replace(file, uploaded=NOW - dt.timedelta(days=30)), attestations=(attestation,)))
+    return out
+
+
+def test_attestation_rules_are_memoized_across_files(
+    policies: list[CompiledPolicy], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attested = [p for p in policies if p.name in ("attested", "custom")]
+    evaluator = Evaluator(attested)
+    runs: list[str] = []
+    evaluate_rule = CompiledRule.evaluate
+
+    def counting(rule: CompiledRule, activation: dict[str, Any]) -> tuple[bool, str | None]:
+        runs.append(rule.name)
+        return evaluate_rule(rule, activation)
+
+    monkeypatch.setattr(CompiledRule, "evaluate", counting)
+    files = _sample_facts(*(f"https://pypi/integrity/{i}/provenance" for i in range(5)))
+    decisions = [evaluator.judge(each, NOW).decision for each in files]
+    # the compiler's attestation rules ran for the first file only (the files differ only in name, digest
+    # and `source`); a custom rule reading attestations may read `source`, so it runs for each source
+    assert sorted(n for n in runs if n.startswith("attestations.")) == ["attestations.required", "attestations.signers"]
+    assert runs.count("root-scoped") == len(files)
+    assert decisions == [evaluate(attested, each, NOW) for each in files]
+
+
+def test_rules_that_read_the_source_are_not_answered_for_another_source(
+    policies: list[CompiledPolicy], write_policy: PolicyWriter, tmp_path: Path
+) -> None:
+    (tmp_path / "sources.yaml").write_text(SOURCE_RULES)
+    with_sources = [*policies, *load_policies([tmp_path / "sources.yaml"])]
+    evaluator = Evaluator(with_sources)
+    files = _sample_facts("https://pypi/a", "https://elsewhere/b", "https://evil/x", "https://pypi/c")
+    for moment in (NOW, NOW + dt.timedelta(days=30)):
+        for each in files:
+            assert evaluator.judge(each, moment).decision == evaluate(with_sources, each, moment), each.attestations
+    rules = [[v.rule for v in evaluator.judge(each, NOW).decision.violations] for each in files]
+    assert [("from-pypi" in r, "indexed" in r) for r in rules] == [(False, False), (True, False), (True, True),
+                                                                  (False, False)]
+
+
+def test_a_waived_decision_holds_until_its_waiver_ends(tmp_path: Path) -> None:
+    base = python_file_facts("demo-1.0-py3-none-any.whl", "ab" * 32, 10)
+    assert base is not None
+    fresh = Facts(file=replace(base, uploaded=NOW))
+    first = "{packages: [demo], waive: [minimumAge], reason: first, expires: 2026-11-03}"
+    second = "{packages: [demo], waive: [minimumAge], reason: second, expires: 2026-11-05}"
+    (tmp_path / "waiving.yaml").write_text(AGE_POLICY + f"  exceptions:\n    - {first}\n    - {second}\n")
+    evaluator = Evaluator(load_policies([tmp_path / "waiving.yaml"]))
+    judgement = evaluator.judge(fresh, NOW)
+    assert judgement.decision.violations[0].waived == "first, until 2026-11-04"  # a date waives through that day
+    assert judgement.valid_until == dt.datetime(2026, 11, 4, tzinfo=dt.UTC)
+    later = evaluator.judge(fresh, judgement.valid_until)  # the decision does change then
+    assert later.decision.violations[0].waived == "second, until 2026-11-06"
+    assert later.valid_until == dt.datetime(2026, 11, 6, tzinfo=dt.UTC)

@@ -5,16 +5,34 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from flask.testing import FlaskClient
 
+import gate.sources.pypi
 from gate.proxy.files import IntegrityError
+from gate.proxy.pypi_index import NO_PROVENANCE_TTL
+from gate.verify.sigstore import default_trusted_root_path
 from tests.support.pypi_upstream import RunningUpstream
 
-from .conftest import ATTESTED_POLICY, AUDIT_POLICY, HTML_V1, JSON_V1, NOW, PIP_ACCEPT, AppFactory, PolicyWriter
+from .conftest import (
+    AGE_POLICY,
+    ATTESTED_POLICY,
+    AUDIT_POLICY,
+    HTML_V1,
+    JSON_V1,
+    NOW,
+    PIP_ACCEPT,
+    AppFactory,
+    PolicyWriter,
+)
+
+SAMPLE_WHEEL = "sampleproject-4.0.0-py3-none-any.whl"
+STAGING_ROOT = default_trusted_root_path().parents[1] / "https%3A%2F%2Ftuf-repo-cdn.sigstage.dev" / "trusted_root.json"
 
 
 def page(client: FlaskClient, project: str = "demo", accept: str = JSON_V1) -> dict[str, Any]:
@@ -114,8 +132,6 @@ def test_tampered_file_is_never_delivered(client: FlaskClient, upstream: Running
 def test_age_decision_expires_when_the_file_comes_of_age(
     make_app: AppFactory, write_policy: PolicyWriter
 ) -> None:
-    from .conftest import AGE_POLICY  # noqa: PLC0415
-
     clock = {"now": NOW}
     client = make_app(write_policy(AGE_POLICY), clock=lambda: clock["now"]).test_client()
     assert "demo-2.0-py3-none-any.whl" not in filenames(page(client))
@@ -159,10 +175,12 @@ def test_rendered_page_is_cached_and_revalidated(client: FlaskClient, upstream: 
     first = client.get("/simple/demo/", headers={"Accept": JSON_V1, "Accept-Encoding": "gzip"})
     assert first.headers["Content-Encoding"] == "gzip"
     assert json.loads(gzip.decompress(first.data))["name"] == "demo"
+    upstream_etag = requests.get(upstream.project_url("demo"), headers={"Accept": JSON_V1}, timeout=5).headers["ETag"]
     upstream.clear_log()
     again = client.get("/simple/demo/", headers={"Accept": JSON_V1, "If-None-Match": first.headers["ETag"]})
     assert again.status_code == 304
-    assert [r.headers.get("If-None-Match") for r in upstream.requests] != [None]  # revalidated upstream
+    revalidations = [(r.path, r.headers.get("If-None-Match")) for r in upstream.requests]
+    assert revalidations == [("/simple/demo/", upstream_etag)]  # one conditional request, with the page's ETag
     upstream.set_cache_control("max-age=600")
     page(client)
     upstream.clear_log()
@@ -209,3 +227,87 @@ def test_health_and_metrics(client: FlaskClient) -> None:
     assert 'gate_decisions_total{event="page",verdict="deny"} 1' in text
     assert 'gate_rule_violations_total{policy="age",rule="minimumAge"} 2' in text
     assert "gate_upstream_seconds_count" in text
+
+
+def _rendered_expiries(cache_dir: Path) -> list[float | None]:
+    with sqlite3.connect(cache_dir / "cache.sqlite3") as db:
+        return [row[0] for row in db.execute("SELECT expires FROM entries WHERE namespace = 'pypi.rendered'")]
+
+
+def test_a_provenance_outage_hides_a_file_only_briefly(
+    make_app: AppFactory, write_policy: PolicyWriter, upstream: RunningUpstream
+) -> None:
+    clock = {"now": NOW}
+    client = make_app(write_policy(ATTESTED_POLICY), clock=lambda: clock["now"]).test_client()
+    upstream.fail_provenance(SAMPLE_WHEEL, 503)
+    assert SAMPLE_WHEEL not in filenames(page(client, "sampleproject"))  # unverifiable for now: hidden
+    upstream.clear_faults()
+    clock["now"] = NOW + dt.timedelta(seconds=30)
+    assert SAMPLE_WHEEL not in filenames(page(client, "sampleproject"))  # the page is still reused a while
+    clock["now"] = NOW + dt.timedelta(seconds=61)
+    assert SAMPLE_WHEEL in filenames(page(client, "sampleproject"))  # then the provenance is asked for again
+
+
+def test_a_page_with_absent_provenance_expires_with_it(
+    make_app: AppFactory, write_policy: PolicyWriter, upstream: RunningUpstream, tmp_path: Path
+) -> None:
+    client = make_app(write_policy(ATTESTED_POLICY)).test_client()
+    upstream.fail_provenance(SAMPLE_WHEEL, 404)  # listed with a provenance URL, but none there (yet)
+    assert SAMPLE_WHEEL not in filenames(page(client, "sampleproject"))
+    (expires,) = _rendered_expiries(tmp_path / "cache")
+    assert expires is not None and abs(expires - (NOW.timestamp() + NO_PROVENANCE_TTL)) < 30
+
+
+def test_provenance_is_fetched_only_for_projects_an_attestation_policy_covers(
+    make_app: AppFactory, write_policy: PolicyWriter, upstream: RunningUpstream, tmp_path: Path
+) -> None:
+    provenance = tmp_path / "demo.provenance"
+    provenance.write_text("{}")
+    upstream.index.add_wheel("demo", "0.9", upload_time=NOW - dt.timedelta(days=90), provenance=provenance)
+    client = make_app(write_policy(AGE_POLICY, ATTESTED_POLICY)).test_client()
+    assert "demo-0.9-py3-none-any.whl" in filenames(page(client))
+    assert client.get("/files/demo/demo-0.9-py3-none-any.whl").status_code == 200
+    assert not [p for p in upstream.request_log if "/integrity/" in p]  # no policy reads demo's evidence
+    assert SAMPLE_WHEEL in filenames(page(client, "sampleproject"))
+    assert [p for p in upstream.request_log if "/integrity/" in p]  # sampleproject's is read
+
+
+def test_a_download_asks_upstream_for_the_page_once(client: FlaskClient, upstream: RunningUpstream) -> None:
+    upstream.clear_log()
+    assert client.get("/files/demo/demo-1.0-py3-none-any.whl").status_code == 200
+    assert [p for p in upstream.request_log if p.startswith("/simple/")] == ["/simple/demo/"]
+
+
+def test_root_is_served_when_the_store_drops_writes(
+    make_app: AppFactory, write_policy: PolicyWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(write_policy(AGE_POLICY))
+    monkeypatch.setattr(app.extensions["gate"].store, "put", lambda *args, **kwargs: None)  # a write dropped
+    response = app.test_client().get("/simple/", headers={"Accept": JSON_V1})
+    assert response.status_code == 200 and {"name": "demo"} in response.get_json(force=True)["projects"]
+
+
+@pytest.mark.parametrize("route", ["files", "provenance"])
+def test_braces_in_a_filename_redirect(client: FlaskClient, route: str) -> None:
+    response = client.get(f"/{route}/Demo/demo-{{1}}-py3-none-any.whl?x=1")
+    assert response.status_code == 301
+    assert response.headers["Location"].endswith(f"/{route}/demo/demo-%7B1%7D-py3-none-any.whl?x=1")
+
+
+def test_another_trusted_root_never_reuses_cached_decisions(make_app: AppFactory, write_policy: PolicyWriter) -> None:
+    policy = write_policy(ATTESTED_POLICY)
+    assert SAMPLE_WHEEL in filenames(page(make_app(policy).test_client(), "sampleproject"))
+    staging = make_app(policy, trusted_root=STAGING_ROOT).test_client()  # the same cache directory
+    assert SAMPLE_WHEEL not in filenames(page(staging, "sampleproject"))  # production bundles do not verify
+    refused = staging.get(f"/files/sampleproject/{SAMPLE_WHEEL}")
+    assert refused.status_code == 403 and "no verified attestation" in refused.text
+
+
+def test_provenance_larger_than_the_cap_is_not_read(
+    make_app: AppFactory, write_policy: PolicyWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gate.sources.pypi, "MAX_PROVENANCE_BYTES", 100)
+    client = make_app(write_policy(ATTESTED_POLICY)).test_client()
+    response = client.get(f"/provenance/sampleproject/{SAMPLE_WHEEL}")
+    assert response.status_code == 502 and "larger than 100 bytes" in response.text
+    assert SAMPLE_WHEEL not in filenames(page(client, "sampleproject"))

@@ -12,7 +12,7 @@ API::
     write_sidecar(package, body) -> str             # <file>.sigs + <file>.sigs.<sha256>; then index_channel()
     add_fixture_signed_package(channel_dir) -> dict
     serve_channel(channel_dir, *, request_log=None, not_found=()) -> ContextManager[str]   # base URL
-    ChannelServer(channel_dir, *, not_found=(), request_log=None)   # .url .requests .paths() .not_found
+    ChannelServer(channel_dir, *, not_found=(), request_log=None)   # .url .requests .paths() .not_found .failing
 
 What rattler's indexer writes (py-rattler 0.28 ``rattler.index.index_fs``, observed):
     per subdir ``repodata.json`` (compact; each record gets CEP 47 ``indexed_timestamp`` = time of first
@@ -88,6 +88,8 @@ from urllib.parse import unquote, urlsplit
 import conda_package_handling.api as cph
 import zstandard
 from rattler.index import index_fs
+
+from tests.support.pypi_upstream import etag_matches
 
 __all__ = [
     "FIXTURE_CHANNEL",
@@ -356,16 +358,20 @@ class _ChannelHandler(SimpleHTTPRequestHandler):
     server: _ChannelHTTPServer
 
     def send_head(self) -> BinaryIO | None:
-        """Serve a file with a strong ETag, answering If-None-Match with 304 and hidden paths with 404."""
+        """Serve a file with a strong ETag, answering If-None-Match with 304, hidden paths with 404 and
+        failing ones with 500."""
         if self.server.owner.hidden(self._url_path()):
             self.send_error(404, "hidden by test")
+            return None
+        if self.server.owner.failed(self._url_path()):
+            self.send_error(500, "failure injected by test")
             return None
         file = Path(self.translate_path(self.path))
         if not file.is_file():
             return super().send_head()  # directories and plain 404s
         data = file.read_bytes()
         etag = f'"{_sha256(data)}"'
-        if _etag_matches(self.headers.get("If-None-Match", ""), etag):
+        if etag_matches(self.headers.get("If-None-Match"), etag):
             self._send_status(304, etag, file)
             return None
         self._send_status(200, etag, file)
@@ -422,6 +428,7 @@ class ChannelServer:
         """Configure; not_found: fnmatch patterns of URL paths to answer 404; requests go to request_log."""
         self.channel_dir = channel_dir
         self.not_found = set(not_found)  # live: tests may change it while serving
+        self.failing: set[str] = set()  # fnmatch patterns of URL paths to answer 500 (live too)
         self.url = ""  # set on __enter__
         self._log: list[ServedRequest] = [] if request_log is None else request_log
         self._lock = threading.Lock()
@@ -441,6 +448,10 @@ class ChannelServer:
     def hidden(self, path: str) -> bool:
         """Tell whether a URL path matches one of the not-found patterns."""
         return any(fnmatch.fnmatchcase(path, pattern) for pattern in self.not_found)
+
+    def failed(self, path: str) -> bool:
+        """Tell whether a URL path matches one of the failing patterns."""
+        return any(fnmatch.fnmatchcase(path, pattern) for pattern in self.failing)
 
     def record(self, request: ServedRequest) -> None:
         """Append a request to the log (called from handler threads)."""
@@ -478,12 +489,6 @@ def serve_channel(
 
 
 # --- small helpers -----------------------------------------------------------------------------------------
-
-
-def _etag_matches(if_none_match: str, etag: str) -> bool:
-    """Evaluate an If-None-Match header against the current entity tag (weak comparison, RFC 9110)."""
-    candidates = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-    return "*" in candidates or etag in candidates
 
 
 def _sha256(data: bytes) -> str:

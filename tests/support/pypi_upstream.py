@@ -544,6 +544,7 @@ class Faults:
     hang: dict[str, float] = field(default_factory=dict)
     malformed: set[str] = field(default_factory=set)
     tampered: dict[str, bytes] = field(default_factory=dict)
+    provenance_status: dict[str, int] = field(default_factory=dict)  # by filename
 
     def clear(self) -> None:
         """Remove every fault."""
@@ -551,6 +552,7 @@ class Faults:
         self.hang.clear()
         self.malformed.clear()
         self.tampered.clear()
+        self.provenance_status.clear()
 
 
 @dataclass(frozen=True)
@@ -778,6 +780,10 @@ class _Handler(BaseHTTPRequestHandler):
         if file is None or file.provenance is None:
             self._send(404, b"no provenance\n", "text/plain")
             return
+        status = self.upstream.faults.provenance_status.get(file.filename)
+        if status is not None:
+            self._send(status, b"injected failure\n", "text/plain")
+            return
         self._send(200, file.provenance.read_bytes(), "application/json")
 
 
@@ -856,6 +862,10 @@ class RunningUpstream:
     def hang_project(self, project: str, seconds: float) -> None:
         """Make ``/simple/<project>/`` sleep ``seconds`` before answering (cut short by shutdown)."""
         self.faults.hang[canonicalize_name(project)] = seconds
+
+    def fail_provenance(self, filename: str, status: int = 500) -> None:
+        """Make the provenance URL of ``filename`` answer ``status``."""
+        self.faults.provenance_status[filename] = status
 
     def malform_project(self, project: str) -> None:
         """Make ``/simple/<project>/`` answer 200 with truncated JSON."""

@@ -97,11 +97,60 @@ def test_broken_policy_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture
 
 def test_untested_policy_is_noted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = project(tmp_path)
-    (root / "other.yaml").write_text(POLICY.replace("name: age", "name: other").replace('"*"', '"x"')
+    (root / "other.yaml").write_text(POLICY.replace("name: age", "name: other")
                                      .replace("minimumAge: 7d", "minimumAge: 7d\n  match: {packages: [nothing-here]}"),
                                      encoding="utf-8")
-    main(["test", str(root)])
-    assert "no case exercises policy 'other'" in capsys.readouterr().out
+    assert main(["test", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "no case exercises policy 'other'" in out
+    assert "no case exercises policy 'age'" not in out
+    assert out.splitlines()[-1] == "2 passed, 0 failed"
+
+
+NO_POLICY = """\
+now: 2026-11-22T00:00:00Z
+cases:
+  - name: a package no policy matches
+    file: {ecosystem: conda, name: numpy, version: 2.2.3}
+    expect: {verdict: allow}
+  - name: a package no policy matches, on purpose
+    file: {ecosystem: conda, name: numpy, version: 2.2.3}
+    expect: {verdict: allow, policies: []}
+"""
+
+
+def test_a_case_no_policy_matches_fails_unless_it_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = project(tmp_path, NO_POLICY)
+    (root / "age.yaml").write_text(POLICY + "  match: {ecosystems: [pypi]}\n", encoding="utf-8")
+    assert main(["test", str(root)]) == 1
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].startswith("FAIL ") and lines[0].endswith("a package no policy matches")
+    assert "no policy matches this file, so the case tests nothing (write `policies: []` if it should)" in lines[1]
+    assert lines[2].startswith("PASS ") and lines[2].endswith("a package no policy matches, on purpose")
+    assert lines[-1] == "1 passed, 1 failed"
+
+
+def test_case_defaults_come_from_the_filename(tmp_path: Path) -> None:
+    cases = """\
+        now: 2026-11-22T00:00:00Z
+        cases:
+          - {name: w, file: {name: a, version: 2.0rc1}, expect: {verdict: allow}}
+          - {name: s, file: {name: a, version: '1.0', filename: a-1.0.tar.gz}, expect: {verdict: allow}}
+          - {name: c, file: {ecosystem: conda, name: b, version: 1.0a1}, expect: {verdict: allow}}
+          - {name: f, file: {name: a, version: '1.0', filename: a.exe}, expect: {verdict: allow}}
+          - {name: k, file: {name: a, version: '1.0', kind: file, prerelease: true}, expect: {verdict: allow}}
+        """
+    path = tmp_path / "x.gate-test.yaml"
+    path.write_text(textwrap.dedent(cases), encoding="utf-8")
+    facts = [c.facts for c in load_case_file(path).cases]
+    assert [(f.filename, f.kind.value, f.prerelease) for f in facts if f is not None] == [
+        ("a-2.0rc1-py3-none-any.whl", "wheel", True),
+        ("a-1.0.tar.gz", "sdist", False),
+        ("b-1.0a1-0.conda", "conda", True),
+        ("a.exe", "file", False),
+        ("a-1.0-py3-none-any.whl", "file", True),
+    ]
 
 
 def test_no_test_files_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
