@@ -29,6 +29,19 @@ class FileKind(StrEnum):
     FILE = "file"
 
 
+# The OIDC issuers of the trusted publishers PEP 740 knows, and the prefix of every certificate identity
+# (SAN) each issues (None: the identity is an email address).
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+GITLAB_ISSUER = "https://gitlab.com"
+GOOGLE_ISSUER = "https://accounts.google.com"
+PUBLISHER_ISSUERS = {"GitHub": GITHUB_ISSUER, "GitLab": GITLAB_ISSUER, "Google": GOOGLE_ISSUER}
+IDENTITY_PREFIXES: dict[str, str | None] = {
+    GITHUB_ISSUER: "https://github.com/",
+    GITLAB_ISSUER: "https://gitlab.com/",
+    GOOGLE_ISSUER: None,
+}
+
+
 @dataclass(frozen=True)
 class Publisher:
     """A trusted publisher as PEP 740 names it, derived from verified certificate claims."""

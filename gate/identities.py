@@ -13,22 +13,14 @@ from collections.abc import Mapping, Sequence
 
 from gate.decision import Decision, Violation
 from gate.evaluate import waiver
-from gate.facts import Publisher
+from gate.facts import GITHUB_ISSUER, GITLAB_ISSUER, IDENTITY_PREFIXES, PUBLISHER_ISSUERS, Publisher
 from gate.policy.compile import CompiledPolicy
 from gate.policy.model import Signer
 from gate.policy.reach import can_start_with
-from gate.verify.claims import GITHUB_ISSUER, GITLAB_ISSUER, GOOGLE_ISSUER
 
 LOCK_POLICY = "pylock"
 # PEP 740 / pylock key -> the policy's (and facts') field name
 _KEYS = {"workflow_filepath": "workflowFilepath"}
-_ISSUERS = {"GitHub": GITHUB_ISSUER, "GitLab": GITLAB_ISSUER, "Google": GOOGLE_ISSUER}
-# OIDC issuer -> the prefix of every certificate identity (SAN) it issues; None: the identity is an email.
-IDENTITY_PREFIXES: dict[str, str | None] = {
-    GITHUB_ISSUER: "https://github.com/",
-    GITLAB_ISSUER: "https://gitlab.com/",
-    GOOGLE_ISSUER: None,
-}
 
 
 def _normal(identity: Mapping[str, str]) -> dict[str, str]:
@@ -55,7 +47,7 @@ def signer_allows(signer: Signer, identity: dict[str, str]) -> bool:
             return False
         return all(key in identity and pattern.matches(identity[key]) for key, pattern in signer.publisher)
     assert signer.identity is not None and signer.issuer is not None
-    issuer = _ISSUERS.get(identity.get("kind", ""))
+    issuer = PUBLISHER_ISSUERS.get(identity.get("kind", ""))
     prefix = _identity_prefix(identity)
     if issuer is None or prefix is None or not signer.issuer.matches(issuer):
         return False

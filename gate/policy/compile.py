@@ -193,6 +193,15 @@ def load_policy_text(text: str, file: str = "<policy>") -> list[CompiledPolicy]:
     return compile_documents(load_text(text, file))
 
 
+def duplicate_name(raw: RawPolicy, name: str, seen: dict[str, str]) -> Issue | None:
+    """An issue when an earlier document already used `name`; `seen` maps each name to its first file."""
+    if name not in seen:
+        seen[name] = raw.file
+        return None
+    message = f"policy name {name!r} is already used in {seen[name]}"
+    return Issue("metadata.name", message, raw.file, raw.line_of(("metadata", "name")))
+
+
 def compile_documents(documents: list[RawPolicy]) -> list[CompiledPolicy]:
     """Validate, build and compile raw documents; raise PolicyError with every issue of every document."""
     issues: list[Issue] = []
@@ -207,16 +216,8 @@ def compile_documents(documents: list[RawPolicy]) -> list[CompiledPolicy]:
         issues.extend(found)
         if policy is None:
             continue
-        if policy.name in names:
-            issues.append(
-                Issue(
-                    "metadata.name",
-                    f"policy name {policy.name!r} is already used in {names[policy.name]}",
-                    raw.file,
-                    raw.line_of(("metadata", "name")),
-                )
-            )
-        names[policy.name] = raw.file
+        if (duplicate := duplicate_name(raw, policy.name, names)) is not None:
+            issues.append(duplicate)
         compiled.append(compile_policy(policy))
     if issues:
         raise PolicyError(issues)

@@ -11,18 +11,15 @@ import copy
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
-import jsonschema
-from jsonschema.exceptions import ValidationError
-
 from gate.errors import Issue, PolicyError
+from gate.policy.compile import duplicate_name
 from gate.policy.lint_cel import cel_issues
 from gate.policy.lint_checks import exception_issues, match_issues, signer_issues
 from gate.policy.load import Path_, RawPolicy, format_path, load_text, policy_files
 from gate.policy.model import build_policy
-from gate.policy.schema import FORMATS, policy_schema, schema_issues
+from gate.policy.schema import leaves, policy_validator, schema_issues
 
 
 @dataclass(frozen=True)
@@ -99,26 +96,14 @@ class _Fix:
     message: str | None  # None: any issue at `shown` (an unknown key's path is its own)
 
 
-def _leaves(error: ValidationError) -> Iterator[ValidationError]:
-    """The errors `gate.policy.schema` reports for `error` (its `_leaves`: the branches of an `allOf`, the
-    `format` errors of a `oneOf`/`anyOf`), here with their paths as tuples."""
-    if error.validator == "allOf" and error.context:
-        for sub in error.context:
-            yield from _leaves(sub)
-    elif error.validator in ("oneOf", "anyOf") and any(sub.validator == "format" for sub in error.context):
-        yield from (sub for sub in error.context if sub.validator == "format")
-    else:
-        yield error
-
-
 def _fixes(raw: RawPolicy) -> tuple[list[_Fix], bool]:
     """A fix for each schema problem that has one, from the validator's own errors (so a path keeps its
     real keys, whatever characters they hold), and whether every problem has one (a missing key or a
     wrong type has none)."""
     fixes: dict[Path_, _Fix] = {}
     complete = True
-    for error in _validator().iter_errors(raw.data):
-        for leaf in _leaves(error):
+    for error in policy_validator().iter_errors(raw.data):
+        for leaf in leaves(error):
             path = tuple(leaf.absolute_path)
             if leaf.validator == "additionalProperties" and isinstance(leaf.instance, dict):
                 allowed = leaf.schema.get("properties", {}) if isinstance(leaf.schema, dict) else {}
@@ -132,11 +117,6 @@ def _fixes(raw: RawPolicy) -> tuple[list[_Fix], bool]:
             else:
                 complete = False
     return list(fixes.values()), complete
-
-
-@cache
-def _validator() -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(policy_schema(), format_checker=FORMATS)
 
 
 def _code(issue: Issue, fixes: Sequence[_Fix]) -> str:
@@ -224,11 +204,6 @@ def lint_paths(paths: Sequence[Path], options: LintOptions) -> list[Finding]:
             findings += found
             if name is None:
                 continue
-            if name in names:
-                where = ("metadata", "name")
-                message = f"policy name {name!r} is already used in {names[name]}"
-                findings.append(
-                    Finding("duplicate-policy", Issue("metadata.name", message, doc.file, doc.line_of(where)))
-                )
-            names.setdefault(name, doc.file)
+            if (duplicate := duplicate_name(doc, name, names)) is not None:
+                findings.append(Finding("duplicate-policy", duplicate))
     return sorted(findings, key=lambda f: (f.issue.file or "", f.issue.line or 0, f.issue.path, f.issue.message))

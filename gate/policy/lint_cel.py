@@ -18,10 +18,10 @@ from typing import Any, TypeVar
 import celpy
 
 from gate.errors import Issue
-from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, FileKind, Publisher, to_activation
+from gate.facts import GITHUB_ISSUER, AttestationFact, Ecosystem, Facts, FileFacts, FileKind, Publisher, to_activation
 from gate.policy.cel import CELEvalError, CELParseError, error_text
+from gate.policy.load import format_path
 from gate.policy.model import CustomRule, Policy
-from gate.verify.claims import GITHUB_ISSUER
 
 Record = TypeVar("Record", FileFacts, AttestationFact)
 
@@ -158,30 +158,29 @@ def _run(program: Any, activation: dict[str, Any]) -> str | None:
     return None
 
 
-def _issue(policy: Policy, index: int, rule: CustomRule, text: str, level: str) -> Issue:
+def _issue(policy: Policy, rule: CustomRule, text: str, level: str) -> Issue:
     where = _position(rule.expression, text)
     reason = _readable(text) + (f" at line {where[0]}, column {where[1]} of the expression" if where else "")
     if level == "warning":
         message = f"rule {rule.name!r} fails (and denies) when optional facts are missing: {reason}"
     else:
         message = f"rule {rule.name!r}: {reason}"
-    # `rule.path` is `spec.rules[index].expression` as text; its line needs the path as a tuple
-    return Issue(rule.path, message, policy.file, policy.raw.line_of(("spec", "rules", index, "expression")), level)
+    return Issue(format_path(rule.path), message, policy.file, policy.raw.line_of(rule.path), level)
 
 
 def cel_issues(policy: Policy, claim_names: tuple[str, ...] = ()) -> Iterator[Issue]:
     """Type errors (errors) and null-sensitivity (warnings) of the policy's custom rules."""
     full = to_activation(representative_facts(claim_names), _NOW)
     sparse = to_activation(sparse_facts(), _NOW)
-    for index, rule in enumerate(policy.rules):
+    for rule in policy.rules:
         try:
             program = _program(rule.expression)
         except CELParseError:
             continue  # reported by the schema's `cel` format check
         error = _run(program, full)
         if error is not None:
-            yield _issue(policy, index, rule, error, "error")
+            yield _issue(policy, rule, error, "error")
             continue
         error = _run(program, sparse)
         if error is not None:
-            yield _issue(policy, index, rule, error, "warning")
+            yield _issue(policy, rule, error, "warning")

@@ -9,8 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from gate.errors import Issue
-from gate.facts import Ecosystem
-from gate.identities import IDENTITY_PREFIXES
+from gate.facts import IDENTITY_PREFIXES, Ecosystem
 from gate.policy import patterns
 from gate.policy.compile import rule_sources
 from gate.policy.load import Path_, format_path

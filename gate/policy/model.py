@@ -119,7 +119,7 @@ class CustomRule:
     name: str
     expression: str
     message: str
-    path: str
+    path: Path_  # of its expression in the document
 
 
 @dataclass(frozen=True)
@@ -228,7 +228,7 @@ class _Builder:
         data = self.raw.data
         spec: dict[str, Any] = data.get("spec") or {}
         rules = tuple(
-            CustomRule(r["name"], r["expression"], r["message"], format_path(("spec", "rules", i, "expression")))
+            CustomRule(r["name"], r["expression"], r["message"], ("spec", "rules", i, "expression"))
             for i, r in enumerate(spec.get("rules", []))
         )
         seen: set[str] = set()

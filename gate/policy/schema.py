@@ -78,7 +78,7 @@ def _cel(value: object) -> bool:
 
 
 @cache
-def _validator() -> jsonschema.Draft202012Validator:
+def policy_validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(policy_schema(), format_checker=FORMATS)
 
 
@@ -93,12 +93,12 @@ def _message(error: ValidationError) -> str:
     return error.message
 
 
-def _leaves(error: ValidationError) -> Iterator[ValidationError]:
+def leaves(error: ValidationError) -> Iterator[ValidationError]:
     """Report an `if/then` branch's own errors rather than the `allOf` wrapper around it, and a
     value of the right shape but bad content (a `format` error) rather than "not valid under any"."""
     if error.validator == "allOf" and error.context:
         for sub in error.context:
-            yield from _leaves(sub)
+            yield from leaves(sub)
         return
     if error.validator in ("oneOf", "anyOf") and error.context:
         formats = [sub for sub in error.context if sub.validator == "format"]
@@ -122,14 +122,14 @@ def _unknown_keys(error: ValidationError, doc: RawPolicy) -> Iterator[Issue]:
 
 def schema_issues(doc: RawPolicy) -> list[Issue]:
     """Every policy-schema violation of one document, sorted by line."""
-    return document_issues(doc, _validator())
+    return document_issues(doc, policy_validator())
 
 
 def document_issues(doc: RawPolicy, validator: jsonschema.Draft202012Validator) -> list[Issue]:
     """Every violation of `validator`'s schema in one YAML document, each with its path and line."""
     issues: set[Issue] = set()
     for error in validator.iter_errors(doc.data):
-        for leaf in _leaves(error):
+        for leaf in leaves(error):
             if leaf.validator == "additionalProperties" and isinstance(leaf.instance, dict):
                 issues.update(_unknown_keys(leaf, doc))
                 continue

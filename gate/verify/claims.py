@@ -6,7 +6,7 @@ from cryptography import x509
 from cryptography.hazmat import asn1
 from cryptography.x509.oid import ObjectIdentifier
 
-from gate.facts import Publisher
+from gate.facts import GITHUB_ISSUER, GITLAB_ISSUER, GOOGLE_ISSUER, Publisher
 
 _FULCIO = "1.3.6.1.4.1.57264.1."
 # OID suffix -> claim name (camelCase, as policies read them). .1 is a raw string, .8 and up DER UTF8String.
@@ -28,9 +28,6 @@ CLAIM_OIDS = {
     22: "sourceRepositoryVisibility",
     23: "deploymentEnvironment",
 }
-GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
-GITLAB_ISSUER = "https://gitlab.com"
-GOOGLE_ISSUER = "https://accounts.google.com"
 
 
 def _der_utf8(data: bytes) -> str:
