@@ -6,6 +6,8 @@ Layout (each piece is ecosystem-neutral unless named after one):
   shares (policies, the memoizing `Evaluator`, `Store`, `AuditLog`, `Metrics`, HTTP session, clock),
   reached inside a request with `gate_state()`. Core routes: `/-/health`, `/-/metrics`.
 - `cache`: `Store`, SQLite entries `(namespace, key) -> value, meta, expires`, and `Memo`, a per-process LRU.
+- `upstream`: `CachedUpstream`, upstream documents (project pages, repodata) in one store namespace with
+  their validators: `digest(key, fetch)` asks upstream only when stale, `parsed(key, digest)` parses on demand.
 - `decide`: `judge` (fail closed: an exception is a denial), `unjudgeable`, `visible` (audit-only mode),
   `record` (metrics + audit log), `refusal` (403 whose text names the file, each rule and message),
   `integrity_failure` (the audit of bytes that differ from the index) and `etag`.

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import hashlib
 import re
 import time
 from collections import defaultdict
@@ -28,7 +27,6 @@ from gate.decision import Decision
 from gate.evaluate import Judgement
 from gate.facts import Ecosystem, Facts, FileFacts
 from gate.proxy.app import EXTENSION, Gate
-from gate.proxy.cache import Memo
 from gate.proxy.decide import (
     etag,
     integrity_failure,
@@ -42,6 +40,7 @@ from gate.proxy.decide import (
 )
 from gate.proxy.evidence import FETCH_RETRY, Evidence, earliest, recheck_at, verified
 from gate.proxy.files import stream_verified
+from gate.proxy.upstream import CachedUpstream
 from gate.sources.conda_channel import (
     Served,
     classify,
@@ -57,7 +56,7 @@ from gate.sources.conda_channel import (
 )
 from gate.sources.conda_evidence import MAX_SIDECAR_BYTES, SidecarError, SidecarFetch, sidecar_attestations
 from gate.sources.conda_upstream import ChannelClient
-from gate.sources.pypi import UpstreamError, Validators
+from gate.sources.pypi import UpstreamError
 from gate.verify.sigstore import Target
 
 SERVICE = "gate.conda"
@@ -69,6 +68,10 @@ MAX_CHANNELDATA = 256 << 20
 CHANNEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
+def _parse_repodata(_key: str, body: bytes, _meta: Mapping[str, Any]) -> dict[str, Any]:
+    return parse_repodata(body)  # a body is stored only after `ChannelClient.repodata` parsed it
+
+
 class CondaChannels:
     """Upstream repodata through the cache, each record judged; evidence fetched only when a policy reads it."""
 
@@ -76,54 +79,19 @@ class CondaChannels:
         self.state = state
         timeout = state.settings.timeout
         self.clients = {name: ChannelClient(url, state.session, timeout=timeout) for name, url in channels.items()}
-        self._parsed: Memo[dict[str, Any]] = Memo(4)  # a parsed conda-forge subdir is large
+        # a parsed conda-forge subdir is large: few are memoized
+        self.repodata: CachedUpstream[dict[str, Any]] = CachedUpstream(
+            state, UPSTREAM, _parse_repodata, noun="repodata", memo=4
+        )
 
     # -- upstream repodata ---------------------------------------------------------------------------
 
-    def upstream(self, client: ChannelClient, subdir: str) -> tuple[str, dict[str, Any]]:
-        """(digest, parsed repodata) of the subdir, asking upstream only when the cached copy is stale."""
-        state, key = self.state, client.subdir_url(subdir)
-        meta = state.store.get_meta(UPSTREAM, key)
-        if meta is not None and meta["fresh_until"] > time.time():
-            state.metrics.inc("gate_cache_hits_total", cache=UPSTREAM)
-            return self._parsed_repodata(key, str(meta["digest"]))
-        state.metrics.inc("gate_cache_misses_total", cache=UPSTREAM)
-        validators = Validators(meta.get("etag"), meta.get("last_modified")) if meta else None
-        try:
-            fetched = client.repodata(subdir, validators, meta.get("variant") if meta else None)
-        except UpstreamError as err:
-            state.metrics.inc("gate_upstream_requests_total", outcome=str(err.status))
-            raise
-        state.metrics.observe("gate_upstream_seconds", fetched.latency)
-        state.metrics.inc("gate_upstream_requests_total", outcome="304" if fetched.body is None else "200")
-        fresh_until = time.time() + fetched.max_age
-        if fetched.body is None and meta is not None:
-            state.store.update_meta(UPSTREAM, key, {**meta, "fresh_until": fresh_until}, None)
-            return self._parsed_repodata(key, str(meta["digest"]))
-        if fetched.body is None:
-            raise UpstreamError(f"upstream answered 304 for {key} without being asked conditionally")
-        try:
-            parsed = parse_repodata(fetched.body)
-        except ValueError as err:
-            raise UpstreamError(f"upstream {key} repodata is not valid: {err}") from err
-        digest = hashlib.sha256(fetched.body).hexdigest()
-        meta = {
-            "digest": digest, "variant": fetched.variant, "etag": fetched.validators.etag,
-            "last_modified": fetched.validators.last_modified, "fresh_until": fresh_until,
-        }
-        state.store.put(UPSTREAM, key, fetched.body, meta)
-        self._parsed.put(digest, parsed)
-        return digest, parsed
-
-    def _parsed_repodata(self, key: str, digest: str) -> tuple[str, dict[str, Any]]:
-        parsed = self._parsed.get(digest)
-        if parsed is None:
-            entry = self.state.store.get(UPSTREAM, key)
-            if entry is None or entry.meta.get("digest") != digest:
-                raise UpstreamError(f"the cached repodata of {key} changed while it was read; try again", 503)
-            parsed = parse_repodata(entry.value)
-            self._parsed.put(digest, parsed)
-        return digest, parsed
+    def upstream_digest(self, client: ChannelClient, subdir: str) -> str:
+        """The digest of the subdir's upstream repodata, asking upstream only when the cached copy is stale."""
+        return self.repodata.digest(
+            client.subdir_url(subdir),
+            lambda validators, kept: client.repodata(subdir, validators, kept.get("variant")),
+        )
 
     # -- decisions -----------------------------------------------------------------------------------
 
@@ -197,9 +165,10 @@ class CondaChannels:
     # -- filtered repodata ---------------------------------------------------------------------------
 
     def filtered(self, client: ChannelClient, subdir: str, *, zst: bool) -> tuple[bytes, str]:
-        """(body, ETag) of the subdir's repodata with every denied record removed."""
+        """(body, ETag) of the subdir's repodata with every denied record removed; the upstream repodata is
+        parsed only when no filtered copy of its current digest is cached."""
         state, now = self.state, self.state.now()
-        digest, repodata = self.upstream(client, subdir)
+        digest = self.upstream_digest(client, subdir)
         key = "|".join((client.subdir_url(subdir), state.decision_digest, str(state.settings.audit_only)))
         variant = key + ("|zst" if zst else "")
         entry = state.store.get(FILTERED, variant, now=now.timestamp())
@@ -211,6 +180,7 @@ class CondaChannels:
         if plain is not None and plain.meta.get("upstream") == digest:
             body, expires, tag = plain.value, plain.expires, str(plain.meta["etag"])
         else:
+            repodata = self.repodata.parsed(client.subdir_url(subdir), digest)
             body, until = self._filter(client, subdir, repodata, now)
             expires = until.timestamp() if until is not None else None
             tag = self._store(key, body, digest, expires, now)
@@ -244,7 +214,7 @@ class CondaChannels:
 
     def judge_file(self, client: ChannelClient, subdir: str, filename: str) -> tuple[Decision, dict[str, Any]] | None:
         """The decision on one package listed in the upstream repodata (None: not listed), and its record."""
-        _, repodata = self.upstream(client, subdir)
+        repodata = self.repodata.parsed(client.subdir_url(subdir), self.upstream_digest(client, subdir))
         found = find_record(repodata, filename)
         if found is None:
             return None

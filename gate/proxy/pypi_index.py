@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from gate.decision import Decision
 from gate.facts import AttestationFact, Ecosystem, Facts
 from gate.proxy.app import Gate
-from gate.proxy.cache import Memo
 from gate.proxy.decide import judge, unjudgeable
 from gate.proxy.evidence import FETCH_RETRY, Evidence, recheck_at, verified
-from gate.sources.pypi import ProjectPage, SimpleClient, SimpleFile, UpstreamError, Validators, file_facts, parse_page
+from gate.proxy.upstream import CachedUpstream
+from gate.sources.pypi import ProjectPage, SimpleClient, SimpleFile, UpstreamError, file_facts, parse_page
 from gate.verify.sigstore import Target
 
 PAGES = "pypi.page"
@@ -28,6 +28,10 @@ class JudgedFile(NamedTuple):  # a NamedTuple, not a dataclass: one is made for 
     valid_until: dt.datetime | None
 
 
+def _parse_page(project: str, body: bytes, meta: Mapping[str, Any]) -> ProjectPage:
+    return parse_page(body, meta["content_type"], meta["url"], project)
+
+
 class PypiIndex:
     """Pages are kept with their validators and reused while the upstream's `Cache-Control` allows;
     decisions are made per file, fetching and verifying provenance only when a policy reads it."""
@@ -35,58 +39,17 @@ class PypiIndex:
     def __init__(self, state: Gate) -> None:
         self.state = state
         self.client = SimpleClient(state.settings.upstream, state.session, timeout=state.settings.timeout)
-        self._pages: Memo[ProjectPage] = Memo(32)
+        self.pages: CachedUpstream[ProjectPage] = CachedUpstream(state, PAGES, _parse_page, noun="page", memo=32)
 
     # -- pages ---------------------------------------------------------------------------------------
 
     def page_digest(self, project: str) -> str:
         """The digest of the project's current upstream page, asking upstream only when it is stale."""
-        state = self.state
-        meta = state.store.get_meta(PAGES, project)
-        if meta is not None and meta["fresh_until"] > time.time():
-            state.metrics.inc("gate_cache_hits_total", cache=PAGES)
-            return str(meta["digest"])
-        state.metrics.inc("gate_cache_misses_total", cache=PAGES)
-        validators = Validators(meta.get("etag"), meta.get("last_modified")) if meta else None
-        try:
-            fetched = self.client.project(project, validators)
-        except UpstreamError as err:
-            state.metrics.inc("gate_upstream_requests_total", outcome=str(err.status))
-            raise
-        state.metrics.observe("gate_upstream_seconds", fetched.latency)
-        state.metrics.inc("gate_upstream_requests_total", outcome="304" if fetched.page is None else "200")
-        fresh_until = time.time() + fetched.max_age
-        if fetched.page is None and meta is not None:
-            meta = {**meta, "fresh_until": fresh_until}
-            state.store.update_meta(PAGES, project, meta, None)
-            return str(meta["digest"])
-        if fetched.page is None:  # a 304 to a request without validators: not a usable answer
-            raise UpstreamError(f"upstream answered 304 for {project} without being asked conditionally")
-        digest = hashlib.sha256(fetched.body).hexdigest()
-        meta = {
-            "digest": digest,
-            "content_type": fetched.content_type,
-            "url": fetched.url,
-            "etag": fetched.validators.etag,
-            "last_modified": fetched.validators.last_modified,
-            "fresh_until": fresh_until,
-        }
-        state.store.put(PAGES, project, fetched.body, meta)
-        self._pages.put(digest, fetched.page)
-        return digest
+        return self.pages.digest(project, lambda validators, _: self.client.project(project, validators))
 
     def page(self, project: str, digest: str | None = None) -> ProjectPage:
         """The current page of `project` (the one with `digest`, when the caller already has it)."""
-        digest = digest or self.page_digest(project)
-        page = self._pages.get(digest)
-        if page is not None:
-            return page
-        entry = self.state.store.get(PAGES, project)
-        if entry is None or entry.meta.get("digest") != digest:
-            raise UpstreamError(f"the cached page of {project} changed while it was read; try again", 503)
-        page = parse_page(entry.value, entry.meta["content_type"], entry.meta["url"], project)
-        self._pages.put(digest, page)
-        return page
+        return self.pages.parsed(project, digest or self.page_digest(project))
 
     # -- decisions -----------------------------------------------------------------------------------
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Container
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import urldefrag, urljoin
 
 import requests
@@ -34,6 +34,7 @@ INTEGRITY_ACCEPT = "application/vnd.pypi.integrity.v1+json"
 DEFAULT_UPSTREAM = "https://pypi.org/simple/"
 MAX_PROVENANCE_BYTES = 4 << 20  # a provenance object holds a few bundles of ~10 kB each
 _ABSOLUTE = ("https://", "http://")
+T = TypeVar("T")
 
 
 class UpstreamError(GateError):
@@ -91,6 +92,15 @@ class Validators:
     etag: str | None = None
     last_modified: str | None = None
 
+    @classmethod
+    def of(cls, headers: Mapping[str, str]) -> Validators:
+        """The validators a response's headers carry."""
+        return cls(headers.get("ETag"), headers.get("Last-Modified"))
+
+    def merged(self, newer: Validators) -> Validators:
+        """These validators as a 304 answer carrying `newer` ones updates them (it need not repeat them)."""
+        return Validators(newer.etag or self.etag, newer.last_modified or self.last_modified)
+
     def headers(self) -> dict[str, str]:
         out = {}
         if self.etag:
@@ -101,16 +111,16 @@ class Validators:
 
 
 @dataclass(frozen=True)
-class Fetched:
-    """An upstream answer: the parsed page (None when 304 Not Modified), validators and freshness."""
+class Fetched(Generic[T]):
+    """An upstream answer: the parsed document (a project page, repodata; None when 304 Not Modified),
+    validators and freshness."""
 
-    page: ProjectPage | None
+    page: T | None
     validators: Validators
     max_age: float  # seconds the answer may be reused without asking again (0: revalidate every time)
     latency: float  # seconds the upstream took
-    body: bytes = field(default=b"", repr=False)  # the raw answer, for `parse_page` later (empty on 304)
-    content_type: str = ""
-    url: str = ""
+    body: bytes = field(default=b"", repr=False)  # the raw answer, to parse again later (empty on 304)
+    meta: dict[str, str] = field(default_factory=dict)  # what parsing `body` again needs (content type, URL...)
 
 
 def freshness(headers: Any) -> float:
@@ -335,37 +345,45 @@ def read_small(response: requests.Response, url: str, limit: int, *, absent: Con
         return bytes(data)
 
 
-class SimpleClient:
-    """A client for one upstream simple index; safe to share between threads (requests sessions are)."""
+class HttpClient:
+    """What the upstream clients share: a session and a timeout per request; safe to share between threads
+    (requests sessions are). A request that fails or times out is an UpstreamError with status 503."""
 
-    def __init__(
-        self, base_url: str = DEFAULT_UPSTREAM, session: requests.Session | None = None, *, timeout: float = 20.0
-    ) -> None:
-        self.base_url = base_url.rstrip("/") + "/"
+    def __init__(self, session: requests.Session | None, timeout: float) -> None:
         self.session = session or requests.Session()
         self.timeout = timeout
 
-    def project_url(self, name: str) -> str:
-        return f"{self.base_url}{canonicalize_name(name)}/"
-
-    def _get(self, url: str, headers: dict[str, str], *, stream: bool = False) -> requests.Response:
+    def _get(self, url: str, headers: dict[str, str] | None = None, *, stream: bool = False) -> requests.Response:
         try:
-            return self.session.get(url, headers=headers, timeout=self.timeout, stream=stream)
+            return self.session.get(url, headers=headers or {}, timeout=self.timeout, stream=stream)
         except requests.Timeout as err:
             raise UpstreamError(f"upstream {url} did not answer within {self.timeout:g}s", 503) from err
         except requests.RequestException as err:
             raise UpstreamError(f"upstream {url} is unreachable: {type(err).__name__}", 503) from err
 
-    def project(self, name: str, validators: Validators | None = None) -> Fetched:
-        """Fetch a project page; with `validators`, a 304 answer gives `Fetched(page=None, ...)`."""
+
+class SimpleClient(HttpClient):
+    """A client for one upstream simple index."""
+
+    def __init__(
+        self, base_url: str = DEFAULT_UPSTREAM, session: requests.Session | None = None, *, timeout: float = 20.0
+    ) -> None:
+        super().__init__(session, timeout)
+        self.base_url = base_url.rstrip("/") + "/"
+
+    def project_url(self, name: str) -> str:
+        return f"{self.base_url}{canonicalize_name(name)}/"
+
+    def project(self, name: str, validators: Validators | None = None) -> Fetched[ProjectPage]:
+        """Fetch a project page; with `validators`, a 304 answer gives `Fetched(page=None, ...)`. `meta` holds
+        the `content_type` and `url` that `parse_page` needs to parse the body again."""
         url = self.project_url(name)
         started = time.perf_counter()
         response = self._get(url, {"Accept": ACCEPT, **(validators.headers() if validators else {})})
         latency = time.perf_counter() - started
-        got = Validators(response.headers.get("ETag"), response.headers.get("Last-Modified"))
+        got = Validators.of(response.headers)
         if response.status_code == 304 and validators is not None:
-            kept = Validators(got.etag or validators.etag, got.last_modified or validators.last_modified)
-            return Fetched(None, kept, freshness(response.headers), latency, b"")
+            return Fetched(None, validators.merged(got), freshness(response.headers), latency)
         if response.status_code == 404:
             raise ProjectNotFoundError(name)
         if response.status_code != 200:
@@ -373,7 +391,8 @@ class SimpleClient:
         content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
         base = response.url or url
         page = parse_page(response.content, content_type, base, name)
-        return Fetched(page, got, freshness(response.headers), latency, response.content, content_type, base)
+        meta = {"content_type": content_type, "url": base}
+        return Fetched(page, got, freshness(response.headers), latency, response.content, meta)
 
     def projects(self) -> list[str]:
         """The normalized names on the upstream's `/simple/` list."""

@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 
 from gate.proxy.conda import SIDECAR_TTL, conda_blueprint
 from gate.proxy.files import IntegrityError
+from gate.sources.conda_channel import parse_repodata
 from tests.conda.conftest import (
     SIGNED,
     TARGET_CHANNEL,
@@ -175,6 +176,31 @@ def test_upstream_is_revalidated_not_refetched(make_client: Factory, upstream: C
     assert asked == [("GET", "/noarch/repodata.json.zst", 200), ("GET", "/noarch/repodata.json.zst", 304)]
 
 
+def test_repodata_is_parsed_only_when_its_records_are_needed(
+    make_client: Factory, upstream: ChannelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A filtered-repodata cache hit needs only the upstream digest: another worker (an app with the same
+    cache and no memo) answers it from a 304 revalidation without parsing the upstream repodata."""
+    parsed: list[int] = []
+
+    def counting(data: bytes) -> dict[str, Any]:
+        parsed.append(len(data))
+        return parse_repodata(data)
+
+    monkeypatch.setattr("gate.proxy.conda.parse_repodata", counting)
+    monkeypatch.setattr("gate.sources.conda_upstream.parse_repodata", counting)
+    first = make_client().get("/conda/local/noarch/repodata.json")
+    assert first.status_code == 200 and len(parsed) == 1  # a new upstream body is parsed once, to check it
+    worker = make_client()
+    for path in ("repodata.json", "repodata.json.zst"):  # .zst: compressed from the cached plain copy
+        assert worker.get(f"/conda/local/noarch/{path}").status_code == 200
+    assert len(parsed) == 1
+    assert [r.status for r in upstream.requests if "repodata" in r.path] == [200, 304, 304]
+    assert worker.get("/conda/local/noarch/demo-1.0-0.conda").status_code == 200  # judging it needs its record
+    assert worker.get("/conda/local/noarch/repodata.json").status_code == 200
+    assert len(parsed) == 2  # parsed once for the download, then memoized
+
+
 def test_upstream_failure_is_an_error_never_unfiltered(make_client: Factory, upstream: ChannelServer) -> None:
     upstream.not_found.add("/noarch/repodata.json*")
     client = make_client()
@@ -183,6 +209,21 @@ def test_upstream_failure_is_an_error_never_unfiltered(make_client: Factory, ups
     dead = make_client(url="http://127.0.0.1:9")  # nothing listens on the discard port
     response = dead.get("/conda/local/noarch/repodata.json")
     assert response.status_code == 503 and response.headers["Cache-Control"] == "no-store"
+
+
+def test_malformed_upstream_repodata_is_an_error_and_not_kept(tmp_path: Path) -> None:
+    (tmp_path / "channel" / "noarch").mkdir(parents=True)
+    (tmp_path / "channel" / "noarch" / "repodata.json").write_text("[]")
+    with ChannelServer(tmp_path / "channel") as bad:
+        directory = write_policies(tmp_path / "policies", AGE)
+        blueprint = conda_blueprint({"bad": bad.url})
+        app = gate_app(directory, cache_dir=tmp_path / "cache", clock=lambda: NOW, blueprints=(blueprint,))
+        client = app.test_client()
+        response = client.get("/conda/bad/noarch/repodata.json")
+        assert response.status_code == 502 and "repodata is not valid" in response.get_data(as_text=True)
+        assert 'gate_upstream_requests_total{outcome="502"} 1' in client.get("/-/metrics").get_data(as_text=True)
+    with sqlite3.connect(tmp_path / "cache" / "cache.sqlite3") as db:
+        assert not db.execute("SELECT key FROM entries WHERE namespace = 'conda.repodata'").fetchall()
 
 
 def test_unknown_channel_and_bad_subdir(make_client: Factory) -> None:

@@ -1,0 +1,84 @@
+"""Upstream documents through the cache: asked for only when stale, parsed only when a caller needs them.
+
+`CachedUpstream` keeps the latest upstream body of each key in one store namespace, with meta `digest`
+(sha256 of the body), whatever the fetch keeps for parsing it again (`Fetched.meta`), `etag`,
+`last_modified` and `fresh_until` (from `Cache-Control`); parsed documents are memoized by key and digest.
+The PyPI blueprint keeps project pages in it, the conda one subdir repodata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
+
+from gate.proxy.app import Gate
+from gate.proxy.cache import Memo
+from gate.sources.pypi import Fetched, UpstreamError, Validators
+
+T = TypeVar("T")
+# (validators of the stored body or None, its meta or {}) -> the upstream's answer
+Fetch = Callable[[Validators | None, Mapping[str, Any]], Fetched[T]]
+# (key, stored body, its meta) -> the parsed document
+Parse = Callable[[str, bytes, Mapping[str, Any]], T]
+
+
+class CachedUpstream(Generic[T]):
+    """Upstream bodies in `state.store` under `namespace`, counted in the metrics as cache `namespace`;
+    `noun` names a document in errors ("page", "repodata")."""
+
+    def __init__(self, state: Gate, namespace: str, parse: Parse[T], *, noun: str, memo: int) -> None:
+        self.state = state
+        self.namespace = namespace
+        self.noun = noun
+        self._parse = parse
+        self._memo: Memo[T] = Memo(memo)
+
+    def digest(self, key: str, fetch: Fetch[T]) -> str:
+        """The digest of the current upstream body of `key`, asking upstream (conditionally) only when the
+        stored one is stale; a new body is stored and its parsed document memoized."""
+        state, namespace = self.state, self.namespace
+        meta = state.store.get_meta(namespace, key)
+        if meta is not None and meta["fresh_until"] > time.time():
+            state.metrics.inc("gate_cache_hits_total", cache=namespace)
+            return str(meta["digest"])
+        state.metrics.inc("gate_cache_misses_total", cache=namespace)
+        validators = Validators(meta.get("etag"), meta.get("last_modified")) if meta else None
+        try:
+            fetched = fetch(validators, meta or {})
+        except UpstreamError as err:
+            state.metrics.inc("gate_upstream_requests_total", outcome=str(err.status))
+            raise
+        state.metrics.observe("gate_upstream_seconds", fetched.latency)
+        state.metrics.inc("gate_upstream_requests_total", outcome="304" if fetched.page is None else "200")
+        fresh_until = time.time() + fetched.max_age
+        if fetched.page is None and meta is not None:
+            state.store.update_meta(namespace, key, {**meta, "fresh_until": fresh_until}, None)
+            return str(meta["digest"])
+        if fetched.page is None:  # a 304 to a request without validators: not a usable answer
+            raise UpstreamError(f"upstream answered 304 for {key} without being asked conditionally")
+        digest = hashlib.sha256(fetched.body).hexdigest()
+        meta = {
+            "digest": digest,
+            **fetched.meta,
+            "etag": fetched.validators.etag,
+            "last_modified": fetched.validators.last_modified,
+            "fresh_until": fresh_until,
+        }
+        state.store.put(namespace, key, fetched.body, meta)
+        self._memo.put(f"{key}\n{digest}", fetched.page)
+        return digest
+
+    def parsed(self, key: str, digest: str) -> T:
+        """The document of `key` whose body has `digest` (from `digest()`): memoized, else the stored body
+        parsed; a 503 when the store now holds another body (a concurrent update)."""
+        document = self._memo.get(f"{key}\n{digest}")
+        if document is not None:
+            return document
+        entry = self.state.store.get(self.namespace, key)
+        if entry is None or entry.meta.get("digest") != digest:
+            raise UpstreamError(f"the cached {self.noun} of {key} changed while it was read; try again", 503)
+        document = self._parse(key, entry.value, entry.meta)
+        self._memo.put(f"{key}\n{digest}", document)
+        return document
