@@ -143,6 +143,7 @@ def measure(target: Target, cold: int, threads: int, seconds: float) -> dict[str
         latencies(target.base, [warm_path])
     warm_times = latencies(target.base, [warm_path] * 30)
     rate = throughput(target.base, warm_path, threads, seconds)
+    print(f"{target.name}: cold ms {[round(t * 1000) for t in cold_times]}", file=sys.stderr)
     return {"cold": statistics.median(cold_times), "warm": statistics.median(warm_times), "rps": rate, "size": size}
 
 

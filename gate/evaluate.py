@@ -140,11 +140,7 @@ class _Rule:
         self._memo_size = memo_size
 
     def evaluate(
-        self,
-        facts: Facts,
-        now: dt.datetime,
-        activation: Callable[[], dict[str, Any]],
-        attestations: Callable[[], Hashable],
+        self, facts: Facts, now: dt.datetime, derived: _Derived
     ) -> tuple[bool, str | None, dt.datetime | None]:
         """(passed, error, when the outcome may change)."""
         if self.minimum_age is not None:
@@ -154,26 +150,41 @@ class _Rule:
                 return self.minimum_age.allow_unknown, None, None
             passed = now - uploaded >= self.minimum_age.age
             return passed, None, None if passed else uploaded + self.minimum_age.age
-        key = self.reads.key(facts, now, attestations)
+        key = self.reads.key(facts, now, lambda: derived.attestations(self.reads_source))
         found = self._memo.get(key)
         if found is None:
-            found = self.rule.evaluate(activation())
+            found = self.rule.evaluate(derived.activation())
             if len(self._memo) >= self._memo_size:
                 self._memo.clear()
             self._memo[key] = found
         return found[0], found[1], now if self.reads.now else None
 
 
-def _once(make: Callable[[], Any]) -> Callable[[], Any]:
-    """`make()`, computed on the first call only."""
-    made: list[Any] = []
+class _Derived:
+    """What a file's CEL rules need, each made on first use: the activation and the attestation keys."""
 
-    def get() -> Any:
-        if not made:
-            made.append(make())
-        return made[0]
+    __slots__ = ("_activation", "_everything", "_judged", "facts", "now")
 
-    return get
+    def __init__(self, facts: Facts, now: dt.datetime) -> None:
+        self.facts, self.now = facts, now
+        self._activation: dict[str, Any] | None = None
+        self._judged: Hashable | None = None
+        self._everything: Hashable | None = None
+
+    def activation(self) -> dict[str, Any]:
+        if self._activation is None:
+            self._activation = to_activation(self.facts, self.now)
+        return self._activation
+
+    def attestations(self, every_field: bool) -> Hashable:
+        """The attestations' key: every field (`every_field`), or all but `source`."""
+        if every_field:
+            if self._everything is None:
+                self._everything = attestation_key(self.facts.attestations, _ALL_ATTESTATION_FIELDS)
+            return self._everything
+        if self._judged is None:
+            self._judged = attestation_key(self.facts.attestations, _JUDGED_ATTESTATION_FIELDS)
+        return self._judged
 
 
 class Evaluator:
@@ -215,11 +226,9 @@ class Evaluator:
         plan = self._matched(facts.file.ecosystem, facts.file.name)
         violations: list[Violation] = []
         until: dt.datetime | None = None
-        activation = _once(lambda: to_activation(facts, now))
-        judged = _once(lambda: attestation_key(facts.attestations, _JUDGED_ATTESTATION_FIELDS))
-        everything = _once(lambda: attestation_key(facts.attestations, _ALL_ATTESTATION_FIELDS))
+        derived = _Derived(facts, now)
         for policy, rule in plan.rules:
-            passed, error, changes = rule.evaluate(facts, now, activation, everything if rule.reads_source else judged)
+            passed, error, changes = rule.evaluate(facts, now, derived)
             if changes is not None and (until is None or changes < until):
                 until = changes
             if passed:

@@ -66,7 +66,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def _gunicorn(settings: Settings, args: argparse.Namespace) -> None:
     from gunicorn.app.base import BaseApplication  # noqa: PLC0415 (only when asked for)
 
-    from gate.proxy.app import create_app  # noqa: PLC0415
+    from gate.proxy.app import server_app  # noqa: PLC0415
 
     class Application(BaseApplication):  # type: ignore[misc]  # untyped library
         def load_config(self) -> None:
@@ -83,7 +83,7 @@ def _gunicorn(settings: Settings, args: argparse.Namespace) -> None:
 
         def load(self) -> Any:
             # in each worker: its own SQLite connections and HTTP pool
-            return create_app(settings)
+            return server_app(settings)
 
     Application().run()
 
@@ -103,7 +103,7 @@ def check_settings(settings: Settings) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gate.proxy.app import create_app  # noqa: PLC0415
+    from gate.proxy.app import server_app  # noqa: PLC0415
 
     settings = settings_from(args)
     if args.workers > 0:
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         _gunicorn(settings, args)
         return 0
     try:
-        app = create_app(settings)
+        app = server_app(settings)
     except ValueError as err:
         raise UsageError(str(err)) from err
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -2,7 +2,8 @@
 
 Layout (each piece is ecosystem-neutral unless named after one):
 
-- `app`: `Settings`, `create_app(settings, blueprints=...)` and `Gate`, the state every blueprint
+- `app`: `Settings`, `create_app(settings, blueprints=...)` (`server_app` for a serving process: then
+  `gc.freeze()`) and `Gate`, the state every blueprint
   shares (policies, the memoizing `Evaluator`, `Store`, `AuditLog`, `Metrics`, HTTP session, clock),
   reached inside a request with `gate_state()`. Core routes: `/-/health`, `/-/metrics`.
 - `cache`: `Store`, SQLite entries `(namespace, key) -> value, meta, expires`, and `Memo`, a per-process LRU.
@@ -35,6 +36,6 @@ How an ecosystem blueprint plugs in (the conda one will be `gate/proxy/conda.py`
 5. Register it: `create_app(settings, blueprints=(pypi, conda))`.
 """
 
-from gate.proxy.app import Gate, Settings, create_app, gate_state
+from gate.proxy.app import Gate, Settings, create_app, gate_state, server_app
 
-__all__ = ["Gate", "Settings", "create_app", "gate_state"]
+__all__ = ["Gate", "Settings", "create_app", "gate_state", "server_app"]

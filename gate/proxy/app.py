@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import hashlib
 import logging
 import os
@@ -190,4 +191,16 @@ def create_app(
         state.metrics.flush()
         return response
 
+    return app
+
+
+def server_app(settings: Settings) -> Flask:
+    """`create_app` for a serving process (`gate serve`, each gunicorn worker, the WSGI entry point).
+
+    Everything made so far (modules, policies, trust root: hundreds of thousands of objects that live as
+    long as the process) is moved out of the garbage collector's sight with `gc.freeze()`, so the full
+    collections a cold page's allocations set off do not walk it again each time (tens of ms each)."""
+    app = create_app(settings)
+    gc.collect()
+    gc.freeze()
     return app

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from flask import Flask
 
-from gate.proxy.app import Settings, create_app
+from gate.proxy.app import Settings, server_app
 
 
 def app() -> Flask:
-    return create_app(Settings.from_env())
+    return server_app(Settings.from_env())

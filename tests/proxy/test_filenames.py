@@ -27,7 +27,7 @@ from gate.facts import Ecosystem, FileFacts, FileKind
 from gate.proxy.pypi_render import iso_z
 from gate.sources import local
 from gate.sources.local import python_file_facts
-from gate.sources.pypi import ProjectPage, SimpleFile, file_facts, parse_json
+from gate.sources.pypi import ProjectPage, SimpleFile, UpstreamError, file_facts, parse_json
 
 NAMES = ["demo", "Demo", "demo_pkg", "demo.pkg", "Demo_.Pkg", "demo-pkg", "demo__pkg", "", "_demo", "1demo",
          "d\u00e9mo", "demo pkg", "demo+x", "a", "DEMO"]
@@ -148,3 +148,52 @@ def test_parsed_rows_equal_constructed_ones() -> None:
     assert page.files == (expected,) and repr(page.files[0]) == repr(expected)
     facts = file_facts(page, page.files[0], "https://x/simple/")
     assert facts is not None and hash(facts) == hash(replace(facts)) and facts == replace(facts)
+
+
+def _page(files: object, **top: object) -> bytes:
+    return json.dumps({"meta": {"api-version": "1.1"}, "name": "demo", "files": files, **top}).encode()
+
+
+ROW = {"filename": "demo-1.0.tar.gz", "url": "https://x/demo-1.0.tar.gz", "hashes": {"sha256": "ab"}}
+
+
+@pytest.mark.parametrize(
+    ("body", "wanted"),
+    [
+        (b"{", "not valid JSON"),
+        (b"[]", "not a PEP 691 project page"),
+        (_page("nope"), "$.files"),
+        (_page([{"url": "u"}]), "filename"),
+        (_page([{**ROW, "size": "3"}]), "$.files[0].size"),
+        (_page([{**ROW, "hashes": ["ab"]}]), "$.files[0].hashes"),
+        (_page([ROW, {**ROW, "yanked": 1}]), "$.files[1].yanked"),
+        (_page([{**ROW, "upload-time": 5}]), "upload-time"),
+        (_page([{**ROW, "upload-time": "yesterday"}]), "invalid upload-time"),
+        (_page([ROW], meta={"api-version": "2.0"}), "gate understands 1.x"),
+        (_page([ROW], versions="1.0"), "$.versions"),
+    ],
+)
+def test_malformed_pages_are_upstream_errors_naming_the_field(body: bytes, wanted: str) -> None:
+    with pytest.raises(UpstreamError) as raised:
+        parse_json(body, "https://x/simple/demo/", "demo")
+    assert wanted in str(raised.value) and raised.value.status == 502
+
+
+def test_row_defaults_metadata_precedence_and_utc_times() -> None:
+    rows = [
+        ROW,
+        {**ROW, "core-metadata": False, "data-dist-info-metadata": {"sha256": "cd"}},  # PEP 714: core-metadata wins
+        {**ROW, "data-dist-info-metadata": True, "yanked": "", "requires-python": ""},
+        {**ROW, "core-metadata": None, "yanked": None, "upload-time": "2025-01-02T03:04:05"},  # naive: UTC
+        {**ROW, "upload-time": "2025-01-02T05:04:05+02:00", "unknown-key": [1]},
+    ]
+    files = parse_json(_page(rows), "https://x/simple/demo/", "demo").files
+    moment = dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    assert [(f.core_metadata, f.yanked, f.requires_python, f.upload_time) for f in files] == [
+        (False, False, None, None),
+        (False, False, None, None),
+        (True, False, None, None),
+        (False, False, None, moment),
+        (False, False, None, moment),
+    ]
+    assert all(f.upload_time is None or f.upload_time.tzinfo is dt.UTC for f in files)

@@ -1,4 +1,4 @@
-"""`render_json` writes exactly the bytes `json.dumps` writes for the page it describes."""
+"""`render_json` writes exactly the bytes `json.dumps` (compact, UTF-8) writes for the page it describes."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def reference(page: ProjectPage, files: list[SimpleFile], urls: Urls, versions: 
     listed = dict.fromkeys(versions)
     out["versions"] = list(listed) if page.versions is None else [v for v in page.versions if v in listed]
     out["files"] = rows
-    return json.dumps(out, separators=(",", ":")).encode()
+    return json.dumps(out, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 UTC_TIME = dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
