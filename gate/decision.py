@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any
+
+import msgspec
 
 from gate.facts import AttestationFact, Facts
 
@@ -21,8 +22,7 @@ class ExitCode(IntEnum):
     USAGE = 2
 
 
-@dataclass(frozen=True)
-class Violation:
+class Violation(msgspec.Struct, frozen=True, gc=False):  # msgspec, like the facts (see gate.facts)
     """A rule a file failed. `enforced` is false in audit mode; `waived` names the exception's reason."""
 
     policy: str
@@ -44,8 +44,7 @@ class Violation:
         return out
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(msgspec.Struct, frozen=True, gc=False):
     facts: Facts
     violations: tuple[Violation, ...]
     policies: tuple[str, ...]  # the policies whose `match` selected this file

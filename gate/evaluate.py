@@ -7,8 +7,10 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, NamedTuple
+
+from msgspec.structs import fields
 
 from gate.decision import Decision, Violation
 from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, FileKind, to_activation

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import replace
 from typing import Any
+
+from msgspec.structs import replace
 
 from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, FileKind, Publisher
 

@@ -8,7 +8,6 @@ fails closed, and so denies, whenever those facts are unknown).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import re
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from functools import cache
 from typing import Any, TypeVar
 
 import celpy
+import msgspec
 
 from gate.errors import Issue
 from gate.facts import GITHUB_ISSUER, AttestationFact, Ecosystem, Facts, FileFacts, FileKind, Publisher, to_activation
@@ -97,19 +97,19 @@ def representative_facts(claim_names: tuple[str, ...] = ()) -> Facts:
 def _defaults(value: Record) -> Record:
     """`value` with every field that has a default reset to it."""
     reset: dict[str, Any] = {}
-    for f in dataclasses.fields(value):
-        if f.default is not dataclasses.MISSING:
+    for f in msgspec.structs.fields(value):
+        if f.default is not msgspec.NODEFAULT:
             reset[f.name] = f.default
-        elif f.default_factory is not dataclasses.MISSING:
+        elif f.default_factory is not msgspec.NODEFAULT:
             reset[f.name] = f.default_factory()
-    return dataclasses.replace(value, **reset)
+    return msgspec.structs.replace(value, **reset)
 
 
 def sparse_facts() -> Facts:
     """The representative facts with every optional field missing: no upload time, one unverified
     attestation that carries nothing but its error."""
     full = representative_facts()
-    attestation = dataclasses.replace(_defaults(full.attestations[0]), verified=False, error="missing")
+    attestation = msgspec.structs.replace(_defaults(full.attestations[0]), verified=False, error="missing")
     return Facts(file=_defaults(full.file), attestations=(attestation,))
 
 

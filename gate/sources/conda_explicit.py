@@ -12,13 +12,14 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
 import requests
+from msgspec.structs import replace
 
 from gate.errors import GateError, UsageError
 from gate.facts import Facts

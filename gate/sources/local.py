@@ -6,11 +6,12 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from msgspec.structs import replace
 from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,

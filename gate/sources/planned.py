@@ -8,7 +8,9 @@ evidence, and the policy decides what that means; `notes` say why, for the repor
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+
+from msgspec.structs import replace
 
 from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, FileKind
 from gate.sources.local import python_file_facts

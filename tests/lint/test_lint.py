@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import textwrap
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from gate.facts import to_activation
@@ -183,9 +183,8 @@ def test_an_unrepairable_document_keeps_every_code(tmp_path: Path) -> None:
     assert codes == ["duration", "schema", "unknown-key"]
 
 
-def _fields(value: object) -> dict[str, object]:
-    assert dataclasses.is_dataclass(value)
-    return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+def _fields(value: msgspec.Struct) -> dict[str, object]:
+    return {f.name: getattr(value, f.name) for f in msgspec.structs.fields(value)}
 
 
 def test_representative_facts_set_every_field() -> None:
@@ -201,12 +200,12 @@ def test_sparse_facts_keep_only_required_fields() -> None:
     full, sparse = representative_facts(), sparse_facts()
 
     def required_only(record: Any) -> Any:
-        required = [f.name for f in dataclasses.fields(record) if f.default is f.default_factory is dataclasses.MISSING]
+        required = [f.name for f in msgspec.structs.fields(record) if f.required]
         return type(record)(**{name: getattr(record, name) for name in required})
 
     assert sparse.file == required_only(full.file)
     assert sparse.file.uploaded is None
-    expected = dataclasses.replace(required_only(full.attestations[0]), verified=False, error="missing")
+    expected = msgspec.structs.replace(required_only(full.attestations[0]), verified=False, error="missing")
     assert sparse.attestations == (expected,)
 
 

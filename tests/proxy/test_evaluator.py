@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from msgspec.structs import replace
 
 from gate.evaluate import Evaluator, RuleReads, evaluate
 from gate.facts import AttestationFact, Facts, Publisher

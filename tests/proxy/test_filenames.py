@@ -12,9 +12,9 @@ import itertools
 import json
 import random
 from collections.abc import Iterator
-from dataclasses import replace
 
 import pytest
+from msgspec.structs import replace
 from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
