@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -134,7 +135,7 @@ def throughput(base: str, path: str, threads: int, seconds: float) -> float:
     return sum(counts) / (time.perf_counter() - started)
 
 
-def measure(target: Target, cold: int, threads: int, seconds: float) -> dict[str, float]:
+def measure(target: Target, cold: int, threads: int, seconds: float) -> dict[str, Any]:
     cold_paths = [target.path(f"bench-{i}") for i in range(1, cold + 1)]
     cold_times = latencies(target.base, cold_paths)
     warm_path = target.path("bench-0")
@@ -143,8 +144,8 @@ def measure(target: Target, cold: int, threads: int, seconds: float) -> dict[str
         latencies(target.base, [warm_path])
     warm_times = latencies(target.base, [warm_path] * 30)
     rate = throughput(target.base, warm_path, threads, seconds)
-    print(f"{target.name}: cold ms {[round(t * 1000) for t in cold_times]}", file=sys.stderr)
-    return {"cold": statistics.median(cold_times), "warm": statistics.median(warm_times), "rps": rate, "size": size}
+    return {"cold": statistics.median(cold_times), "warm": statistics.median(warm_times), "rps": rate, "size": size,
+            "cold_samples": cold_times}
 
 
 def main() -> int:
@@ -208,6 +209,8 @@ def main() -> int:
     for name, r in rows:
         lines.append(f"| {name} | {r['cold'] * 1000:.1f} | {r['warm'] * 1000:.2f} | {r['rps']:.0f} | {r['size']:.0f} |")
     proxpi_row, gate_row = rows[1][1], rows[2][1]
+    lines += ["", "cold samples, in request order (ms):"]
+    lines += [f"- {name}: {', '.join(f'{t * 1000:.0f}' for t in r['cold_samples'])}" for name, r in rows]
     lines += [
         "",
         f"gate warm req/s / proxpi warm req/s = {gate_row['rps'] / proxpi_row['rps']:.1f} (target >= 10)",
