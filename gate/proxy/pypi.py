@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import time
 from typing import Any
+from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, redirect, request
 from flask.blueprints import BlueprintSetupState
@@ -43,12 +44,13 @@ def _index() -> PypiIndex:
 
 
 def _normalize_redirect(project: str, prefix: str, rest: str = "") -> BaseResponse | None:
-    """A 301 to `<prefix><normalized project>/<rest>` (the query kept) when `project` is not normalized."""
+    """A 301 to `<prefix><normalized project>/<rest>` (the query kept) when `project` is not normalized;
+    `rest` (a filename: it may hold `?`, `#` or `%`) is percent-encoded."""
     name = canonicalize_name(project)
     if name == project:
         return None
     query = request.query_string.decode()
-    return redirect(f"{request.script_root}{prefix}{name}/{rest}" + (f"?{query}" if query else ""), 301)
+    return redirect(f"{request.script_root}{prefix}{name}/{quote(rest)}" + (f"?{query}" if query else ""), 301)
 
 
 def _serve_rendered(body_gz: bytes, meta: dict[str, Any]) -> Response:

@@ -8,6 +8,7 @@ import json
 import sqlite3
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import pytest
 import requests
@@ -288,10 +289,18 @@ def test_root_is_served_when_the_store_drops_writes(
 
 
 @pytest.mark.parametrize("route", ["files", "provenance"])
-def test_braces_in_a_filename_redirect(client: FlaskClient, route: str) -> None:
-    response = client.get(f"/{route}/Demo/demo-{{1}}-py3-none-any.whl?x=1")
+@pytest.mark.parametrize(
+    ("filename", "encoded"),
+    [("demo-{1}-py3-none-any.whl", "demo-%7B1%7D-py3-none-any.whl"), ("demo-1?.whl", "demo-1%3F.whl"),
+     ("demo-1#x.whl", "demo-1%23x.whl"), ("demo-1%3F.whl", "demo-1%253F.whl")],
+)
+def test_odd_filenames_redirect_to_themselves(client: FlaskClient, route: str, filename: str, encoded: str) -> None:
+    response = client.get(f"/{route}/Demo/{quote(filename)}?x=1")
     assert response.status_code == 301
-    assert response.headers["Location"].endswith(f"/{route}/demo/demo-%7B1%7D-py3-none-any.whl?x=1")
+    location = response.headers["Location"]
+    assert location.endswith(f"/{route}/demo/{encoded}?x=1")
+    followed = client.get(urlsplit(location).path)  # the redirect reaches the same file under the normalized name
+    assert followed.status_code == 404 and filename in followed.get_data(as_text=True)
 
 
 def test_another_trusted_root_never_reuses_cached_decisions(make_app: AppFactory, write_policy: PolicyWriter) -> None:
