@@ -10,6 +10,7 @@ should answer with (502 bad answer, 503 unreachable or slow); a missing project 
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import time
 from collections.abc import Container, Mapping
@@ -149,17 +150,18 @@ def freshness(headers: Any) -> float:
 
 
 def _iso_time(value: Any, filename: str) -> dt.datetime | None:
+    """An upload time in UTC (a time without an offset is taken as UTC)."""
     if value in (None, ""):
         return None
     if not isinstance(value, str):
         raise UpstreamError(f"upstream gave a non-string upload-time for {filename}")
     try:
         moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as err:
+        if moment.tzinfo is dt.UTC:  # what fromisoformat gives for "Z" and "+00:00"
+            return moment
+        return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+    except (ValueError, OverflowError) as err:  # OverflowError: an offset that moves it out of years 1-9999
         raise UpstreamError(f"upstream gave an invalid upload-time {value!r} for {filename}") from err
-    if moment.tzinfo is dt.UTC:  # what fromisoformat gives for "Z" and "+00:00"
-        return moment
-    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
 
 
 class _WireFile(msgspec.Struct, gc=False):
@@ -175,21 +177,22 @@ class _WireFile(msgspec.Struct, gc=False):
     core_metadata: bool | dict[str, str] | msgspec.UnsetType | None = msgspec.field(
         default=msgspec.UNSET, name="core-metadata"
     )
-    dist_info_metadata: bool | dict[str, str] | None = msgspec.field(default=None, name="data-dist-info-metadata")
+    # the legacy name (PEP 658), read only without `core-metadata`, and then as leniently as before PEP 714
+    dist_info_metadata: Any = msgspec.field(default=None, name="data-dist-info-metadata")
     provenance: str | None = None
 
 
 class _WireMeta(msgspec.Struct):
     api_version: str = msgspec.field(default="1.0", name="api-version")
-    last_serial: int | str | None = msgspec.field(default=None, name="_last-serial")
+    last_serial: Any = msgspec.field(default=None, name="_last-serial")  # passed on when an int or a string
 
 
 class _WirePage(msgspec.Struct):
     files: list[_WireFile]
-    meta: _WireMeta = msgspec.field(default_factory=_WireMeta)
+    meta: _WireMeta | None = None
     name: str | None = None
     versions: list[str] | None = None
-    project_status: dict[str, Any] | None = msgspec.field(default=None, name="project-status")
+    project_status: Any = msgspec.field(default=None, name="project-status")  # passed on when an object
 
 
 _PAGE_DECODER = msgspec.json.Decoder(_WirePage)
@@ -198,6 +201,8 @@ _PAGE_DECODER = msgspec.json.Decoder(_WirePage)
 def _json_file(row: _WireFile, base: str) -> SimpleFile:
     filename, yanked, provenance = row.filename, row.yanked, row.provenance
     metadata = row.dist_info_metadata if row.core_metadata is msgspec.UNSET else row.core_metadata
+    if isinstance(metadata, dict):
+        metadata = {str(k): str(v) for k, v in metadata.items()}
     return SimpleFile(
         filename=filename,
         url=_absolute(base, row.url),
@@ -214,12 +219,13 @@ def _json_file(row: _WireFile, base: str) -> SimpleFile:
 def parse_json(body: bytes, base: str, name: str) -> ProjectPage:
     """A PEP 691 project page; anything that is not one raises UpstreamError."""
     try:
-        data = _PAGE_DECODER.decode(body)
+        data = _PAGE_DECODER.decode(body.removeprefix(codecs.BOM_UTF8))
     except msgspec.ValidationError as err:
         raise UpstreamError(f"upstream page for {name} is not a PEP 691 project page: {err}") from err
-    except msgspec.DecodeError as err:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as err:
         raise UpstreamError(f"upstream page for {name} is not valid JSON: {err}") from err
-    api_version = data.meta.api_version
+    meta = data.meta or _WireMeta()
+    api_version, serial = meta.api_version, meta.last_serial
     if not api_version.startswith("1."):
         raise UpstreamError(f"upstream speaks simple API {api_version}, gate understands 1.x")
     return ProjectPage(
@@ -227,8 +233,8 @@ def parse_json(body: bytes, base: str, name: str) -> ProjectPage:
         files=tuple([_json_file(row, base) for row in data.files]),
         api_version=api_version,
         versions=None if data.versions is None else tuple(data.versions),
-        project_status=data.project_status,
-        last_serial=data.meta.last_serial,
+        project_status=data.project_status if isinstance(data.project_status, dict) else None,
+        last_serial=serial if type(serial) in (int, str) else None,  # not a bool, a float or an object
     )
 
 

@@ -7,6 +7,7 @@ one go and must equal `python_file_facts` + `replace`; `iso_z` has a shortcut fo
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import itertools
 import json
@@ -171,6 +172,10 @@ ROW = {"filename": "demo-1.0.tar.gz", "url": "https://x/demo-1.0.tar.gz", "hashe
         (_page([{**ROW, "upload-time": "yesterday"}]), "invalid upload-time"),
         (_page([ROW], meta={"api-version": "2.0"}), "gate understands 1.x"),
         (_page([ROW], versions="1.0"), "$.versions"),
+        (b'{"files":[{"filename":"a\xff","url":"u"}]}', "not valid JSON"),  # invalid UTF-8
+        (b'{"files":[], "x":' + b"[" * 5000 + b"]" * 5000 + b"}", "not valid JSON"),  # nested too deep
+        (_page([{**ROW, "upload-time": "0001-01-01T00:00:00+01:00"}]), "invalid upload-time"),  # before year 1
+        (_page([{**ROW, "upload-time": "9999-12-31T23:59:59-01:00"}]), "invalid upload-time"),  # after 9999
     ],
 )
 def test_malformed_pages_are_upstream_errors_naming_the_field(body: bytes, wanted: str) -> None:
@@ -197,3 +202,17 @@ def test_row_defaults_metadata_precedence_and_utc_times() -> None:
         (False, False, None, moment),
     ]
     assert all(f.upload_time is None or f.upload_time.tzinfo is dt.UTC for f in files)
+
+
+def test_lenient_where_nothing_is_decided() -> None:
+    """Keys gate only passes on, or that a newer key overrides, do not make a page unusable."""
+    row = {**ROW, "core-metadata": {"sha256": "cd"}, "data-dist-info-metadata": "junk"}
+    body = json.dumps({"meta": None, "files": [row], "project-status": "active"}).encode()
+    page = parse_json(codecs.BOM_UTF8 + body, "https://x/simple/demo/", "demo")
+    assert (page.api_version, page.project_status, page.last_serial) == ("1.0", None, None)
+    assert page.files[0].core_metadata == {"sha256": "cd"}
+    legacy = parse_json(_page([{**ROW, "data-dist-info-metadata": {"sha256": 5}}], meta={"_last-serial": 1.5}),
+                        "https://x/simple/demo/", "demo")
+    assert legacy.files[0].core_metadata == {"sha256": "5"} and legacy.last_serial is None
+    serial = parse_json(_page([ROW], meta={"api-version": "1.1", "_last-serial": 7}), "https://x/", "demo")
+    assert serial.last_serial == 7
