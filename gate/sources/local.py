@@ -147,8 +147,12 @@ def python_filename(filename: str) -> PythonFilename | None:
     return None if version is None else (name, version[0], FileKind.SDIST, version[1])
 
 
-def python_file_facts(filename: str, sha256: str, size: int | None = None) -> FileFacts | None:
-    """Facts from a wheel or sdist filename, or None when it is neither."""
+def python_file_facts(
+    filename: str, sha256: str, size: int | None = None, *, index: str | None = None,
+    uploaded: dt.datetime | None = None, uploaded_from: str | None = None, yanked: bool = False,
+) -> FileFacts | None:
+    """Facts from a wheel or sdist filename (and what an index said about the file), or None when it is
+    neither."""
     parsed = python_filename(filename)
     if parsed is None:
         return None
@@ -161,6 +165,10 @@ def python_file_facts(filename: str, sha256: str, size: int | None = None) -> Fi
         kind=kind,
         sha256=sha256,
         size=size,
+        index=index,
+        uploaded=uploaded,
+        uploadedFrom=uploaded_from,
+        yanked=yanked,
         prerelease=prerelease,
     )
 

@@ -44,12 +44,15 @@ class Gathered:
 
 def base_facts(planned: PlannedFile, index: str) -> FileFacts:
     """What the document alone says: name and version from the filename, its digest and upload time."""
-    facts = python_file_facts(planned.filename, planned.sha256 or "", planned.size) or FileFacts(
+    sha256, uploaded = planned.sha256 or "", planned.uploaded
+    uploaded_from = "pylock upload-time" if uploaded is not None else None
+    return python_file_facts(
+        planned.filename, sha256, planned.size, index=index, uploaded=uploaded, uploaded_from=uploaded_from
+    ) or FileFacts(
         ecosystem=Ecosystem.PYPI, name=planned.name, version=planned.version, filename=planned.filename,
-        kind=FileKind.FILE, sha256=planned.sha256 or "", size=planned.size,
+        kind=FileKind.FILE, sha256=sha256, size=planned.size, index=index, uploaded=uploaded,
+        uploadedFrom=uploaded_from,
     )
-    uploaded_from = "pylock upload-time" if planned.uploaded is not None else None
-    return replace(facts, index=index, uploaded=planned.uploaded, uploadedFrom=uploaded_from)
 
 
 class IndexGatherer:

@@ -24,8 +24,8 @@ import requests
 from packaging.utils import canonicalize_name
 
 from gate.errors import GateError
-from gate.facts import Ecosystem, FileFacts
-from gate.sources.local import python_filename
+from gate.facts import FileFacts
+from gate.sources.local import python_file_facts
 
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
 HTML_V1 = "application/vnd.pypi.simple.v1+html"
@@ -326,24 +326,11 @@ def file_facts(page: ProjectPage, file: SimpleFile, index: str) -> FileFacts | N
     sha256 = file.sha256
     if sha256 is None:
         return None
-    parsed = python_filename(file.filename)
-    if parsed is None or parsed[0] != page.name:
-        return None
-    name, version, kind, prerelease = parsed
-    return FileFacts(
-        ecosystem=Ecosystem.PYPI,
-        name=name,
-        version=version,
-        filename=file.filename,
-        kind=kind,
-        sha256=sha256,
-        size=file.size,
-        index=index,
-        uploaded=file.upload_time,
-        uploadedFrom="upload-time" if file.upload_time else None,
-        yanked=file.yanked is not False,
-        prerelease=prerelease,
+    facts = python_file_facts(
+        file.filename, sha256, file.size, index=index, uploaded=file.upload_time,
+        uploaded_from="upload-time" if file.upload_time else None, yanked=file.yanked is not False,
     )
+    return facts if facts is not None and facts.name == page.name else None
 
 
 # --------------------------------------------------------------------------------------------------
