@@ -115,8 +115,15 @@ class Facts(msgspec.Struct, frozen=True, gc=False):
     attestations: tuple[AttestationFact, ...] = ()
 
 
+def iso_z(moment: dt.datetime) -> str:
+    """A time as RFC 3339 in UTC with a `Z` (how PyPI writes `upload-time`; every JSON gate writes)."""
+    if moment.tzinfo is dt.UTC:  # what the parsers give for "Z" and "+00:00": already in UTC
+        return moment.isoformat()[:-6] + "Z"  # drops "+00:00"
+    return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat() + "Z"
+
+
 def _iso(value: dt.datetime | None) -> str | None:
-    return None if value is None else value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    return None if value is None else iso_z(value)
 
 
 def cel_timestamp(value: dt.datetime) -> celtypes.TimestampType:

@@ -19,11 +19,11 @@ Layout (each piece is ecosystem-neutral unless named after one):
 - `audit`, `metrics`: the JSON-lines audit log and the Prometheus counters.
 - `pypi`, `pypi_index`, `pypi_render`: the PyPI blueprint, its page service and its renderers.
 
-How an ecosystem blueprint plugs in (the conda one will be `gate/proxy/conda.py`):
+How an ecosystem blueprint plugs in (as `pypi.py` and `conda.py` do):
 
-1. Define `conda = Blueprint("conda", __name__)` with its routes under its own prefix.
+1. Define a `Blueprint` with its routes under its own prefix (`/simple/`, `/conda/<name>/`).
 2. If it needs per-app state (an upstream client, a parsed-page memo), attach it once at registration
-   with `@conda.record_once` into `setup.app.extensions[...]`, as `pypi._attach` does; take the shared
+   with `@<blueprint>.record_once` into `setup.app.extensions[...]`, as `pypi._attach` does; take the shared
    `Gate` from `setup.app.extensions[EXTENSION]`.
 3. In a route: build `Facts` with a `gate.sources` adapter, then `judge(gate_state(), facts, now)`;
    list a file only when `visible(state, decision)`; `record(...)` every decision; answer a denied file
@@ -32,7 +32,7 @@ How an ecosystem blueprint plugs in (the conda one will be `gate/proxy/conda.py`
    trusted root), expiring at the judgement's `valid_until` (time-dependent decisions must not outlive
    it). Evidence fetched for a judgement comes with the time it may change (`evidence.Evidence.recheck`:
    a failed fetch, a TTL); pass it to `judge` so that the judgement holds no longer.
-4. On upstream trouble answer 502/503 with a message (see `pypi._failure`), never an unfiltered page.
+4. On upstream trouble answer 502/503 with a message (`decide.upstream_failure`), never an unfiltered page.
 5. Register it: `create_app(settings, blueprints=(pypi, conda))`.
 """
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gate.decision import Decision
+from gate.facts import iso_z
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ def audit_record(
 ) -> dict[str, Any]:
     file = decision.facts.file
     return {
-        "time": now.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+        "time": iso_z(now),
         "client": client,
         "event": event,
         "ecosystem": file.ecosystem.value,

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import time
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from gate.facts import AttestationFact, Publisher
+import msgspec
+
+from gate.facts import AttestationFact
 from gate.proxy.app import Gate
 from gate.verify.evidence import verify_evidence
 from gate.verify.sigstore import Target
@@ -42,17 +43,7 @@ def recheck_at(now: dt.datetime, expires: float | None) -> dt.datetime | None:
     return None if expires is None else now + dt.timedelta(seconds=max(expires - time.time(), 0.0))
 
 
-def attestation_from_json(data: dict[str, Any]) -> AttestationFact:
-    """The inverse of `AttestationFact.to_json`."""
-    publisher = data.get("publisher")
-    integrated = data.get("integratedTime")
-    return AttestationFact(
-        **{
-            **data,
-            "publisher": Publisher(**publisher) if isinstance(publisher, dict) else None,
-            "integratedTime": dt.datetime.fromisoformat(integrated.replace("Z", "+00:00")) if integrated else None,
-        }
-    )
+_CACHED = msgspec.json.Decoder(tuple[AttestationFact, ...])
 
 
 def verified(state: Gate, data: bytes, source: str, target: Target) -> tuple[AttestationFact, ...]:
@@ -62,9 +53,14 @@ def verified(state: Gate, data: bytes, source: str, target: Target) -> tuple[Att
     )
     entry = state.store.get(NAMESPACE, key)
     if entry is not None:
-        state.metrics.inc("gate_cache_hits_total", cache=NAMESPACE)
-        return tuple(attestation_from_json(a) for a in json.loads(entry.value))
+        try:
+            cached = _CACHED.decode(entry.value)
+        except msgspec.MsgspecError:  # unreadable: verify again (and replace it)
+            pass
+        else:
+            state.metrics.inc("gate_cache_hits_total", cache=NAMESPACE)
+            return cached
     state.metrics.inc("gate_cache_misses_total", cache=NAMESPACE)
     facts = tuple(verify_evidence(data, source, target, state.verifier))
-    state.store.put(NAMESPACE, key, json.dumps([f.to_json() for f in facts]).encode())
+    state.store.put(NAMESPACE, key, msgspec.json.encode(facts))
     return facts

@@ -56,10 +56,10 @@ class Metrics:
         with self._lock:
             return {name: [(dict(k), v) for k, v in series.items()] for name, series in self._counts.items()}
 
-    def flush(self, *, force: bool = False) -> None:
+    def flush(self) -> None:
         """Write this process's snapshot if the interval has passed (no-op without a directory)."""
         now = time.monotonic()
-        if self.directory is None or (not force and now - self._written < self._interval):
+        if self.directory is None or now - self._written < self._interval:
             return
         self._written = now
         target = self.directory / f"{os.getpid()}.json"

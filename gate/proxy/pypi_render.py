@@ -14,6 +14,7 @@ import msgspec
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header
 
+from gate.facts import iso_z
 from gate.sources.pypi import HTML_V1, JSON_V1, TEXT_HTML, ProjectPage, SimpleFile
 
 JSON_LATEST = "application/vnd.pypi.simple.latest+json"
@@ -53,12 +54,6 @@ _SAFE = re.compile(r"[A-Za-z0-9._+~-]*")
 
 def _quote(filename: str) -> str:
     return filename if _SAFE.fullmatch(filename) else quote(filename)
-
-
-def iso_z(moment: dt.datetime) -> str:
-    if moment.tzinfo is dt.UTC:  # what the parser gives for "Z" and "+00:00": already in UTC
-        return moment.isoformat()[:-6] + "Z"  # drops "+00:00"
-    return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat() + "Z"
 
 
 def _metadata(file: SimpleFile) -> bool | dict[str, str]:

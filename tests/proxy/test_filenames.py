@@ -24,8 +24,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from gate.facts import Ecosystem, FileFacts, FileKind
-from gate.proxy.pypi_render import iso_z
+from gate.facts import Ecosystem, FileFacts, FileKind, iso_z
 from gate.sources import local
 from gate.sources.local import python_file_facts
 from gate.sources.pypi import ProjectPage, SimpleFile, UpstreamError, file_facts, parse_json
