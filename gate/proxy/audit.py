@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 def audit_record(
-    decision: Decision, *, event: str, client: str | None, project: str, served: bool, now: dt.datetime
+    decision: Decision, *, event: str, client: str | None, served: bool, now: dt.datetime
 ) -> dict[str, Any]:
     file = decision.facts.file
     return {
@@ -33,7 +33,7 @@ def audit_record(
         "client": client,
         "event": event,
         "ecosystem": file.ecosystem.value,
-        "project": project,
+        "project": file.name,
         "file": file.filename,
         "sha256": file.sha256,
         "verdict": decision.verdict.value,

@@ -15,7 +15,6 @@ import datetime as dt
 import functools
 import re
 import time
-from collections import defaultdict
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -29,17 +28,15 @@ from gate.facts import Ecosystem, Facts, FileFacts
 from gate.proxy.app import EXTENSION, Gate
 from gate.proxy.decide import (
     etag,
-    integrity_failure,
     judge,
     record,
-    refusal,
     text_response,
     unjudgeable,
     upstream_failure,
     visible,
 )
 from gate.proxy.evidence import FETCH_RETRY, Evidence, earliest, recheck_at, verified
-from gate.proxy.files import stream_verified
+from gate.proxy.files import deliver
 from gate.proxy.upstream import CachedUpstream
 from gate.sources.conda_channel import (
     Served,
@@ -194,11 +191,7 @@ class CondaChannels:
     ) -> tuple[bytes, dt.datetime | None]:
         records = list(iter_records(repodata))
         judged = self.judge_all(client, subdir, records, now)
-        by_project: dict[str, list[Decision]] = defaultdict(list)
-        for j in judged:
-            by_project[j.decision.facts.file.name].append(j.decision)
-        for project, decisions in by_project.items():
-            record(self.state, decisions, event="repodata", project=project, client=request.remote_addr)
+        record(self.state, (j.decision for j in judged), event="repodata", client=request.remote_addr)
         allowed = {name for (name, _), j in zip(records, judged, strict=True) if visible(self.state, j.decision)}
         changes = [j.valid_until for j in judged if j.valid_until is not None]
         return encode(filter_repodata(repodata, lambda name, _: name in allowed)), min(changes, default=None)
@@ -302,18 +295,6 @@ def _package(service: CondaChannels, client: ChannelClient, name: str, subdir: s
     if judged is None:
         return text_response(404, f"gate: {filename} is not in the {subdir} repodata of channel {name}")
     decision, repodata = judged
-    file, caller = decision.facts.file, request.remote_addr
-    record(state, [decision], event="download", project=file.name, client=caller, everything=True)
-    if not visible(state, decision):
-        return refusal(decision, file.name)
-    if request.method == "HEAD":
-        return Response(headers={"Content-Length": str(file.size)} if file.size is not None else {})
+    file = decision.facts.file
     url = package_url(client.subdir_url(subdir), repodata, filename)
-    mismatch = integrity_failure(
-        state, ecosystem=Ecosystem.CONDA, project=file.name, filename=filename, sha256=file.sha256, url=url,
-        client=caller,
-    )
-    return stream_verified(
-        state.session, url, filename=filename, sha256=file.sha256, size=file.size,
-        timeout=state.settings.timeout, on_mismatch=mismatch,
-    )
+    return deliver(state, decision, event="download", url=url, filename=filename, sha256=file.sha256, size=file.size)

@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from flask import Response
 
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 GATE_POLICY = "gate"
 
 
-def _gate_denial(facts: Facts, rule: str, message: str) -> Decision:
+def gate_denial(facts: Facts, rule: str, message: str) -> Decision:
     return Decision(facts=facts, violations=(Violation(GATE_POLICY, rule, message),), policies=(GATE_POLICY,))
 
 
@@ -32,7 +32,7 @@ def judge(state: Gate, facts: Facts, now: dt.datetime, recheck: dt.datetime | No
         judgement = state.evaluator.judge(facts, now)
     except Exception as err:  # fail closed: whatever went wrong, the file is not admitted
         log.exception("error while deciding %s", facts.file.filename)
-        return Judgement(_gate_denial(facts, "gate.error", f"gate could not decide: {err}"), now)
+        return Judgement(gate_denial(facts, "gate.error", f"gate could not decide: {err}"), now)
     if recheck is not None and (judgement.valid_until is None or recheck < judgement.valid_until):
         return judgement._replace(valid_until=recheck)
     return judgement
@@ -43,7 +43,7 @@ def unjudgeable(ecosystem: Ecosystem, project: str, filename: str, sha256: str |
     file = FileFacts(
         ecosystem=ecosystem, name=project, version="", filename=filename, kind=FileKind.FILE, sha256=sha256 or ""
     )
-    return _gate_denial(Facts(file=file), "gate.unjudgeable", reason)
+    return gate_denial(Facts(file=file), "gate.unjudgeable", reason)
 
 
 def visible(state: Gate, decision: Decision) -> bool:
@@ -52,8 +52,7 @@ def visible(state: Gate, decision: Decision) -> bool:
 
 
 def record(
-    state: Gate, decisions: Iterable[Decision], *, event: str, project: str, client: str | None,
-    everything: bool = False,
+    state: Gate, decisions: Iterable[Decision], *, event: str, client: str | None, everything: bool = False
 ) -> None:
     """Count decisions and audit them: every download; on pages, every file some rule flagged
     (`everything=True` logs allowed files too)."""
@@ -69,7 +68,7 @@ def record(
         verdicts[decision.verdict.value] += 1
         rules.update((v.policy, v.rule) for v in decision.violations)
         served = visible(state, decision)
-        records.append(audit_record(decision, event=event, client=client, project=project, served=served, now=now))
+        records.append(audit_record(decision, event=event, client=client, served=served, now=now))
     if allowed:
         verdicts[Verdict.ALLOW.value] += allowed
     for verdict, count in verdicts.items():
@@ -79,28 +78,11 @@ def record(
     state.audit.write(records)
 
 
-def integrity_failure(
-    state: Gate, *, ecosystem: Ecosystem, project: str, filename: str, sha256: str, url: str, client: str | None
-) -> Callable[[str], None]:
-    """The `on_mismatch` of `files.stream_verified`: log, count and audit bytes that differ from the index."""
-
-    def failed(problem: str) -> None:
-        log.error("integrity: %s from %s: %s; not delivered", filename, url, problem)
-        state.metrics.inc("gate_integrity_failures_total")
-        state.audit.write([{
-            "time": state.now().isoformat(), "client": client, "event": "integrity", "ecosystem": ecosystem.value,
-            "project": project, "file": filename, "sha256": sha256, "verdict": "deny", "served": False,
-            "rules": [{"policy": GATE_POLICY, "rule": "gate.integrity", "message": problem}],
-        }])
-
-    return failed
-
-
-def refusal_text(decision: Decision, project: str) -> str:
+def refusal_text(decision: Decision) -> str:
     """What a person reading an installer's error needs: which file, which rules, and why."""
     file = decision.facts.file
     version = f" {file.version}" if file.version else ""
-    lines = [f"gate: {file.filename} ({project}{version}) is denied by policy."]
+    lines = [f"gate: {file.filename} ({file.name}{version}) is denied by policy."]
     for violation in decision.denying:
         lines.append(f"  - {violation.policy}/{violation.rule}: {violation.message}")
     if file.sha256:
@@ -109,8 +91,8 @@ def refusal_text(decision: Decision, project: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def refusal(decision: Decision, project: str) -> Response:
-    return Response(refusal_text(decision, project), status=403, mimetype="text/plain")
+def refusal(decision: Decision) -> Response:
+    return Response(refusal_text(decision), status=403, mimetype="text/plain")
 
 
 def etag(body: bytes) -> str:

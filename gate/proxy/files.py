@@ -1,4 +1,5 @@
-"""Serve a distribution file from upstream only if its bytes are exactly the ones the policy judged.
+"""Serve a distribution file from upstream only if it is allowed and its bytes are exactly the ones the
+policy judged (`deliver`, for both ecosystems' download routes).
 
 The response streams, but the last chunk is held back until the whole body has been hashed: a body
 whose sha256 or length differs from what the index promised is cut short (the client sees a broken
@@ -14,9 +15,14 @@ import tempfile
 from collections.abc import Callable, Iterator
 
 import requests
-from flask import Response
+from flask import Response, request
+from msgspec.structs import replace
 
-from gate.proxy.decide import text_response
+from gate.decision import Decision
+from gate.facts import Facts
+from gate.proxy.app import Gate
+from gate.proxy.audit import audit_record
+from gate.proxy.decide import gate_denial, record, refusal, text_response, visible
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 16
@@ -116,3 +122,32 @@ def _spooled(
     response.headers["Content-Length"] = str(received)
     response.call_on_close(spool.close)
     return response
+
+
+def deliver(
+    state: Gate, decision: Decision, *, event: str, url: str, filename: str, sha256: str | None, size: int | None,
+    content_type: str = "application/octet-stream",
+) -> Response:
+    """Answer a request for the file `decision` judged (or for a file of it, such as its PEP 658 metadata:
+    `filename`, `sha256`, `size`): record the decision; refuse it with reasons when denied; else stream the
+    bytes at `url`, never completing a body that differs from `sha256` (HEAD: only its length)."""
+    client = request.remote_addr
+    record(state, [decision], event=event, client=client, everything=True)
+    if not visible(state, decision):
+        return refusal(decision)
+    if sha256 is None:
+        return text_response(404, f"gate: no sha256 to check {filename} against")
+    if request.method == "HEAD":
+        return Response(headers={"Content-Length": str(size)} if size is not None else {})
+
+    def mismatch(problem: str) -> None:
+        log.error("integrity: %s from %s: %s; not delivered", filename, url, problem)
+        state.metrics.inc("gate_integrity_failures_total")
+        file = replace(decision.facts.file, filename=filename, sha256=sha256)
+        denial = gate_denial(Facts(file=file), "gate.integrity", problem)
+        state.audit.write([audit_record(denial, event="integrity", client=client, served=False, now=state.now())])
+
+    return stream_verified(
+        state.session, url, filename=filename, sha256=sha256, size=size, timeout=state.settings.timeout,
+        on_mismatch=mismatch, content_type=content_type,
+    )

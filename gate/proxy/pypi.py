@@ -17,10 +17,9 @@ from flask.blueprints import BlueprintSetupState
 from packaging.utils import canonicalize_name
 from werkzeug.wrappers import Response as BaseResponse
 
-from gate.facts import Ecosystem
 from gate.proxy.app import EXTENSION, gate_state
-from gate.proxy.decide import etag, integrity_failure, record, refusal, text_response, upstream_failure, visible
-from gate.proxy.files import stream_verified
+from gate.proxy.decide import etag, record, text_response, upstream_failure, visible
+from gate.proxy.files import deliver
 from gate.proxy.pypi_index import PypiIndex
 from gate.proxy.pypi_render import Urls, negotiate, render_html, render_json, render_root
 from gate.sources.pypi import JSON_V1, ProjectPage, SimpleFile, UpstreamError
@@ -113,7 +112,7 @@ def project_page(project: str) -> BaseResponse:
     except UpstreamError as err:
         return upstream_failure(err)
     judged = index.judge_page(page, now)
-    record(state, (j.decision for j in judged), event="page", project=project, client=request.remote_addr)
+    record(state, (j.decision for j in judged), event="page", client=request.remote_addr)
     shown = [j for j in judged if visible(state, j.decision)]
     files, urls = [j.file for j in shown], Urls(request.url_root, project)
     if content_type == JSON_V1:
@@ -153,27 +152,14 @@ def download(project: str, filename: str) -> BaseResponse:
     if isinstance(listed, Response):
         return listed
     page, file = listed
-    judged = _index().judge(page, file, state.now())
-    client = request.remote_addr
-    record(state, [judged.decision], event="metadata" if metadata else "download", project=project,
-           client=client, everything=True)
-    if not visible(state, judged.decision):
-        return refusal(judged.decision, project)
-    sha256, size, url = file.sha256, file.size, file.url
-    if metadata:
-        value = file.core_metadata
-        sha256 = value.get("sha256") if isinstance(value, dict) else None
-        size, url = None, file.url + ".metadata"
-    if sha256 is None:
-        return text_response(404, f"gate: no checkable {'metadata' if metadata else 'sha256'} for {dist}")
-    if request.method == "HEAD":
-        return Response(headers={"Content-Length": str(size)} if size is not None else {})
-    mismatch = integrity_failure(
-        state, ecosystem=Ecosystem.PYPI, project=project, filename=filename, sha256=sha256, url=url, client=client
-    )
-    return stream_verified(
-        state.session, url, filename=filename, sha256=sha256, size=size, timeout=state.settings.timeout,
-        on_mismatch=mismatch, content_type="text/plain" if metadata else "application/octet-stream",
+    decision = _index().judge(page, file, state.now()).decision
+    if not metadata:
+        return deliver(state, decision, event="download", url=file.url, filename=dist, sha256=file.sha256,
+                       size=file.size)
+    value = file.core_metadata
+    return deliver(
+        state, decision, event="metadata", url=file.url + ".metadata", filename=filename,
+        sha256=value.get("sha256") if isinstance(value, dict) else None, size=None, content_type="text/plain",
     )
 
 

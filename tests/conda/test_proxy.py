@@ -244,8 +244,14 @@ def test_tampered_upstream_package_is_cut_off(
             client.get("/conda/local/noarch/demo-1.0-0.conda")
     finally:
         package.write_bytes(original)
-    audit = (tmp_path / "cache" / "audit.jsonl").read_text()
-    assert '"event":"integrity"' in audit
+    lines = [json.loads(line) for line in (tmp_path / "cache" / "audit.jsonl").read_text().splitlines()]
+    [integrity] = [line for line in lines if line["event"] == "integrity"]
+    download = next(line for line in lines if line["event"] == "download")
+    assert integrity["time"].endswith("Z") and integrity["served"] is False and integrity["verdict"] == "deny"
+    assert {k: integrity[k] for k in ("client", "ecosystem", "project", "file", "sha256")} == {
+        k: download[k] for k in ("client", "ecosystem", "project", "file", "sha256")
+    }
+    assert [(r["rule"], r["enforced"]) for r in integrity["rules"]] == [("gate.integrity", True)]
 
 
 @pytest.mark.parametrize(
