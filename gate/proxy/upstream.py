@@ -59,6 +59,7 @@ class CachedUpstream(Generic[T]):
         if fetched.page is None:  # a 304 to a request without validators: not a usable answer
             raise UpstreamError(f"upstream answered 304 for {key} without being asked conditionally")
         digest = hashlib.sha256(fetched.body).hexdigest()
+        unchanged = meta is not None and meta.get("digest") == digest  # an upstream without validators
         meta = {
             "digest": digest,
             **fetched.meta,
@@ -66,7 +67,10 @@ class CachedUpstream(Generic[T]):
             "last_modified": fetched.validators.last_modified,
             "fresh_until": fresh_until,
         }
-        state.store.put(namespace, key, fetched.body, meta)
+        if unchanged:
+            state.store.update_meta(namespace, key, meta, None)  # the stored body is this one
+        else:
+            state.store.put(namespace, key, fetched.body, meta)
         self._memo.put(f"{key}\n{digest}", fetched.page)
         return digest
 

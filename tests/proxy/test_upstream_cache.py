@@ -1,0 +1,56 @@
+"""`CachedUpstream`: a body the upstream sends again unchanged (no validators to ask with) is not stored again."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gate.proxy.app import EXTENSION, Gate
+from gate.proxy.upstream import CachedUpstream
+from gate.sources.pypi import Fetched, Validators
+from tests.support.gate_app import gate_app
+
+POLICY = "apiVersion: gate/v1\nkind: Policy\nmetadata: {name: age}\nspec: {minimumAge: 1d}\n"
+
+
+def _state(tmp_path: Path) -> Gate:
+    (tmp_path / "p.yaml").write_text(POLICY)
+    app = gate_app(tmp_path / "p.yaml", cache_dir=tmp_path / "cache", clock=lambda: dt.datetime.now(dt.UTC))
+    state: Gate = app.extensions[EXTENSION]
+    return state
+
+
+def test_an_unchanged_body_only_refreshes_the_meta(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = _state(tmp_path)
+    bodies = [b"one", b"one", b"two"]
+    parsed: list[bytes] = []
+
+    def fetch(validators: Validators | None, meta: Mapping[str, Any]) -> Fetched[bytes]:
+        body = bodies.pop(0)
+        return Fetched(body, Validators(), 0.0, 0.01, body=body)  # no validators, no freshness: always asked
+
+    def parse(key: str, body: bytes, meta: Mapping[str, Any]) -> bytes:
+        parsed.append(body)
+        return body
+
+    writes: list[bytes] = []
+    put = state.store.put
+
+    def counted(namespace: str, key: str, value: bytes, *args: Any, **kwargs: Any) -> None:
+        writes.append(value)
+        put(namespace, key, value, *args, **kwargs)
+
+    monkeypatch.setattr(state.store, "put", counted)
+    cached = CachedUpstream(state, "test", parse, noun="page", memo=1)
+    digests = [cached.digest("k", fetch) for _ in range(3)]
+    assert digests[0] == digests[1] != digests[2]
+    assert writes == [b"one", b"two"]  # the second, identical answer was not written again
+    meta = state.store.get_meta("test", "k")
+    assert meta is not None and meta["digest"] == digests[2]
+    assert cached.parsed("k", digests[2]) == b"two" and parsed == []  # memoized from the fetch
+    cold = CachedUpstream(state, "test", parse, noun="page", memo=1)  # another worker: reads the store
+    assert cold.parsed("k", digests[2]) == b"two" and parsed == [b"two"]
