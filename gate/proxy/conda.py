@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -35,7 +34,7 @@ from gate.proxy.decide import (
     upstream_failure,
     visible,
 )
-from gate.proxy.evidence import FETCH_RETRY, Evidence, earliest, recheck_at, verified
+from gate.proxy.evidence import FETCH_RETRY, Evidence, cached_fetch, earliest, verified
 from gate.proxy.files import deliver
 from gate.proxy.upstream import CachedUpstream
 from gate.sources.conda_channel import (
@@ -96,25 +95,21 @@ class CondaChannels:
         self, client: ChannelClient, subdir: str, pinned: str, now: dt.datetime, rechecks: list[dt.datetime]
     ) -> SidecarFetch:
         """Fetch sidecars through the cache, adding to `rechecks` when each answer is to be asked for again."""
-        store = self.state.store
 
         def fetch(name: str) -> tuple[str, bytes] | None:
             path = f"{subdir}/{name}"
-            url, key = f"{client.url}/{path}", f"{client.url}/{path}|{pinned}"
-            entry = store.get(SIDECARS, key)
-            if entry is None:
-                try:
-                    data = client.file(path, MAX_SIDECAR_BYTES)
-                except UpstreamError as err:
-                    rechecks.append(now + FETCH_RETRY)
-                    raise SidecarError(str(err)) from err
-                expires = time.time() + SIDECAR_TTL
-                store.put(SIDECARS, key, data or b"", {"absent": data is None}, expires)
-                rechecks.append(now + dt.timedelta(seconds=SIDECAR_TTL))
-                return None if data is None else (url, data)
-            if (recheck := recheck_at(now, entry.expires)) is not None:
+            url = f"{client.url}/{path}"
+            try:
+                data, recheck = cached_fetch(
+                    self.state, SIDECARS, f"{url}|{pinned}", lambda: client.file(path, MAX_SIDECAR_BYTES), now,
+                    absent_ttl=SIDECAR_TTL, present_ttl=SIDECAR_TTL,
+                )
+            except UpstreamError as err:
+                rechecks.append(now + FETCH_RETRY)
+                raise SidecarError(str(err)) from err
+            if recheck is not None:
                 rechecks.append(recheck)
-            return None if entry.meta.get("absent") else (url, entry.value)
+            return None if data is None else (url, data)
 
         return fetch
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import time
+from collections.abc import Callable
 from typing import NamedTuple
 
 import msgspec
@@ -41,6 +42,25 @@ def recheck_at(now: dt.datetime, expires: float | None) -> dt.datetime | None:
     """When a store entry expiring at Unix time `expires` (wall clock) will be asked for again, on the
     clock `now` is read from (the proxy's clock may be another than the store's)."""
     return None if expires is None else now + dt.timedelta(seconds=max(expires - time.time(), 0.0))
+
+
+def cached_fetch(
+    state: Gate, namespace: str, key: str, fetch: Callable[[], bytes | None], now: dt.datetime, *,
+    absent_ttl: float, present_ttl: float | None,
+) -> tuple[bytes | None, dt.datetime | None]:
+    """Evidence bytes through the store under (`namespace`, `key`): (the bytes or None when upstream has
+    none, when to ask again: None for never). What is absent is asked for again after `absent_ttl` seconds,
+    what is present after `present_ttl` (None: it never changes); `fetch` raising leaves nothing stored."""
+    entry = state.store.get(namespace, key)
+    if entry is not None:
+        state.metrics.inc("gate_cache_hits_total", cache=namespace)
+        return (None if entry.meta.get("absent") else entry.value), recheck_at(now, entry.expires)
+    state.metrics.inc("gate_cache_misses_total", cache=namespace)
+    data = fetch()
+    ttl = absent_ttl if data is None else present_ttl
+    expires = None if ttl is None else time.time() + ttl
+    state.store.put(namespace, key, data or b"", {"absent": data is None}, expires)
+    return data, recheck_at(now, expires)
 
 
 _CACHED = msgspec.json.Decoder(tuple[AttestationFact, ...])

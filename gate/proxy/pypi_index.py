@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
@@ -12,7 +11,7 @@ from gate.decision import Decision
 from gate.facts import AttestationFact, Ecosystem, Facts
 from gate.proxy.app import Gate
 from gate.proxy.decide import judge, unjudgeable
-from gate.proxy.evidence import FETCH_RETRY, Evidence, recheck_at, verified
+from gate.proxy.evidence import FETCH_RETRY, Evidence, cached_fetch, verified
 from gate.proxy.upstream import CachedUpstream
 from gate.sources.pypi import ProjectPage, SimpleClient, SimpleFile, UpstreamError, file_facts, parse_page
 from gate.verify.sigstore import Target
@@ -53,35 +52,25 @@ class PypiIndex:
 
     # -- decisions -----------------------------------------------------------------------------------
 
-    def _provenance(self, file: SimpleFile, sha256: str, now: dt.datetime) -> tuple[bytes | None, dt.datetime | None]:
+    def _provenance(self, url: str, sha256: str, now: dt.datetime) -> tuple[bytes | None, dt.datetime | None]:
         """(provenance bytes or None when there is none, when to ask again: None for present provenance)."""
-        state = self.state
-        entry = state.store.get(PROVENANCE, sha256)
-        if entry is not None:
-            state.metrics.inc("gate_cache_hits_total", cache=PROVENANCE)
-            return (None if entry.meta.get("absent") else entry.value), recheck_at(now, entry.expires)
-        state.metrics.inc("gate_cache_misses_total", cache=PROVENANCE)
-        assert file.provenance is not None
-        data = self.client.fetch_provenance(file.provenance)
-        if data is None:
-            expires = time.time() + NO_PROVENANCE_TTL
-            state.store.put(PROVENANCE, sha256, b"", {"absent": True}, expires)
-            return None, recheck_at(now, expires)
-        state.store.put(PROVENANCE, sha256, data)
-        return data, None
+        return cached_fetch(
+            self.state, PROVENANCE, sha256, lambda: self.client.fetch_provenance(url), now,
+            absent_ttl=NO_PROVENANCE_TTL, present_ttl=None,
+        )
 
     def provenance(self, file: SimpleFile) -> bytes | None:
         """The file's provenance object (cached by sha256); None when the index has none."""
         if file.provenance is None or file.sha256 is None:
             return None
-        return self._provenance(file, file.sha256, self.state.now())[0]
+        return self._provenance(file.provenance, file.sha256, self.state.now())[0]
 
     def _attestations(self, file: SimpleFile, sha256: str, filename: str, now: dt.datetime) -> Evidence:
         """No `provenance` URL means no evidence ("unknown"); a fetch that fails is unverified evidence."""
         if file.provenance is None:
             return Evidence((), None)
         try:
-            data, recheck = self._provenance(file, sha256, now)
+            data, recheck = self._provenance(file.provenance, sha256, now)
         except UpstreamError as err:
             return Evidence((AttestationFact(verified=False, source=file.provenance, error=f"fetch: {err}"),),
                             now + FETCH_RETRY)

@@ -266,6 +266,9 @@ def test_attestation_policy_on_the_real_signed_package(make_client: Factory, tar
     listed = _names(json.loads(client.get("/conda/local/linux-64/repodata.json").data))
     assert listed == ([SIGNED] if allowed else [])
     response = client.get(f"/conda/local/linux-64/{SIGNED}")
+    metrics = client.get("/-/metrics").get_data(as_text=True)  # the download's sidecars came from the cache
+    assert 'gate_cache_misses_total{cache="conda.sidecar"}' in metrics
+    assert 'gate_cache_hits_total{cache="conda.sidecar"}' in metrics
     if allowed:
         assert response.status_code == 200 and hashlib.sha256(response.data).hexdigest().startswith("54303491")
     else:
