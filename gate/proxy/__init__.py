@@ -11,9 +11,9 @@ Layout (each piece is ecosystem-neutral unless named after one):
   their validators: `digest(key, fetch)` asks upstream only when stale, `parsed(key, digest)` parses on demand.
 - `decide`: `judge` (fail closed: an exception is a denial), `unjudgeable`, `visible` (audit-only mode),
   `record` (metrics + audit log), `refusal` (403 whose text names the file, each rule and message),
-  `integrity_failure` (the audit of bytes that differ from the index) and `etag`.
-- `files`: `stream_verified`, which streams upstream bytes and never completes a body whose sha256 or
-  length differs from what the index promised.
+  `keep` (store a rendered body while its judgements hold), `etag` and `not_modified`.
+- `files`: `deliver`, a download: recorded, refused with reasons, or streamed by `stream_verified`, which
+  never completes a body whose sha256 or length differs from what the index promised.
 - `evidence`: `verified`, Sigstore/PEP 740 verification cached by file sha256, evidence digest and trusted
   root digest; `Evidence`, attestation facts with the time they may change.
 - `audit`, `metrics`: the JSON-lines audit log and the Prometheus counters.
@@ -26,11 +26,11 @@ How an ecosystem blueprint plugs in (as `pypi.py` and `conda.py` do):
    with `@<blueprint>.record_once` into `setup.app.extensions[...]`, as `pypi._attach` does; take the shared
    `Gate` from `setup.app.extensions[EXTENSION]`.
 3. In a route: build `Facts` with a `gate.sources` adapter, then `judge(gate_state(), facts, now)`;
-   list a file only when `visible(state, decision)`; `record(...)` every decision; answer a denied file
-   with `refusal(decision, project)` and an allowed one with `stream_verified(...)`; cache with
-   `state.store` under the blueprint's own namespaces, keyed with `state.decision_digest` (policies and
-   trusted root), expiring at the judgement's `valid_until` (time-dependent decisions must not outlive
-   it). Evidence fetched for a judgement comes with the time it may change (`evidence.Evidence.recheck`:
+   list a file only when `visible(state, decision)`; `record(...)` every decision; answer a download
+   with `files.deliver` (refusal with reasons, or a hash-checked stream); store what you render with
+   `decide.keep` under the blueprint's own namespaces, keyed with `state.view_digest` (policies, trusted
+   root, audit-only mode), until the judgements' earliest `valid_until` (time-dependent decisions must
+   not outlive it), and answer `If-None-Match` with `decide.not_modified`. Evidence fetched for a judgement comes with the time it may change (`evidence.Evidence.recheck`:
    a failed fetch, a TTL); pass it to `judge` so that the judgement holds no longer.
 4. On upstream trouble answer 502/503 with a message (`decide.upstream_failure`), never an unfiltered page.
 5. Register it: `create_app(settings, blueprints=(pypi, conda))`.

@@ -114,6 +114,7 @@ class Gate:
     policy_digest: str = field(init=False)
     trust_digest: str = field(init=False)  # of the trusted root: verification outcomes depend on it
     decision_digest: str = field(init=False)  # of the policies and the trusted root: decisions depend on both
+    view_digest: str = field(init=False)  # and of `audit_only`: what a filtered listing depends on
     _verifier: BundleVerifier | None = field(default=None, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
@@ -122,6 +123,7 @@ class Gate:
         self.policy_digest = policy_digest(self.policies)
         self.trust_digest = trust_root_digest(self.settings.trusted_root)
         self.decision_digest = hashlib.sha256(f"{self.policy_digest}|{self.trust_digest}".encode()).hexdigest()
+        self.view_digest = hashlib.sha256(f"{self.decision_digest}|{self.settings.audit_only}".encode()).hexdigest()
 
     def now(self) -> dt.datetime:
         return self.clock()

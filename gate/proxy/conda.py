@@ -28,6 +28,8 @@ from gate.proxy.app import EXTENSION, Gate
 from gate.proxy.decide import (
     etag,
     judge,
+    keep,
+    not_modified,
     record,
     text_response,
     unjudgeable,
@@ -161,7 +163,7 @@ class CondaChannels:
         parsed only when no filtered copy of its current digest is cached."""
         state, now = self.state, self.state.now()
         digest = self.upstream_digest(client, subdir)
-        key = "|".join((client.subdir_url(subdir), state.decision_digest, str(state.settings.audit_only)))
+        key = "|".join((client.subdir_url(subdir), state.view_digest))
         variant = key + ("|zst" if zst else "")
         entry = state.store.get(FILTERED, variant, now=now.timestamp())
         if entry is not None and entry.meta.get("upstream") == digest:
@@ -170,15 +172,15 @@ class CondaChannels:
         state.metrics.inc("gate_cache_misses_total", cache=FILTERED)
         plain = state.store.get(FILTERED, key, now=now.timestamp()) if zst else None
         if plain is not None and plain.meta.get("upstream") == digest:
-            body, expires, tag = plain.value, plain.expires, str(plain.meta["etag"])
+            body, tag = plain.value, str(plain.meta["etag"])
+            until = None if plain.expires is None else dt.datetime.fromtimestamp(plain.expires, dt.UTC)
         else:
             repodata = self.repodata.parsed(client.subdir_url(subdir), digest)
             body, until = self._filter(client, subdir, repodata, now)
-            expires = until.timestamp() if until is not None else None
-            tag = self._store(key, body, digest, expires, now)
+            tag = self._keep(key, body, digest, until, now)
         if zst:
             body = compress_zst(body)
-            tag = self._store(variant, body, digest, expires, now)
+            tag = self._keep(variant, body, digest, until, now)
         return body, tag
 
     def _filter(
@@ -188,14 +190,13 @@ class CondaChannels:
         judged = self.judge_all(client, subdir, records, now)
         record(self.state, (j.decision for j in judged), event="repodata", client=request.remote_addr)
         allowed = {name for (name, _), j in zip(records, judged, strict=True) if visible(self.state, j.decision)}
-        changes = [j.valid_until for j in judged if j.valid_until is not None]
-        return encode(filter_repodata(repodata, lambda name, _: name in allowed)), min(changes, default=None)
+        body = encode(filter_repodata(repodata, lambda name, _: name in allowed))
+        return body, earliest(*(j.valid_until for j in judged))
 
-    def _store(self, key: str, body: bytes, digest: str, expires: float | None, now: dt.datetime) -> str:
-        """Keep `body` until `expires` (unless that has passed); its ETag."""
+    def _keep(self, key: str, body: bytes, digest: str, until: dt.datetime | None, now: dt.datetime) -> str:
+        """Keep `body` (filtered from the upstream repodata with `digest`) while its decisions hold; its ETag."""
         tag = etag(body)
-        if expires is None or expires > now.timestamp():
-            self.state.store.put(FILTERED, key, body, {"upstream": digest, "etag": tag}, expires)
+        keep(self.state, FILTERED, key, body, {"upstream": digest, "etag": tag}, until=until, now=now)
         return tag
 
     # -- one package ---------------------------------------------------------------------------------
@@ -278,7 +279,7 @@ def subdir_file(name: str, subdir: str, rest: str) -> Response:
 def _repodata(service: CondaChannels, client: ChannelClient, subdir: str, *, zst: bool) -> Response:
     body, etag = service.filtered(client, subdir, zst=zst)
     headers = {"ETag": etag, "Cache-Control": "max-age=0, must-revalidate"}
-    if etag in request.headers.get("If-None-Match", ""):
+    if not_modified(etag):
         return Response(status=304, headers=headers)
     content_type = "application/zstd" if zst else "application/json"
     return Response(body, headers=headers, content_type=content_type)

@@ -7,8 +7,9 @@ import hashlib
 import logging
 from collections import Counter
 from collections.abc import Iterable
+from typing import Any
 
-from flask import Response
+from flask import Response, request
 
 from gate.decision import Decision, Verdict, Violation
 from gate.evaluate import Judgement
@@ -93,6 +94,21 @@ def refusal_text(decision: Decision) -> str:
 
 def refusal(decision: Decision) -> Response:
     return Response(refusal_text(decision), status=403, mimetype="text/plain")
+
+
+def keep(
+    state: Gate, namespace: str, key: str, body: bytes, meta: dict[str, Any], *, until: dt.datetime | None,
+    now: dt.datetime,
+) -> None:
+    """Store a body rendered from judgements that hold until `until` (None: until replaced), unless that
+    moment has already passed."""
+    if until is None or until > now:
+        state.store.put(namespace, key, body, meta, None if until is None else until.timestamp())
+
+
+def not_modified(tag: str) -> bool:
+    """Whether the request's `If-None-Match` names the ETag `tag` (quoted, as `etag` makes it) or is `*`."""
+    return request.if_none_match.contains_raw(tag)
 
 
 def etag(body: bytes) -> str:

@@ -18,7 +18,8 @@ from packaging.utils import canonicalize_name
 from werkzeug.wrappers import Response as BaseResponse
 
 from gate.proxy.app import EXTENSION, gate_state
-from gate.proxy.decide import etag, record, text_response, upstream_failure, visible
+from gate.proxy.decide import etag, keep, not_modified, record, text_response, upstream_failure, visible
+from gate.proxy.evidence import earliest
 from gate.proxy.files import deliver
 from gate.proxy.pypi_index import PypiIndex
 from gate.proxy.pypi_render import Urls, negotiate, render_html, render_json, render_root
@@ -58,9 +59,9 @@ def _serve_rendered(body_gz: bytes, meta: dict[str, Any]) -> Response:
         "Vary": "Accept, Accept-Encoding",
         "Cache-Control": "max-age=0, must-revalidate",
     }
-    if meta["etag"] in request.headers.get("If-None-Match", ""):
+    if not_modified(meta["etag"]):
         return Response(status=304, headers=headers)
-    if "gzip" in request.headers.get("Accept-Encoding", ""):
+    if request.accept_encodings["gzip"]:
         headers["Content-Encoding"] = "gzip"
         body = body_gz
     else:
@@ -100,7 +101,7 @@ def project_page(project: str) -> BaseResponse:
         digest = index.page_digest(project)
     except UpstreamError as err:
         return upstream_failure(err)
-    key = "|".join((project, content_type, request.url_root, state.decision_digest, str(state.settings.audit_only)))
+    key = "|".join((project, content_type, request.url_root, state.view_digest))
     now = state.now()
     entry = state.store.get(RENDERED, key, now=now.timestamp())
     if entry is not None and entry.meta.get("page_digest") == digest:
@@ -121,10 +122,7 @@ def project_page(project: str) -> BaseResponse:
         body = render_html(page, files, urls)
     meta = {"etag": etag(body), "content_type": content_type, "page_digest": digest}
     compressed = gzip.compress(body, 1)  # fast: most of a cold page's time is elsewhere
-    changes = [j.valid_until for j in judged if j.valid_until is not None]
-    until = min(changes) if changes else None
-    if until is None or until > now:
-        state.store.put(RENDERED, key, compressed, meta, until.timestamp() if until else None)
+    keep(state, RENDERED, key, compressed, meta, until=earliest(*(j.valid_until for j in judged)), now=now)
     return _serve_rendered(compressed, meta)
 
 

@@ -182,6 +182,10 @@ def test_rendered_page_is_cached_and_revalidated(client: FlaskClient, upstream: 
     assert again.status_code == 304
     revalidations = [(r.path, r.headers.get("If-None-Match")) for r in upstream.requests]
     assert revalidations == [("/simple/demo/", upstream_etag)]  # one conditional request, with the page's ETag
+    for tags in (f'"other", {first.headers["ETag"]}', "*"):
+        assert client.get("/simple/demo/", headers={"Accept": JSON_V1, "If-None-Match": tags}).status_code == 304
+    changed = '"' + first.headers["ETag"].strip('"')[:-1] + '"'
+    assert client.get("/simple/demo/", headers={"Accept": JSON_V1, "If-None-Match": changed}).status_code == 200
     upstream.set_cache_control("max-age=600")
     page(client)
     upstream.clear_log()
