@@ -204,8 +204,9 @@ def test_upstream_change_is_seen(client: FlaskClient, upstream: RunningUpstream)
     [("down", 503), ("500", 502), ("timeout", 503), ("malformed", 502), ("missing", 404)],
 )
 def test_upstream_faults_never_give_an_unfiltered_page(
-    client: FlaskClient, upstream: RunningUpstream, fault: str, status: int
+    make_app: AppFactory, write_policy: PolicyWriter, upstream: RunningUpstream, fault: str, status: int
 ) -> None:
+    client = make_app(write_policy(AGE_POLICY), timeout=0.3).test_client()  # the hang outlasts the timeout
     project = "demo"
     if fault == "500":
         upstream.fail_project(project, 500)
