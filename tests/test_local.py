@@ -31,3 +31,15 @@ def test_record_gives_upload_time_and_sidecar_digest(tmp_path: Path) -> None:
 def test_record_for_other_bytes_is_ignored(tmp_path: Path) -> None:
     facts = local_facts(_channel(tmp_path, sha256="0" * 64, indexed_timestamp=1500000000000), LocalOptions())
     assert facts.file.uploaded is None  # the record's time was for other bytes
+
+
+def test_malformed_repodata_section_is_no_record(tmp_path: Path) -> None:
+    package = _channel(tmp_path)
+    (tmp_path / "repodata.json").write_text(json.dumps({"packages.conda": ["oops"], "packages": "oops"}))
+    facts = local_facts(package, LocalOptions())
+    assert facts.file.uploaded is None and facts.file.subdir is None  # no record: nothing from repodata
+
+
+def test_sidecars_are_not_read_when_no_policy_reads_attestations(tmp_path: Path) -> None:
+    facts = local_facts(_channel(tmp_path), LocalOptions(reads_attestations=lambda ecosystem, name: False))
+    assert facts.attestations == ()

@@ -10,7 +10,7 @@ from pathlib import Path
 from gate.commands.common import add_policy_option, now, policies, timestamp
 from gate.decision import Decision, exit_code, json_report, text_report
 from gate.errors import UsageError
-from gate.evaluate import evaluate
+from gate.evaluate import Evaluator, evaluate
 from gate.facts import Facts
 from gate.preinstall import Checked, check_planned
 from gate.report.check import check_sarif, summary_table
@@ -56,11 +56,13 @@ def run(args: argparse.Namespace) -> int:
     if not (args.paths or args.pip_report or args.requirement):
         raise UsageError("nothing to check: give files, a pylock.toml, --pip-report or -r")
     compiled = policies(args)
+    reads_attestations = Evaluator(compiled).reads_attestations
     options = LocalOptions(
         attestations=tuple(args.attestation),
         uploaded=args.uploaded,
         channel=args.channel,
         verifier=BundleVerifier(args.trusted_root),
+        reads_attestations=reads_attestations,
     )
     when = now(args)
     locks: list[Path] = []
@@ -74,8 +76,7 @@ def run(args: argparse.Namespace) -> int:
     planned = _planned(args, locks)
     checked: list[Checked] = []
     if planned:
-        gatherer = IndexGatherer(args.index_url, options.verifier,
-                                 attestations=any(p.uses_attestations for p in compiled))
+        gatherer = IndexGatherer(args.index_url, options.verifier, reads_attestations=reads_attestations)
         checked = check_planned(planned, compiled, gatherer, when, _progress if sys.stderr.isatty() else None)
         located += [(c.decision, c.planned.source, c.planned.line) for c in checked]
     decisions = [d for d, _, _ in located]

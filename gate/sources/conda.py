@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
-
 from gate.facts import Ecosystem, FileFacts, FileKind
+from gate.sources.versions import parse_version
 
 CONDA_SUFFIXES = (".conda", ".tar.bz2")
 
@@ -42,7 +42,7 @@ def record_time(value: Any) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(seconds, dt.UTC)
 
 
-def upload_time(record: dict[str, Any]) -> tuple[dt.datetime | None, str | None]:
+def upload_time(record: Mapping[str, Any]) -> tuple[dt.datetime | None, str | None]:
     """Prefer CEP 47 `indexed_timestamp` (set by the channel) over builder-controlled `timestamp`."""
     for key in ("indexed_timestamp", "timestamp"):
         if (when := record_time(record.get(key))) is not None:
@@ -50,18 +50,11 @@ def upload_time(record: dict[str, Any]) -> tuple[dt.datetime | None, str | None]
     return None, None
 
 
-def _prerelease(version: str) -> bool:
-    try:
-        return Version(version).is_prerelease
-    except InvalidVersion:
-        return False
-
-
 def conda_file_facts(
     filename: str,
     sha256: str,
     *,
-    record: dict[str, Any] | None = None,
+    record: Mapping[str, Any] | None = None,
     channel: str | None = None,
     size: int | None = None,
 ) -> FileFacts:
@@ -69,10 +62,12 @@ def conda_file_facts(
     name, version, build = split_conda_filename(filename)
     record = record or {}
     uploaded, uploaded_from = upload_time(record)
+    version = str(record.get("version", version))
+    parsed = parse_version(version)
     return FileFacts(
         ecosystem=Ecosystem.CONDA,
         name=str(record.get("name", name)).lower(),
-        version=str(record.get("version", version)),
+        version=version,
         filename=filename,
         kind=FileKind.CONDA,
         sha256=sha256,
@@ -80,7 +75,7 @@ def conda_file_facts(
         index=channel.rstrip("/") if channel else None,
         uploaded=uploaded,
         uploadedFrom=uploaded_from,
-        prerelease=_prerelease(str(record.get("version", version))),
+        prerelease=parsed is not None and parsed[1],
         subdir=record.get("subdir"),
         build=str(record.get("build", build)),
     )

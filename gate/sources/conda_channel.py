@@ -122,7 +122,7 @@ def record_facts(filename: str, record: Mapping[str, Any], channel: str) -> File
     if not isinstance(sha256, str) or not _HEX64.fullmatch(sha256.lower()):
         return None
     try:
-        return conda_file_facts(filename, sha256.lower(), record=dict(record), channel=channel)
+        return conda_file_facts(filename, sha256.lower(), record=record, channel=channel)
     except ValueError:
         return None
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from gate.facts import AttestationFact
-from gate.verify.evidence import verify_evidence
+from gate.verify.evidence import unverified, verify_evidence
 from gate.verify.sigstore import BundleVerifier, Target
 
 SIGS = ".sigs"
@@ -46,15 +46,11 @@ def advertised_sha256(record: Mapping[str, Any] | None) -> str | None:
     return None if value is None else str(value)
 
 
-def _failed(source: str, error: str) -> list[AttestationFact]:
-    return [AttestationFact(verified=False, source=source, error=error)]
-
-
-def _fetch(fetch: SidecarFetch, name: str) -> tuple[str, bytes] | list[AttestationFact] | None:
+def _fetch(fetch: SidecarFetch, name: str) -> tuple[str, bytes] | AttestationFact | None:
     try:
         return fetch(name)
     except SidecarError as err:
-        return _failed(name, f"sidecar-fetch: {err}")
+        return unverified(name, f"sidecar-fetch: {err}")
 
 
 def sidecar_attestations(
@@ -73,26 +69,32 @@ def sidecar_attestations(
     advertised = advertised_sha256(record)
     if advertised is not None and not _HEX64.fullmatch(advertised):
         # Rejected before it is used to build a sidecar name or URL.
-        facts += _failed(filename + SIGS, "sidecar-hash: attestations_sha256 in repodata is not 64 lowercase hex")
+        facts.append(
+            unverified(filename + SIGS, "sidecar-hash: attestations_sha256 in repodata is not 64 lowercase hex")
+        )
         advertised = None
     found = _fetch(fetch, filename + SIGS)
     if found is None and advertised is not None:
         found = _fetch(fetch, f"{filename}{SIGS}.{advertised}")
-    if isinstance(found, list):
-        facts += found
+    if isinstance(found, AttestationFact):
+        facts.append(found)
     elif found is not None:
         source, data = found
         digest = hashlib.sha256(data).hexdigest()
         seen.add(digest)
         if advertised is not None and digest != advertised:
-            facts += _failed(source, "sidecar-hash: sidecar bytes do not match the attestations_sha256 in repodata")
+            facts.append(
+                unverified(source, "sidecar-hash: sidecar bytes do not match the attestations_sha256 in repodata")
+            )
         else:
             facts += verify(data, source, target)
     elif advertised is not None:
-        facts += _failed(filename + SIGS, "sidecar-missing: repodata advertises attestations_sha256 but no sidecar")
+        facts.append(
+            unverified(filename + SIGS, "sidecar-missing: repodata advertises attestations_sha256 but no sidecar")
+        )
     v0 = _fetch(fetch, filename + V0_SIGS)
-    if isinstance(v0, list):
-        facts += v0
+    if isinstance(v0, AttestationFact):
+        facts.append(v0)
     elif v0 is not None and hashlib.sha256(v0[1]).hexdigest() not in seen:
         facts += verify(v0[1], v0[0], target)
     return facts

@@ -2,8 +2,9 @@
 
 Each line is `<channel>/<subdir>/<file>[#<md5>|#<sha256>|#sha256:<sha256>]`. Every package is fetched
 from its URL and hashed (the bytes must match the hash on the line), and its channel's
-`<subdir>/repodata.json` record (upload time, `attestations_sha256`) and its sidecars are fetched beside
-it. `http(s)://` and `file://` URLs are read; anything else is a usage error.
+`<subdir>/repodata.json` record (upload time, `attestations_sha256`) and, when a policy that governs the
+package reads attestations, its sidecars are fetched beside it. `http(s)://` and `file://` URLs are read;
+anything else is a usage error.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import requests
 from msgspec.structs import replace
 
 from gate.errors import GateError, UsageError
-from gate.facts import Facts
+from gate.facts import AttestationFact, Facts
 from gate.sources.conda import conda_file_facts, record_for_bytes, split_conda_filename
 from gate.sources.conda_channel import find_record
 from gate.sources.conda_evidence import (
@@ -263,7 +264,9 @@ def explicit_facts(path: Path, options: LocalOptions, *, fetcher: Fetcher | None
         )
         if options.uploaded is not None:
             file = replace(file, uploaded=options.uploaded, uploadedFrom="--uploaded")
-        target = Target(filename=file.filename, sha256=file.sha256, ecosystem=file.ecosystem)
-        evidence = sidecar_attestations(package.filename, target, record, _sidecars(fetcher, package), verify)
+        evidence: list[AttestationFact] = []
+        if options.reads_attestations(file.ecosystem, file.name):
+            target = Target(filename=file.filename, sha256=file.sha256, ecosystem=file.ecosystem)
+            evidence = sidecar_attestations(package.filename, target, record, _sidecars(fetcher, package), verify)
         out.append(Facts(file=file, attestations=tuple(evidence)))
     return out

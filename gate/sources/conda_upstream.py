@@ -6,13 +6,13 @@ Errors are `UpstreamError`s carrying the status a proxy should answer with (404 
 
 from __future__ import annotations
 
-import time
+from dataclasses import replace
 from typing import Any
 
 import requests
 
 from gate.sources.conda_channel import decompress_zst, parse_repodata
-from gate.sources.pypi import Fetched, HttpClient, UpstreamError, Validators, freshness, read_small
+from gate.sources.pypi import Fetched, HttpClient, UpstreamError, Validators, read_small
 
 JSON = "repodata.json"
 ZST = "repodata.json.zst"
@@ -38,13 +38,9 @@ class ChannelClient(HttpClient):
         (404/410) is given up: the subdir is asked for again without it."""
         for name in (variant,) if variant else (ZST, JSON):
             url = f"{self.subdir_url(subdir)}/{name}"
-            started = time.perf_counter()
-            response = self._get(url, validators.headers() if validators and variant else None)
-            latency = time.perf_counter() - started
-            got = Validators.of(response.headers)
-            if response.status_code == 304 and validators is not None and variant:
-                merged = validators.merged(got)
-                return Fetched(None, merged, freshness(response.headers), latency, meta={"variant": name})
+            response, answer = self._conditional_get(url, validators if variant else None)
+            if response is None:
+                return replace(answer, meta={"variant": name})
             if response.status_code in (404, 410) and name == ZST and not variant:
                 continue
             if response.status_code in (404, 410) and variant:  # the pinned variant is gone: ask afresh
@@ -63,7 +59,7 @@ class ChannelClient(HttpClient):
                 document = parse_repodata(body)
             except ValueError as err:
                 raise UpstreamError(f"upstream {self.subdir_url(subdir)} repodata is not valid: {err}") from err
-            return Fetched(document, got, freshness(response.headers), latency, body, {"variant": name})
+            return replace(answer, page=document, body=body, meta={"variant": name})
         raise UpstreamError(f"no {subdir} repodata at {self.url}", 404)
 
     def file(self, path: str, limit: int) -> bytes | None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -19,11 +18,11 @@ from packaging.utils import (
     parse_sdist_filename,
     parse_wheel_filename,
 )
-from packaging.version import InvalidVersion, Version
 
 from gate.errors import UsageError
 from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, FileKind
 from gate.sources.conda import CONDA_SUFFIXES, conda_file_facts, is_conda_filename, record_for_bytes
+from gate.sources.conda_channel import find_record, parse_repodata
 from gate.sources.conda_evidence import (
     MAX_SIDECAR_BYTES,
     SIGS,
@@ -33,6 +32,7 @@ from gate.sources.conda_evidence import (
     sidecar_attestations,
     verify_with,
 )
+from gate.sources.versions import VERSIONS, parse_version
 from gate.verify.evidence import verify_evidence
 from gate.verify.sigstore import BundleVerifier, Target
 
@@ -66,7 +66,7 @@ _WHEEL_NAMES: dict[str, str] = {}  # name part -> canonical name
 _WHEEL_BUILDS: set[str] = set()
 _WHEEL_TAGS: set[str] = set()
 _SDIST_NAMES: dict[str, str] = {}
-_VERSIONS: dict[str, tuple[str, bool] | None] = {}  # version part -> (str(Version), is_prerelease); None: invalid
+_VERSIONS = VERSIONS  # versions are memoized in gate.sources.versions (shared with conda, with its own limit)
 
 PythonFilename = tuple[str, str, FileKind, bool]  # canonical name, version, kind, prerelease
 
@@ -78,22 +78,6 @@ def _remember(memo: dict[str, Any] | set[str], key: str, value: Any = None) -> N
         memo.add(key)
     else:
         memo[key] = value
-
-
-def _version(part: str) -> tuple[str, bool] | None:
-    """`Version(part)` as (normalized string, is_prerelease), None when invalid; memoized."""
-    try:
-        return _VERSIONS[part]
-    except KeyError:
-        pass
-    try:
-        version = Version(part)
-    except InvalidVersion:
-        found = None
-    else:
-        found = (str(version), version.is_prerelease)
-    _remember(_VERSIONS, part, found)
-    return found
 
 
 def _packaging_wheel(filename: str, name_part: str, build_part: str | None, tags: str) -> PythonFilename | None:
@@ -131,7 +115,7 @@ def python_filename(filename: str) -> PythonFilename | None:
         name = _WHEEL_NAMES.get(name_part)
         if name is None or tags not in _WHEEL_TAGS or (build_part is not None and build_part not in _WHEEL_BUILDS):
             return _packaging_wheel(filename, name_part, build_part, tags)
-        version = _version(parts[1])
+        version = parse_version(parts[1])
         return None if version is None else (name, version[0], FileKind.WHEEL, version[1])
     if filename.endswith(".tar.gz"):
         stem = filename[:-7]
@@ -143,7 +127,7 @@ def python_filename(filename: str) -> PythonFilename | None:
     name = _SDIST_NAMES.get(name_part) if sep else None
     if name is None:
         return _packaging_sdist(filename, name_part)
-    version = _version(version_part)
+    version = parse_version(version_part)
     return None if version is None else (name, version[0], FileKind.SDIST, version[1])
 
 
@@ -177,10 +161,9 @@ def python_file_facts(
 def _repodata(path: Path, mtime_ns: int) -> dict[str, Any]:
     """A `repodata.json`, parsed once per version of the file (a channel subdir checks many packages)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return parse_repodata(path.read_bytes())
     except (OSError, ValueError):
         return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _repodata_record(path: Path, sha256: str) -> dict[str, Any] | None:
@@ -190,21 +173,29 @@ def _repodata_record(path: Path, sha256: str) -> dict[str, Any] | None:
         data = _repodata(repodata, repodata.stat().st_mtime_ns)
     except OSError:
         return None
-    for key in ("packages.conda", "packages"):
-        record = (data.get(key) or {}).get(path.name)
-        if isinstance(record, dict):
-            return record_for_bytes(record, sha256)
-    return None
+    return record_for_bytes(find_record(data, path.name), sha256)
+
+
+# (ecosystem, name) -> whether a policy that governs such files reads `attestations` (so evidence that must
+# be fetched is worth fetching); `gate.evaluate.Evaluator.reads_attestations` is one.
+ReadsAttestations = Callable[[Ecosystem, str], bool]
+
+
+def every_file(ecosystem: Ecosystem, name: str) -> bool:
+    """`ReadsAttestations` for when the policies are not known: evidence is fetched for every file."""
+    return True
 
 
 @dataclass(frozen=True)
 class LocalOptions:
-    """What `gate check` was told about local files beyond their bytes."""
+    """What `gate check` was told about local files beyond their bytes; conda sidecars are read only for
+    packages `reads_attestations` says a policy needs them for."""
 
     attestations: tuple[Path, ...] = ()
     uploaded: dt.datetime | None = None
     channel: str | None = None
     verifier: BundleVerifier = field(default_factory=BundleVerifier)
+    reads_attestations: ReadsAttestations = every_file
 
 
 def file_facts(path: Path, options: LocalOptions) -> tuple[FileFacts, dict[str, Any] | None]:
@@ -278,7 +269,7 @@ def local_facts(path: Path, options: LocalOptions) -> Facts:
     facts: list[AttestationFact] = []
     for evidence in evidence_paths(path, options):
         facts.extend(verify_evidence(_read(evidence), str(evidence), target, options.verifier))
-    if is_conda_filename(path.name):
+    if is_conda_filename(path.name) and options.reads_attestations(file.ecosystem, file.name):
         facts.extend(sidecar_attestations(path.name, target, record, _beside(path), verify_with(options.verifier)))
     return Facts(file=file, attestations=tuple(facts))
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from msgspec.structs import replace
 
 from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, FileKind
-from gate.sources.local import python_file_facts
-from gate.sources.pypi import DEFAULT_UPSTREAM, ProjectPage, SimpleClient, UpstreamError, file_facts
-from gate.verify.evidence import verify_evidence
+from gate.sources.local import ReadsAttestations, python_file_facts
+from gate.sources.pypi import DEFAULT_UPSTREAM, ProjectPage, SimpleClient, UpstreamError
+from gate.verify.evidence import unverified, verify_evidence
 from gate.verify.sigstore import BundleVerifier, Target
 
 
@@ -57,14 +57,20 @@ def base_facts(planned: PlannedFile, index: str) -> FileFacts:
 
 class IndexGatherer:
     """Fetches each project page once (upload time and yanked come from the index even when a lock
-    gives an upload time); verifies provenance only when some policy reads attestations."""
+    gives an upload time); verifies a file's provenance only when a policy that governs it reads
+    attestations (`reads_attestations(ecosystem, name)`, as `Evaluator.reads_attestations`)."""
 
     def __init__(
-        self, index_url: str | None, verifier: BundleVerifier, *, attestations: bool, timeout: float = 20.0
+        self,
+        index_url: str | None,
+        verifier: BundleVerifier,
+        *,
+        reads_attestations: ReadsAttestations,
+        timeout: float = 20.0,
     ) -> None:
         self.index_url = index_url
         self.verifier = verifier
-        self.attestations = attestations
+        self.reads_attestations = reads_attestations
         self.timeout = timeout
         self._clients: dict[str, SimpleClient] = {}
         self._pages: dict[tuple[str, str], ProjectPage | UpstreamError] = {}
@@ -92,7 +98,7 @@ class IndexGatherer:
         try:
             data = client.fetch_provenance(url)
         except UpstreamError as err:
-            return (AttestationFact(verified=False, source=url, error=f"fetch: {err}"),)
+            return (unverified(url, f"fetch: {err}"),)
         if data is None:
             return ()
         target = Target(filename=facts.filename, sha256=facts.sha256, ecosystem=Ecosystem.PYPI)
@@ -114,16 +120,12 @@ class IndexGatherer:
             note = f"the index lists sha256 {row.sha256} for {planned.filename}, {planned.source} says {planned.sha256}"
             # the document's upload time was for other bytes: nothing it says about this file is kept
             return Gathered(Facts(replace(facts, uploaded=None, uploadedFrom=None)), (note,))
-        from_index = file_facts(page, row, index)
-        if from_index is not None:
-            # the index is authoritative; a lock's upload-time stands only where the index gives none
-            uploaded = from_index.uploaded or planned.uploaded
-            source = from_index.uploadedFrom if from_index.uploaded else facts.uploadedFrom
-            facts = replace(facts, uploaded=uploaded, uploadedFrom=source, yanked=from_index.yanked,
-                            size=facts.size or from_index.size)
-            if not facts.sha256 and from_index.sha256:
-                facts = replace(facts, sha256=from_index.sha256)
+        # the index is authoritative; a lock's upload-time stands only where the index gives none
+        if row.upload_time is not None:
+            facts = replace(facts, uploaded=row.upload_time, uploadedFrom="upload-time")
+        facts = replace(facts, yanked=row.yanked is not False, size=facts.size or row.size,
+                        sha256=facts.sha256 or row.sha256 or "")
         attestations: tuple[AttestationFact, ...] = ()
-        if self.attestations and row.provenance is not None and facts.sha256:
+        if row.provenance is not None and facts.sha256 and self.reads_attestations(facts.ecosystem, facts.name):
             attestations = self._provenance(index, row.provenance, facts)
         return Gathered(Facts(facts, attestations))

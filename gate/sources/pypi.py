@@ -14,7 +14,7 @@ import codecs
 import datetime as dt
 import time
 from collections.abc import Container, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
 from typing import Any, Generic, TypeVar
 from urllib.parse import urldefrag, urljoin
@@ -373,6 +373,20 @@ class HttpClient:
         except requests.RequestException as err:
             raise UpstreamError(f"upstream {url} is unreachable: {type(err).__name__}", 503) from err
 
+    def _conditional_get(
+        self, url: str, validators: Validators | None, headers: dict[str, str] | None = None
+    ) -> tuple[requests.Response | None, Fetched[Any]]:
+        """GET `url`, conditional on `validators` when given. A 304 to them is `(None, answer)`, the answer
+        complete (`page=None`, `validators` merged with the ones the 304 carries); any other is `(response,
+        answer)`, the response for the caller to check and the answer without its page, body and meta."""
+        started = time.perf_counter()
+        response = self._get(url, {**(headers or {}), **(validators.headers() if validators else {})})
+        latency = time.perf_counter() - started
+        got = Validators.of(response.headers)
+        if response.status_code == 304 and validators is not None:
+            return None, Fetched(None, validators.merged(got), freshness(response.headers), latency)
+        return response, Fetched(None, got, freshness(response.headers), latency)
+
 
 class SimpleClient(HttpClient):
     """A client for one upstream simple index."""
@@ -390,12 +404,9 @@ class SimpleClient(HttpClient):
         """Fetch a project page; with `validators`, a 304 answer gives `Fetched(page=None, ...)`. `meta` holds
         the `content_type` and `url` that `parse_page` needs to parse the body again."""
         url = self.project_url(name)
-        started = time.perf_counter()
-        response = self._get(url, {"Accept": ACCEPT, **(validators.headers() if validators else {})})
-        latency = time.perf_counter() - started
-        got = Validators.of(response.headers)
-        if response.status_code == 304 and validators is not None:
-            return Fetched(None, validators.merged(got), freshness(response.headers), latency)
+        response, answer = self._conditional_get(url, validators, {"Accept": ACCEPT})
+        if response is None:
+            return answer
         if response.status_code == 404:
             raise ProjectNotFoundError(name)
         if response.status_code != 200:
@@ -404,7 +415,7 @@ class SimpleClient(HttpClient):
         base = response.url or url
         page = parse_page(response.content, content_type, base, name)
         meta = {"content_type": content_type, "url": base}
-        return Fetched(page, got, freshness(response.headers), latency, response.content, meta)
+        return replace(answer, page=page, body=response.content, meta=meta)
 
     def projects(self) -> list[str]:
         """The normalized names on the upstream's `/simple/` list."""

@@ -7,7 +7,6 @@ cannot be parsed becomes one `verified: false` fact that says why.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
@@ -20,8 +19,9 @@ from gate.facts import AttestationFact
 from gate.verify.sigstore import BundleVerifier, Target, describe_error
 
 
-def _unverified(source: str, error: str) -> list[AttestationFact]:
-    return [AttestationFact(verified=False, source=source, error=error)]
+def unverified(source: str, error: str) -> AttestationFact:
+    """The fact for evidence at `source` that could not be fetched or parsed: `verified: false`, and why."""
+    return AttestationFact(verified=False, source=source, error=error)
 
 
 def _bundle(document: Any, source: str, target: Target, verifier: BundleVerifier) -> AttestationFact:
@@ -29,7 +29,7 @@ def _bundle(document: Any, source: str, target: Target, verifier: BundleVerifier
     try:
         bundle = Bundle.from_json(json.dumps(document))
     except (SigstoreError, ValidationError, ValueError) as err:
-        return AttestationFact(verified=False, source=source, error=f"parse: {describe_error(err)}")
+        return unverified(source, f"parse: {describe_error(err)}")
     return verifier.verify(bundle, target, source)
 
 
@@ -37,32 +37,23 @@ def _pep740(att: Attestation, source: str, target: Target, verifier: BundleVerif
     try:
         bundle = att.to_bundle()
     except (ConversionError, SigstoreError, ValueError) as err:
-        return AttestationFact(verified=False, source=source, error=f"parse: {describe_error(err)}")
+        return unverified(source, f"parse: {describe_error(err)}")
     return verifier.verify(bundle, target, source, pep740=True)
 
 
-def verify_evidence(
-    data: bytes,
-    source: str,
-    target: Target,
-    verifier: BundleVerifier,
-    *,
-    expected_sha256: str | None = None,
-) -> list[AttestationFact]:
-    """One fact per bundle in `data`; `expected_sha256` is the digest an index advertised for `data`."""
-    if expected_sha256 is not None and hashlib.sha256(data).hexdigest() != expected_sha256.lower():
-        return _unverified(source, "sidecar-hash: evidence bytes do not match the sha256 the index advertised")
+def verify_evidence(data: bytes, source: str, target: Target, verifier: BundleVerifier) -> list[AttestationFact]:
+    """One fact per bundle in `data`."""
     try:
         document = json.loads(data)
     except (ValueError, UnicodeDecodeError) as err:
-        return _unverified(source, f"parse: not JSON: {describe_error(err)}")
+        return [unverified(source, f"parse: not JSON: {describe_error(err)}")]
     try:
         if isinstance(document, list):
             if not document:
-                return _unverified(source, "parse: empty list of bundles")
+                return [unverified(source, "parse: empty list of bundles")]
             return [_bundle(d, f"{source}#{i}", target, verifier) for i, d in enumerate(document)]
         if not isinstance(document, dict):
-            return _unverified(source, "parse: expected a JSON object or array")
+            return [unverified(source, "parse: expected a JSON object or array")]
         if "attestation_bundles" in document:
             provenance = Provenance.model_validate(document)
             facts = [
@@ -70,13 +61,13 @@ def verify_evidence(
                 for i, group in enumerate(provenance.attestation_bundles)
                 for j, att in enumerate(group.attestations)
             ]
-            return facts or _unverified(source, "parse: provenance holds no attestations")
+            return facts or [unverified(source, "parse: provenance holds no attestations")]
         if "envelope" in document and "verification_material" in document:
             return [_pep740(Attestation.model_validate(document), source, target, verifier)]
         if "mediaType" in document:
             return [_bundle(document, source, target, verifier)]
     except (ValidationError, SigstoreError, ValueError) as err:
-        return _unverified(source, f"parse: {describe_error(err)}")
+        return [unverified(source, f"parse: {describe_error(err)}")]
     except Exception as err:  # a library fault on hostile input must not crash gate: fail closed
-        return _unverified(source, f"internal: {describe_error(err)}")
-    return _unverified(source, "parse: not a Sigstore bundle, PEP 740 attestation or provenance object")
+        return [unverified(source, f"internal: {describe_error(err)}")]
+    return [unverified(source, "parse: not a Sigstore bundle, PEP 740 attestation or provenance object")]

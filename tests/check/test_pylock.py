@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 from pathlib import Path
 
@@ -99,13 +100,17 @@ def test_lock_upload_time_stands_when_the_index_is_unreachable(
     assert sum(line.startswith("ALLOW ") and "sha256:" in line for line in out.splitlines()) == 4
 
 
+@pytest.mark.parametrize("index_sha256", [True, False])
 def test_yanked_comes_from_the_index_even_with_a_lock_upload_time(
-    index: UpstreamIndex, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    index: UpstreamIndex, tmp_path: Path, capsys: pytest.CaptureFixture[str], index_sha256: bool
 ) -> None:
-    """A lock with upload times must not hide that the index yanked the file (`!file.yanked` rules)."""
+    """A lock with upload times must not hide that the index yanked the file (`!file.yanked` rules), nor
+    may a row without a sha256 (an index giving only #md5) hide it."""
     index.set_yanked("gate-demo", "1.0", "broken build")
     wheel = index.get_file("gate_demo-1.0-py3-none-any.whl")
     assert wheel is not None
+    if not index_sha256:
+        index.add(dataclasses.replace(wheel, sha256=""))
     lock = tmp_path / "pylock.toml"
     lock.write_text(
         'lock-version = "1.0"\ncreated-by = "test"\n[[packages]]\nname = "gate-demo"\nversion = "1.0"\n'

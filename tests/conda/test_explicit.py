@@ -167,3 +167,16 @@ def test_file_urls_are_read_too(channel: tuple[Path, str], tmp_path: Path, capsy
     assert code == 0, err
     (signed,) = report["results"]
     assert signed["facts"]["index"] == channel_dir.as_uri() and signed["attestations"][0]["verified"]
+
+
+def test_sidecars_are_fetched_only_for_packages_a_policy_reads_attestations_of(
+    channel: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    channel_dir, _ = channel
+    with ChannelServer(channel_dir) as server:
+        lines = [_line(channel_dir, server.url, "noarch/demo-1.0-0.conda"),
+                 _line(channel_dir, server.url, f"linux-64/{SIGNED}")]
+        code, _, err = _run(tmp_path, capsys, lines)
+    assert code == 0, err
+    sidecars = [path for path in server.paths() if ".sigs" in path]
+    assert sidecars and all(SIGNED in path for path in sidecars)  # demo is governed only by the age policy
