@@ -30,8 +30,9 @@ How an ecosystem blueprint plugs in (as `pypi.py` and `conda.py` do):
    with `files.deliver` (refusal with reasons, or a hash-checked stream); store what you render with
    `decide.keep` under the blueprint's own namespaces, keyed with `state.view_digest` (policies, trusted
    root, audit-only mode), until the judgements' earliest `valid_until` (time-dependent decisions must
-   not outlive it), and answer `If-None-Match` with `decide.not_modified`. Evidence fetched for a judgement comes with the time it may change (`evidence.Evidence.recheck`:
-   a failed fetch, a TTL); pass it to `judge` so that the judgement holds no longer.
+   not outlive it), and answer `If-None-Match` with `decide.not_modified`. Evidence fetched for a
+   judgement comes with the time it may change (`evidence.Evidence.recheck`: a failed fetch, a TTL);
+   pass it to `judge` so that the judgement holds no longer.
 4. On upstream trouble answer 502/503 with a message (`decide.upstream_failure`), never an unfiltered page.
 5. Register it: `create_app(settings, blueprints=(pypi, conda))`.
 """

@@ -8,12 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 from gate.decision import Decision
-from gate.facts import AttestationFact, Ecosystem, Facts
+from gate.facts import Ecosystem, Facts
 from gate.proxy.app import Gate
 from gate.proxy.decide import judge, unjudgeable
 from gate.proxy.evidence import FETCH_RETRY, Evidence, cached_fetch, verified
 from gate.proxy.upstream import CachedUpstream
 from gate.sources.pypi import ProjectPage, SimpleClient, SimpleFile, UpstreamError, file_facts, parse_page
+from gate.verify.evidence import unverified
 from gate.verify.sigstore import Target
 
 PAGES = "pypi.page"
@@ -72,8 +73,7 @@ class PypiIndex:
         try:
             data, recheck = self._provenance(file.provenance, sha256, now)
         except UpstreamError as err:
-            return Evidence((AttestationFact(verified=False, source=file.provenance, error=f"fetch: {err}"),),
-                            now + FETCH_RETRY)
+            return Evidence((unverified(file.provenance, f"fetch: {err}"),), now + FETCH_RETRY)
         if data is None:
             return Evidence((), recheck)
         return Evidence(verified(self.state, data, file.provenance, Target(filename, sha256, Ecosystem.PYPI)), recheck)
