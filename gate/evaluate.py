@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import re
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -28,7 +27,7 @@ def applicable_exception(policy: CompiledPolicy, rule: str, facts: Facts, now: d
 
 def _waiver_text(exception: PolicyException) -> str:
     owner = f", owner {exception.owner}" if exception.owner else ""
-    return f"{exception.reason}{owner}, until {exception.expires.date().isoformat()}"
+    return f"{exception.reason}{owner}, until {exception.until}"
 
 
 def waiver(policy: CompiledPolicy, rule: str, facts: Facts, now: dt.datetime) -> str | None:
@@ -68,15 +67,10 @@ def evaluate(policies: Sequence[CompiledPolicy], facts: Facts, now: dt.datetime)
 # --------------------------------------------------------------------------------------------------
 # Memoized evaluation for callers that decide many files at once (the index proxy).
 
-# `file.<field>`, also root-scoped (`.file.<field>`); any other use of `file` counts as reading all of it
-_FILE_FIELD = re.compile(r"(?<![\w.])\.?file\s*\.\s*([A-Za-z_]\w*)")
-_FILE = re.compile(r"(?<![\w.])\.?file(?!\w)")
-
-
 @dataclass(frozen=True)
 class RuleReads:
-    """Which parts of the facts document a rule's CEL can read: the variables it names (from its parse),
-    and which `file` fields (found lexically, erring on 'more': all of `file`)."""
+    """Which parts of the facts document a rule's CEL can read, from its parse: the variables it names,
+    and which `file` fields (erring on 'more': all of `file`)."""
 
     file_fields: tuple[str, ...] | None  # None: the whole `file` map (used other than as `file.<field>`)
     attestations: bool
@@ -84,12 +78,7 @@ class RuleReads:
 
     @classmethod
     def of(cls, rule: CompiledRule) -> RuleReads:
-        fields: tuple[str, ...] | None = ()
-        if "file" in rule.reads:
-            found = _FILE_FIELD.findall(rule.expression)
-            whole = len(found) != len(_FILE.findall(rule.expression))
-            fields = None if whole else tuple(sorted(set(found)))
-        return cls(file_fields=fields, attestations="attestations" in rule.reads, now="now" in rule.reads)
+        return cls(file_fields=rule.file_fields, attestations="attestations" in rule.reads, now="now" in rule.reads)
 
     def key(self, facts: Facts, now: dt.datetime, attestations: Callable[[], Hashable]) -> Hashable:
         """The part of the facts this rule's outcome depends on (`attestations`: their key, made once per file)."""

@@ -71,7 +71,7 @@ def test_exception_waives_named_rules_until_it_expires() -> None:
     assert decision.verdict is Verdict.ALLOW
     (waived,) = decision.violations
     assert waived.rule == "attestations.required"
-    assert waived.waived and "vendor has no trusted publishing yet" in waived.waived
+    assert waived.waived == "vendor has no trusted publishing yet, owner security@example.com, until 2026-12-31"
     # Valid through the whole expiry day, gone after it.
     assert evaluate(compiled, old, dt.datetime(2026, 12, 31, 23, 59, tzinfo=dt.UTC)).verdict is Verdict.ALLOW
     assert evaluate(compiled, old, dt.datetime(2027, 1, 1, tzinfo=dt.UTC)).verdict is Verdict.DENY

@@ -10,14 +10,28 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import celpy
 from celpy.celparser import CELParseError
 from celpy.evaluation import CELEvalError
-from lark import Token
+from lark import Token, Tree
 
-__all__ = ["CELEvalError", "CELParseError", "check_syntax", "compile_expression", "error_text", "identifiers", "run"]
+__all__ = [
+    "CELEvalError",
+    "CELParseError",
+    "Outcome",
+    "check_syntax",
+    "compile_expression",
+    "error_text",
+    "fields_read",
+    "identifiers",
+    "outcome",
+    "parse",
+    "program",
+    "run",
+]
 
 _ENV = celpy.Environment(runner_class=celpy.CompiledRunner)
 # The transpiled code runs in celpy.evaluation's module globals (it stores the activation there), so
@@ -28,14 +42,24 @@ _RUN_LOCK = threading.Lock()
 logging.getLogger("celpy").setLevel(logging.CRITICAL)
 
 
+def parse(expression: str) -> Tree[Any]:
+    """The parse tree of `expression`; raises CELParseError with line and column."""
+    return _ENV.compile(expression)
+
+
+def program(tree: Tree[Any]) -> Any:
+    """A runnable CEL program (celpy Runner; untyped) from a parse tree."""
+    return _ENV.program(tree)
+
+
 def compile_expression(expression: str) -> Any:
     """A runnable CEL program (celpy Runner; untyped); raises CELParseError with line and column."""
-    return _ENV.program(_ENV.compile(expression))
+    return program(parse(expression))
 
 
 def check_syntax(expression: str) -> None:
     """Raise CELParseError if `expression` is not valid CEL."""
-    _ENV.compile(expression)
+    parse(expression)
 
 
 def run(program: Any, activation: dict[str, Any]) -> Any:
@@ -56,8 +80,54 @@ def error_text(err: CELEvalError) -> str:
     return str(args[0]) if args else str(err)
 
 
-def identifiers(expression: str) -> frozenset[str]:
-    """Every identifier the expression names: variables (also root-scoped, as in `.now`), fields,
+@dataclass(frozen=True)
+class Outcome:
+    """What a program yielded for one activation: `value` is the CEL value, or the CELEvalError it raised
+    or returned (then `error` is its text)."""
+
+    value: Any
+    error: str | None = None
+
+    @property
+    def passed(self) -> bool | None:
+        """The bool it yielded; None when it yielded an error or a value of another type."""
+        return bool(self.value) if isinstance(self.value, celpy.celtypes.BoolType) else None
+
+
+def outcome(program: Any, activation: dict[str, Any]) -> Outcome:
+    """Evaluate a program (compiled or interpreted: `run` serialises both) and catch its error."""
+    try:
+        value = run(program, activation)
+    except CELEvalError as err:
+        value = err
+    return Outcome(value, error_text(value) if isinstance(value, CELEvalError) else None)
+
+
+def identifiers(tree: Tree[Any]) -> frozenset[str]:
+    """Every identifier a parse tree names: variables (also root-scoped, as in `.now`), fields,
     functions and macro variables; string literals are not identifiers."""
-    tree = _ENV.compile(expression)
     return frozenset(str(token) for token in tree.scan_values(lambda v: isinstance(v, Token) and v.type == "IDENT"))
+
+
+def _variable(member: Any) -> Tree[Any] | None:
+    """The `ident` (or root-scoped `dot_ident`) node when `member` is a bare variable reference."""
+    if isinstance(member, Tree) and member.data == "member" and len(member.children) == 1:
+        primary = member.children[0]
+        if isinstance(primary, Tree) and primary.data == "primary" and len(primary.children) == 1:
+            ident = primary.children[0]
+            if isinstance(ident, Tree) and ident.data in ("ident", "dot_ident"):
+                return ident
+    return None
+
+
+def fields_read(tree: Tree[Any], variable: str) -> tuple[str, ...] | None:
+    """The fields a parse tree reads as `variable.<field>` (also `.variable.<field>`), sorted; None when
+    it uses `variable` any other way (indexed, passed, compared, called on), which may read all of it."""
+    uses = {id(t) for t in tree.iter_subtrees() if t.data in ("ident", "dot_ident") and t.children == [variable]}
+    fields: set[str] = set()
+    selected: set[int] = set()
+    for node in tree.iter_subtrees():
+        if node.data == "member_dot" and (ident := _variable(node.children[0])) is not None and id(ident) in uses:
+            fields.add(str(node.children[1]))
+            selected.add(id(ident))
+    return None if selected != uses else tuple(sorted(fields))

@@ -11,10 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import celpy
-
 from gate.errors import Issue, PolicyError
-from gate.policy.cel import CELEvalError, compile_expression, error_text, identifiers, run
+from gate.policy import cel
 from gate.policy.duration import format_duration
 from gate.policy.load import RawPolicy, load_paths, load_text
 from gate.policy.model import Attestations, MinimumAge, Mode, Policy, Signer, build_policy
@@ -31,18 +29,16 @@ class CompiledRule:
     message: str
     program: Any  # celpy Runner; untyped library
     reads: frozenset[str]  # the identifiers the expression names (`file`, `attestations`, `now`, fields ...)
+    file_fields: tuple[str, ...] | None  # the fields it reads as `file.<field>`; None: it may read all of `file`
 
     def evaluate(self, activation: dict[str, Any]) -> tuple[bool, str | None]:
         """(passed, error): a rule that errors or yields a non-boolean fails closed."""
-        try:
-            result = run(self.program, activation)
-        except CELEvalError as err:
-            return False, f"rule could not be evaluated: {error_text(err)}"
-        if isinstance(result, CELEvalError):
-            return False, f"rule could not be evaluated: {error_text(result)}"
-        if not isinstance(result, celpy.celtypes.BoolType):
-            return False, f"rule must yield a bool, got {type(result).__name__}"
-        return bool(result), None
+        result = cel.outcome(self.program, activation)
+        if result.error is not None:
+            return False, f"rule could not be evaluated: {result.error}"
+        if result.passed is None:
+            return False, f"rule must yield a bool, got {type(result.value).__name__}"
+        return result.passed, None
 
 
 @dataclass(frozen=True)
@@ -58,11 +54,6 @@ class CompiledPolicy:
     def enforced(self) -> bool:
         return self.policy.mode is Mode.ENFORCE
 
-    @property
-    def uses_attestations(self) -> bool:
-        """Whether any rule reads `attestations` (so evidence must be fetched and verified)."""
-        return any("attestations" in rule.reads for rule in self.rules)
-
 
 def cel_string(value: str) -> str:
     """A CEL string literal (JSON escaping is valid CEL escaping)."""
@@ -75,15 +66,15 @@ def _field_matches(expr: str, pattern: Pattern) -> str:
     return f"({expr} != null && {expr}.matches({cel_string(pattern.regex)}))"
 
 
-def signer_expression(signer: Signer, var: str = "a") -> str:
-    """The CEL condition under which attestation `var` was made by `signer`."""
+def signer_expression(signer: Signer) -> str:
+    """The CEL condition under which attestation `a` was made by `signer`."""
     if signer.publisher_kind is not None:
-        parts = [f"{var}.publisher.kind == {cel_string(signer.publisher_kind)}"]
-        parts += [_field_matches(f"{var}.publisher.{key}", pattern) for key, pattern in signer.publisher]
+        parts = [f"a.publisher.kind == {cel_string(signer.publisher_kind)}"]
+        parts += [_field_matches(f"a.publisher.{key}", pattern) for key, pattern in signer.publisher]
         return "(" + " && ".join(parts) + ")"
     assert signer.identity is not None and signer.issuer is not None
-    identity = _field_matches(f"{var}.identity", signer.identity)
-    issuer = _field_matches(f"{var}.issuer", signer.issuer)
+    identity = _field_matches("a.identity", signer.identity)
+    issuer = _field_matches("a.issuer", signer.issuer)
     return f"({identity} && {issuer})"
 
 
@@ -174,7 +165,9 @@ def rule_sources(policy: Policy) -> list[tuple[str, str, str]]:
 
 
 def compile_rule(name: str, expression: str, message: str) -> CompiledRule:
-    return CompiledRule(name, expression, message, compile_expression(expression), identifiers(expression))
+    tree = cel.parse(expression)
+    reads, file_fields = cel.identifiers(tree), cel.fields_read(tree, "file")
+    return CompiledRule(name, expression, message, cel.program(tree), reads, file_fields)
 
 
 def compile_policy(policy: Policy) -> CompiledPolicy:
@@ -212,8 +205,8 @@ def compile_documents(documents: list[RawPolicy]) -> list[CompiledPolicy]:
         if found:
             issues.extend(found)
             continue
-        policy, found = build_policy(raw)
-        issues.extend(found)
+        policy, coded = build_policy(raw)
+        issues.extend(issue for _, issue in coded)
         if policy is None:
             continue
         if (duplicate := duplicate_name(raw, policy.name, names)) is not None:

@@ -17,9 +17,9 @@ from gate.errors import Issue, PolicyError
 from gate.policy.compile import duplicate_name
 from gate.policy.lint_cel import cel_issues
 from gate.policy.lint_checks import exception_issues, match_issues, signer_issues
-from gate.policy.load import Path_, RawPolicy, format_path, load_text, policy_files
+from gate.policy.load import RawPolicy, load_text, policy_files
 from gate.policy.model import build_policy
-from gate.policy.schema import leaves, policy_validator, schema_issues
+from gate.policy.schema import Problem, schema_issues, schema_problems
 
 
 @dataclass(frozen=True)
@@ -76,67 +76,39 @@ _FORMATS = {
     "package-selector": ("version-specifier", "lint-placeholder"),
     "cel": ("cel-syntax", "true"),
 }
-# Codes of the problems `build_policy` finds in a schema-valid document, by message prefix.
-_BUILD_CODES = (("no rule named", "waive"), ("rule name", "rule-name"))
 
 
-def _build_code(issue: Issue) -> str:
-    return next((code for prefix, code in _BUILD_CODES if issue.message.startswith(prefix)), "schema")
+def _fix(problem: Problem) -> tuple[str, str | None] | None:
+    """(code, stand-in) of a schema problem lint can step past: the bad value is replaced by the stand-in,
+    or an unknown key removed (stand-in None); None for a problem it cannot (a missing key, a wrong type)."""
+    if problem.kind == "unknown-key":
+        return "unknown-key", None
+    if problem.kind is not None and problem.kind in _FORMATS:
+        return _FORMATS[problem.kind]
+    return None
 
 
-@dataclass(frozen=True)
-class _Fix:
-    """A schema problem lint can step past: the bad value at `path` is replaced by `stand_in`, or the
-    unknown key at `path` is removed (`stand_in` None). `shown`/`message` identify its Issue."""
-
-    path: Path_
-    code: str
-    stand_in: str | None
-    shown: str
-    message: str | None  # None: any issue at `shown` (an unknown key's path is its own)
+def _code(problem: Problem) -> str:
+    fix = _fix(problem)
+    return "schema" if fix is None else fix[0]
 
 
-def _fixes(raw: RawPolicy) -> tuple[list[_Fix], bool]:
-    """A fix for each schema problem that has one, from the validator's own errors (so a path keeps its
-    real keys, whatever characters they hold), and whether every problem has one (a missing key or a
-    wrong type has none)."""
-    fixes: dict[Path_, _Fix] = {}
-    complete = True
-    for error in policy_validator().iter_errors(raw.data):
-        for leaf in leaves(error):
-            path = tuple(leaf.absolute_path)
-            if leaf.validator == "additionalProperties" and isinstance(leaf.instance, dict):
-                allowed = leaf.schema.get("properties", {}) if isinstance(leaf.schema, dict) else {}
-                for key in leaf.instance:
-                    if key not in allowed:
-                        shown = format_path((*path, str(key)))
-                        fixes[(*path, key)] = _Fix((*path, key), "unknown-key", None, shown, None)
-            elif leaf.validator == "format" and leaf.validator_value in _FORMATS:
-                code, stand_in = _FORMATS[leaf.validator_value]
-                fixes[path] = _Fix(path, code, stand_in, format_path(path), str(leaf.cause))
-            else:
-                complete = False
-    return list(fixes.values()), complete
-
-
-def _code(issue: Issue, fixes: Sequence[_Fix]) -> str:
-    found = (f.code for f in fixes if f.shown == issue.path and f.message in (None, issue.message))
-    return next(found, "schema")
-
-
-def _repaired(raw: RawPolicy, fixes: Sequence[_Fix]) -> RawPolicy | None:
+def _repaired(raw: RawPolicy, problems: Sequence[Problem]) -> RawPolicy | None:
     """The document with unknown keys removed and bad values replaced by valid stand-ins, so the
-    other checks still run; None when it is still not schema-valid."""
+    other checks still run; None when a problem has no fix or it is still not schema-valid."""
     data = copy.deepcopy(raw.data)
-    for fix in fixes:
+    for at, problem in {p.at: p for p in problems}.items():  # a path's keys as written, whatever they hold
+        fix = _fix(problem)
+        if fix is None:
+            return None
         parent = data
-        for part in fix.path[:-1]:
+        for part in at[:-1]:
             parent = parent[part]
-        if fix.stand_in is None:
-            del parent[fix.path[-1]]
+        if fix[1] is None:
+            del parent[at[-1]]
         else:
-            parent[fix.path[-1]] = fix.stand_in
-    repaired = RawPolicy(data=data, file=raw.file, index=raw.index, lines=raw.lines)
+            parent[at[-1]] = fix[1]
+    repaired = RawPolicy(data=data, file=raw.file, lines=raw.lines)
     return None if schema_issues(repaired) else repaired
 
 
@@ -151,18 +123,15 @@ class LintOptions:
 
 def lint_document(raw: RawPolicy, options: LintOptions) -> tuple[str | None, list[Finding]]:
     """The policy's name (when it has one) and every finding for one YAML document."""
-    issues = schema_issues(raw)
-    if issues:
-        fixes, complete = _fixes(raw)
-        findings = [Finding(_code(issue, fixes), issue) for issue in issues]
-        repaired = _repaired(raw, fixes) if complete else None
+    problems = schema_problems(raw)
+    findings = [Finding(_code(p), p.issue) for p in problems]
+    if problems:
+        repaired = _repaired(raw, problems)
         if repaired is None:
             return None, findings
         raw = repaired
-    else:
-        findings = []
-    policy, issues = build_policy(raw)
-    findings += [Finding(_build_code(issue), issue) for issue in issues]
+    policy, coded = build_policy(raw)
+    findings += [Finding(code, issue) for code, issue in coded]
     if policy is None:
         return None, findings
     findings += [

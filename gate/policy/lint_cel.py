@@ -19,7 +19,7 @@ import msgspec
 
 from gate.errors import Issue
 from gate.facts import GITHUB_ISSUER, AttestationFact, Ecosystem, Facts, FileFacts, FileKind, Publisher, to_activation
-from gate.policy.cel import CELEvalError, CELParseError, error_text
+from gate.policy.cel import CELParseError, outcome
 from gate.policy.load import format_path
 from gate.policy.model import CustomRule, Policy
 
@@ -147,14 +147,11 @@ def _position(expression: str, message: str) -> tuple[int, int] | None:
 
 def _run(program: Any, activation: dict[str, Any]) -> str | None:
     """Why the rule could not produce a bool for this document, or None when it did."""
-    try:
-        result = program.evaluate(activation)
-    except CELEvalError as err:
-        return error_text(err)
-    if isinstance(result, CELEvalError):
-        return error_text(result)
-    if not isinstance(result, celpy.celtypes.BoolType):
-        return f"the rule yields {type(result).__name__.removesuffix('Type').lower()}, not a bool"
+    result = outcome(program, activation)
+    if result.error is not None:
+        return result.error
+    if result.passed is None:
+        return f"the rule yields {type(result.value).__name__.removesuffix('Type').lower()}, not a bool"
     return None
 
 

@@ -6,14 +6,13 @@ import datetime as dt
 import difflib
 import re
 from collections.abc import Iterator
-from typing import Any
 
 from gate.errors import Issue
 from gate.facts import IDENTITY_PREFIXES, Ecosystem
 from gate.policy import patterns
 from gate.policy.compile import rule_sources
 from gate.policy.load import Path_, format_path
-from gate.policy.model import Policy, Signer
+from gate.policy.model import Policy, Signer, names_rule
 from gate.policy.reach import can_start_with
 
 Finding = tuple[str, Issue]
@@ -29,10 +28,9 @@ def _issue(policy: Policy, path: Path_, message: str, level: str = "error") -> I
 def exception_issues(policy: Policy, now: dt.datetime, soon: dt.timedelta) -> Iterator[Finding]:
     """Expired exceptions (errors), exceptions expiring within `soon` (warnings), waivers of absent rules."""
     present = {name for name, _, _ in rule_sources(policy)}
-    raw_exceptions: list[dict[str, Any]] = policy.raw.data["spec"].get("exceptions", [])
-    for index, (exception, raw) in enumerate(zip(policy.exceptions, raw_exceptions, strict=True)):
+    for index, exception in enumerate(policy.exceptions):
         path: Path_ = ("spec", "exceptions", index, "expires")
-        shown = raw["expires"]
+        shown = exception.until
         if exception.expires <= now:
             yield "expired-exception", _issue(policy, path, f"exception expired on {shown}; remove or renew it")
         elif exception.expires - now <= soon:
@@ -40,7 +38,7 @@ def exception_issues(policy: Policy, now: dt.datetime, soon: dt.timedelta) -> It
             message = f"exception expires on {shown} (in {days} day{'s' if days != 1 else ''})"
             yield "expiring-exception", _issue(policy, path, message, "warning")
         for i, waived in enumerate(exception.waive):
-            if not any(r == waived or r.startswith(waived + ".") for r in present):
+            if not any(names_rule(waived, r) for r in present):
                 message = f"waives {waived!r}, but this policy has no such rule, so the waiver does nothing"
                 yield "waive", _issue(policy, ("spec", "exceptions", index, "waive", i), message, "warning")
 

@@ -30,7 +30,6 @@ class RawPolicy:
 
     data: Any
     file: str
-    index: int
     lines: dict[Path_, int] = field(default_factory=dict)
 
     def line_of(self, path: Path_) -> int | None:
@@ -77,7 +76,7 @@ def load_text(text: str, file: str) -> list[RawPolicy]:
             _record_lines(node, (), lines)
             data = loader.construct_document(node)
             if data is not None:
-                docs.append(RawPolicy(data=data, file=file, index=len(docs), lines=lines))
+                docs.append(RawPolicy(data=data, file=file, lines=lines))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

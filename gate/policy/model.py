@@ -23,6 +23,8 @@ from gate.policy.duration import parse_duration
 from gate.policy.load import Path_, RawPolicy, format_path
 
 T = TypeVar("T")
+# A problem the model finds, with its code (`gate lint` reports the code; loading only the issue).
+CodedIssue = tuple[str, Issue]
 
 # Rule names the structured fields compile to; `waive` may name one of these, a group, or a custom rule.
 STRUCTURED_RULES = (
@@ -32,6 +34,12 @@ STRUCTURED_RULES = (
     "attestations.predicateTypes",
     "attestations.targetChannel",
 )
+
+
+def names_rule(name: str, rule: str) -> bool:
+    """Whether `name` (as `waive` or a test expectation writes it) is `rule` or a group of it:
+    `attestations` names `attestations.signers`."""
+    return rule == name or rule.startswith(name + ".")
 
 
 class Mode(StrEnum):
@@ -105,13 +113,14 @@ class PolicyException:
     waive: tuple[str, ...]
     reason: str
     owner: str | None
-    expires: dt.datetime
+    expires: dt.datetime  # the first moment it no longer applies
+    until: str  # `expires` as the policy wrote it (a date waives through that day), for messages
 
     def applies(self, file: FileFacts, now: dt.datetime) -> bool:
         return now < self.expires and any(sel.applies(file) for sel in self.packages)
 
     def waives(self, rule: str) -> bool:
-        return any(rule == w or rule.startswith(w + ".") for w in self.waive)
+        return any(names_rule(w, rule) for w in self.waive)
 
 
 @dataclass(frozen=True)
@@ -140,21 +149,21 @@ class _Builder:
 
     def __init__(self, raw: RawPolicy) -> None:
         self.raw = raw
-        self.issues: list[Issue] = []
+        self.issues: list[CodedIssue] = []
 
-    def issue(self, path: Path_, message: str) -> None:
-        self.issues.append(Issue(format_path(path), message, self.raw.file, self.raw.line_of(path)))
+    def issue(self, code: str, path: Path_, message: str) -> None:
+        self.issues.append((code, Issue(format_path(path), message, self.raw.file, self.raw.line_of(path))))
 
-    def attempt(self, path: Path_, make: Callable[[], T]) -> T | None:
+    def attempt(self, code: str, path: Path_, make: Callable[[], T]) -> T | None:
         try:
             return make()
         except ValueError as err:  # InvalidSpecifier is a ValueError
-            self.issue(path, str(err))
+            self.issue(code, path, str(err))
             return None
 
     def pattern(self, path: Path_, value: Any) -> patterns.Pattern | None:
         if isinstance(value, dict):
-            return self.attempt(path, lambda: patterns.regex(value["regex"]))
+            return self.attempt("regex", path, lambda: patterns.regex(value["regex"]))
         return patterns.glob(str(value))
 
     def match(self, raw: dict[str, Any]) -> Match:
@@ -168,10 +177,10 @@ class _Builder:
     def minimum_age(self, raw: Any) -> MinimumAge | None:
         path: Path_ = ("spec", "minimumAge")
         if isinstance(raw, dict):
-            age = self.attempt((*path, "age"), lambda: parse_duration(raw["age"]))
+            age = self.attempt("duration", (*path, "age"), lambda: parse_duration(raw["age"]))
             allow = raw.get("whenUnknown", "deny") == "allow"
         else:
-            age, allow = self.attempt(path, lambda: parse_duration(str(raw))), False
+            age, allow = self.attempt("duration", path, lambda: parse_duration(str(raw))), False
         return None if age is None else MinimumAge(age=age, allow_unknown=allow)
 
     def signer(self, index: int, raw: dict[str, Any]) -> Signer | None:
@@ -196,7 +205,8 @@ class _Builder:
         signers = [self.signer(i, s) for i, s in enumerate(raw.get("signers", []))]
         target = raw.get("targetChannel")
         if target is not None and target != "match" and not re.match(r"^[a-z][a-z0-9+.-]*://", target):
-            self.issue(("spec", "attestations", "targetChannel"), f"must be 'match' or a channel URL, got {target!r}")
+            message = f"must be 'match' or a channel URL, got {target!r}"
+            self.issue("schema", ("spec", "attestations", "targetChannel"), message)
         return Attestations(
             required=raw.get("required", True),
             predicate_types=tuple(raw.get("predicateTypes", [])),
@@ -205,15 +215,16 @@ class _Builder:
         )
 
     def selector(self, path: Path_, text: str) -> PackageSelector | None:
-        return self.attempt(path, lambda: parse_selector(text))
+        return self.attempt("version-specifier", path, lambda: parse_selector(text))
 
     def exception(self, index: int, raw: dict[str, Any], rule_names: set[str]) -> PolicyException | None:
         path: Path_ = ("spec", "exceptions", index)
         selectors = [self.selector((*path, "packages", i), p) for i, p in enumerate(raw["packages"])]
         for i, name in enumerate(raw["waive"]):
-            if not any(r == name or r.startswith(name + ".") for r in rule_names):
-                self.issue((*path, "waive", i), f"no rule named {name!r}; rules: {', '.join(sorted(rule_names))}")
-        expires = self.attempt((*path, "expires"), lambda: parse_expiry(raw["expires"]))
+            if not any(names_rule(name, r) for r in rule_names):
+                message = f"no rule named {name!r}; rules: {', '.join(sorted(rule_names))}"
+                self.issue("waive", (*path, "waive", i), message)
+        expires = self.attempt("expiry", (*path, "expires"), lambda: parse_expiry(raw["expires"]))
         if expires is None or None in selectors:
             return None
         return PolicyException(
@@ -222,6 +233,7 @@ class _Builder:
             reason=raw["reason"],
             owner=raw.get("owner"),
             expires=expires,
+            until=raw["expires"],
         )
 
     def build(self) -> Policy | None:
@@ -234,7 +246,7 @@ class _Builder:
         seen: set[str] = set()
         for i, rule in enumerate(rules):
             if rule.name in seen or rule.name in STRUCTURED_RULES:
-                self.issue(("spec", "rules", i, "name"), f"rule name {rule.name!r} is already used")
+                self.issue("rule-name", ("spec", "rules", i, "name"), f"rule name {rule.name!r} is already used")
             seen.add(rule.name)
         rule_names = set(STRUCTURED_RULES) | seen
         policy = Policy(
@@ -274,8 +286,8 @@ def parse_expiry(text: str) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def build_policy(raw: RawPolicy) -> tuple[Policy | None, list[Issue]]:
-    """The model of a schema-valid document, or the issues that prevent it."""
+def build_policy(raw: RawPolicy) -> tuple[Policy | None, list[CodedIssue]]:
+    """The model of a schema-valid document, or the issues (with their codes) that prevent it."""
     builder = _Builder(raw)
     policy = builder.build()
     return policy, builder.issues

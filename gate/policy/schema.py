@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -16,7 +17,7 @@ from gate.errors import Issue
 from gate.policy import patterns
 from gate.policy.cel import CELParseError, check_syntax
 from gate.policy.duration import parse_duration
-from gate.policy.load import RawPolicy, format_path
+from gate.policy.load import Path_, RawPolicy, format_path
 from gate.policy.model import parse_expiry, parse_selector
 
 SCHEMA_NAME = "policy.v1.schema.json"
@@ -108,8 +109,18 @@ def leaves(error: ValidationError) -> Iterator[ValidationError]:
     yield error
 
 
-def _unknown_keys(error: ValidationError, doc: RawPolicy) -> Iterator[Issue]:
-    """One issue per unknown key, at the key's own path and line, with a "did you mean" hint."""
+@dataclass(frozen=True)
+class Problem:
+    """One schema violation: its issue, the path of the value with its keys as written (for `gate lint`
+    to step past it), and its kind: "unknown-key", the `format` the value fails, or None (anything else)."""
+
+    issue: Issue
+    at: Path_
+    kind: str | None
+
+
+def _unknown_keys(error: ValidationError, doc: RawPolicy) -> Iterator[Problem]:
+    """One problem per unknown key, at the key's own path and line, with a "did you mean" hint."""
     allowed = sorted(error.schema.get("properties", {})) if isinstance(error.schema, dict) else []
     for key in error.instance if isinstance(error.instance, dict) else ():
         if key in allowed:
@@ -117,22 +128,39 @@ def _unknown_keys(error: ValidationError, doc: RawPolicy) -> Iterator[Issue]:
         path = (*error.absolute_path, str(key))
         close = difflib.get_close_matches(str(key), allowed, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else f"; allowed keys: {', '.join(allowed)}"
-        yield Issue(format_path(path), f"unknown key {key!r}{hint}", doc.file, doc.line_of(path))
+        issue = Issue(format_path(path), f"unknown key {key!r}{hint}", doc.file, doc.line_of(path))
+        yield Problem(issue, (*error.absolute_path, key), "unknown-key")
+
+
+def _problems(error: ValidationError, doc: RawPolicy) -> Iterator[Problem]:
+    for leaf in leaves(error):
+        if leaf.validator == "additionalProperties" and isinstance(leaf.instance, dict):
+            yield from _unknown_keys(leaf, doc)
+            continue
+        path = tuple(leaf.absolute_path)
+        kind = str(leaf.validator_value) if leaf.validator == "format" else None
+        yield Problem(Issue(format_path(path), _message(leaf), doc.file, doc.line_of(path)), path, kind)
+
+
+def document_problems(doc: RawPolicy, validator: jsonschema.Draft202012Validator) -> list[Problem]:
+    """Every violation of `validator`'s schema in one YAML document, one per issue, sorted by line."""
+    problems: dict[Issue, Problem] = {}
+    for error in validator.iter_errors(doc.data):
+        for problem in _problems(error, doc):
+            problems.setdefault(problem.issue, problem)
+    return sorted(problems.values(), key=lambda p: (p.issue.line or 0, p.issue.path, p.issue.message))
+
+
+def document_issues(doc: RawPolicy, validator: jsonschema.Draft202012Validator) -> list[Issue]:
+    """Every violation of `validator`'s schema in one YAML document, each with its path and line."""
+    return [problem.issue for problem in document_problems(doc, validator)]
+
+
+def schema_problems(doc: RawPolicy) -> list[Problem]:
+    """Every policy-schema violation of one document, sorted by line."""
+    return document_problems(doc, policy_validator())
 
 
 def schema_issues(doc: RawPolicy) -> list[Issue]:
     """Every policy-schema violation of one document, sorted by line."""
     return document_issues(doc, policy_validator())
-
-
-def document_issues(doc: RawPolicy, validator: jsonschema.Draft202012Validator) -> list[Issue]:
-    """Every violation of `validator`'s schema in one YAML document, each with its path and line."""
-    issues: set[Issue] = set()
-    for error in validator.iter_errors(doc.data):
-        for leaf in leaves(error):
-            if leaf.validator == "additionalProperties" and isinstance(leaf.instance, dict):
-                issues.update(_unknown_keys(leaf, doc))
-                continue
-            path = tuple(leaf.absolute_path)
-            issues.add(Issue(format_path(path), _message(leaf), doc.file, doc.line_of(path)))
-    return sorted(issues, key=lambda i: (i.line or 0, i.path, i.message))

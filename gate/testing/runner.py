@@ -12,6 +12,7 @@ from gate.errors import GateError, PolicyError
 from gate.evaluate import evaluate
 from gate.facts import Facts
 from gate.policy.compile import CompiledPolicy, load_policies
+from gate.policy.model import names_rule
 from gate.report.check import rule_ref
 from gate.sources.local import LocalOptions, local_facts
 from gate.testing.cases import CaseFile, PolicyCase
@@ -46,7 +47,7 @@ def _matches(expected: str, v: Violation) -> bool:
     policy, _, rule = expected.rpartition("/")
     if policy and policy != v.policy:
         return False
-    return v.rule == rule or v.rule.startswith(rule + ".")
+    return names_rule(rule, v.rule)
 
 
 def compare(what: str, expected: tuple[str, ...] | None, actual: Sequence[Violation]) -> list[str]:

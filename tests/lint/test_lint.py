@@ -73,6 +73,15 @@ def test_shipped_policies_are_clean() -> None:
             "waive", 6, "this policy has no such rule",
         ),
         (
+            "exceptions:\n  - {packages: [a], waive: [minimumage], reason: r, expires: 2027-11-30}\nminimumAge: 1d\n",
+            "waive", 6, "no rule named 'minimumage'; rules: attestations.predicateTypes",
+        ),
+        (
+            "rules:\n  - {name: r, expression: 'true', message: m}\n  - {name: r, expression: 'true', message: m}\n",
+            "rule-name", 7, "rule name 'r' is already used",
+        ),
+        ("rules:\n  - {name: minimumAge, expression: 'true', message: m}\n", "rule-name", 6, "'minimumAge' is already"),
+        (
             "attestations:\n  signers:\n    - issuer: https://token.actions.githubusercontent.com\n"
             "      identity: {regex: 'github\\.com/pallets/.*'}\n",
             "signer", 8, "can never match: certificates from https://token.actions.githubusercontent.com",

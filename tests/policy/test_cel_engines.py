@@ -72,11 +72,8 @@ def _corpus() -> list[Facts]:
 
 
 def _outcome(runner: Any, activation: dict[str, Any]) -> str:
-    try:
-        result = runner.evaluate(activation)
-    except cel.CELEvalError:
-        return "error"
-    return "error" if isinstance(result, cel.CELEvalError) else repr(result)
+    result = cel.outcome(runner, activation)
+    return "error" if result.error is not None else repr(result.value)
 
 
 @pytest.mark.parametrize("now", [f.NOW, f.NOW - dt.timedelta(days=1)])
@@ -87,7 +84,7 @@ def test_compiled_runner_matches_interpreter(now: dt.datetime) -> None:
         activation = to_activation(facts, now)
         for policy in policies:
             for rule in policy.rules:
-                ast = cel._ENV.compile(rule.expression)
+                ast = cel.parse(rule.expression)
                 interpreted = celpy.InterpretedRunner(cel._ENV, ast)
                 outcome = _outcome(rule.program, activation)
                 assert outcome == _outcome(interpreted, activation), rule.expression

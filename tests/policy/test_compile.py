@@ -10,6 +10,7 @@ from gate.decision import Verdict
 from gate.evaluate import evaluate
 from gate.facts import AttestationFact, Ecosystem, Facts, FileKind, Publisher
 from gate.policy.compile import CompiledPolicy, load_policy_text
+from gate.policy.model import STRUCTURED_RULES
 from tests import factories as f
 
 HEADER = "apiVersion: gate/v1\nkind: Policy\nmetadata: {name: p}\nspec:\n"
@@ -43,6 +44,7 @@ rules: [{name: no-yanked, expression: '!file.yanked', message: no yanked}]
         "attestations.targetChannel",
         "no-yanked",
     ]
+    assert set(names) - {"no-yanked"} == set(STRUCTURED_RULES)  # what `waive` may name is what is compiled
     assert compiled.rules[0].expression == 'file.uploaded != null && now - file.uploaded >= duration("604800s")'
 
 

@@ -113,6 +113,9 @@ def test_decisions_hold_until_a_waiver_expires_or_only_now_when_cel_reads_now(
         ('.now - .file.uploaded > duration("1s")', ("uploaded",), False, True),
         ('"file" == "now"', (), False, False),  # string literals read nothing
         ('file.name == "x" || has(file.index) && [file][0].size > 1', None, False, False),
+        ('has(file.size) && .file.name == "x" && file.name != "file.kind"', ("name", "size"), False, False),
+        ("file.size() > 3", None, False, False),  # a call on `file` may read all of it
+        ('attestations.exists(a, a.file.name == "x")', (), True, False),  # a field named `file` is not `file`
     ],
 )
 def test_rule_reads(expression: str, fields: tuple[str, ...] | None, attestations: bool, now: bool) -> None:
@@ -192,8 +195,8 @@ def test_a_waived_decision_holds_until_its_waiver_ends(tmp_path: Path) -> None:
     (tmp_path / "waiving.yaml").write_text(AGE_POLICY + f"  exceptions:\n    - {first}\n    - {second}\n")
     evaluator = Evaluator(load_policies([tmp_path / "waiving.yaml"]))
     judgement = evaluator.judge(fresh, NOW)
-    assert judgement.decision.violations[0].waived == "first, until 2026-11-04"  # a date waives through that day
+    assert judgement.decision.violations[0].waived == "first, until 2026-11-03"  # as written: through that day
     assert judgement.valid_until == dt.datetime(2026, 11, 4, tzinfo=dt.UTC)
     later = evaluator.judge(fresh, judgement.valid_until)  # the decision does change then
-    assert later.decision.violations[0].waived == "second, until 2026-11-06"
+    assert later.decision.violations[0].waived == "second, until 2026-11-05"
     assert later.valid_until == dt.datetime(2026, 11, 6, tzinfo=dt.UTC)
