@@ -21,7 +21,6 @@ import datetime as dt
 import http.client
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ import requests
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from tests.support.gate_server import free_port  # noqa: E402
 from tests.support.pypi_upstream import UpstreamIndex, serve, synthetic_project  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -49,13 +49,6 @@ spec:
   match: {ecosystems: [pypi], packages: ["*"], exclude: ["corp-*"]}
   minimumAge: 30d
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def run_upstream(projects: int) -> None:

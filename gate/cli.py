@@ -3,28 +3,28 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 
+import gate.commands.check
+import gate.commands.compile
+import gate.commands.lint
+import gate.commands.serve
+import gate.commands.test
 from gate import __version__
 from gate.decision import ExitCode
 from gate.errors import GateError
 
 # Subcommand name -> module with HELP, configure(parser) and run(args).
-COMMANDS = {
-    "check": "gate.commands.check",
-    "compile": "gate.commands.compile",
-    "serve": "gate.commands.serve",
-    "lint": "gate.commands.lint",
-    "test": "gate.commands.test",
+COMMANDS: dict[str, ModuleType] = {
+    "check": gate.commands.check,
+    "compile": gate.commands.compile,
+    "serve": gate.commands.serve,
+    "lint": gate.commands.lint,
+    "test": gate.commands.test,
 }
-
-
-def _module(name: str) -> ModuleType:
-    return importlib.import_module(COMMANDS[name])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,8 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gate {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
-        module = _module(name)
+    for name, module in COMMANDS.items():
         module.configure(sub.add_parser(name, help=module.HELP, description=module.HELP))
     return parser
 
@@ -46,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exit_.code or 0) and int(ExitCode.USAGE)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="gate: %(message)s")
     try:
-        code: int = _module(args.command).run(args)
+        code: int = COMMANDS[args.command].run(args)
     except GateError as err:
         print(err.diagnostics(), file=sys.stderr)
         return int(ExitCode.USAGE)

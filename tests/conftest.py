@@ -1,10 +1,32 @@
-"""Shared paths: the repository and ../shared/fixtures beside it."""
+"""Shared paths (the repository and ../shared/fixtures beside it) and fixtures: the loopback upstream index
+and a private rattler cache."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
+
+from tests.support.pypi_upstream import RunningUpstream, UpstreamIndex, serve
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 FIXTURES = SHARED / "fixtures"
 ATTESTATIONS = FIXTURES / "attestations"
+MINI_PYPI = FIXTURES / "index" / "mini-pypi"
+
+
+@pytest.fixture
+def upstream(index: UpstreamIndex) -> Iterator[RunningUpstream]:
+    """The test's `index` (each test directory defines its own) served on loopback."""
+    with serve(index) as running:
+        yield running
+
+
+@pytest.fixture
+def rattler_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private rattler cache dir; rattler's default cache locations point into tmp too."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.setenv("RATTLER_CACHE_DIR", str(tmp_path / "rattler-cache"))
+    return tmp_path / "rattler-cache"

@@ -26,17 +26,17 @@ def _reason(decision: Decision) -> str:
     return "; ".join(parts) or "ok"
 
 
-def summary_table(decisions: Sequence[Decision], notes: Sequence[Sequence[str]] = ()) -> str:
-    """One row per file: verdict, package, version, upload time, verified evidence, and why."""
+def summary_table(decisions: Sequence[Decision], notes: Sequence[Sequence[str]]) -> str:
+    """One row per file: verdict, package, version, upload time, verified evidence, and why (with the
+    file's notes, one sequence per decision)."""
     header = ("VERDICT", "PACKAGE", "VERSION", "UPLOADED", "EVIDENCE", "REASON")
     rows = []
-    for i, d in enumerate(decisions):
+    for d, extra in zip(decisions, notes, strict=True):
         file = d.facts.file
         verified = sum(a.verified for a in d.facts.attestations)
         evidence = f"{verified}/{len(d.facts.attestations)} verified" if d.facts.attestations else "none"
         uploaded = file.uploaded.strftime("%Y-%m-%d") if file.uploaded else "unknown"
         reason = _reason(d)
-        extra = notes[i] if i < len(notes) else ()
         if extra:
             reason += " (" + "; ".join(extra) + ")"
         rows.append((d.verdict.value.upper(), file.name, file.version, uploaded, evidence, reason))

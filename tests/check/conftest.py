@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, REPO
-from tests.support.pypi_upstream import RunningUpstream, UpstreamIndex, serve
+from tests.conftest import MINI_PYPI, REPO
+from tests.support.pypi_upstream import UpstreamIndex
 
 EXAMPLE_POLICY = REPO / "policies" / "example.yaml"
 NOW = "2026-11-22T00:00:00Z"
@@ -27,16 +26,10 @@ spec:
 @pytest.fixture
 def index(tmp_path: Path) -> UpstreamIndex:
     """mini-pypi (sampleproject 4.0.0 with real provenance) plus built wheels of its dependency."""
-    index = UpstreamIndex.from_mini_pypi(FIXTURES / "index" / "mini-pypi", work_dir=tmp_path / "upstream")
+    index = UpstreamIndex.from_mini_pypi(MINI_PYPI, work_dir=tmp_path / "upstream")
     index.add_wheel("peppercorn", "0.6", upload_time=datetime(2026, 11, 20, tzinfo=UTC))
     index.add_wheel("gate-demo", "1.0", upload_time=datetime(2025, 1, 2, tzinfo=UTC))
     return index
-
-
-@pytest.fixture
-def upstream(index: UpstreamIndex) -> Iterator[RunningUpstream]:
-    with serve(index) as running:
-        yield running
 
 
 @pytest.fixture

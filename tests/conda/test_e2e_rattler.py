@@ -4,19 +4,16 @@ unfiltered leaks through `.zst`, shards or direct downloads."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import rattler
 import requests
 import zstandard
 from rattler import RepoDataRecord
 from rattler.exceptions import InstallerError, SolverError
-from rattler.platform.subdir import SubdirLiteral
 
 from gate.cli import main
 from tests.conda.conftest import SIGNED, TARGET_CHANNEL, policy_document, signer_attestations, write_policies
@@ -24,9 +21,12 @@ from tests.support.conda_channel import (
     ChannelServer,
     add_fixture_signed_package,
     build_conda_package,
+    epoch_ms,
+    install,
     payload_relpath,
     payload_text,
     set_record_fields,
+    solve,
 )
 from tests.support.gate_server import running_gate
 from tests.support.pypi_upstream import RunningUpstream, UpstreamIndex, serve
@@ -37,20 +37,16 @@ NOW = dt.datetime.now(dt.UTC)
 DAY = dt.timedelta(days=1)
 
 
-def _ms(when: dt.datetime) -> int:
-    return int(when.timestamp() * 1000)
-
-
 @pytest.fixture(scope="module")
 def conda_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChannelServer]:
     """noarch: demo 1.0 (30 days), demo 2.0 (2 days), app 1.0 needing demo; linux-64: the real signed package."""
     channel = tmp_path_factory.mktemp("conda-upstream") / "channel"
-    build_conda_package(channel / "noarch", "demo", "1.0", timestamp_ms=_ms(NOW - 40 * DAY))
-    build_conda_package(channel / "noarch", "demo", "2.0", timestamp_ms=_ms(NOW - 2 * DAY))
-    build_conda_package(channel / "noarch", "app", "1.0", depends=["demo"], timestamp_ms=_ms(NOW - 40 * DAY))
+    build_conda_package(channel / "noarch", "demo", "1.0", timestamp_ms=epoch_ms(NOW - 40 * DAY))
+    build_conda_package(channel / "noarch", "demo", "2.0", timestamp_ms=epoch_ms(NOW - 2 * DAY))
+    build_conda_package(channel / "noarch", "app", "1.0", depends=["demo"], timestamp_ms=epoch_ms(NOW - 40 * DAY))
     add_fixture_signed_package(channel)  # indexes the channel (with shards and .zst)
     for filename, days in (("demo-1.0-0.conda", 30), ("app-1.0-0.conda", 30), ("demo-2.0-0.conda", 2)):
-        set_record_fields(channel, "noarch", filename, indexed_timestamp=_ms(NOW - days * DAY))
+        set_record_fields(channel, "noarch", filename, indexed_timestamp=epoch_ms(NOW - days * DAY))
     set_record_fields(channel, "linux-64", SIGNED, indexed_timestamp=None)  # its real 2025-09-01 timestamp
     with ChannelServer(channel) as server:
         yield server
@@ -88,50 +84,29 @@ def gate(
         yield url
 
 
-@pytest.fixture
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private rattler cache; rattler's default cache locations point into tmp too."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    monkeypatch.setenv("RATTLER_CACHE_DIR", str(tmp_path / "rattler-cache"))
-    return tmp_path / "rattler-cache"
-
-
-def solve(
-    url: str, cache: Path, specs: Sequence[str], platforms: Sequence[SubdirLiteral] = ("noarch",)
-) -> list[RepoDataRecord]:
-    """Solve against one channel URL only, repodata cached under `cache`."""
-    gateway = rattler.Gateway(cache_dir=cache / "repodata")
-    return asyncio.run(rattler.solve(sources=[url], specs=specs, gateway=gateway, platforms=platforms))
-
-
-def install(records: list[RepoDataRecord], prefix: Path, cache: Path) -> None:
-    """Install records into `prefix`, downloading every package from its record's URL."""
-    asyncio.run(rattler.install(records, target_prefix=prefix, cache_dir=cache / "pkgs", show_progress=False))
-
-
-def test_solver_picks_the_older_package_and_installs_it(gate: str, cache: Path, tmp_path: Path) -> None:
-    records = solve(f"{gate}/conda/local", cache, ["app"])
+def test_solver_picks_the_older_package_and_installs_it(gate: str, rattler_cache: Path, tmp_path: Path) -> None:
+    records = solve(f"{gate}/conda/local", rattler_cache, ["app"])
     assert sorted((r.name.normalized, str(r.version)) for r in records) == [("app", "1.0"), ("demo", "1.0")]
     assert all(r.url.startswith(f"{gate}/conda/local/noarch/") for r in records)
-    install(records, tmp_path / "env", cache)
+    install(records, tmp_path / "env", rattler_cache)
     installed = (tmp_path / "env" / payload_relpath("demo")).read_text()
     assert installed == payload_text("demo", "1.0", "0")
 
 
-def test_newer_package_is_unsatisfiable_through_gate(gate: str, cache: Path) -> None:
+def test_newer_package_is_unsatisfiable_through_gate(gate: str, rattler_cache: Path) -> None:
     with pytest.raises(SolverError):
-        solve(f"{gate}/conda/local", cache, ["demo>=2"])
+        solve(f"{gate}/conda/local", rattler_cache, ["demo>=2"])
 
 
 def test_denied_download_is_refused_with_reasons(
-    gate: str, conda_upstream: ChannelServer, cache: Path, tmp_path: Path
+    gate: str, conda_upstream: ChannelServer, rattler_cache: Path, tmp_path: Path
 ) -> None:
     """A record solved elsewhere (straight from the upstream) cannot be installed through gate."""
-    (record,) = solve(conda_upstream.url, cache, ["demo>=2"])
+    (record,) = solve(conda_upstream.url, rattler_cache, ["demo>=2"])
     url = f"{gate}/conda/local/noarch/{record.file_name}"
     through_gate = RepoDataRecord(record, record.file_name, url, f"{gate}/conda/local/")
     with pytest.raises(InstallerError, match="403") as caught:
-        install([through_gate], tmp_path / "env", cache)
+        install([through_gate], tmp_path / "env", rattler_cache)
     assert "demo-2.0-0.conda" in str(caught.value)
     assert not (tmp_path / "env" / payload_relpath("demo")).exists()
     response = requests.get(url, timeout=10)
@@ -160,10 +135,10 @@ def _conda_requests(gate: str) -> dict[str, float]:
     return {line[len(prefix) : len(prefix) + 3]: float(line.split()[-1]) for line in lines if line.startswith(prefix)}
 
 
-def test_rattler_falls_back_from_shards_to_filtered_zst(gate: str, cache: Path) -> None:
+def test_rattler_falls_back_from_shards_to_filtered_zst(gate: str, rattler_cache: Path) -> None:
     """rattler asks for the shard index first; gate's 404 makes it read the filtered `.zst` instead."""
-    with RecordingRelay(gate) as relay:
-        records = solve(f"{relay.url}/conda/local", cache, ["demo"])  # a fresh cache: rattler starts from the shards
+    with RecordingRelay(gate) as relay:  # a fresh cache: rattler starts from the shards
+        records = solve(f"{relay.url}/conda/local", rattler_cache, ["demo"])
     assert [str(r.version) for r in records] == ["1.0"]
     base = "/conda/local/noarch"
     answered = [(r.method, r.path, r.status) for r in relay.requests]
@@ -174,13 +149,13 @@ def test_rattler_falls_back_from_shards_to_filtered_zst(gate: str, cache: Path) 
 
 
 def test_attested_package_is_admitted_by_the_attestation_policy(
-    gate: str, conda_upstream: ChannelServer, cache: Path, tmp_path: Path
+    gate: str, conda_upstream: ChannelServer, rattler_cache: Path, tmp_path: Path
 ) -> None:
-    records = solve(f"{gate}/conda/local", cache, ["signed-package"], platforms=("linux-64", "noarch"))
+    records = solve(f"{gate}/conda/local", rattler_cache, ["signed-package"], platforms=("linux-64", "noarch"))
     (record,) = records
     assert record.file_name == SIGNED and record.sha256 is not None
     assert record.sha256.hex() == "54303491a8418fbed24344b513546182c29b43bf282ceb433af65e2299f9271f"
-    install(records, tmp_path / "env", cache)
+    install(records, tmp_path / "env", rattler_cache)
     assert any((tmp_path / "env" / "conda-meta").glob("signed-package-2.1.0-*.json"))
     assert f"/linux-64/{SIGNED}.sigs" in conda_upstream.paths()  # gate verified the sidecar
 
@@ -192,21 +167,21 @@ def test_the_same_policy_governs_the_pypi_side(gate: str) -> None:
     assert [f["filename"] for f in page["files"]] == ["demo-1.0-py3-none-any.whl"]
 
 
-def test_a_warm_rattler_cache_revalidates_with_gate(gate: str, cache: Path) -> None:
+def test_a_warm_rattler_cache_revalidates_with_gate(gate: str, rattler_cache: Path) -> None:
     """The second solve sends If-None-Match; gate's 304 repeats the ETag, as rattler requires."""
-    solve(f"{gate}/conda/local", cache, ["demo"])
+    solve(f"{gate}/conda/local", rattler_cache, ["demo"])
     before = _conda_requests(gate)
-    assert [str(r.version) for r in solve(f"{gate}/conda/local", cache, ["demo"])] == ["1.0"]
+    assert [str(r.version) for r in solve(f"{gate}/conda/local", rattler_cache, ["demo"])] == ["1.0"]
     assert _conda_requests(gate).get("304", 0) > before.get("304", 0)
 
 
 def test_gate_check_decides_an_explicit_environment_solved_through_gate(
-    gate: str, conda_upstream: ChannelServer, cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    gate: str, conda_upstream: ChannelServer, rattler_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The lock made through gate passes `gate check`; a package gate refuses makes the check fail."""
     age = policy_document("age", ecosystems=["pypi", "conda"], minimumAge="7d")
     policies = write_policies(tmp_path / "policies", age)
-    records = solve(f"{gate}/conda/local", cache, ["app"])
+    records = solve(f"{gate}/conda/local", rattler_cache, ["app"])
     lines = [f"{r.url}#{r.sha256.hex()}" for r in records if r.sha256 is not None]
     env = tmp_path / "env.txt"
     env.write_text("# platform: noarch\n@EXPLICIT\n" + "\n".join(lines) + "\n")

@@ -22,6 +22,7 @@ from tests.conda.conftest import (
     write_policies,
 )
 from tests.support.conda_channel import (
+    DAY_MS,
     ChannelServer,
     add_fixture_signed_package,
     build_conda_package,
@@ -29,7 +30,6 @@ from tests.support.conda_channel import (
 )
 
 MD5 = "3745b41d19cb465cb9dbab7c74196962"  # of the real signed package
-DAY_MS = 86_400_000
 
 
 def test_parse_explicit_lines() -> None:

@@ -28,6 +28,7 @@ from tests.support.conda_channel import (
     ChannelServer,
     add_fixture_signed_package,
     build_conda_package,
+    epoch_ms,
     set_record_fields,
 )
 from tests.support.gate_app import gate_app
@@ -37,20 +38,16 @@ NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 AGE = policy_document("age", ecosystems=["pypi", "conda"], minimumAge="7d")
 
 
-def _ms(when: dt.datetime) -> int:
-    return int(when.timestamp() * 1000)
-
-
 @pytest.fixture(scope="module")
 def channel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """demo 1.0 (indexed 30 days ago, .conda), demo 2.0 (2 days ago, .tar.bz2), nosha 1.0, the signed package."""
     channel_dir = tmp_path_factory.mktemp("upstream") / "channel"
-    build_conda_package(channel_dir / "noarch", "demo", "1.0", timestamp_ms=_ms(NOW - 40 * DAY))
-    build_conda_package(channel_dir / "noarch", "demo", "2.0", timestamp_ms=_ms(NOW - 3 * DAY), fmt="tar.bz2")
-    build_conda_package(channel_dir / "noarch", "nosha", "1.0", timestamp_ms=_ms(NOW - 40 * DAY))
+    build_conda_package(channel_dir / "noarch", "demo", "1.0", timestamp_ms=epoch_ms(NOW - 40 * DAY))
+    build_conda_package(channel_dir / "noarch", "demo", "2.0", timestamp_ms=epoch_ms(NOW - 3 * DAY), fmt="tar.bz2")
+    build_conda_package(channel_dir / "noarch", "nosha", "1.0", timestamp_ms=epoch_ms(NOW - 40 * DAY))
     add_fixture_signed_package(channel_dir)
-    set_record_fields(channel_dir, "noarch", "demo-1.0-0.conda", indexed_timestamp=_ms(NOW - 30 * DAY))
-    set_record_fields(channel_dir, "noarch", "demo-2.0-0.tar.bz2", indexed_timestamp=_ms(NOW - 2 * DAY))
+    set_record_fields(channel_dir, "noarch", "demo-1.0-0.conda", indexed_timestamp=epoch_ms(NOW - 30 * DAY))
+    set_record_fields(channel_dir, "noarch", "demo-2.0-0.tar.bz2", indexed_timestamp=epoch_ms(NOW - 2 * DAY))
     set_record_fields(channel_dir, "noarch", "nosha-1.0-0.conda", sha256=None)
     set_record_fields(channel_dir, "linux-64", SIGNED, indexed_timestamp=None)  # 2025-09-01 timestamp
     return channel_dir

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +11,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests.conftest import MINI_PYPI
 from tests.support.gate_app import gate_app
-from tests.support.pypi_upstream import RunningUpstream, UpstreamIndex, serve
+from tests.support.pypi_upstream import RunningUpstream, UpstreamIndex
 
-MINI_PYPI = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "index" / "mini-pypi"
 NOW = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
 HTML_V1 = "application/vnd.pypi.simple.v1+html"
@@ -70,12 +70,6 @@ def index(tmp_path: Path) -> UpstreamIndex:
     index.add_wheel("demo", "1.1", upload_time=NOW - dt.timedelta(days=30), yanked="broken")
     index.add_wheel("demo", "2.0", upload_time=NOW - dt.timedelta(days=2))
     return index
-
-
-@pytest.fixture
-def upstream(index: UpstreamIndex) -> Iterator[RunningUpstream]:
-    with serve(index) as running:
-        yield running
 
 
 AppFactory = Callable[..., Flask]

@@ -12,21 +12,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.gate_server import VENV_BIN, running_gate
+from tests.conftest import MINI_PYPI
+from tests.support.gate_server import VENV_BIN, clean_env, running_gate
 from tests.support.pypi_upstream import RunningUpstream, UpstreamIndex, serve
 
-from .conftest import AGE_POLICY, ATTESTED_POLICY, MINI_PYPI
+from .conftest import AGE_POLICY, ATTESTED_POLICY
 
 pytestmark = pytest.mark.slow
 REAL_NOW = dt.datetime.now(dt.UTC)
-
-
-def clean_env(tmp: Path) -> dict[str, str]:
-    """No user configuration, no local wheel folders, no caches: installs can only come from gate."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
-    env.update(PIP_CONFIG_FILE="/dev/null", PIP_NO_CACHE_DIR="1", PIP_DISABLE_PIP_VERSION_CHECK="1",
-               UV_NO_CONFIG="1", UV_CACHE_DIR=str(tmp / "uv-cache"), UV_PYTHON_DOWNLOADS="never")
-    return env
 
 
 @pytest.fixture(scope="module")

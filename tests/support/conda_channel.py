@@ -13,6 +13,9 @@ API::
     add_fixture_signed_package(channel_dir) -> dict
     serve_channel(channel_dir, *, request_log=None, not_found=()) -> ContextManager[str]   # base URL
     ChannelServer(channel_dir, *, not_found=(), request_log=None)   # .url .requests .paths() .not_found .failing
+    solve(url, cache, specs, platforms=("noarch",), exclude_newer=None) -> list[RepoDataRecord]
+    install(records, prefix, cache) -> None         # rattler, caches under `cache` (see "Caches" below)
+    epoch_ms(when) -> int; DAY_MS                   # conda timestamps are milliseconds since the epoch
 
 What rattler's indexer writes (py-rattler 0.28 ``rattler.index.index_fs``, observed):
     per subdir ``repodata.json`` (compact; each record gets CEP 47 ``indexed_timestamp`` = time of first
@@ -75,23 +78,28 @@ import struct
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from datetime import UTC, datetime, timedelta
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, Literal
 from urllib.parse import unquote, urlsplit
 
 import conda_package_handling.api as cph
+import rattler
 import zstandard
+from rattler import RepoDataRecord
 from rattler.index import index_fs
+from rattler.platform.subdir import SubdirLiteral
 
+from tests.conftest import FIXTURES
+from tests.support.loopback import LoopbackServer, serving
 from tests.support.pypi_upstream import etag_matches
 
 __all__ = [
+    "DAY_MS",
     "FIXTURE_CHANNEL",
     "SIGNED_PACKAGE",
     "ChannelServer",
@@ -100,19 +108,22 @@ __all__ = [
     "ServedRequest",
     "add_fixture_signed_package",
     "build_conda_package",
+    "epoch_ms",
     "index_channel",
+    "install",
     "payload_relpath",
     "payload_text",
     "read_repodata",
     "serve_channel",
     "set_record_fields",
+    "solve",
     "write_repodata",
     "write_sidecar",
 ]
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"  # as in tests/conftest.py
 FIXTURE_CHANNEL = FIXTURES / "conda" / "channel-sigstore-example"
 SIGNED_PACKAGE = "signed-package-2.1.0-hb0f4dca_0.conda"
+DAY_MS = 86_400_000
 
 PackageFormat = Literal["conda", "tar.bz2"]
 JsonObject = dict[str, Any]
@@ -400,15 +411,12 @@ class _ChannelHandler(SimpleHTTPRequestHandler):
         return unquote(urlsplit(self.path).path)
 
 
-class _ChannelHTTPServer(ThreadingHTTPServer):
-    """Threading HTTP server on a free loopback port carrying the owning ChannelServer."""
-
-    daemon_threads = True
+class _ChannelHTTPServer(LoopbackServer):
+    """Loopback server carrying the owning ChannelServer."""
 
     def __init__(self, owner: ChannelServer) -> None:
-        """Bind to 127.0.0.1 on a free port."""
         self.owner = owner
-        super().__init__(("127.0.0.1", 0), self._handler)
+        super().__init__(self._handler)
 
     def _handler(self, *args: Any) -> _ChannelHandler:
         """Create a request handler rooted at the channel directory."""
@@ -432,8 +440,7 @@ class ChannelServer:
         self.url = ""  # set on __enter__
         self._log: list[ServedRequest] = [] if request_log is None else request_log
         self._lock = threading.Lock()
-        self._server: _ChannelHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._running = ExitStack()
 
     @property
     def requests(self) -> list[ServedRequest]:
@@ -460,23 +467,14 @@ class ChannelServer:
 
     def __enter__(self) -> ChannelServer:
         """Bind a free port and start serving."""
-        self._server = _ChannelHTTPServer(self)
-        host, port = self._server.server_address[:2]
-        self.url = f"http://{host!s}:{port}"
-        serve = partial(self._server.serve_forever, poll_interval=0.05)
-        self._thread = threading.Thread(target=serve, name=f"conda-channel-{port}", daemon=True)
-        self._thread.start()
+        self.url = self._running.enter_context(serving(_ChannelHTTPServer(self), "conda-channel")).base
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        """Stop serving and close the listening socket."""
-        if self._server is not None and self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-            self._server.server_close()
-        self._server = self._thread = None
+        """Stop serving (cutting open connections) and close the listening socket."""
+        self._running.close()
 
 
 @contextmanager
@@ -488,7 +486,35 @@ def serve_channel(
         yield server.url
 
 
+# --- rattler as the client ---------------------------------------------------------------------------------
+
+
+def solve(
+    url: str,
+    cache: Path,
+    specs: Sequence[str],
+    platforms: Sequence[SubdirLiteral] = ("noarch",),
+    exclude_newer: timedelta | None = None,
+) -> list[RepoDataRecord]:
+    """Solve specs against one channel URL only, with repodata cached under cache."""
+    gateway = rattler.Gateway(cache_dir=cache / "repodata")
+    solving = rattler.solve(
+        sources=[url], specs=specs, gateway=gateway, platforms=platforms, exclude_newer=exclude_newer
+    )
+    return asyncio.run(solving)
+
+
+def install(records: list[RepoDataRecord], prefix: Path, cache: Path) -> None:
+    """Install records into prefix (each downloaded from its record's URL), packages cached under cache."""
+    asyncio.run(rattler.install(records, target_prefix=prefix, cache_dir=cache / "pkgs", show_progress=False))
+
+
 # --- small helpers -----------------------------------------------------------------------------------------
+
+
+def epoch_ms(when: datetime) -> int:
+    """Return `when` in milliseconds since the epoch, the unit of conda's timestamps."""
+    return int(when.timestamp() * 1000)
 
 
 def _sha256(data: bytes) -> str:

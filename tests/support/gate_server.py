@@ -1,7 +1,9 @@
-"""Run a real `gate serve` process on a free loopback port for end-to-end tests, and stop it after."""
+"""Run a real `gate serve` process on a free loopback port for end-to-end tests, and stop it after; the
+environment the real installers run in."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -13,6 +15,16 @@ from pathlib import Path
 import requests
 
 VENV_BIN = Path(sys.executable).parent
+
+
+def clean_env(tmp: Path) -> dict[str, str]:
+    """No user configuration, no local wheel folders, no caches, no retries: pip and uv install only from the
+    index on their command line and fail at once (their uv cache is under `tmp`)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
+    env.update(PIP_CONFIG_FILE=os.devnull, PIP_NO_CACHE_DIR="1", PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_RETRIES="0",
+               UV_NO_CONFIG="1", UV_CACHE_DIR=str(tmp / "uv-cache"), UV_PYTHON_DOWNLOADS="never",
+               NO_PROXY="127.0.0.1,localhost")
+    return env
 
 
 def free_port() -> int:

@@ -12,17 +12,14 @@ import hashlib
 import html
 import io
 import json
-import socket
-import sys
 import threading
 import zipfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from socketserver import TCPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -37,12 +34,13 @@ from packaging.version import Version
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header
 
+from tests.support.loopback import LoopbackServer, serving
+
 API_VERSION = "1.4"
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
 JSON_LATEST = "application/vnd.pypi.simple.latest+json"
 HTML_V1 = "application/vnd.pypi.simple.v1+html"
 TEXT_HTML = "text/html"
-DEFAULT_FIXTURES = Path("/work/shared/fixtures")
 
 # (media type a client may ask for, media type we answer with); ties go to the earlier entry.
 _OFFERS: tuple[tuple[str, str], ...] = (
@@ -252,7 +250,7 @@ class UpstreamIndex:
     @classmethod
     def from_mini_pypi(
         cls,
-        fixtures_dir: Path = DEFAULT_FIXTURES,
+        fixtures_dir: Path,
         *,
         work_dir: Path | None = None,
         include_missing: bool = False,
@@ -568,58 +566,16 @@ class LoggedRequest:
 # HTTP server
 
 
-class _UpstreamServer(ThreadingHTTPServer):
-    """Threaded loopback server that can be stopped cleanly even with hung or keep-alive handlers."""
-
-    daemon_threads = True
-    block_on_close = True
+class _UpstreamServer(LoopbackServer):
+    """The loopback server of one index, with its fault knobs, request log and page cache."""
 
     def __init__(self, index: UpstreamIndex) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.index = index
-        self.base = f"http://127.0.0.1:{self.server_address[1]}"
         self.faults = Faults()
         self.cache_control = "max-age=0, must-revalidate"
         self.requests: list[LoggedRequest] = []
         self.pages = _PageCache(index, self.base)
-        self.stopping = threading.Event()
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-
-    def server_bind(self) -> None:
-        """Bind without HTTPServer's reverse-DNS lookup of the host name."""
-        TCPServer.server_bind(self)
-        self.server_name = "127.0.0.1"
-        self.server_port = self.server_address[1]
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        """Track the connection so :meth:`stop` can unblock its handler."""
-        if isinstance(request, socket.socket):
-            with self._connections_lock:
-                self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        """Forget and close a finished connection."""
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Ignore clients that went away (timeouts, aborted downloads); report anything else."""
-        if not self.stopping.is_set() and not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
-            super().handle_error(request, client_address)
-
-    def stop(self) -> None:
-        """Stop serving, wake hung handlers, cut open connections and join every handler thread."""
-        self.stopping.set()
-        self.shutdown()
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-        self.server_close()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -894,13 +850,5 @@ class RunningUpstream:
 @contextmanager
 def serve(index: UpstreamIndex) -> Iterator[RunningUpstream]:
     """Serve ``index`` on 127.0.0.1 (free port) in a thread; stopped and joined on exit."""
-    server = _UpstreamServer(index)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="upstream-pypi", daemon=True
-    )
-    thread.start()
-    try:
+    with serving(_UpstreamServer(index), "upstream-pypi") as server:
         yield RunningUpstream(server)
-    finally:
-        server.stop()
-        thread.join()

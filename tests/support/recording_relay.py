@@ -10,13 +10,16 @@ Bodies and headers pass unchanged (a compressed body stays compressed); hop-by-h
 from __future__ import annotations
 
 import threading
+from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
 
 import requests
+
+from tests.support.loopback import LoopbackServer, serving
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length"}
 
@@ -71,8 +74,7 @@ class RecordingRelay:
         self.url = ""  # set on __enter__
         self._log: list[RelayedRequest] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._running = ExitStack()
 
     @property
     def requests(self) -> list[RelayedRequest]:
@@ -84,20 +86,11 @@ class RecordingRelay:
             self._log.append(request)
 
     def __enter__(self) -> RecordingRelay:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_RelayHandler, self))
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=partial(self._server.serve_forever, poll_interval=0.05), name="recording-relay", daemon=True
-        )
-        self._thread.start()
+        server = LoopbackServer(partial(_RelayHandler, self))
+        self.url = self._running.enter_context(serving(server, "recording-relay")).base
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-            self._server.server_close()
-        self._server = self._thread = None
+        self._running.close()

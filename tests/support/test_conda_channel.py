@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import bz2
 import datetime as dt
 import hashlib
 import json
-import time
 import urllib.request
-from collections.abc import Sequence
 from pathlib import Path
 from urllib.error import HTTPError
 
 import pytest
-import rattler
 import zstandard
 from rattler import RepoDataRecord
 from rattler.exceptions import CacheDirError, GatewayError
-from rattler.platform.subdir import SubdirLiteral
 
 from .conda_channel import (
+    DAY_MS,
     FIXTURE_CHANNEL,
     SIGNED_PACKAGE,
     ChannelServer,
@@ -28,19 +24,21 @@ from .conda_channel import (
     ServedRequest,
     add_fixture_signed_package,
     build_conda_package,
+    epoch_ms,
     index_channel,
+    install,
     payload_relpath,
     payload_text,
     read_repodata,
     serve_channel,
     set_record_fields,
+    solve,
     write_sidecar,
 )
 
 OLD_MS = 1_600_000_000_000  # 2020-09-13
 NEW_MS = 1_700_000_000_000  # 2023-11-14
 SHARD_INDEX = "/noarch/repodata_shards.msgpack.zst"
-DAY_MS = 86_400_000
 
 
 @pytest.fixture
@@ -51,34 +49,6 @@ def channel(tmp_path: Path) -> Path:
     build_conda_package(channel_dir / "noarch", "demo", "2.0", timestamp_ms=NEW_MS, fmt="tar.bz2")
     index_channel(channel_dir)
     return channel_dir
-
-
-@pytest.fixture
-def rattler_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Return a private rattler cache dir and point rattler's default cache locations into tmp too."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    monkeypatch.setenv("RATTLER_CACHE_DIR", str(tmp_path / "rattler-cache"))
-    return tmp_path / "rattler-cache"
-
-
-def solve(
-    url: str,
-    cache: Path,
-    specs: Sequence[str],
-    platforms: Sequence[SubdirLiteral] = ("noarch",),
-    exclude_newer: dt.timedelta | None = None,
-) -> list[RepoDataRecord]:
-    """Solve specs against one channel URL only, with repodata cached under cache."""
-    gateway = rattler.Gateway(cache_dir=cache / "repodata")
-    solving = rattler.solve(
-        sources=[url], specs=specs, gateway=gateway, platforms=platforms, exclude_newer=exclude_newer
-    )
-    return asyncio.run(solving)
-
-
-def install(records: list[RepoDataRecord], prefix: Path, cache: Path) -> None:
-    """Install solved records into prefix using the package cache under cache."""
-    asyncio.run(rattler.install(records, target_prefix=prefix, cache_dir=cache / "pkgs", show_progress=False))
 
 
 def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, dict[str, str]]:
@@ -236,7 +206,7 @@ def test_rattler_solves_newest_and_installs_payload(
 @pytest.mark.slow
 def test_rattler_sees_record_edits_through_shards(channel: Path, rattler_cache: Path) -> None:
     """Edits reach rattler through the regenerated shards (exclude_newer drops 2.0; bogus hash visible)."""
-    now_ms = int(time.time() * 1000)
+    now_ms = epoch_ms(dt.datetime.now(dt.UTC))
     fake = "0" * 64  # set after the last index: a bogus attestation hash for mismatch tests
     set_record_fields(
         channel,

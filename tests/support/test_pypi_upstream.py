@@ -6,7 +6,6 @@ import base64
 import hashlib
 import io
 import json
-import os
 import subprocess
 import time
 import zipfile
@@ -17,6 +16,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.conftest import MINI_PYPI
+
+from .gate_server import VENV_BIN, clean_env
 from .pypi_upstream import (
     HTML_V1,
     JSON_V1,
@@ -31,8 +33,6 @@ from .pypi_upstream import (
     tamper,
 )
 
-MINI_PYPI = Path("/work/shared/fixtures/index/mini-pypi")
-VENV_BIN = Path("/work/main/.venv/bin")
 PIP_ACCEPT = f"{JSON_V1}, {HTML_V1}; q=0.1, {TEXT_HTML}; q=0.01"
 DEMO_WHEEL = "gate_demo-1.1-py3-none-any.whl"
 
@@ -47,13 +47,6 @@ def index(tmp_path: Path) -> UpstreamIndex:
     index.add_wheel("Gate-Demo", "1.0", upload_time=datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC))
     index.add_wheel("Gate-Demo", "1.1", requires_python=">=3.9", upload_time=datetime(2025, 2, 1, tzinfo=UTC))
     return index
-
-
-@pytest.fixture
-def upstream(index: UpstreamIndex) -> Iterator[RunningUpstream]:
-    """The fixture index served on loopback."""
-    with serve(index) as running:
-        yield running
 
 
 @pytest.fixture
@@ -395,23 +388,9 @@ def test_synthetic_project_is_fast_and_served(http: requests.Session) -> None:
 # -- real installers ----------------------------------------------------------------------------------
 
 
-def installer_env(tmp_path: Path) -> dict[str, str]:
-    """Environment that makes pip and uv use only the index given on the command line."""
-    dropped = {"PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_INDEX_URL", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL"}
-    env = {key: value for key, value in os.environ.items() if key not in dropped and key != "UV_FIND_LINKS"}
-    env.update(
-        PIP_CONFIG_FILE=os.devnull,
-        UV_NO_CONFIG="1",
-        UV_CACHE_DIR=str(tmp_path / "uv-cache"),
-        UV_PYTHON_DOWNLOADS="never",
-        NO_PROXY="127.0.0.1,localhost",
-    )
-    return env
-
-
 def run_installer(command: list[str], target: Path) -> subprocess.CompletedProcess[str]:
-    """Run an installer with :func:`installer_env` (its uv cache next to ``target``)."""
-    env = installer_env(target.parent)
+    """Run an installer with :func:`clean_env` (its uv cache next to ``target``)."""
+    env = clean_env(target.parent)
     return subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=300)
 
 
