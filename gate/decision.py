@@ -32,6 +32,11 @@ class Violation(msgspec.Struct, frozen=True, gc=False):  # msgspec, like the fac
     waived: str | None = None
 
     @property
+    def ref(self) -> str:
+        """`policy/rule`: how reports and `gate test` name the rule a violation is of."""
+        return f"{self.policy}/{self.rule}"
+
+    @property
     def denies(self) -> bool:
         return self.enforced and self.waived is None
 

@@ -115,6 +115,13 @@ class Facts(msgspec.Struct, frozen=True, gc=False):
     attestations: tuple[AttestationFact, ...] = ()
 
 
+def parse_time(text: str) -> dt.datetime:
+    """An ISO 8601 time as gate reads every one it is given (`Z` allowed; no zone means UTC); raises
+    ValueError. A date alone is midnight UTC."""
+    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
 def iso_z(moment: dt.datetime) -> str:
     """A time as RFC 3339 in UTC with a `Z` (how PyPI writes `upload-time`; every JSON gate writes)."""
     if moment.tzinfo is dt.UTC:  # what the parsers give for "Z" and "+00:00": already in UTC

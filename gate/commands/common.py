@@ -6,19 +6,14 @@ import argparse
 import datetime as dt
 from pathlib import Path
 
+from gate.facts import parse_time
 from gate.policy.compile import CompiledPolicy, load_policies
 
 
-def iso_time(text: str) -> dt.datetime:
-    """An ISO 8601 time (`Z` allowed); a date means midnight UTC, no zone means UTC; raises ValueError."""
-    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
 def timestamp(text: str) -> dt.datetime:
-    """An ISO 8601 time for --now/--uploaded (`iso_time`, as an argparse type)."""
+    """An ISO 8601 time for --now/--uploaded (`gate.facts.parse_time`, as an argparse type)."""
     try:
-        return iso_time(text)
+        return parse_time(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from err
 

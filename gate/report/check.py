@@ -4,25 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gate.decision import Decision, Violation
+from gate.decision import Decision
 from gate.report.sarif import SarifResult, SarifRule, sarif_text
 
 Located = tuple[Decision, str | None, int | None]  # a decision and where the file was named (file, line)
 
 
-def rule_ref(violation: Violation) -> str:
-    """`policy/rule`: how reports (and `gate test`) name the rule a violation is of."""
-    return f"{violation.policy}/{violation.rule}"
-
-
 def _reason(decision: Decision) -> str:
     if decision.denying:
-        return "; ".join(rule_ref(v) for v in decision.denying)
+        return "; ".join(v.ref for v in decision.denying)
     if not decision.policies:
         return "no policy matches"
     waived = [v for v in decision.violations if v.waived]
     audit = [v for v in decision.violations if not v.enforced and not v.waived]
-    parts = [f"waived {rule_ref(v)}" for v in waived] + [f"audit {rule_ref(v)}" for v in audit]
+    parts = [f"waived {v.ref}" for v in waived] + [f"audit {v.ref}" for v in audit]
     return "; ".join(parts) or "ok"
 
 
@@ -53,7 +48,7 @@ def check_sarif(located: Sequence[Located]) -> str:
     for decision, file, line in located:
         name = decision.facts.file.filename
         for v in decision.violations:
-            rule_id = rule_ref(v)
+            rule_id = v.ref
             rules.setdefault(rule_id, SarifRule(rule_id, v.message))
             level = "error" if v.denies else "note"
             tag = "" if v.denies else (f" (waived: {v.waived})" if v.waived else " (audit mode)")

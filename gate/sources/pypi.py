@@ -24,7 +24,7 @@ import requests
 from packaging.utils import canonicalize_name
 
 from gate.errors import GateError
-from gate.facts import FileFacts
+from gate.facts import FileFacts, parse_time
 from gate.sources.local import python_file_facts
 
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
@@ -156,10 +156,8 @@ def _iso_time(value: Any, filename: str) -> dt.datetime | None:
     if not isinstance(value, str):
         raise UpstreamError(f"upstream gave a non-string upload-time for {filename}")
     try:
-        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        if moment.tzinfo is dt.UTC:  # what fromisoformat gives for "Z" and "+00:00"
-            return moment
-        return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+        moment = parse_time(value)
+        return moment if moment.tzinfo is dt.UTC else moment.astimezone(dt.UTC)
     except (ValueError, OverflowError) as err:  # OverflowError: an offset that moves it out of years 1-9999
         raise UpstreamError(f"upstream gave an invalid upload-time {value!r} for {filename}") from err
 

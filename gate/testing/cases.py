@@ -15,9 +15,8 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from gate.commands.common import iso_time
 from gate.errors import Issue, PolicyError
-from gate.facts import AttestationFact, Ecosystem, FileFacts, FileKind, Publisher
+from gate.facts import AttestationFact, Ecosystem, FileFacts, FileKind, Publisher, parse_time
 from gate.policy.load import load_text
 from gate.sources.conda import conda_file_facts, is_conda_filename
 from gate.sources.local import python_file_facts
@@ -102,7 +101,7 @@ def file_facts(raw: dict[str, Any]) -> FileFacts:
         sha256=raw.get("sha256", _PLACEHOLDER_SHA256),
         size=raw.get("size"),
         index=raw.get("index"),
-        uploaded=None if uploaded is None else iso_time(uploaded),
+        uploaded=None if uploaded is None else parse_time(uploaded),
         uploadedFrom=raw.get("uploadedFrom", "test case" if uploaded is not None else None),
         yanked=raw.get("yanked", False),
         prerelease=raw.get("prerelease", prerelease),
@@ -124,7 +123,7 @@ def attestation_fact(raw: dict[str, Any]) -> AttestationFact:
         identity=raw.get("identity"),
         publisher=None if publisher is None else Publisher(**publisher),
         claims=dict(raw.get("claims", {})),
-        integratedTime=None if integrated is None else iso_time(integrated),
+        integratedTime=None if integrated is None else parse_time(integrated),
         targetChannel=raw.get("targetChannel"),
     )
 
@@ -142,7 +141,7 @@ def _case(raw: dict[str, Any], base: Path, file: str, line: int | None, now: dt.
         audit=_names(expect_raw, "audit"),
         policies=_names(expect_raw, "policies"),
     )
-    when = iso_time(raw["now"]) if "now" in raw else now
+    when = parse_time(raw["now"]) if "now" in raw else now
     if when is None:
         raise ValueError("no evaluation time: give `now:` in the case or at the top of the file")
     artifact = None
@@ -151,7 +150,7 @@ def _case(raw: dict[str, Any], base: Path, file: str, line: int | None, now: dt.
         artifact = Artifact(
             path=base / raw["artifact"],
             evidence=tuple(base / e for e in raw.get("evidence", [])),
-            uploaded=None if uploaded is None else iso_time(uploaded),
+            uploaded=None if uploaded is None else parse_time(uploaded),
             channel=raw.get("channel"),
         )
     return PolicyCase(
@@ -184,7 +183,7 @@ def load_case_file(path: Path) -> CaseFile:
     data: dict[str, Any] = doc.data
     policies = tuple(path.parent / p for p in data.get("policies", [])) or (default_policies(path),)
     try:
-        now = iso_time(data["now"]) if "now" in data else None
+        now = parse_time(data["now"]) if "now" in data else None
     except ValueError as err:
         raise PolicyError([Issue("now", str(err), file, doc.line_of(("now",)))]) from err
     cases = []

@@ -13,7 +13,6 @@ from gate.evaluate import evaluate
 from gate.facts import Facts
 from gate.policy.compile import CompiledPolicy, load_policies
 from gate.policy.model import names_rule
-from gate.report.check import rule_ref
 from gate.sources.local import LocalOptions, local_facts
 from gate.testing.cases import CaseFile, PolicyCase
 from gate.verify.sigstore import BundleVerifier
@@ -56,7 +55,7 @@ def compare(what: str, expected: tuple[str, ...] | None, actual: Sequence[Violat
         return []
     failures = [f"expected {what} {e!r} did not occur" for e in expected if not any(_matches(e, v) for v in actual)]
     failures += [
-        f"unexpected {what} {rule_ref(v)}: {v.message}" for v in actual if not any(_matches(e, v) for e in expected)
+        f"unexpected {what} {v.ref}: {v.message}" for v in actual if not any(_matches(e, v) for e in expected)
     ]
     return failures
 
@@ -65,7 +64,7 @@ def check(case: PolicyCase, decision: Decision) -> list[str]:
     expect = case.expect
     failures = []
     if decision.verdict.value != expect.verdict:
-        shown = "; ".join(f"{rule_ref(v)}: {v.message}" for v in decision.denying) or "no rule denied it"
+        shown = "; ".join(f"{v.ref}: {v.message}" for v in decision.denying) or "no rule denied it"
         failures.append(f"expected verdict {expect.verdict}, got {decision.verdict.value} ({shown})")
     failures += compare("violation", expect.violations, decision.denying)
     failures += compare("waived violation", expect.waived, [v for v in decision.violations if v.waived])
