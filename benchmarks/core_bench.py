@@ -24,7 +24,7 @@ from gate.verify.evidence import verify_evidence
 from gate.verify.sigstore import BundleVerifier, Target
 
 REPO = Path(__file__).resolve().parent.parent
-WHEEL = REPO / "examples" / "sampleproject-4.0.0-py3-none-any.whl"
+WHEEL = REPO / "examples" / "pypi" / "circleci_sign_publish_example-0.0.1.dev137-py3-none-any.whl"
 ATTESTATION = WHEEL.with_name(WHEEL.name + ".publish.attestation")
 NOW = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
 
@@ -47,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
 
     policies = load_policies([REPO / "policies" / "example.yaml"])
-    options = LocalOptions(uploaded=dt.datetime(2024, 11, 6, 22, 37, 9, tzinfo=dt.UTC))
+    options = LocalOptions(uploaded=dt.datetime(2026, 2, 5, 22, 59, 42, tzinfo=dt.UTC))
     facts = local_facts(WHEEL, options)
     assert evaluate(policies, facts, NOW).verdict.value == "allow"
     rules = sum(len(p.rules) for p in policies)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -13,9 +15,9 @@ import pytest
 from gate.cli import main
 from tests.conftest import REPO
 
-WHEEL = REPO / "examples" / "sampleproject-4.0.0-py3-none-any.whl"
+WHEEL = REPO / "examples" / "pypi" / "circleci_sign_publish_example-0.0.1.dev137-py3-none-any.whl"
 EXAMPLE = REPO / "policies" / "example.yaml"
-UPLOADED = "2024-11-06T22:37:09Z"
+UPLOADED = "2026-02-05T22:59:42Z"  # when the wheel's attestation was logged (it is not on pypi.org)
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -24,18 +26,29 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_readme_quick_start_allows(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "check", str(WHEEL), "--policy", str(EXAMPLE), "--uploaded", UPLOADED)
+def _quick_start() -> tuple[list[str], list[str]]:
+    """The README's quick start: the `gate check` arguments, and the `--now` it adds to see a denial."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    (command,) = re.findall(r"^python3 -m venv .* && \.venv/bin/gate (check .*)$", readme, re.MULTILINE)
+    (now,) = re.findall(r"Add `(--now \S+)`\s+to\s+see", readme)
+    return shlex.split(command), shlex.split(now)
+
+
+def test_readme_quick_start_allows(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    code, out, _ = run(capsys, *_quick_start()[0])
     assert code == 0
-    assert out.startswith("ALLOW sampleproject-4.0.0-py3-none-any.whl")
+    assert out.startswith("ALLOW gcb_attestation_test-0.0.0.tar.gz")
     assert "verified: https://docs.pypi.org/attestations/publish/v1" in out
-    assert "publisher GitHub pypa/sampleproject release.yml" in out
+    assert "publisher Google 919436158236-compute@developer.gserviceaccount.com" in out
 
 
-def test_too_new_is_denied_with_reason(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(
-        capsys, "check", str(WHEEL), "-p", str(EXAMPLE), "--uploaded", UPLOADED, "--now", "2024-11-08T00:00:00Z"
-    )
+def test_readme_quick_start_too_new_is_denied_with_reason(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    command, now = _quick_start()
+    code, out, _ = run(capsys, *command, *now)
     assert code == 1
     assert "DENY  example/minimumAge: published less than 7d ago" in out
 
@@ -70,14 +83,15 @@ def test_json_report_shape(capsys: pytest.CaptureFixture[str]) -> None:
     assert {"file", "sha256", "verdict", "violations", "attestations"} <= set(result)
     (att,) = result["attestations"]
     assert {"verified", "error", "predicateType", "identity", "issuer", "publisher", "claims"} <= set(att)
-    assert att["claims"]["sourceRepositoryUri"] == "https://github.com/pypa/sampleproject"
+    assert att["issuer"] == "https://oidc.circleci.com" and att["publisher"] is None  # no CircleCI publisher kind
+    assert att["claims"]["sourceRepositoryUri"] == "github.com/CircleCI-Public/sign-and-publish-examples"
 
 
 def test_wheelhouse_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     shutil.copyfile(WHEEL, tmp_path / WHEEL.name)
     (tmp_path / "notes.txt").write_text("not a distribution")
     code, out, _ = run(capsys, "check", str(tmp_path), "-p", str(EXAMPLE), "--uploaded", UPLOADED)
-    assert code == 1 and out.count("sampleproject-4.0.0") == 1 and "notes.txt" not in out
+    assert code == 1 and out.count("circleci_sign_publish_example-0.0.1.dev137") == 1 and "notes.txt" not in out
 
 
 def test_broken_policy_exits_2_with_every_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 from gate.sources.local import LocalOptions, local_facts
 from tests.conftest import REPO
 
-CHANNEL = REPO / "examples" / "conda" / "linux-64"
-PACKAGE = "signed-package-2.1.0-hb0f4dca_0.conda"
+CHANNEL = REPO / "examples" / "conda" / "noarch"
+PACKAGE = "agent-skill-conda-forge-0.0.21-h4616a5c_0.conda"
 
 
 def _channel(tmp_path: Path, **record_changes: object) -> Path:

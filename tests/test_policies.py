@@ -14,8 +14,8 @@ from gate.sources.local import LocalOptions, local_facts
 from tests.conftest import REPO
 
 SHIPPED = sorted((REPO / "policies").glob("*.yaml"))
-WHEEL = REPO / "examples" / "sampleproject-4.0.0-py3-none-any.whl"
-UPLOADED = dt.datetime(2024, 11, 6, 22, 37, 9, tzinfo=dt.UTC)
+SDIST = REPO / "examples" / "pypi" / "gcb_attestation_test-0.0.0.tar.gz"
+UPLOADED = dt.datetime(2025, 4, 23, 18, 29, 31, tzinfo=dt.UTC)  # as PyPI lists it
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
@@ -33,7 +33,7 @@ def test_shipped_policies_load_together() -> None:
     ("now", "attested", "verdict", "rules"),
     [
         (dt.datetime(2026, 11, 22, tzinfo=dt.UTC), True, Verdict.ALLOW, []),
-        (dt.datetime(2024, 11, 8, tzinfo=dt.UTC), True, Verdict.DENY, ["minimumAge"]),
+        (dt.datetime(2025, 4, 25, tzinfo=dt.UTC), True, Verdict.DENY, ["minimumAge"]),
         (
             dt.datetime(2026, 11, 22, tzinfo=dt.UTC),
             False,
@@ -42,14 +42,14 @@ def test_shipped_policies_load_together() -> None:
         ),
     ],
 )
-def test_example_policy_on_real_wheel(
+def test_example_policy_on_real_sdist(
     now: dt.datetime, attested: bool, verdict: Verdict, rules: list[str], tmp_path: Path
 ) -> None:
-    wheel = WHEEL
-    if not attested:
-        wheel = tmp_path / WHEEL.name
-        wheel.write_bytes(WHEEL.read_bytes())
-    facts = local_facts(wheel, LocalOptions(uploaded=UPLOADED))
+    sdist = SDIST
+    if not attested:  # the same bytes without the provenance beside them
+        sdist = tmp_path / SDIST.name
+        sdist.write_bytes(SDIST.read_bytes())
+    facts = local_facts(sdist, LocalOptions(uploaded=UPLOADED))
     decision = evaluate(load_policies([REPO / "policies" / "example.yaml"]), facts, now)
     assert decision.verdict is verdict
     assert [v.rule for v in decision.violations] == rules

@@ -17,11 +17,11 @@ from gate.proxy.evidence import NAMESPACE, verified
 from gate.proxy.upstream import CachedUpstream
 from gate.sources.pypi import Fetched, Validators
 from gate.verify.sigstore import Target
-from tests.conftest import REPO
+from tests.conftest import ATTESTATIONS
 from tests.support.gate_app import gate_app
 
-WHEEL = REPO / "examples" / "sampleproject-4.0.0-py3-none-any.whl"
-ATTESTATION = WHEEL.with_name(WHEEL.name + ".publish.attestation")
+WHEEL = ATTESTATIONS / "dists" / "sampleproject-4.0.0-py3-none-any.whl"
+ATTESTATION = ATTESTATIONS / "pep740" / f"{WHEEL.name}.publish.attestation"
 POLICY = "apiVersion: gate/v1\nkind: Policy\nmetadata: {name: age}\nspec: {minimumAge: 1d}\n"
 
 
