@@ -17,6 +17,13 @@ ATTESTATIONS = FIXTURES / "attestations"
 MINI_PYPI = FIXTURES / "index" / "mini-pypi"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Stop with one line, before any test module reads them, when the shared fixtures are missing."""
+    if not ATTESTATIONS.is_dir():
+        message = f"../shared/fixtures not found at {FIXTURES}: clone the shared fixtures beside the repo"
+        raise pytest.UsageError(message)
+
+
 @pytest.fixture
 def upstream(index: UpstreamIndex) -> Iterator[RunningUpstream]:
     """The test's `index` (each test directory defines its own) served on loopback."""
