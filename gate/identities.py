@@ -19,6 +19,9 @@ from gate.policy.model import Signer
 from gate.policy.reach import can_start_with
 
 LOCK_POLICY = "pylock"
+# No publisher's identity is longer (GitHub: owner 39 and repository 100 characters, a workflow file name
+# 255); a longer one, which only a hand-edited lock can hold, allows nothing and is not matched at all.
+_MAX_IDENTITY = 1024
 # PEP 740 / pylock key -> the policy's (and facts') field name
 _KEYS = {"workflow_filepath": "workflowFilepath"}
 
@@ -28,7 +31,9 @@ def _normal(identity: Mapping[str, str]) -> dict[str, str]:
 
 
 def _identity_prefix(identity: dict[str, str]) -> str | None:
-    """The start of the certificate SAN a workflow of this publisher gets."""
+    """The start of the certificate SAN a workflow of this publisher gets (None: none it could get)."""
+    if sum(len(value) for value in identity.values()) > _MAX_IDENTITY:
+        return None
     repo = identity.get("repository")
     match identity.get("kind"):
         case "GitHub" if repo and identity.get("workflow"):

@@ -19,7 +19,11 @@ from celpy.evaluation import CELEvalError
 from lark import Token, Tree
 
 __all__ = [
+    "MAX_DEPTH",
+    "MAX_LENGTH",
+    "CELCompileError",
     "CELEvalError",
+    "CELLimitError",
     "CELParseError",
     "Outcome",
     "check_syntax",
@@ -42,18 +46,86 @@ _RUN_LOCK = threading.Lock()
 logging.getLogger("celpy").setLevel(logging.CRITICAL)
 
 
+# cel-python transpiles a parse tree recursively and Python compiles the result with its own nesting
+# limit (about 200 nested brackets), so a deep expression (3000 nested parentheses, a 20,000-term `+`
+# chain) would end in RecursionError or SyntaxError. Expressions are bounded before that can happen:
+# by length before parsing, and by how deeply operators, calls and brackets nest in the parse tree.
+MAX_LENGTH = 10_000
+MAX_DEPTH = 64
+_TREE_DEPTH = 1_000  # parse-tree levels (about 10 per nested parenthesis): bounds cel-python's recursion
+# The nodes that nest in the transpiled code: operators, calls, indexing, brackets and literals of lists
+# and maps (a plain chain of single-child grammar nodes does not).
+_NESTING = frozenset({
+    "expr", "conditionalor", "conditionaland", "relation", "addition", "multiplication", "unary",
+    "member_dot", "member_dot_arg", "member_index", "member_object", "ident_arg", "dot_ident_arg",
+    "paren_expr", "list_lit", "map_lit",
+})
+
+
+class CELLimitError(CELParseError):
+    """An expression too long or too deeply nested for gate to compile (line and column of the place)."""
+
+
+class CELCompileError(Exception):
+    """cel-python could not turn a parse tree into a program (an internal limit, or a construct the
+    static check should have rejected): the rule is unusable, never a crash."""
+
+
+def start(node: Tree[Any] | Token) -> tuple[int | None, int | None]:
+    """(line, column), 1-based, where a node or token starts in its expression."""
+    if isinstance(node, Token):
+        return node.line, node.column
+    if not node.meta.empty:
+        return node.meta.line, node.meta.column
+    for token in node.scan_values(lambda v: isinstance(v, Token)):
+        return token.line, token.column
+    return None, None
+
+
+def _nesting(node: Tree[Any]) -> int:
+    """How many levels a node counts for in MAX_DEPTH: a grammar node that only wraps one other counts 0."""
+    if node.data in _NESTING and (len(node.children) > 1 or node.data.endswith(("_lit", "_expr", "_arg"))):
+        return 1
+    return 0
+
+
+def _check_depth(tree: Tree[Any]) -> None:
+    """Raise CELLimitError at the first place nested deeper than the limits (iteratively: no recursion)."""
+    stack: list[tuple[Tree[Any], int, int]] = [(tree, 1, _nesting(tree))]
+    while stack:
+        node, levels, depth = stack.pop()
+        if depth > MAX_DEPTH or levels > _TREE_DEPTH:
+            line, column = start(node)
+            raise CELLimitError(
+                f"the expression nests more than {MAX_DEPTH} levels deep (operators, calls and brackets); "
+                "split it into several rules",
+                line=line, column=column,
+            )
+        stack.extend((child, levels + 1, depth + _nesting(child)) for child in node.children if isinstance(child, Tree))
+
+
 def parse(expression: str) -> Tree[Any]:
-    """The parse tree of `expression`; raises CELParseError with line and column."""
-    return _ENV.compile(expression)
+    """The parse tree of `expression`; raises CELParseError with line and column (CELLimitError when it is
+    longer than MAX_LENGTH characters or nests deeper than MAX_DEPTH)."""
+    if len(expression) > MAX_LENGTH:
+        raise CELLimitError(f"the expression is {len(expression)} characters long; the limit is {MAX_LENGTH}")
+    tree = _ENV.compile(expression)
+    _check_depth(tree)
+    return tree
 
 
 def program(tree: Tree[Any]) -> Any:
-    """A runnable CEL program (celpy Runner; untyped) from a parse tree."""
-    return _ENV.program(tree)
+    """A runnable CEL program (celpy Runner; untyped) from a parse tree; raises CELCompileError when
+    cel-python cannot build one (it raises IndexError, ValueError, RecursionError ... on some trees)."""
+    try:
+        return _ENV.program(tree)
+    except Exception as err:  # any failure of the library on a user's tree is a policy error
+        raise CELCompileError(f"cel-python cannot compile it ({type(err).__name__}: {err})"[:300]) from err
 
 
 def compile_expression(expression: str) -> Any:
-    """A runnable CEL program (celpy Runner; untyped); raises CELParseError with line and column."""
+    """A runnable CEL program (celpy Runner; untyped); raises CELParseError with line and column, or
+    CELCompileError."""
     return program(parse(expression))
 
 
@@ -90,8 +162,9 @@ class Outcome:
 
     @property
     def passed(self) -> bool | None:
-        """The bool it yielded; None when it yielded an error or a value of another type."""
-        return bool(self.value) if isinstance(self.value, celpy.celtypes.BoolType) else None
+        """The bool it yielded; None when it yielded an error or a value of another type. cel-python's
+        `has()` yields a Python bool, not a BoolType."""
+        return bool(self.value) if isinstance(self.value, celpy.celtypes.BoolType | bool) else None
 
 
 def outcome(program: Any, activation: dict[str, Any]) -> Outcome:

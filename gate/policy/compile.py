@@ -13,8 +13,10 @@ from typing import Any
 
 from gate.errors import Issue, PolicyError
 from gate.policy import cel
+from gate.policy.cel_check import Problem, check_expression
+from gate.policy.cel_types import MAX_ATTESTATIONS, MAX_CLAIMS
 from gate.policy.duration import format_duration
-from gate.policy.load import RawPolicy, load_paths, load_text
+from gate.policy.load import Path_, RawPolicy, format_path, load_paths, load_text
 from gate.policy.model import Attestations, MinimumAge, Mode, Policy, Signer, build_policy
 from gate.policy.patterns import Pattern
 from gate.policy.schema import schema_issues
@@ -32,13 +34,31 @@ class CompiledRule:
     file_fields: tuple[str, ...] | None  # the fields it reads as `file.<field>`; None: it may read all of `file`
 
     def evaluate(self, activation: dict[str, Any]) -> tuple[bool, str | None]:
-        """(passed, error): a rule that errors or yields a non-boolean fails closed."""
-        result = cel.outcome(self.program, activation)
+        """(passed, error): a rule that errors or yields a non-boolean fails closed, and so does one over
+        more attestations or claims than its cost was checked for (it is not run)."""
+        if "attestations" in self.reads and (beyond := _beyond_budget(activation)) is not None:
+            return False, f"rule not evaluated: {beyond}"
+        try:
+            result = cel.outcome(self.program, activation)
+        except Exception as err:  # cel-python may raise anything on hostile values; deny
+            return False, f"rule could not be evaluated: {type(err).__name__}: {err}"[:300]
         if result.error is not None:
             return False, f"rule could not be evaluated: {result.error}"
         if result.passed is None:
             return False, f"rule must yield a bool, got {type(result.value).__name__}"
         return result.passed, None
+
+
+def _beyond_budget(activation: dict[str, Any]) -> str | None:
+    """Why the facts are larger than the static cost estimate assumed, or None."""
+    attestations = activation.get("attestations") or ()
+    if len(attestations) > MAX_ATTESTATIONS:
+        return f"the file has {len(attestations)} attestations; rules are evaluated over at most {MAX_ATTESTATIONS}"
+    for attestation in attestations:
+        claims = attestation.get("claims") or ()
+        if len(claims) > MAX_CLAIMS:
+            return f"an attestation has {len(claims)} claims; rules are evaluated over at most {MAX_CLAIMS}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -164,16 +184,56 @@ def rule_sources(policy: Policy) -> list[tuple[str, str, str]]:
     return rules
 
 
+class RuleError(ValueError):
+    """A rule that cannot be used: it does not parse, type-check or fit the cost budget."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
+
 def compile_rule(name: str, expression: str, message: str) -> CompiledRule:
-    tree = cel.parse(expression)
+    """A rule checked statically (`gate.policy.cel_check`) and compiled; raises RuleError."""
+    tree, problem = check_expression(expression)
+    if problem is not None or tree is None:
+        raise RuleError(problem or Problem("cel-syntax", "invalid CEL"))
+    try:
+        program = cel.program(tree)
+    except cel.CELCompileError as err:
+        raise RuleError(Problem("cel-type", str(err))) from err
     reads, file_fields = cel.identifiers(tree), cel.fields_read(tree, "file")
-    return CompiledRule(name, expression, message, cel.program(tree), reads, file_fields)
+    return CompiledRule(name, expression, message, program, reads, file_fields)
+
+
+def rule_path(policy: Policy, name: str) -> Path_:
+    """Where a rule comes from in its document: a custom rule's expression, or the structured field."""
+    for rule in policy.rules:
+        if rule.name == name:
+            return rule.path
+    return ("spec", *name.split("."))
+
+
+def compile_rules(policy: Policy) -> tuple[list[CompiledRule], list[tuple[str, Issue]]]:
+    """The rules of a built policy that compile, and (lint code, issue) for each that does not."""
+    rules: list[CompiledRule] = []
+    problems: list[tuple[str, Issue]] = []
+    for name, expression, message in rule_sources(policy):
+        try:
+            rules.append(compile_rule(name, expression, message))
+        except RuleError as err:
+            path = rule_path(policy, name)
+            issue = Issue(format_path(path), f"rule {name!r}: {err.problem}", policy.file, policy.raw.line_of(path))
+            problems.append((err.problem.code, issue))
+    return rules, problems
 
 
 def compile_policy(policy: Policy) -> CompiledPolicy:
-    """Every rule of a built policy. Its CEL is valid: custom rules passed the schema's `cel` format
-    check and the compiler generates the others, so a parse error here is a bug and propagates."""
-    return CompiledPolicy(policy=policy, rules=tuple(compile_rule(*source) for source in rule_sources(policy)))
+    """Every rule of a built policy; raises PolicyError (file, line, the rule's path and the place in its
+    expression) when one cannot be used."""
+    rules, problems = compile_rules(policy)
+    if problems:
+        raise PolicyError([issue for _, issue in problems])
+    return CompiledPolicy(policy=policy, rules=tuple(rules))
 
 
 def load_policies(paths: list[Path]) -> list[CompiledPolicy]:
@@ -211,7 +271,10 @@ def compile_documents(documents: list[RawPolicy]) -> list[CompiledPolicy]:
             continue
         if (duplicate := duplicate_name(raw, policy.name, names)) is not None:
             issues.append(duplicate)
-        compiled.append(compile_policy(policy))
+        try:
+            compiled.append(compile_policy(policy))
+        except PolicyError as err:
+            issues.extend(err.issues)
     if issues:
         raise PolicyError(issues)
     return compiled

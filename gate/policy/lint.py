@@ -58,7 +58,9 @@ CODES = {
     "rule-name": Code("A rule name used twice."),
     "version-specifier": Code("An invalid version specifier in an exception."),
     "cel-syntax": Code("A CEL expression that does not parse."),
-    "cel-type": Code("A CEL expression that cannot be evaluated against the facts document."),
+    "cel-type": Code("A CEL expression that does not type-check against the facts document (unknown field, "
+                     "function or variable, operator on the wrong types, misused macro, result not a bool)."),
+    "cel-cost": Code("A CEL expression that may take more evaluation steps than the cost budget."),
     "cel-null": Code("A CEL expression that fails (and so denies) when optional facts are missing.", "warning"),
     "duplicate-policy": Code("Two policies share a name."),
     "expired-exception": Code("An exception has expired."),
@@ -134,9 +136,7 @@ def lint_document(raw: RawPolicy, options: LintOptions) -> tuple[str | None, lis
     findings += [Finding(code, issue) for code, issue in coded]
     if policy is None:
         return None, findings
-    findings += [
-        Finding("cel-type" if i.level == "error" else "cel-null", i) for i in cel_issues(policy, options.claim_names)
-    ]
+    findings += [Finding(code, issue) for code, issue in cel_issues(policy)]
     findings += [Finding(code, issue) for code, issue in exception_issues(policy, options.now, options.expiry_warning)]
     findings += [Finding(code, issue) for code, issue in signer_issues(policy)]
     findings += [Finding(code, issue) for code, issue in match_issues(policy)]

@@ -1,9 +1,9 @@
-"""Type-check custom CEL rules by evaluating them against representative facts documents.
+"""CEL findings of `gate lint`: the static check every loader runs, and null-sensitivity.
 
-cel-python has no static type checker, so each rule runs against a document with every field set
-(an error there is a type error: an unknown field, an operator applied to the wrong types, a result
-that is not a bool) and against one with every optional fact missing (an error there means the rule
-fails closed, and so denies, whenever those facts are unknown).
+Type errors, bad macros, regexes RE2 rejects and rules over the cost budget come from the same
+static check `check`, `serve` and `test` run when they load a policy (`gate.policy.compile.compile_rules`).
+A custom rule that passes it is then run once against a facts document with every optional fact
+missing: an error there means the rule fails closed, and so denies, whenever those facts are unknown.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import msgspec
 
 from gate.errors import Issue
 from gate.facts import GITHUB_ISSUER, AttestationFact, Ecosystem, Facts, FileFacts, FileKind, Publisher, to_activation
-from gate.policy.cel import CELParseError, outcome
+from gate.policy.cel import outcome
+from gate.policy.compile import compile_rules
 from gate.policy.load import format_path
 from gate.policy.model import CustomRule, Policy
 
@@ -155,29 +156,27 @@ def _run(program: Any, activation: dict[str, Any]) -> str | None:
     return None
 
 
-def _issue(policy: Policy, rule: CustomRule, text: str, level: str) -> Issue:
+def _warning(policy: Policy, rule: CustomRule, text: str) -> Issue:
     where = _position(rule.expression, text)
     reason = _readable(text) + (f" at line {where[0]}, column {where[1]} of the expression" if where else "")
-    if level == "warning":
-        message = f"rule {rule.name!r} fails (and denies) when optional facts are missing: {reason}"
-    else:
-        message = f"rule {rule.name!r}: {reason}"
-    return Issue(format_path(rule.path), message, policy.file, policy.raw.line_of(rule.path), level)
+    message = f"rule {rule.name!r} fails (and denies) when optional facts are missing: {reason}"
+    return Issue(format_path(rule.path), message, policy.file, policy.raw.line_of(rule.path), "warning")
 
 
-def cel_issues(policy: Policy, claim_names: tuple[str, ...] = ()) -> Iterator[Issue]:
-    """Type errors (errors) and null-sensitivity (warnings) of the policy's custom rules."""
-    full = to_activation(representative_facts(claim_names), _NOW)
+def cel_issues(policy: Policy) -> Iterator[tuple[str, Issue]]:
+    """(code, issue) for every rule that cannot be used (errors: cel-syntax, cel-type, cel-cost, regex) and
+    every custom rule that denies when optional facts are missing (warnings: cel-null)."""
+    compiled, problems = compile_rules(policy)
+    yield from problems
+    usable = {rule.name for rule in compiled}
     sparse = to_activation(sparse_facts(), _NOW)
     for rule in policy.rules:
+        if rule.name not in usable:
+            continue
         try:
             program = _program(rule.expression)
-        except CELParseError:
-            continue  # reported by the schema's `cel` format check
-        error = _run(program, full)
-        if error is not None:
-            yield _issue(policy, rule, error, "error")
+        except Exception:  # the compiled runner took it; the interpreter only words errors better
             continue
         error = _run(program, sparse)
         if error is not None:
-            yield _issue(policy, rule, error, "warning")
+            yield "cel-null", _warning(policy, rule, error)

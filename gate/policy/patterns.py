@@ -1,9 +1,18 @@
-"""String matchers in policies (exact, glob, or `{regex: ...}`) turned into anchored RE2 regexes for CEL."""
+"""String matchers in policies (exact, glob, or `{regex: ...}`) turned into anchored RE2 regexes.
+
+CEL's `matches()` runs them with RE2, and so does `Pattern.matches` (package globs, lock identities):
+RE2 runs in time linear in the input, so no pattern can backtrack for minutes (`(a+)+$`, `*a*a*a*b`),
+and a regex RE2 cannot run (a lookahead, a backreference) is an error when the policy loads.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import re2
 
 from gate.facts import Ecosystem
 
@@ -11,16 +20,43 @@ _NAME_SEPARATORS = re.compile(r"[-_.]+")
 _REGEX_SPECIAL = set("\\.^$|?*+()[]{}")
 
 
+_OPTIONS = re2.Options()
+_OPTIONS.log_errors = False  # an invalid regex is reported with its policy; RE2's log line would repeat it
+
+
+@lru_cache(maxsize=4096)
+def _compiled(regex: str) -> Any:
+    """An RE2 program (untyped library); raises re2.error."""
+    return re2.compile(regex, _OPTIONS)
+
+
 @dataclass(frozen=True)
 class Pattern:
-    """A compiled matcher: `regex` is anchored and valid for both RE2 (CEL `matches`) and Python `re`."""
+    """A compiled matcher: `regex` is anchored and valid for RE2, which runs it both in CEL `matches`
+    and here."""
 
     source: str
     regex: str
     is_literal: bool
+    _program: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_program", _compiled(self.regex))
 
     def matches(self, value: str) -> bool:
-        return re.fullmatch(self.regex, value) is not None
+        if self.is_literal:
+            return value == self.source  # what `^<escaped source>$` matches
+        if len(value) <= _CACHED_LENGTH:  # the files of one page share their name: RE2's wrapper is slow
+            return _fullmatch(self.regex, value)
+        return self._program.fullmatch(value) is not None
+
+
+_CACHED_LENGTH = 256
+
+
+@lru_cache(maxsize=8192)
+def _fullmatch(regex: str, value: str) -> bool:
+    return _compiled(regex).fullmatch(value) is not None
 
 
 def glob_to_regex(glob: str) -> str:
@@ -41,11 +77,13 @@ def glob(text: str) -> Pattern:
 
 
 def regex(text: str) -> Pattern:
-    """A user regex must match the whole value (anchored), so `pypa/.*` cannot match `evil/pypa/x`."""
+    """A user regex must match the whole value (anchored), so `pypa/.*` cannot match `evil/pypa/x`;
+    raises ValueError when RE2 rejects it."""
     try:
-        re.compile(text)
-    except re.error as err:
-        raise ValueError(f"invalid regex {text!r}: {err}") from err
+        _compiled(text)
+    except re2.error as err:
+        reason = err.args[0].decode(errors="replace") if err.args and isinstance(err.args[0], bytes) else str(err)
+        raise ValueError(f"invalid regex {text!r} (RE2 syntax: no lookarounds or backreferences): {reason}") from err
     return Pattern(source=text, regex=f"^(?:{text})$", is_literal=False)
 
 

@@ -35,7 +35,7 @@ spec:
     targetChannel: match
   rules:
     - {name: hosted, expression: 'attestations.all(a, a.claims.runnerEnvironment == "github-hosted")', message: m}
-    - {name: typo, expression: 'file.nmae == "x"', message: m}
+    - {name: first, expression: 'attestations[0].identity != ""', message: m}
     - {name: size, expression: 'file.size < 100000 && file.name.startsWith("s")', message: m}
     - {name: recent, expression: 'attestations.exists(a, now - a.integratedTime < duration("87600h"))', message: m}
 """

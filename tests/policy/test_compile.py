@@ -159,15 +159,17 @@ def test_target_channel() -> None:
 
 
 def test_custom_rule_errors_fail_closed() -> None:
-    spec = "rules: [{name: typo, expression: 'file.nmae == \"x\"', message: m}]"
+    """A rule that type-checks but errors on these facts (no attestation to index) denies."""
+    spec = "rules: [{name: first, expression: 'attestations[0].identity == \"x\"', message: m}]"
     result = evaluate(policy(spec), f.facts(), f.NOW)
     assert result.verdict is Verdict.DENY
     assert "could not be evaluated" in result.violations[0].message
 
 
-def test_custom_rule_must_yield_bool() -> None:
-    result = evaluate(policy("rules: [{name: n, expression: 'file.name', message: m}]"), f.facts(), f.NOW)
-    assert result.verdict is Verdict.DENY and "must yield a bool" in result.violations[0].message
+def test_has_yields_a_bool() -> None:
+    """cel-python's has() yields a Python bool: a rule that is just has() passes, not "must yield a bool"."""
+    result = evaluate(policy("rules: [{name: n, expression: 'has(file.size)', message: m}]"), f.facts(), f.NOW)
+    assert result.verdict is Verdict.ALLOW
 
 
 def test_custom_rule_over_attestations() -> None:

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from gate.facts import Ecosystem
@@ -30,7 +33,7 @@ def test_regex_is_anchored() -> None:
 
 
 def test_regex_errors_name_the_problem() -> None:
-    with pytest.raises(ValueError, match=r"invalid regex 'pypa/\(': missing \), unterminated subpattern"):
+    with pytest.raises(ValueError, match=r"invalid regex 'pypa/\(' \(RE2 syntax.*\): missing \)"):
         patterns.regex("pypa/(")
 
 
@@ -54,3 +57,42 @@ def test_package_glob_normalizes(glob: str, name: str, matches: bool) -> None:
 )
 def test_conda_names_compare_exactly(glob: str, name: str, matches: bool) -> None:
     assert patterns.package_glob(glob).matches(name, Ecosystem.CONDA) is matches
+
+
+# Each snippet matches a pattern that backtracks exponentially (or as n^8) in Python's `re` against an
+# input large enough that backtracking would take hours; RE2 answers at once. The subprocess's timeout
+# only detects a hang.
+REDOS = {
+    "glob": "print(patterns.package_glob('*a*a*a*a*a*a*a*a*b').matches('a' * 64, Ecosystem.PYPI))",
+    "conda-glob": "print(patterns.package_glob('*a*a*a*a*a*a*a*a*b').matches('a' * 64, Ecosystem.CONDA))",
+    "regex": "print(patterns.regex('(a+)+').matches('a' * 64 + 'b'))",
+    "nested-regex": "print(patterns.regex('(a|aa)+(b|c)*$').matches('a' * 60 + '!'))",
+    "google-identity": (
+        "from gate.policy.model import Signer\n"
+        "from gate.identities import signer_allows\n"
+        "signer = Signer(identity=patterns.regex('(a+)+@x\\\\.iam\\\\.gserviceaccount\\\\.com'),"
+        " issuer=patterns.glob('https://accounts.google.com'))\n"
+        "print(signer_allows(signer, {'kind': 'Google', 'email': 'a' * 64 + '!'}))"
+    ),
+    "long-lock-identity": (
+        "from gate.policy.model import Signer\n"
+        "from gate.identities import signer_allows\n"
+        "signer = Signer(identity=patterns.regex('https://github\\\\.com/' + '.*a' * 12 + 'b@.*'),"
+        " issuer=patterns.glob('https://token.actions.githubusercontent.com'))\n"
+        "print(signer_allows(signer, {'kind': 'GitHub', 'repository': 'a/' + 'a' * 200_000, 'workflow': 'w.yml'}))"
+    ),
+}
+
+
+@pytest.mark.parametrize("snippet", REDOS.values(), ids=REDOS.keys())
+def test_patterns_cannot_backtrack(snippet: str) -> None:
+    code = "from gate.facts import Ecosystem\nfrom gate.policy import patterns\n" + snippet
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("regex", ["(?=a)b", "(a)\\1", "(?<=x)y", "a++"])
+def test_regexes_re2_cannot_run_are_rejected(regex: str) -> None:
+    """Python's `re` accepts these; RE2, which runs every pattern, does not: an error at load."""
+    with pytest.raises(ValueError, match="RE2 syntax"):
+        patterns.regex(regex)

@@ -114,8 +114,8 @@ def test_decisions_hold_until_a_waiver_expires_or_only_now_when_cel_reads_now(
         ('"file" == "now"', (), False, False),  # string literals read nothing
         ('file.name == "x" || has(file.index) && [file][0].size > 1', None, False, False),
         ('has(file.size) && .file.name == "x" && file.name != "file.kind"', ("name", "size"), False, False),
-        ("file.size() > 3", None, False, False),  # a call on `file` may read all of it
-        ('attestations.exists(a, a.file.name == "x")', (), True, False),  # a field named `file` is not `file`
+        ("size(dyn(file)) > 3", None, False, False),  # a call on `file` may read all of it
+        ('attestations.exists(a, {"file": {"name": a.identity}}.file.name == "x")', (), True, False),  # `file`, a key
     ],
 )
 def test_rule_reads(expression: str, fields: tuple[str, ...] | None, attestations: bool, now: bool) -> None:
