@@ -98,7 +98,7 @@ def comparable(a: Type, b: Type) -> bool:
     kinds do not compare in cel-python: `1 == 1.0` is an error)."""
     if {"dyn", "null"} & {a.base, b.base}:
         return True
-    if a.base != b.base or a.name != b.name:
+    if a.base != b.base or (a.base == "object" and a.name != b.name):
         return False
     return all(comparable(x, y) for x, y in zip(a.args, b.args, strict=True))
 

@@ -84,9 +84,10 @@ def join(a: Type, b: Type) -> Type:
     if a.kind == "null" or b.kind == "null":
         other = b if a.kind == "null" else a
         return replace(other, nullable=True) if other.kind != "null" else NULL
-    if a.base == b.base and a.name == b.name and len(a.args) == len(b.args):
+    if a.base == b.base and (a.base != "object" or a.name == b.name):
         args = tuple(join(x, y) for x, y in zip(a.args, b.args, strict=True))
-        return Type(a.base, args, a.name, max(a.size, b.size), a.nullable or b.nullable)
+        name = a.name if a.name == b.name else ""
+        return Type(a.base, args, name, max(a.size, b.size), a.nullable or b.nullable)
     return Type("dyn", size=max(a.size, b.size))
 
 

@@ -101,6 +101,7 @@ ACCEPTED = [
     "attestations.exists(a, a.integratedTime != null && now - a.integratedTime < duration('8760h'))",
     "file['name'] == 'x' || attestations.map(a, a.publisher.kind).size() >= 0",
     ".file.yanked == false",
+    "attestations.all(a, a.claims != {} && [a.claims, {'k': 'v'}].exists(m, m.size() > 0))",
     "(" * cel.MAX_DEPTH + "true" + ")" * cel.MAX_DEPTH,
 ]
 
