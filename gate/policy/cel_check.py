@@ -42,8 +42,10 @@ from gate.policy.cel_types import (
 )
 
 # The most evaluation steps a rule may take on the largest facts document (each step is one operator,
-# call, literal or variable: 20 to 50 microseconds in cel-python, so about half a second at most).
+# call, literal or variable: 20 to 50 microseconds in cel-python, so about half a second at most), and
+# all the rules of one policy together.
 MAX_COST = 20_000
+MAX_POLICY_COST = 100_000
 
 _MACROS = frozenset({"exists", "all", "exists_one", "map", "filter"})
 _OPERATORS = {
@@ -342,28 +344,40 @@ class _Checker:
         return BOOL, total
 
 
-def check_tree(tree: Tree[Any], expression: str) -> Problem | None:
-    """Why a parsed rule cannot be used, or None when it type-checks, yields a bool and is cheap enough."""
+@dataclass(frozen=True)
+class Checked:
+    """What the static check found: the parse tree (None when it does not parse), why the rule cannot be
+    used (None when it can) and its estimated cost in evaluation steps."""
+
+    tree: Tree[Any] | None
+    problem: Problem | None
+    cost: int = 0
+
+
+def _check_tree(tree: Tree[Any], expression: str) -> Checked:
     try:
         typ, cost = _Checker(expression).visit(tree, dict(VARIABLES))
     except CheckError as err:
-        return err.problem
+        return Checked(tree, err.problem)
     except RecursionError:
-        return Problem("cel-syntax", f"the expression nests too deeply (more than {cel.MAX_DEPTH} levels)")
+        return Checked(tree, Problem("cel-syntax", f"the expression nests more than {cel.MAX_DEPTH} levels deep"))
     if typ.base != "bool":
-        return Problem("cel-type", f"the rule yields {typ}, not a bool")
+        return Checked(tree, Problem("cel-type", f"the rule yields {typ}, not a bool"), cost)
     if cost > MAX_COST:
-        return Problem("cel-cost", f"the rule may take {cost:,} evaluation steps, more than the budget of "
-                       f"{MAX_COST:,}: a comprehension costs its body times its list's length (a literal's, or "
-                       f"up to {MAX_ATTESTATIONS} attestations), and nested ones multiply")
-    return None
+        message = (
+            f"the rule may take {cost:,} evaluation steps, more than the budget of {MAX_COST:,}: a comprehension "
+            f"costs its body times its list's length (a literal's, or up to {MAX_ATTESTATIONS} attestations), "
+            "and nested ones multiply"
+        )
+        return Checked(tree, Problem("cel-cost", message), cost)
+    return Checked(tree, None, cost)
 
 
-def check_expression(expression: str) -> tuple[Tree[Any] | None, Problem | None]:
-    """(parse tree, problem): the tree when it parses, and why it cannot be used (or None)."""
+def check_expression(expression: str) -> Checked:
+    """Parse and check a rule: it must type-check against the facts, yield a bool and fit the budget."""
     try:
         tree = cel.parse(expression)
     except cel.CELParseError as err:
         text = str(err.args[0]).rstrip() if err.args else "invalid CEL"
-        return None, Problem("cel-syntax", text, err.line, err.column)
-    return tree, check_tree(tree, expression)
+        return Checked(None, Problem("cel-syntax", text, err.line, err.column))
+    return _check_tree(tree, expression)

@@ -13,7 +13,7 @@ from typing import Any
 
 from gate.errors import Issue, PolicyError
 from gate.policy import cel
-from gate.policy.cel_check import Problem, check_expression
+from gate.policy.cel_check import MAX_POLICY_COST, Problem, check_expression
 from gate.policy.cel_types import MAX_ATTESTATIONS, MAX_CLAIMS
 from gate.policy.duration import format_duration
 from gate.policy.load import Path_, RawPolicy, format_path, load_paths, load_text
@@ -32,6 +32,7 @@ class CompiledRule:
     program: Any  # celpy Runner; untyped library
     reads: frozenset[str]  # the identifiers the expression names (`file`, `attestations`, `now`, fields ...)
     file_fields: tuple[str, ...] | None  # the fields it reads as `file.<field>`; None: it may read all of `file`
+    cost: int = 0  # the most evaluation steps it may take (gate.policy.cel_check)
 
     def evaluate(self, activation: dict[str, Any]) -> tuple[bool, str | None]:
         """(passed, error): a rule that errors or yields a non-boolean fails closed, and so does one over
@@ -194,15 +195,15 @@ class RuleError(ValueError):
 
 def compile_rule(name: str, expression: str, message: str) -> CompiledRule:
     """A rule checked statically (`gate.policy.cel_check`) and compiled; raises RuleError."""
-    tree, problem = check_expression(expression)
-    if problem is not None or tree is None:
-        raise RuleError(problem or Problem("cel-syntax", "invalid CEL"))
+    checked = check_expression(expression)
+    if checked.problem is not None or checked.tree is None:
+        raise RuleError(checked.problem or Problem("cel-syntax", "invalid CEL"))
     try:
-        program = cel.program(tree)
+        program = cel.program(checked.tree)
     except cel.CELCompileError as err:
         raise RuleError(Problem("cel-type", str(err))) from err
-    reads, file_fields = cel.identifiers(tree), cel.fields_read(tree, "file")
-    return CompiledRule(name, expression, message, program, reads, file_fields)
+    reads, file_fields = cel.identifiers(checked.tree), cel.fields_read(checked.tree, "file")
+    return CompiledRule(name, expression, message, program, reads, file_fields, checked.cost)
 
 
 def rule_path(policy: Policy, name: str) -> Path_:
@@ -224,6 +225,9 @@ def compile_rules(policy: Policy) -> tuple[list[CompiledRule], list[tuple[str, I
             path = rule_path(policy, name)
             issue = Issue(format_path(path), f"rule {name!r}: {err.problem}", policy.file, policy.raw.line_of(path))
             problems.append((err.problem.code, issue))
+    if (total := sum(rule.cost for rule in rules)) > MAX_POLICY_COST:
+        message = f"the policy's rules together may take {total:,} evaluation steps, more than {MAX_POLICY_COST:,}"
+        problems.append(("cel-cost", Issue("spec.rules", message, policy.file, policy.raw.line_of(("spec", "rules")))))
     return rules, problems
 
 

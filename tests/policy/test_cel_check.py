@@ -14,7 +14,7 @@ from gate.errors import Issue, PolicyError
 from gate.evaluate import evaluate
 from gate.facts import to_activation
 from gate.policy import cel
-from gate.policy.cel_check import MAX_COST, check_expression
+from gate.policy.cel_check import MAX_COST, MAX_POLICY_COST, check_expression
 from gate.policy.cel_types import MAX_ATTESTATIONS
 from gate.policy.compile import load_policies, load_policy_text
 from gate.policy.lint import LintOptions, lint_paths
@@ -187,8 +187,20 @@ def test_expensive_rules_are_rejected_at_load() -> None:
     assert "evaluation steps, more than the budget" in issue.message
     nested = "attestations.all(a, attestations.all(b, attestations.all(c, attestations.all(d, a == d))))"
     assert "more than the budget" in load_error(nested).message
-    _, problem = check_expression(f"{LIST200}.exists(a, a == file.size)")
-    assert problem is None
+    assert check_expression(f"{LIST200}.exists(a, a == file.size)").problem is None
+
+
+def test_a_policy_has_a_total_budget() -> None:
+    """Many rules each within budget cannot add up to an unbounded evaluation either."""
+    rule = f"{LIST200}.all(a, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].exists(b, a != b + 1000))"
+    assert check_expression(rule).problem is None
+    cost = check_expression(rule).cost
+    count = MAX_POLICY_COST // cost + 1
+    rules = "".join(f"    - {{name: r{i}, message: m, expression: '{rule}'}}\n" for i in range(count))
+    with pytest.raises(PolicyError) as raised:
+        load_policy_text(HEADER + "  rules:\n" + rules, "p.yaml")
+    [issue] = raised.value.issues
+    assert (issue.path, issue.line) == ("spec.rules", 5) and "rules together may take" in issue.message
 
 
 def test_rules_are_not_run_over_more_attestations_than_the_budget_assumes() -> None:
@@ -239,7 +251,7 @@ def test_every_generated_rule_type_checks() -> None:
         (policy,) = load_policy_text(text)
         assert len(policy.rules) == count
         for rule in policy.rules:
-            assert check_expression(rule.expression)[1] is None
+            assert check_expression(rule.expression).problem is None
     assert MAX_COST >= 10_000
 
 
