@@ -1,9 +1,9 @@
 """The functions and methods of standard CEL that gate's rules may call, with their types.
 
 Only what cel-python runs as the static check types it: `size`, `startsWith`, `endsWith`, `contains`,
-`matches` (its regex checked by RE2 when it is a literal), the timestamp and duration accessors, the
+`matches` (its regex checked by RE2 when it is a literal), the timestamp and duration accessors and the
 type conversions (`int`, `uint`, `double`, `string`, `bytes`, `bool`, `timestamp`, `duration`; a
-literal argument of the last two is parsed now) and `dyn`. Anything else is an unknown function.
+literal argument of the last two is parsed now). Anything else, `dyn()` too, is an unknown function.
 """
 
 from __future__ import annotations
@@ -122,8 +122,7 @@ def call(checker: Checker, node: Tree[Any], name: str, args: list[Arg]) -> Type:
     """The type of the global call `name(args)` (`has` is a macro, handled by the checker)."""
     types = [t for t, _ in args]
     if name == "dyn":
-        _arity(checker, node, name, types, (1,))
-        return Type("dyn", size=types[0].size)
+        raise checker.reject("dyn() is not supported: gate checks the type of every rule", node)
     if name == "size":
         _arity(checker, node, name, types, (1,))
         if types[0].base not in (*_SIZED, "dyn"):

@@ -180,7 +180,10 @@ class _Checker:
                               "or combine it with &&", node)
         if cond.base not in ("bool", "dyn"):
             raise self.reject(f"the condition of ?: must be a bool, not {cond}", node)
-        return join(yes, no), 1 + c1 + max(c2, c3)
+        result = join(yes, no)
+        if result.base == "dyn" and "dyn" not in (yes.base, no.base):
+            raise self.reject(f"the branches of ?: must have one type, not {yes} and {no}", node)
+        return result, 1 + c1 + max(c2, c3)
 
     def _logical(self, node: Tree[Any], scope: Scope, op: str) -> Typed:
         (left, c1), (right, c2) = self.visit(node.children[0], scope), self.visit(node.children[1], scope)

@@ -69,6 +69,8 @@ REJECTED = [
     ("now - file.uploaded > duration('7days')", "invalid duration '7days'", 32),
     ("file.size == 1.0", "no operator == for (int, double)", 11),
     ("Msg{a: 1} == file", "message construction", 1),
+    ("dyn(file.size) == 'x'", "dyn() is not supported", 1),
+    ("(file.yanked ? 1 : 'x') == 1", "the branches of ?: must have one type, not int and string", 2),
 ]
 
 

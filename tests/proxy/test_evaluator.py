@@ -114,7 +114,7 @@ def test_decisions_hold_until_a_waiver_expires_or_only_now_when_cel_reads_now(
         ('"file" == "now"', (), False, False),  # string literals read nothing
         ('file.name == "x" || has(file.index) && [file][0].size > 1', None, False, False),
         ('has(file.size) && .file.name == "x" && file.name != "file.kind"', ("name", "size"), False, False),
-        ("size(dyn(file)) > 3", None, False, False),  # a call on `file` may read all of it
+        ("[file].size() > 0", None, False, False),  # `file` as a value may be read whole
         ('attestations.exists(a, {"file": {"name": a.identity}}.file.name == "x")', (), True, False),  # `file`, a key
     ],
 )
