@@ -3,7 +3,7 @@
 Only what cel-python runs as the static check types it: `size`, `startsWith`, `endsWith`, `contains`,
 `matches` (its regex checked by RE2 when it is a literal), the timestamp and duration accessors and the
 type conversions (`int`, `uint`, `double`, `string`, `bytes`, `bool`, `timestamp`, `duration`; a
-literal argument of the last two is parsed now). Anything else, `dyn()` too, is an unknown function.
+string literal argument is converted now). Anything else, `dyn()` too, is an unknown function.
 """
 
 from __future__ import annotations
@@ -72,10 +72,16 @@ def regex_problem(pattern: str) -> str | None:
     return None
 
 
+_FROM_STRING = {
+    "int": celtypes.IntType, "uint": celtypes.UintType, "double": celtypes.DoubleType, "bool": celtypes.BoolType,
+    "timestamp": celtypes.TimestampType, "duration": celtypes.DurationType,
+}
+
+
 def literal_problem(kind: str, text: str) -> str | None:
-    """Why a timestamp() or duration() literal would fail at run time, or None."""
+    """Why converting a string literal with `kind()` would fail at run time, or None."""
     try:
-        (celtypes.TimestampType if kind == "timestamp" else celtypes.DurationType)(text)
+        _FROM_STRING[kind](celtypes.StringType(text))
     except Exception as err:  # cel-python raises ValueError, TypeError, OverflowError ...
         return f"invalid {kind} {text!r}: {err}"
     return None
@@ -138,7 +144,7 @@ def call(checker: Checker, node: Tree[Any], name: str, args: list[Arg]) -> Type:
         accepted, result = _CONVERSIONS[name]
         if types[0].base not in (*accepted, "dyn"):
             raise checker.reject(f"{name}() cannot convert {types[0]}", node)
-        if name in ("timestamp", "duration") and (text := literal_string(args[0][1])) is not None:
+        if name in _FROM_STRING and (text := literal_string(args[0][1])) is not None:
             problem = literal_problem(name, text)
             if problem is not None:
                 raise checker.reject(problem, unwrap(args[0][1]))

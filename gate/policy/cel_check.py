@@ -108,6 +108,7 @@ def comparable(a: Type, b: Type) -> bool:
 class _Checker:
     def __init__(self, expression: str) -> None:
         self.expression = expression
+        self.null_guards: set[int] = set()  # the operands of `||`, where `x == null` may compare a number
 
     def where(self, node: Tree[Any] | Token) -> tuple[int | None, int | None]:
         return cel.start(node)
@@ -186,6 +187,8 @@ class _Checker:
         return result, 1 + c1 + max(c2, c3)
 
     def _logical(self, node: Tree[Any], scope: Scope, op: str) -> Typed:
+        if op == "||":
+            self.null_guards.update(id(unwrap(child)) for child in node.children)
         (left, c1), (right, c2) = self.visit(node.children[0], scope), self.visit(node.children[1], scope)
         for typ in (left, right):
             if typ.base not in ("bool", "dyn"):
@@ -220,6 +223,7 @@ class _Checker:
         left_node = op_node.children[0]
         (left, c1), (right, c2) = self.visit(left_node, scope), self.visit(right_node, scope)
         cost = 1 + c1 + c2
+        self.null_number(node, op, left, right)
         if op in ("==", "!=") and comparable(left, right):
             return BOOL, cost + max(left.size, right.size)
         if op == "in" and self._contains(left, right):
@@ -239,6 +243,18 @@ class _Checker:
         raise CheckError(Problem("cel-type", f"no operator {op} for ({left}, {right})", line, column))
 
     _relation = _addition = _multiplication = _binary
+
+    def null_number(self, node: Tree[Any], op: str, left: Type, right: Type) -> None:
+        """cel-python errs comparing a number with null (`1 == null`). An error counts as false, so only
+        `x == null` as an operand of `||` means what it says; `x != null` denies whenever x is known."""
+        kinds = {left.base, right.base if op != "in" or right.base not in ("list", "map") else right.args[0].base}
+        if "null" not in kinds or not kinds & set(_NUMBERS):
+            return
+        if op == "==" and id(node) in self.null_guards:
+            return
+        raise self.reject(
+            f"cel-python cannot compare a number with null ({op} is an error, not a bool, when the number is "
+            "known); test a fact that may be null as `file.size == null || <condition>`", node)
 
     @staticmethod
     def _contains(item: Type, container: Type) -> bool:

@@ -70,6 +70,10 @@ REJECTED = [
     ("file.size == 1.0", "no operator == for (int, double)", 11),
     ("Msg{a: 1} == file", "message construction", 1),
     ("dyn(file.size) == 'x'", "dyn() is not supported", 1),
+    ("file.size != null && file.size > 5", "cannot compare a number with null (!= is an error", 1),
+    ("file.size == null ? true : file.size > 5", "cannot compare a number with null (== is an error", 1),
+    ("bool('yes')", "invalid bool 'yes'", 6),
+    ("int('0x') > 0", "invalid int '0x'", 5),
     ("(file.yanked ? 1 : 'x') == 1", "the branches of ?: must have one type, not int and string", 2),
 ]
 
@@ -87,6 +91,7 @@ ACCEPTED = [
     "!file.yanked",
     "file.uploaded == null || now - file.uploaded >= duration('168h')",
     "file.size == null || file.size < 10000000",
+    "file.size < 10000000 || file.size == null || file.yanked",
     "file.name.startsWith('corp-') && file.version.matches('^[0-9.]+$')",
     "attestations.exists(a, a.verified && a.publisher.repository == 'pypa/sampleproject')",
     "attestations.all(a, !('sourceRepositoryRef' in a.claims) || a.claims.sourceRepositoryRef.startsWith('refs/'))",
