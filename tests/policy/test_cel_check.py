@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -151,6 +153,17 @@ def test_cel_that_crashed_cel_python_is_a_policy_error(
         [("cel-type", "error", 6)],
         [("cel-syntax", "error", 6)],
     )
+
+
+@pytest.mark.parametrize("expression", ["attestations.exists(a)", "(" * 3000 + "true" + ")" * 3000])
+def test_serve_refuses_to_start_with_such_a_rule(expression: str, tmp_path: Path) -> None:
+    """The proxy loads policies with the same check before it listens (the timeout only detects a hang)."""
+    policy = tmp_path / "p.yaml"
+    policy.write_text(rule_policy(expression), encoding="utf-8")
+    command = [sys.executable, "-m", "gate", "serve", "-p", str(policy), "--upstream", "http://127.0.0.1:9/simple/"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert f"{policy}:6: spec.rules[0].expression: " in done.stderr and "Traceback" not in done.stderr
 
 
 def test_limits_are_named() -> None:
