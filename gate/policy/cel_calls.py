@@ -1,7 +1,7 @@
 """The functions and methods of standard CEL that gate's rules may call, with their types.
 
 Only what cel-python runs as the static check types it: `size`, `startsWith`, `endsWith`, `contains`,
-`matches` (its regex checked by RE2 when it is a literal), the timestamp and duration accessors and the
+`matches` (its regex a string literal, checked by RE2), the timestamp and duration accessors and the
 type conversions (`int`, `uint`, `double`, `string`, `bytes`, `bool`, `timestamp`, `duration`; a
 string literal argument is converted now). Anything else, `dyn()` too, is an unknown function.
 """
@@ -98,7 +98,10 @@ def _string_test(checker: Checker, node: Tree[Any] | Token, name: str, args: lis
     typ, arg = args[0]
     if typ.base not in ("string", "dyn"):
         raise checker.reject(f"{name}() takes a string, not {typ}", node)
-    if name == "matches" and (pattern := literal_string(arg)) is not None:
+    if name == "matches":
+        pattern = literal_string(arg)
+        if pattern is None:  # a pattern read from the facts could be made to match anything
+            raise checker.reject("matches() takes its regex as a string literal", unwrap(arg), "regex")
         problem = regex_problem(pattern)
         if problem is not None:
             raise checker.reject(problem, unwrap(arg), "regex")
