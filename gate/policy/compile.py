@@ -99,11 +99,19 @@ def signer_expression(signer: Signer) -> str:
     return f"({identity} && {issuer})"
 
 
+def _any_of(conditions: list[str]) -> str:
+    """The conditions joined with ||, as a balanced tree: a long chain would nest past cel.MAX_DEPTH."""
+    if len(conditions) <= 8:
+        return " || ".join(conditions)
+    half = len(conditions) // 2
+    return f"({_any_of(conditions[:half])}) || ({_any_of(conditions[half:])})"
+
+
 def _trusted(att: Attestations, extra: str = "") -> str:
     """`a` is verified, from an allowed signer (when signers are listed), and meets `extra`."""
     parts = ["a.verified"]
     if att.signers:
-        signers = " || ".join(signer_expression(s) for s in att.signers)
+        signers = _any_of([signer_expression(s) for s in att.signers])
         parts.append(f"({signers})" if len(att.signers) > 1 else signers)
     if extra:
         parts.append(extra)
@@ -223,7 +231,9 @@ def compile_rules(policy: Policy) -> tuple[list[CompiledRule], list[tuple[str, I
             rules.append(compile_rule(name, expression, message))
         except RuleError as err:
             path = rule_path(policy, name)
-            issue = Issue(format_path(path), f"rule {name!r}: {err.problem}", policy.file, policy.raw.line_of(path))
+            custom = any(rule.name == name for rule in policy.rules)
+            text = f"rule {name!r}{'' if custom else ' (the rule gate makes of this field)'}: {err.problem}"
+            issue = Issue(format_path(path), text, policy.file, policy.raw.line_of(path))
             problems.append((err.problem.code, issue))
     if (total := sum(rule.cost for rule in rules)) > MAX_POLICY_COST:
         message = f"the policy's rules together may take {total:,} evaluation steps, more than {MAX_POLICY_COST:,}"

@@ -14,7 +14,7 @@ import pytest
 from gate.cli import main
 from gate.errors import Issue, PolicyError
 from gate.evaluate import evaluate
-from gate.facts import to_activation
+from gate.facts import Publisher, to_activation
 from gate.policy import cel
 from gate.policy.cel_check import MAX_COST, MAX_POLICY_COST, check_expression
 from gate.policy.cel_types import MAX_ATTESTATIONS
@@ -286,3 +286,14 @@ def test_now_is_a_timestamp_and_facts_are_checked_as_declared() -> None:
     assert "no operator > for (timestamp, string)" in load_error("now > '2026-01-01'").message
     assert load_policy_text(rule_policy("now > timestamp('2026-01-01T00:00:00Z')"))
     assert dt.UTC  # the facts' times are UTC timestamps
+
+
+def test_many_signers_stay_within_the_limits() -> None:
+    """The compiler joins signers as a balanced tree, so 100 of them nest a few levels, not 100."""
+    signers = "".join(f"      - publisher: {{kind: GitHub, repository: o/r{i}}}\n" for i in range(99))
+    pypa = "      - publisher: {kind: GitHub, repository: pypa/*}\n"
+    text = HEADER + "  attestations:\n    signers:\n" + signers + pypa
+    policies = load_policy_text(text)
+    assert evaluate(policies, f.facts(f.attestation()), f.NOW).violations == ()
+    other = f.attestation(publisher=Publisher(kind="GitHub", repository="evil/x", workflow="release.yml"))
+    assert [v.rule for v in evaluate(policies, f.facts(other), f.NOW).violations] == ["attestations.signers"]
