@@ -2,9 +2,10 @@
 
 cel-python has no type checker, so gate walks the parse tree itself: each node gets a type
 (`gate.policy.cel_types`) and a cost. A rule is rejected, with the place in the expression, when it
-names an unknown variable, field or function, applies an operator or function to the wrong types,
-misuses a macro (`exists(a)`, `exists(1, true)`, `map` with four arguments, `has(file)`), yields
-something other than a bool, matches with a regex RE2 rejects, or could take more than MAX_COST steps
+names an unknown variable, field, claim or function, applies an operator or function to the wrong
+types, misuses a macro (`exists(a)`, `exists(1, true)`, `map` with four arguments, `has(file)`), uses a
+construct cel-python gets wrong (`!has(x)`, `1 == null`), yields something other than a bool, matches
+with a regex that is not a literal RE2 accepts, or could take more than MAX_COST steps
 (a comprehension costs its body times the most elements its receiver can hold, as Kubernetes estimates
 CEL cost). What the check does not know it rejects: it fails closed.
 """
