@@ -69,6 +69,8 @@ def regex_problem(pattern: str) -> str | None:
         re2.compile(pattern, _QUIET)
     except re2.error as err:
         return f"RE2 rejects the regex {pattern!r}: {err}"
+    except UnicodeEncodeError as err:
+        return f"the regex {pattern!r} is not Unicode text ({err.reason})"
     return None
 
 

@@ -26,8 +26,16 @@ _OPTIONS.log_errors = False  # an invalid regex is reported with its policy; RE2
 
 @lru_cache(maxsize=4096)
 def _compiled(regex: str) -> Any:
-    """An RE2 program (untyped library); raises re2.error."""
+    """An RE2 program (untyped library); raises re2.error, or UnicodeEncodeError for a lone surrogate."""
     return re2.compile(regex, _OPTIONS)
+
+
+def unicode_text(value: str) -> str:
+    """`value` as RE2 (UTF-8) can take it: a lone surrogate, which a file name that is not UTF-8 decodes
+    to, becomes U+FFFD, the same on the pattern's side and the value's."""
+    if value.isascii():
+        return value
+    return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,7 @@ class Pattern:
     def matches(self, value: str) -> bool:
         if self.is_literal:
             return value == self.source  # what `^<escaped source>$` matches
+        value = unicode_text(value)
         if len(value) <= _CACHED_LENGTH:  # the files of one page share their name: RE2's wrapper is slow
             return _fullmatch(self.regex, value)
         return self._program.fullmatch(value) is not None
@@ -73,7 +82,7 @@ def glob_to_regex(glob: str) -> str:
 
 
 def glob(text: str) -> Pattern:
-    return Pattern(source=text, regex=glob_to_regex(text), is_literal=not any(c in text for c in "*?"))
+    return Pattern(source=text, regex=glob_to_regex(unicode_text(text)), is_literal=not any(c in text for c in "*?"))
 
 
 def regex(text: str) -> Pattern:
@@ -81,6 +90,8 @@ def regex(text: str) -> Pattern:
     raises ValueError when RE2 rejects it."""
     try:
         _compiled(text)
+    except UnicodeEncodeError as err:
+        raise ValueError(f"invalid regex {text!r}: not Unicode text ({err.reason})") from err
     except re2.error as err:
         reason = err.args[0].decode(errors="replace") if err.args and isinstance(err.args[0], bytes) else str(err)
         raise ValueError(f"invalid regex {text!r} (RE2 syntax: no lookarounds or backreferences): {reason}") from err

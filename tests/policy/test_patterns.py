@@ -96,3 +96,12 @@ def test_regexes_re2_cannot_run_are_rejected(regex: str) -> None:
     """Python's `re` accepts these; RE2, which runs every pattern, does not: an error at load."""
     with pytest.raises(ValueError, match="RE2 syntax"):
         patterns.regex(regex)
+
+
+def test_lone_surrogates_neither_crash_nor_escape() -> None:
+    """A file name that is not UTF-8 decodes to lone surrogates, which RE2 (UTF-8) cannot take as they are."""
+    assert patterns.package_glob("foo*").matches("foo\udcff", Ecosystem.PYPI)
+    assert not patterns.package_glob("bar*").matches("foo\udcff", Ecosystem.CONDA)
+    assert patterns.glob("a\ud800*").matches("a\ud800bc")
+    with pytest.raises(ValueError, match="not Unicode text"):
+        patterns.regex("a\ud800")
