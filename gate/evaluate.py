@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 from msgspec.structs import fields
 
 from gate.decision import Decision, Violation
-from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, FileKind, to_activation
+from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, FileKind, to_activation, visible_attestations
 from gate.policy.compile import CompiledPolicy, CompiledRule
 from gate.policy.model import STRUCTURED_RULES, MinimumAge, PolicyException
 
@@ -168,13 +168,15 @@ class _Derived:
         return self._activation
 
     def attestations(self, every_field: bool) -> Hashable:
-        """The attestations' key: every field (`every_field`), or all but `source`."""
+        """The key of the attestations rules see (verified only, as `to_activation` gives them): every field
+        (`every_field`), or all but `source`."""
+        visible = visible_attestations(self.facts.attestations)
         if every_field:
             if self._everything is None:
-                self._everything = attestation_key(self.facts.attestations, _ALL_ATTESTATION_FIELDS)
+                self._everything = attestation_key(visible, _ALL_ATTESTATION_FIELDS)
             return self._everything
         if self._judged is None:
-            self._judged = attestation_key(self.facts.attestations, _JUDGED_ATTESTATION_FIELDS)
+            self._judged = attestation_key(visible, _JUDGED_ATTESTATION_FIELDS)
         return self._judged
 
 

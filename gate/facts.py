@@ -1,7 +1,8 @@
 """The typed facts a policy sees about one file, and their conversion to the CEL input document.
 
 Facts are gathered by `gate.sources` and `gate.verify`; policies only ever read them. A failed
-verification is a fact (`verified=False` with an `error`), never an exception.
+verification is a fact (`verified=False` with an `error`), never an exception; it is kept for the report,
+but rules see only verified evidence (`visible_attestations`).
 """
 
 from __future__ import annotations
@@ -169,10 +170,17 @@ def _attestation_document(att: AttestationFact) -> dict[str, Any]:
     return doc
 
 
+def visible_attestations(attestations: tuple[AttestationFact, ...]) -> tuple[AttestationFact, ...]:
+    """The evidence rules may read: verified only. A bundle that did not verify carries an identity, issuer,
+    publisher, claims and predicate type chosen by whoever made it; no rule, however written, may see them.
+    (The report still lists every rejected bundle with its reason.)"""
+    return tuple(a for a in attestations if a.verified)
+
+
 def to_activation(facts: Facts, now: dt.datetime) -> dict[str, Any]:
-    """The CEL input document: `file`, `attestations` and `now`."""
+    """The CEL input document: `file`, `attestations` (verified evidence only) and `now`."""
     return {
         "file": _cel(asdict(facts.file)),
-        "attestations": _cel([_attestation_document(a) for a in facts.attestations]),
+        "attestations": _cel([_attestation_document(a) for a in visible_attestations(facts.attestations)]),
         "now": cel_timestamp(now),
     }
