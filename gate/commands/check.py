@@ -7,10 +7,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from gate.commands.common import add_policy_option, now, policies, timestamp
+from gate.commands.common import add_policy_option, add_unmatched_option, now, policies, timestamp
 from gate.decision import Decision, exit_code, json_report, text_report
 from gate.errors import UsageError
-from gate.evaluate import Evaluator, evaluate
+from gate.evaluate import Evaluator, Unmatched, evaluate, require_policies
 from gate.facts import Facts
 from gate.preinstall import Checked, check_planned
 from gate.report.check import check_sarif, summary_table
@@ -36,6 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index-url", metavar="URL",
                         help="simple index the planned files come from (default: https://pypi.org/simple/)")
     add_policy_option(parser)
+    add_unmatched_option(parser)
     parser.add_argument(
         "--attestation", action="append", type=Path, default=[], metavar="FILE",
         help="evidence for the files: PEP 740 attestation/provenance, Sigstore bundle, conda .sigs (repeatable)",
@@ -56,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
     if not (args.paths or args.pip_report or args.requirement):
         raise UsageError("nothing to check: give files, a pylock.toml, --pip-report or -r")
     compiled = policies(args)
-    reads_attestations = Evaluator(compiled).reads_attestations
+    require_policies(compiled, args.policy)
+    unmatched: Unmatched = args.unmatched
+    reads_attestations = Evaluator(compiled, unmatched=unmatched).reads_attestations
     options = LocalOptions(
         attestations=tuple(args.attestation),
         uploaded=args.uploaded,
@@ -70,14 +73,16 @@ def run(args: argparse.Namespace) -> int:
     for path in args.paths:
         (locks if is_pylock(path) else locals_).append(path)
     located: list[tuple[Decision, str | None, int | None]] = [
-        (evaluate(compiled, facts, when), str(path), None)
+        (evaluate(compiled, facts, when, unmatched=unmatched), str(path), None)
         for path in expand_paths(locals_) for facts in _facts(path, options)
     ]
     planned = _planned(args, locks)
     checked: list[Checked] = []
     if planned:
         gatherer = IndexGatherer(args.index_url, options.verifier, reads_attestations=reads_attestations)
-        checked = check_planned(planned, compiled, gatherer, when, _progress if sys.stderr.isatty() else None)
+        checked = check_planned(
+            planned, compiled, gatherer, when, _progress if sys.stderr.isatty() else None, unmatched=unmatched
+        )
         located += [(c.decision, c.planned.source, c.planned.line) for c in checked]
     decisions = [d for d, _, _ in located]
     if args.format == "json":

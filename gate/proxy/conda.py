@@ -22,7 +22,7 @@ from flask import Blueprint, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
 
 from gate.decision import Decision
-from gate.evaluate import Judgement
+from gate.evaluate import Judgement, unjudgeable
 from gate.facts import Ecosystem, Facts, FileFacts
 from gate.proxy.app import EXTENSION, Gate
 from gate.proxy.decide import (
@@ -32,7 +32,6 @@ from gate.proxy.decide import (
     not_modified,
     record,
     text_response,
-    unjudgeable,
     upstream_failure,
     visible,
 )

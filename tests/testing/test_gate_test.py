@@ -112,10 +112,10 @@ now: 2026-11-22T00:00:00Z
 cases:
   - name: a package no policy matches
     file: {ecosystem: conda, name: numpy, version: 2.2.3}
-    expect: {verdict: allow}
+    expect: {verdict: deny}
   - name: a package no policy matches, on purpose
     file: {ecosystem: conda, name: numpy, version: 2.2.3}
-    expect: {verdict: allow, policies: []}
+    expect: {verdict: deny, violations: [gate/gate.unmatched], policies: []}
 """
 
 
