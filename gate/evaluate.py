@@ -14,7 +14,16 @@ from msgspec.structs import fields
 
 from gate.decision import Decision, Violation
 from gate.errors import UsageError
-from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, FileKind, to_activation, visible_attestations
+from gate.facts import (
+    AttestationFact,
+    Ecosystem,
+    Facts,
+    FileFacts,
+    FileKind,
+    Unidentified,
+    to_activation,
+    visible_attestations,
+)
 from gate.policy.compile import CompiledPolicy, CompiledRule
 from gate.policy.model import STRUCTURED_RULES, MinimumAge, PolicyException
 
@@ -92,6 +101,11 @@ def unjudgeable(ecosystem: Ecosystem, name: str, filename: str, sha256: str | No
         ecosystem=ecosystem, name=name, version="", filename=filename, kind=FileKind.FILE, sha256=sha256 or ""
     )
     return gate_denial(Facts(file=file), UNJUDGEABLE_RULE, reason)
+
+
+def unidentified(file: Unidentified) -> Decision:
+    """`unjudgeable` for a file a source could not identify."""
+    return unjudgeable(file.ecosystem, file.name, file.filename, file.sha256, file.reason)
 
 
 class NoPolicyError(UsageError):

@@ -116,6 +116,17 @@ class Facts(msgspec.Struct, frozen=True, gc=False):
     attestations: tuple[AttestationFact, ...] = ()
 
 
+class Unidentified(msgspec.Struct, frozen=True, gc=False):
+    """A file gate cannot name: a distribution filename no parser accepts, or an index record that
+    contradicts its filename. No policy can select what has no name, so it is denied (`gate.unjudgeable`)."""
+
+    ecosystem: Ecosystem
+    name: str
+    filename: str
+    sha256: str | None
+    reason: str
+
+
 def parse_time(text: str) -> dt.datetime:
     """An ISO 8601 time as gate reads every one it is given (`Z` allowed; no zone means UTC); raises
     ValueError. A date alone is midnight UTC."""

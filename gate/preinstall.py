@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from gate.decision import Decision
-from gate.evaluate import Unmatched, evaluate
+from gate.evaluate import Unmatched, evaluate, unidentified
 from gate.identities import with_lock_identities
 from gate.policy.compile import CompiledPolicy
 from gate.sources.planned import IndexGatherer, PlannedFile
@@ -37,6 +37,9 @@ def check_planned(
         if progress is not None:
             progress(i, len(planned), file)
         gathered = gatherer.gather(file)
+        if gathered.unidentified is not None:
+            out.append(Checked(file, unidentified(gathered.unidentified), gathered.notes))
+            continue
         decision = evaluate(policies, gathered.facts, now, unmatched=unmatched)
         decision = with_lock_identities(decision, file.identities, policies, now)
         out.append(Checked(file, decision, gathered.notes))

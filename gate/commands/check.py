@@ -4,18 +4,20 @@ conda package, a wheelhouse), a pip installation report, a pylock.toml, or a req
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 from pathlib import Path
 
 from gate.commands.common import add_policy_option, add_unmatched_option, now, policies, timestamp
 from gate.decision import Decision, exit_code, json_report, text_report
 from gate.errors import UsageError
-from gate.evaluate import Evaluator, Unmatched, evaluate, require_policies
-from gate.facts import Facts
+from gate.evaluate import Evaluator, Unmatched, evaluate, require_policies, unidentified
+from gate.facts import Facts, Unidentified
+from gate.policy.compile import CompiledPolicy
 from gate.preinstall import Checked, check_planned
 from gate.report.check import check_sarif, summary_table
 from gate.sources.conda_explicit import explicit_facts, is_explicit_env
-from gate.sources.local import LocalOptions, expand_paths, local_facts
+from gate.sources.local import LocalOptions, UnidentifiedFileError, expand_paths, local_facts
 from gate.sources.pip_report import planned_from_report, read_report, resolve_requirements
 from gate.sources.planned import IndexGatherer, PlannedFile
 from gate.sources.pylock import is_pylock, read_pylock
@@ -48,9 +50,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("text", "json", "sarif"), default="text")
 
 
-def _facts(path: Path, options: LocalOptions) -> list[Facts]:
-    """One file's facts, or every package's of a conda explicit environment file (`@EXPLICIT`)."""
-    return explicit_facts(path, options) if is_explicit_env(path) else [local_facts(path, options)]
+def _facts(path: Path, options: LocalOptions) -> list[Facts | Unidentified]:
+    """One file's facts, or every package's of a conda explicit environment file (`@EXPLICIT`); a file
+    gate cannot name is `Unidentified` (denied, with the reason)."""
+    if is_explicit_env(path):
+        return list(explicit_facts(path, options))
+    try:
+        return [local_facts(path, options)]
+    except UnidentifiedFileError as err:
+        return [err.file]
+
+
+def _decide(facts: Facts | Unidentified, policies: list[CompiledPolicy], when: dt.datetime, unmatched: Unmatched
+            ) -> Decision:
+    if isinstance(facts, Unidentified):
+        return unidentified(facts)
+    return evaluate(policies, facts, when, unmatched=unmatched)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     for path in args.paths:
         (locks if is_pylock(path) else locals_).append(path)
     located: list[tuple[Decision, str | None, int | None]] = [
-        (evaluate(compiled, facts, when, unmatched=unmatched), str(path), None)
+        (_decide(facts, compiled, when, unmatched), str(path), None)
         for path in expand_paths(locals_) for facts in _facts(path, options)
     ]
     planned = _planned(args, locks)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from msgspec.structs import replace
 
-from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, FileKind
+from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, FileKind, Unidentified
 from gate.sources.local import ReadsAttestations, python_file_facts
 from gate.sources.pypi import DEFAULT_UPSTREAM, ProjectPage, SimpleClient, UpstreamError
 from gate.verify.evidence import unverified, verify_evidence
@@ -40,6 +40,7 @@ class PlannedFile:
 class Gathered:
     facts: Facts
     notes: tuple[str, ...] = field(default_factory=tuple)
+    unidentified: Unidentified | None = None  # set when the filename names no package: denied, never judged
 
 
 def base_facts(planned: PlannedFile, index: str) -> FileFacts:
@@ -109,6 +110,13 @@ class IndexGatherer:
         facts = base_facts(planned, index)
         if planned.direct:
             return Gathered(Facts(facts), ("direct URL or local install: no index facts",))
+        if facts.kind is FileKind.FILE:  # not a wheel or sdist filename: the proxy hides such a row too
+            reason = (
+                f"{planned.filename} (named by {planned.source}) is not a valid wheel or sdist filename: gate "
+                f"cannot tell which package it is (the document's name {planned.name!r} is only a claim)"
+            )
+            found = Unidentified(Ecosystem.PYPI, facts.name, planned.filename, planned.sha256, reason)
+            return Gathered(Facts(facts), (), found)
         try:
             page = self._page(index, facts.name)
         except UpstreamError as err:
