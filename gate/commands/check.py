@@ -100,10 +100,11 @@ def run(args: argparse.Namespace) -> int:
         )
         located += [(c.decision, c.planned.source, c.planned.line) for c in checked]
     decisions = [d for d, _, _ in located]
+    notes = [()] * (len(located) - len(checked)) + [c.notes for c in checked]
     if args.format == "json":
-        print(json_report(decisions))
+        print(json_report(decisions, notes))
     elif args.format == "sarif":
-        print(check_sarif(located))
+        print(check_sarif(located, notes))
     else:
         print(text_report(decisions))
         if checked:

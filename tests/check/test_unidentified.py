@@ -8,6 +8,7 @@ import json
 import shutil
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,7 +50,7 @@ def policy(tmp_path: Path) -> Path:
     return path
 
 
-def _check(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, object]]:
+def _check(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
     # `--unmatched allow`: the denial must come from the name alone, not from the unmatched default
     code = main(["check", *args, "--unmatched", "allow", "--now", NOW, "--format", "json"])
     return code, json.loads(capsys.readouterr().out)
@@ -64,7 +65,7 @@ def test_a_distribution_gate_cannot_name_is_denied(
     (shipped / name).write_bytes(WHEEL.read_bytes())
     code, report = _check(capsys, str(shipped / name), "-p", str(policy))
     assert code == 1 and report["verdict"] == "deny"
-    (result,) = report["results"]  # type: ignore[attr-defined]
+    (result,) = report["results"]
     (violation,) = result["violations"]
     assert (violation["policy"], violation["rule"]) == ("gate", "gate.unjudgeable")
     assert name in violation["message"]
@@ -80,7 +81,7 @@ def test_a_wheelhouse_hides_no_distribution(tmp_path: Path, policy: Path, capsys
     (tmp_path / "notes.txt").write_text("not a distribution")
     code, report = _check(capsys, str(tmp_path), "-p", str(policy))
     assert code == 1
-    assert [r["file"] for r in report["results"]] == ["evil-1.0.tgz"]  # type: ignore[attr-defined]
+    assert [r["file"] for r in report["results"]] == ["evil-1.0.tgz"]
 
 
 def test_other_files_are_still_generic(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -90,7 +91,7 @@ def test_other_files_are_still_generic(tmp_path: Path, capsys: pytest.CaptureFix
     generic = tmp_path / "generic.yaml"
     generic.write_text(PACKAGES_ONLY.replace("[pypi, conda]", "[generic]"), encoding="utf-8")
     code, report = _check(capsys, str(blob), "-p", str(generic))
-    (result,) = report["results"]  # type: ignore[attr-defined]
+    (result,) = report["results"]
     assert code == 1 and result["facts"]["ecosystem"] == "generic"
     assert [v["rule"] for v in result["violations"]] == ["never"]
 
@@ -98,7 +99,7 @@ def test_other_files_are_still_generic(tmp_path: Path, capsys: pytest.CaptureFix
 def test_real_distributions_are_still_identified(policy: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, report = _check(capsys, str(WHEEL), str(SIGNED_CONDA), "-p", str(policy))
     assert code == 1
-    rules = [[v["rule"] for v in r["violations"]] for r in report["results"]]  # type: ignore[attr-defined]
+    rules = [[v["rule"] for v in r["violations"]] for r in report["results"]]
     assert rules == [["never"], ["never"]]
 
 
@@ -121,7 +122,7 @@ def test_a_lock_entry_gate_cannot_name_is_denied(
         """), encoding="utf-8")
     code, report = _check(capsys, str(lock), "-p", str(policy), "--index-url", "http://127.0.0.1:9/simple/")
     assert code == 1
-    (result,) = report["results"]  # type: ignore[attr-defined]
+    (result,) = report["results"]
     assert [v["rule"] for v in result["violations"]] == ["gate.unjudgeable"]
     assert "evil__pkg-1.0-py3-none-any.whl" in result["violations"][0]["message"]
 
