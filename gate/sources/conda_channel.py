@@ -69,7 +69,10 @@ def parse_repodata(data: bytes) -> dict[str, Any]:
     """A repodata document; an empty file is `{}`; raise ValueError for anything but a JSON object."""
     if not data.strip():
         return {}
-    document = json.loads(data)
+    try:
+        document = json.loads(data)
+    except RecursionError:  # hostile nesting: the C parser's guard, turned into the error callers expect
+        raise ValueError("repodata nests too deep") from None
     if not isinstance(document, dict):
         raise ValueError("repodata is not a JSON object")
     return document

@@ -14,12 +14,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from gate.facts import AttestationFact
+from gate.verify.bounded import MAX_EVIDENCE_BYTES
 from gate.verify.evidence import unverified, verify_evidence
 from gate.verify.sigstore import BundleVerifier, Target
 
 SIGS = ".sigs"
 V0_SIGS = ".v0.sigs"
-MAX_SIDECAR_BYTES = 4 << 20  # a sidecar holds a few bundles of ~10 kB each
+MAX_SIDECAR_BYTES = MAX_EVIDENCE_BYTES  # a sidecar holds a few bundles of ~10 kB each
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 

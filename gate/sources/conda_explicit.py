@@ -10,7 +10,6 @@ anything else is a usage error.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from msgspec.structs import replace
 from gate.errors import GateError, UsageError
 from gate.facts import AttestationFact, Ecosystem, Facts, Unidentified
 from gate.sources.conda import conda_file_facts, record_for_bytes, split_conda_filename
-from gate.sources.conda_channel import find_record
+from gate.sources.conda_channel import find_record, parse_repodata
 from gate.sources.conda_evidence import (
     MAX_SIDECAR_BYTES,
     SidecarError,
@@ -217,7 +216,7 @@ class _Repodata:
         if key not in self._seen:
             data = self.fetcher.read(f"{key}/repodata.json", self.limit)
             try:
-                parsed = json.loads(data) if data else {}
+                parsed = parse_repodata(data) if data else {}
             except ValueError:
                 parsed = {}
             self._seen[key] = parsed if isinstance(parsed, dict) else {}

@@ -33,6 +33,7 @@ from gate.sources.conda_evidence import (
     verify_with,
 )
 from gate.sources.versions import VERSIONS, parse_version
+from gate.verify.bounded import MAX_EVIDENCE_BYTES
 from gate.verify.evidence import verify_evidence
 from gate.verify.sigstore import BundleVerifier, Target
 
@@ -285,8 +286,11 @@ def _beside(path: Path) -> SidecarFetch:
 
 
 def _read(evidence: Path) -> bytes:
+    """The evidence file's bytes, at most one more than any evidence may have (`verify_evidence` rejects
+    a larger document), so a huge file or a device never fills memory."""
     try:
-        return evidence.read_bytes()
+        with evidence.open("rb") as handle:
+            return handle.read(MAX_EVIDENCE_BYTES + 1)
     except OSError as err:
         raise UsageError(f"cannot read attestation {evidence}: {err.strerror}") from err
 
