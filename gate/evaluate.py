@@ -326,7 +326,7 @@ class _Plan(NamedTuple):
 def policy_digest(policies: Sequence[CompiledPolicy], unmatched: Unmatched = Unmatched.DENY) -> str:
     """A digest of the policy documents and of what unmatched files get: cached decisions are only valid
     under the same digest."""
-    documents = [[p.policy.file, p.policy.raw.data] for p in policies]
-    if unmatched is not Unmatched.DENY:  # the default leaves the digest as it was before the setting existed
-        documents.append(["--unmatched", unmatched.value])
+    documents: list[list[Any]] = [[p.policy.file, p.policy.raw.data] for p in policies]
+    # Always part of the digest, so that pages cached before unmatched files were denied are not served
+    documents.append(["--unmatched", unmatched.value])
     return hashlib.sha256(json.dumps(documents, sort_keys=True, default=str).encode()).hexdigest()

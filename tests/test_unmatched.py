@@ -4,6 +4,8 @@ refuses to run at all."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -15,7 +17,7 @@ import pytest
 from gate.cli import main
 from gate.decision import Verdict
 from gate.errors import GateError, UsageError
-from gate.evaluate import Evaluator, Unmatched, evaluate, require_policies
+from gate.evaluate import Evaluator, Unmatched, evaluate, policy_digest, require_policies
 from gate.facts import Ecosystem, FileKind
 from gate.policy.compile import load_policies, load_policy_text
 from gate.proxy import wsgi
@@ -153,3 +155,14 @@ def test_bare_gunicorn_without_gate_policy_does_not_boot(tmp_path: Path) -> None
     )
     assert result.returncode != 0
     assert "GATE_POLICY is not set" in result.stderr
+
+
+def test_every_mode_has_its_own_policy_digest() -> None:
+    """Cached proxy pages are keyed by the digest: a page rendered under one mode (or by a gate that let
+    unmatched files through, before the mode existed) is never served under another."""
+    compiled = load_policy_text(CONDA_ONLY)
+    digests = {policy_digest(compiled, mode) for mode in Unmatched}
+    legacy = hashlib.sha256(
+        json.dumps([[p.policy.file, p.policy.raw.data] for p in compiled], sort_keys=True, default=str).encode()
+    ).hexdigest()
+    assert len(digests) == 3 and legacy not in digests

@@ -235,9 +235,10 @@ def file_facts(path: Path, options: LocalOptions) -> tuple[FileFacts, dict[str, 
         facts = found
     elif is_distribution_filename(path.name):
         reason = (
-            f"{path.name} has a distribution suffix but is not a valid wheel or sdist filename "
-            "(name-version[-build]-python-abi-platform.whl, name-version.tar.gz or .zip): gate cannot tell "
-            "which package it is, so no policy can select it"
+            f"{path.name} has a distribution suffix but is not a valid wheel, sdist or conda package filename "
+            "(name-version[-build]-python-abi-platform.whl, name-version.tar.gz or .zip, "
+            "name-version-build.conda or .tar.bz2): gate cannot tell which package it is, so no policy can "
+            "select it"
         )
         raise UnidentifiedFileError(Unidentified(Ecosystem.PYPI, path.name, path.name, sha256, reason))
     else:
