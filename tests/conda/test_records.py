@@ -12,8 +12,11 @@ from typing import Any
 import pytest
 
 from gate.cli import main
+from gate.facts import AttestationFact, Ecosystem
 from gate.proxy.conda import conda_blueprint
 from gate.sources.conda_channel import record_facts, record_problem
+from gate.sources.conda_evidence import sidecar_attestations
+from gate.verify.sigstore import Target
 from tests.conda.conftest import SIGNED, SIGNED_SHA256, policy_document, signer_attestations, write_policies
 from tests.conftest import REPO
 from tests.support.conda_channel import ChannelServer, build_conda_package, epoch_ms, index_channel, set_record_fields
@@ -98,3 +101,22 @@ def test_the_proxy_denies_a_record_that_disagrees(tmp_path: Path) -> None:
     assert refused.status_code == 403
     text = refused.get_data(as_text=True)
     assert "gate/gate.unjudgeable" in text and "its repodata record says name 'demo'" in text
+
+
+@pytest.mark.parametrize("pin", ["../../etc/passwd", "ab" * 31, 7])
+def test_a_pin_that_cannot_be_checked_fetches_no_pinned_sidecar(pin: Any) -> None:
+    """The shared sidecar service (gate check and the proxy): the `.sigs` a bad pin covers is neither fetched
+    (the pin never builds a name or URL) nor verified; the unpinned `.v0.sigs` is still looked for."""
+    fetched: list[str] = []
+
+    def fetch(name: str) -> tuple[str, bytes] | None:
+        fetched.append(name)
+        return None
+
+    def verify(data: bytes, source: str, target: Target) -> list[AttestationFact]:
+        raise AssertionError("nothing may be verified")
+
+    target = Target(filename=SIGNED, sha256=SIGNED_SHA256, ecosystem=Ecosystem.CONDA)
+    (fact,) = sidecar_attestations(SIGNED, target, {**RECORD, "attestations_sha256": pin}, fetch, verify)
+    assert fetched == [SIGNED + ".v0.sigs"]
+    assert not fact.verified and fact.error is not None and fact.error.startswith("sidecar-hash:")
