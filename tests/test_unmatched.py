@@ -22,9 +22,9 @@ from gate.facts import Ecosystem, FileKind
 from gate.policy.compile import load_policies, load_policy_text
 from gate.proxy import wsgi
 from tests import factories as f
-from tests.conftest import REPO
+from tests.conftest import ATTESTATIONS
 
-WHEEL = REPO / "examples" / "sampleproject-4.0.0-py3-none-any.whl"
+WHEEL = ATTESTATIONS / "dists" / "sampleproject-4.0.0-py3-none-any.whl"
 CONDA_ONLY = """\
 apiVersion: gate/v1
 kind: Policy

@@ -17,10 +17,10 @@ from gate.facts import Publisher
 from gate.policy.compile import CompiledPolicy, load_policy_text
 from gate.sources.local import LocalOptions, local_facts
 from tests import factories as f
-from tests.conftest import REPO
+from tests.conftest import ATTESTATIONS
 
-WHEEL = REPO / "examples" / "sampleproject-4.0.0-py3-none-any.whl"
-ATTESTATION = WHEEL.with_name(WHEEL.name + ".publish.attestation")
+WHEEL = ATTESTATIONS / "dists" / "sampleproject-4.0.0-py3-none-any.whl"
+ATTESTATION = ATTESTATIONS / "pep740" / (WHEEL.name + ".publish.attestation")
 UPLOADED = "2024-11-06T22:37:09Z"
 
 # Rules a policy author might write without `a.verified`: each is true of the forged evidence below.
@@ -109,5 +109,5 @@ def test_real_attestation_for_other_bytes_is_not_seen_by_the_proxy_evaluator(tmp
     (att,) = facts.attestations
     assert not att.verified and att.publisher is not None  # what the certificate says, kept for the report
     assert Evaluator(_compiled(FORGEABLE[0])).judge(facts, f.NOW).decision.verdict is Verdict.DENY
-    genuine = local_facts(WHEEL, LocalOptions())
+    genuine = local_facts(WHEEL, LocalOptions(attestations=(ATTESTATION,)))
     assert Evaluator(_compiled(FORGEABLE[0])).judge(genuine, f.NOW).decision.verdict is Verdict.ALLOW

@@ -16,10 +16,10 @@ from gate.cli import main
 from gate.facts import Ecosystem
 from gate.sources.pypi import ProjectPage, SimpleFile, file_facts
 from tests.check.conftest import NOW
-from tests.conftest import REPO
+from tests.conftest import ATTESTATIONS
 
-WHEEL = REPO / "examples" / "sampleproject-4.0.0-py3-none-any.whl"
-SIGNED_CONDA = REPO / "examples" / "conda" / "linux-64" / "signed-package-2.1.0-hb0f4dca_0.conda"
+WHEEL = ATTESTATIONS / "dists" / "sampleproject-4.0.0-py3-none-any.whl"
+SIGNED_CONDA = ATTESTATIONS / "dists" / "signed-package-2.1.0-hb0f4dca_0.conda"
 PACKAGES_ONLY = """\
 apiVersion: gate/v1
 kind: Policy

@@ -18,11 +18,11 @@ from gate.sources.conda_channel import record_facts, record_problem
 from gate.sources.conda_evidence import sidecar_attestations
 from gate.verify.sigstore import Target
 from tests.conda.conftest import SIGNED, SIGNED_SHA256, policy_document, signer_attestations, write_policies
-from tests.conftest import REPO
+from tests.conftest import FIXTURES
 from tests.support.conda_channel import ChannelServer, build_conda_package, epoch_ms, index_channel, set_record_fields
 from tests.support.gate_app import gate_app
 
-CHANNEL = REPO / "examples" / "conda" / "linux-64"
+CHANNEL = FIXTURES / "conda" / "channel-sigstore-example" / "linux-64"
 RECORD = {"name": "signed-package", "version": "2.1.0", "build": "hb0f4dca_0", "sha256": SIGNED_SHA256}
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 

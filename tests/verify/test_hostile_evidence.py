@@ -18,9 +18,10 @@ from tests.conda.conftest import SIGNED, SIGNED_PATH, policy_document, signer_at
 from tests.conftest import REPO
 from tests.verify.test_evidence import WHEEL
 
-EXAMPLE_WHEEL = REPO / "examples" / "sampleproject-4.0.0-py3-none-any.whl"
+EXAMPLE_WHEEL = REPO / "examples" / "pypi" / "circleci_sign_publish_example-0.0.1.dev137-py3-none-any.whl"
 EXAMPLE_POLICY = REPO / "policies" / "example.yaml"
 DEEP = 200_000
+UPLOADED = "2026-02-05T22:59:42Z"
 
 
 def _nested(depth: int, *, objects: bool = False) -> bytes:
@@ -73,7 +74,7 @@ def test_check_with_deep_evidence_denies_without_a_traceback(
     deep = tmp_path / (wheel.name + ".publish.attestation" if how == "beside" else "deep.json")
     deep.write_bytes(_nested(DEEP))
     given = ["--attestation", str(deep)] if how == "given" else []
-    code, out, err = _check(capsys, str(wheel), "-p", str(EXAMPLE_POLICY), *given, "--uploaded", "2024-11-06T22:37:09Z")
+    code, out, err = _check(capsys, str(wheel), "-p", str(EXAMPLE_POLICY), *given, "--uploaded", UPLOADED)
     assert code == 1 and "Traceback" not in err
     assert "not verified (parse: evidence nests deeper than 64 levels)" in out
 
@@ -83,7 +84,7 @@ def test_check_reads_a_bounded_amount_of_a_huge_attestation(tmp_path: Path, caps
     wheel = tmp_path / EXAMPLE_WHEEL.name  # without its real attestation beside it
     shutil.copyfile(EXAMPLE_WHEEL, wheel)
     code, out, err = _check(capsys, str(wheel), "-p", str(EXAMPLE_POLICY), "--attestation", "/dev/zero",
-                            "--uploaded", "2024-11-06T22:37:09Z")
+                            "--uploaded", UPLOADED)
     assert code == 1 and "Traceback" not in err
     assert f"parse: evidence is larger than {MAX_EVIDENCE_BYTES} bytes" in out
 
