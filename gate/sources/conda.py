@@ -62,7 +62,8 @@ def check_record_names(filename: str, record: Mapping[str, Any], name: str, vers
         if said != from_name:
             raise ValueError(
                 f"its repodata record says {field} {value!r} but the filename {filename} says {from_name!r}: "
-                "record and filename disagree, so gate cannot tell which package this is"
+                "record and filename disagree, so gate cannot tell which package this is "
+                "(the channel must fix the record)"
             )
 
 

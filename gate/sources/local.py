@@ -238,7 +238,7 @@ def file_facts(path: Path, options: LocalOptions) -> tuple[FileFacts, dict[str, 
             f"{path.name} has a distribution suffix but is not a valid wheel, sdist or conda package filename "
             "(name-version[-build]-python-abi-platform.whl, name-version.tar.gz or .zip, "
             "name-version-build.conda or .tar.bz2): gate cannot tell which package it is, so no policy can "
-            "select it"
+            "select it; check it under the filename its index gives it"
         )
         raise UnidentifiedFileError(Unidentified(Ecosystem.PYPI, path.name, path.name, sha256, reason))
     else:

@@ -121,7 +121,8 @@ class IndexGatherer:
         if facts.kind is FileKind.FILE:  # not a wheel or sdist filename: the proxy hides such a row too
             reason = (
                 f"{planned.filename} (named by {planned.source}) is not a valid wheel or sdist filename: gate "
-                f"cannot tell which package it is (the document's name {planned.name!r} is only a claim)"
+                f"cannot tell which package it is (the document's name {planned.name!r} is only a claim); lock the "
+                "file under the filename its index gives it"
             )
             found = Unidentified(Ecosystem.PYPI, facts.name, planned.filename, planned.sha256, reason)
             return Gathered(Facts(facts), (), found)
