@@ -132,6 +132,8 @@ class Gate:
 
     def __post_init__(self) -> None:
         self.evaluator = Evaluator(self.policies, unmatched=self.settings.unmatched)
+        if self.settings.unmatched is not Unmatched.DENY:  # said once per process, where operators look
+            log.warning("unmatched %s: files no policy matches are served", self.settings.unmatched.value)
         self.policy_digest = policy_digest(self.policies, self.settings.unmatched)
         self.trust_digest = trust_root_digest(self.settings.trusted_root)
         self.decision_digest = hashlib.sha256(f"{self.policy_digest}|{self.trust_digest}".encode()).hexdigest()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from flask.testing import FlaskClient
 
 from gate.evaluate import Unmatched
@@ -34,7 +35,7 @@ def test_a_project_no_policy_governs_is_hidden_and_refused(
 
 
 def test_unmatched_warn_serves_and_logs_allow_serves(
-    make_app: AppFactory, write_policy: PolicyWriter, tmp_path: Path
+    make_app: AppFactory, write_policy: PolicyWriter, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     policies = write_policy(ATTESTED_POLICY)
     denied = make_app(policies).test_client()
@@ -46,5 +47,7 @@ def test_unmatched_warn_serves_and_logs_allow_serves(
     logged = [r for r in audit if r["file"] == DEMO and r["served"]]
     assert logged and all(r["rules"][0]["rule"] == "gate.unmatched" for r in logged)
     allowed = make_app(policies, unmatched=Unmatched.ALLOW).test_client()
+    said = [r.getMessage() for r in caplog.records if r.name == "gate.proxy.app"]
+    assert said == [f"unmatched {m}: files no policy matches are served" for m in ("warn", "allow")]
     assert DEMO in _files(allowed, "demo")
     assert allowed.get("/-/health").get_json()["policy_digest"] != denied.get("/-/health").get_json()["policy_digest"]
