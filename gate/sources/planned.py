@@ -45,13 +45,13 @@ class Gathered:
 
 
 def base_facts(planned: PlannedFile, index: str) -> FileFacts:
-    """What the document alone says: name and version from the filename, its digest. Never its upload time:
-    a lock's `upload-time` is a claim (an edit to the lock would defeat `minimumAge`); only the index's own
-    upload time becomes `file.uploaded`."""
+    """What the document alone says: name and version from the filename, its digest (which the installer
+    checks). Never its upload time or size: a lock's `upload-time` and `size` are claims (an edit to the lock
+    would defeat `minimumAge` or a size rule); only the index's own values become `file.uploaded`/`file.size`."""
     sha256 = planned.sha256 or ""
-    return python_file_facts(planned.filename, sha256, planned.size, index=index) or FileFacts(
+    return python_file_facts(planned.filename, sha256, index=index) or FileFacts(
         ecosystem=Ecosystem.PYPI, name=planned.name, version=planned.version, filename=planned.filename,
-        kind=FileKind.FILE, sha256=sha256, size=planned.size, index=index,
+        kind=FileKind.FILE, sha256=sha256, index=index,
     )
 
 
@@ -143,7 +143,7 @@ class IndexGatherer:
             facts = replace(facts, uploaded=row.upload_time, uploadedFrom="upload-time")
         else:
             notes = _unconfirmed(planned, "the index gives no upload time")
-        facts = replace(facts, yanked=row.yanked is not False, size=facts.size or row.size,
+        facts = replace(facts, yanked=row.yanked is not False, size=row.size,
                         sha256=facts.sha256 or row.sha256 or "")
         attestations: tuple[AttestationFact, ...] = ()
         if row.provenance is not None and facts.sha256 and self.reads_attestations(facts.ecosystem, facts.name):

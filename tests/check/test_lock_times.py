@@ -109,10 +109,11 @@ def test_text_report_gives_the_reason(index: UpstreamIndex, tmp_path: Path, caps
 
 
 def test_lock_time_is_never_read_as_uploaded() -> None:
-    """Unit level: the facts a lock alone gives carry no upload time."""
+    """Unit level: the facts a lock alone gives carry no upload time (nor size)."""
     planned = PlannedFile(
         name="x", version="1.0", filename="x-1.0-py3-none-any.whl", sha256="ab" * 32, source="pylock.toml",
-        uploaded=datetime(2020, 1, 1, tzinfo=UTC),
+        uploaded=datetime(2020, 1, 1, tzinfo=UTC), size=1,
     )
     facts = base_facts(planned, "https://pypi.org/simple/")
     assert facts.uploaded is None and facts.uploadedFrom is None
+    assert facts.size is None  # the lock's size is a claim too
