@@ -30,7 +30,7 @@ class PlannedFile:
     sha256: str | None
     source: str  # the document that names it
     line: int | None = None
-    index: str | None = None  # simple API base URL the file comes from, when the document says
+    index: str | None = None  # simple API base URL the document names (a claim: facts come from --index-url)
     uploaded: dt.datetime | None = None  # a lock's `upload-time`: a claim, reported, never `file.uploaded`
     size: int | None = None
     identities: tuple[dict[str, str], ...] = ()  # a lock's `attestation-identities` (PEP 740 publishers)
@@ -83,8 +83,15 @@ class IndexGatherer:
         self._clients: dict[str, SimpleClient] = {}
         self._pages: dict[tuple[str, str], ProjectPage | UpstreamError] = {}
 
-    def _index(self, planned: PlannedFile) -> str:
-        return planned.index or self.index_url or DEFAULT_UPSTREAM
+    def _index(self, planned: PlannedFile) -> tuple[str, tuple[str, ...]]:
+        """The index facts come from: the one gate was told to trust (`--index-url`, default PyPI), never one
+        the document names (a lock pointing at a server of its own choosing would vouch for itself), and a
+        note when the document names another."""
+        index = self.index_url or DEFAULT_UPSTREAM
+        named = planned.index
+        if named and named.rstrip("/") != index.rstrip("/"):
+            return index, (f"{planned.source} names index {named}; facts come from {index} (--index-url)",)
+        return index, ()
 
     def _page(self, index: str, name: str) -> ProjectPage:
         key = (index, name)
@@ -113,7 +120,13 @@ class IndexGatherer:
         return tuple(verify_evidence(data, url, target, self.verifier))
 
     def gather(self, planned: PlannedFile) -> Gathered:
-        index = self._index(planned)
+        index, named = self._index(planned)
+        gathered = self._gather(planned, index)
+        if named:
+            return Gathered(gathered.facts, (*named, *gathered.notes), gathered.unidentified)
+        return gathered
+
+    def _gather(self, planned: PlannedFile, index: str) -> Gathered:
         facts = base_facts(planned, index)
         if planned.direct:
             direct = "direct URL or local install: no index facts"

@@ -117,3 +117,23 @@ def test_lock_time_is_never_read_as_uploaded() -> None:
     facts = base_facts(planned, "https://pypi.org/simple/")
     assert facts.uploaded is None and facts.uploadedFrom is None
     assert facts.size is None  # the lock's size is a claim too
+
+
+def test_the_lock_does_not_choose_the_index_that_vouches_for_it(
+    index: UpstreamIndex, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A lock naming a server of its own choosing (here one that says the file is old) gets no facts from
+    it: facts come from the index gate was told to trust (`--index-url`), unreachable here."""
+    wheel = index.get_file("gate_demo-1.0-py3-none-any.whl")  # the named server says: uploaded 2025-01-02
+    assert wheel is not None
+    with serve(index) as chosen:
+        lock = _lock(tmp_path, wheel.filename, wheel.sha256, source="")
+        text = lock.read_text().replace('\nversion = "1.0"\n', f'\nversion = "1.0"\nindex = "{chosen.url}"\n', 1)
+        lock.write_text(text)
+        code, report = _report(capsys, str(lock), "-p", str(_policy(tmp_path)), "--index-url",
+                               "http://127.0.0.1:9/simple/")
+        assert not chosen.request_log
+    (result,) = report["results"]
+    assert code == 1 and result["facts"]["uploaded"] is None
+    assert any(n.endswith("names index " + chosen.url + "; facts come from http://127.0.0.1:9/simple/ (--index-url)")
+               for n in result["notes"])

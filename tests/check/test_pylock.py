@@ -159,7 +159,7 @@ def test_identity_matching_verified_provenance_is_allowed(
     tmp_path: Path, upstream: RunningUpstream, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = lock(tmp_path, upstream.url, 'kind = "GitHub"\nrepository = "pypa/sampleproject"\nworkflow = "release.yml"')
-    code = main(["check", "-p", str(EXAMPLE_POLICY), "--now", NOW, str(path)])
+    code = main(["check", "-p", str(EXAMPLE_POLICY), "--now", NOW, "--index-url", upstream.url, str(path)])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "verified: https://docs.pypi.org/attestations/publish/v1" in out
@@ -170,7 +170,7 @@ def test_provenance_from_another_publisher_than_locked(
     tmp_path: Path, upstream: RunningUpstream, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = lock(tmp_path, upstream.url, 'kind = "GitHub"\nrepository = "pypa/sampleproject"\nworkflow = "other.yml"')
-    code = main(["check", "-p", str(EXAMPLE_POLICY), "--now", NOW, str(path)])
+    code = main(["check", "-p", str(EXAMPLE_POLICY), "--now", NOW, "--index-url", upstream.url, str(path)])
     out = capsys.readouterr().out
     assert code == 1
     assert "DENY  pylock/attestation-identities: verified provenance was published by GitHub pypa/sampleproject" in out
