@@ -106,6 +106,10 @@ def test_text_report_gives_the_reason(index: UpstreamIndex, tmp_path: Path, caps
     out = capsys.readouterr().out
     assert code == 1 and "uploaded: unknown" in out
     assert "is only a claim" in out
+    code = main(["check", str(lock), "-p", str(_policy(tmp_path)), "--now", NOW, "--index-url",
+                 "http://127.0.0.1:9/simple/", "--format", "sarif"])
+    (result,) = json.loads(capsys.readouterr().out)["runs"][0]["results"]
+    assert code == 1 and "is only a claim" in result["message"]["text"]
 
 
 def test_lock_time_is_never_read_as_uploaded() -> None:
