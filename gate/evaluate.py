@@ -166,8 +166,8 @@ class RuleReads:
 # Every AttestationFact field but `source`, where the evidence was found: it names the file, so keying on
 # it would make every file miss the memo. The compiler's own rules never read it; a custom rule that reads
 # attestations might (by name, by comparing whole maps, by iterating keys), so it adds `source` back.
-_ALL_ATTESTATION_FIELDS = tuple(f.name for f in fields(AttestationFact))
-_JUDGED_ATTESTATION_FIELDS = tuple(name for name in _ALL_ATTESTATION_FIELDS if name != "source")
+_ALL_FIELDS = tuple(f.name for f in fields(AttestationFact))
+_JUDGED_FIELDS = tuple(name for name in _ALL_FIELDS if name != "source")
 
 
 def _may_read_source(rule: CompiledRule) -> bool:
@@ -245,13 +245,12 @@ class _Derived:
     def attestations(self, every_field: bool) -> Hashable:
         """The key of the attestations rules see (verified only, as `to_activation` gives them): every field
         (`every_field`), or all but `source`."""
-        visible = visible_attestations(self.facts.attestations)
         if every_field:
             if self._everything is None:
-                self._everything = attestation_key(visible, _ALL_ATTESTATION_FIELDS)
+                self._everything = attestation_key(visible_attestations(self.facts.attestations), _ALL_FIELDS)
             return self._everything
         if self._judged is None:
-            self._judged = attestation_key(visible, _JUDGED_ATTESTATION_FIELDS)
+            self._judged = attestation_key(visible_attestations(self.facts.attestations), _JUDGED_FIELDS)
         return self._judged
 
 
