@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from enum import IntEnum, StrEnum
 from typing import Any
 
@@ -83,8 +84,13 @@ def exit_code(decisions: list[Decision]) -> ExitCode:
     return ExitCode.DENIED if overall(decisions) is Verdict.DENY else ExitCode.ALLOWED
 
 
-def json_report(decisions: list[Decision]) -> str:
-    return json.dumps({"verdict": overall(decisions).value, "results": [d.to_json() for d in decisions]}, indent=2)
+def json_report(decisions: list[Decision], notes: Sequence[Sequence[str]] | None = None) -> str:
+    """The JSON report; `notes` (one sequence per decision) say what could not be established, and why."""
+    results = [d.to_json() for d in decisions]
+    if notes is not None:
+        for result, extra in zip(results, notes, strict=True):
+            result["notes"] = list(extra)
+    return json.dumps({"verdict": overall(decisions).value, "results": results}, indent=2)
 
 
 def describe_attestation(att: AttestationFact) -> str:

@@ -7,12 +7,23 @@ import hashlib
 import json
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, NamedTuple
 
 from msgspec.structs import fields
 
 from gate.decision import Decision, Violation
-from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, FileKind, to_activation
+from gate.errors import UsageError
+from gate.facts import (
+    AttestationFact,
+    Ecosystem,
+    Facts,
+    FileFacts,
+    FileKind,
+    Unidentified,
+    to_activation,
+    visible_attestations,
+)
 from gate.policy.compile import CompiledPolicy, CompiledRule
 from gate.policy.model import STRUCTURED_RULES, MinimumAge, PolicyException
 
@@ -49,18 +60,82 @@ def _violation(
     )
 
 
-def evaluate(policies: Sequence[CompiledPolicy], facts: Facts, now: dt.datetime) -> Decision:
-    """Every policy whose `match` selects the file must allow it."""
+# --------------------------------------------------------------------------------------------------
+# Decisions gate makes itself, the same for every front end: a file nothing governs, a file it cannot name.
+
+GATE_POLICY = "gate"  # the policy name on violations gate itself reports
+UNMATCHED_RULE = "gate.unmatched"
+UNJUDGEABLE_RULE = "gate.unjudgeable"
+
+
+class Unmatched(StrEnum):
+    """What a file no policy's `match` selects gets: denied (the default), allowed but reported as a
+    non-enforced violation (`warn`, like audit mode), or allowed silently (`allow`)."""
+
+    DENY = "deny"
+    WARN = "warn"
+    ALLOW = "allow"
+
+
+def unmatched_violations(file: FileFacts, mode: Unmatched) -> tuple[Violation, ...]:
+    """The violation of a file no policy governs, under `mode` (none under `allow`)."""
+    if mode is Unmatched.ALLOW:
+        return ()
+    what = f"{file.ecosystem.value} package {file.name!r}" if file.name else f"{file.ecosystem.value} file"
+    message = (
+        f"no policy governs {what} ({file.filename}): add a policy whose match selects it, "
+        "or choose --unmatched warn|allow (GATE_UNMATCHED for the WSGI app)"
+    )
+    return (Violation(GATE_POLICY, UNMATCHED_RULE, message, enforced=mode is Unmatched.DENY),)
+
+
+def gate_denial(facts: Facts, rule: str, message: str) -> Decision:
+    """A denial gate makes itself (rule `gate.*`), whatever the policies say."""
+    return Decision(facts=facts, violations=(Violation(GATE_POLICY, rule, message),), policies=(GATE_POLICY,))
+
+
+def unjudgeable(ecosystem: Ecosystem, name: str, filename: str, sha256: str | None, reason: str) -> Decision:
+    """A denial for a file gate cannot build facts for (a name it cannot parse, no digest, wrong project):
+    what cannot be identified cannot be matched by any policy, so it is not admitted."""
+    file = FileFacts(
+        ecosystem=ecosystem, name=name, version="", filename=filename, kind=FileKind.FILE, sha256=sha256 or ""
+    )
+    return gate_denial(Facts(file=file), UNJUDGEABLE_RULE, reason)
+
+
+def unidentified(file: Unidentified) -> Decision:
+    """`unjudgeable` for a file a source could not identify."""
+    return unjudgeable(file.ecosystem, file.name, file.filename, file.sha256, file.reason)
+
+
+class NoPolicyError(UsageError):
+    """Zero policies were loaded: gate would govern nothing, so it refuses to run."""
+
+
+def require_policies(policies: Sequence[CompiledPolicy], paths: Sequence[object]) -> None:
+    """Raise NoPolicyError when `policies` is empty (an empty directory, a file of comments, no --policy)."""
+    if not policies:
+        where = ", ".join(str(p) for p in paths) or "nowhere (no policy path given)"
+        raise NoPolicyError(
+            f"no policy loaded from {where}: gate refuses to run without one (every file would be ungoverned)"
+        )
+
+
+def evaluate(
+    policies: Sequence[CompiledPolicy], facts: Facts, now: dt.datetime, *, unmatched: Unmatched = Unmatched.DENY
+) -> Decision:
+    """Every policy whose `match` selects the file must allow it; a file none selects gets `unmatched`."""
     matched = [p for p in policies if p.policy.match.applies(facts.file)]
+    if not matched:
+        return Decision(facts=facts, violations=unmatched_violations(facts.file, unmatched), policies=())
     violations: list[Violation] = []
-    if matched:
-        activation = to_activation(facts, now)
-        for policy in matched:
-            for rule in policy.rules:
-                passed, error = rule.evaluate(activation)
-                if not passed:
-                    exception = applicable_exception(policy, rule.name, facts, now)
-                    violations.append(_violation(policy, rule, error, exception))
+    activation = to_activation(facts, now)
+    for policy in matched:
+        for rule in policy.rules:
+            passed, error = rule.evaluate(activation)
+            if not passed:
+                exception = applicable_exception(policy, rule.name, facts, now)
+                violations.append(_violation(policy, rule, error, exception))
     return Decision(facts=facts, violations=tuple(violations), policies=tuple(p.name for p in matched))
 
 
@@ -91,8 +166,8 @@ class RuleReads:
 # Every AttestationFact field but `source`, where the evidence was found: it names the file, so keying on
 # it would make every file miss the memo. The compiler's own rules never read it; a custom rule that reads
 # attestations might (by name, by comparing whole maps, by iterating keys), so it adds `source` back.
-_ALL_ATTESTATION_FIELDS = tuple(f.name for f in fields(AttestationFact))
-_JUDGED_ATTESTATION_FIELDS = tuple(name for name in _ALL_ATTESTATION_FIELDS if name != "source")
+_ALL_FIELDS = tuple(f.name for f in fields(AttestationFact))
+_JUDGED_FIELDS = tuple(name for name in _ALL_FIELDS if name != "source")
 
 
 def _may_read_source(rule: CompiledRule) -> bool:
@@ -168,13 +243,14 @@ class _Derived:
         return self._activation
 
     def attestations(self, every_field: bool) -> Hashable:
-        """The attestations' key: every field (`every_field`), or all but `source`."""
+        """The key of the attestations rules see (verified only, as `to_activation` gives them): every field
+        (`every_field`), or all but `source`."""
         if every_field:
             if self._everything is None:
-                self._everything = attestation_key(self.facts.attestations, _ALL_ATTESTATION_FIELDS)
+                self._everything = attestation_key(visible_attestations(self.facts.attestations), _ALL_FIELDS)
             return self._everything
         if self._judged is None:
-            self._judged = attestation_key(self.facts.attestations, _JUDGED_ATTESTATION_FIELDS)
+            self._judged = attestation_key(visible_attestations(self.facts.attestations), _JUDGED_FIELDS)
         return self._judged
 
 
@@ -186,8 +262,11 @@ class Evaluator:
     compiler generates is computed natively. `judge` also says until when a decision holds.
     """
 
-    def __init__(self, policies: Sequence[CompiledPolicy], *, memo_size: int = 100_000) -> None:
+    def __init__(
+        self, policies: Sequence[CompiledPolicy], *, unmatched: Unmatched = Unmatched.DENY, memo_size: int = 100_000
+    ) -> None:
         self.policies = tuple(policies)
+        self.unmatched = unmatched
         self._memo_size = memo_size
         self._matches: dict[tuple[Ecosystem, str], _Plan] = {}
         self._rules = {
@@ -228,6 +307,8 @@ class Evaluator:
             if exception is not None and (until is None or exception.expires < until):
                 until = exception.expires  # then the violation is waived by another exception, or not at all
             violations.append(_violation(policy, rule.rule, error, exception))
+        if not plan.names:
+            violations.extend(unmatched_violations(facts.file, self.unmatched))
         decision = Decision(facts=facts, violations=tuple(violations), policies=plan.names)
         return Judgement(decision, until)
 
@@ -241,7 +322,10 @@ class _Plan(NamedTuple):
     reads_attestations: bool
 
 
-def policy_digest(policies: Sequence[CompiledPolicy]) -> str:
-    """A digest of the policy documents: cached decisions are only valid under the same digest."""
-    documents = [[p.policy.file, p.policy.raw.data] for p in policies]
+def policy_digest(policies: Sequence[CompiledPolicy], unmatched: Unmatched = Unmatched.DENY) -> str:
+    """A digest of the policy documents and of what unmatched files get: cached decisions are only valid
+    under the same digest."""
+    documents: list[list[Any]] = [[p.policy.file, p.policy.raw.data] for p in policies]
+    # Always part of the digest, so that pages cached before unmatched files were denied are not served
+    documents.append(["--unmatched", unmatched.value])
     return hashlib.sha256(json.dumps(documents, sort_keys=True, default=str).encode()).hexdigest()

@@ -1,7 +1,8 @@
 """The typed facts a policy sees about one file, and their conversion to the CEL input document.
 
 Facts are gathered by `gate.sources` and `gate.verify`; policies only ever read them. A failed
-verification is a fact (`verified=False` with an `error`), never an exception.
+verification is a fact (`verified=False` with an `error`), never an exception; it is kept for the report,
+but rules see only verified evidence (`visible_attestations`).
 """
 
 from __future__ import annotations
@@ -115,6 +116,17 @@ class Facts(msgspec.Struct, frozen=True, gc=False):
     attestations: tuple[AttestationFact, ...] = ()
 
 
+class Unidentified(msgspec.Struct, frozen=True, gc=False):
+    """A file gate cannot name: a distribution filename no parser accepts, or an index record that
+    contradicts its filename. No policy can select what has no name, so it is denied (`gate.unjudgeable`)."""
+
+    ecosystem: Ecosystem
+    name: str
+    filename: str
+    sha256: str | None
+    reason: str
+
+
 def parse_time(text: str) -> dt.datetime:
     """An ISO 8601 time as gate reads every one it is given (`Z` allowed; no zone means UTC); raises
     ValueError. A date alone is midnight UTC."""
@@ -169,10 +181,17 @@ def _attestation_document(att: AttestationFact) -> dict[str, Any]:
     return doc
 
 
+def visible_attestations(attestations: tuple[AttestationFact, ...]) -> tuple[AttestationFact, ...]:
+    """The evidence rules may read: verified only. A bundle that did not verify carries an identity, issuer,
+    publisher, claims and predicate type chosen by whoever made it; no rule, however written, may see them.
+    (The report still lists every rejected bundle with its reason.)"""
+    return tuple(a for a in attestations if a.verified)
+
+
 def to_activation(facts: Facts, now: dt.datetime) -> dict[str, Any]:
-    """The CEL input document: `file`, `attestations` and `now`."""
+    """The CEL input document: `file`, `attestations` (verified evidence only) and `now`."""
     return {
         "file": _cel(asdict(facts.file)),
-        "attestations": _cel([_attestation_document(a) for a in facts.attestations]),
+        "attestations": _cel([_attestation_document(a) for a in visible_attestations(facts.attestations)]),
         "now": cel_timestamp(now),
     }

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from gate.decision import Decision
-from gate.evaluate import evaluate
+from gate.evaluate import Unmatched, evaluate, unidentified
 from gate.identities import with_lock_identities
 from gate.policy.compile import CompiledPolicy
 from gate.sources.planned import IndexGatherer, PlannedFile
@@ -28,6 +28,8 @@ def check_planned(
     gatherer: IndexGatherer,
     now: dt.datetime,
     progress: Progress | None = None,
+    *,
+    unmatched: Unmatched = Unmatched.DENY,
 ) -> list[Checked]:
     """Decide every planned file; `progress(i, total, file)` is called before each one."""
     out = []
@@ -35,7 +37,10 @@ def check_planned(
         if progress is not None:
             progress(i, len(planned), file)
         gathered = gatherer.gather(file)
-        decision = evaluate(policies, gathered.facts, now)
+        if gathered.unidentified is not None:
+            out.append(Checked(file, unidentified(gathered.unidentified), gathered.notes))
+            continue
+        decision = evaluate(policies, gathered.facts, now, unmatched=unmatched)
         decision = with_lock_identities(decision, file.identities, policies, now)
         out.append(Checked(file, decision, gathered.notes))
     return out

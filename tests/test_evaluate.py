@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from gate.decision import Verdict
+from gate.decision import Decision, Verdict
 from gate.evaluate import evaluate
 from gate.facts import Ecosystem, FileKind
 from gate.policy.compile import CompiledPolicy, load_policy_text
@@ -32,16 +32,22 @@ def test_every_matching_policy_must_allow() -> None:
     assert decision.policies == ("age", "att")
 
 
+def _unmatched(decision: Decision) -> bool:
+    """Whether the decision is the one for a file no policy selects (denied as `gate/gate.unmatched`)."""
+    return decision.policies == () and [v.ref for v in decision.denying] == ["gate/gate.unmatched"]
+
+
 def test_match_selects_files() -> None:
     only_corp = policies(doc("p", "match: {packages: ['corp-*']}\nminimumAge: 7d"))
-    assert evaluate(only_corp, YOUNG, f.NOW).verdict is Verdict.ALLOW
-    assert evaluate(only_corp, f.facts(name="corp-tools", uploaded=None), f.NOW).verdict is Verdict.DENY
+    assert _unmatched(evaluate(only_corp, YOUNG, f.NOW))
+    denied = evaluate(only_corp, f.facts(name="corp-tools", uploaded=None), f.NOW)
+    assert denied.policies == ("p",) and [v.rule for v in denied.denying] == ["minimumAge"]
     excluded = policies(doc("p", "match: {exclude: [SampleProject]}\nminimumAge: 7d"))
-    assert evaluate(excluded, YOUNG, f.NOW).policies == ()
+    assert _unmatched(evaluate(excluded, YOUNG, f.NOW))
     conda_only = policies(doc("p", "match: {ecosystems: [conda]}\nminimumAge: 7d"))
-    assert evaluate(conda_only, YOUNG, f.NOW).verdict is Verdict.ALLOW
+    assert _unmatched(evaluate(conda_only, YOUNG, f.NOW))
     conda = f.facts(ecosystem=Ecosystem.CONDA, kind=FileKind.CONDA, uploaded=None)
-    assert evaluate(conda_only, conda, f.NOW).verdict is Verdict.DENY
+    assert [v.rule for v in evaluate(conda_only, conda, f.NOW).denying] == ["minimumAge"]
 
 
 def test_conda_names_with_separators_are_matched() -> None:
@@ -49,7 +55,7 @@ def test_conda_names_with_separators_are_matched() -> None:
     abi = f.facts(ecosystem=Ecosystem.CONDA, kind=FileKind.CONDA, name="python_abi", uploaded=None)
     assert evaluate(compiled, abi, f.NOW).verdict is Verdict.DENY
     other = f.facts(ecosystem=Ecosystem.CONDA, kind=FileKind.CONDA, name="python-abi", uploaded=None)
-    assert evaluate(compiled, other, f.NOW).policies == ()
+    assert _unmatched(evaluate(compiled, other, f.NOW))
 
 
 EXCEPTION = """

@@ -4,18 +4,20 @@ conda package, a wheelhouse), a pip installation report, a pylock.toml, or a req
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 from pathlib import Path
 
-from gate.commands.common import add_policy_option, now, policies, timestamp
+from gate.commands.common import add_policy_option, add_unmatched_option, now, policies, timestamp
 from gate.decision import Decision, exit_code, json_report, text_report
 from gate.errors import UsageError
-from gate.evaluate import Evaluator, evaluate
-from gate.facts import Facts
+from gate.evaluate import Evaluator, Unmatched, evaluate, require_policies, unidentified
+from gate.facts import Facts, Unidentified
+from gate.policy.compile import CompiledPolicy
 from gate.preinstall import Checked, check_planned
 from gate.report.check import check_sarif, summary_table
 from gate.sources.conda_explicit import explicit_facts, is_explicit_env
-from gate.sources.local import LocalOptions, expand_paths, local_facts
+from gate.sources.local import LocalOptions, UnidentifiedFileError, expand_paths, local_facts
 from gate.sources.pip_report import planned_from_report, read_report, resolve_requirements
 from gate.sources.planned import IndexGatherer, PlannedFile
 from gate.sources.pylock import is_pylock, read_pylock
@@ -36,6 +38,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index-url", metavar="URL",
                         help="simple index the planned files come from (default: https://pypi.org/simple/)")
     add_policy_option(parser)
+    add_unmatched_option(parser)
     parser.add_argument(
         "--attestation", action="append", type=Path, default=[], metavar="FILE",
         help="evidence for the files: PEP 740 attestation/provenance, Sigstore bundle, conda .sigs (repeatable)",
@@ -47,16 +50,31 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("text", "json", "sarif"), default="text")
 
 
-def _facts(path: Path, options: LocalOptions) -> list[Facts]:
-    """One file's facts, or every package's of a conda explicit environment file (`@EXPLICIT`)."""
-    return explicit_facts(path, options) if is_explicit_env(path) else [local_facts(path, options)]
+def _facts(path: Path, options: LocalOptions) -> list[Facts | Unidentified]:
+    """One file's facts, or every package's of a conda explicit environment file (`@EXPLICIT`); a file
+    gate cannot name is `Unidentified` (denied, with the reason)."""
+    if is_explicit_env(path):
+        return list(explicit_facts(path, options))
+    try:
+        return [local_facts(path, options)]
+    except UnidentifiedFileError as err:
+        return [err.file]
+
+
+def _decide(facts: Facts | Unidentified, policies: list[CompiledPolicy], when: dt.datetime, unmatched: Unmatched
+            ) -> Decision:
+    if isinstance(facts, Unidentified):
+        return unidentified(facts)
+    return evaluate(policies, facts, when, unmatched=unmatched)
 
 
 def run(args: argparse.Namespace) -> int:
     if not (args.paths or args.pip_report or args.requirement):
         raise UsageError("nothing to check: give files, a pylock.toml, --pip-report or -r")
     compiled = policies(args)
-    reads_attestations = Evaluator(compiled).reads_attestations
+    require_policies(compiled, args.policy)
+    unmatched: Unmatched = args.unmatched
+    reads_attestations = Evaluator(compiled, unmatched=unmatched).reads_attestations
     options = LocalOptions(
         attestations=tuple(args.attestation),
         uploaded=args.uploaded,
@@ -70,20 +88,23 @@ def run(args: argparse.Namespace) -> int:
     for path in args.paths:
         (locks if is_pylock(path) else locals_).append(path)
     located: list[tuple[Decision, str | None, int | None]] = [
-        (evaluate(compiled, facts, when), str(path), None)
+        (_decide(facts, compiled, when, unmatched), str(path), None)
         for path in expand_paths(locals_) for facts in _facts(path, options)
     ]
     planned = _planned(args, locks)
     checked: list[Checked] = []
     if planned:
         gatherer = IndexGatherer(args.index_url, options.verifier, reads_attestations=reads_attestations)
-        checked = check_planned(planned, compiled, gatherer, when, _progress if sys.stderr.isatty() else None)
+        checked = check_planned(
+            planned, compiled, gatherer, when, _progress if sys.stderr.isatty() else None, unmatched=unmatched
+        )
         located += [(c.decision, c.planned.source, c.planned.line) for c in checked]
     decisions = [d for d, _, _ in located]
+    notes = [()] * (len(located) - len(checked)) + [c.notes for c in checked]
     if args.format == "json":
-        print(json_report(decisions))
+        print(json_report(decisions, notes))
     elif args.format == "sarif":
-        print(check_sarif(located))
+        print(check_sarif(located, notes))
     else:
         print(text_report(decisions))
         if checked:

@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 from pathlib import Path
 
+from gate.evaluate import Unmatched
 from gate.facts import parse_time
 from gate.policy.compile import CompiledPolicy, load_policies
 
@@ -38,3 +39,13 @@ def policies(args: argparse.Namespace) -> list[CompiledPolicy]:
 def now(args: argparse.Namespace) -> dt.datetime:
     value: dt.datetime | None = getattr(args, "now", None)
     return value or dt.datetime.now(dt.UTC)
+
+
+def add_unmatched_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--unmatched",
+        type=Unmatched,
+        choices=list(Unmatched),
+        default=Unmatched.DENY,
+        help="what a file no policy matches gets: deny (default), warn (allow, but report it) or allow",
+    )

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gate.commands.common import add_policy_option
+from gate.commands.common import add_policy_option, add_unmatched_option
 from gate.errors import UsageError
 from gate.sources.pypi import DEFAULT_UPSTREAM
 
@@ -19,6 +19,7 @@ HELP = "serve a package index that lists and delivers only the files the policie
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_policy_option(parser)
+    add_unmatched_option(parser)
     parser.add_argument("--upstream", default=DEFAULT_UPSTREAM, help="upstream simple index URL (default: %(default)s)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     parser.add_argument("--port", type=int, default=8080, help="port to listen on (default: %(default)s)")
@@ -60,6 +61,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         audit_only=args.unsafe_audit_only,
         timeout=args.timeout,
         conda_channels=tuple(args.conda_channel),
+        unmatched=args.unmatched,
     )
 
 
@@ -91,10 +93,11 @@ def _gunicorn(settings: Settings, args: argparse.Namespace) -> None:
 def check_settings(settings: Settings) -> None:
     """Load the policies and check the channels and the trusted root, without building an app (no store,
     audit log or HTTP pool to carry across gunicorn's fork); a mistake is a UsageError or a PolicyError."""
-    from gate.policy.compile import load_policies  # noqa: PLC0415 (keep Flask out of other subcommands' start-up)
+    from gate.evaluate import require_policies  # noqa: PLC0415 (keep Flask out of other subcommands' start-up)
+    from gate.policy.compile import load_policies  # noqa: PLC0415
     from gate.proxy.app import default_blueprints, trust_root_digest  # noqa: PLC0415
 
-    load_policies(list(settings.policies))
+    require_policies(load_policies(list(settings.policies)), settings.policies)
     try:
         default_blueprints(settings)
         trust_root_digest(settings.trusted_root)

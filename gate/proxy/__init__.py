@@ -9,7 +9,8 @@ Layout (each piece is ecosystem-neutral unless named after one):
 - `cache`: `Store`, SQLite entries `(namespace, key) -> value, meta, expires`, and `Memo`, a per-process LRU.
 - `upstream`: `CachedUpstream`, upstream documents (project pages, repodata) in one store namespace with
   their validators: `digest(key, fetch)` asks upstream only when stale, `parsed(key, digest)` parses on demand.
-- `decide`: `judge` (fail closed: an exception is a denial), `unjudgeable`, `visible` (audit-only mode),
+- `decide`: `judge` (fail closed: an exception is a denial; gate's own denials, `gate_denial`, `unjudgeable` and
+  `gate.unmatched`, are gate.evaluate's, shared with `gate check`), `visible` (audit-only mode),
   `record` (metrics + audit log), `refusal` (403 whose text names the file, each rule and message),
   `keep` (store a rendered body while its judgements hold), `etag` and `not_modified`.
 - `files`: `deliver`, a download: recorded, refused with reasons, or streamed by `stream_verified`, which

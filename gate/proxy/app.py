@@ -16,7 +16,7 @@ import requests
 from flask import Blueprint, Flask, Response, current_app, request
 from requests.adapters import HTTPAdapter
 
-from gate.evaluate import Evaluator, policy_digest
+from gate.evaluate import Evaluator, Unmatched, policy_digest, require_policies
 from gate.policy.compile import CompiledPolicy, load_policies
 from gate.proxy.audit import AuditLog
 from gate.proxy.cache import Store
@@ -41,12 +41,14 @@ class Settings:
     timeout: float = 20.0  # seconds for one upstream request
     provenance_workers: int = 8  # parallel provenance fetches for one page
     conda_channels: tuple[tuple[str, str], ...] = ()  # (name, upstream channel URL): served at /conda/<name>/
+    unmatched: Unmatched = Unmatched.DENY  # what a file no policy matches gets (warn, allow: only when asked)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         """Settings from `GATE_POLICY` (os.pathsep-separated), `GATE_UPSTREAM`, `GATE_CACHE_DIR`,
-        `GATE_AUDIT_LOG`, `GATE_TRUSTED_ROOT`, `GATE_AUDIT_ONLY=1`, `GATE_TIMEOUT` and `GATE_CONDA_CHANNELS`
-        (whitespace-separated `NAME=URL`), for a bare gunicorn."""
+        `GATE_AUDIT_LOG`, `GATE_TRUSTED_ROOT`, `GATE_AUDIT_ONLY=1`, `GATE_TIMEOUT`, `GATE_CONDA_CHANNELS`
+        (whitespace-separated `NAME=URL`) and `GATE_UNMATCHED` (deny, warn, allow), for a bare gunicorn;
+        raise ValueError for a value that is not understood."""
         env = os.environ if environ is None else environ
 
         def path(name: str) -> Path | None:
@@ -61,7 +63,17 @@ class Settings:
             audit_only=env.get("GATE_AUDIT_ONLY", "") in ("1", "true", "yes"),
             timeout=float(env.get("GATE_TIMEOUT", "20")),
             conda_channels=tuple(parse_channel(c) for c in env.get("GATE_CONDA_CHANNELS", "").split()),
+            unmatched=parse_unmatched(env.get("GATE_UNMATCHED") or Unmatched.DENY.value),
         )
+
+
+def parse_unmatched(text: str) -> Unmatched:
+    """`deny`, `warn` or `allow` (`GATE_UNMATCHED`); raise ValueError otherwise."""
+    try:
+        return Unmatched(text.strip().lower())
+    except ValueError:
+        choices = ", ".join(m.value for m in Unmatched)
+        raise ValueError(f"GATE_UNMATCHED must be one of {choices}, got {text!r}") from None
 
 
 def parse_channel(text: str) -> tuple[str, str]:
@@ -119,8 +131,10 @@ class Gate:
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __post_init__(self) -> None:
-        self.evaluator = Evaluator(self.policies)
-        self.policy_digest = policy_digest(self.policies)
+        self.evaluator = Evaluator(self.policies, unmatched=self.settings.unmatched)
+        if self.settings.unmatched is not Unmatched.DENY:  # said once per process, where operators look
+            log.warning("unmatched %s: files no policy matches are served", self.settings.unmatched.value)
+        self.policy_digest = policy_digest(self.policies, self.settings.unmatched)
         self.trust_digest = trust_root_digest(self.settings.trusted_root)
         self.decision_digest = hashlib.sha256(f"{self.policy_digest}|{self.trust_digest}".encode()).hexdigest()
         self.view_digest = hashlib.sha256(f"{self.decision_digest}|{self.settings.audit_only}".encode()).hexdigest()
@@ -170,9 +184,11 @@ def create_app(
     """The proxy app: the core routes plus one blueprint per ecosystem (default: `default_blueprints`)."""
     cache_dir = settings.cache_dir
     audit_path = settings.audit_log or (cache_dir / "audit.jsonl" if cache_dir else None)
+    policies = load_policies(list(settings.policies))
+    require_policies(policies, settings.policies)  # zero policies: refuse to start (nothing would be governed)
     state = Gate(
         settings=settings,
-        policies=load_policies(list(settings.policies)),
+        policies=policies,
         store=Store(cache_dir / "cache.sqlite3" if cache_dir else None),
         audit=AuditLog(audit_path),
         metrics=Metrics(cache_dir / "metrics" if cache_dir else None),

@@ -22,7 +22,7 @@ from flask import Blueprint, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
 
 from gate.decision import Decision
-from gate.evaluate import Judgement
+from gate.evaluate import Judgement, unjudgeable
 from gate.facts import Ecosystem, Facts, FileFacts
 from gate.proxy.app import EXTENSION, Gate
 from gate.proxy.decide import (
@@ -32,7 +32,6 @@ from gate.proxy.decide import (
     not_modified,
     record,
     text_response,
-    unjudgeable,
     upstream_failure,
     visible,
 )
@@ -50,6 +49,7 @@ from gate.sources.conda_channel import (
     package_url,
     parse_repodata,
     record_facts,
+    record_problem,
     valid_subdir,
 )
 from gate.sources.conda_evidence import MAX_SIDECAR_BYTES, SidecarError, SidecarFetch, sidecar_attestations
@@ -145,7 +145,7 @@ class CondaChannels:
         for i, ((filename, entry), file) in enumerate(zip(records, files, strict=True)):
             if file is None:
                 sha256 = entry.get("sha256")
-                reason = "its repodata record has no valid sha256 (or its filename is not name-version-build)"
+                reason = record_problem(filename, entry) or "gate cannot judge its repodata record"
                 decision = unjudgeable(
                     Ecosystem.CONDA, str(entry.get("name", filename)), filename,
                     sha256 if isinstance(sha256, str) else None, reason,

@@ -1,4 +1,5 @@
-"""Ecosystem-neutral decisions for the proxy: judge fail-closed, count, audit, and refuse with reasons."""
+"""Ecosystem-neutral decisions for the proxy: judge fail-closed, count, audit, and refuse with reasons.
+(Denials gate makes itself, `gate_denial` and `unjudgeable`, are gate.evaluate's: `gate check` shares them.)"""
 
 from __future__ import annotations
 
@@ -11,19 +12,14 @@ from typing import Any
 
 from flask import Response, request
 
-from gate.decision import Decision, Verdict, Violation
-from gate.evaluate import Judgement
-from gate.facts import Ecosystem, Facts, FileFacts, FileKind
+from gate.decision import Decision, Verdict
+from gate.evaluate import Judgement, gate_denial
+from gate.facts import Facts
 from gate.proxy.app import Gate
 from gate.proxy.audit import audit_record
 from gate.sources.pypi import UpstreamError
 
 log = logging.getLogger(__name__)
-GATE_POLICY = "gate"
-
-
-def gate_denial(facts: Facts, rule: str, message: str) -> Decision:
-    return Decision(facts=facts, violations=(Violation(GATE_POLICY, rule, message),), policies=(GATE_POLICY,))
 
 
 def judge(state: Gate, facts: Facts, now: dt.datetime, recheck: dt.datetime | None = None) -> Judgement:
@@ -37,14 +33,6 @@ def judge(state: Gate, facts: Facts, now: dt.datetime, recheck: dt.datetime | No
     if recheck is not None and (judgement.valid_until is None or recheck < judgement.valid_until):
         return judgement._replace(valid_until=recheck)
     return judgement
-
-
-def unjudgeable(ecosystem: Ecosystem, project: str, filename: str, sha256: str | None, reason: str) -> Decision:
-    """A denial for a file gate cannot build facts for (unknown kind, no digest, wrong project)."""
-    file = FileFacts(
-        ecosystem=ecosystem, name=project, version="", filename=filename, kind=FileKind.FILE, sha256=sha256 or ""
-    )
-    return gate_denial(Facts(file=file), "gate.unjudgeable", reason)
 
 
 def visible(state: Gate, decision: Decision) -> bool:

@@ -19,10 +19,11 @@ from flask import Response, request
 from msgspec.structs import replace
 
 from gate.decision import Decision
+from gate.evaluate import gate_denial
 from gate.facts import Facts
 from gate.proxy.app import Gate
 from gate.proxy.audit import audit_record
-from gate.proxy.decide import gate_denial, record, refusal, text_response, visible
+from gate.proxy.decide import record, refusal, text_response, visible
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 16

@@ -8,9 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 from gate.decision import Decision
+from gate.evaluate import unjudgeable
 from gate.facts import Ecosystem, Facts
 from gate.proxy.app import Gate
-from gate.proxy.decide import judge, unjudgeable
+from gate.proxy.decide import judge
 from gate.proxy.evidence import FETCH_RETRY, Evidence, cached_fetch, verified
 from gate.proxy.upstream import CachedUpstream
 from gate.sources.pypi import ProjectPage, SimpleClient, SimpleFile, UpstreamError, file_facts, parse_page

@@ -41,18 +41,20 @@ def summary_table(decisions: Sequence[Decision], notes: Sequence[Sequence[str]])
     return "\n".join(line.rstrip() for line in lines)
 
 
-def check_sarif(located: Sequence[Located]) -> str:
-    """A result per violation (denying: error, waived or audit: note), located where the file was named."""
+def check_sarif(located: Sequence[Located], notes: Sequence[Sequence[str]] | None = None) -> str:
+    """A result per violation (denying: error, waived or audit: note), located where the file was named;
+    the file's `notes` (one sequence per decision: why a fact is unknown) end each of its messages."""
     rules: dict[str, SarifRule] = {}
     results = []
-    for decision, file, line in located:
+    for i, (decision, file, line) in enumerate(located):
         name = decision.facts.file.filename
+        extra = f" ({'; '.join(notes[i])})" if notes is not None and notes[i] else ""
         for v in decision.violations:
             rule_id = v.ref
             rules.setdefault(rule_id, SarifRule(rule_id, v.message))
             level = "error" if v.denies else "note"
             tag = "" if v.denies else (f" (waived: {v.waived})" if v.waived else " (audit mode)")
-            text = f"{name}: {v.message}{tag}"
+            text = f"{name}: {v.message}{tag}{extra}"
             results.append(SarifResult(rule_id, level, text, file or name, line))
     return sarif_text("gate check", list(rules.values()), results)
 

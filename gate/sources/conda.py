@@ -50,6 +50,23 @@ def upload_time(record: Mapping[str, Any]) -> tuple[dt.datetime | None, str | No
     return None, None
 
 
+def check_record_names(filename: str, record: Mapping[str, Any], name: str, version: str, build: str) -> None:
+    """Raise ValueError when the record names another package than its filename: the facts a policy judges
+    (name, version, build) must describe the bytes a client installs, which conda names by filename (a record
+    saying `numpy 9.9` for `signed-package-2.1.0-...conda` is a denial, never a rename)."""
+    for field, from_name in (("name", name), ("version", version), ("build", build)):
+        if field not in record:
+            continue
+        value = record[field]
+        said = value.lower() if field == "name" and isinstance(value, str) else value
+        if said != from_name:
+            raise ValueError(
+                f"its repodata record says {field} {value!r} but the filename {filename} says {from_name!r}: "
+                "record and filename disagree, so gate cannot tell which package this is "
+                "(the channel must fix the record)"
+            )
+
+
 def conda_file_facts(
     filename: str,
     sha256: str,
@@ -58,15 +75,16 @@ def conda_file_facts(
     channel: str | None = None,
     size: int | None = None,
 ) -> FileFacts:
-    """Facts for one conda package; `record` is its repodata entry when one is known."""
+    """Facts for one conda package; `record` is its repodata entry when one is known. Raise ValueError for a
+    filename that is not `name-version-build`, or a record whose name, version or build disagree with it."""
     name, version, build = split_conda_filename(filename)
     record = record or {}
+    check_record_names(filename, record, name, version, build)
     uploaded, uploaded_from = upload_time(record)
-    version = str(record.get("version", version))
     parsed = parse_version(version)
     return FileFacts(
         ecosystem=Ecosystem.CONDA,
-        name=str(record.get("name", name)).lower(),
+        name=name,
         version=version,
         filename=filename,
         kind=FileKind.CONDA,
@@ -77,5 +95,5 @@ def conda_file_facts(
         uploadedFrom=uploaded_from,
         prerelease=parsed is not None and parsed[1],
         subdir=record.get("subdir"),
-        build=str(record.get("build", build)),
+        build=build,
     )

@@ -69,7 +69,10 @@ def parse_repodata(data: bytes) -> dict[str, Any]:
     """A repodata document; an empty file is `{}`; raise ValueError for anything but a JSON object."""
     if not data.strip():
         return {}
-    document = json.loads(data)
+    try:
+        document = json.loads(data)
+    except RecursionError:  # hostile nesting: the C parser's guard, turned into the error callers expect
+        raise ValueError("repodata nests too deep") from None
     if not isinstance(document, dict):
         raise ValueError("repodata is not a JSON object")
     return document
@@ -117,14 +120,24 @@ def find_record(repodata: Mapping[str, Any], filename: str) -> Record | None:
 
 
 def record_facts(filename: str, record: Mapping[str, Any], channel: str) -> FileFacts | None:
-    """Facts for a repodata record; None when gate could not check its download (no valid sha256/name)."""
+    """Facts for a repodata record; None when gate cannot judge it (`record_problem` says why)."""
+    return _record_facts(filename, record, channel)[0]
+
+
+def record_problem(filename: str, record: Mapping[str, Any]) -> str | None:
+    """Why a record cannot be judged (no valid sha256, a filename that is not name-version-build, a record
+    whose name/version/build disagree with its filename), or None when it can."""
+    return _record_facts(filename, record, "")[1]
+
+
+def _record_facts(filename: str, record: Mapping[str, Any], channel: str) -> tuple[FileFacts | None, str | None]:
     sha256 = record.get("sha256")
     if not isinstance(sha256, str) or not _HEX64.fullmatch(sha256.lower()):
-        return None
+        return None, "its repodata record has no valid sha256, so gate could not check its download"
     try:
-        return conda_file_facts(filename, sha256.lower(), record=record, channel=channel)
-    except ValueError:
-        return None
+        return conda_file_facts(filename, sha256.lower(), record=record, channel=channel), None
+    except ValueError as err:
+        return None, str(err)
 
 
 def _unknown_records(key: str, value: Any) -> bool:

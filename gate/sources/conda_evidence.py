@@ -14,12 +14,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from gate.facts import AttestationFact
+from gate.verify.bounded import MAX_EVIDENCE_BYTES
 from gate.verify.evidence import unverified, verify_evidence
 from gate.verify.sigstore import BundleVerifier, Target
 
 SIGS = ".sigs"
 V0_SIGS = ".v0.sigs"
-MAX_SIDECAR_BYTES = 4 << 20  # a sidecar holds a few bundles of ~10 kB each
+MAX_SIDECAR_BYTES = MAX_EVIDENCE_BYTES  # a sidecar holds a few bundles of ~10 kB each
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -40,10 +41,20 @@ class SidecarError(Exception):
     """A sidecar exists but could not be read (an I/O or HTTP failure, or one larger than the cap)."""
 
 
+class PinError(ValueError):
+    """The record's `attestations_sha256` is there but is not a sha256: the `.sigs` it pins cannot be checked."""
+
+
 def advertised_sha256(record: Mapping[str, Any] | None) -> str | None:
-    """The record's `attestations_sha256` as given (validated by `sidecar_attestations`)."""
+    """The record's `attestations_sha256` (hex digits in either case, read as lowercase, as the record's
+    `sha256` is), None when it has none; raise PinError for any other value (another length, non-hex, not a
+    string), so that a pin that cannot be checked is never mistaken for no pin."""
     value = (record or {}).get("attestations_sha256")
-    return None if value is None else str(value)
+    if value is None:
+        return None
+    if isinstance(value, str) and _HEX64.fullmatch(value.lower()):
+        return value.lower()
+    raise PinError(f"attestations_sha256 in repodata is not a sha256 (64 hex digits): {str(value)[:80]!r}")
 
 
 def _fetch(fetch: SidecarFetch, name: str) -> tuple[str, bytes] | AttestationFact | None:
@@ -66,14 +77,16 @@ def sidecar_attestations(
     """
     facts: list[AttestationFact] = []
     seen: set[str] = set()
-    advertised = advertised_sha256(record)
-    if advertised is not None and not _HEX64.fullmatch(advertised):
-        # Rejected before it is used to build a sidecar name or URL.
-        facts.append(
-            unverified(filename + SIGS, "sidecar-hash: attestations_sha256 in repodata is not 64 lowercase hex")
-        )
-        advertised = None
-    found = _fetch(fetch, filename + SIGS)
+    found: tuple[str, bytes] | AttestationFact | None = None
+    advertised: str | None = None
+    try:
+        advertised = advertised_sha256(record)
+    except PinError as err:
+        # A pin that cannot be checked rejects the `.sigs` it pins: never fetched (the value never builds a
+        # name or URL), never verified without the pin. `.v0.sigs` is not pinned and is judged on its own.
+        facts.append(unverified(filename + SIGS, f"sidecar-hash: {err}; the .sigs sidecar is not used"))
+    else:
+        found = _fetch(fetch, filename + SIGS)
     if found is None and advertised is not None:
         found = _fetch(fetch, f"{filename}{SIGS}.{advertised}")
     if isinstance(found, AttestationFact):

@@ -10,7 +10,6 @@ anything else is a usage error.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,9 +22,9 @@ import requests
 from msgspec.structs import replace
 
 from gate.errors import GateError, UsageError
-from gate.facts import AttestationFact, Facts
+from gate.facts import AttestationFact, Ecosystem, Facts, Unidentified
 from gate.sources.conda import conda_file_facts, record_for_bytes, split_conda_filename
-from gate.sources.conda_channel import find_record
+from gate.sources.conda_channel import find_record, parse_repodata
 from gate.sources.conda_evidence import (
     MAX_SIDECAR_BYTES,
     SidecarError,
@@ -33,7 +32,7 @@ from gate.sources.conda_evidence import (
     sidecar_attestations,
     verify_with,
 )
-from gate.sources.local import DIST_SUFFIXES, LocalOptions
+from gate.sources.local import LocalOptions, is_distribution_filename
 from gate.verify.sigstore import Target
 
 EXPLICIT = "@EXPLICIT"
@@ -72,7 +71,7 @@ class ExplicitPackage:
 
 def is_explicit_env(path: Path) -> bool:
     """Whether `path` is a text file with an `@EXPLICIT` line (distribution files never are)."""
-    if path.name.endswith(DIST_SUFFIXES):
+    if is_distribution_filename(path.name):
         return False
     try:
         with path.open("rb") as handle:
@@ -217,7 +216,7 @@ class _Repodata:
         if key not in self._seen:
             data = self.fetcher.read(f"{key}/repodata.json", self.limit)
             try:
-                parsed = json.loads(data) if data else {}
+                parsed = parse_repodata(data) if data else {}
             except ValueError:
                 parsed = {}
             self._seen[key] = parsed if isinstance(parsed, dict) else {}
@@ -244,8 +243,11 @@ def _check_pins(package: ExplicitPackage, got: Downloaded) -> None:
             )
 
 
-def explicit_facts(path: Path, options: LocalOptions, *, fetcher: Fetcher | None = None) -> list[Facts]:
-    """Facts for every package of an explicit environment file, in file order."""
+def explicit_facts(
+    path: Path, options: LocalOptions, *, fetcher: Fetcher | None = None
+) -> list[Facts | Unidentified]:
+    """Facts for every package of an explicit environment file, in file order (`Unidentified` for a package
+    whose repodata record contradicts its filename)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
@@ -254,14 +256,19 @@ def explicit_facts(path: Path, options: LocalOptions, *, fetcher: Fetcher | None
     verifier = options.verifier
     repodata = _Repodata(fetcher)
     verify = verify_with(verifier)
-    out = []
+    out: list[Facts | Unidentified] = []
     for package in parse_explicit(text, str(path)):
         got = _download(fetcher, package)
         _check_pins(package, got)
         record = record_for_bytes(repodata.record(package), got.sha256)
-        file = conda_file_facts(
-            package.filename, got.sha256, record=record, channel=options.channel or package.channel, size=got.size
-        )
+        try:
+            file = conda_file_facts(
+                package.filename, got.sha256, record=record, channel=options.channel or package.channel,
+                size=got.size,
+            )
+        except ValueError as err:
+            out.append(Unidentified(Ecosystem.CONDA, package.filename, package.filename, got.sha256, str(err)))
+            continue
         if options.uploaded is not None:
             file = replace(file, uploaded=options.uploaded, uploadedFrom="--uploaded")
         evidence: list[AttestationFact] = []

@@ -19,8 +19,8 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from gate.errors import UsageError
-from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, FileKind
+from gate.errors import GateError, UsageError
+from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, FileKind, Unidentified
 from gate.sources.conda import CONDA_SUFFIXES, conda_file_facts, is_conda_filename, record_for_bytes
 from gate.sources.conda_channel import find_record, parse_repodata
 from gate.sources.conda_evidence import (
@@ -33,6 +33,7 @@ from gate.sources.conda_evidence import (
     verify_with,
 )
 from gate.sources.versions import VERSIONS, parse_version
+from gate.verify.bounded import MAX_EVIDENCE_BYTES
 from gate.verify.evidence import verify_evidence
 from gate.verify.sigstore import BundleVerifier, Target
 
@@ -45,7 +46,27 @@ EVIDENCE_SUFFIXES = (
     ".sigstore",
     ".sigstore.json",
 )
-DIST_SUFFIXES = (".whl", ".tar.gz", ".zip", *CONDA_SUFFIXES)
+# Every suffix an installer takes as a distribution: pip's archive formats (wheels, sdists in any archive it
+# unpacks), eggs, conda packages. A file with one of these (in any case) is judged as a package: when its name
+# cannot be parsed it is denied as unjudgeable, never checked as a `generic` file no package policy selects.
+# Only other files (a binary, a document) are generic, checked by digest with a Sigstore bundle.
+DIST_SUFFIXES = (
+    ".whl", ".tar.gz", ".zip", *CONDA_SUFFIXES,
+    ".tgz", ".tar", ".tbz", ".tar.xz", ".txz", ".tlz", ".tar.lz", ".tar.lzma", ".egg",
+)
+
+
+def is_distribution_filename(filename: str) -> bool:
+    """Whether an installer could take `filename` for a distribution (its suffix, in any case)."""
+    return filename.lower().endswith(DIST_SUFFIXES)
+
+
+class UnidentifiedFileError(GateError):
+    """A local file with a distribution suffix whose name does not say which package it is."""
+
+    def __init__(self, file: Unidentified) -> None:
+        super().__init__(f"{file.filename}: {file.reason}")
+        self.file = file
 
 
 def sha256_file(path: Path) -> str:
@@ -199,7 +220,8 @@ class LocalOptions:
 
 
 def file_facts(path: Path, options: LocalOptions) -> tuple[FileFacts, dict[str, Any] | None]:
-    """Facts for one local file, and its repodata record when it is a conda package in a channel dir."""
+    """Facts for one local file, and its repodata record when it is a conda package in a channel dir; raise
+    UnidentifiedFileError for a distribution whose name (or record) does not say which package it is."""
     sha256 = sha256_file(path)
     size = path.stat().st_size
     record = None
@@ -208,10 +230,19 @@ def file_facts(path: Path, options: LocalOptions) -> tuple[FileFacts, dict[str, 
         try:
             facts = conda_file_facts(path.name, sha256, record=record, channel=options.channel, size=size)
         except ValueError as err:
-            raise UsageError(str(err)) from err
+            raise UnidentifiedFileError(Unidentified(Ecosystem.CONDA, path.name, path.name, sha256, str(err))) from err
+    elif (found := python_file_facts(path.name, sha256, size)) is not None:
+        facts = found
+    elif is_distribution_filename(path.name):
+        reason = (
+            f"{path.name} has a distribution suffix but is not a valid wheel, sdist or conda package filename "
+            "(name-version[-build]-python-abi-platform.whl, name-version.tar.gz or .zip, "
+            "name-version-build.conda or .tar.bz2): gate cannot tell which package it is, so no policy can "
+            "select it; check it under the filename its index gives it"
+        )
+        raise UnidentifiedFileError(Unidentified(Ecosystem.PYPI, path.name, path.name, sha256, reason))
     else:
-        found = python_file_facts(path.name, sha256, size)
-        facts = found or FileFacts(
+        facts = FileFacts(
             ecosystem=Ecosystem.GENERIC,
             name=path.name,
             version="",
@@ -256,8 +287,11 @@ def _beside(path: Path) -> SidecarFetch:
 
 
 def _read(evidence: Path) -> bytes:
+    """The evidence file's bytes, at most one more than any evidence may have (`verify_evidence` rejects
+    a larger document), so a huge file or a device never fills memory."""
     try:
-        return evidence.read_bytes()
+        with evidence.open("rb") as handle:
+            return handle.read(MAX_EVIDENCE_BYTES + 1)
     except OSError as err:
         raise UsageError(f"cannot read attestation {evidence}: {err.strerror}") from err
 
@@ -275,10 +309,11 @@ def local_facts(path: Path, options: LocalOptions) -> Facts:
 
 
 def expand_paths(paths: list[Path]) -> Iterator[Path]:
-    """Files as given; a directory (a wheelhouse, a channel subdir) yields its distribution files."""
+    """Files as given; a directory (a wheelhouse, a channel subdir) yields every file an installer could take
+    for a distribution (so one it cannot name is judged, and denied, rather than skipped)."""
     for path in paths:
         if path.is_dir():
-            yield from sorted(p for p in path.iterdir() if p.is_file() and p.name.endswith(DIST_SUFFIXES))
+            yield from sorted(p for p in path.iterdir() if p.is_file() and is_distribution_filename(p.name))
         elif path.is_file():
             yield path
         else:

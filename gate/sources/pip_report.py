@@ -57,8 +57,8 @@ def read_report(path: Path, index: str | None = None) -> list[PlannedFile]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as err:
         raise UsageError(f"cannot read pip report {path}: {err.strerror}") from err
-    except ValueError as err:
-        raise UsageError(f"{path}: not JSON: {err}") from err
+    except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError; RecursionError: nesting
+        raise UsageError(f"{path}: not JSON: {err}") from None
     return planned_from_report(data, str(path), index)
 
 

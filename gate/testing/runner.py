@@ -9,11 +9,11 @@ from pathlib import Path
 
 from gate.decision import Decision, Violation
 from gate.errors import GateError, PolicyError
-from gate.evaluate import evaluate
-from gate.facts import Facts
+from gate.evaluate import evaluate, unidentified
+from gate.facts import Facts, Unidentified
 from gate.policy.compile import CompiledPolicy, load_policies
 from gate.policy.model import names_rule
-from gate.sources.local import LocalOptions, local_facts
+from gate.sources.local import LocalOptions, UnidentifiedFileError, local_facts
 from gate.testing.cases import CaseFile, PolicyCase
 from gate.verify.sigstore import BundleVerifier
 
@@ -93,11 +93,13 @@ def run_case(
 ) -> CaseResult:
     started = time.perf_counter()
     try:
-        facts = case_facts(case, verifier)
+        facts: Facts | Unidentified = case_facts(case, verifier)
+    except UnidentifiedFileError as err:  # denied as `gate check` denies it
+        facts = err.file
     except (GateError, OSError) as err:
         message = err.diagnostics() if isinstance(err, GateError) else str(err)
         return CaseResult(case, error=f"cannot build facts: {message}", seconds=time.perf_counter() - started)
-    decision = evaluate(policies, facts, case.now)
+    decision = unidentified(facts) if isinstance(facts, Unidentified) else evaluate(policies, facts, case.now)
     failures = tuple(check(case, decision))
     return CaseResult(case, failures, decision=decision, seconds=time.perf_counter() - started)
 

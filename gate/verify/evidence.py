@@ -2,7 +2,8 @@
 
 Accepted: a PEP 740 provenance object (all its attestations), a PEP 740 attestation object, a Sigstore
 bundle (message signature or DSSE), and a conda `.sigs` sidecar (a JSON array of bundles). Whatever
-cannot be parsed becomes one `verified: false` fact that says why.
+cannot be parsed becomes one `verified: false` fact that says why: evidence is an outsider's document, so
+its size, encoding and nesting are bounded (`parse_json`) before pydantic or sigstore see it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sigstore.errors import Error as SigstoreError
 from sigstore.models import Bundle
 
 from gate.facts import AttestationFact
+from gate.verify.bounded import EvidenceParseError, parse_json
 from gate.verify.sigstore import BundleVerifier, Target, describe_error
 
 
@@ -42,11 +44,11 @@ def _pep740(att: Attestation, source: str, target: Target, verifier: BundleVerif
 
 
 def verify_evidence(data: bytes, source: str, target: Target, verifier: BundleVerifier) -> list[AttestationFact]:
-    """One fact per bundle in `data`."""
+    """One fact per bundle in `data`; whatever `data` is, never an exception."""
     try:
-        document = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as err:
-        return [unverified(source, f"parse: not JSON: {describe_error(err)}")]
+        document = parse_json(data)
+    except EvidenceParseError as err:
+        return [unverified(source, f"parse: {err}")]
     try:
         if isinstance(document, list):
             if not document:

@@ -30,6 +30,7 @@ from sigstore_models.common.v1 import HashAlgorithm
 
 from gate.errors import GateError
 from gate.facts import AttestationFact, Ecosystem
+from gate.verify.bounded import EvidenceParseError, parse_json
 from gate.verify.claims import certificate_claims, certificate_identity, publisher_from_claims
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -106,9 +107,9 @@ def _subject_names_target(name: str, target: Target) -> bool:
 def check_statement(payload: bytes, target: Target, *, exactly_one_subject: bool) -> dict[str, Any]:
     """The in-toto statement must have a subject naming the target with its sha256."""
     try:
-        statement = json.loads(payload)
-    except ValueError as err:
-        raise EvidenceError("statement", f"not JSON: {err}") from err
+        statement = parse_json(payload, "statement")
+    except EvidenceParseError as err:
+        raise EvidenceError("statement", str(err)) from err
     subjects = statement.get("subject") if isinstance(statement, dict) else None
     if not isinstance(subjects, list) or not subjects:
         raise EvidenceError("statement", "statement has no subject")

@@ -88,16 +88,20 @@ def test_nothing_to_check_is_a_usage_error_before_policies_load(
     assert "no such policy file" not in err
 
 
-def test_lock_upload_time_stands_when_the_index_is_unreachable(
+def test_lock_upload_time_is_a_claim_when_the_index_is_unreachable(
     age_policy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The index is asked (for yanked and its own upload time); unreachable, the lock's upload times stand."""
+    """The index is asked (for yanked and its own upload time); unreachable, the lock's upload times do not
+    stand in for it: the age is unknown, `whenUnknown` (deny by default) decides, and the report says why."""
     code = main(["check", "-p", str(age_policy), "--now", NOW, "--index-url", UNREACHABLE,
                  str(PYLOCKS / "pylock.spec-example.toml")])
     out = capsys.readouterr().out
-    assert code == 0, out
+    assert code == 1, out
     assert "index:" in out
-    assert sum(line.startswith("ALLOW ") and "sha256:" in line for line in out.splitlines()) == 4
+    assert sum(line.startswith("DENY  ") and "sha256:" in line for line in out.splitlines()) == 4
+    assert out.count("uploaded: unknown") == 4
+    assert "upload time unknown: the index could not be asked, and the lock's upload-time 2025-01-25T11:30:10.164985Z" \
+        " is only a claim" in out
 
 
 @pytest.mark.parametrize("index_sha256", [True, False])
@@ -155,7 +159,7 @@ def test_identity_matching_verified_provenance_is_allowed(
     tmp_path: Path, upstream: RunningUpstream, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = lock(tmp_path, upstream.url, 'kind = "GitHub"\nrepository = "pypa/sampleproject"\nworkflow = "release.yml"')
-    code = main(["check", "-p", str(EXAMPLE_POLICY), "--now", NOW, str(path)])
+    code = main(["check", "-p", str(EXAMPLE_POLICY), "--now", NOW, "--index-url", upstream.url, str(path)])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "verified: https://docs.pypi.org/attestations/publish/v1" in out
@@ -166,7 +170,7 @@ def test_provenance_from_another_publisher_than_locked(
     tmp_path: Path, upstream: RunningUpstream, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = lock(tmp_path, upstream.url, 'kind = "GitHub"\nrepository = "pypa/sampleproject"\nworkflow = "other.yml"')
-    code = main(["check", "-p", str(EXAMPLE_POLICY), "--now", NOW, str(path)])
+    code = main(["check", "-p", str(EXAMPLE_POLICY), "--now", NOW, "--index-url", upstream.url, str(path)])
     out = capsys.readouterr().out
     assert code == 1
     assert "DENY  pylock/attestation-identities: verified provenance was published by GitHub pypa/sampleproject" in out

@@ -26,6 +26,7 @@ from tests.support.conda_channel import (
     ChannelServer,
     add_fixture_signed_package,
     build_conda_package,
+    index_channel,
     set_record_fields,
 )
 
@@ -180,3 +181,23 @@ def test_sidecars_are_fetched_only_for_packages_a_policy_reads_attestations_of(
     assert code == 0, err
     sidecars = [path for path in server.paths() if ".sigs" in path]
     assert sidecars and all(SIGNED in path for path in sidecars)  # demo is governed only by the age policy
+
+
+def test_a_record_that_renames_its_package_is_denied(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The channel's record for `other-1.0-0.conda` calls it `demo`: denied with the reason, not judged as demo."""
+    channel_dir = tmp_path / "renaming"
+    old_ms = int(time.time() * 1000) - 40 * DAY_MS
+    build_conda_package(channel_dir / "noarch", "demo", "1.0", timestamp_ms=old_ms)
+    build_conda_package(channel_dir / "noarch", "other", "1.0", timestamp_ms=old_ms)
+    index_channel(channel_dir)
+    for name in ("demo-1.0-0.conda", "other-1.0-0.conda"):
+        set_record_fields(channel_dir, "noarch", name, indexed_timestamp=old_ms)
+    set_record_fields(channel_dir, "noarch", "other-1.0-0.conda", name="demo")
+    with ChannelServer(channel_dir) as server:
+        lines = [_line(channel_dir, server.url, f"noarch/{n}") for n in ("demo-1.0-0.conda", "other-1.0-0.conda")]
+        code, report, err = _run(tmp_path, capsys, lines)
+    assert code == 1, err
+    demo, other = report["results"]
+    assert demo["verdict"] == "allow"
+    assert [v["rule"] for v in other["violations"]] == ["gate.unjudgeable"]
+    assert "its repodata record says name 'demo'" in other["violations"][0]["message"]

@@ -96,15 +96,34 @@ def test_advertised_sidecar_that_is_missing_is_a_failure(signed_dir: Path, check
     assert _errors(result) == ["sidecar-missing: repodata advertises attestations_sha256 but no sidecar"]
 
 
-@pytest.mark.parametrize("advertised", ["ABC", "../../etc/passwd", SIDECAR_SHA256.upper()])
-def test_malformed_attestations_sha256_is_rejected_before_use(
-    signed_dir: Path, check: Check, advertised: str
+@pytest.mark.parametrize(
+    "advertised",
+    ["ABC", "../../etc/passwd", "", SIDECAR_SHA256 + "0", SIDECAR_SHA256[:-1] + "g", " " + SIDECAR_SHA256, 42, [1]],
+)
+def test_a_pin_that_cannot_be_checked_rejects_the_sidecar(
+    signed_dir: Path, check: Check, advertised: Any
 ) -> None:
+    """A malformed `attestations_sha256` is not "no pin": the `.sigs` it pins is rejected, never verified
+    unpinned (its own bundle would verify for this file and allow it)."""
     shutil.copyfile(SIDECAR, signed_dir / f"{SIGNED}.sigs")
     _record(signed_dir, attestations_sha256=advertised)
     code, result = check(signed_dir)
-    assert _errors(result) == ["sidecar-hash: attestations_sha256 in repodata is not 64 lowercase hex"]
-    assert code == 0  # the bundle itself still verifies for this file's sha256
+    (error,) = _errors(result)
+    assert error.startswith("sidecar-hash: attestations_sha256 in repodata is not a sha256 (64 hex digits)")
+    assert error.endswith("the .sigs sidecar is not used")
+    assert not any(a["verified"] for a in result["attestations"])
+    assert code == 1
+
+
+def test_an_upper_case_pin_is_read_as_the_same_sha256(signed_dir: Path, check: Check) -> None:
+    """Hex digits in either case name the same digest (as the record's `sha256` is read): the pin is checked."""
+    shutil.copyfile(SIDECAR, signed_dir / f"{SIGNED}.sigs")
+    _record(signed_dir, attestations_sha256=SIDECAR_SHA256.upper())
+    code, result = check(signed_dir)
+    assert code == 0 and _errors(result) == []
+    _record(signed_dir, attestations_sha256=("1" * 64).upper())
+    code, result = check(signed_dir)
+    assert code == 1 and _errors(result)[0].startswith("sidecar-hash: sidecar bytes do not match")
 
 
 def test_sidecar_with_other_bytes_than_advertised_fails(signed_dir: Path, check: Check) -> None:

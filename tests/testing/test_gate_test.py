@@ -112,10 +112,10 @@ now: 2026-11-22T00:00:00Z
 cases:
   - name: a package no policy matches
     file: {ecosystem: conda, name: numpy, version: 2.2.3}
-    expect: {verdict: allow}
+    expect: {verdict: deny}
   - name: a package no policy matches, on purpose
     file: {ecosystem: conda, name: numpy, version: 2.2.3}
-    expect: {verdict: allow, policies: []}
+    expect: {verdict: deny, violations: [gate/gate.unmatched], policies: []}
 """
 
 
@@ -192,3 +192,18 @@ def test_invalid_case_files(tmp_path: Path, cases: str, message: str) -> None:
     with pytest.raises(PolicyError) as raised:
         load_case_file(path)
     assert any(message in str(issue) for issue in raised.value.issues), raised.value.diagnostics()
+
+
+def test_an_artifact_gate_cannot_name_is_denied_as_check_denies_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases = """\
+now: 2026-11-22T00:00:00Z
+cases:
+  - name: a wheel whose name packaging cannot parse
+    artifact: evil__pkg-1.0-py3-none-any.whl
+    expect: {verdict: deny, violations: [gate/gate.unjudgeable], policies: [gate]}
+"""
+    root = project(tmp_path, cases)
+    (root / "tests" / "evil__pkg-1.0-py3-none-any.whl").write_bytes(b"PK\x05\x06" + b"\0" * 18)
+    assert main(["test", str(root)]) == 0, capsys.readouterr().out

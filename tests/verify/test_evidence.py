@@ -23,7 +23,7 @@ ATTESTATION = ATTESTATIONS / "pep740" / "sampleproject-4.0.0-py3-none-any.whl.pu
 @pytest.mark.parametrize(
     ("data", "error"),
     [
-        (b"\xff\xfe garbage", "parse: not JSON"),
+        (b"\xff\xfe garbage", "parse: evidence is not UTF-8"),
         (b"[]", "parse: empty list of bundles"),
         (b"42", "parse: expected a JSON object or array"),
         (b'{"hello": "world"}', "parse: not a Sigstore bundle, PEP 740 attestation or provenance object"),

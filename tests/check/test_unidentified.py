@@ -1,0 +1,134 @@
+"""Files do not escape by their name: a file an installer would take for a distribution whose name gate
+cannot parse is denied as `gate/gate.unjudgeable` (the proxy's decision for such rows), never judged as a
+`generic` file that a `match: {ecosystems: [pypi, conda]}` policy does not select."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gate.cli import main
+from gate.facts import Ecosystem
+from gate.sources.pypi import ProjectPage, SimpleFile, file_facts
+from tests.check.conftest import NOW
+from tests.conftest import ATTESTATIONS
+
+WHEEL = ATTESTATIONS / "dists" / "sampleproject-4.0.0-py3-none-any.whl"
+SIGNED_CONDA = ATTESTATIONS / "dists" / "signed-package-2.1.0-hb0f4dca_0.conda"
+PACKAGES_ONLY = """\
+apiVersion: gate/v1
+kind: Policy
+metadata: {name: packages}
+spec:
+  match: {ecosystems: [pypi, conda]}
+  rules: [{name: never, expression: "false", message: no package may pass}]
+"""
+# Names an installer takes for a distribution that packaging (or conda's name-version-build) cannot parse.
+ESCAPES = [
+    "evil__pkg-1.0-py3-none-any.whl",  # pip installs this as evil__pkg
+    "totally_legit.tar.gz",
+    "x-1.0-fix.zip",
+    "Sampleproject-4.0.0-py3-none-any.WHL",
+    "evil-1.0.tgz",
+    "evil-1.0.tar.xz",
+    "evil-1.0.tar",
+    "evil-1.0-py3.11.egg",
+    "totally_legit.tar.bz2",
+    "totally_legit.conda",
+]
+
+
+@pytest.fixture
+def policy(tmp_path: Path) -> Path:
+    path = tmp_path / "packages.yaml"
+    path.write_text(PACKAGES_ONLY, encoding="utf-8")
+    return path
+
+
+def _check(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
+    # `--unmatched allow`: the denial must come from the name alone, not from the unmatched default
+    code = main(["check", *args, "--unmatched", "allow", "--now", NOW, "--format", "json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("name", ESCAPES)
+def test_a_distribution_gate_cannot_name_is_denied(
+    name: str, tmp_path: Path, policy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shipped = tmp_path / "wheelhouse"
+    shipped.mkdir()
+    (shipped / name).write_bytes(WHEEL.read_bytes())
+    code, report = _check(capsys, str(shipped / name), "-p", str(policy))
+    assert code == 1 and report["verdict"] == "deny"
+    (result,) = report["results"]
+    (violation,) = result["violations"]
+    assert (violation["policy"], violation["rule"]) == ("gate", "gate.unjudgeable")
+    assert name in violation["message"]
+    assert result["facts"]["ecosystem"] != Ecosystem.GENERIC.value
+    # and the proxy, given the same name as an index row, cannot build facts for it either
+    row = SimpleFile(filename=name, url=f"https://x/{name}", hashes={"sha256": "ab" * 32})
+    assert file_facts(ProjectPage(name="evil-pkg", files=(row,)), row, "https://x/") is None
+
+
+def test_a_wheelhouse_hides_no_distribution(tmp_path: Path, policy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A directory yields every file pip could install from it, so an odd one is judged, not skipped."""
+    (tmp_path / "evil-1.0.tgz").write_bytes(b"not judged before")
+    (tmp_path / "notes.txt").write_text("not a distribution")
+    code, report = _check(capsys, str(tmp_path), "-p", str(policy))
+    assert code == 1
+    assert [r["file"] for r in report["results"]] == ["evil-1.0.tgz"]
+
+
+def test_other_files_are_still_generic(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A file no installer takes for a package (a binary, a document) is a generic file, as before."""
+    blob = tmp_path / "tool-linux-amd64"
+    blob.write_bytes(b"\x7fELF...")
+    generic = tmp_path / "generic.yaml"
+    generic.write_text(PACKAGES_ONLY.replace("[pypi, conda]", "[generic]"), encoding="utf-8")
+    code, report = _check(capsys, str(blob), "-p", str(generic))
+    (result,) = report["results"]
+    assert code == 1 and result["facts"]["ecosystem"] == "generic"
+    assert [v["rule"] for v in result["violations"]] == ["never"]
+
+
+def test_real_distributions_are_still_identified(policy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, report = _check(capsys, str(WHEEL), str(SIGNED_CONDA), "-p", str(policy))
+    assert code == 1
+    rules = [[v["rule"] for v in r["violations"]] for r in report["results"]]
+    assert rules == [["never"], ["never"]]
+
+
+def test_a_lock_entry_gate_cannot_name_is_denied(
+    tmp_path: Path, policy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(textwrap.dedent("""\
+        lock-version = "1.0"
+        created-by = "gate-tests"
+
+        [[packages]]
+        name = "sampleproject"
+        version = "4.0.0"
+
+        [[packages.wheels]]
+        name = "evil__pkg-1.0-py3-none-any.whl"
+        url = "http://127.0.0.1:9/files/evil__pkg-1.0-py3-none-any.whl"
+        hashes = {sha256 = "c23e447ea90d796d1e645c35c4b2de125040add12a845825546f91c93f391b6b"}
+        """), encoding="utf-8")
+    code, report = _check(capsys, str(lock), "-p", str(policy), "--index-url", "http://127.0.0.1:9/simple/")
+    assert code == 1
+    (result,) = report["results"]
+    assert [v["rule"] for v in result["violations"]] == ["gate.unjudgeable"]
+    assert "evil__pkg-1.0-py3-none-any.whl" in result["violations"][0]["message"]
+
+
+def test_an_unparseable_name_never_gets_past_a_copy(tmp_path: Path, policy: Path) -> None:
+    """The same bytes under their real name are identified: only the name changed the outcome."""
+    real = tmp_path / WHEEL.name
+    shutil.copyfile(WHEEL, real)
+    assert main(["check", str(real), "-p", str(policy), "--unmatched", "allow"]) == 1

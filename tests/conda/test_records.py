@@ -1,0 +1,122 @@
+"""A repodata record that names another package than its filename is a denial (`gate/gate.unjudgeable`),
+never a rename: in `gate check` (a channel directory, an `@EXPLICIT` environment) and in the proxy alike."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gate.cli import main
+from gate.facts import AttestationFact, Ecosystem
+from gate.proxy.conda import conda_blueprint
+from gate.sources.conda_channel import record_facts, record_problem
+from gate.sources.conda_evidence import sidecar_attestations
+from gate.verify.sigstore import Target
+from tests.conda.conftest import SIGNED, SIGNED_SHA256, policy_document, signer_attestations, write_policies
+from tests.conftest import FIXTURES
+from tests.support.conda_channel import ChannelServer, build_conda_package, epoch_ms, index_channel, set_record_fields
+from tests.support.gate_app import gate_app
+
+CHANNEL = FIXTURES / "conda" / "channel-sigstore-example" / "linux-64"
+RECORD = {"name": "signed-package", "version": "2.1.0", "build": "hb0f4dca_0", "sha256": SIGNED_SHA256}
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+DISAGREEING = [
+    ({"name": "numpy", "version": "9.9"}, "name 'numpy'"),
+    ({"version": "9.9"}, "version '9.9'"),
+    ({"build": "h0_1"}, "build 'h0_1'"),
+    ({"version": 2.1}, "version 2.1"),
+    ({"name": None}, "name None"),
+]
+
+
+@pytest.mark.parametrize(("changes", "said"), DISAGREEING)
+def test_a_record_that_disagrees_with_its_filename_has_no_facts(changes: dict[str, Any], said: str) -> None:
+    record = {**RECORD, **changes}
+    assert record_facts(SIGNED, record, "https://x/ch") is None
+    problem = record_problem(SIGNED, record)
+    assert problem is not None and f"its repodata record says {said}" in problem and "disagree" in problem
+
+
+def test_an_agreeing_record_still_gives_facts() -> None:
+    facts = record_facts(SIGNED, {**RECORD, "name": "Signed-Package"}, "https://x/ch")  # conda names: any case
+    assert facts is not None and (facts.name, facts.version, facts.build) == ("signed-package", "2.1.0", "hb0f4dca_0")
+    assert record_problem(SIGNED, RECORD) is None
+
+
+def _channel_dir(tmp_path: Path, **changes: Any) -> Path:
+    for name in (SIGNED, SIGNED + ".sigs"):
+        shutil.copyfile(CHANNEL / name, tmp_path / name)
+    repodata = json.loads((CHANNEL / "repodata.json").read_text())
+    repodata["packages.conda"][SIGNED].update(changes)
+    (tmp_path / "repodata.json").write_text(json.dumps(repodata))
+    return tmp_path / SIGNED
+
+
+def test_check_denies_real_bytes_reported_under_another_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The real signed-package bytes, its real sidecar, and a record calling it numpy 9.9."""
+    (tmp_path / "ch").mkdir()
+    package = _channel_dir(tmp_path / "ch", name="numpy", version="9.9")
+    policies = write_policies(
+        tmp_path / "policies",
+        policy_document("signed", ecosystems=["conda"], attestations=signer_attestations()),
+    )
+    code = main(["check", str(package), "-p", str(policies), "--format", "json"])
+    (result,) = json.loads(capsys.readouterr().out)["results"]
+    assert code == 1
+    assert [(v["policy"], v["rule"]) for v in result["violations"]] == [("gate", "gate.unjudgeable")]
+    assert "its repodata record says name 'numpy'" in result["violations"][0]["message"]
+    assert result["facts"]["name"] != "numpy"
+    # the same bytes and record, agreeing, are allowed: only the disagreement denies
+    _channel_dir(tmp_path / "ch")
+    assert main(["check", str(package), "-p", str(policies), "--format", "json"]) == 0
+
+
+def test_the_proxy_denies_a_record_that_disagrees(tmp_path: Path) -> None:
+    channel = tmp_path / "channel"
+    old = epoch_ms(NOW - dt.timedelta(days=40))
+    build_conda_package(channel / "noarch", "demo", "1.0", timestamp_ms=old)
+    build_conda_package(channel / "noarch", "other", "1.0", timestamp_ms=old)
+    index_channel(channel)  # sets indexed_timestamp to now: the builders' old timestamps are used instead
+    set_record_fields(channel, "noarch", "demo-1.0-0.conda", indexed_timestamp=None)
+    set_record_fields(channel, "noarch", "other-1.0-0.conda", indexed_timestamp=None, name="demo")
+    policies = write_policies(tmp_path / "policies", policy_document("age", ecosystems=["conda"], minimumAge="7d"))
+    with ChannelServer(channel) as upstream:
+        app = gate_app(
+            policies, cache_dir=tmp_path / "cache", clock=lambda: NOW,
+            blueprints=(conda_blueprint({"local": upstream.url}),),
+        )
+        client = app.test_client()
+        repodata = json.loads(client.get("/conda/local/noarch/repodata.json").data)
+        listed = sorted([*repodata.get("packages", {}), *repodata.get("packages.conda", {})])
+        assert listed == ["demo-1.0-0.conda"]
+        refused = client.get("/conda/local/noarch/other-1.0-0.conda")
+    assert refused.status_code == 403
+    text = refused.get_data(as_text=True)
+    assert "gate/gate.unjudgeable" in text and "its repodata record says name 'demo'" in text
+
+
+@pytest.mark.parametrize("pin", ["../../etc/passwd", "ab" * 31, 7])
+def test_a_pin_that_cannot_be_checked_fetches_no_pinned_sidecar(pin: Any) -> None:
+    """The shared sidecar service (gate check and the proxy): the `.sigs` a bad pin covers is neither fetched
+    (the pin never builds a name or URL) nor verified; the unpinned `.v0.sigs` is still looked for."""
+    fetched: list[str] = []
+
+    def fetch(name: str) -> tuple[str, bytes] | None:
+        fetched.append(name)
+        return None
+
+    def verify(data: bytes, source: str, target: Target) -> list[AttestationFact]:
+        raise AssertionError("nothing may be verified")
+
+    target = Target(filename=SIGNED, sha256=SIGNED_SHA256, ecosystem=Ecosystem.CONDA)
+    (fact,) = sidecar_attestations(SIGNED, target, {**RECORD, "attestations_sha256": pin}, fetch, verify)
+    assert fetched == [SIGNED + ".v0.sigs"]
+    assert not fact.verified and fact.error is not None and fact.error.startswith("sidecar-hash:")
