@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class GateError(Exception):
@@ -21,6 +21,7 @@ class Issue:
     file: str | None = None
     line: int | None = None
     level: str = "error"
+    code: str | None = field(default=None, compare=False)  # the `gate lint` code, where the finder knows it
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}: " if self.file and self.line else (f"{self.file}: " if self.file else "")

@@ -126,7 +126,7 @@ def test_unreadable_policy_is_a_policy_error(tmp_path: Path, capsys: pytest.Capt
     bad = tmp_path / "latin1.yaml"
     bad.write_bytes(b"metadata: {name: caf\xe9}\n")
     code, _, err = run(capsys, "check", str(WHEEL), "-p", str(tmp_path))
-    assert code == 2 and f"{bad}: cannot read policy: not UTF-8 text" in err
+    assert code == 2 and f"{bad}:1: not UTF-8 text" in err
 
 
 def test_bad_time_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

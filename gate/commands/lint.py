@@ -7,6 +7,7 @@ from pathlib import Path
 
 from gate.commands.common import now
 from gate.commands.common import timestamp as parse_time
+from gate.decision import ExitCode
 from gate.policy.lint import LintOptions, lint_paths
 from gate.report.lint import LintFormat, render
 from gate.verify.claims import CLAIM_OIDS
@@ -25,5 +26,7 @@ def run(args: argparse.Namespace) -> int:
     options = LintOptions(now=now(args), claim_names=tuple(CLAIM_OIDS.values()))
     findings = lint_paths(args.paths, options)
     print(render(findings, LintFormat(args.format)))
+    if any(f.code == "file" and f.is_error for f in findings):
+        return int(ExitCode.USAGE)  # an input could not be read at all: nothing was linted
     failing = [f for f in findings if f.is_error or args.strict]
-    return 1 if failing else 0
+    return int(ExitCode.DENIED) if failing else int(ExitCode.ALLOWED)

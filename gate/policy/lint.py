@@ -17,7 +17,7 @@ from gate.errors import Issue, PolicyError
 from gate.policy.compile import duplicate_name
 from gate.policy.lint_cel import cel_issues
 from gate.policy.lint_checks import exception_issues, match_issues, signer_issues
-from gate.policy.load import RawPolicy, load_text, policy_files
+from gate.policy.load import RawPolicy, load_file, policy_files
 from gate.policy.model import build_policy
 from gate.policy.schema import Problem, schema_issues, schema_problems
 
@@ -48,7 +48,11 @@ class Code:
 
 CODES = {
     "yaml": Code("The file is not valid YAML."),
-    "file": Code("A policy path does not exist or holds no policy files."),
+    "file": Code("A policy path does not exist, holds no policy files, or cannot be read (not UTF-8, too large)."),
+    "empty-file": Code("A policy file with no YAML document (empty, or only comments): it holds no policy."),
+    "duplicate-key": Code("A key given twice in one mapping; YAML would silently keep only the last."),
+    "yaml-alias": Code("A YAML alias or merge key, which policies do not allow."),
+    "yaml-depth": Code("YAML nested deeper than policies allow."),
     "schema": Code("The policy does not follow the gate/v1 schema."),
     "unknown-key": Code("A key the schema does not know (often a typo)."),
     "duration": Code("A duration that does not parse."),
@@ -155,9 +159,9 @@ def _documents(root: Path) -> Iterator[RawPolicy | Finding]:
         yield Finding("file", Issue("", "no *.yaml or *.yml policy files here", str(root)))
     for file in files:
         try:
-            yield from load_text(file.read_text(encoding="utf-8"), str(file))
+            yield from load_file(file)
         except PolicyError as err:
-            yield from (Finding("yaml", issue) for issue in err.issues)
+            yield from (Finding(issue.code or "yaml", issue) for issue in err.issues)
 
 
 def lint_paths(paths: Sequence[Path], options: LintOptions) -> list[Finding]:

@@ -1,4 +1,11 @@
-"""Read policy YAML: every document of every file, with the line of every value for error messages."""
+"""Read policy YAML: every document of every file, with the line of every value for error messages.
+
+Policies (and `*.gate-test.yaml` files) arrive in pull requests, so the reader is hostile-input safe and
+never lets a document say something other than what a reviewer reads: a duplicate key is an error (not
+"the last one wins"), aliases and merge keys are refused (no billion laughs, nothing pulled in from
+elsewhere in the file), nesting deeper than `MAX_DEPTH` and files larger than `MAX_POLICY_BYTES` are
+refused before they are parsed, and a file without a document is an error rather than "no policy".
+"""
 
 from __future__ import annotations
 
@@ -8,14 +15,71 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.constructor import ConstructorError
 
 from gate.errors import Issue, PolicyError
 
 Path_ = tuple[str | int, ...]
 
+MAX_POLICY_BYTES = 1 << 20  # a policy or test file larger than this (1 MiB) is refused unread
+MAX_DEPTH = 100  # collections nested deeper than this are refused
+SUFFIXES = (".yaml", ".yml")  # of policy files in a directory, in any case (`.YAML` too)
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """A document gate will not read, with the code `gate lint` reports it under."""
+
+    def __init__(self, code: str, problem: str, mark: Any) -> None:  # a yaml.error.Mark or a libyaml one
+        super().__init__(problem=problem, problem_mark=mark)
+        self.code = code
+
 
 class _Loader(yaml.SafeLoader):
-    """Safe YAML without implicit timestamps: `expires: 2027-01-31` stays a string for the schema."""
+    """Safe YAML without implicit timestamps (`expires: 2027-01-31` stays a string for the schema), and
+    without duplicate keys, aliases, merge keys or deep nesting."""
+
+    def __init__(self, stream: str, file: str) -> None:
+        super().__init__(stream)
+        self.name = file
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped library
+        if isinstance(event, yaml.AliasEvent):
+            message = f"YAML aliases (*{event.anchor}) are not allowed in policies: write the value out"
+            raise _Refused("yaml-alias", message, event.start_mark)
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _Refused("yaml-depth", f"nested more than {MAX_DEPTH} levels deep", event.start_mark)
+            node = super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+        return node
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:
+                message = "YAML merge keys (<<) are not allowed in policies: write the keys out"
+                raise _Refused("yaml-alias", message, key_node.start_mark)
+            key = self.construct_object(key_node, deep=True)
+            try:
+                earlier = first.setdefault(key, key_node)
+            except TypeError:
+                raise ConstructorError(problem="found an unhashable key", problem_mark=key_node.start_mark) from None
+            if earlier is not key_node:
+                same_line = earlier.start_mark.line == key_node.start_mark.line
+                first_at, again_at = (_where(m, same_line) for m in (earlier.start_mark, key_node.start_mark))
+                message = f"duplicate key {key!r}: first at {first_at}, again at {again_at} (YAML keeps only the last)"
+                raise _Refused("duplicate-key", message, key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _where(mark: yaml.Mark, column: bool) -> str:
+    """`file:line` of a mark, with `:column` when two marks share a line."""
+    return f"{mark.name}:{mark.line + 1}" + (f":{mark.column + 1}" if column else "")
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -64,8 +128,11 @@ def _record_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> None
 
 
 def load_text(text: str, file: str) -> list[RawPolicy]:
-    """All documents of one YAML text; a YAML syntax error becomes a PolicyError with its line."""
-    loader = _Loader(text)
+    """All documents of one YAML text; a YAML error (syntax, duplicate key, alias, depth) or a text with
+    no document at all becomes a PolicyError with its line and code."""
+    if len(text) > MAX_POLICY_BYTES:
+        raise PolicyError([Issue("", f"larger than {MAX_POLICY_BYTES} bytes: not read", file, code="file")])
+    loader = _Loader(text, file)
     docs: list[RawPolicy] = []
     try:
         while loader.check_node():
@@ -81,24 +148,65 @@ def load_text(text: str, file: str) -> list[RawPolicy]:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(err, "problem", None) or str(err)
-        raise PolicyError([Issue(path="", message=f"invalid YAML: {problem}", file=file, line=line)]) from err
+        code = err.code if isinstance(err, _Refused) else "yaml"
+        message = problem if isinstance(err, _Refused) else f"invalid YAML: {problem}"
+        raise PolicyError([Issue(path="", message=message, file=file, line=line, code=code)]) from err
+    except RecursionError as err:  # cannot happen within MAX_DEPTH; never a traceback if it does
+        raise PolicyError([Issue("", "YAML nested too deeply", file, code="yaml-depth")]) from err
     finally:
         loader.dispose()
+    if not docs:
+        message = "no YAML document (the file is empty or only comments), so it holds no policy"
+        raise PolicyError([Issue("", message, file, 1, code="empty-file")])
     return docs
 
 
+def read_text(file: Path) -> str:
+    """A policy or test file's text, refused before reading when larger than `MAX_POLICY_BYTES` and
+    when it is not UTF-8 (the error names the line of the first bad byte)."""
+    try:
+        size = file.stat().st_size
+        if size > MAX_POLICY_BYTES:
+            raise PolicyError([_file_issue(file, f"{size} bytes, larger than the limit of {MAX_POLICY_BYTES}")])
+        with file.open("rb") as stream:
+            data = stream.read(MAX_POLICY_BYTES + 1)  # a file that grew since stat, or lies about its size
+    except OSError as err:
+        raise PolicyError([_file_issue(file, f"cannot read it: {err.strerror or err}")]) from err
+    if len(data) > MAX_POLICY_BYTES:
+        raise PolicyError([_file_issue(file, f"larger than the limit of {MAX_POLICY_BYTES} bytes")])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        message = f"not UTF-8 text (byte {err.start}: {err.reason})"
+        raise PolicyError([Issue("", message, str(file), line, code="file")]) from err
+
+
+def _file_issue(file: Path, message: str) -> Issue:
+    return Issue("", message, str(file), code="file")
+
+
+def load_file(file: Path) -> list[RawPolicy]:
+    """Every document of one policy (or test) file: `read_text`, then `load_text`."""
+    return load_text(read_text(file), str(file))
+
+
+def is_policy_file(path: Path) -> bool:
+    return path.suffix.lower() in SUFFIXES and path.is_file()
+
+
 def policy_files(path: Path) -> Iterator[Path]:
-    """A file, or every `*.yaml`/`*.yml` in a directory (sorted, not recursive)."""
+    """A file, or every `*.yaml`/`*.yml` (any case) in a directory (sorted, not recursive)."""
     if path.is_dir():
-        yield from sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        yield from sorted(p for p in path.iterdir() if is_policy_file(p))
     elif path.is_file():
         yield path
     else:
-        raise PolicyError([Issue(path="", message="no such policy file or directory", file=str(path))])
+        raise PolicyError([_file_issue(path, "no such policy file or directory")])
 
 
 def load_paths(paths: list[Path]) -> list[RawPolicy]:
-    """Every document of every policy file under `paths`; syntax errors of all files are collected."""
+    """Every document of every policy file under `paths`; the errors of all files are collected."""
     docs: list[RawPolicy] = []
     issues: list[Issue] = []
     for root in paths:
@@ -108,15 +216,12 @@ def load_paths(paths: list[Path]) -> list[RawPolicy]:
             issues.extend(err.issues)
             continue
         if not files:
-            issues.append(Issue(path="", message="no *.yaml or *.yml policy files here", file=str(root)))
+            issues.append(_file_issue(root, "no *.yaml or *.yml policy files here"))
         for file in files:
             try:
-                docs.extend(load_text(file.read_text(encoding="utf-8"), str(file)))
+                docs.extend(load_file(file))
             except PolicyError as err:
                 issues.extend(err.issues)
-            except (OSError, UnicodeDecodeError) as err:
-                reason = err.strerror if isinstance(err, OSError) else f"not UTF-8 text ({err.reason})"
-                issues.append(Issue(path="", message=f"cannot read policy: {reason}", file=str(file)))
     if issues:
         raise PolicyError(issues)
     return docs

@@ -17,7 +17,7 @@ from packaging.utils import canonicalize_name
 
 from gate.errors import Issue, PolicyError
 from gate.facts import AttestationFact, Ecosystem, FileFacts, FileKind, Publisher, parse_time
-from gate.policy.load import load_text
+from gate.policy.load import load_file
 from gate.sources.conda import conda_file_facts, is_conda_filename
 from gate.sources.local import python_file_facts
 from gate.testing.schema import case_file_issues
@@ -173,7 +173,7 @@ def default_policies(path: Path) -> Path:
 def load_case_file(path: Path) -> CaseFile:
     """One test file, validated; raises PolicyError with every problem and its line."""
     file = str(path)
-    docs = load_text(path.read_text(encoding="utf-8"), file)
+    docs = load_file(path)
     if len(docs) != 1:
         raise PolicyError([Issue("", f"expected one YAML document, found {len(docs)}", file, 1)])
     doc = docs[0]
@@ -203,7 +203,7 @@ def discover(paths: list[Path]) -> Iterator[Path]:
     """Test files as given, and every `*.gate-test.yaml` below a directory (recursively, sorted)."""
     for path in paths:
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.name.endswith(SUFFIXES) and p.is_file())
+            yield from sorted(p for p in path.rglob("*") if p.name.lower().endswith(SUFFIXES) and p.is_file())
         elif path.is_file():
             yield path
         else:

@@ -1,0 +1,171 @@
+"""The policy reader refuses what would let a policy say something other than what a reviewer reads
+(duplicate keys, aliases, an empty file, a skipped `*.YAML`), and input that would exhaust it (billion
+laughs, deep nesting, huge files), each with its file and line. `check`, `lint` and `test` share it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gate.cli import main
+from gate.errors import PolicyError
+from gate.policy.compile import load_policies, load_policy_text
+from gate.policy.lint import lint_paths
+from gate.policy.load import MAX_DEPTH, MAX_POLICY_BYTES, load_paths
+from gate.testing.cases import load_case_file
+from tests.lint.test_lint import OPTIONS
+
+HEADER = "apiVersion: gate/v1\nkind: Policy\nmetadata: {name: p}\n"
+WHEEL = Path(__file__).parents[2] / "examples" / "sampleproject-4.0.0-py3-none-any.whl"
+UPLOADED = "2024-11-06T22:37:09Z"
+DENY_ALL = HEADER + "spec:\n  rules:\n    - {name: never, expression: 'false', message: denied}\n"
+
+
+def issues(text: str) -> list[tuple[str, str | None]]:
+    with pytest.raises(PolicyError) as caught:
+        load_policy_text(text, "p.yaml")
+    return [(str(issue), issue.code) for issue in caught.value.issues]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # the second value would silently win: enforce -> audit, required -> false, a second spec
+        (
+            HEADER + "spec:\n  mode: enforce\n  minimumAge: 7d\n  mode: audit\n",
+            "p.yaml:7: duplicate key 'mode': first at p.yaml:5, again at p.yaml:7",
+        ),
+        (
+            HEADER + "spec:\n  attestations:\n    required: true\n    required: false\n",
+            "p.yaml:7: duplicate key 'required': first at p.yaml:6, again at p.yaml:7",
+        ),
+        (
+            HEADER + "spec: {minimumAge: 7d}\nspec: {}\n",
+            "p.yaml:5: duplicate key 'spec': first at p.yaml:4, again at p.yaml:5",
+        ),
+        (
+            HEADER + "spec: {mode: enforce, mode: audit}\n",
+            "p.yaml:4: duplicate key 'mode': first at p.yaml:4:8, again at p.yaml:4:23",
+        ),
+        # the same key written two ways is still the same key
+        (HEADER + "spec: {}\n'spec': {}\n", "p.yaml:5: duplicate key 'spec'"),
+    ],
+)
+def test_duplicate_keys_are_errors_naming_both_lines(text: str, expected: str) -> None:
+    found = issues(text)
+    assert [code for _, code in found] == ["duplicate-key"]
+    assert found[0][0].startswith(expected), found
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "# a policy\n# that was commented out\n",
+        "---\n---\n",
+        "\n\n   \n",
+    ],
+)
+def test_a_file_without_a_document_is_an_error(text: str) -> None:
+    assert issues(text) == [
+        ("p.yaml:1: no YAML document (the file is empty or only comments), so it holds no policy", "empty-file")
+    ]
+
+
+def test_billion_laughs_is_refused_at_the_first_alias() -> None:
+    levels = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
+    found = issues("\n".join(levels) + "\n")
+    assert found == [("p.yaml:2: YAML aliases (*a0) are not allowed in policies: write the value out", "yaml-alias")]
+
+
+def test_aliases_and_merge_keys_are_refused() -> None:
+    text = HEADER + "x: &sig {identity: a, issuer: b}\nspec:\n  attestations: {signers: [*sig]}\n"
+    assert issues(text)[0][1] == "yaml-alias"
+    merged = HEADER + "spec:\n  <<: {mode: audit}\n"
+    assert issues(merged) == [
+        ("p.yaml:5: YAML merge keys (<<) are not allowed in policies: write the keys out", "yaml-alias")
+    ]
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 20_000])
+def test_deep_nesting_is_refused(depth: int) -> None:
+    flow = HEADER + "spec: {rules: " + "[" * depth + "]" * depth + "}\n"
+    assert issues(flow) == [(f"p.yaml:4: nested more than {MAX_DEPTH} levels deep", "yaml-depth")]
+    block = "".join("  " * i + f"k{i}:\n" for i in range(depth if depth < 1000 else 1000))
+    assert issues(block) == [(f"p.yaml:{MAX_DEPTH}: nested more than {MAX_DEPTH} levels deep", "yaml-depth")]
+
+
+def test_nesting_up_to_the_limit_loads() -> None:
+    text = HEADER + "spec:\n  match:\n    packages: " + "[" * (MAX_DEPTH - 3) + "]" * (MAX_DEPTH - 3) + "\n"
+    found = issues(text)  # a schema error (nested lists are not globs), not a YAML one
+    assert all(code is None for _, code in found), found
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    with big.open("w", encoding="utf-8") as out:
+        out.write(DENY_ALL)
+        out.write(("# padding" + " " * 90 + "\n") * (MAX_POLICY_BYTES // 100 + 1))
+    with pytest.raises(PolicyError) as caught:
+        load_paths([big])
+    [issue] = caught.value.issues
+    assert issue.code == "file" and issue.file == str(big)
+    assert f"larger than the limit of {MAX_POLICY_BYTES}" in issue.message
+
+
+def test_upper_case_suffixes_in_a_directory_are_policies(tmp_path: Path) -> None:
+    (tmp_path / "allow.yaml").write_text(HEADER.replace("name: p", "name: base") + "spec: {minimumAge: 1d}\n")
+    (tmp_path / "STRICT.YAML").write_text(DENY_ALL)
+    (tmp_path / "other.Yml").write_text(DENY_ALL.replace("name: p", "name: q"))
+    (tmp_path / "notes.txt").write_text("not a policy")
+    assert sorted(p.name for p in load_policies([tmp_path])) == ["base", "p", "q"]
+
+
+def test_check_denies_by_the_upper_case_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "STRICT.YAML").write_text(DENY_ALL)
+    code = main(["check", str(WHEEL), "-p", str(tmp_path), "--uploaded", UPLOADED])
+    out = capsys.readouterr().out
+    assert code == 1 and "p/never: denied" in out
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "line"),
+    [
+        (HEADER + "spec:\n  mode: enforce\n  mode: audit\n", "duplicate-key", 6),
+        ("# nothing here\n", "empty-file", 1),
+        (HEADER + "spec: &s {}\nx: *s\n", "yaml-alias", 5),
+        ("x: " + "[" * 500 + "]" * 500 + "\n", "yaml-depth", 1),
+    ],
+)
+def test_check_and_lint_and_test_agree(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, code: str, line: int
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(text, encoding="utf-8")
+    assert main(["check", str(WHEEL), "-p", str(policy), "--uploaded", UPLOADED]) == 2
+    err = capsys.readouterr().err
+    assert f"{policy}:{line}: " in err and "Traceback" not in err
+    [finding] = lint_paths([policy], OPTIONS)
+    assert (finding.code, finding.issue.line, finding.level) == (code, line, "error")
+    assert main(["lint", str(policy)]) == 1
+    capsys.readouterr()
+    case = tmp_path / "t.gate-test.yaml"
+    case.write_text(text, encoding="utf-8")
+    with pytest.raises(PolicyError) as caught:
+        load_case_file(case)
+    assert caught.value.issues[0].code == code and caught.value.issues[0].line == line
+
+
+def test_gate_test_files_are_read_by_the_same_reader(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "p.yaml").write_text(DENY_ALL)
+    cases = tmp_path / "dup.GATE-TEST.YAML"
+    cases.write_text(
+        "now: 2026-11-22T00:00:00Z\ncases:\n"
+        "  - name: a\n    file: {name: x, version: '1'}\n    expect: {verdict: deny}\n"
+        "    expect: {verdict: allow}\n"
+    )
+    assert main(["test", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert f"ERROR {cases}" in out and f"{cases}:6: duplicate key 'expect': first at {cases}:5" in out
