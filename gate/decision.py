@@ -21,6 +21,7 @@ class ExitCode(IntEnum):
     ALLOWED = 0
     DENIED = 1
     USAGE = 2
+    INTERNAL = 3
 
 
 class Violation(msgspec.Struct, frozen=True, gc=False):  # msgspec, like the facts (see gate.facts)

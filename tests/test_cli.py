@@ -148,3 +148,95 @@ def test_python_dash_m_gate() -> None:
         [sys.executable, "-m", "gate", "compile", "-p", str(EXAMPLE)], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0 and "rule attestations.signers:" in done.stdout
+
+
+POLICY_HEADER = "apiVersion: gate/v1\nkind: Policy\nmetadata: {name: p}\nspec:\n"
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("  minimumAge: 99999999999d\n", ":5: spec.minimumAge: invalid duration '99999999999d': longer than 36525d"),
+        ("  minimumAge: {age: P99999999999D}\n", ":5: spec.minimumAge.age: invalid duration 'P99999999999D'"),
+        (
+            "  minimumAge: 1d\n  exceptions:\n    - {packages: [x], waive: [minimumAge], reason: r,"
+            " expires: '0001-01-01T00:00:00+01:00'}\n",
+            ":7: spec.exceptions[0].expires: invalid expiry '0001-01-01T00:00:00+01:00': outside the years 1 to 9999",
+        ),
+    ],
+)
+def test_values_that_overflowed_are_policy_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], spec: str, message: str
+) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text(POLICY_HEADER + spec, encoding="utf-8")
+    code, out, err = run(capsys, "check", str(WHEEL), "-p", str(policy), "--uploaded", UPLOADED)
+    assert (code, out) == (2, "") and f"{policy}{message}" in err and "Traceback" not in err
+    code, out, _ = run(capsys, "lint", str(policy))
+    where, _, what = message.partition(": ")
+    assert code == 1 and f"{policy}{where}: error: {what}" in out
+
+
+def test_an_expiry_on_the_last_day_is_no_overflow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        POLICY_HEADER + "  minimumAge: 7d\n  exceptions:\n"
+        "    - {packages: [sampleproject], waive: [minimumAge], reason: r, expires: 9999-12-31}\n",
+        encoding="utf-8",
+    )
+    code, out, err = run(capsys, "check", str(WHEEL), "-p", str(policy), "--uploaded", UPLOADED, "--now", UPLOADED)
+    assert code == 0 and "WAIVED p/minimumAge" in out and err == ""
+    assert run(capsys, "lint", str(policy))[0] == 0
+    assert run(capsys, "compile", "-p", str(policy))[0] == 0
+
+
+def test_lint_of_non_utf8_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes(POLICY_HEADER.encode() + b"  rules: [{name: caf\xe9, expression: 'true', message: m}]\n")
+    code, out, err = run(capsys, "lint", str(bad))
+    assert code == 2 and f"{bad}:5: error: not UTF-8 text (byte 79: invalid continuation byte) [file]" in out
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("args", [["lint"], ["check", "--format", "xml", str(WHEEL)], ["frobnicate"], ["--nope"]])
+def test_argument_errors_exit_2(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, *args)[0] == 2
+
+
+def _crash(args: object) -> int:
+    raise RuntimeError("boom\nsecond line \x1b[31m")
+
+
+def test_internal_error_exits_3_with_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug is neither allow (0) nor deny (1); without --debug, no traceback."""
+    monkeypatch.setattr("gate.commands.compile.run", _crash)
+    code, out, err = run(capsys, "compile", "-p", str(EXAMPLE))
+    assert (code, out) == (3, "")
+    assert err == "gate: internal error: RuntimeError: boom second line ?[31m (--debug shows the traceback)\n"
+    code, _, err = run(capsys, "--debug", "compile", "-p", str(EXAMPLE))
+    assert code == 3 and "Traceback (most recent call last)" in err and "RuntimeError: boom" in err
+    assert err.rstrip().endswith("gate: internal error: RuntimeError: boom second line ?[31m")
+
+
+def test_exit_codes_of_a_real_process(tmp_path: Path) -> None:
+    """The console exit codes as CI sees them: 2 for a policy that overflowed, 3 for an internal error."""
+    policy = tmp_path / "p.yaml"
+    policy.write_text(POLICY_HEADER + "  minimumAge: P99999999999D\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "gate", "check", str(WHEEL), "-p", str(policy)],
+        capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"{policy}:5: spec.minimumAge: invalid duration 'P99999999999D'" in done.stderr
+    crash = (
+        "import sys, gate.commands.compile as c, gate.cli\n"
+        "c.run = lambda args: 1 // 0\n"
+        f"sys.exit(gate.cli.main(['compile', '-p', {str(EXAMPLE)!r}]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", crash], capture_output=True, text=True, check=False)
+    assert done.returncode == 3
+    assert done.stderr == (
+        "gate: internal error: ZeroDivisionError: integer division or modulo by zero (--debug shows the traceback)\n"
+    )

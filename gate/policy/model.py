@@ -276,14 +276,24 @@ def parse_selector(text: str) -> PackageSelector:
 
 
 def parse_expiry(text: str) -> dt.datetime:
-    """A date means "valid through that day (UTC)"; a full ISO time is taken as given (UTC if no zone)."""
+    """The first moment an exception no longer applies. A date in any ISO 8601 form (`2027-01-31`,
+    `20270131`, `2027-W04-7`) means "valid through that day (UTC)"; a time is taken as given (UTC if it
+    has no zone). Raise ValueError for anything else, or a time outside the years 1-9999."""
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        pass
+    else:
+        if day == dt.date.max:  # the day after is not representable: "through 9999-12-31" is forever
+            return dt.datetime.max.replace(tzinfo=dt.UTC)
+        return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
     try:
         value = dt.datetime.fromisoformat(text)
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            return value.replace(tzinfo=dt.UTC) + dt.timedelta(days=1)
+        return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
     except ValueError as err:
-        raise ValueError(f"invalid expiry {text!r}: expected YYYY-MM-DD or an ISO 8601 time") from err
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        raise ValueError(f"invalid expiry {text[:40]!r}: expected YYYY-MM-DD or an ISO 8601 time") from err
+    except OverflowError as err:
+        raise ValueError(f"invalid expiry {text[:40]!r}: outside the years 1 to 9999 in UTC") from err
 
 
 def build_policy(raw: RawPolicy) -> tuple[Policy | None, list[CodedIssue]]:

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from gate.policy.duration import format_duration, parse_duration
+from gate.policy.duration import MAX_DURATION, format_duration, parse_duration
 
 
 @pytest.mark.parametrize(
@@ -35,3 +35,11 @@ def test_parse_rejects(text: str) -> None:
 def test_format_round_trips() -> None:
     for text in ("7d", "36h", "90m", "45s"):
         assert format_duration(parse_duration(text)) == text
+
+
+@pytest.mark.parametrize("text", ["99999999999d", "P99999999999D", "36526d", "PT999999999999999999999S", "P5300W"])
+def test_parse_rejects_durations_longer_than_the_limit(text: str) -> None:
+    """Not an OverflowError (a traceback in check and lint), nor a CEL duration out of range at run time."""
+    with pytest.raises(ValueError, match=r"longer than 36525d \(100 years\)"):
+        parse_duration(text)
+    assert parse_duration(format_duration(MAX_DURATION)) == MAX_DURATION

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
+from gate.decision import Verdict
 from gate.errors import PolicyError
+from gate.evaluate import evaluate
 from gate.policy.compile import load_policy_text
+from gate.policy.model import parse_expiry
+from tests import factories as f
 
 HEADER = "apiVersion: gate/v1\nkind: Policy\nmetadata: {name: p}\n"
 
@@ -96,3 +102,47 @@ def test_errors_from_every_document_are_collected() -> None:
     doc2 = HEADER.replace("name: p", "name: q") + "spec: {mode: x}\n"
     found = errors(HEADER + "spec: {mode: y}\n---\n" + doc2)
     assert len(found) == 2
+
+
+@pytest.mark.parametrize("basic", ["20270131", "2027-W04-7", "2027W047"])
+def test_every_date_form_means_through_that_day(basic: str) -> None:
+    """`20270131` was read as the start of the day while `2027-01-31` ran through it: one meaning for both."""
+    assert parse_expiry(basic) == parse_expiry("2027-01-31") == dt.datetime(2027, 2, 1, tzinfo=dt.UTC)
+    policy = HEADER + (
+        "spec:\n  minimumAge: 7d\n  exceptions:\n"
+        f"    - {{packages: [sampleproject], waive: [minimumAge], reason: r, expires: '{basic}'}}\n"
+    )
+    compiled = load_policy_text(policy, "p.yaml")
+    young = f.facts(uploaded=dt.datetime(2027, 1, 30, tzinfo=dt.UTC))
+    noon = dt.datetime(2027, 1, 31, 12, tzinfo=dt.UTC)
+    assert evaluate(compiled, young, noon).verdict is Verdict.ALLOW
+    assert evaluate(compiled, young, dt.datetime(2027, 2, 1, tzinfo=dt.UTC)).verdict is Verdict.DENY
+
+
+def test_times_are_taken_as_given() -> None:
+    assert parse_expiry("2027-01-31T12:00:00") == dt.datetime(2027, 1, 31, 12, tzinfo=dt.UTC)
+    assert parse_expiry("2027-01-31T12:00:00+02:00") == dt.datetime(2027, 1, 31, 10, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("minimumAge: 99999999999d", "p.yaml:5: spec.minimumAge: invalid duration '99999999999d': longer than"),
+        ("minimumAge: {age: P99999999999D}", "p.yaml:5: spec.minimumAge.age: invalid duration 'P99999999999D'"),
+        (
+            "exceptions: [{packages: [x], waive: [minimumAge], reason: r, expires: '9999-12-31T23:00:00-14:00'}]",
+            "p.yaml:5: spec.exceptions[0].expires: invalid expiry '9999-12-31T23:00:00-14:00': outside the years",
+        ),
+    ],
+)
+def test_values_that_overflow_are_policy_errors(spec: str, message: str) -> None:
+    assert any(e.startswith(message) for e in errors(HEADER + "spec:\n  " + spec + "\n")), errors(HEADER + spec)
+
+
+def test_an_exception_through_the_last_representable_day_never_expires() -> None:
+    policy = HEADER + (
+        "spec:\n  minimumAge: 7d\n  exceptions:\n"
+        "    - {packages: [sampleproject], waive: [minimumAge], reason: r, expires: 9999-12-31}\n"
+    )
+    young = f.facts(uploaded=f.NOW)
+    assert evaluate(load_policy_text(policy, "p.yaml"), young, f.NOW).verdict is Verdict.ALLOW
