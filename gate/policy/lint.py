@@ -17,8 +17,9 @@ from gate.errors import Issue, PolicyError
 from gate.policy.compile import duplicate_name
 from gate.policy.lint_cel import cel_issues
 from gate.policy.lint_checks import exception_issues, match_issues, signer_issues
+from gate.policy.lint_scope import literal_identity_issues, scope_issues, ungoverned_issues, weak_signer_issues
 from gate.policy.load import RawPolicy, load_file, policy_files
-from gate.policy.model import build_policy
+from gate.policy.model import Policy, build_policy
 from gate.policy.schema import Problem, schema_issues, schema_problems
 
 
@@ -72,6 +73,14 @@ CODES = {
     "signer": Code("A signer that can never match any attestation."),
     "glob": Code("A glob that looks like a regular expression, or cannot match a package name.", "warning"),
     "match": Code("A match that selects no file."),
+    "any-signer": Code("Attestations are required without signers: any Sigstore identity passes.", "warning"),
+    "broad-signer": Code("A signer pattern anyone can match with an account or project of their own.", "warning"),
+    "broad-exception": Code("An exception that selects every package.", "warning"),
+    "empty-policy": Code("A policy with no rule: it allows every file it matches.", "warning"),
+    "ungoverned-ecosystem": Code(
+        "No policy in enforce mode governs an ecosystem's packages in general: its files are denied by default.",
+        "warning",
+    ),
 }
 
 # The policy schema's formats: (finding code, a valid stand-in value that lets linting go on past a bad one).
@@ -127,8 +136,8 @@ class LintOptions:
     claim_names: tuple[str, ...] = ()
 
 
-def lint_document(raw: RawPolicy, options: LintOptions) -> tuple[str | None, list[Finding]]:
-    """The policy's name (when it has one) and every finding for one YAML document."""
+def lint_document(raw: RawPolicy, options: LintOptions) -> tuple[Policy | None, list[Finding]]:
+    """The policy (when it could be built) and every finding for one YAML document."""
     problems = schema_problems(raw)
     findings = [Finding(_code(p), p.issue) for p in problems]
     if problems:
@@ -144,7 +153,9 @@ def lint_document(raw: RawPolicy, options: LintOptions) -> tuple[str | None, lis
     findings += [Finding(code, issue) for code, issue in exception_issues(policy, options.now, options.expiry_warning)]
     findings += [Finding(code, issue) for code, issue in signer_issues(policy)]
     findings += [Finding(code, issue) for code, issue in match_issues(policy)]
-    return policy.name, findings
+    for check in (weak_signer_issues, literal_identity_issues, scope_issues):
+        findings += [Finding(code, issue) for code, issue in check(policy)]
+    return policy, findings
 
 
 def _documents(root: Path) -> Iterator[RawPolicy | Finding]:
@@ -168,15 +179,19 @@ def lint_paths(paths: Sequence[Path], options: LintOptions) -> list[Finding]:
     """Every finding for every policy under `paths`, in file and line order."""
     findings: list[Finding] = []
     names: dict[str, str] = {}
+    policies: list[Policy] = []
     for root in paths:
         for doc in _documents(root):
             if isinstance(doc, Finding):
                 findings.append(doc)
                 continue
-            name, found = lint_document(doc, options)
+            policy, found = lint_document(doc, options)
             findings += found
-            if name is None:
+            if policy is None:
                 continue
-            if (duplicate := duplicate_name(doc, name, names)) is not None:
+            policies.append(policy)
+            if (duplicate := duplicate_name(doc, policy.name, names)) is not None:
                 findings.append(Finding("duplicate-policy", duplicate))
+    if paths and not any(f.is_error for f in findings):  # judged only on a policy set that loads
+        findings += [Finding(code, issue) for code, issue in ungoverned_issues(policies, str(paths[0]))]
     return sorted(findings, key=lambda f: (f.issue.file or "", f.issue.line or 0, f.issue.path, f.issue.message))

@@ -110,7 +110,8 @@ def test_sarif_is_valid_and_relative(
 def test_sarif_rule_levels_are_the_codes_levels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A waiver of a rule the policy lacks is a warning, and so is its rule's default level."""
     path = tmp_path / "waive.yaml"
-    path.write_text(WARN_ONLY.replace("minimumAge: 7d\n", "").replace("2026-11-30", "2027-11-30"), encoding="utf-8")
+    rule = "rules: [{name: r, expression: 'true', message: m}]\n"
+    path.write_text(WARN_ONLY.replace("minimumAge: 7d\n", rule).replace("2026-11-30", "2027-11-30"), encoding="utf-8")
     code, out = lint(capsys, "--format", "sarif", str(path))
     run = json.loads(out)["runs"][0]
     assert code == 0
@@ -125,7 +126,8 @@ def test_sarif_of_clean_policies_is_valid(capsys: pytest.CaptureFixture[str]) ->
     assert code == 0
     document = json.loads(out)
     validate_sarif(document)
-    assert document["runs"][0]["results"] == []
+    # the shipped policies govern only one conda package: other conda files are denied by default
+    assert [r["ruleId"] for r in document["runs"][0]["results"]] == ["ungoverned-ecosystem"]
 
 
 def test_warnings_fail_only_with_strict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,166 @@
+"""Lint checks for policies that look fine but are weak: signers anyone can satisfy, attestations from
+any identity, exceptions for every package, policies that do nothing, ecosystems nothing governs.
+
+"Anyone can satisfy" means an outsider can obtain a matching value by creating an account, repository
+or cloud project of their own: a wildcard over a GitHub/GitLab owner, or over the local part of an
+address at a domain where anyone can create one (`*@developer.gserviceaccount.com`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from gate.errors import Issue
+from gate.facts import GITHUB_ISSUER, GITLAB_ISSUER, IDENTITY_PREFIXES, Ecosystem
+from gate.policy import patterns
+from gate.policy.compile import rule_sources
+from gate.policy.load import Path_, format_path
+from gate.policy.model import Mode, Policy, Signer
+
+Finding = tuple[str, Issue]
+
+PROBE = "gate-lint-probe"  # stands for whatever an outsider fills a wildcard with
+# Domains where anyone can get an address: their own Google account, or a service account of their own
+# cloud project (`PROJECT_NUMBER-compute@developer...`, `PROJECT_ID@appspot...`, `NUMBER@cloudbuild...`).
+SHARED_EMAIL_DOMAINS = frozenset(
+    {
+        "gmail.com",
+        "googlemail.com",
+        "developer.gserviceaccount.com",
+        "appspot.gserviceaccount.com",
+        "cloudbuild.gserviceaccount.com",
+        "cloudservices.gserviceaccount.com",
+    }
+)
+# Values an outsider can obtain, for patterns (regexes) that cannot be filled in like a glob.
+_REGEX_PROBES = (
+    f"{PROBE}/{PROBE}",
+    f"https://github.com/{PROBE}/{PROBE}/.github/workflows/release.yml@refs/heads/main",
+    f"https://gitlab.com/{PROBE}/{PROBE}//.gitlab-ci.yml@refs/heads/main",
+    "123456789012-compute@developer.gserviceaccount.com",
+    f"{PROBE}@appspot.gserviceaccount.com",
+    f"{PROBE}@gmail.com",
+    f"{PROBE}@{PROBE}.iam.gserviceaccount.com",
+)
+_SAMPLE_PACKAGES = (PROBE, "z", "requests", "numpy")
+
+
+def _issue(policy: Policy, path: Path_, message: str, level: str = "warning") -> Issue:
+    return Issue(format_path(path), message, policy.file, policy.raw.line_of(path), level)
+
+
+def _outsider_part(kind: str, value: str) -> str:
+    """The part of a value its owner controls only by owning the account: a repository's owner, an
+    identity URL's owner, an e-mail address's domain (or the whole address at a shared domain)."""
+    if kind == "email":
+        _, at, domain = value.rpartition("@")
+        if not at:
+            return value
+        return value if domain.lower() in SHARED_EMAIL_DOMAINS else domain
+    if kind == "identity":
+        for prefix in (p for p in IDENTITY_PREFIXES.values() if p):
+            if value.startswith(prefix):
+                return value[len(prefix) :].split("/", 1)[0]
+        return value if "@" not in value else _outsider_part("email", value)
+    return value.split("/", 1)[0]  # repository: owner/name
+
+
+def anyone_can_match(kind: str, pattern: patterns.Pattern) -> bool:
+    """Whether an outsider can obtain a value `pattern` matches: for a glob, filling its wildcards
+    reaches into the owner part; for a regex, it matches one of a few outsider-made values."""
+    if pattern.is_literal:
+        return False
+    if pattern.regex == patterns.glob_to_regex(pattern.source):  # a glob: does a wildcard reach the owner?
+        return PROBE in _outsider_part(kind, pattern.source.replace("*", PROBE).replace("?", PROBE))
+    return any(pattern.matches(probe) for probe in _REGEX_PROBES)
+
+
+def _signer_fields(signer: Signer) -> Iterator[tuple[str, str, patterns.Pattern]]:
+    """(key in the policy, kind of value, pattern) of each field that says whose signature it is."""
+    if signer.identity is not None:
+        yield "identity", "identity", signer.identity
+    for key, pattern in signer.publisher:
+        if key == "repository":
+            yield key, "repository", pattern
+        elif key == "email":
+            yield key, "email", pattern
+
+
+def weak_signer_issues(policy: Policy) -> Iterator[Finding]:
+    """Attestations any identity satisfies: no signers at all, or a signer an outsider can match."""
+    att = policy.attestations
+    if att is None:
+        return
+    if not att.signers and (att.predicate_types or att.required):
+        at: Path_ = ("spec", "attestations", "predicateTypes" if att.predicate_types else "required")
+        message = (
+            "attestations without signers: an attestation from any Sigstore identity passes (anyone can sign "
+            "with an account of their own); list the publishers you trust under signers"
+        )
+        yield "any-signer", _issue(policy, at, message)
+    for index, signer in enumerate(att.signers):
+        for key, kind, pattern in _signer_fields(signer):
+            if anyone_can_match(kind, pattern):
+                path: Path_ = ("spec", "attestations", "signers", index, *(("publisher",) if key != "identity" else ()))
+                message = (
+                    f"{key} {pattern.source!r} matches values anyone can obtain (an account, repository or "
+                    "cloud project of their own): name the owner you trust"
+                )
+                yield "broad-signer", _issue(policy, (*path, key), message)
+
+
+def literal_identity_issues(policy: Policy) -> Iterator[Finding]:
+    """A literal GitHub/GitLab identity without `@ref`: certificates name the workflow with its ref."""
+    if policy.attestations is None:
+        return
+    for index, signer in enumerate(policy.attestations.signers):
+        identity, issuer = signer.identity, signer.issuer
+        if identity is None or issuer is None or not (identity.is_literal and issuer.is_literal):
+            continue
+        if issuer.source in (GITHUB_ISSUER, GITLAB_ISSUER) and "@" not in identity.source:
+            message = (
+                f"identity {identity.source!r} can never match: certificates from {issuer.source} name the "
+                "workflow with its ref (.../release.yml@refs/tags/v1); add @ref or use a glob (...@refs/tags/*)"
+            )
+            yield "signer", _issue(policy, ("spec", "attestations", "signers", index, "identity"), message, "error")
+
+
+def scope_issues(policy: Policy) -> Iterator[Finding]:
+    """Exceptions for every package, and a policy with no rule at all."""
+    for index, exception in enumerate(policy.exceptions):
+        for i, selector in enumerate(exception.packages):
+            if all(selector.name.pypi.matches(name) for name in _SAMPLE_PACKAGES):
+                message = (
+                    f"{selector.name.source!r} selects every package: the exception waives "
+                    f"{', '.join(exception.waive)} for all of them; name the packages"
+                )
+                yield "broad-exception", _issue(policy, ("spec", "exceptions", index, "packages", i), message)
+    if not rule_sources(policy):
+        message = "the policy has no rule (no minimumAge, attestations or rules): it allows every file it matches"
+        yield "empty-policy", _issue(policy, ("spec",), message)
+
+
+def _governs(policy: Policy, ecosystem: Ecosystem) -> bool:
+    """Whether `policy` enforces rules on packages of `ecosystem` in general (an arbitrary name)."""
+    match = policy.match
+    if policy.mode is not Mode.ENFORCE or not rule_sources(policy):
+        return False
+    if match.ecosystems is not None and ecosystem not in match.ecosystems:
+        return False
+    if match.packages and not any(p.matches(PROBE, ecosystem) for p in match.packages):
+        return False
+    return not any(p.matches(PROBE, ecosystem) for p in match.exclude)
+
+
+def ungoverned_issues(policies: Sequence[Policy], where: str) -> Iterator[Finding]:
+    """Ecosystems for which no enforced policy matches packages in general: their files match no policy,
+    and unmatched files are denied by default."""
+    for ecosystem in (Ecosystem.PYPI, Ecosystem.CONDA):
+        if any(_governs(p, ecosystem) for p in policies):
+            continue
+        message = (
+            f"no policy in enforce mode governs {ecosystem.value} packages in general (only some names, or none): "
+            f"{ecosystem.value} files no policy matches are denied by default. Match them with a policy, or "
+            f"deny {ecosystem.value} on purpose with one whose rule is `false`"
+        )
+        yield "ungoverned-ecosystem", Issue("", message, where, None, "warning")
