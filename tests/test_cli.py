@@ -198,7 +198,16 @@ def test_lint_of_non_utf8_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFi
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize("args", [["lint"], ["check", "--format", "xml", str(WHEEL)], ["frobnicate"], ["--nope"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["lint"],
+        ["check", "--format", "xml", str(WHEEL)],
+        ["frobnicate"],
+        ["--nope"],
+        ["check", str(WHEEL), "-p", str(EXAMPLE), "--now", "9999-12-31T23:59:59-14:00"],  # overflowed in CEL
+    ],
+)
 def test_argument_errors_exit_2(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, *args)[0] == 2
 

@@ -184,6 +184,19 @@ def test_no_test_files_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFi
             "cases:\n  - name: x\n    file: {name: a, version: '1'}\n    expect: {verdict: allow}\n",
             "no evaluation time",
         ),
+        # times past the last moment representable in UTC overflowed when the facts were built
+        (
+            "now: 9999-12-31T23:59:59-14:00\ncases:\n  - name: x\n    file: {name: a, version: '1'}\n"
+            "    expect: {verdict: allow}\n",
+            "x.gate-test.yaml:1: now: '9999-12-31T23:59:59-14:00' is outside the years 1 to 9999 in UTC",
+        ),
+        (
+            "now: 2026-01-01\ncases:\n  - name: x\n"
+            "    file: {name: a, version: '1', uploaded: '9999-12-31T23:00-12:00'}"
+            "\n    expect: {verdict: allow}\n",
+            "x.gate-test.yaml:3: cases[0]: '9999-12-31T23:00-12:00' is outside the years 1 to 9999 in UTC",
+        ),
+        ("now: 2026-01-01\nnow: 2027-01-01\ncases: []\n", "x.gate-test.yaml:2: duplicate key 'now'"),
     ],
 )
 def test_invalid_case_files(tmp_path: Path, cases: str, message: str) -> None:
