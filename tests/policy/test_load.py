@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gate.cli import main
+from gate.cli import build_parser, main
+from gate.commands.serve import check_settings, settings_from
 from gate.errors import PolicyError
 from gate.policy.compile import load_policies, load_policy_text
 from gate.policy.lint import lint_paths
@@ -147,6 +148,10 @@ def test_check_and_lint_and_test_agree(
     assert main(["check", str(WHEEL), "-p", str(policy), "--uploaded", UPLOADED]) == 2
     err = capsys.readouterr().err
     assert f"{policy}:{line}: " in err and "Traceback" not in err
+    serve = build_parser().parse_args(["serve", "-p", str(policy)])
+    with pytest.raises(PolicyError) as refused:  # what `gate serve` checks before it listens
+        check_settings(settings_from(serve))
+    assert (refused.value.issues[0].code, refused.value.issues[0].line) == (code, line)
     [finding] = lint_paths([policy], OPTIONS)
     assert (finding.code, finding.issue.line, finding.level) == (code, line, "error")
     assert main(["lint", str(policy)]) == 1
