@@ -16,6 +16,7 @@ from gate.policy import patterns
 from gate.policy.compile import rule_sources
 from gate.policy.load import Path_, format_path
 from gate.policy.model import Mode, Policy, Signer
+from gate.policy.reach import can_start_with
 
 Finding = tuple[str, Issue]
 
@@ -32,7 +33,7 @@ SHARED_EMAIL_DOMAINS = frozenset(
         "cloudservices.gserviceaccount.com",
     }
 )
-# Values an outsider can obtain, for patterns (regexes) that cannot be filled in like a glob.
+# Values an outsider can obtain, for regexes (which cannot be filled in like a glob).
 _REGEX_PROBES = (
     f"{PROBE}/{PROBE}",
     f"https://github.com/{PROBE}/{PROBE}/.github/workflows/release.yml@refs/heads/main",
@@ -42,6 +43,7 @@ _REGEX_PROBES = (
     f"{PROBE}@gmail.com",
     f"{PROBE}@{PROBE}.iam.gserviceaccount.com",
 )
+_OWNER_PROBES = ("lintprobe", "lint-probe-0")  # account names an outsider can register
 _SAMPLE_PACKAGES = (PROBE, "z", "requests", "numpy")
 
 
@@ -72,7 +74,12 @@ def anyone_can_match(kind: str, pattern: patterns.Pattern) -> bool:
         return False
     if pattern.regex == patterns.glob_to_regex(pattern.source):  # a glob: does a wildcard reach the owner?
         return PROBE in _outsider_part(kind, pattern.source.replace("*", PROBE).replace("?", PROBE))
-    return any(pattern.matches(probe) for probe in _REGEX_PROBES)
+    if any(pattern.matches(probe) for probe in _REGEX_PROBES):
+        return True
+    # a regex: may a value whose owner is an outsider's match (`https://github\.com/[^/]+/name/.*`)?
+    hosts = [""] if kind == "repository" else [p for p in IDENTITY_PREFIXES.values() if p]
+    owners = [f"{host}{owner}/" for host in hosts for owner in _OWNER_PROBES]
+    return kind != "email" and any(can_start_with(pattern.regex, owner) for owner in owners)
 
 
 def _signer_fields(signer: Signer) -> Iterator[tuple[str, str, patterns.Pattern]]:

@@ -69,6 +69,15 @@ RULE = "rules: [{name: r, expression: 'true', message: m}]\n"
             "broad-signer", 7, "identity 'https://github.com/pypa*/x/*'",
         ),
         (
+            f"attestations:\n  signers:\n    - issuer: {GITHUB}\n"
+            "      identity: {regex: 'https://github\\.com/[^/]+/sampleproject/.*'}\n",
+            "broad-signer", 8, "/sampleproject/.*' matches values anyone can obtain",
+        ),
+        (
+            "attestations:\n  signers:\n    - publisher: {kind: GitHub, repository: {regex: '[a-z]+/sampleproject'}}\n",
+            "broad-signer", 7, "repository '[a-z]+/sampleproject'",
+        ),
+        (
             f"attestations:\n  signers:\n    - {{issuer: {GITHUB}, identity: '*'}}\n",
             "broad-signer", 7, "identity '*'",
         ),
