@@ -127,13 +127,24 @@ def _record_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> None
             _record_lines(item, (*path, i), lines)
 
 
+def _reader_issue(err: yaml.reader.ReaderError, text: str, file: str) -> Issue:
+    """A character YAML does not allow (a control character), at its line."""
+    char: Any = err.character
+    shown = f"U+{char if isinstance(char, int) else ord(char):04X}"
+    line = text[: err.position].count("\n") + 1
+    return Issue("", f"invalid YAML: character {shown} is not allowed", file, line, code="yaml")
+
+
 def load_text(text: str, file: str) -> list[RawPolicy]:
     """All documents of one YAML text; a YAML error (syntax, duplicate key, alias, depth) or a text with
     no document at all becomes a PolicyError with its line and code."""
     if len(text) > MAX_POLICY_BYTES:
         raise PolicyError([Issue("", f"larger than {MAX_POLICY_BYTES} bytes: not read", file, code="file")])
-    loader = _Loader(text, file)
     docs: list[RawPolicy] = []
+    try:
+        loader = _Loader(text, file)  # reads the text: a control character fails here
+    except yaml.reader.ReaderError as err:
+        raise PolicyError([_reader_issue(err, text, file)]) from err
     try:
         while loader.check_node():
             node = loader.get_node()

@@ -174,3 +174,10 @@ def test_gate_test_files_are_read_by_the_same_reader(tmp_path: Path, capsys: pyt
     assert main(["test", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert f"ERROR {cases}" in out and f"{cases}:6: duplicate key 'expect': first at {cases}:5" in out
+
+
+@pytest.mark.parametrize("char", ["\x07", "\x1b", "\ufffe", "\x85\x00"])
+def test_characters_yaml_refuses_are_policy_errors(char: str) -> None:
+    """The YAML reader checks characters when it is made: that too is a PolicyError, with the line."""
+    found = issues(HEADER + f"spec: {{minimumAge: '1d{char}'}}\n")
+    assert len(found) == 1 and found[0][0].startswith("p.yaml:4: invalid YAML: character U+"), found
