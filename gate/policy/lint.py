@@ -54,6 +54,7 @@ CODES = {
     "duplicate-key": Code("A key given twice in one mapping; YAML would silently keep only the last."),
     "yaml-alias": Code("A YAML alias or merge key, which policies do not allow."),
     "yaml-depth": Code("YAML nested deeper than policies allow."),
+    "yaml-size": Code("A file with more YAML values than policies allow."),
     "schema": Code("The policy does not follow the gate/v1 schema."),
     "unknown-key": Code("A key the schema does not know (often a typo)."),
     "duration": Code("A duration that does not parse."),

@@ -3,8 +3,9 @@
 Policies (and `*.gate-test.yaml` files) arrive in pull requests, so the reader is hostile-input safe and
 never lets a document say something other than what a reviewer reads: a duplicate key is an error (not
 "the last one wins"), aliases and merge keys are refused (no billion laughs, nothing pulled in from
-elsewhere in the file), nesting deeper than `MAX_DEPTH` and files larger than `MAX_POLICY_BYTES` are
-refused before they are parsed, and a file without a document is an error rather than "no policy".
+elsewhere in the file), files larger than `MAX_POLICY_BYTES` are refused before they are parsed and
+nesting deeper than `MAX_DEPTH` or more than `MAX_NODES` values as they are, and a file without a
+document is an error rather than "no policy".
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ Path_ = tuple[str | int, ...]
 
 MAX_POLICY_BYTES = 1 << 20  # a policy or test file larger than this (1 MiB) is refused unread
 MAX_DEPTH = 100  # collections nested deeper than this are refused
+MAX_NODES = 20_000  # values (scalars and collections) in one file: a policy has hundreds; more is an attack
 SUFFIXES = (".yaml", ".yml")  # of policy files in a directory, in any case (`.YAML` too)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
@@ -37,12 +39,13 @@ class _Refused(yaml.MarkedYAMLError):
 
 class _Loader(yaml.SafeLoader):
     """Safe YAML without implicit timestamps (`expires: 2027-01-31` stays a string for the schema), and
-    without duplicate keys, aliases, merge keys or deep nesting."""
+    without duplicate keys, aliases, merge keys, deep nesting or too many values."""
 
     def __init__(self, stream: str, file: str) -> None:
         super().__init__(stream)
         self.name = file
         self.depth = 0
+        self.nodes = 0
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped library
@@ -50,9 +53,12 @@ class _Loader(yaml.SafeLoader):
             message = f"YAML aliases (*{event.anchor}) are not allowed in policies: write the value out"
             raise _Refused("yaml-alias", message, event.start_mark)
         self.depth += 1
+        self.nodes += 1
         try:
             if self.depth > MAX_DEPTH:
                 raise _Refused("yaml-depth", f"nested more than {MAX_DEPTH} levels deep", event.start_mark)
+            if self.nodes > MAX_NODES:
+                raise _Refused("yaml-size", f"more than {MAX_NODES} YAML values in one file", event.start_mark)
             node = super().compose_node(parent, index)
         finally:
             self.depth -= 1
