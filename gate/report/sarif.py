@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from gate import __version__
 
@@ -33,14 +34,15 @@ class SarifResult:
 
 
 def artifact_uri(file: str) -> str:
-    """A path relative to the working directory (the repository root in CI), with forward slashes."""
+    """A path relative to the working directory (the repository root in CI), with forward slashes, as a
+    URI reference (`my policies/#1.yaml` -> `my%20policies/%231.yaml`)."""
     path = Path(file)
     if path.is_absolute():
         try:
             path = path.resolve().relative_to(Path.cwd().resolve())
         except ValueError:
             return path.as_uri()
-    return path.as_posix()
+    return quote(path.as_posix(), safe="/")
 
 
 def _location(result: SarifResult) -> dict[str, Any]:

@@ -151,3 +151,17 @@ def test_example_workflow_lints_and_tests() -> None:
     assert any("gate lint" in s and "--format github" in s for s in steps)
     assert any("gate test" in s and "--junit" in s for s in steps)
     assert any("--format sarif" in s for s in steps)
+
+
+def test_sarif_uris_are_uri_references(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "my policies"
+    folder.mkdir()
+    (folder / "#1.yaml").write_text(BAD, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    _, out = lint(capsys, "--format", "sarif", "my policies")
+    document = json.loads(out)
+    validate_sarif(document)
+    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in document["runs"][0]["results"]}
+    assert uris == {"my%20policies/%231.yaml"}
