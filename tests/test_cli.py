@@ -229,16 +229,33 @@ def test_internal_error_exits_3_with_one_line(
     assert err.rstrip().endswith("gate: internal error: RuntimeError: boom second line ?[31m")
 
 
-def test_exit_codes_of_a_real_process(tmp_path: Path) -> None:
-    """The console exit codes as CI sees them: 2 for a policy that overflowed, 3 for an internal error."""
-    policy = tmp_path / "p.yaml"
-    policy.write_text(POLICY_HEADER + "  minimumAge: P99999999999D\n", encoding="utf-8")
-    done = subprocess.run(
-        [sys.executable, "-m", "gate", "check", str(WHEEL), "-p", str(policy)],
-        capture_output=True, text=True, check=False,
-    )
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert f"{policy}:5: spec.minimumAge: invalid duration 'P99999999999D'" in done.stderr
+@pytest.mark.parametrize(
+    ("command", "policy", "code", "where"),
+    [
+        ("check", POLICY_HEADER.encode() + b"  minimumAge: P99999999999D\n", 2, "{p}:5: spec.minimumAge: invalid"),
+        ("lint", POLICY_HEADER.encode() + b"  minimumAge: 99999999999d\n", 1, "{p}:5: error: spec.minimumAge: invalid"),
+        ("lint", POLICY_HEADER.encode() + b"  rules: [{name: caf\xe9}]\n", 2, "{p}:5: error: not UTF-8 text"),
+        (
+            "check",
+            POLICY_HEADER.encode() + b"  minimumAge: 7d\n  exceptions:\n    - {packages: [sampleproject], "
+            b"waive: [minimumAge], reason: r, expires: 9999-12-31}\n",
+            0,
+            "allow: 1 allowed, 0 denied",
+        ),
+        ("check", POLICY_HEADER.encode() + b"  mode: audit\n  mode: enforce\n", 2, "{p}:6: duplicate key 'mode'"),
+    ],
+)
+def test_exit_codes_of_a_real_process(tmp_path: Path, command: str, policy: bytes, code: int, where: str) -> None:
+    """The console exit codes as CI sees them, and never a traceback for what a policy says."""
+    path = tmp_path / "p.yaml"
+    path.write_bytes(policy)
+    args = ["check", str(WHEEL), "-p", str(path), "--uploaded", UPLOADED] if command == "check" else ["lint", str(path)]
+    done = subprocess.run([sys.executable, "-m", "gate", *args], capture_output=True, text=True, check=False)
+    assert done.returncode == code and "Traceback" not in done.stderr, done.stderr
+    assert where.format(p=path) in done.stdout + done.stderr
+
+
+def test_internal_error_of_a_real_process() -> None:
     crash = (
         "import sys, gate.commands.compile as c, gate.cli\n"
         "c.run = lambda args: 1 // 0\n"
