@@ -58,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
     passed = sum(r.passed for r in cases)
     failed = len(cases) - passed + sum(f.error is not None for f in results)
     if args.junit is not None:
-        args.junit.write_text(junit_xml(results), encoding="utf-8")
+        try:
+            args.junit.write_text(junit_xml(results), encoding="utf-8")
+        except OSError as err:
+            raise UsageError(f"cannot write the JUnit report {args.junit}: {err.strerror or err}") from err
     print(f"{passed} passed, {failed} failed")
     return 0 if failed == 0 else 1

@@ -220,3 +220,8 @@ cases:
     root = project(tmp_path, cases)
     (root / "tests" / "evil__pkg-1.0-py3-none-any.whl").write_bytes(b"PK\x05\x06" + b"\0" * 18)
     assert main(["test", str(root)]) == 0, capsys.readouterr().out
+
+
+def test_an_unwritable_junit_report_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["test", "--junit", str(tmp_path / "no" / "such" / "dir.xml"), str(project(tmp_path))]) == 2
+    assert "cannot write the JUnit report" in capsys.readouterr().err
