@@ -167,7 +167,7 @@ def ungoverned_issues(policies: Sequence[Policy], where: str) -> Iterator[Findin
             continue
         message = (
             f"no policy in enforce mode governs {ecosystem.value} packages in general (only some names, or none): "
-            f"{ecosystem.value} files no policy matches are denied by default. Match them with a policy, or "
-            f"deny {ecosystem.value} on purpose with one whose rule is `false`"
+            f"{ecosystem.value} files no policy matches are denied by default (`--unmatched` of check and serve). "
+            f"Match them with a policy, or deny {ecosystem.value} on purpose with one whose rule is `false`"
         )
         yield "ungoverned-ecosystem", Issue("", message, where, None, "warning")
