@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gate.decision import Decision, Violation
-from gate.errors import GateError, PolicyError
+from gate.errors import GateError, PolicyError, UsageError
 from gate.evaluate import evaluate, unidentified
 from gate.facts import Facts, Unidentified
 from gate.policy.compile import CompiledPolicy, load_policies
@@ -82,6 +82,9 @@ def case_facts(case: PolicyCase, verifier: Callable[[], BundleVerifier]) -> Fact
         assert case.facts is not None
         return Facts(file=case.facts, attestations=case.attestations)
     artifact = case.artifact
+    for path in (artifact.path, *artifact.evidence):  # a test file comes in a pull request: no /dev/zero
+        if not path.is_file():
+            raise UsageError(f"{path} is not a regular file")
     options = LocalOptions(
         attestations=artifact.evidence, uploaded=artifact.uploaded, channel=artifact.channel, verifier=verifier()
     )

@@ -225,3 +225,27 @@ cases:
 def test_an_unwritable_junit_report_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["test", "--junit", str(tmp_path / "no" / "such" / "dir.xml"), str(project(tmp_path))]) == 2
     assert "cannot write the JUnit report" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["artifact: /dev/zero", "artifact: .", "evidence: [/dev/zero]"])
+def test_an_artifact_or_evidence_that_is_not_a_regular_file_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    """`artifact: /dev/zero` read forever; a test file arrives in a pull request."""
+    case = "\n    ".join(["artifact: ../../examples/sampleproject-4.0.0-py3-none-any.whl", where])
+    if where.startswith("artifact"):
+        case = where
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "age.yaml").write_text(POLICY, encoding="utf-8")
+    tests = tmp_path / "policies" / "tests"
+    tests.mkdir()
+    (tests / "x.gate-test.yaml").write_text(
+        f"now: 2026-01-01T00:00:00Z\ncases:\n  - name: a\n    {case}\n    expect: {{verdict: deny}}\n", encoding="utf-8"
+    )
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "examples" / "sampleproject-4.0.0-py3-none-any.whl").write_bytes(
+        (REPO / "examples" / "sampleproject-4.0.0-py3-none-any.whl").read_bytes()
+    )
+    assert main(["test", str(tmp_path / "policies")]) == 1
+    out = capsys.readouterr().out
+    assert "cannot build facts: " in out and "is not a regular file" in out
