@@ -8,26 +8,30 @@ import re
 _SHORT = re.compile(r"^(\d+)([smhdw])$")
 _ISO = re.compile(r"^P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+)S)?)?$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
 MAX_DURATION = dt.timedelta(days=36525)  # 100 years: longer is a typo, and overflows dates and CEL durations
-_ISO_UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def _seconds(count: str, unit: str) -> int:
+    """`count` units in seconds; a count of more digits than any valid duration has is simply too long
+    (Python refuses to convert over 4300 digits, and there is no need to try)."""
+    return int(count) * _UNIT_SECONDS[unit] if len(count) <= 20 else 10**20
 
 
 def parse_duration(text: str) -> dt.timedelta:
     """Parse a duration of at most `MAX_DURATION`; raise ValueError saying which forms are accepted."""
     value = text.strip()
+    shown = repr(text) if len(text) <= 40 else repr(text[:40]) + "..."
     seconds: int | None = None
     if short := _SHORT.match(value):
-        seconds = int(short.group(1)) * _UNIT_SECONDS[short.group(2)]
+        seconds = _seconds(short.group(1), short.group(2))
     elif (iso := _ISO.match(value.upper())) and value.upper() not in ("P", "PT") and not value.upper().endswith("T"):
-        seconds = sum(int(v) * _ISO_UNIT_SECONDS[k] for k, v in iso.groupdict().items() if v)
+        seconds = sum(_seconds(count, unit.lower()) for unit, count in iso.groupdict().items() if count)
     if seconds is None:
         raise ValueError(
-            f"invalid duration {text!r}: expected a number with a unit s/m/h/d/w (36h, 7d, 2w) or ISO 8601 (P7D, PT36H)"
+            f"invalid duration {shown}: expected a number with a unit s/m/h/d/w (36h, 7d, 2w) or ISO 8601 (P7D, PT36H)"
         )
     if seconds > MAX_DURATION.total_seconds():
-        raise ValueError(f"invalid duration {text[:40]!r}: longer than {format_duration(MAX_DURATION)} (100 years)")
+        raise ValueError(f"invalid duration {shown}: longer than {format_duration(MAX_DURATION)} (100 years)")
     return dt.timedelta(seconds=seconds)
 
 

@@ -43,3 +43,8 @@ def test_parse_rejects_durations_longer_than_the_limit(text: str) -> None:
     with pytest.raises(ValueError, match=r"longer than 36525d \(100 years\)"):
         parse_duration(text)
     assert parse_duration(format_duration(MAX_DURATION)) == MAX_DURATION
+
+
+def test_a_count_of_many_digits_is_too_long_not_a_conversion_error() -> None:
+    with pytest.raises(ValueError, match=r"^invalid duration '9{40}'\.\.\.: longer than 36525d"):
+        parse_duration("9" * 10_000 + "d")
