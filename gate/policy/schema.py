@@ -126,9 +126,12 @@ def _unknown_keys(error: ValidationError, doc: RawPolicy) -> Iterator[Problem]:
         if key in allowed:
             continue
         path = (*error.absolute_path, str(key))
-        close = difflib.get_close_matches(str(key), allowed, n=1)
+        shown = str(key) if len(str(key)) <= 80 else str(key)[:80] + "..."  # a key may be a megabyte long
+        close = difflib.get_close_matches(shown, allowed, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else f"; allowed keys: {', '.join(allowed)}"
-        issue = Issue(format_path(path), f"unknown key {key!r}{hint}", doc.file, doc.line_of(path))
+        where = format_path((*error.absolute_path, shown))
+        named = repr(shown) if isinstance(key, str) else repr(key)
+        issue = Issue(where, f"unknown key {named}{hint}", doc.file, doc.line_of(path))
         yield Problem(issue, (*error.absolute_path, key), "unknown-key")
 
 

@@ -146,3 +146,9 @@ def test_an_exception_through_the_last_representable_day_never_expires() -> None
     )
     young = f.facts(uploaded=f.NOW)
     assert evaluate(load_policy_text(policy, "p.yaml"), young, f.NOW).verdict is Verdict.ALLOW
+
+
+def test_a_huge_unknown_key_is_shown_shortened() -> None:
+    found = errors(HEADER + "spec:\n  minimumAge: 1d\n  ? " + "x" * 100_000 + "\n  : 1\n")
+    assert len(found) == 1 and len(found[0]) < 400, found[0][:400]
+    assert found[0].startswith("p.yaml:6: spec." + "x" * 80 + "...: unknown key '" + "x" * 80 + "...'")
