@@ -181,7 +181,7 @@ def test_an_expiry_on_the_last_day_is_no_overflow(tmp_path: Path, capsys: pytest
     policy = tmp_path / "p.yaml"
     policy.write_text(
         POLICY_HEADER + "  minimumAge: 7d\n  exceptions:\n"
-        "    - {packages: [sampleproject], waive: [minimumAge], reason: r, expires: 9999-12-31}\n",
+        "    - {packages: [circleci-sign-publish-example], waive: [minimumAge], reason: r, expires: 9999-12-31}\n",
         encoding="utf-8",
     )
     code, out, err = run(capsys, "check", str(WHEEL), "-p", str(policy), "--uploaded", UPLOADED, "--now", UPLOADED)
@@ -237,8 +237,8 @@ def test_internal_error_exits_3_with_one_line(
         ("lint", POLICY_HEADER.encode() + b"  rules: [{name: caf\xe9}]\n", 2, "{p}:5: error: not UTF-8 text"),
         (
             "check",
-            POLICY_HEADER.encode() + b"  minimumAge: 7d\n  exceptions:\n    - {packages: [sampleproject], "
-            b"waive: [minimumAge], reason: r, expires: 9999-12-31}\n",
+            POLICY_HEADER.encode() + b"  minimumAge: 7d\n  exceptions:\n"
+            b"    - {packages: [circleci-sign-publish-example], waive: [minimumAge], reason: r, expires: 9999-12-31}\n",
             0,
             "allow: 1 allowed, 0 denied",
         ),

@@ -63,7 +63,10 @@ def _outsider_part(kind: str, value: str) -> str:
         for prefix in (p for p in IDENTITY_PREFIXES.values() if p):
             if value.startswith(prefix):
                 return value[len(prefix) :].split("/", 1)[0]
-        return value if "@" not in value else _outsider_part("email", value)
+        if "://" in value:  # another issuer's URL: only where its host is a wildcard do we know it is broad
+            scheme, _, rest = value.partition("://")
+            return f"{scheme}://{rest.split('/', 1)[0]}"
+        return _outsider_part("email", value)
     return value.split("/", 1)[0]  # repository: owner/name
 
 

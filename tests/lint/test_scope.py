@@ -78,6 +78,10 @@ RULE = "rules: [{name: r, expression: 'true', message: m}]\n"
             "broad-signer", 7, "repository '[a-z]+/sampleproject'",
         ),
         (
+            "attestations:\n  signers:\n    - {issuer: 'https://oidc.circleci.com/org/x', identity: 'https://*'}\n",
+            "broad-signer", 7, "identity 'https://*'",
+        ),
+        (
             f"attestations:\n  signers:\n    - {{issuer: {GITHUB}, identity: '*'}}\n",
             "broad-signer", 7, "identity '*'",
         ),
@@ -123,6 +127,9 @@ def test_weak_policy_is_flagged(tmp_path: Path, spec: str, code: str, line: int,
         "attestations:\n  signers:\n    - publisher: {kind: Google, email: 'release@developer.gserviceaccount.com'}\n",
         "attestations:\n  signers:\n    - publisher: {kind: GitLab, repository: {regex: 'group/(a|b)'}}\n",
         f"attestations:\n  signers:\n    - {{issuer: {GITHUB}, identity: 'https://github.com/pypa/*'}}\n",
+        # another issuer's URL: its wildcard is past the host, where gate cannot tell the owner
+        "attestations:\n  signers:\n    - issuer: https://oidc.circleci.com/org/fdd9283f\n"
+        "      identity: 'https://circleci.com/api/v2/projects/fdd9283f/pipeline-definitions/*'\n",
         f"attestations:\n  signers:\n    - issuer: {GITHUB}\n"
         "      identity: https://github.com/pypa/sampleproject/.github/workflows/release.yml@refs/heads/main\n",
         f"attestations:\n  signers:\n    - issuer: {GITHUB}\n"

@@ -16,10 +16,9 @@ from gate.policy.lint import lint_paths
 from gate.policy.load import MAX_DEPTH, MAX_NODES, MAX_POLICY_BYTES, load_paths, load_text
 from gate.testing.cases import load_case_file
 from tests.lint.test_lint import OPTIONS
+from tests.test_cli import UPLOADED, WHEEL
 
 HEADER = "apiVersion: gate/v1\nkind: Policy\nmetadata: {name: p}\n"
-WHEEL = Path(__file__).parents[2] / "examples" / "sampleproject-4.0.0-py3-none-any.whl"
-UPLOADED = "2024-11-06T22:37:09Z"
 DENY_ALL = HEADER + "spec:\n  rules:\n    - {name: never, expression: 'false', message: denied}\n"
 
 

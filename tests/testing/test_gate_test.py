@@ -12,6 +12,7 @@ from gate.cli import main
 from gate.errors import PolicyError
 from gate.testing.cases import ASSERTED, load_case_file
 from tests.conftest import REPO
+from tests.test_cli import WHEEL
 
 POLICY = """\
 apiVersion: gate/v1
@@ -232,7 +233,7 @@ def test_an_artifact_or_evidence_that_is_not_a_regular_file_is_an_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
 ) -> None:
     """`artifact: /dev/zero` read forever; a test file arrives in a pull request."""
-    case = "\n    ".join(["artifact: ../../examples/sampleproject-4.0.0-py3-none-any.whl", where])
+    case = "\n    ".join([f"artifact: ../../examples/{WHEEL.name}", where])
     if where.startswith("artifact"):
         case = where
     (tmp_path / "policies").mkdir()
@@ -243,9 +244,7 @@ def test_an_artifact_or_evidence_that_is_not_a_regular_file_is_an_error(
         f"now: 2026-01-01T00:00:00Z\ncases:\n  - name: a\n    {case}\n    expect: {{verdict: deny}}\n", encoding="utf-8"
     )
     (tmp_path / "examples").mkdir()
-    (tmp_path / "examples" / "sampleproject-4.0.0-py3-none-any.whl").write_bytes(
-        (REPO / "examples" / "sampleproject-4.0.0-py3-none-any.whl").read_bytes()
-    )
+    (tmp_path / "examples" / WHEEL.name).write_bytes(WHEEL.read_bytes())
     assert main(["test", str(tmp_path / "policies")]) == 1
     out = capsys.readouterr().out
     assert "cannot build facts: " in out and "is not a regular file" in out
