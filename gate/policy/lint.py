@@ -2,7 +2,9 @@
 
 Runs the loading pipeline (load → schema → model → compile) file by file so one broken file does not
 hide the problems of the others, then adds checks that need judgement rather than a schema: exceptions
-that expired or soon will, signers and matches that can never match, CEL that does not type-check.
+that expired or soon will, signers and matches that can never match, CEL that does not type-check,
+and policies that look fine but are weak (`gate.policy.lint_scope`), down to ecosystems the whole set
+leaves ungoverned.
 """
 
 from __future__ import annotations
