@@ -81,7 +81,8 @@ CODES = {
     "broad-exception": Code("An exception that selects every package.", "warning"),
     "empty-policy": Code("A policy with no rule: it allows every file it matches.", "warning"),
     "ungoverned-ecosystem": Code(
-        "No policy in enforce mode governs an ecosystem's packages in general: its files are denied by default.",
+        "No policy in enforce mode judges an ecosystem's packages in general: its files are denied by default "
+        "as unmatched, or allowed unchecked by audit-mode policies.",
         "warning",
     ),
 }

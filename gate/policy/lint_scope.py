@@ -150,11 +150,9 @@ def scope_issues(policy: Policy) -> Iterator[Finding]:
         yield "empty-policy", _issue(policy, ("spec",), message)
 
 
-def _governs(policy: Policy, ecosystem: Ecosystem) -> bool:
-    """Whether `policy` enforces rules on packages of `ecosystem` in general (an arbitrary name)."""
+def _selects(policy: Policy, ecosystem: Ecosystem) -> bool:
+    """Whether `policy`'s match selects packages of `ecosystem` in general (an arbitrary name)."""
     match = policy.match
-    if policy.mode is not Mode.ENFORCE or not rule_sources(policy):
-        return False
     if match.ecosystems is not None and ecosystem not in match.ecosystems:
         return False
     if match.packages and not any(p.matches(PROBE, ecosystem) for p in match.packages):
@@ -163,14 +161,24 @@ def _governs(policy: Policy, ecosystem: Ecosystem) -> bool:
 
 
 def ungoverned_issues(policies: Sequence[Policy], where: str) -> Iterator[Finding]:
-    """Ecosystems for which no enforced policy matches packages in general: their files match no policy,
-    and unmatched files are denied by default."""
+    """Ecosystems whose packages in general no policy in enforce mode judges: either no policy selects
+    them (their files are denied by default as unmatched), or only policies that enforce nothing do
+    (audit mode, or no rule: their files are allowed unchecked)."""
     for ecosystem in (Ecosystem.PYPI, Ecosystem.CONDA):
-        if any(_governs(p, ecosystem) for p in policies):
+        name = ecosystem.value
+        selecting = [p for p in policies if _selects(p, ecosystem)]
+        if any(p.mode is Mode.ENFORCE and rule_sources(p) for p in selecting):
             continue
-        message = (
-            f"no policy in enforce mode governs {ecosystem.value} packages in general (only some names, or none): "
-            f"{ecosystem.value} files no policy matches are denied by default (`--unmatched` of check and serve). "
-            f"Match them with a policy, or deny {ecosystem.value} on purpose with one whose rule is `false`"
-        )
+        if selecting:
+            message = (
+                f"{name} packages are selected only by policies that enforce nothing ("
+                + ", ".join(sorted(p.name for p in selecting))
+                + "; audit mode or no rule): their files are allowed unchecked"
+            )
+        else:
+            message = (
+                f"no policy selects {name} packages in general (only some names, or none): {name} files no "
+                f"policy matches are denied by default (`--unmatched` of check and serve). Match them with a "
+                f"policy, or deny {name} on purpose with one whose rule is `false`"
+            )
         yield "ungoverned-ecosystem", Issue("", message, where, None, "warning")

@@ -148,25 +148,28 @@ def write(path: Path, name: str, spec: str) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("specs", "ungoverned"),
+    ("specs", "denied", "unchecked"),
     [
-        ([RULE], []),
-        ([f"match: {{ecosystems: [pypi, conda], exclude: ['corp-*']}}\n{RULE}"], []),
-        ([f"match: {{ecosystems: [pypi]}}\n{RULE}"], ["conda"]),
-        ([f"match: {{ecosystems: [pypi]}}\n{RULE}", f"match: {{ecosystems: [conda]}}\n{RULE}"], []),
-        ([f"match: {{packages: [numpy, requests]}}\n{RULE}"], ["conda", "pypi"]),
-        ([f"mode: audit\n{RULE}"], ["conda", "pypi"]),
-        (["match: {ecosystems: [conda]}\n"], ["conda", "pypi"]),  # no rule: governs nothing
-        ([f"match: {{packages: ['corp-*']}}\n{RULE}", f"match: {{ecosystems: [conda]}}\n{RULE}"], ["pypi"]),
+        ([RULE], [], []),
+        ([f"match: {{ecosystems: [pypi, conda], exclude: ['corp-*']}}\n{RULE}"], [], []),
+        ([f"match: {{ecosystems: [pypi]}}\n{RULE}"], ["conda"], []),
+        ([f"match: {{ecosystems: [pypi]}}\n{RULE}", f"match: {{ecosystems: [conda]}}\n{RULE}"], [], []),
+        ([f"match: {{packages: [numpy, requests]}}\n{RULE}"], ["conda", "pypi"], []),
+        ([f"match: {{packages: ['corp-*']}}\n{RULE}", f"match: {{ecosystems: [conda]}}\n{RULE}"], ["pypi"], []),
+        # selected, so not denied as unmatched, but by policies that enforce nothing: allowed unchecked
+        ([f"mode: audit\n{RULE}"], [], ["conda", "pypi"]),
+        (["match: {ecosystems: [conda]}\n", f"match: {{ecosystems: [pypi]}}\n{RULE}"], [], ["conda"]),
     ],
 )
-def test_ungoverned_ecosystems(tmp_path: Path, specs: list[str], ungoverned: list[str]) -> None:
-    paths = [write(tmp_path / f"p{i}.yaml", f"p{i}", spec) for i, spec in enumerate(specs)]
+def test_ungoverned_ecosystems(tmp_path: Path, specs: list[str], denied: list[str], unchecked: list[str]) -> None:
+    for i, spec in enumerate(specs):
+        write(tmp_path / f"p{i}.yaml", f"p{i}", spec)
     found = [f for f in lint_paths([tmp_path], OPTIONS) if f.code == "ungoverned-ecosystem"]
-    assert [f.issue.message.split(" packages")[0].rsplit(" ", 1)[-1] for f in found] == ungoverned
     assert all(f.level == "warning" and f.issue.file == str(tmp_path) for f in found)
-    assert all("files no policy matches are denied by default" in f.issue.message for f in found)
-    assert paths
+    messages = [f.issue.message for f in found]
+    assert [m.split("no policy selects ")[1].split(" ")[0] for m in messages if "denied by default" in m] == denied
+    assert [m.split(" ")[0] for m in messages if "allowed unchecked" in m] == unchecked
+    assert len(messages) == len(denied) + len(unchecked)
 
 
 def test_no_ungoverned_warning_on_a_set_that_does_not_load(tmp_path: Path) -> None:
