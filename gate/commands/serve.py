@@ -35,8 +35,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--conda-channel", action="append", type=conda_channel, default=[], metavar="NAME=URL",
         help="also serve the conda channel at URL as /conda/NAME/ (repeatable)",
     )
+    parser.add_argument(
+        "--max-spool-size", type=byte_size, default=4 << 30, metavar="SIZE",
+        help="largest file of unknown size (none on the page, no Content-Length) gate buffers to check it; "
+        "bytes, or with K, M, G (default: 4G)",
+    )
     parser.add_argument("--workers", type=int, default=0, help="run under gunicorn with N worker processes")
     parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker (default: 8)")
+
+
+def byte_size(text: str) -> int:
+    """`4096`, `512K`, `100M`, `4G` (powers of 1024) as a number of bytes."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    number, unit = (text[:-1], units[text[-1].upper()]) if text[-1:].upper() in units else (text, 1)
+    if not number.isdigit() or int(number) == 0:
+        raise argparse.ArgumentTypeError(f"expected a size such as 4096, 512K, 100M or 4G, got {text!r}")
+    return int(number) * unit
 
 
 def conda_channel(text: str) -> tuple[str, str]:
@@ -62,6 +76,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         timeout=args.timeout,
         conda_channels=tuple(args.conda_channel),
         unmatched=args.unmatched,
+        max_spool=args.max_spool_size,
     )
 
 

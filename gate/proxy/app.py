@@ -42,13 +42,14 @@ class Settings:
     provenance_workers: int = 8  # parallel provenance fetches for one page
     conda_channels: tuple[tuple[str, str], ...] = ()  # (name, upstream channel URL): served at /conda/<name>/
     unmatched: Unmatched = Unmatched.DENY  # what a file no policy matches gets (warn, allow: only when asked)
+    max_spool: int = 4 << 30  # bytes: the largest file of unknown size (none on the page, no Content-Length)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         """Settings from `GATE_POLICY` (os.pathsep-separated), `GATE_UPSTREAM`, `GATE_CACHE_DIR`,
         `GATE_AUDIT_LOG`, `GATE_TRUSTED_ROOT`, `GATE_AUDIT_ONLY=1`, `GATE_TIMEOUT`, `GATE_CONDA_CHANNELS`
-        (whitespace-separated `NAME=URL`) and `GATE_UNMATCHED` (deny, warn, allow), for a bare gunicorn;
-        raise ValueError for a value that is not understood."""
+        (whitespace-separated `NAME=URL`), `GATE_UNMATCHED` (deny, warn, allow) and `GATE_MAX_SPOOL` (bytes),
+        for a bare gunicorn; raise ValueError for a value that is not understood."""
         env = os.environ if environ is None else environ
 
         def path(name: str) -> Path | None:
@@ -64,6 +65,7 @@ class Settings:
             timeout=float(env.get("GATE_TIMEOUT", "20")),
             conda_channels=tuple(parse_channel(c) for c in env.get("GATE_CONDA_CHANNELS", "").split()),
             unmatched=parse_unmatched(env.get("GATE_UNMATCHED") or Unmatched.DENY.value),
+            max_spool=int(env.get("GATE_MAX_SPOOL", str(4 << 30))),
         )
 
 

@@ -12,7 +12,6 @@ without files, passed through). Facts use the upstream channel URL as `file.inde
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +22,7 @@ from flask.blueprints import BlueprintSetupState
 
 from gate.decision import Decision
 from gate.evaluate import Judgement, unjudgeable
-from gate.facts import Ecosystem, Facts, FileFacts
+from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts
 from gate.proxy.app import EXTENSION, Gate
 from gate.proxy.decide import (
     etag,
@@ -36,7 +35,16 @@ from gate.proxy.decide import (
     upstream_failure,
     visible,
 )
-from gate.proxy.evidence import FETCH_RETRY, Evidence, cached_fetch, earliest, verified
+from gate.proxy.evidence import (
+    FETCH_RETRY,
+    Evidence,
+    cached_fetch,
+    earliest,
+    evidence_key,
+    expire_failed,
+    failed,
+    verified,
+)
 from gate.proxy.files import deliver
 from gate.proxy.paths import refuse_bad_paths
 from gate.proxy.upstream import CachedUpstream
@@ -123,8 +131,9 @@ class CondaChannels:
             try:
                 url = join(client.url, subdir, name)
                 data, recheck = cached_fetch(
-                    self.state, SIDECARS, f"{url}|{pinned}", lambda: client.file(subdir, name, limit=MAX_SIDECAR_BYTES),
-                    now, absent_ttl=SIDECAR_TTL, present_ttl=SIDECAR_TTL,
+                    self.state, SIDECARS, evidence_key(url, pinned),
+                    lambda: client.file(subdir, name, limit=MAX_SIDECAR_BYTES), now,
+                    absent_ttl=SIDECAR_TTL, present_ttl=SIDECAR_TTL,
                 )
             except ValueError as err:  # a name that cannot be a path segment: there is no such sidecar
                 raise SidecarError(str(err)) from err
@@ -144,7 +153,14 @@ class CondaChannels:
         pinned = f"{file.sha256}|{record.get('attestations_sha256')}"
         rechecks: list[dt.datetime] = []
         fetch = self._sidecars(client, subdir, pinned, now, rechecks)
-        verify = functools.partial(verified, self.state)
+
+        def verify(data: bytes, source: str, target: Target) -> tuple[AttestationFact, ...]:
+            facts = verified(self.state, data, source, target)
+            if failed(facts):  # the sidecar (source: its URL) is fetched again soon
+                recheck = expire_failed(self.state, SIDECARS, evidence_key(source, pinned), data, now)
+                rechecks.extend([recheck] if recheck is not None else [])
+            return facts
+
         return Evidence(tuple(sidecar_attestations(file.filename, target, record, fetch, verify)), earliest(*rechecks))
 
     def judge_all(
