@@ -36,6 +36,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="also serve the conda channel at URL as /conda/NAME/ (repeatable)",
     )
     parser.add_argument(
+        "--audit-required", action="store_true",
+        help="compliance mode: refuse to serve a file (503) whose audit record cannot be written "
+        "(default: serve it, count the lost record in gate_audit_failures_total and report health degraded)",
+    )
+    parser.add_argument(
         "--max-spool-size", type=byte_size, default=4 << 30, metavar="SIZE",
         help="largest file of unknown size (none on the page, no Content-Length) gate buffers to check it; "
         "bytes, or with K, M, G (default: 4G)",
@@ -77,6 +82,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         conda_channels=tuple(args.conda_channel),
         unmatched=args.unmatched,
         max_spool=args.max_spool_size,
+        audit_required=args.audit_required,
     )
 
 
@@ -106,16 +112,18 @@ def _gunicorn(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def check_settings(settings: Settings) -> None:
-    """Load the policies and check the channels and the trusted root, without building an app (no store,
-    audit log or HTTP pool to carry across gunicorn's fork); a mistake is a UsageError or a PolicyError."""
+    """Load the policies and check the channels, the trusted root and the cache directory, without building
+    an app (the store and audit log are opened, checked and closed: nothing to carry across gunicorn's
+    fork); a mistake is a UsageError or a PolicyError."""
     from gate.evaluate import require_policies  # noqa: PLC0415 (keep Flask out of other subcommands' start-up)
     from gate.policy.compile import load_policies  # noqa: PLC0415
-    from gate.proxy.app import default_blueprints, trust_root_digest  # noqa: PLC0415
+    from gate.proxy.app import check_storage, default_blueprints, trust_root_digest  # noqa: PLC0415
 
     require_policies(load_policies(list(settings.policies)), settings.policies)
     try:
         default_blueprints(settings)
         trust_root_digest(settings.trusted_root)
+        check_storage(settings)
     except ValueError as err:
         raise UsageError(str(err)) from err
 

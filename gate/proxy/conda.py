@@ -45,7 +45,7 @@ from gate.proxy.evidence import (
     failed,
     verified,
 )
-from gate.proxy.files import deliver
+from gate.proxy.files import audit_lost, deliver
 from gate.proxy.paths import refuse_bad_paths
 from gate.proxy.upstream import CachedUpstream
 from gate.sources.conda import is_conda_filename
@@ -381,6 +381,9 @@ def _sidecar(service: CondaChannels, client: ChannelClient, name: str, subdir: s
     record(state, [listed.decision], event="sidecar", client=request.remote_addr, everything=True)
     if not visible(state, listed.decision):
         return refusal(listed.decision)
+    unrecorded = audit_lost(state, rest)
+    if unrecorded is not None:
+        return unrecorded
     sidecar = service.sidecar(client, subdir, listed, rest)
     if sidecar is None:
         return text_response(404, f"gate: no {rest} upstream")

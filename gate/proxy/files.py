@@ -196,6 +196,17 @@ def _spooled(
     return response
 
 
+def audit_lost(state: Gate, filename: str) -> Response | None:
+    """In compliance mode (`Settings.audit_required`), the 503 for a file whose audit record this thread
+    could not just write; None otherwise (by default the loss is counted and reported, and the file served)."""
+    if not state.settings.audit_required or state.audit.written():
+        return None
+    return text_response(
+        503, f"gate: {filename} is not served: its audit record could not be written ({state.audit.error})",
+        **{"Retry-After": "30", "Cache-Control": "no-store"},
+    )
+
+
 def deliver(
     state: Gate, decision: Decision, *, event: str, url: str, filename: str, sha256: str | None, size: int | None,
     content_type: str = "application/octet-stream",
@@ -207,6 +218,9 @@ def deliver(
     record(state, [decision], event=event, client=client, everything=True)
     if not visible(state, decision):
         return refusal(decision)
+    unrecorded = audit_lost(state, filename)
+    if unrecorded is not None:
+        return unrecorded
     if sha256 is None:
         return text_response(404, f"gate: no sha256 to check {filename} against")
     if request.method == "HEAD":
