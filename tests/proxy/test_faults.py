@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from flask.testing import FlaskClient
 
 import gate.proxy.evidence
@@ -22,6 +23,7 @@ from gate.proxy.evidence import FAILURE_TTL
 from gate.proxy.files import IntegrityError
 from tests.conftest import MINI_PYPI
 from tests.support.gate_app import gate_app
+from tests.support.gate_server import running_gate
 from tests.support.hostile_upstream import (
     HostileServer,
     gzip_encoded,
@@ -210,3 +212,28 @@ def test_max_spool_size_option(text: str, size: int) -> None:
 def test_max_spool_size_option_rejects(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError):
         byte_size(text)
+
+
+@pytest.mark.slow
+def test_through_gunicorn_a_mismatch_or_reset_is_a_502_never_a_500(
+    upstream: HostileServer, write_policy: PolicyWriter, tmp_path: Path
+) -> None:
+    """gunicorn answers an exception before the first body byte with its own 500 (and gate's counter said
+    200): small bodies are checked before answering, so these are gate's 502s, counted as such."""
+    tampered, reset, good = os.urandom(5000), os.urandom(50_000), os.urandom(3000)
+    names = ["demo-1.0-py3-none-any.whl", "demo-1.1-py3-none-any.whl", "demo-1.2-py3-none-any.whl"]
+    upstream.page("demo", [row(upstream, names[0], tampered, size=5000), row(upstream, names[1], reset),
+                           row(upstream, names[2], good)])
+    upstream.routes[f"/files/{names[0]}"] = plain(tampered[:-1] + b"x")
+    upstream.routes[f"/files/{names[1]}"] = reset_after(reset, 10_000)
+    upstream.routes[f"/files/{names[2]}"] = gzip_encoded(good)
+    args = ["--policy", str(write_policy(AGE_POLICY)), "--upstream", upstream.url, "--cache-dir",
+            str(tmp_path / "cache"), "--workers", "1"]
+    with running_gate(args, tmp_path / "serve.log") as url:
+        first, second = (requests.get(f"{url}/files/demo/{name}", timeout=60) for name in names[:2])
+        third = requests.get(f"{url}/files/demo/{names[2]}", timeout=60)
+        metrics = requests.get(f"{url}/-/metrics", timeout=60).text
+    assert (first.status_code, second.status_code, third.status_code) == (502, 502, 200)
+    assert "sha256" in first.text and "upstream broke off" in second.text and third.content == good
+    assert 'gate_requests_total{endpoint="pypi.download",status="502"} 2' in metrics
+    assert 'status="500"' not in metrics

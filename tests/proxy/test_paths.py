@@ -5,6 +5,7 @@ may fetch a denied package's bytes, or unfiltered repodata, through any route.""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import http.client
 import json
 from collections.abc import Iterator
@@ -152,6 +153,9 @@ def test_legitimate_names_still_work(setup: Setup) -> None:
     assert status == 403 and b"is denied by policy" in body and b"minimumAge" in body
     assert raw_get(setup.gate, f"/conda/ch/noarch/{DENIED_CONDA[0]}")[0] == 403
     assert raw_get(setup.gate, f"/conda/ch/noarch/{ALLOWED_CONDA}.v0.sigs")[0] == 404  # none upstream
+    digest = hashlib.sha256(SIDECAR).hexdigest()  # the content-addressed copy: only under the advertised hash
+    assert raw_get(setup.gate, f"/conda/ch/noarch/{ALLOWED_CONDA}.sigs.{digest}") == (200, SIDECAR)
+    assert raw_get(setup.gate, f"/conda/ch/noarch/{ALLOWED_CONDA}.sigs.{'0' * 64}")[0] == 404
     repodata = json.loads(raw_get(setup.gate, "/conda/ch/noarch/repodata.json")[1])
     assert sorted([*repodata["packages"], *repodata["packages.conda"]]) == [ALLOWED_CONDA]
     assert raw_get(setup.gate, f"/files/demo/{ALLOWED_WHEEL}")[0] == 200
