@@ -27,7 +27,8 @@ class ChannelClient(HttpClient):
         self.url = url.rstrip("/")
 
     def subdir_url(self, subdir: str) -> str:
-        return f"{self.url}/{subdir}"
+        """The subdir's URL (ValueError for a subdir that cannot be one path segment)."""
+        return join(self.url, subdir)
 
     def repodata(
         self, subdir: str, validators: Validators | None = None, variant: str | None = None

@@ -336,6 +336,13 @@ def test_a_channel_that_stops_serving_zst_is_read_from_repodata_json(
     assert ("/noarch/repodata.json.zst", 404) in asked
 
 
+def _channel_client(tmp_path: Path, name: str, url: str) -> FlaskClient:
+    """The age policy in front of the channel at `url`, served as `name`."""
+    blueprint = conda_blueprint({name: url})
+    policies = write_policies(tmp_path / "policies", AGE)
+    return gate_app(policies, cache_dir=tmp_path / "cache", clock=lambda: NOW, blueprints=(blueprint,)).test_client()
+
+
 def test_a_filename_listed_twice_with_different_records_is_denied(tmp_path: Path) -> None:
     channel_dir = tmp_path / "dups"
     for name in ("dup", "same"):
@@ -351,10 +358,7 @@ def test_a_filename_listed_twice_with_different_records_is_denied(tmp_path: Path
     }
     write_repodata(channel_dir, "noarch", repodata)
     with ChannelServer(channel_dir) as server:
-        directory = write_policies(tmp_path / "policies", AGE)
-        blueprint = conda_blueprint({"dups": server.url})
-        app = gate_app(directory, cache_dir=tmp_path / "cache", clock=lambda: NOW, blueprints=(blueprint,))
-        client = app.test_client()
+        client = _channel_client(tmp_path, "dups", server.url)
         filtered = json.loads(client.get("/conda/dups/noarch/repodata.json").data)
         # identical duplicates collapse to one record (the first section's); differing ones are both dropped
         assert [*filtered["packages"], *filtered["packages.conda"]] == ["same-1.0-0.conda"]
@@ -363,3 +367,24 @@ def test_a_filename_listed_twice_with_different_records_is_denied(tmp_path: Path
         assert client.get("/conda/dups/noarch/dup-1.0-0.conda.sigs").status_code in (403, 404)
         assert client.get("/conda/dups/noarch/same-1.0-0.conda").status_code == 200
         assert "/noarch/dup-1.0-0.conda" not in server.paths()
+
+
+def test_a_json_key_given_twice_is_one_record_the_judged_one(tmp_path: Path) -> None:
+    """`{"x.conda": A, "x.conda": B}`: gate parses one record (the last, as Python's json does), judges it and
+    re-encodes the repodata, so clients see exactly the record that was judged."""
+    channel_dir = tmp_path / "twice"
+    build_conda_package(channel_dir / "noarch", "twice", "1.0", timestamp_ms=epoch_ms(NOW - 40 * DAY))
+    index_channel(channel_dir)
+    repodata = read_repodata(channel_dir, "noarch")
+    record = repodata["packages.conda"]["twice-1.0-0.conda"]
+    old = json.dumps({**record, "indexed_timestamp": epoch_ms(NOW - 30 * DAY)})
+    fresh = json.dumps({**record, "indexed_timestamp": epoch_ms(NOW)})
+    text = f'{{"info":{{"subdir":"noarch"}},"packages":{{}},"packages.conda":{{"twice-1.0-0.conda":{old},' \
+           f'"twice-1.0-0.conda":{fresh}}}}}'.encode()
+    (channel_dir / "noarch" / "repodata.json").write_bytes(text)
+    (channel_dir / "noarch" / "repodata.json.zst").write_bytes(zstandard.ZstdCompressor().compress(text))
+    with ChannelServer(channel_dir) as server:
+        client = _channel_client(tmp_path, "twice", server.url)
+        body = client.get("/conda/twice/noarch/repodata.json").data
+        assert body.count(b"twice-1.0-0.conda") == 0  # the record parsed (the fresh one) is denied
+        assert client.get("/conda/twice/noarch/twice-1.0-0.conda").status_code == 403
