@@ -4,8 +4,9 @@ Routes: `/conda/<name>/<subdir>/repodata.json` and `.json.zst` (every record the
 from `packages` and `packages.conda`, `info.base_url` dropped so downloads come here), every other
 repodata variant 404 (CEP 16 shards, `.bz2`, `current_repodata.json`, `.jlap`: clients fall back to the
 filtered ones), `/conda/<name>/<subdir>/<package>` (decided again, 403 with reasons, or streamed with
-its sha256 checked), the package's sidecars, and `/conda/<name>/channeldata.json` (per-name metadata
-without files, passed through). Facts use the upstream channel URL as `file.index`, so
+its sha256 checked), the package's sidecars (`<package>.sigs`, `.v0.sigs`, `.sigs.<attestations_sha256>`
+of a package listed in the repodata, served only when the package is), and `/conda/<name>/channeldata.json`
+(per-name metadata without files, passed through). Facts use the upstream channel URL as `file.index`, so
 `attestations.targetChannel: match` compares a CEP 27 `targetChannel` with the upstream URL.
 """
 

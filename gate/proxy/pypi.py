@@ -18,7 +18,16 @@ from packaging.utils import canonicalize_name
 from werkzeug.wrappers import Response as BaseResponse
 
 from gate.proxy.app import EXTENSION, gate_state
-from gate.proxy.decide import etag, keep, not_modified, record, text_response, upstream_failure, visible
+from gate.proxy.decide import (
+    etag,
+    keep,
+    not_modified,
+    record,
+    refusal,
+    text_response,
+    upstream_failure,
+    visible,
+)
 from gate.proxy.evidence import earliest
 from gate.proxy.files import deliver
 from gate.proxy.paths import refuse_bad_paths
@@ -177,8 +186,13 @@ def provenance(project: str, filename: str) -> BaseResponse:
     listed = _listed(project, filename)
     if isinstance(listed, Response):
         return listed
+    state, (page, file) = gate_state(), listed
+    decision = _index().judge(page, file, state.now()).decision
+    record(state, [decision], event="provenance", client=request.remote_addr, everything=True)
+    if not visible(state, decision):  # evidence is served for the files gate serves, as conda sidecars are
+        return refusal(decision)
     try:
-        data = _index().provenance(listed[1])
+        data = _index().provenance(file)
     except UpstreamError as err:
         return upstream_failure(err)
     if data is None:

@@ -160,6 +160,7 @@ def test_legitimate_names_still_work(setup: Setup) -> None:
     assert sorted([*repodata["packages"], *repodata["packages.conda"]]) == [ALLOWED_CONDA]
     assert raw_get(setup.gate, f"/files/demo/{ALLOWED_WHEEL}")[0] == 200
     assert raw_get(setup.gate, f"/files/demo/{DENIED_WHEEL}")[0] == 403
+    assert raw_get(setup.gate, f"/provenance/demo/{DENIED_WHEEL}")[0] == 403  # evidence only of what is served
 
 
 @pytest.mark.parametrize(

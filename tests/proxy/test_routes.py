@@ -322,6 +322,8 @@ def test_provenance_larger_than_the_cap_is_not_read(
 ) -> None:
     monkeypatch.setattr(gate.sources.pypi, "MAX_PROVENANCE_BYTES", 100)
     client = make_app(write_policy(ATTESTED_POLICY)).test_client()
-    response = client.get(f"/provenance/sampleproject/{SAMPLE_WHEEL}")
-    assert response.status_code == 502 and "larger than 100 bytes" in response.text
     assert SAMPLE_WHEEL not in filenames(page(client, "sampleproject"))
+    response = client.get(f"/files/sampleproject/{SAMPLE_WHEEL}")
+    assert response.status_code == 403 and "no verified attestation" in response.text, response.text
+    # evidence is served only for a file gate would serve (as conda sidecars are)
+    assert client.get(f"/provenance/sampleproject/{SAMPLE_WHEEL}").status_code == 403
