@@ -41,9 +41,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "(default: serve it, count the lost record in gate_audit_failures_total and report health degraded)",
     )
     parser.add_argument(
-        "--max-spool-size", type=byte_size, default=4 << 30, metavar="SIZE",
+        "--max-spool-size", type=byte_size, default=None, metavar="SIZE",
         help="largest file of unknown size (none on the page, no Content-Length) gate buffers to check it; "
-        "bytes, or with K, M, G (default: 4G)",
+        "bytes, or with K, M, G (default: 1G)",
     )
     parser.add_argument("--workers", type=int, default=0, help="run under gunicorn with N worker processes")
     parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker (default: 8)")
@@ -69,7 +69,7 @@ def conda_channel(text: str) -> tuple[str, str]:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    from gate.proxy.app import Settings  # noqa: PLC0415 (keep Flask out of other subcommands' start-up)
+    from gate.proxy.app import MAX_SPOOL, Settings  # noqa: PLC0415 (keep Flask out of other subcommands' start-up)
 
     return Settings(
         policies=tuple(args.policy),
@@ -81,7 +81,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         timeout=args.timeout,
         conda_channels=tuple(args.conda_channel),
         unmatched=args.unmatched,
-        max_spool=args.max_spool_size,
+        max_spool=args.max_spool_size or MAX_SPOOL,
         audit_required=args.audit_required,
     )
 

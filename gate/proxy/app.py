@@ -28,6 +28,9 @@ from gate.verify.sigstore import BundleVerifier, default_trusted_root_path
 
 log = logging.getLogger(__name__)
 EXTENSION = "gate"
+# Spooling only happens for a file with neither a size on the page nor a Content-Length (PyPI and conda
+# repodata give sizes): each download in flight may hold this much in a temporary file.
+MAX_SPOOL = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class Settings:
     provenance_workers: int = 8  # parallel provenance fetches for one page
     conda_channels: tuple[tuple[str, str], ...] = ()  # (name, upstream channel URL): served at /conda/<name>/
     unmatched: Unmatched = Unmatched.DENY  # what a file no policy matches gets (warn, allow: only when asked)
-    max_spool: int = 4 << 30  # bytes: the largest file of unknown size (none on the page, no Content-Length)
+    max_spool: int = MAX_SPOOL  # bytes: the largest file of unknown size (none on the page, no Content-Length)
     audit_required: bool = False  # compliance mode: refuse to serve a file (503) whose audit record was lost
 
     @classmethod
@@ -68,7 +71,7 @@ class Settings:
             timeout=float(env.get("GATE_TIMEOUT", "20")),
             conda_channels=tuple(parse_channel(c) for c in env.get("GATE_CONDA_CHANNELS", "").split()),
             unmatched=parse_unmatched(env.get("GATE_UNMATCHED") or Unmatched.DENY.value),
-            max_spool=int(env.get("GATE_MAX_SPOOL", str(4 << 30))),
+            max_spool=int(env.get("GATE_MAX_SPOOL", str(MAX_SPOOL))),
             audit_required=env.get("GATE_AUDIT_REQUIRED", "") in ("1", "true", "yes"),
         )
 
