@@ -24,6 +24,7 @@ from gate.proxy.evidence import (
 )
 from gate.proxy.upstream import CachedUpstream
 from gate.sources.pypi import ProjectPage, SimpleClient, SimpleFile, UpstreamError, file_facts, parse_page
+from gate.sources.segments import segment_problem
 from gate.verify.evidence import unverified
 from gate.verify.sigstore import Target
 
@@ -98,6 +99,8 @@ class PypiIndex:
         """The decision on one row of `page`; `duplicates` (from `duplicate_rows`; default: looked up for
         this row alone) denies a filename the page lists with different rows."""
         problem = (duplicate_rows(page, file.filename) if duplicates is None else duplicates).get(file.filename)
+        if problem is None and (bad := segment_problem(file.filename)) is not None:
+            problem = f"its filename is {bad}"  # a request path could not name it: never listed
         if problem is not None:
             return JudgedFile(file, unjudgeable(Ecosystem.PYPI, page.name, file.filename, file.sha256, problem), None)
         facts = file_facts(page, file, self.client.base_url)

@@ -237,3 +237,10 @@ def test_through_gunicorn_a_mismatch_or_reset_is_a_502_never_a_500(
     assert "sha256" in first.text and "upstream broke off" in second.text and third.content == good
     assert 'gate_requests_total{endpoint="pypi.download",status="502"} 2' in metrics
     assert 'status="500"' not in metrics
+
+
+def test_a_row_whose_filename_no_path_could_name_is_not_listed(upstream: HostileServer, client: FlaskClient) -> None:
+    data = os.urandom(100)
+    odd = ["demo-1.0-py3-none-any.whl#x", "demo-1.0-py3-none-any.whl?x", "../demo-1.0-py3-none-any.whl"]
+    upstream.page("demo", [row(upstream, name, data) for name in odd] + [row(upstream, WHEEL, data)])
+    assert _listed(client) == [WHEEL]
