@@ -9,6 +9,8 @@ import datetime as dt
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from gate.proxy.evidence import FAILURE_TTL
 from gate.proxy.files import IntegrityError
 from tests.conftest import MINI_PYPI
 from tests.support.gate_app import gate_app
-from tests.support.gate_server import running_gate
+from tests.support.gate_server import clean_env, running_gate
 from tests.support.hostile_upstream import (
     HostileServer,
     gzip_encoded,
@@ -34,6 +36,7 @@ from tests.support.hostile_upstream import (
     sequence,
     unsized,
 )
+from tests.support.pypi_upstream import build_wheel
 
 from .conftest import AGE_POLICY, ATTESTED_POLICY, JSON_V1, NOW, PolicyWriter
 
@@ -244,3 +247,24 @@ def test_a_row_whose_filename_no_path_could_name_is_not_listed(upstream: Hostile
     odd = ["demo-1.0-py3-none-any.whl#x", "demo-1.0-py3-none-any.whl?x", "../demo-1.0-py3-none-any.whl"]
     upstream.page("demo", [row(upstream, name, data) for name in odd] + [row(upstream, WHEEL, data)])
     assert _listed(client) == [WHEEL]
+
+
+@pytest.mark.slow
+def test_pip_installs_a_file_its_upstream_gzip_encodes(
+    upstream: HostileServer, write_policy: PolicyWriter, tmp_path: Path
+) -> None:
+    """A real pip through a real `gate serve`: the upstream gives no size and compresses the wheel anyway."""
+    wheel = build_wheel(tmp_path / "wheels", "demo", "1.0")
+    data = wheel.read_bytes()
+    upstream.page("demo", [row(upstream, wheel.name, data)])
+    upstream.routes[f"/files/{wheel.name}"] = gzip_encoded(data)
+    args = ["--policy", str(write_policy(AGE_POLICY)), "--upstream", upstream.url, "--cache-dir",
+            str(tmp_path / "cache"), "--workers", "1"]
+    with running_gate(args, tmp_path / "serve.log") as url:
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(tmp_path / "target"),
+             "--index-url", f"{url}/simple/", "demo"],
+            capture_output=True, text=True, env=clean_env(tmp_path), timeout=120, check=False,
+        )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "target" / "demo-1.0.dist-info").is_dir()
