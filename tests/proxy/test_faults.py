@@ -268,3 +268,11 @@ def test_pip_installs_a_file_its_upstream_gzip_encodes(
         )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "target" / "demo-1.0.dist-info").is_dir()
+
+
+def test_a_page_cut_off_by_a_reset_is_an_upstream_error(upstream: HostileServer, client: FlaskClient) -> None:
+    body = json.dumps({"meta": {"api-version": "1.1"}, "name": "demo", "files": []}).encode()
+    upstream.routes["/simple/demo/"] = reset_after(body, 10)
+    response = client.get("/simple/demo/", headers={"Accept": JSON_V1})
+    assert response.status_code in (502, 503) and "upstream" in response.text
+    assert response.headers["Cache-Control"] == "no-store"
