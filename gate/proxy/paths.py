@@ -12,9 +12,10 @@ import re
 
 from flask import Response, request
 
+from gate.evaluate import gate_denial
 from gate.facts import Ecosystem, Facts, FileFacts, FileKind
 from gate.proxy.app import gate_state
-from gate.proxy.decide import gate_denial, record, text_response
+from gate.proxy.decide import record, text_response
 from gate.sources.segments import segment_problem
 
 # PEP 508 names (any spelling: non-normalized names are redirected by the routes)
