@@ -35,8 +35,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--conda-channel", action="append", type=conda_channel, default=[], metavar="NAME=URL",
         help="also serve the conda channel at URL as /conda/NAME/ (repeatable)",
     )
+    parser.add_argument(
+        "--audit-required", action="store_true",
+        help="compliance mode: refuse to serve a file (503) whose audit record cannot be written "
+        "(default: serve it, count the lost record in gate_audit_failures_total and report health degraded)",
+    )
+    parser.add_argument(
+        "--max-spool-size", type=byte_size, default=None, metavar="SIZE",
+        help="largest file of unknown size (none on the page, no Content-Length) gate buffers to check it; "
+        "bytes, or with K, M, G (default: 1G)",
+    )
     parser.add_argument("--workers", type=int, default=0, help="run under gunicorn with N worker processes")
     parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker (default: 8)")
+
+
+def byte_size(text: str) -> int:
+    """`4096`, `512K`, `100M`, `4G` (powers of 1024) as a number of bytes."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    number, unit = (text[:-1], units[text[-1].upper()]) if text[-1:].upper() in units else (text, 1)
+    if not number.isdigit() or int(number) == 0:
+        raise argparse.ArgumentTypeError(f"expected a size such as 4096, 512K, 100M or 4G, got {text!r}")
+    return int(number) * unit
 
 
 def conda_channel(text: str) -> tuple[str, str]:
@@ -50,7 +69,7 @@ def conda_channel(text: str) -> tuple[str, str]:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    from gate.proxy.app import Settings  # noqa: PLC0415 (keep Flask out of other subcommands' start-up)
+    from gate.proxy.app import MAX_SPOOL, Settings  # noqa: PLC0415 (keep Flask out of other subcommands' start-up)
 
     return Settings(
         policies=tuple(args.policy),
@@ -62,6 +81,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         timeout=args.timeout,
         conda_channels=tuple(args.conda_channel),
         unmatched=args.unmatched,
+        max_spool=args.max_spool_size or MAX_SPOOL,
+        audit_required=args.audit_required,
     )
 
 
@@ -91,16 +112,18 @@ def _gunicorn(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def check_settings(settings: Settings) -> None:
-    """Load the policies and check the channels and the trusted root, without building an app (no store,
-    audit log or HTTP pool to carry across gunicorn's fork); a mistake is a UsageError or a PolicyError."""
+    """Load the policies and check the channels, the trusted root and the cache directory, without building
+    an app (the store and audit log are opened, checked and closed: nothing to carry across gunicorn's
+    fork); a mistake is a UsageError or a PolicyError."""
     from gate.evaluate import require_policies  # noqa: PLC0415 (keep Flask out of other subcommands' start-up)
     from gate.policy.compile import load_policies  # noqa: PLC0415
-    from gate.proxy.app import default_blueprints, trust_root_digest  # noqa: PLC0415
+    from gate.proxy.app import check_storage, default_blueprints, trust_root_digest  # noqa: PLC0415
 
     require_policies(load_policies(list(settings.policies)), settings.policies)
     try:
         default_blueprints(settings)
         trust_root_digest(settings.trusted_root)
+        check_storage(settings)
     except ValueError as err:
         raise UsageError(str(err)) from err
 

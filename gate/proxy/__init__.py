@@ -17,12 +17,15 @@ Layout (each piece is ecosystem-neutral unless named after one):
   never completes a body whose sha256 or length differs from what the index promised.
 - `evidence`: `verified`, Sigstore/PEP 740 verification cached by file sha256, evidence digest and trusted
   root digest; `Evidence`, attestation facts with the time they may change.
+- `paths`: `refuse_bad_paths`, every blueprint's `before_request` hook: a name in the request path that
+  cannot be one path segment once decoded (`?`, `#`, `/`, `%`, `..`...) is a 404 with an audit line.
 - `audit`, `metrics`: the JSON-lines audit log and the Prometheus counters.
 - `pypi`, `pypi_index`, `pypi_render`: the PyPI blueprint, its page service and its renderers.
 
 How an ecosystem blueprint plugs in (as `pypi.py` and `conda.py` do):
 
-1. Define a `Blueprint` with its routes under its own prefix (`/simple/`, `/conda/<name>/`).
+1. Define a `Blueprint` with its routes under its own prefix (`/simple/`, `/conda/<name>/`), with
+   `before_request(refuse_bad_paths)`; build upstream URLs from names only with `gate.sources.segments.join`.
 2. If it needs per-app state (an upstream client, a parsed-page memo), attach it once at registration
    with `@<blueprint>.record_once` into `setup.app.extensions[...]`, as `pypi._attach` does; take the shared
    `Gate` from `setup.app.extensions[EXTENSION]`.

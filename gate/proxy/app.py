@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import hashlib
+import json
 import logging
 import os
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +28,9 @@ from gate.verify.sigstore import BundleVerifier, default_trusted_root_path
 
 log = logging.getLogger(__name__)
 EXTENSION = "gate"
+# Spooling only happens for a file with neither a size on the page nor a Content-Length (PyPI and conda
+# repodata give sizes): each download in flight may hold this much in a temporary file.
+MAX_SPOOL = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -42,13 +47,15 @@ class Settings:
     provenance_workers: int = 8  # parallel provenance fetches for one page
     conda_channels: tuple[tuple[str, str], ...] = ()  # (name, upstream channel URL): served at /conda/<name>/
     unmatched: Unmatched = Unmatched.DENY  # what a file no policy matches gets (warn, allow: only when asked)
+    max_spool: int = MAX_SPOOL  # bytes: the largest file of unknown size (none on the page, no Content-Length)
+    audit_required: bool = False  # compliance mode: refuse to serve a file (503) whose audit record was lost
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         """Settings from `GATE_POLICY` (os.pathsep-separated), `GATE_UPSTREAM`, `GATE_CACHE_DIR`,
         `GATE_AUDIT_LOG`, `GATE_TRUSTED_ROOT`, `GATE_AUDIT_ONLY=1`, `GATE_TIMEOUT`, `GATE_CONDA_CHANNELS`
-        (whitespace-separated `NAME=URL`) and `GATE_UNMATCHED` (deny, warn, allow), for a bare gunicorn;
-        raise ValueError for a value that is not understood."""
+        (whitespace-separated `NAME=URL`), `GATE_UNMATCHED` (deny, warn, allow), `GATE_MAX_SPOOL` (bytes) and
+        `GATE_AUDIT_REQUIRED=1`, for a bare gunicorn; raise ValueError for a value that is not understood."""
         env = os.environ if environ is None else environ
 
         def path(name: str) -> Path | None:
@@ -64,6 +71,8 @@ class Settings:
             timeout=float(env.get("GATE_TIMEOUT", "20")),
             conda_channels=tuple(parse_channel(c) for c in env.get("GATE_CONDA_CHANNELS", "").split()),
             unmatched=parse_unmatched(env.get("GATE_UNMATCHED") or Unmatched.DENY.value),
+            max_spool=int(env.get("GATE_MAX_SPOOL", str(MAX_SPOOL))),
+            audit_required=env.get("GATE_AUDIT_REQUIRED", "") in ("1", "true", "yes"),
         )
 
 
@@ -162,16 +171,44 @@ core = Blueprint("core", __name__)
 
 @core.get("/-/health")
 def health() -> Response:
+    """`ok`; `degraded` while audit records are being lost (503 in compliance mode, which then refuses
+    downloads), with the count of records lost in this process and the last error."""
     state = gate_state()
-    return Response(
-        f'{{"status": "ok", "policies": {len(state.policies)}, "policy_digest": "{state.policy_digest}"}}\n',
-        mimetype="application/json",
-    )
+    audit = state.audit
+    body: dict[str, object] = {"status": "degraded" if audit.failing else "ok", "policies": len(state.policies),
+                               "policy_digest": state.policy_digest}
+    if audit.failures:
+        body |= {"audit_failures": audit.failures, "audit_error": audit.error}
+    status = 503 if audit.failing and state.settings.audit_required else 200
+    return Response(json.dumps(body) + "\n", status=status, mimetype="application/json")
 
 
 @core.get("/-/metrics")
 def metrics() -> Response:
     return Response(gate_state().metrics.render(), mimetype="text/plain; version=0.0.4")
+
+
+def open_storage(settings: Settings) -> tuple[Store, AuditLog, Metrics]:
+    """The store, audit log and metrics in the cache directory; a ValueError naming the directory (or the
+    audit log) and the reason when they cannot be used (read-only, not a directory, a corrupt database)."""
+    cache_dir = settings.cache_dir
+    audit_path = settings.audit_log or (cache_dir / "audit.jsonl" if cache_dir else None)
+    where = f"the cache directory {cache_dir}"
+    try:
+        store = Store(cache_dir / "cache.sqlite3" if cache_dir else None)
+        metrics = Metrics(cache_dir / "metrics" if cache_dir else None)
+        where = f"the audit log {audit_path}"
+        audit = AuditLog(audit_path, metrics)
+    except (OSError, sqlite3.Error) as err:
+        raise ValueError(f"cannot use {where}: {err}") from err
+    return store, audit, metrics
+
+
+def check_storage(settings: Settings) -> None:
+    """`open_storage`, then close what it opened (before gunicorn forks); ValueError as there."""
+    store, audit, _ = open_storage(settings)
+    store.close()
+    audit.close()
 
 
 def create_app(
@@ -182,16 +219,15 @@ def create_app(
     clock: Callable[[], dt.datetime] | None = None,
 ) -> Flask:
     """The proxy app: the core routes plus one blueprint per ecosystem (default: `default_blueprints`)."""
-    cache_dir = settings.cache_dir
-    audit_path = settings.audit_log or (cache_dir / "audit.jsonl" if cache_dir else None)
     policies = load_policies(list(settings.policies))
     require_policies(policies, settings.policies)  # zero policies: refuse to start (nothing would be governed)
+    store, audit, metrics = open_storage(settings)
     state = Gate(
         settings=settings,
         policies=policies,
-        store=Store(cache_dir / "cache.sqlite3" if cache_dir else None),
-        audit=AuditLog(audit_path),
-        metrics=Metrics(cache_dir / "metrics" if cache_dir else None),
+        store=store,
+        audit=audit,
+        metrics=metrics,
         session=session or _session(max(settings.provenance_workers, 10)),
     )
     if clock is not None:

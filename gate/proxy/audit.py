@@ -20,6 +20,7 @@ from typing import Any
 
 from gate.decision import Decision
 from gate.facts import iso_z
+from gate.proxy.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -43,26 +44,59 @@ def audit_record(
 
 
 class AuditLog:
-    """Appends records to `path` (None: the `gate.audit` logger, at INFO)."""
+    """Appends records to `path` (None: the `gate.audit` logger, at INFO).
 
-    def __init__(self, path: Path | None) -> None:
+    A write that fails (disk full, I/O error) loses its records: they are counted in `failures` and in
+    the metric `gate_audit_failures_total`, `failing` stays true until a write succeeds again (health
+    reports it), and `written()` tells the calling thread whether its last write went through, so that
+    compliance mode (`Settings.audit_required`) can refuse to serve what it could not record."""
+
+    def __init__(self, path: Path | None, metrics: Metrics | None = None) -> None:
         self.path = path
+        self.metrics = metrics
+        self.failures = 0  # records lost, in this process
+        self.failing = False
+        self.error: str | None = None  # the last write error
         self._lock = threading.Lock()
+        self._local = threading.local()
         self._fd: int | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
 
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def written(self) -> bool:
+        """Whether the calling thread's last `write` recorded everything it was given."""
+        return bool(getattr(self._local, "ok", True))
+
     def write(self, records: Iterable[dict[str, Any]]) -> None:
         lines = "".join(json.dumps(r, separators=(",", ":"), sort_keys=True) + "\n" for r in records)
+        self._local.ok = True
         if not lines:
             return
         if self._fd is None:
             for line in lines.splitlines():
                 logging.getLogger("gate.audit").info("%s", line)
             return
+        data = lines.encode()
         with self._lock:
             try:
-                os.write(self._fd, lines.encode())
+                if os.write(self._fd, data) != len(data):
+                    raise OSError(f"short write to {self.path}")
             except OSError as err:
-                log.error("cannot write the audit log %s: %s", self.path, err)
+                self._lost(lines.count("\n"), err)
+            else:
+                self.failing = False
+
+    def _lost(self, count: int, err: OSError) -> None:
+        self._local.ok = False
+        self.failures += count
+        self.failing = True
+        self.error = str(err)
+        log.error("cannot write the audit log %s: %s (%d record(s) lost)", self.path, err, count)
+        if self.metrics is not None:
+            self.metrics.inc("gate_audit_failures_total", float(count))

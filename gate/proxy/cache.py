@@ -51,6 +51,16 @@ class Store:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         self._connect()  # create the schema (and fail early on an unusable path)
+        if path is not None:  # and on one that cannot be written (read-only, locked)
+            self._run("BEGIN IMMEDIATE", ())
+            self._run("ROLLBACK", ())
+
+    def close(self) -> None:
+        """Close this thread's connection (a store checked before gunicorn forks keeps nothing open)."""
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
 
     def _connect(self) -> sqlite3.Connection:
         if self.path is None:

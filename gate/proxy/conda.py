@@ -4,26 +4,26 @@ Routes: `/conda/<name>/<subdir>/repodata.json` and `.json.zst` (every record the
 from `packages` and `packages.conda`, `info.base_url` dropped so downloads come here), every other
 repodata variant 404 (CEP 16 shards, `.bz2`, `current_repodata.json`, `.jlap`: clients fall back to the
 filtered ones), `/conda/<name>/<subdir>/<package>` (decided again, 403 with reasons, or streamed with
-its sha256 checked), the package's sidecars, and `/conda/<name>/channeldata.json` (per-name metadata
-without files, passed through). Facts use the upstream channel URL as `file.index`, so
+its sha256 checked), the package's sidecars (`<package>.sigs`, `.v0.sigs`, `.sigs.<attestations_sha256>`
+of a package listed in the repodata, served only when the package is), and `/conda/<name>/channeldata.json`
+(per-name metadata without files, passed through). Facts use the upstream channel URL as `file.index`, so
 `attestations.targetChannel: match` compares a CEP 27 `targetChannel` with the upstream URL.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Blueprint, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
 
 from gate.decision import Decision
 from gate.evaluate import Judgement, unjudgeable
-from gate.facts import Ecosystem, Facts, FileFacts
+from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts
 from gate.proxy.app import EXTENSION, Gate
 from gate.proxy.decide import (
     etag,
@@ -31,30 +31,52 @@ from gate.proxy.decide import (
     keep,
     not_modified,
     record,
+    refusal,
     text_response,
     upstream_failure,
     visible,
 )
-from gate.proxy.evidence import FETCH_RETRY, Evidence, cached_fetch, earliest, verified
-from gate.proxy.files import deliver
+from gate.proxy.evidence import (
+    FETCH_RETRY,
+    Evidence,
+    cached_fetch,
+    earliest,
+    evidence_key,
+    expire_failed,
+    failed,
+    verified,
+)
+from gate.proxy.files import audit_lost, deliver
+from gate.proxy.paths import refuse_bad_paths
 from gate.proxy.upstream import CachedUpstream
+from gate.sources.conda import is_conda_filename
 from gate.sources.conda_channel import (
     Served,
     classify,
     compress_zst,
+    duplicate_problem,
     encode,
     filter_repodata,
-    find_record,
-    iter_records,
+    find_records,
     package_url,
     parse_repodata,
     record_facts,
     record_problem,
+    unique_records,
     valid_subdir,
 )
-from gate.sources.conda_evidence import MAX_SIDECAR_BYTES, SidecarError, SidecarFetch, sidecar_attestations
+from gate.sources.conda_evidence import (
+    MAX_SIDECAR_BYTES,
+    SIGS,
+    V0_SIGS,
+    SidecarError,
+    SidecarFetch,
+    advertised_sha256,
+    sidecar_attestations,
+)
 from gate.sources.conda_upstream import ChannelClient
 from gate.sources.pypi import UpstreamError
+from gate.sources.segments import join, segment_problem
 from gate.verify.sigstore import Target
 
 SERVICE = "gate.conda"
@@ -68,6 +90,14 @@ CHANNEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 def _parse_repodata(_key: str, body: bytes, _meta: Mapping[str, Any]) -> dict[str, Any]:
     return parse_repodata(body)  # a body is stored only after `ChannelClient.repodata` parsed it
+
+
+class Listed(NamedTuple):
+    """One package listed in a subdir's upstream repodata: the decision on it, the repodata, its record."""
+
+    decision: Decision
+    repodata: dict[str, Any]
+    record: dict[str, Any]
 
 
 class CondaChannels:
@@ -99,13 +129,15 @@ class CondaChannels:
         """Fetch sidecars through the cache, adding to `rechecks` when each answer is to be asked for again."""
 
         def fetch(name: str) -> tuple[str, bytes] | None:
-            path = f"{subdir}/{name}"
-            url = f"{client.url}/{path}"
             try:
+                url = join(client.url, subdir, name)
                 data, recheck = cached_fetch(
-                    self.state, SIDECARS, f"{url}|{pinned}", lambda: client.file(path, MAX_SIDECAR_BYTES), now,
+                    self.state, SIDECARS, evidence_key(url, pinned),
+                    lambda: client.file(subdir, name, limit=MAX_SIDECAR_BYTES), now,
                     absent_ttl=SIDECAR_TTL, present_ttl=SIDECAR_TTL,
                 )
+            except ValueError as err:  # a name that cannot be a path segment: there is no such sidecar
+                raise SidecarError(str(err)) from err
             except UpstreamError as err:
                 rechecks.append(now + FETCH_RETRY)
                 raise SidecarError(str(err)) from err
@@ -122,14 +154,27 @@ class CondaChannels:
         pinned = f"{file.sha256}|{record.get('attestations_sha256')}"
         rechecks: list[dt.datetime] = []
         fetch = self._sidecars(client, subdir, pinned, now, rechecks)
-        verify = functools.partial(verified, self.state)
+
+        def verify(data: bytes, source: str, target: Target) -> tuple[AttestationFact, ...]:
+            facts = verified(self.state, data, source, target)
+            if failed(facts):  # the sidecar (source: its URL) is fetched again soon
+                recheck = expire_failed(self.state, SIDECARS, evidence_key(source, pinned), data, now)
+                rechecks.extend([recheck] if recheck is not None else [])
+            return facts
+
         return Evidence(tuple(sidecar_attestations(file.filename, target, record, fetch, verify)), earliest(*rechecks))
 
     def judge_all(
-        self, client: ChannelClient, subdir: str, records: list[tuple[str, dict[str, Any]]], now: dt.datetime
+        self, client: ChannelClient, subdir: str, records: list[tuple[str, dict[str, Any]]], now: dt.datetime,
+        conflicts: Mapping[str, str],
     ) -> list[Judgement]:
-        """One judgement per record, in order; sidecars are fetched in parallel when a policy reads them."""
-        files = [record_facts(name, record, client.url) for name, record in records]
+        """One judgement per record, in order; sidecars are fetched in parallel when a policy reads them.
+        A filename in `conflicts` (listed with different records) or one that cannot be a path segment is
+        denied, with the reason."""
+        files = [
+            None if segment_problem(name) or name in conflicts else record_facts(name, record, client.url)
+            for name, record in records
+        ]
         reads = self.state.evaluator.reads_attestations
         wanted = [i for i, f in enumerate(files) if f is not None and reads(f.ecosystem, f.name)]
         evidence: dict[int, Evidence] = {}
@@ -145,7 +190,10 @@ class CondaChannels:
         for i, ((filename, entry), file) in enumerate(zip(records, files, strict=True)):
             if file is None:
                 sha256 = entry.get("sha256")
-                reason = record_problem(filename, entry) or "gate cannot judge its repodata record"
+                reason = conflicts.get(filename) or (
+                    f"its filename is {problem}" if (problem := segment_problem(filename))
+                    else record_problem(filename, entry) or "gate cannot judge its repodata record"
+                )
                 decision = unjudgeable(
                     Ecosystem.CONDA, str(entry.get("name", filename)), filename,
                     sha256 if isinstance(sha256, str) else None, reason,
@@ -186,8 +234,8 @@ class CondaChannels:
     def _filter(
         self, client: ChannelClient, subdir: str, repodata: dict[str, Any], now: dt.datetime
     ) -> tuple[bytes, dt.datetime | None]:
-        records = list(iter_records(repodata))
-        judged = self.judge_all(client, subdir, records, now)
+        records, conflicts = unique_records(repodata)
+        judged = self.judge_all(client, subdir, records, now, conflicts)
         record(self.state, (j.decision for j in judged), event="repodata", client=request.remote_addr)
         allowed = {name for (name, _), j in zip(records, judged, strict=True) if visible(self.state, j.decision)}
         body = encode(filter_repodata(repodata, lambda name, _: name in allowed))
@@ -201,14 +249,23 @@ class CondaChannels:
 
     # -- one package ---------------------------------------------------------------------------------
 
-    def judge_file(self, client: ChannelClient, subdir: str, filename: str) -> tuple[Decision, dict[str, Any]] | None:
-        """The decision on one package listed in the upstream repodata (None: not listed), and its record."""
+    def judge_file(self, client: ChannelClient, subdir: str, filename: str) -> Listed | None:
+        """The decision on one package listed in the upstream repodata (None: not listed), with the
+        repodata and the package's record."""
         repodata = self.repodata.parsed(client.subdir_url(subdir), self.upstream_digest(client, subdir))
-        found = find_record(repodata, filename)
-        if found is None:
+        found = find_records(repodata, filename)
+        if not found:
             return None
-        (judgement,) = self.judge_all(client, subdir, [(filename, found)], self.state.now())
-        return judgement.decision, repodata
+        problem = duplicate_problem(found)
+        conflicts = {filename: problem} if problem else {}
+        (judgement,) = self.judge_all(client, subdir, [(filename, found[0])], self.state.now(), conflicts)
+        return Listed(judgement.decision, repodata, found[0])
+
+    def sidecar(self, client: ChannelClient, subdir: str, listed: Listed, name: str) -> tuple[str, bytes] | None:
+        """The sidecar `name` of the package `listed` (through the cache its judgement used), or None."""
+        file = listed.decision.facts.file
+        pinned = f"{file.sha256}|{listed.record.get('attestations_sha256')}"
+        return self._sidecars(client, subdir, pinned, self.state.now(), [])(name)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -221,6 +278,7 @@ def conda_blueprint(channels: Mapping[str, str]) -> Blueprint:
     if bad:
         raise ValueError(f"invalid conda channel name(s): {', '.join(bad)} (letters, digits, '.', '_', '-')")
     conda = Blueprint("conda", __name__)
+    conda.before_request(refuse_bad_paths)
 
     @conda.record_once
     def _attach(setup: BlueprintSetupState) -> None:
@@ -241,7 +299,7 @@ def channeldata(name: str) -> Response:
     if client is None:
         return text_response(404, f"gate: no conda channel {name!r} is configured")
     try:
-        data = client.file("channeldata.json", MAX_CHANNELDATA)
+        data = client.file("channeldata.json", limit=MAX_CHANNELDATA)
     except UpstreamError as err:
         return upstream_failure(err)
     if data is None:
@@ -263,10 +321,7 @@ def subdir_file(name: str, subdir: str, rest: str) -> Response:
             case Served.PACKAGE:
                 return _package(service, client, name, subdir, rest)
             case Served.SIDECAR:
-                data = client.file(f"{subdir}/{rest}", MAX_SIDECAR_BYTES)
-                if data is None:
-                    return text_response(404, f"gate: no {rest} upstream")
-                return Response(data, content_type="application/json")
+                return _sidecar(service, client, name, subdir, rest)
             case Served.UNFILTERED:
                 filtered = "gate filters repodata.json and repodata.json.zst"
                 return text_response(404, f"gate: {rest} is not served here; {filtered}")
@@ -290,7 +345,47 @@ def _package(service: CondaChannels, client: ChannelClient, name: str, subdir: s
     judged = service.judge_file(client, subdir, filename)
     if judged is None:
         return text_response(404, f"gate: {filename} is not in the {subdir} repodata of channel {name}")
-    decision, repodata = judged
+    decision, repodata, _ = judged
     file = decision.facts.file
     url = package_url(client.subdir_url(subdir), repodata, filename)
     return deliver(state, decision, event="download", url=url, filename=filename, sha256=file.sha256, size=file.size)
+
+
+def sidecar_package(name: str, record_of: Callable[[str], dict[str, Any] | None]) -> str | None:
+    """The package whose sidecar `name` is: `<package>.sigs`, `<package>.v0.sigs`, or the content-addressed
+    `<package>.sigs.<attestations_sha256 of its record>`, where `record_of(package)` finds the package's
+    record; None for any other name."""
+    for suffix in (V0_SIGS, SIGS):
+        if name.endswith(suffix) and record_of(name.removesuffix(suffix)) is not None:
+            return name.removesuffix(suffix)
+    package, dot, digest = name.rpartition(SIGS + ".")
+    record = record_of(package) if dot else None
+    if record is not None and advertised_sha256(record) == digest:
+        return package
+    return None
+
+
+def _sidecar(service: CondaChannels, client: ChannelClient, name: str, subdir: str, rest: str) -> Response:
+    """A package's sidecar, only when the package itself would be served: it is listed in the subdir's
+    repodata and allowed (a denied package's sidecar is refused like the package, with its reasons)."""
+    found: dict[str, Listed | None] = {}
+
+    def record_of(package: str) -> dict[str, Any] | None:
+        found[package] = listed = service.judge_file(client, subdir, package) if is_conda_filename(package) else None
+        return None if listed is None else listed.record
+
+    package = sidecar_package(rest, record_of)
+    listed = found.get(package) if package is not None else None
+    if package is None or listed is None:
+        return text_response(404, f"gate: {rest} is not a sidecar of a package in the {subdir} repodata of {name}")
+    state = service.state
+    record(state, [listed.decision], event="sidecar", client=request.remote_addr, everything=True)
+    if not visible(state, listed.decision):
+        return refusal(listed.decision)
+    unrecorded = audit_lost(state, rest)
+    if unrecorded is not None:
+        return unrecorded
+    sidecar = service.sidecar(client, subdir, listed, rest)
+    if sidecar is None:
+        return text_response(404, f"gate: no {rest} upstream")
+    return Response(sidecar[1], content_type="application/json")

@@ -1,8 +1,11 @@
-"""Verified evidence for the proxy, cached by the file's sha256 (files are immutable).
+"""Evidence for the proxy: fetched bytes cached by evidence URL and file, verification cached by digest.
 
-Verifying a provenance object costs milliseconds of crypto; its outcome depends only on the file, the
-evidence bytes and the trusted root (by the digest of its bytes), so it is stored under all three and
-reused by every worker.
+Evidence bytes are stored under the URL they came from and the file they are for (`evidence_key`), so
+another URL for the same file is fetched on its own. Evidence that does not verify is kept only for
+FAILURE_TTL (`expire_failed`): one bad answer from upstream never pins a denial. Verifying costs
+milliseconds of crypto; its outcome depends only on the file, the evidence bytes, where they came from
+and the trusted root (by the digest of its bytes), so it is stored under all four and reused by every
+worker (a failed outcome for FAILURE_TTL only).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from gate.verify.sigstore import Target
 
 NAMESPACE = "verified"
 FETCH_RETRY = dt.timedelta(seconds=60)  # evidence that could not be fetched is asked for again after this long
+FAILURE_TTL = 300.0  # seconds: evidence that did not verify is fetched (and verified) again after this long
 
 
 class Evidence(NamedTuple):
@@ -63,14 +67,34 @@ def cached_fetch(
     return data, recheck_at(now, expires)
 
 
+def evidence_key(url: str, pin: str) -> str:
+    """The store key of the evidence at `url` for one file (`pin`: its sha256, and what else it depends on)."""
+    return f"{url}|{pin}"
+
+
+def failed(facts: tuple[AttestationFact, ...] | list[AttestationFact]) -> bool:
+    """Whether evidence gave nothing that verified completely (no bundle, or one that did not verify)."""
+    return not facts or not all(f.verified for f in facts)
+
+
+def expire_failed(state: Gate, namespace: str, key: str, data: bytes, now: dt.datetime) -> dt.datetime | None:
+    """Keep the evidence bytes stored under `key`, which did not verify, no longer than FAILURE_TTL (a fetch
+    may have gone wrong, or upstream may fix it); when they are to be asked for again."""
+    entry = state.store.get(namespace, key)
+    expires = time.time() + FAILURE_TTL
+    if entry is not None and entry.value == data and (entry.expires is None or entry.expires > expires):
+        state.store.put(namespace, key, data, entry.meta, expires)
+        return recheck_at(now, expires)
+    return recheck_at(now, entry.expires) if entry is not None else None
+
+
 _CACHED = msgspec.json.Decoder(tuple[AttestationFact, ...])
 
 
 def verified(state: Gate, data: bytes, source: str, target: Target) -> tuple[AttestationFact, ...]:
     """Every bundle in `data` verified for `target`, from the cache when it was done before."""
-    key = ":".join(
-        (target.ecosystem.value, target.sha256, target.filename, hashlib.sha256(data).hexdigest(), state.trust_digest)
-    )
+    digests = (hashlib.sha256(data).hexdigest(), state.trust_digest, hashlib.sha256(source.encode()).hexdigest())
+    key = ":".join((target.ecosystem.value, target.sha256, target.filename, *digests))
     entry = state.store.get(NAMESPACE, key)
     if entry is not None:
         try:
@@ -82,5 +106,6 @@ def verified(state: Gate, data: bytes, source: str, target: Target) -> tuple[Att
             return cached
     state.metrics.inc("gate_cache_misses_total", cache=NAMESPACE)
     facts = tuple(verify_evidence(data, source, target, state.verifier))
-    state.store.put(NAMESPACE, key, msgspec.json.encode(facts))
+    expires = time.time() + FAILURE_TTL if failed(facts) else None
+    state.store.put(NAMESPACE, key, msgspec.json.encode(facts), None, expires)
     return facts

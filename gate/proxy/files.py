@@ -1,10 +1,13 @@
 """Serve a distribution file from upstream only if it is allowed and its bytes are exactly the ones the
 policy judged (`deliver`, for both ecosystems' download routes).
 
-The response streams, but the last chunk is held back until the whole body has been hashed: a body
-whose sha256 or length differs from what the index promised is cut short (the client sees a broken
-download, never a complete wrong file) and reported through `on_mismatch`. Without a known length the
-body is spooled and checked before anything is sent.
+A body of up to READ_AHEAD bytes is read and checked before answering: a mismatch, or an upstream that
+broke off, is a 502 with the reason. A longer body streams, but the last chunk is held back until the
+whole body has been hashed: a body whose sha256 or length differs from what the index promised is cut
+short (the client sees a broken download, never a complete wrong file). Without a known length the body
+is spooled (up to `Settings.max_spool` bytes) and checked before anything is sent. Every mismatch is
+reported through `on_mismatch` (audited as `integrity`). Files are asked for with `Accept-Encoding:
+identity`; if upstream compresses anyway, the decoded bytes are what is checked.
 """
 
 from __future__ import annotations
@@ -27,18 +30,47 @@ from gate.proxy.decide import record, refusal, text_response, visible
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 16
+READ_AHEAD = 1 << 20  # a body up to this long is checked whole before answering: a mismatch is a clean 502
 
 
 class IntegrityError(Exception):
     """Upstream bytes differ from the judged file; raised mid-stream to abort the response."""
 
 
-def _check(digest: hashlib._Hash, received: int, sha256: str, size: int | None) -> str | None:
-    if size is not None and received != size:
-        return f"expected {size} bytes, upstream sent {received}"
-    if digest.hexdigest() != sha256.lower():
-        return f"sha256 {digest.hexdigest()} differs from the {sha256} the index promised"
-    return None
+class _Checked:
+    """The sha256 and length of the bytes received so far, against what the index promised."""
+
+    def __init__(self, sha256: str, length: int | None) -> None:
+        self.sha256 = sha256.lower()
+        self.length = length
+        self.digest = hashlib.sha256()
+        self.received = 0
+
+    def add(self, chunk: bytes) -> str | None:
+        """Count `chunk`; a problem as soon as there are more bytes than promised."""
+        self.digest.update(chunk)
+        self.received += len(chunk)
+        if self.length is not None and self.received > self.length:
+            return f"upstream sent more than the {self.length} bytes expected"
+        return None
+
+    def problem(self) -> str | None:
+        """At the end of the body: why it is not the promised file (None: it is)."""
+        if self.length is not None and self.received != self.length:
+            return f"expected {self.length} bytes, upstream sent {self.received}"
+        if self.digest.hexdigest() != self.sha256:
+            return f"sha256 {self.digest.hexdigest()} differs from the {self.sha256} the index promised"
+        return None
+
+
+def _length(upstream: requests.Response, size: int | None) -> int | None:
+    """The promised length: the index's size, else the upstream's Content-Length when it describes the
+    decoded bytes (no Content-Encoding: gate asks for identity, but an upstream may compress anyway)."""
+    if size is not None:
+        return size
+    encoding = upstream.headers.get("Content-Encoding", "identity").strip().lower()
+    announced = upstream.headers.get("Content-Length", "")
+    return int(announced) if encoding in ("", "identity") and announced.isdigit() else None
 
 
 def stream_verified(
@@ -51,10 +83,16 @@ def stream_verified(
     timeout: float,
     on_mismatch: Callable[[str], None],
     content_type: str = "application/octet-stream",
+    max_spool: int,
 ) -> Response:
-    """A response with the upstream bytes of `url`, delivered only if they hash to `sha256`."""
+    """A response with the upstream bytes of `url`, delivered only if they hash to `sha256`.
+
+    A body that ends within READ_AHEAD bytes is read and checked before answering, so a mismatch or an
+    upstream that broke off is a 502 with the reason; a longer one streams with its last chunk held back
+    until the check passes (else the stream is cut); one of unknown length is spooled, up to `max_spool`
+    bytes, and checked before anything is sent."""
     try:
-        upstream = session.get(url, stream=True, timeout=timeout)
+        upstream = session.get(url, stream=True, timeout=timeout, headers={"Accept-Encoding": "identity"})
     except requests.Timeout:
         return text_response(503, f"gate: upstream did not send {filename} within {timeout:g}s")
     except requests.RequestException as err:
@@ -62,67 +100,111 @@ def stream_verified(
     if upstream.status_code != 200:
         upstream.close()
         return text_response(502, f"gate: upstream answered {upstream.status_code} for {filename}")
-    announced = upstream.headers.get("Content-Length")
-    length = size if size is not None else (int(announced) if announced and announced.isdigit() else None)
+    length = _length(upstream, size)
+    checked = _Checked(sha256, length)
+    chunks = upstream.iter_content(CHUNK)  # decodes a Content-Encoding the upstream used anyway
+    head: list[bytes] = []
+    complete = False
+    try:
+        for chunk in chunks:
+            head.append(chunk)
+            problem = checked.add(chunk)
+            if problem is not None:
+                return _refused(upstream, filename, problem, on_mismatch)
+            if checked.received >= READ_AHEAD:
+                break
+        else:
+            complete = True
+    except requests.RequestException as err:
+        return _refused(upstream, filename, f"upstream broke off: {type(err).__name__}", on_mismatch)
+    if complete:
+        upstream.close()
+        problem = checked.problem()
+        if problem is not None:
+            return _refused(upstream, filename, problem, on_mismatch)
+        whole = b"".join(head)
+        headers = {"Content-Length": str(len(whole)), "ETag": f'"{checked.sha256}"'}
+        return Response(whole, headers=headers, content_type=content_type)
     if length is None:
-        return _spooled(upstream, filename, sha256, on_mismatch, content_type)
+        return _spooled(upstream, chunks, head, checked, filename=filename, on_mismatch=on_mismatch,
+                        content_type=content_type, max_spool=max_spool)
 
     def body() -> Iterator[bytes]:
-        digest = hashlib.sha256()
-        received = 0
-        pending = b""
+        pending = head.pop()
         try:
-            for chunk in upstream.iter_content(CHUNK):
-                digest.update(chunk)
-                received += len(chunk)
-                if received > length:
+            yield from head
+            for chunk in chunks:
+                if checked.add(chunk) is not None:
                     break
-                if pending:
-                    yield pending
+                yield pending
                 pending = chunk
-            problem = _check(digest, received, sha256, length)
+            problem = checked.problem()
             if problem is not None:
                 on_mismatch(problem)
                 raise IntegrityError(f"{filename}: {problem}; download aborted")
-            if pending:
-                yield pending
+            yield pending
         except requests.RequestException as err:
             on_mismatch(f"upstream broke off: {type(err).__name__}")
             raise IntegrityError(f"{filename}: upstream broke off") from err
         finally:
             upstream.close()
 
-    headers = {"Content-Length": str(length), "ETag": f'"{sha256.lower()}"'}
+    headers = {"Content-Length": str(length), "ETag": f'"{checked.sha256}"'}
     return Response(body(), headers=headers, content_type=content_type, direct_passthrough=True)
 
 
+def _refused(
+    upstream: requests.Response, filename: str, problem: str, on_mismatch: Callable[[str], None]
+) -> Response:
+    """The 502 for upstream bytes that are not the promised file (reported through `on_mismatch`)."""
+    upstream.close()
+    on_mismatch(problem)
+    return text_response(502, f"gate: upstream bytes of {filename} do not match the index: {problem}")
+
+
 def _spooled(
-    upstream: requests.Response, filename: str, sha256: str, on_mismatch: Callable[[str], None],
-    content_type: str,
+    upstream: requests.Response, chunks: Iterator[bytes], head: list[bytes], checked: _Checked, *,
+    filename: str, on_mismatch: Callable[[str], None], content_type: str, max_spool: int,
 ) -> Response:
     spool = tempfile.SpooledTemporaryFile(max_size=32 << 20)  # noqa: SIM115 (closed by the response)
-    digest = hashlib.sha256()
-    received = 0
+    problem = None
     try:
-        for chunk in upstream.iter_content(CHUNK):
-            digest.update(chunk)
-            received += len(chunk)
+        for chunk in head:
             spool.write(chunk)
+        for chunk in chunks:
+            checked.add(chunk)
+            if checked.received > max_spool:
+                problem = f"upstream sent more than {max_spool} bytes and the index gave no size"
+                break
+            spool.write(chunk)
+        problem = problem or checked.problem()
     except requests.RequestException as err:
+        problem = f"upstream broke off: {type(err).__name__}"
+    except OSError as err:  # the spool's disk is full
         spool.close()
-        return text_response(502, f"gate: upstream broke off while sending {filename}: {type(err).__name__}")
-    finally:
         upstream.close()
-    problem = _check(digest, received, sha256, None)
+        log.error("cannot spool %s: %s", filename, err)
+        return text_response(503, f"gate: cannot buffer {filename} to check it: {err.strerror}")
     if problem is not None:
         spool.close()
-        on_mismatch(problem)
-        return text_response(502, f"gate: upstream bytes of {filename} do not match the index: {problem}")
+        return _refused(upstream, filename, problem, on_mismatch)
+    upstream.close()
     spool.seek(0)
     response = Response(iter(lambda: spool.read(CHUNK), b""), content_type=content_type, direct_passthrough=True)
-    response.headers["Content-Length"] = str(received)
+    response.headers["Content-Length"] = str(checked.received)
     response.call_on_close(spool.close)
     return response
+
+
+def audit_lost(state: Gate, filename: str) -> Response | None:
+    """In compliance mode (`Settings.audit_required`), the 503 for a file whose audit record this thread
+    could not just write; None otherwise (by default the loss is counted and reported, and the file served)."""
+    if not state.settings.audit_required or state.audit.written():
+        return None
+    return text_response(
+        503, f"gate: {filename} is not served: its audit record could not be written ({state.audit.error})",
+        **{"Retry-After": "30", "Cache-Control": "no-store"},
+    )
 
 
 def deliver(
@@ -136,6 +218,9 @@ def deliver(
     record(state, [decision], event=event, client=client, everything=True)
     if not visible(state, decision):
         return refusal(decision)
+    unrecorded = audit_lost(state, filename)
+    if unrecorded is not None:
+        return unrecorded
     if sha256 is None:
         return text_response(404, f"gate: no sha256 to check {filename} against")
     if request.method == "HEAD":
@@ -150,5 +235,5 @@ def deliver(
 
     return stream_verified(
         state.session, url, filename=filename, sha256=sha256, size=size, timeout=state.settings.timeout,
-        on_mismatch=mismatch, content_type=content_type,
+        on_mismatch=mismatch, content_type=content_type, max_spool=state.settings.max_spool,
     )

@@ -25,6 +25,7 @@ HELP = {
     "gate_upstream_requests_total": ("counter", "requests to upstream indexes by outcome"),
     "gate_upstream_seconds": ("summary", "seconds spent waiting for upstream index pages"),
     "gate_integrity_failures_total": ("counter", "downloads aborted because the bytes did not match"),
+    "gate_audit_failures_total": ("counter", "audit records that could not be written (lost)"),
 }
 
 

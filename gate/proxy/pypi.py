@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 import time
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from flask import Blueprint, Response, current_app, redirect, request
 from flask.blueprints import BlueprintSetupState
@@ -18,9 +18,19 @@ from packaging.utils import canonicalize_name
 from werkzeug.wrappers import Response as BaseResponse
 
 from gate.proxy.app import EXTENSION, gate_state
-from gate.proxy.decide import etag, keep, not_modified, record, text_response, upstream_failure, visible
+from gate.proxy.decide import (
+    etag,
+    keep,
+    not_modified,
+    record,
+    refusal,
+    text_response,
+    upstream_failure,
+    visible,
+)
 from gate.proxy.evidence import earliest
 from gate.proxy.files import deliver
+from gate.proxy.paths import refuse_bad_paths
 from gate.proxy.pypi_index import PypiIndex
 from gate.proxy.pypi_render import Urls, negotiate, render_html, render_json, render_root
 from gate.sources.pypi import JSON_V1, ProjectPage, SimpleFile, UpstreamError
@@ -31,6 +41,7 @@ ROOT_TTL = 600.0
 SERVICE = "gate.pypi"
 
 pypi = Blueprint("pypi", __name__)
+pypi.before_request(refuse_bad_paths)
 
 
 @pypi.record_once
@@ -51,6 +62,12 @@ def _normalize_redirect(project: str, prefix: str, rest: str = "") -> BaseRespon
         return None
     query = request.query_string.decode()
     return redirect(f"{request.script_root}{prefix}{name}/{quote(rest)}" + (f"?{query}" if query else ""), 301)
+
+
+def metadata_url(url: str) -> str:
+    """Where PEP 658 puts a file's metadata: its URL's path with `.metadata` appended (not after a query)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=parts.path + ".metadata", fragment=""))
 
 
 def _serve_rendered(body_gz: bytes, meta: dict[str, Any]) -> Response:
@@ -88,7 +105,7 @@ def root() -> BaseResponse:
     return _serve_rendered(entry.value, entry.meta)
 
 
-@pypi.get("/simple/<project>/")
+@pypi.get("/simple/<path:project>/")  # `path:` so a decoded `/` in a name reaches `refuse_bad_paths`
 def project_page(project: str) -> BaseResponse:
     moved = _normalize_redirect(project, "/simple/")
     if moved is not None:
@@ -138,7 +155,7 @@ def _listed(project: str, filename: str) -> tuple[ProjectPage, SimpleFile] | Res
     return page, file
 
 
-@pypi.route("/files/<project>/<filename>", methods=["GET", "HEAD"])
+@pypi.route("/files/<project>/<path:filename>", methods=["GET", "HEAD"])
 def download(project: str, filename: str) -> BaseResponse:
     moved = _normalize_redirect(project, "/files/", filename)
     if moved is not None:
@@ -156,12 +173,12 @@ def download(project: str, filename: str) -> BaseResponse:
                        size=file.size)
     value = file.core_metadata
     return deliver(
-        state, decision, event="metadata", url=file.url + ".metadata", filename=filename,
+        state, decision, event="metadata", url=metadata_url(file.url), filename=filename,
         sha256=value.get("sha256") if isinstance(value, dict) else None, size=None, content_type="text/plain",
     )
 
 
-@pypi.get("/provenance/<project>/<filename>")
+@pypi.get("/provenance/<project>/<path:filename>")
 def provenance(project: str, filename: str) -> BaseResponse:
     moved = _normalize_redirect(project, "/provenance/", filename)
     if moved is not None:
@@ -169,8 +186,13 @@ def provenance(project: str, filename: str) -> BaseResponse:
     listed = _listed(project, filename)
     if isinstance(listed, Response):
         return listed
+    state, (page, file) = gate_state(), listed
+    decision = _index().judge(page, file, state.now()).decision
+    record(state, [decision], event="provenance", client=request.remote_addr, everything=True)
+    if not visible(state, decision):  # evidence is served for the files gate serves, as conda sidecars are
+        return refusal(decision)
     try:
-        data = _index().provenance(listed[1])
+        data = _index().provenance(file)
     except UpstreamError as err:
         return upstream_failure(err)
     if data is None:

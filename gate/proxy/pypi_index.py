@@ -12,9 +12,19 @@ from gate.evaluate import unjudgeable
 from gate.facts import Ecosystem, Facts
 from gate.proxy.app import Gate
 from gate.proxy.decide import judge
-from gate.proxy.evidence import FETCH_RETRY, Evidence, cached_fetch, verified
+from gate.proxy.evidence import (
+    FETCH_RETRY,
+    Evidence,
+    cached_fetch,
+    earliest,
+    evidence_key,
+    expire_failed,
+    failed,
+    verified,
+)
 from gate.proxy.upstream import CachedUpstream
 from gate.sources.pypi import ProjectPage, SimpleClient, SimpleFile, UpstreamError, file_facts, parse_page
+from gate.sources.segments import segment_problem
 from gate.verify.evidence import unverified
 from gate.verify.sigstore import Target
 
@@ -57,12 +67,12 @@ class PypiIndex:
     def _provenance(self, url: str, sha256: str, now: dt.datetime) -> tuple[bytes | None, dt.datetime | None]:
         """(provenance bytes or None when there is none, when to ask again: None for present provenance)."""
         return cached_fetch(
-            self.state, PROVENANCE, sha256, lambda: self.client.fetch_provenance(url), now,
+            self.state, PROVENANCE, evidence_key(url, sha256), lambda: self.client.fetch_provenance(url), now,
             absent_ttl=NO_PROVENANCE_TTL, present_ttl=None,
         )
 
     def provenance(self, file: SimpleFile) -> bytes | None:
-        """The file's provenance object (cached by sha256); None when the index has none."""
+        """The file's provenance object (cached by URL and sha256); None when the index has none."""
         if file.provenance is None or file.sha256 is None:
             return None
         return self._provenance(file.provenance, file.sha256, self.state.now())[0]
@@ -77,9 +87,22 @@ class PypiIndex:
             return Evidence((unverified(file.provenance, f"fetch: {err}"),), now + FETCH_RETRY)
         if data is None:
             return Evidence((), recheck)
-        return Evidence(verified(self.state, data, file.provenance, Target(filename, sha256, Ecosystem.PYPI)), recheck)
+        facts = verified(self.state, data, file.provenance, Target(filename, sha256, Ecosystem.PYPI))
+        if failed(facts):
+            key = evidence_key(file.provenance, sha256)
+            recheck = earliest(recheck, expire_failed(self.state, PROVENANCE, key, data, now))
+        return Evidence(facts, recheck)
 
-    def judge(self, page: ProjectPage, file: SimpleFile, now: dt.datetime) -> JudgedFile:
+    def judge(
+        self, page: ProjectPage, file: SimpleFile, now: dt.datetime, duplicates: Mapping[str, str] | None = None
+    ) -> JudgedFile:
+        """The decision on one row of `page`; `duplicates` (from `duplicate_rows`; default: looked up for
+        this row alone) denies a filename the page lists with different rows."""
+        problem = (duplicate_rows(page, file.filename) if duplicates is None else duplicates).get(file.filename)
+        if problem is None and (bad := segment_problem(file.filename)) is not None:
+            problem = f"its filename is {bad}"  # a request path could not name it: never listed
+        if problem is not None:
+            return JudgedFile(file, unjudgeable(Ecosystem.PYPI, page.name, file.filename, file.sha256, problem), None)
         facts = file_facts(page, file, self.client.base_url)
         if facts is None:
             reason = (
@@ -95,9 +118,30 @@ class PypiIndex:
         return JudgedFile(file, judgement.decision, judgement.valid_until)
 
     def judge_page(self, page: ProjectPage, now: dt.datetime) -> list[JudgedFile]:
-        """Every file of the page, in page order; provenance is fetched in parallel when it is needed."""
+        """Every filename of the page once (its first row), in page order; provenance is fetched in parallel
+        when it is needed."""
+        duplicates = duplicate_rows(page)
+        first: dict[str, SimpleFile] = {}
+        for file in page.files:
+            first.setdefault(file.filename, file)
+        rows = list(first.values())
         evidence = self.state.evaluator.reads_attestations(Ecosystem.PYPI, page.name)
-        if not evidence or not any(f.provenance for f in page.files):
-            return [self.judge(page, f, now) for f in page.files]
+        if not evidence or not any(f.provenance for f in rows):
+            return [self.judge(page, f, now, duplicates) for f in rows]
         with ThreadPoolExecutor(self.state.settings.provenance_workers) as pool:
-            return list(pool.map(lambda f: self.judge(page, f, now), page.files))
+            return list(pool.map(lambda f: self.judge(page, f, now, duplicates), rows))
+
+
+def duplicate_rows(page: ProjectPage, filename: str | None = None) -> dict[str, str]:
+    """The filenames (all, or only `filename`) that `page` lists more than once with rows that differ, each
+    with the reason: an installer could take either row, so the one gate judged must not be a matter of
+    order. Identical rows are one file."""
+    rows: dict[str, list[SimpleFile]] = {}
+    for file in page.files:
+        if filename is None or file.filename == filename:
+            rows.setdefault(file.filename, []).append(file)
+    return {
+        name: f"the index lists this filename {len(group)} times with different rows"
+        for name, group in rows.items()
+        if any(other != group[0] for other in group[1:])
+    }

@@ -19,6 +19,7 @@ import zstandard
 
 from gate.facts import FileFacts
 from gate.sources.conda import conda_file_facts, is_conda_filename
+from gate.sources.segments import quote_segment
 
 SECTIONS = ("packages", "packages.conda")
 KNOWN_KEYS = frozenset({*SECTIONS, "info", "removed", "repodata_version"})  # top-level keys of repodata
@@ -119,6 +120,36 @@ def find_record(repodata: Mapping[str, Any], filename: str) -> Record | None:
     return None
 
 
+def find_records(repodata: Mapping[str, Any], filename: str) -> list[Record]:
+    """Every record listed under `filename` (in `packages` and `packages.conda`: more than one is a
+    duplicate, see `unique_records`)."""
+    found = []
+    for section in SECTIONS:
+        records = repodata.get(section)
+        record = records.get(filename) if isinstance(records, dict) else None
+        if isinstance(record, dict):
+            found.append(record)
+    return found
+
+
+def duplicate_problem(records: list[Record]) -> str | None:
+    """Why the records listed under one filename cannot be judged (None: one record, or identical ones):
+    a client may install from either, so which one gate judged must not be a matter of order."""
+    if any(r != records[0] for r in records[1:]):
+        return f"the repodata lists this filename {len(records)} times with different records"
+    return None
+
+
+def unique_records(repodata: Mapping[str, Any]) -> tuple[list[tuple[str, Record]], dict[str, str]]:
+    """One (filename, record) per filename in `iter_records` order (identical duplicates collapse to the
+    first), and the filenames listed with records that differ, each with `duplicate_problem`'s reason."""
+    listed: dict[str, list[Record]] = {}
+    for filename, record in iter_records(repodata):
+        listed.setdefault(filename, []).append(record)
+    problems = {name: p for name, records in listed.items() if (p := duplicate_problem(records)) is not None}
+    return [(name, records[0]) for name, records in listed.items()], problems
+
+
 def record_facts(filename: str, record: Mapping[str, Any], channel: str) -> FileFacts | None:
     """Facts for a repodata record; None when gate cannot judge it (`record_problem` says why)."""
     return _record_facts(filename, record, channel)[0]
@@ -152,27 +183,31 @@ def filter_repodata(repodata: Mapping[str, Any], keep: Callable[[str, Record], b
     `info.base_url` (repodata v2) is dropped, so that clients resolve package URLs against gate's own
     subdir URL instead of downloading from the upstream directly. Unknown top-level maps of maps are
     dropped (fail closed: they could be records gate does not know to judge); other unknown keys pass.
+    A filename already kept from an earlier section is not kept again.
     """
     out = {key: value for key, value in repodata.items() if not _unknown_records(key, value)}
     info = out.get("info")
     if isinstance(info, dict) and "base_url" in info:
         out["info"] = {k: v for k, v in info.items() if k != "base_url"}
+    kept: set[str] = set()  # a filename listed again in a later section is dropped: one record per filename
     for section in SECTIONS:
         records = repodata.get(section)
         if isinstance(records, dict):
             out[section] = {
                 name: record
                 for name, record in records.items()
-                if isinstance(record, dict) and keep(name, record)
+                if isinstance(record, dict) and name not in kept and keep(name, record)
             }
+            kept.update(out[section])
     return out
 
 
 def package_url(subdir_url: str, repodata: Mapping[str, Any], filename: str) -> str:
-    """Where the upstream serves `filename`: beside its repodata, or under `info.base_url` (CEP 15)."""
+    """Where the upstream serves `filename`: beside its repodata, or under `info.base_url` (CEP 15); the
+    filename percent-encoded as one path segment (ValueError when it cannot be one)."""
     info = repodata.get("info")
     base = info.get("base_url") if isinstance(info, dict) else None
     root = subdir_url.rstrip("/") + "/"
     if isinstance(base, str) and base:
         root = urljoin(root, base.rstrip("/") + "/")
-    return root + filename
+    return root + quote_segment(filename)

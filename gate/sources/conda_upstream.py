@@ -13,6 +13,7 @@ import requests
 
 from gate.sources.conda_channel import decompress_zst, parse_repodata
 from gate.sources.pypi import Fetched, HttpClient, UpstreamError, Validators, read_small
+from gate.sources.segments import join
 
 JSON = "repodata.json"
 ZST = "repodata.json.zst"
@@ -26,7 +27,8 @@ class ChannelClient(HttpClient):
         self.url = url.rstrip("/")
 
     def subdir_url(self, subdir: str) -> str:
-        return f"{self.url}/{subdir}"
+        """The subdir's URL (ValueError for a subdir that cannot be one path segment)."""
+        return join(self.url, subdir)
 
     def repodata(
         self, subdir: str, validators: Validators | None = None, variant: str | None = None
@@ -62,7 +64,8 @@ class ChannelClient(HttpClient):
             return replace(answer, page=document, body=body, meta={"variant": name})
         raise UpstreamError(f"no {subdir} repodata at {self.url}", 404)
 
-    def file(self, path: str, limit: int) -> bytes | None:
-        """A small file under the channel (a sidecar, channeldata.json); None when upstream has none."""
-        url = f"{self.url}/{path}"
+    def file(self, *segments: str, limit: int) -> bytes | None:
+        """A small file under the channel (a sidecar, channeldata.json) at the path of `segments` (each
+        checked and percent-encoded: see `gate.sources.segments`); None when upstream has none."""
+        url = join(self.url, *segments)
         return read_small(self._get(url, stream=True), url, limit, absent=(403, 404, 410))

@@ -26,6 +26,7 @@ from packaging.utils import canonicalize_name
 from gate.errors import GateError
 from gate.facts import FileFacts, parse_time
 from gate.sources.local import python_file_facts
+from gate.sources.segments import join
 
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
 HTML_V1 = "application/vnd.pypi.simple.v1+html"
@@ -396,7 +397,11 @@ class SimpleClient(HttpClient):
         self.base_url = base_url.rstrip("/") + "/"
 
     def project_url(self, name: str) -> str:
-        return f"{self.base_url}{canonicalize_name(name)}/"
+        """The project's page URL; a name that cannot be a path segment is a ProjectNotFoundError."""
+        try:
+            return join(self.base_url, canonicalize_name(name)) + "/"
+        except ValueError as err:
+            raise ProjectNotFoundError(name) from err
 
     def project(self, name: str, validators: Validators | None = None) -> Fetched[ProjectPage]:
         """Fetch a project page; with `validators`, a 304 answer gives `Fetched(page=None, ...)`. `meta` holds

@@ -16,10 +16,12 @@ from gate.sources.conda_channel import (
     encode,
     filter_repodata,
     find_record,
+    find_records,
     iter_records,
     package_url,
     parse_repodata,
     record_facts,
+    unique_records,
     valid_subdir,
 )
 from tests.conftest import FIXTURES
@@ -137,3 +139,24 @@ def test_zst_round_trip_and_limits() -> None:
     assert parse_repodata(b"") == {} and parse_repodata(b" \n") == {}
     with pytest.raises(ValueError):
         parse_repodata(b"[]")
+
+
+def test_one_record_per_filename() -> None:
+    record = {"name": "a", "version": "1", "build": "0", "sha256": SHA}
+    repodata = {
+        "packages": {"a-1-0.conda": record, "b-1-0.conda": record},
+        "packages.conda": {"a-1-0.conda": dict(record), "b-1-0.conda": {**record, "sha256": "cd" * 32}},
+    }
+    records, conflicts = unique_records(repodata)
+    assert [name for name, _ in records] == ["a-1-0.conda", "b-1-0.conda"]
+    assert conflicts == {"b-1-0.conda": "the repodata lists this filename 2 times with different records"}
+    assert find_records(repodata, "b-1-0.conda") == [record, {**record, "sha256": "cd" * 32}]
+    filtered = filter_repodata(repodata, lambda name, _: name not in conflicts)
+    assert filtered["packages"] == {"a-1-0.conda": record} and filtered["packages.conda"] == {}
+
+
+@pytest.mark.parametrize("filename", ["x-1-0.conda#.conda", "a/b-1-0.conda", "x-1-0.conda?", "..", "x%23-1-0.conda"])
+def test_package_url_never_takes_a_name_that_is_not_one_segment(filename: str) -> None:
+    with pytest.raises(ValueError, match="not a path segment"):
+        package_url("https://ch.example/noarch", {}, filename)
+    assert package_url("https://ch.example/noarch", {}, "x-1.0+a!b-0.conda") == "https://ch.example/noarch/x-1.0+a!b-0.conda"

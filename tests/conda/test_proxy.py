@@ -15,7 +15,6 @@ import zstandard
 from flask.testing import FlaskClient
 
 from gate.proxy.conda import SIDECAR_TTL, conda_blueprint
-from gate.proxy.files import IntegrityError
 from gate.sources.conda_channel import parse_repodata
 from tests.conda.conftest import (
     SIGNED,
@@ -29,7 +28,10 @@ from tests.support.conda_channel import (
     add_fixture_signed_package,
     build_conda_package,
     epoch_ms,
+    index_channel,
+    read_repodata,
     set_record_fields,
+    write_repodata,
 )
 from tests.support.gate_app import gate_app
 
@@ -237,8 +239,8 @@ def test_tampered_upstream_package_is_cut_off(
     try:
         package.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
         client = make_client()
-        with pytest.raises(IntegrityError, match="differs from the"):
-            client.get("/conda/local/noarch/demo-1.0-0.conda")
+        response = client.get("/conda/local/noarch/demo-1.0-0.conda")  # small: checked before answering
+        assert response.status_code == 502 and "differs from the" in response.text
     finally:
         package.write_bytes(original)
     lines = [json.loads(line) for line in (tmp_path / "cache" / "audit.jsonl").read_text().splitlines()]
@@ -332,3 +334,57 @@ def test_a_channel_that_stops_serving_zst_is_read_from_repodata_json(
     asked = [(r.path, r.status) for r in upstream.requests if "repodata" in r.path]
     assert asked[0] == ("/noarch/repodata.json.zst", 200) and asked[-1] == ("/noarch/repodata.json", 200)
     assert ("/noarch/repodata.json.zst", 404) in asked
+
+
+def _channel_client(tmp_path: Path, name: str, url: str) -> FlaskClient:
+    """The age policy in front of the channel at `url`, served as `name`."""
+    blueprint = conda_blueprint({name: url})
+    policies = write_policies(tmp_path / "policies", AGE)
+    return gate_app(policies, cache_dir=tmp_path / "cache", clock=lambda: NOW, blueprints=(blueprint,)).test_client()
+
+
+def test_a_filename_listed_twice_with_different_records_is_denied(tmp_path: Path) -> None:
+    channel_dir = tmp_path / "dups"
+    for name in ("dup", "same"):
+        build_conda_package(channel_dir / "noarch", name, "1.0", timestamp_ms=epoch_ms(NOW - 40 * DAY))
+    index_channel(channel_dir)
+    repodata = read_repodata(channel_dir, "noarch")
+    for name in ("dup-1.0-0.conda", "same-1.0-0.conda"):
+        repodata["packages.conda"][name]["indexed_timestamp"] = epoch_ms(NOW - 30 * DAY)
+    dup = repodata["packages.conda"]["dup-1.0-0.conda"]
+    repodata["packages"] = {
+        "dup-1.0-0.conda": {**dup, "sha256": "0" * 64, "indexed_timestamp": epoch_ms(NOW - 40 * DAY)},
+        "same-1.0-0.conda": dict(repodata["packages.conda"]["same-1.0-0.conda"]),
+    }
+    write_repodata(channel_dir, "noarch", repodata)
+    with ChannelServer(channel_dir) as server:
+        client = _channel_client(tmp_path, "dups", server.url)
+        filtered = json.loads(client.get("/conda/dups/noarch/repodata.json").data)
+        # identical duplicates collapse to one record (the first section's); differing ones are both dropped
+        assert [*filtered["packages"], *filtered["packages.conda"]] == ["same-1.0-0.conda"]
+        refused = client.get("/conda/dups/noarch/dup-1.0-0.conda")
+        assert refused.status_code == 403 and "lists this filename 2 times with different records" in refused.text
+        assert client.get("/conda/dups/noarch/dup-1.0-0.conda.sigs").status_code in (403, 404)
+        assert client.get("/conda/dups/noarch/same-1.0-0.conda").status_code == 200
+        assert "/noarch/dup-1.0-0.conda" not in server.paths()
+
+
+def test_a_json_key_given_twice_is_one_record_the_judged_one(tmp_path: Path) -> None:
+    """`{"x.conda": A, "x.conda": B}`: gate parses one record (the last, as Python's json does), judges it and
+    re-encodes the repodata, so clients see exactly the record that was judged."""
+    channel_dir = tmp_path / "twice"
+    build_conda_package(channel_dir / "noarch", "twice", "1.0", timestamp_ms=epoch_ms(NOW - 40 * DAY))
+    index_channel(channel_dir)
+    repodata = read_repodata(channel_dir, "noarch")
+    record = repodata["packages.conda"]["twice-1.0-0.conda"]
+    old = json.dumps({**record, "indexed_timestamp": epoch_ms(NOW - 30 * DAY)})
+    fresh = json.dumps({**record, "indexed_timestamp": epoch_ms(NOW)})
+    text = f'{{"info":{{"subdir":"noarch"}},"packages":{{}},"packages.conda":{{"twice-1.0-0.conda":{old},' \
+           f'"twice-1.0-0.conda":{fresh}}}}}'.encode()
+    (channel_dir / "noarch" / "repodata.json").write_bytes(text)
+    (channel_dir / "noarch" / "repodata.json.zst").write_bytes(zstandard.ZstdCompressor().compress(text))
+    with ChannelServer(channel_dir) as server:
+        client = _channel_client(tmp_path, "twice", server.url)
+        body = client.get("/conda/twice/noarch/repodata.json").data
+        assert body.count(b"twice-1.0-0.conda") == 0  # the record parsed (the fresh one) is denied
+        assert client.get("/conda/twice/noarch/twice-1.0-0.conda").status_code == 403
