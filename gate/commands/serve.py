@@ -26,7 +26,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", type=Path, help="directory for the SQLite cache, audit log and metrics")
     parser.add_argument("--audit-log", type=Path, help="JSON-lines audit log (default: CACHE_DIR/audit.jsonl)")
     parser.add_argument("--trusted-root", type=Path, help="Sigstore trusted_root.json (default: production)")
-    parser.add_argument("--timeout", type=float, default=20.0, help="seconds per upstream request (default: 20)")
+    parser.add_argument(
+        "--timeout", type=float, default=20.0,
+        help="total seconds for one upstream request, however slowly it sends (default: 20; a file also gets "
+        "its length at 256 KiB/s)",
+    )
     parser.add_argument(
         "--unsafe-audit-only", action="store_true",
         help="list and serve denied files too, only logging what would be denied (does not enforce)",
@@ -45,6 +49,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="largest file of unknown size (none on the page, no Content-Length) gate buffers to check it; "
         "bytes, or with K, M, G (default: 1G)",
     )
+    add_limit_options(parser)
     parser.add_argument("--workers", type=int, default=0, help="run under gunicorn with N worker processes")
     parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker (default: 8)")
 
@@ -56,6 +61,58 @@ def byte_size(text: str) -> int:
     if not number.isdigit() or int(number) == 0:
         raise argparse.ArgumentTypeError(f"expected a size such as 4096, 512K, 100M or 4G, got {text!r}")
     return int(number) * unit
+
+
+def add_limit_options(parser: argparse.ArgumentParser) -> None:
+    """Where gate fetches from and how much it takes (docs/proxy.md, "Threat model")."""
+    from gate.sources.conda_channel import MAX_REPODATA_BYTES  # noqa: PLC0415 (keep start-up light)
+    from gate.sources.http import MAX_PAGE_BYTES  # noqa: PLC0415
+
+    parser.add_argument(
+        "--allow-host", action="append", type=allowed_host, default=[], metavar="HOST[:PORT]",
+        help="also fetch files and evidence from HOST (port default 443; repeatable); the upstreams' own hosts "
+        "and their known file hosts are always allowed",
+    )
+    parser.add_argument(
+        "--max-page-bytes", type=int, default=MAX_PAGE_BYTES,
+        help=f"largest decoded upstream project page, in bytes (default: {MAX_PAGE_BYTES})",
+    )
+    parser.add_argument(
+        "--max-repodata-bytes", type=int, default=MAX_REPODATA_BYTES,
+        help=f"largest decoded upstream conda repodata, in bytes (default: {MAX_REPODATA_BYTES})",
+    )
+    parser.add_argument(
+        "--public-url", type=public_url,
+        help="the http(s) URL clients reach gate at (pages link there, whatever Host a client sends)",
+    )
+    parser.add_argument(
+        "--upstream-slots", type=int,
+        help="requests per worker that may wait on upstream at once, the rest answered 503 at once "
+        "(default under gunicorn: THREADS - 2, at least 1; else unbounded)",
+    )
+
+
+def public_url(text: str) -> str:
+    """`--public-url`: an http(s) URL without credentials, query or fragment."""
+    from urllib.parse import urlsplit  # noqa: PLC0415
+
+    from gate.redact import redact  # noqa: PLC0415
+
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.query or parts.fragment:
+        shown = redact(text)
+        raise argparse.ArgumentTypeError(f"expected an http(s) URL such as https://gate.example/, got {shown!r}")
+    return text
+
+
+def allowed_host(text: str) -> tuple[str, int]:
+    """`HOST[:PORT]` of `--allow-host`."""
+    from gate.sources.hosts import parse_host  # noqa: PLC0415 (keep start-up light)
+
+    try:
+        return parse_host(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def conda_channel(text: str) -> tuple[str, str]:
@@ -83,7 +140,22 @@ def settings_from(args: argparse.Namespace) -> Settings:
         unmatched=args.unmatched,
         max_spool=args.max_spool_size or MAX_SPOOL,
         audit_required=args.audit_required,
+        allow_hosts=tuple(args.allow_host),
+        max_page_bytes=args.max_page_bytes,
+        max_repodata_bytes=args.max_repodata_bytes,
+        public_url=args.public_url,
+        upstream_slots=upstream_slots(args),
     )
+
+
+def upstream_slots(args: argparse.Namespace) -> int:
+    """`--upstream-slots`, or under gunicorn all threads of a worker but two (kept for health, metrics and
+    cached answers); 0 (unbounded) for the threaded server, which has no fixed pool."""
+    if args.upstream_slots is not None:
+        if args.upstream_slots < 1:
+            raise UsageError("--upstream-slots must be at least 1")
+        return int(args.upstream_slots)
+    return max(args.threads - 2, 1) if args.workers > 0 else 0
 
 
 def _gunicorn(settings: Settings, args: argparse.Namespace) -> None:

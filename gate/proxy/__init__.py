@@ -5,7 +5,9 @@ Layout (each piece is ecosystem-neutral unless named after one):
 - `app`: `Settings`, `create_app(settings, blueprints=...)` (`server_app` for a serving process: then
   `gc.freeze()`) and `Gate`, the state every blueprint
   shares (policies, the memoizing `Evaluator`, `Store`, `AuditLog`, `Metrics`, HTTP session, clock),
-  reached inside a request with `gate_state()`. Core routes: `/-/health`, `/-/metrics`.
+  reached inside a request with `gate_state()`. Core routes: `/-/health`, `/-/metrics`. Upstream fetches
+  go through `gate.sources.http` (allowed hosts, one total deadline, decoded-size caps) and `UpstreamSlots`
+  keeps threads free for the core routes; `gate.redact` keeps upstream credentials out of what is shown.
 - `cache`: `Store`, SQLite entries `(namespace, key) -> value, meta, expires`, and `Memo`, a per-process LRU.
 - `upstream`: `CachedUpstream`, upstream documents (project pages, repodata) in one store namespace with
   their validators: `digest(key, fetch)` asks upstream only when stale, `parsed(key, digest)` parses on demand.

@@ -10,27 +10,37 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import requests
 from flask import Blueprint, Flask, Response, current_app, request
-from requests.adapters import HTTPAdapter
+from werkzeug.wsgi import ClosingIterator
 
 from gate.evaluate import Evaluator, Unmatched, policy_digest, require_policies
 from gate.policy.compile import CompiledPolicy, load_policies
 from gate.proxy.audit import AuditLog
 from gate.proxy.cache import Store
 from gate.proxy.metrics import Metrics
+from gate.redact import Credential, OriginAuth, redact_text, split_credentials
+from gate.sources.conda_channel import MAX_REPODATA_BYTES
+from gate.sources.deadline import deadline_session
+from gate.sources.hosts import HostPolicy, parse_host
+from gate.sources.http import MAX_PAGE_BYTES
 from gate.sources.pypi import DEFAULT_UPSTREAM
 from gate.verify.sigstore import BundleVerifier, default_trusted_root_path
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 log = logging.getLogger(__name__)
 EXTENSION = "gate"
 # Spooling only happens for a file with neither a size on the page nor a Content-Length (PyPI and conda
 # repodata give sizes): each download in flight may hold this much in a temporary file.
 MAX_SPOOL = 1 << 30
+MAX_ROOTS = 8  # distinct request roots whose rendered pages are cached without --public-url
 
 
 @dataclass(frozen=True)
@@ -49,13 +59,34 @@ class Settings:
     unmatched: Unmatched = Unmatched.DENY  # what a file no policy matches gets (warn, allow: only when asked)
     max_spool: int = MAX_SPOOL  # bytes: the largest file of unknown size (none on the page, no Content-Length)
     audit_required: bool = False  # compliance mode: refuse to serve a file (503) whose audit record was lost
+    allow_hosts: tuple[tuple[str, int], ...] = ()  # fetch files and evidence from these too (`--allow-host`)
+    max_page_bytes: int = MAX_PAGE_BYTES  # a decoded upstream project page
+    max_repodata_bytes: int = MAX_REPODATA_BYTES  # a decoded upstream repodata
+    public_url: str | None = None  # where clients reach gate; None: each request's own host (bounded cache)
+    upstream_slots: int = 0  # requests per process that may wait on upstream at once (0: unbounded)
+    # userinfo taken out of `upstream` and the channel URLs, sent only to their own origins
+    credentials: tuple[Credential, ...] = field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        upstream, found = split_credentials(self.upstream)
+        credentials = [found] if found else []
+        channels = []
+        for name, url in self.conda_channels:
+            clean, found = split_credentials(url)
+            channels.append((name, clean))
+            credentials += [found] if found else []
+        object.__setattr__(self, "upstream", upstream)
+        object.__setattr__(self, "conda_channels", tuple(channels))
+        object.__setattr__(self, "credentials", (*self.credentials, *credentials))
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         """Settings from `GATE_POLICY` (os.pathsep-separated), `GATE_UPSTREAM`, `GATE_CACHE_DIR`,
         `GATE_AUDIT_LOG`, `GATE_TRUSTED_ROOT`, `GATE_AUDIT_ONLY=1`, `GATE_TIMEOUT`, `GATE_CONDA_CHANNELS`
-        (whitespace-separated `NAME=URL`), `GATE_UNMATCHED` (deny, warn, allow), `GATE_MAX_SPOOL` (bytes) and
-        `GATE_AUDIT_REQUIRED=1`, for a bare gunicorn; raise ValueError for a value that is not understood."""
+        (whitespace-separated `NAME=URL`), `GATE_UNMATCHED` (deny, warn, allow), `GATE_MAX_SPOOL` (bytes),
+        `GATE_AUDIT_REQUIRED=1`, `GATE_ALLOW_HOSTS` (whitespace-separated `HOST[:PORT]`), `GATE_MAX_PAGE_BYTES`,
+        `GATE_MAX_REPODATA_BYTES`, `GATE_PUBLIC_URL` and `GATE_UPSTREAM_SLOTS`, for a bare gunicorn; raise
+        ValueError for a value that is not understood."""
         env = os.environ if environ is None else environ
 
         def path(name: str) -> Path | None:
@@ -73,6 +104,11 @@ class Settings:
             unmatched=parse_unmatched(env.get("GATE_UNMATCHED") or Unmatched.DENY.value),
             max_spool=int(env.get("GATE_MAX_SPOOL", str(MAX_SPOOL))),
             audit_required=env.get("GATE_AUDIT_REQUIRED", "") in ("1", "true", "yes"),
+            allow_hosts=tuple(parse_host(h) for h in env.get("GATE_ALLOW_HOSTS", "").split()),
+            max_page_bytes=int(env.get("GATE_MAX_PAGE_BYTES", MAX_PAGE_BYTES)),
+            max_repodata_bytes=int(env.get("GATE_MAX_REPODATA_BYTES", MAX_REPODATA_BYTES)),
+            public_url=env.get("GATE_PUBLIC_URL") or None,
+            upstream_slots=int(env.get("GATE_UPSTREAM_SLOTS", "0")),
         )
 
 
@@ -89,7 +125,7 @@ def parse_channel(text: str) -> tuple[str, str]:
     """`NAME=URL` of a conda channel to serve; raise ValueError otherwise."""
     name, _, url = text.partition("=")
     if not name or not url.startswith(("http://", "https://")):
-        raise ValueError(f"expected NAME=URL with an http(s) URL, got {text!r}")
+        raise ValueError(f"expected NAME=URL with an http(s) URL, got {redact_text(text)!r}")
     return name, url.rstrip("/")
 
 
@@ -111,15 +147,6 @@ def trust_root_digest(trusted_root: Path | None) -> str:
         raise ValueError(f"cannot read the Sigstore trusted root {path}: {err}") from err
 
 
-def _session(pool: int) -> requests.Session:
-    session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    session.headers["User-Agent"] = "gate-proxy"
-    return session
-
-
 @dataclass
 class Gate:
     """Shared by every blueprint of one app: policies, evaluator, store, audit log, metrics, HTTP session."""
@@ -130,16 +157,23 @@ class Gate:
     audit: AuditLog
     metrics: Metrics
     session: requests.Session
+    hosts: HostPolicy  # where files and evidence may be fetched from
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     evaluator: Evaluator = field(init=False)
     policy_digest: str = field(init=False)
     trust_digest: str = field(init=False)  # of the trusted root: verification outcomes depend on it
     decision_digest: str = field(init=False)  # of the policies and the trusted root: decisions depend on both
     view_digest: str = field(init=False)  # and of `audit_only`: what a filtered listing depends on
+    slots: threading.BoundedSemaphore | None = field(init=False)  # upstream work in progress (None: unbounded)
     _verifier: BundleVerifier | None = field(default=None, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _roots: set[str] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
+        if self.settings.credentials:
+            self.session.auth = OriginAuth(self.settings.credentials)
+        slots = self.settings.upstream_slots
+        self.slots = threading.BoundedSemaphore(slots) if slots > 0 else None
         self.evaluator = Evaluator(self.policies, unmatched=self.settings.unmatched)
         if self.settings.unmatched is not Unmatched.DENY:  # said once per process, where operators look
             log.warning("unmatched %s: files no policy matches are served", self.settings.unmatched.value)
@@ -150,6 +184,18 @@ class Gate:
 
     def now(self) -> dt.datetime:
         return self.clock()
+
+    def page_root(self) -> tuple[str, bool]:
+        """(the URL root rendered pages link under, whether a page rendered for it may be cached): the
+        configured `public_url`, else the request's own root, cached for the first MAX_ROOTS roots only (the
+        Host header is the client's to choose)."""
+        if self.settings.public_url:
+            return self.settings.public_url.rstrip("/") + "/", True
+        root = request.url_root
+        with self._lock:
+            if root not in self._roots and len(self._roots) < MAX_ROOTS:
+                self._roots.add(root)
+            return root, root in self._roots
 
     @property
     def verifier(self) -> BundleVerifier:
@@ -167,6 +213,45 @@ def gate_state() -> Gate:
 
 
 core = Blueprint("core", __name__)
+
+
+class UpstreamSlots:
+    """WSGI middleware: a request that may wait on upstream (any path but `/-/...`) holds one of the
+    process's `slots` until the server closes its response (after a streamed body); with none free it is
+    answered 503 at once, so threads stay free for `/-/health`, `/-/metrics` and cached answers."""
+
+    def __init__(self, app: WSGIApplication, state: Gate) -> None:
+        self.app = app
+        self.state = state
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        slots = self.state.slots
+        if slots is None or str(environ.get("PATH_INFO", "")).startswith("/-/"):
+            return self.app(environ, start_response)
+        if not slots.acquire(blocking=False):
+            self.state.metrics.inc("gate_busy_total")
+            busy = Response("gate: busy waiting on upstream; try again\n", status=503, mimetype="text/plain",
+                            headers={"Retry-After": "5", "Cache-Control": "no-store"})
+            return busy(environ, start_response)
+        release = _once(slots.release)
+        try:
+            return ClosingIterator(self.app(environ, start_response), release)
+        except BaseException:
+            release()
+            raise
+
+
+def _once(action: Callable[[], None]) -> Callable[[], None]:
+    lock, done = threading.Lock(), [False]
+
+    def run() -> None:
+        with lock:
+            if done[0]:
+                return
+            done[0] = True
+        action()
+
+    return run
 
 
 @core.get("/-/health")
@@ -228,12 +313,16 @@ def create_app(
         store=store,
         audit=audit,
         metrics=metrics,
-        session=session or _session(max(settings.provenance_workers, 10)),
+        session=session or deadline_session(max(settings.provenance_workers, 10)),
+        hosts=HostPolicy.for_upstreams(
+            [settings.upstream, *(url for _, url in settings.conda_channels)], settings.allow_hosts
+        ),
     )
     if clock is not None:
         state.clock = clock
     app = Flask("gate.proxy")
     app.extensions[EXTENSION] = state
+    app.wsgi_app = UpstreamSlots(app.wsgi_app, state)  # type: ignore[method-assign]
     app.register_blueprint(core)
     for blueprint in blueprints if blueprints is not None else default_blueprints(settings):
         app.register_blueprint(blueprint)

@@ -4,6 +4,7 @@ One table of entries `(namespace, key) -> (value bytes, meta JSON, expires)`; ea
 namespaces (the PyPI blueprint uses `pypi.page`, `pypi.rendered`, `provenance`, `verified`). `expires`
 is a Unix time after which `get` no longer returns the entry (None: kept until replaced). A broken or
 locked database is never fatal to a request: reads then miss and writes are dropped, with a log line.
+Keys are stored redacted (`gate.redact`): a key holding a URL with a token keeps no secret on disk.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
+
+from gate.redact import redact_text
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -87,7 +90,8 @@ class Store:
         """The entry, or None when absent or expired."""
         try:
             rows = self._run(
-                "SELECT value, meta, expires FROM entries WHERE namespace = ? AND key = ?", (namespace, key)
+                "SELECT value, meta, expires FROM entries WHERE namespace = ? AND key = ?",
+                (namespace, redact_text(key)),
             )
         except sqlite3.Error as err:
             log.warning("cache read failed: %s", err)
@@ -106,7 +110,7 @@ class Store:
         try:
             self._run(
                 "INSERT OR REPLACE INTO entries (namespace, key, value, meta, expires) VALUES (?, ?, ?, ?, ?)",
-                (namespace, key, value, json.dumps(meta or {}), expires),
+                (namespace, redact_text(key), value, json.dumps(meta or {}), expires),
             )
         except sqlite3.Error as err:
             log.warning("cache write failed: %s", err)
@@ -116,7 +120,7 @@ class Store:
         try:
             self._run(
                 "UPDATE entries SET meta = ?, expires = ? WHERE namespace = ? AND key = ?",
-                (json.dumps(meta), expires, namespace, key),
+                (json.dumps(meta), expires, namespace, redact_text(key)),
             )
         except sqlite3.Error as err:
             log.warning("cache write failed: %s", err)
@@ -124,7 +128,7 @@ class Store:
     def get_meta(self, namespace: str, key: str) -> dict[str, Any] | None:
         """An entry's meta whether or not it has expired (validators for a conditional request)."""
         try:
-            rows = self._run("SELECT meta FROM entries WHERE namespace = ? AND key = ?", (namespace, key))
+            rows = self._run("SELECT meta FROM entries WHERE namespace = ? AND key = ?", (namespace, redact_text(key)))
         except sqlite3.Error as err:
             log.warning("cache read failed: %s", err)
             return None
@@ -132,23 +136,32 @@ class Store:
 
 
 class Memo(Generic[T]):
-    """A small thread-safe LRU map for decoded values (parsed pages) in one process."""
+    """A small thread-safe LRU map for decoded values (parsed pages) in one process: at most `size` of
+    them, whose weights (the bytes they were parsed from) add up to at most `budget` (the latest one is
+    kept whatever its weight), so a hostile upstream's large documents cannot pile up in memory."""
 
-    def __init__(self, size: int = 64) -> None:
-        self._items: OrderedDict[str, T] = OrderedDict()
+    def __init__(self, size: int = 64, budget: int | None = None) -> None:
+        self._items: OrderedDict[str, tuple[T, int]] = OrderedDict()
         self._size = size
+        self._budget = budget
+        self._weight = 0
         self._lock = threading.Lock()
 
     def get(self, key: str) -> T | None:
         with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: str, value: T) -> None:
-        with self._lock:
-            self._items[key] = value
+            item = self._items.get(key)
+            if item is None:
+                return None
             self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
+            return item[0]
+
+    def put(self, key: str, value: T, weight: int = 0) -> None:
+        with self._lock:
+            old = self._items.pop(key, None)
+            self._weight += weight - (old[1] if old else 0)
+            self._items[key] = (value, weight)
+            while len(self._items) > 1 and (
+                len(self._items) > self._size or (self._budget is not None and self._weight > self._budget)
+            ):
+                _, (_, dropped) = self._items.popitem(last=False)
+                self._weight -= dropped

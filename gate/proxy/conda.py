@@ -85,6 +85,7 @@ FILTERED = "conda.filtered"  # filtered repodata (`|zst`: compressed), valid whi
 SIDECARS = "conda.sidecar"
 SIDECAR_TTL = 3600.0  # `.sigs` may gain bundles; ask again after this long
 MAX_CHANNELDATA = 256 << 20
+MEMO_BYTES = 1 << 30  # parsed repodata kept in a process, by the size of their bodies
 CHANNEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -105,11 +106,18 @@ class CondaChannels:
 
     def __init__(self, state: Gate, channels: Mapping[str, str]) -> None:
         self.state = state
-        timeout = state.settings.timeout
-        self.clients = {name: ChannelClient(url, state.session, timeout=timeout) for name, url in channels.items()}
+        settings = state.settings
+        self.clients = {
+            name: ChannelClient(
+                url, state.session, timeout=settings.timeout, hosts=state.hosts, max_bytes=settings.max_repodata_bytes
+            )
+            for name, url in channels.items()
+        }
+        for url in channels.values():
+            state.hosts.allow_upstream(url)  # channels given to the blueprint directly, as well as configured
         # a parsed conda-forge subdir is large: few are memoized
         self.repodata: CachedUpstream[dict[str, Any]] = CachedUpstream(
-            state, UPSTREAM, _parse_repodata, noun="repodata", memo=4
+            state, UPSTREAM, _parse_repodata, noun="repodata", memo=4, memo_bytes=MEMO_BYTES
         )
 
     # -- upstream repodata ---------------------------------------------------------------------------

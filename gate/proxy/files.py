@@ -27,6 +27,10 @@ from gate.facts import Facts
 from gate.proxy.app import Gate
 from gate.proxy.audit import audit_record
 from gate.proxy.decide import record, refusal, text_response, visible
+from gate.redact import redact
+from gate.sources.deadline import Deadline
+from gate.sources.hosts import HostPolicy
+from gate.sources.http import UpstreamError, open_checked, paced
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 16
@@ -84,25 +88,45 @@ def stream_verified(
     on_mismatch: Callable[[str], None],
     content_type: str = "application/octet-stream",
     max_spool: int,
+    hosts: HostPolicy | None = None,
 ) -> Response:
-    """A response with the upstream bytes of `url`, delivered only if they hash to `sha256`.
+    """A response with the upstream bytes of `url` (fetched only from `hosts`, every redirect checked),
+    delivered only if they hash to `sha256`; the upstream has `timeout` plus the time the bytes received
+    take at MIN_RATE (`paced`), however slowly it sends.
 
     A body that ends within READ_AHEAD bytes is read and checked before answering, so a mismatch or an
     upstream that broke off is a 502 with the reason; a longer one streams with its last chunk held back
     until the check passes (else the stream is cut); one of unknown length is spooled, up to `max_spool`
     bytes, and checked before anything is sent."""
+    deadline = Deadline(timeout)
     try:
-        upstream = session.get(url, stream=True, timeout=timeout, headers={"Accept-Encoding": "identity"})
-    except requests.Timeout:
-        return text_response(503, f"gate: upstream did not send {filename} within {timeout:g}s")
-    except requests.RequestException as err:
-        return text_response(502, f"gate: cannot fetch {filename} from upstream: {type(err).__name__}")
-    if upstream.status_code != 200:
-        upstream.close()
-        return text_response(502, f"gate: upstream answered {upstream.status_code} for {filename}")
+        upstream = open_checked(session, url, {"Accept-Encoding": "identity"}, hosts=hosts, deadline=deadline,
+                                timeout=timeout)
+    except UpstreamError as err:
+        deadline.close()
+        return text_response(err.status, f"gate: cannot fetch {filename}: {err}")
+    streaming = False
+    try:
+        if upstream.status_code != 200:
+            upstream.close()
+            return text_response(502, f"gate: upstream answered {upstream.status_code} for {filename}")
+        response, streaming = _checked_response(
+            upstream, paced(upstream.iter_content(CHUNK), deadline, timeout), deadline, filename=filename,
+            sha256=sha256, size=size, on_mismatch=on_mismatch, content_type=content_type, max_spool=max_spool,
+        )
+        return response
+    finally:
+        if not streaming:  # a streamed body closes it when it ends
+            deadline.close()
+
+
+def _checked_response(
+    upstream: requests.Response, chunks: Iterator[bytes], deadline: Deadline, *, filename: str, sha256: str,
+    size: int | None, on_mismatch: Callable[[str], None], content_type: str, max_spool: int,
+) -> tuple[Response, bool]:
+    """The answer for a 200 from upstream, and whether it streams (the body then closes `deadline`)."""
     length = _length(upstream, size)
     checked = _Checked(sha256, length)
-    chunks = upstream.iter_content(CHUNK)  # decodes a Content-Encoding the upstream used anyway
     head: list[bytes] = []
     complete = False
     try:
@@ -110,24 +134,25 @@ def stream_verified(
             head.append(chunk)
             problem = checked.add(chunk)
             if problem is not None:
-                return _refused(upstream, filename, problem, on_mismatch)
+                return _refused(upstream, filename, problem, on_mismatch), False
             if checked.received >= READ_AHEAD:
                 break
         else:
             complete = True
     except requests.RequestException as err:
-        return _refused(upstream, filename, f"upstream broke off: {type(err).__name__}", on_mismatch)
+        return _refused(upstream, filename, f"upstream broke off: {type(err).__name__}", on_mismatch), False
     if complete:
         upstream.close()
         problem = checked.problem()
         if problem is not None:
-            return _refused(upstream, filename, problem, on_mismatch)
+            return _refused(upstream, filename, problem, on_mismatch), False
         whole = b"".join(head)
         headers = {"Content-Length": str(len(whole)), "ETag": f'"{checked.sha256}"'}
-        return Response(whole, headers=headers, content_type=content_type)
+        return Response(whole, headers=headers, content_type=content_type), False
     if length is None:
-        return _spooled(upstream, chunks, head, checked, filename=filename, on_mismatch=on_mismatch,
-                        content_type=content_type, max_spool=max_spool)
+        spooled = _spooled(upstream, chunks, head, checked, filename=filename, on_mismatch=on_mismatch,
+                           content_type=content_type, max_spool=max_spool)
+        return spooled, False
 
     def body() -> Iterator[bytes]:
         pending = head.pop()
@@ -148,9 +173,10 @@ def stream_verified(
             raise IntegrityError(f"{filename}: upstream broke off") from err
         finally:
             upstream.close()
+            deadline.close()  # before the connection can serve another request
 
     headers = {"Content-Length": str(length), "ETag": f'"{checked.sha256}"'}
-    return Response(body(), headers=headers, content_type=content_type, direct_passthrough=True)
+    return Response(body(), headers=headers, content_type=content_type, direct_passthrough=True), True
 
 
 def _refused(
@@ -227,7 +253,7 @@ def deliver(
         return Response(headers={"Content-Length": str(size)} if size is not None else {})
 
     def mismatch(problem: str) -> None:
-        log.error("integrity: %s from %s: %s; not delivered", filename, url, problem)
+        log.error("integrity: %s from %s: %s; not delivered", filename, redact(url), problem)
         state.metrics.inc("gate_integrity_failures_total")
         file = replace(decision.facts.file, filename=filename, sha256=sha256)
         denial = gate_denial(Facts(file=file), "gate.integrity", problem)
@@ -235,5 +261,5 @@ def deliver(
 
     return stream_verified(
         state.session, url, filename=filename, sha256=sha256, size=size, timeout=state.settings.timeout,
-        on_mismatch=mismatch, content_type=content_type, max_spool=state.settings.max_spool,
+        on_mismatch=mismatch, content_type=content_type, max_spool=state.settings.max_spool, hosts=state.hosts,
     )

@@ -14,6 +14,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from gate.redact import redact_text
+
 Labels = tuple[tuple[str, str], ...]
 
 HELP = {
@@ -26,6 +28,7 @@ HELP = {
     "gate_upstream_seconds": ("summary", "seconds spent waiting for upstream index pages"),
     "gate_integrity_failures_total": ("counter", "downloads aborted because the bytes did not match"),
     "gate_audit_failures_total": ("counter", "audit records that could not be written (lost)"),
+    "gate_busy_total": ("counter", "requests answered 503 because every upstream slot was taken"),
 }
 
 
@@ -44,7 +47,7 @@ class Metrics:
             directory.mkdir(parents=True, exist_ok=True)
 
     def inc(self, name: str, value: float = 1.0, **labels: str) -> None:
-        key = tuple(sorted(labels.items()))
+        key = tuple(sorted((k, redact_text(v)) for k, v in labels.items()))  # a label never shows a secret
         with self._lock:
             self._counts[name][key] += value
 

@@ -15,6 +15,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from flask import Blueprint, Response, current_app, redirect, request
 from flask.blueprints import BlueprintSetupState
 from packaging.utils import canonicalize_name
+from pypi_attestations import Provenance
 from werkzeug.wrappers import Response as BaseResponse
 
 from gate.proxy.app import EXTENSION, gate_state
@@ -118,9 +119,10 @@ def project_page(project: str) -> BaseResponse:
         digest = index.page_digest(project)
     except UpstreamError as err:
         return upstream_failure(err)
-    key = "|".join((project, content_type, request.url_root, state.view_digest))
+    root, cacheable = state.page_root()
+    key = "|".join((project, content_type, root, state.view_digest))
     now = state.now()
-    entry = state.store.get(RENDERED, key, now=now.timestamp())
+    entry = state.store.get(RENDERED, key, now=now.timestamp()) if cacheable else None
     if entry is not None and entry.meta.get("page_digest") == digest:
         state.metrics.inc("gate_cache_hits_total", cache=RENDERED)
         return _serve_rendered(entry.value, entry.meta)
@@ -132,14 +134,15 @@ def project_page(project: str) -> BaseResponse:
     judged = index.judge_page(page, now)
     record(state, (j.decision for j in judged), event="page", client=request.remote_addr)
     shown = [j for j in judged if visible(state, j.decision)]
-    files, urls = [j.file for j in shown], Urls(request.url_root, project)
+    files, urls = [j.file for j in shown], Urls(root, project)
     if content_type == JSON_V1:
         body = render_json(page, files, urls, [j.decision.facts.file.version for j in shown])
     else:
         body = render_html(page, files, urls)
     meta = {"etag": etag(body), "content_type": content_type, "page_digest": digest}
     compressed = gzip.compress(body, 1)  # fast: most of a cold page's time is elsewhere
-    keep(state, RENDERED, key, compressed, meta, until=earliest(*(j.valid_until for j in judged)), now=now)
+    if cacheable:
+        keep(state, RENDERED, key, compressed, meta, until=earliest(*(j.valid_until for j in judged)), now=now)
     return _serve_rendered(compressed, meta)
 
 
@@ -197,4 +200,8 @@ def provenance(project: str, filename: str) -> BaseResponse:
         return upstream_failure(err)
     if data is None:
         return text_response(404, f"gate: no provenance for {filename}")
-    return Response(data, content_type="application/vnd.pypi.integrity.v1+json")
+    try:  # only a provenance object goes out, rebuilt from its parsed fields: never an arbitrary body
+        document = Provenance.model_validate_json(data).model_dump_json(by_alias=True)
+    except ValueError:  # pydantic's ValidationError is one
+        return text_response(502, f"gate: the upstream provenance of {filename} is not a PEP 740 provenance object")
+    return Response(document, content_type="application/vnd.pypi.integrity.v1+json")

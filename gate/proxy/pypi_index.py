@@ -31,6 +31,7 @@ from gate.verify.sigstore import Target
 PAGES = "pypi.page"
 PROVENANCE = "provenance"
 NO_PROVENANCE_TTL = 3600.0  # provenance can be added to a file later: ask again after this long
+MEMO_BYTES = 64 << 20  # parsed pages kept in a process, by the size of their bodies (most are a few kB)
 
 
 class JudgedFile(NamedTuple):  # a NamedTuple, not a dataclass: one is made for every file of a page
@@ -49,8 +50,14 @@ class PypiIndex:
 
     def __init__(self, state: Gate) -> None:
         self.state = state
-        self.client = SimpleClient(state.settings.upstream, state.session, timeout=state.settings.timeout)
-        self.pages: CachedUpstream[ProjectPage] = CachedUpstream(state, PAGES, _parse_page, noun="page", memo=32)
+        settings = state.settings
+        self.client = SimpleClient(
+            settings.upstream, state.session, timeout=settings.timeout, hosts=state.hosts,
+            max_bytes=settings.max_page_bytes,
+        )
+        self.pages: CachedUpstream[ProjectPage] = CachedUpstream(
+            state, PAGES, _parse_page, noun="page", memo=32, memo_bytes=MEMO_BYTES
+        )
 
     # -- pages ---------------------------------------------------------------------------------------
 

@@ -28,12 +28,14 @@ class CachedUpstream(Generic[T]):
     """Upstream bodies in `state.store` under `namespace`, counted in the metrics as cache `namespace`;
     `noun` names a document in errors ("page", "repodata")."""
 
-    def __init__(self, state: Gate, namespace: str, parse: Parse[T], *, noun: str, memo: int) -> None:
+    def __init__(
+        self, state: Gate, namespace: str, parse: Parse[T], *, noun: str, memo: int, memo_bytes: int | None = None
+    ) -> None:
         self.state = state
         self.namespace = namespace
         self.noun = noun
         self._parse = parse
-        self._memo: Memo[T] = Memo(memo)
+        self._memo: Memo[T] = Memo(memo, memo_bytes)  # parsed documents, weighed by the bytes parsed
 
     def digest(self, key: str, fetch: Fetch[T]) -> str:
         """The digest of the current upstream body of `key`, asking upstream (conditionally) only when the
@@ -71,7 +73,7 @@ class CachedUpstream(Generic[T]):
             state.store.update_meta(namespace, key, meta, None)  # the stored body is this one
         else:
             state.store.put(namespace, key, fetched.body, meta)
-        self._memo.put(f"{key}\n{digest}", fetched.page)
+        self._memo.put(f"{key}\n{digest}", fetched.page, len(fetched.body))
         return digest
 
     def parsed(self, key: str, digest: str) -> T:
@@ -84,5 +86,5 @@ class CachedUpstream(Generic[T]):
         if entry is None or entry.meta.get("digest") != digest:
             raise UpstreamError(f"the cached {self.noun} of {key} changed while it was read; try again", 503)
         document = self._parse(key, entry.value, entry.meta)
-        self._memo.put(f"{key}\n{digest}", document)
+        self._memo.put(f"{key}\n{digest}", document, len(entry.value))
         return document

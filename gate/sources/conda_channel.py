@@ -23,7 +23,7 @@ from gate.sources.segments import quote_segment
 
 SECTIONS = ("packages", "packages.conda")
 KNOWN_KEYS = frozenset({*SECTIONS, "info", "removed", "repodata_version"})  # top-level keys of repodata
-MAX_REPODATA_BYTES = 1 << 31  # decompressed; conda-forge linux-64 is a few hundred MB
+MAX_REPODATA_BYTES = 512 << 20  # decoded; conda-forge's largest subdir (linux-64) is a few hundred MB
 
 _SUBDIR = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _HEX64 = re.compile(r"[0-9a-f]{64}")

@@ -11,8 +11,9 @@ from typing import Any
 
 import requests
 
-from gate.sources.conda_channel import decompress_zst, parse_repodata
-from gate.sources.pypi import Fetched, HttpClient, UpstreamError, Validators, read_small
+from gate.sources.conda_channel import MAX_REPODATA_BYTES, decompress_zst, parse_repodata
+from gate.sources.hosts import HostPolicy
+from gate.sources.http import Fetched, HttpClient, UpstreamError, Validators
 from gate.sources.segments import join
 
 JSON = "repodata.json"
@@ -20,10 +21,13 @@ ZST = "repodata.json.zst"
 
 
 class ChannelClient(HttpClient):
-    """One upstream channel URL; safe to share between threads."""
+    """One upstream channel URL (repodata at most `max_bytes` decoded); safe to share between threads."""
 
-    def __init__(self, url: str, session: requests.Session | None = None, *, timeout: float = 20.0) -> None:
-        super().__init__(session, timeout)
+    def __init__(
+        self, url: str, session: requests.Session | None = None, *, timeout: float = 20.0,
+        hosts: HostPolicy | None = None, max_bytes: int = MAX_REPODATA_BYTES,
+    ) -> None:
+        super().__init__(session, timeout, hosts=hosts, max_bytes=max_bytes)
         self.url = url.rstrip("/")
 
     def subdir_url(self, subdir: str) -> str:
@@ -40,21 +44,21 @@ class ChannelClient(HttpClient):
         (404/410) is given up: the subdir is asked for again without it."""
         for name in (variant,) if variant else (ZST, JSON):
             url = f"{self.subdir_url(subdir)}/{name}"
-            response, answer = self._conditional_get(url, validators if variant else None)
+            response, answer = self.conditional_fetch(url, validators if variant else None)
             if response is None:
                 return replace(answer, meta={"variant": name})
-            if response.status_code in (404, 410) and name == ZST and not variant:
+            if response.status in (404, 410) and name == ZST and not variant:
                 continue
-            if response.status_code in (404, 410) and variant:  # the pinned variant is gone: ask afresh
+            if response.status in (404, 410) and variant:  # the pinned variant is gone: ask afresh
                 return self.repodata(subdir)
-            if response.status_code in (404, 410):
+            if response.status in (404, 410):
                 raise UpstreamError(f"no {subdir} repodata at {self.url}", 404)
-            if response.status_code != 200:
-                raise UpstreamError(f"upstream answered {response.status_code} for {url}")
-            body = response.content
+            if response.status != 200:
+                raise UpstreamError(f"upstream answered {response.status} for {url}")
+            body = response.body
             if name == ZST:
                 try:
-                    body = decompress_zst(body)
+                    body = decompress_zst(body, self.max_bytes)
                 except ValueError as err:
                     raise UpstreamError(f"upstream {url} is not valid zstd: {err}") from err
             try:
@@ -67,5 +71,4 @@ class ChannelClient(HttpClient):
     def file(self, *segments: str, limit: int) -> bytes | None:
         """A small file under the channel (a sidecar, channeldata.json) at the path of `segments` (each
         checked and percent-encoded: see `gate.sources.segments`); None when upstream has none."""
-        url = join(self.url, *segments)
-        return read_small(self._get(url, stream=True), url, limit, absent=(403, 404, 410))
+        return self.fetch_small(join(self.url, *segments), limit, absent=(403, 404, 410))

@@ -12,19 +12,22 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
-import time
-from collections.abc import Container, Mapping
-from dataclasses import dataclass, field, replace
+import json
+from dataclasses import dataclass, replace
 from html.parser import HTMLParser
-from typing import Any, Generic, TypeVar
+from typing import Any
 from urllib.parse import urldefrag, urljoin
 
 import msgspec
 import requests
 from packaging.utils import canonicalize_name
 
-from gate.errors import GateError
 from gate.facts import FileFacts, parse_time
+from gate.sources.hosts import HostPolicy
+from gate.sources.http import MAX_PAGE_BYTES, HttpClient
+from gate.sources.http import Fetched as Fetched  # noqa: PLC0414 (re-exported)
+from gate.sources.http import UpstreamError as UpstreamError  # noqa: PLC0414 (re-exported)
+from gate.sources.http import Validators as Validators  # noqa: PLC0414 (re-exported)
 from gate.sources.local import python_file_facts
 from gate.sources.segments import join
 
@@ -36,15 +39,6 @@ INTEGRITY_ACCEPT = "application/vnd.pypi.integrity.v1+json"
 DEFAULT_UPSTREAM = "https://pypi.org/simple/"
 MAX_PROVENANCE_BYTES = 4 << 20  # a provenance object holds a few bundles of ~10 kB each
 _ABSOLUTE = ("https://", "http://")
-T = TypeVar("T")
-
-
-class UpstreamError(GateError):
-    """The upstream index could not give a usable answer; `status` is what a proxy answers with."""
-
-    def __init__(self, message: str, status: int = 502) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class ProjectNotFoundError(UpstreamError):
@@ -89,61 +83,6 @@ class ProjectPage:
 
     def file(self, filename: str) -> SimpleFile | None:
         return next((f for f in self.files if f.filename == filename), None)
-
-
-@dataclass(frozen=True)
-class Validators:
-    """HTTP cache validators of an upstream response, for a conditional request."""
-
-    etag: str | None = None
-    last_modified: str | None = None
-
-    @classmethod
-    def of(cls, headers: Mapping[str, str]) -> Validators:
-        """The validators a response's headers carry."""
-        return cls(headers.get("ETag"), headers.get("Last-Modified"))
-
-    def merged(self, newer: Validators) -> Validators:
-        """These validators as a 304 answer carrying `newer` ones updates them (it need not repeat them)."""
-        return Validators(newer.etag or self.etag, newer.last_modified or self.last_modified)
-
-    def headers(self) -> dict[str, str]:
-        out = {}
-        if self.etag:
-            out["If-None-Match"] = self.etag
-        if self.last_modified:
-            out["If-Modified-Since"] = self.last_modified
-        return out
-
-
-@dataclass(frozen=True)
-class Fetched(Generic[T]):
-    """An upstream answer: the parsed document (a project page, repodata; None when 304 Not Modified),
-    validators and freshness."""
-
-    page: T | None
-    validators: Validators
-    max_age: float  # seconds the answer may be reused without asking again (0: revalidate every time)
-    latency: float  # seconds the upstream took
-    body: bytes = field(default=b"", repr=False)  # the raw answer, to parse again later (empty on 304)
-    meta: dict[str, str] = field(default_factory=dict)  # what parsing `body` again needs (content type, URL...)
-
-
-def freshness(headers: Any) -> float:
-    """Seconds a response may be reused per its `Cache-Control` (`no-cache`/`no-store`/none: 0)."""
-    directives = {}
-    for part in str(headers.get("Cache-Control", "")).split(","):
-        key, _, value = part.strip().partition("=")
-        directives[key.lower()] = value.strip('"')
-    if "no-store" in directives or "no-cache" in directives:
-        return 0.0
-    for key in ("s-maxage", "max-age"):
-        try:
-            return max(float(directives[key]), 0.0)
-        except (KeyError, ValueError):
-            continue
-    return 0.0
-
 
 # --------------------------------------------------------------------------------------------------
 # Parsing
@@ -336,64 +275,14 @@ def file_facts(page: ProjectPage, file: SimpleFile, index: str) -> FileFacts | N
 # The client
 
 
-def read_small(response: requests.Response, url: str, limit: int, *, absent: Container[int]) -> bytes | None:
-    """The body of a streamed answer for a small file (evidence, channel metadata), then closed: None when
-    its status is one of `absent` (there is no such file); an UpstreamError for any other status than 200,
-    a body larger than `limit` bytes, or a transfer that broke off."""
-    with response:
-        if response.status_code in absent:
-            return None
-        if response.status_code != 200:
-            raise UpstreamError(f"upstream answered {response.status_code} for {url}")
-        data = bytearray()
-        try:
-            for chunk in response.iter_content(1 << 16):
-                data += chunk
-                if len(data) > limit:
-                    raise UpstreamError(f"upstream {url} is larger than {limit} bytes")
-        except requests.RequestException as err:
-            raise UpstreamError(f"upstream {url} broke off: {type(err).__name__}", 503) from err
-        return bytes(data)
-
-
-class HttpClient:
-    """What the upstream clients share: a session and a timeout per request; safe to share between threads
-    (requests sessions are). A request that fails or times out is an UpstreamError with status 503."""
-
-    def __init__(self, session: requests.Session | None, timeout: float) -> None:
-        self.session = session or requests.Session()
-        self.timeout = timeout
-
-    def _get(self, url: str, headers: dict[str, str] | None = None, *, stream: bool = False) -> requests.Response:
-        try:
-            return self.session.get(url, headers=headers or {}, timeout=self.timeout, stream=stream)
-        except requests.Timeout as err:
-            raise UpstreamError(f"upstream {url} did not answer within {self.timeout:g}s", 503) from err
-        except requests.RequestException as err:
-            raise UpstreamError(f"upstream {url} is unreachable: {type(err).__name__}", 503) from err
-
-    def _conditional_get(
-        self, url: str, validators: Validators | None, headers: dict[str, str] | None = None
-    ) -> tuple[requests.Response | None, Fetched[Any]]:
-        """GET `url`, conditional on `validators` when given. A 304 to them is `(None, answer)`, the answer
-        complete (`page=None`, `validators` merged with the ones the 304 carries); any other is `(response,
-        answer)`, the response for the caller to check and the answer without its page, body and meta."""
-        started = time.perf_counter()
-        response = self._get(url, {**(headers or {}), **(validators.headers() if validators else {})})
-        latency = time.perf_counter() - started
-        got = Validators.of(response.headers)
-        if response.status_code == 304 and validators is not None:
-            return None, Fetched(None, validators.merged(got), freshness(response.headers), latency)
-        return response, Fetched(None, got, freshness(response.headers), latency)
-
-
 class SimpleClient(HttpClient):
-    """A client for one upstream simple index."""
+    """A client for one upstream simple index (pages at most `max_bytes` decoded)."""
 
     def __init__(
-        self, base_url: str = DEFAULT_UPSTREAM, session: requests.Session | None = None, *, timeout: float = 20.0
+        self, base_url: str = DEFAULT_UPSTREAM, session: requests.Session | None = None, *, timeout: float = 20.0,
+        hosts: HostPolicy | None = None, max_bytes: int = MAX_PAGE_BYTES,
     ) -> None:
-        super().__init__(session, timeout)
+        super().__init__(session, timeout, hosts=hosts, max_bytes=max_bytes)
         self.base_url = base_url.rstrip("/") + "/"
 
     def project_url(self, name: str) -> str:
@@ -407,35 +296,33 @@ class SimpleClient(HttpClient):
         """Fetch a project page; with `validators`, a 304 answer gives `Fetched(page=None, ...)`. `meta` holds
         the `content_type` and `url` that `parse_page` needs to parse the body again."""
         url = self.project_url(name)
-        response, answer = self._conditional_get(url, validators, {"Accept": ACCEPT})
+        response, answer = self.conditional_fetch(url, validators, {"Accept": ACCEPT})
         if response is None:
             return answer
-        if response.status_code == 404:
+        if response.status == 404:
             raise ProjectNotFoundError(name)
-        if response.status_code != 200:
-            raise UpstreamError(f"upstream answered {response.status_code} for {url}")
+        if response.status != 200:
+            raise UpstreamError(f"upstream answered {response.status} for {url}")
         content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        base = response.url or url
-        page = parse_page(response.content, content_type, base, name)
-        meta = {"content_type": content_type, "url": base}
-        return replace(answer, page=page, body=response.content, meta=meta)
+        page = parse_page(response.body, content_type, response.url, name)
+        meta = {"content_type": content_type, "url": response.url}
+        return replace(answer, page=page, body=response.body, meta=meta)
 
     def projects(self) -> list[str]:
         """The normalized names on the upstream's `/simple/` list."""
-        response = self._get(self.base_url, {"Accept": ACCEPT})
-        if response.status_code != 200:
-            raise UpstreamError(f"upstream answered {response.status_code} for {self.base_url}")
+        response = self.fetch(self.base_url, {"Accept": ACCEPT})
+        if response.status != 200:
+            raise UpstreamError(f"upstream answered {response.status} for {self.base_url}")
         if response.headers.get("Content-Type", "").startswith(JSON_V1):
             try:
-                rows = response.json()["projects"]
+                rows = json.loads(response.body)["projects"]
                 return [canonicalize_name(str(row["name"])) for row in rows]
             except (ValueError, KeyError, TypeError) as err:
                 raise UpstreamError("upstream project list is not a PEP 691 list") from err
         parser = _Anchors()
-        parser.feed(response.text)
+        parser.feed(response.body.decode("utf-8", "replace"))
         return [canonicalize_name(text) for _, text in parser.anchors if text]
 
     def fetch_provenance(self, url: str) -> bytes | None:
         """The PEP 740 provenance object at `url` (from a page's `provenance` key); None when there is none."""
-        response = self._get(url, {"Accept": INTEGRITY_ACCEPT}, stream=True)
-        return read_small(response, url, MAX_PROVENANCE_BYTES, absent=(403, 404))
+        return self.fetch_small(url, MAX_PROVENANCE_BYTES, absent=(403, 404), headers={"Accept": INTEGRITY_ACCEPT})

@@ -54,7 +54,7 @@ def running_gate(args: list[str], log_path: Path, *, start_timeout: float = 15.0
                 try:
                     if requests.get(f"{url}/-/health", timeout=1).status_code == 200:
                         break
-                except requests.ConnectionError:
+                except requests.RequestException:  # not listening yet, or slow to answer on a busy machine
                     pass
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"gate serve did not start: {log_path.read_text()}")

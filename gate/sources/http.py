@@ -1,0 +1,259 @@
+"""HTTP to upstream indexes, bounded: where (`HostPolicy`), how long (`Deadline`) and how much (a byte cap).
+
+`HttpClient.fetch(url)` follows redirects itself, checking every hop against the client's `HostPolicy`,
+reads the body within one total deadline (the client's `timeout`) and decodes `gzip`/`deflate` itself
+with a bound, so neither a slow nor a compressed-bomb answer holds a worker or its memory: past the cap
+it is an `UpstreamError` and nothing is kept. Validators, freshness and `Fetched` describe an answer for
+the caches. Every error is an `UpstreamError` carrying the status a proxy should answer with (502 bad
+answer or refused host, 503 unreachable or slow); its message shows URLs redacted.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Container, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from urllib.parse import urljoin
+
+import requests
+import urllib3
+
+from gate.errors import GateError
+from gate.redact import redact_text
+from gate.sources.deadline import Deadline, deadline_session
+from gate.sources.hosts import HostPolicy, HostRefusedError
+
+T = TypeVar("T")
+MAX_PAGE_BYTES = 64 << 20  # a decoded PyPI project page; the largest real ones are a few MB
+MIN_RATE = 256 << 10  # bytes per second a download must average after its first `timeout` seconds
+REDIRECTS = 5
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_CHUNK = 1 << 16
+
+
+class UpstreamError(GateError):
+    """The upstream index could not give a usable answer; `status` is what a proxy answers with."""
+
+    def __init__(self, message: str, status: int = 502) -> None:
+        super().__init__(redact_text(message))
+        self.status = status
+
+
+
+@dataclass(frozen=True)
+class Validators:
+    """HTTP cache validators of an upstream response, for a conditional request."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+    @classmethod
+    def of(cls, headers: Mapping[str, str]) -> Validators:
+        """The validators a response's headers carry."""
+        return cls(headers.get("ETag"), headers.get("Last-Modified"))
+
+    def merged(self, newer: Validators) -> Validators:
+        """These validators as a 304 answer carrying `newer` ones updates them (it need not repeat them)."""
+        return Validators(newer.etag or self.etag, newer.last_modified or self.last_modified)
+
+    def headers(self) -> dict[str, str]:
+        out = {}
+        if self.etag:
+            out["If-None-Match"] = self.etag
+        if self.last_modified:
+            out["If-Modified-Since"] = self.last_modified
+        return out
+
+
+@dataclass(frozen=True)
+class Fetched(Generic[T]):
+    """An upstream answer: the parsed document (a project page, repodata; None when 304 Not Modified),
+    validators and freshness."""
+
+    page: T | None
+    validators: Validators
+    max_age: float  # seconds the answer may be reused without asking again (0: revalidate every time)
+    latency: float  # seconds the upstream took
+    body: bytes = field(default=b"", repr=False)  # the raw answer, to parse again later (empty on 304)
+    meta: dict[str, str] = field(default_factory=dict)  # what parsing `body` again needs (content type, URL...)
+
+
+def freshness(headers: Any) -> float:
+    """Seconds a response may be reused per its `Cache-Control` (`no-cache`/`no-store`/none: 0)."""
+    directives = {}
+    for part in str(headers.get("Cache-Control", "")).split(","):
+        key, _, value = part.strip().partition("=")
+        directives[key.lower()] = value.strip('"')
+    if "no-store" in directives or "no-cache" in directives:
+        return 0.0
+    for key in ("s-maxage", "max-age"):
+        try:
+            return max(float(directives[key]), 0.0)
+        except (KeyError, ValueError):
+            continue
+    return 0.0
+
+
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An upstream response read whole: its status, final URL (after redirects), headers and decoded body
+    (empty unless the status was one the caller reads)."""
+
+    status: int
+    url: str
+    headers: Mapping[str, str]
+    body: bytes = field(default=b"", repr=False)
+
+
+def open_checked(
+    session: requests.Session, url: str, headers: Mapping[str, str] | None, *, hosts: HostPolicy | None,
+    deadline: Deadline, timeout: float,
+) -> requests.Response:
+    """A streamed GET of `url`, redirects followed by hand (at most REDIRECTS), each hop checked against
+    `hosts` first; the connections are watched by `deadline`. The caller closes the response."""
+    for _ in range(REDIRECTS + 1):
+        if hosts is not None:
+            try:
+                hosts.check(url)
+            except HostRefusedError as err:
+                raise UpstreamError(str(err), 502) from err
+        per_read = max(min(timeout, deadline.remaining()), 0.001)
+        try:
+            with deadline.bound():
+                response = session.get(
+                    url, headers=dict(headers or {}), timeout=per_read, stream=True, allow_redirects=False
+                )
+        except requests.RequestException as err:
+            raise _broken(url, err, deadline, reading=False) from err
+        location = response.headers.get("Location")
+        if response.status_code not in _REDIRECT_STATUSES or not location:
+            return response
+        response.close()
+        url = urljoin(url, location)
+    raise UpstreamError(f"upstream {url} redirected more than {REDIRECTS} times", 502)
+
+
+def _broken(url: str, err: BaseException, deadline: Deadline, *, reading: bool) -> UpstreamError:
+    if deadline.expired or isinstance(err, requests.Timeout):
+        return UpstreamError(f"upstream {url} did not answer within {deadline.seconds:g}s", 503)
+    if reading:
+        return UpstreamError(f"upstream {url} broke off: {type(err).__name__}", 503)
+    return UpstreamError(f"upstream {url} is unreachable: {type(err).__name__}", 503)
+
+
+def _decoder(encoding: str, url: str) -> Any:
+    if encoding in ("", "identity"):
+        return None
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        return zlib.decompressobj(wbits=47)  # zlib or gzip header, detected
+    raise UpstreamError(f"upstream {url} sent content-encoding {encoding!r}, which gate did not ask for")
+
+
+def read_bounded(response: requests.Response, url: str, limit: int, deadline: Deadline) -> bytes:
+    """The body of a streamed response, decoded, at most `limit` bytes (else an UpstreamError, and nothing
+    more is read or decoded), within `deadline`."""
+    decoder = _decoder(response.headers.get("Content-Encoding", "").strip().lower(), url)
+    out = bytearray()
+
+    def add(data: bytes) -> None:
+        if decoder is None:
+            out.extend(data)
+        else:
+            while data and not decoder.eof:
+                out.extend(decoder.decompress(data, limit + 1 - len(out)))
+                data = decoder.unconsumed_tail
+                if len(out) > limit:
+                    break
+        if len(out) > limit:
+            raise UpstreamError(f"upstream {url} is larger than {limit} bytes (decoded)", 502)
+
+    try:
+        for chunk in response.raw.stream(_CHUNK, decode_content=False):
+            add(chunk)
+            if deadline.expired:
+                raise UpstreamError(f"upstream {url} did not answer within {deadline.seconds:g}s", 503)
+        if decoder is not None:
+            if not decoder.eof:
+                raise UpstreamError(f"upstream {url} sent a truncated compressed body", 502)
+            out.extend(decoder.flush())  # empty at the end of the stream: all output was taken with a bound
+            if len(out) > limit:
+                raise UpstreamError(f"upstream {url} is larger than {limit} bytes (decoded)", 502)
+    except (urllib3.exceptions.HTTPError, requests.RequestException, OSError, zlib.error) as err:
+        if isinstance(err, zlib.error):
+            raise UpstreamError(f"upstream {url} sent a corrupt compressed body: {err}", 502) from err
+        raise _broken(url, err, deadline, reading=True) from err
+    return bytes(out)
+
+
+def paced(chunks: Iterable[bytes], deadline: Deadline, timeout: float) -> Iterator[bytes]:
+    """`chunks` of a download whose deadline moves with the bytes received: `timeout` plus the time they
+    take at MIN_RATE, so a large file has the time it needs and a dripping one is cut (moved at most four
+    times per `timeout`, and once a second)."""
+    received, moved, every = 0, float("-inf"), min(timeout / 4, 1.0)
+    for chunk in chunks:
+        received += len(chunk)
+        now = time.monotonic()
+        if now - moved >= every:
+            deadline.extend(timeout + received / MIN_RATE)
+            moved = now
+        yield chunk
+
+
+class HttpClient:
+    """What the upstream clients share: a session, a total `timeout` per request, the hosts they may fetch
+    from (`hosts`; None: any) and a byte cap for documents (`max_bytes`); safe to share between threads."""
+
+    def __init__(
+        self, session: requests.Session | None, timeout: float, *, hosts: HostPolicy | None = None,
+        max_bytes: int = MAX_PAGE_BYTES,
+    ) -> None:
+        self.session = session or deadline_session()
+        self.timeout = timeout
+        self.hosts = hosts
+        self.max_bytes = max_bytes
+
+    def fetch(
+        self, url: str, headers: Mapping[str, str] | None = None, *, limit: int | None = None,
+        read: Container[int] = (200,),
+    ) -> Answer:
+        """GET `url` within one deadline; the body is read (decoded, at most `limit` bytes, default
+        `max_bytes`) when the status is in `read`."""
+        with Deadline(self.timeout) as deadline:
+            response = open_checked(self.session, url, headers, hosts=self.hosts, deadline=deadline,
+                                    timeout=self.timeout)
+            with response:
+                body = b""
+                if response.status_code in read:
+                    body = read_bounded(response, url, self.max_bytes if limit is None else limit, deadline)
+                return Answer(response.status_code, response.url or url, response.headers, body)
+
+    def fetch_small(self, url: str, limit: int, *, absent: Container[int], headers: Mapping[str, str] | None = None,
+                    ) -> bytes | None:
+        """A small file (evidence, channel metadata): None when the status is one of `absent` (there is no
+        such file); an UpstreamError for any other status than 200 or a body larger than `limit`."""
+        answer = self.fetch(url, headers, limit=limit)
+        if answer.status in absent:
+            return None
+        if answer.status != 200:
+            raise UpstreamError(f"upstream answered {answer.status} for {url}")
+        return answer.body
+
+    def conditional_fetch(
+        self, url: str, validators: Validators | None, headers: dict[str, str] | None = None
+    ) -> tuple[Answer | None, Fetched[Any]]:
+        """GET `url`, conditional on `validators` when given. A 304 to them is `(None, answer)`, the answer
+        complete (`page=None`, `validators` merged with the ones the 304 carries); any other is `(response,
+        answer)`, the response (its body read when 200) for the caller to check and the answer without its
+        page, body and meta."""
+        started = time.perf_counter()
+        response = self.fetch(url, {**(headers or {}), **(validators.headers() if validators else {})})
+        latency = time.perf_counter() - started
+        got = Validators.of(response.headers)
+        if response.status == 304 and validators is not None:
+            return None, Fetched(None, validators.merged(got), freshness(response.headers), latency)
+        return response, Fetched(None, got, freshness(response.headers), latency)
+
