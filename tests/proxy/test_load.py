@@ -23,8 +23,8 @@ import pytest
 import requests
 
 from tests.support.gate_server import running_gate
-from tests.support.hostile_pages import ALLOW_OLD
 from tests.support.pypi_upstream import RunningUpstream, UpstreamIndex, serve
+from tests.support.scripted_pages import ALLOW_OLD
 
 DURATION = 15.0  # seconds of load
 CLIENTS = 50

@@ -14,8 +14,8 @@ import requests
 
 from gate.redact import OriginAuth, redact, redact_text, split_credentials
 from tests.support.gate_server import free_port, running_gate
-from tests.support.hostile_pages import ALLOW_OLD, page_headers, project_page, repodata, wheel_name
-from tests.support.scripted_upstream import Reply, hostile_upstream
+from tests.support.scripted_pages import ALLOW_OLD, page_headers, project_page, repodata, wheel_name
+from tests.support.scripted_upstream import Reply, scripted_upstream
 
 SECRET = "Hunter2Pass"
 WHEEL = b"wheel bytes of demo 1.0"
@@ -65,7 +65,7 @@ def test_a_password_upstream_gets_the_password_and_nothing_shows_it(tmp_path: Pa
     policies = tmp_path / "policies"
     policies.mkdir()
     (policies / "age.yaml").write_text(ALLOW_OLD)
-    with hostile_upstream() as upstream:
+    with scripted_upstream() as upstream:
         upstream.require_auth("bob", SECRET)
         relative = {"filename": wheel_name("demo"), "url": f"../../files/{wheel_name('demo')}", "data": WHEEL}
         upstream.route("/simple/demo/", Reply(body=project_page("demo", [relative]), headers=page_headers()))

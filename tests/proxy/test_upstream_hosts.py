@@ -21,8 +21,8 @@ from gate.proxy.pypi_index import PypiIndex
 from gate.sources.hosts import HostPolicy, HostRefusedError, internal, parse_host
 from tests.conftest import FIXTURES
 from tests.support.gate_app import gate_app
-from tests.support.hostile_pages import ALLOW_OLD, ATTESTED, page_headers, project_page, repodata, wheel_name
-from tests.support.scripted_upstream import HostileServer, Reply, hostile_upstream
+from tests.support.scripted_pages import ALLOW_OLD, ATTESTED, page_headers, project_page, repodata, wheel_name
+from tests.support.scripted_upstream import Reply, ScriptedServer, scripted_upstream
 
 NOW = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 WHEEL = b"the wheel"
@@ -31,15 +31,15 @@ PROVENANCE = FIXTURES / "attestations" / "pep740" / "sampleproject-4.0.0.tar.gz.
 
 
 @pytest.fixture
-def upstream() -> Iterator[HostileServer]:
-    with hostile_upstream() as server:
+def upstream() -> Iterator[ScriptedServer]:
+    with scripted_upstream() as server:
         yield server
 
 
 @pytest.fixture
-def internal_service() -> Iterator[HostileServer]:
+def internal_service() -> Iterator[ScriptedServer]:
     """A service gate must not reach: every path answers a secret."""
-    with hostile_upstream() as server:
+    with scripted_upstream() as server:
         for path in ("/", "/provenance", "/file.whl", "/secret"):
             server.route(path, Reply(body=INTERNAL, headers={"Content-Type": "application/json"}))
         yield server
@@ -49,7 +49,7 @@ Client = Callable[..., FlaskClient]
 
 
 @pytest.fixture
-def client(tmp_path: Path, upstream: HostileServer) -> Client:
+def client(tmp_path: Path, upstream: ScriptedServer) -> Client:
     def make(*policies: str, **settings: Any) -> FlaskClient:
         directory = tmp_path / "policies"
         directory.mkdir(exist_ok=True)
@@ -62,14 +62,14 @@ def client(tmp_path: Path, upstream: HostileServer) -> Client:
     return make
 
 
-def _list(upstream: HostileServer, **row: Any) -> None:
+def _list(upstream: ScriptedServer, **row: Any) -> None:
     file = {"filename": wheel_name("demo"), "url": upstream.url("/files/demo.whl"), "data": WHEEL, **row}
     upstream.route("/simple/demo/", Reply(body=project_page("demo", [file]), headers=page_headers()))
     upstream.route("/files/demo.whl", Reply(body=WHEEL))
 
 
 def test_a_file_on_another_host_is_refused_with_the_reason(
-    client: Client, upstream: HostileServer, internal_service: HostileServer
+    client: Client, upstream: ScriptedServer, internal_service: ScriptedServer
 ) -> None:
     _list(upstream, url=internal_service.url("/file.whl?X-Amz-Signature=sekrit"))
     answer = client().get(f"/files/demo/{wheel_name('demo')}")
@@ -80,7 +80,7 @@ def test_a_file_on_another_host_is_refused_with_the_reason(
 
 
 def test_a_page_redirected_to_another_host_is_refused(
-    client: Client, upstream: HostileServer, internal_service: HostileServer
+    client: Client, upstream: ScriptedServer, internal_service: ScriptedServer
 ) -> None:
     upstream.route("/simple/demo/", Reply(301, headers={"Location": internal_service.url("/")}))
     answer = client().get("/simple/demo/")
@@ -88,14 +88,14 @@ def test_a_page_redirected_to_another_host_is_refused(
     assert internal_service.requests == []
 
 
-def test_a_file_on_another_loopback_address_is_refused(client: Client, upstream: HostileServer) -> None:
+def test_a_file_on_another_loopback_address_is_refused(client: Client, upstream: ScriptedServer) -> None:
     _list(upstream, url=f"http://127.0.0.2:{upstream.server_port}/files/demo.whl")
     answer = client().get(f"/files/demo/{wheel_name('demo')}")
     assert answer.status_code == 502 and "127.0.0.2" in answer.text
 
 
 def test_a_redirect_to_another_host_is_checked_again(
-    client: Client, upstream: HostileServer, internal_service: HostileServer
+    client: Client, upstream: ScriptedServer, internal_service: ScriptedServer
 ) -> None:
     _list(upstream)
     upstream.route("/files/demo.whl", Reply(302, headers={"Location": internal_service.url("/file.whl")}))
@@ -105,7 +105,7 @@ def test_a_redirect_to_another_host_is_checked_again(
 
 
 def test_allow_host_admits_a_file_host(
-    client: Client, upstream: HostileServer, internal_service: HostileServer
+    client: Client, upstream: ScriptedServer, internal_service: ScriptedServer
 ) -> None:
     internal_service.route("/file.whl", Reply(body=WHEEL))
     _list(upstream, url=internal_service.url("/file.whl"))
@@ -114,7 +114,7 @@ def test_allow_host_admits_a_file_host(
     assert answer.status_code == 200 and answer.data == WHEEL
 
 
-def test_redirects_within_allowed_hosts_are_followed_and_bounded(client: Client, upstream: HostileServer) -> None:
+def test_redirects_within_allowed_hosts_are_followed_and_bounded(client: Client, upstream: ScriptedServer) -> None:
     _list(upstream)
     upstream.route("/files/demo.whl", Reply(302, headers={"Location": "/files/moved.whl"}))
     upstream.route("/files/moved.whl", Reply(body=WHEEL))
@@ -127,7 +127,7 @@ def test_redirects_within_allowed_hosts_are_followed_and_bounded(client: Client,
 
 
 def test_a_conda_package_served_from_another_host_is_refused(
-    client: Client, upstream: HostileServer, internal_service: HostileServer
+    client: Client, upstream: ScriptedServer, internal_service: ScriptedServer
 ) -> None:
     package = b"conda package bytes"
     internal_service.route("/noarch/demo-1.0-0.conda", Reply(body=package))
@@ -140,7 +140,7 @@ def test_a_conda_package_served_from_another_host_is_refused(
 
 
 def test_provenance_on_another_host_is_not_evidence_and_never_fetched(
-    client: Client, upstream: HostileServer, internal_service: HostileServer
+    client: Client, upstream: ScriptedServer, internal_service: ScriptedServer
 ) -> None:
     _list(upstream, provenance=internal_service.url("/provenance"))
     gate = client(ATTESTED)
@@ -156,7 +156,7 @@ def test_provenance_on_another_host_is_not_evidence_and_never_fetched(
 
 
 def test_provenance_redirected_to_another_host_is_not_fetched(
-    client: Client, upstream: HostileServer, internal_service: HostileServer
+    client: Client, upstream: ScriptedServer, internal_service: ScriptedServer
 ) -> None:
     _list(upstream, provenance=upstream.url("/provenance"))
     upstream.route("/provenance", Reply(307, headers={"Location": internal_service.url("/secret")}))
@@ -165,7 +165,7 @@ def test_provenance_redirected_to_another_host_is_not_fetched(
     assert internal_service.requests == []
 
 
-def test_provenance_route_serves_only_a_provenance_object(client: Client, upstream: HostileServer) -> None:
+def test_provenance_route_serves_only_a_provenance_object(client: Client, upstream: ScriptedServer) -> None:
     _list(upstream, provenance=upstream.url("/provenance"))
     upstream.route("/provenance", Reply(body=INTERNAL, headers={"Content-Type": "application/json"}))
     gate = client()

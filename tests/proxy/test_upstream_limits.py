@@ -26,8 +26,8 @@ from gate.proxy.cache import Memo
 from gate.proxy.files import IntegrityError
 from tests.support.gate_app import gate_app
 from tests.support.gate_server import running_gate
-from tests.support.hostile_pages import ALLOW_OLD, page_headers, project_page, wheel_name
-from tests.support.scripted_upstream import HostileServer, Reply, hostile_upstream
+from tests.support.scripted_pages import ALLOW_OLD, page_headers, project_page, wheel_name
+from tests.support.scripted_upstream import Reply, ScriptedServer, scripted_upstream
 
 NOW = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 MiB = 1 << 20
@@ -37,8 +37,8 @@ HANG = 60.0  # seconds after which a request is taken to hang (the deadlines bel
 
 
 @pytest.fixture
-def upstream() -> Iterator[HostileServer]:
-    with hostile_upstream() as server:
+def upstream() -> Iterator[ScriptedServer]:
+    with scripted_upstream() as server:
         yield server
 
 
@@ -46,7 +46,7 @@ Client = Callable[..., FlaskClient]
 
 
 @pytest.fixture
-def client(tmp_path: Path, upstream: HostileServer) -> Client:
+def client(tmp_path: Path, upstream: ScriptedServer) -> Client:
     def make(**settings: Any) -> FlaskClient:
         directory = tmp_path / "policies"
         directory.mkdir(exist_ok=True)
@@ -84,7 +84,7 @@ def _peak(call: Callable[[], TestResponse]) -> tuple[TestResponse, int]:
     return response, peak
 
 
-def test_an_oversized_page_is_refused_and_not_stored(client: Client, upstream: HostileServer, tmp_path: Path) -> None:
+def test_an_oversized_page_is_refused_and_not_stored(client: Client, upstream: ScriptedServer, tmp_path: Path) -> None:
     rows = [{"filename": wheel_name("demo", f"1.{i}"), "url": f"/f/{i}.whl", "data": WHEEL} for i in range(20000)]
     page = project_page("demo", rows)
     assert len(page) > 2 * MiB
@@ -94,7 +94,7 @@ def test_an_oversized_page_is_refused_and_not_stored(client: Client, upstream: H
     assert _stored(tmp_path / "cache", "pypi.page") == (0, 0)
 
 
-def test_a_gzip_bomb_page_is_cut_at_the_cap(client: Client, upstream: HostileServer, tmp_path: Path) -> None:
+def test_a_gzip_bomb_page_is_cut_at_the_cap(client: Client, upstream: ScriptedServer, tmp_path: Path) -> None:
     bomb = _bomb(zlib.compressobj(9, zlib.DEFLATED, 31))  # gzip
     assert len(bomb) < MiB
     upstream.route("/simple/demo/", Reply(body=bomb, headers={**page_headers(), "Content-Encoding": "gzip"}))
@@ -107,7 +107,7 @@ def test_a_gzip_bomb_page_is_cut_at_the_cap(client: Client, upstream: HostileSer
 
 @pytest.mark.parametrize("variant", ["repodata.json.zst", "repodata.json"])
 def test_a_repodata_bomb_is_cut_at_the_cap(
-    client: Client, upstream: HostileServer, tmp_path: Path, variant: str
+    client: Client, upstream: ScriptedServer, tmp_path: Path, variant: str
 ) -> None:
     if variant.endswith(".zst"):
         upstream.route(f"/ch/noarch/{variant}", Reply(body=_bomb(zstandard.ZstdCompressor().compressobj())))
@@ -121,7 +121,7 @@ def test_a_repodata_bomb_is_cut_at_the_cap(
     assert _stored(tmp_path / "cache", "conda.repodata") == (0, 0)
 
 
-def test_a_compressed_page_within_the_cap_is_decoded(client: Client, upstream: HostileServer) -> None:
+def test_a_compressed_page_within_the_cap_is_decoded(client: Client, upstream: ScriptedServer) -> None:
     file = {"filename": wheel_name("demo"), "url": "/files/demo.whl", "data": WHEEL}
     upstream.route("/simple/demo/", Reply(body=project_page("demo", [file]), headers=page_headers(), gzip=True))
     answer = client().get("/simple/demo/?format=application/vnd.pypi.simple.v1+json")
@@ -135,7 +135,7 @@ def test_a_compressed_page_within_the_cap_is_decoded(client: Client, upstream: H
      ("gzip", lambda body: b"not gzip at all", "corrupt")],
 )
 def test_a_badly_encoded_page_is_a_502(
-    client: Client, upstream: HostileServer, encoding: str, mangle: Callable[[bytes], bytes], reason: str
+    client: Client, upstream: ScriptedServer, encoding: str, mangle: Callable[[bytes], bytes], reason: str
 ) -> None:
     page = gzip.compress(project_page("demo", [{"filename": wheel_name("demo"), "url": "/f.whl", "data": WHEEL}]))
     upstream.route("/simple/demo/", Reply(body=mangle(page), headers={**page_headers(), "Content-Encoding": encoding}))
@@ -155,7 +155,7 @@ def _within_hang_limit(call: Callable[[], Any]) -> Any:
 
 
 @pytest.mark.parametrize("headers_too", [False, True])
-def test_a_dripping_page_is_cut_at_the_deadline(client: Client, upstream: HostileServer, headers_too: bool) -> None:
+def test_a_dripping_page_is_cut_at_the_deadline(client: Client, upstream: ScriptedServer, headers_too: bool) -> None:
     page = project_page("demo", [{"filename": wheel_name("demo"), "url": "/files/demo.whl", "data": WHEEL}])
     upstream.route("/simple/demo/", Reply(body=page, headers=page_headers(), drip=0.2, drip_headers=headers_too))
     gate = client(timeout=1.0)
@@ -163,7 +163,7 @@ def test_a_dripping_page_is_cut_at_the_deadline(client: Client, upstream: Hostil
     assert answer.status_code == 503 and "within 1s" in answer.text
 
 
-def test_a_dripping_file_is_cut_at_the_deadline(client: Client, upstream: HostileServer) -> None:
+def test_a_dripping_file_is_cut_at_the_deadline(client: Client, upstream: ScriptedServer) -> None:
     file = {"filename": wheel_name("demo"), "url": "/files/demo.whl", "data": WHEEL}
     upstream.route("/simple/demo/", Reply(body=project_page("demo", [file]), headers=page_headers()))
     upstream.route("/files/demo.whl", Reply(body=WHEEL, drip=0.2))
@@ -181,7 +181,7 @@ def test_a_dripping_file_is_cut_at_the_deadline(client: Client, upstream: Hostil
     assert status in ("cut", 502) and data != WHEEL
 
 
-def test_a_slow_but_steady_large_file_is_not_cut(client: Client, upstream: HostileServer) -> None:
+def test_a_slow_but_steady_large_file_is_not_cut(client: Client, upstream: ScriptedServer) -> None:
     data = bytes(range(256)) * (6 << 10)  # 1.5 MiB at 512 KiB/s: 3 s, past the 1 s timeout, above MIN_RATE
     file = {"filename": wheel_name("demo"), "url": "/files/demo.whl", "data": data}
     upstream.route("/simple/demo/", Reply(body=project_page("demo", [file]), headers=page_headers()))
@@ -190,7 +190,7 @@ def test_a_slow_but_steady_large_file_is_not_cut(client: Client, upstream: Hosti
     assert _within_hang_limit(lambda: gate.get(f"/files/demo/{wheel_name('demo')}").data) == data
 
 
-def test_the_host_header_cannot_grow_the_page_cache(client: Client, upstream: HostileServer, tmp_path: Path) -> None:
+def test_the_host_header_cannot_grow_the_page_cache(client: Client, upstream: ScriptedServer, tmp_path: Path) -> None:
     file = {"filename": wheel_name("demo"), "url": "/files/demo.whl", "data": WHEEL}
     upstream.route("/simple/demo/", Reply(body=project_page("demo", [file]),
                                           headers={**page_headers(), "Cache-Control": "max-age=600"}))
@@ -203,7 +203,7 @@ def test_the_host_header_cannot_grow_the_page_cache(client: Client, upstream: Ho
     assert "http://late.example/files/demo/" in page  # still rendered for the host asked
 
 
-def test_a_public_url_keys_the_page_cache(client: Client, upstream: HostileServer, tmp_path: Path) -> None:
+def test_a_public_url_keys_the_page_cache(client: Client, upstream: ScriptedServer, tmp_path: Path) -> None:
     file = {"filename": wheel_name("demo"), "url": "/files/demo.whl", "data": WHEEL}
     upstream.route("/simple/demo/", Reply(body=project_page("demo", [file]), headers=page_headers()))
     gate = client(public_url="https://gate.example/pypi")
@@ -218,7 +218,7 @@ def test_health_answers_while_upstream_drips_into_every_slot(tmp_path: Path) -> 
     policies = tmp_path / "policies"
     policies.mkdir()
     (policies / "age.yaml").write_text(ALLOW_OLD)
-    with hostile_upstream() as upstream:
+    with scripted_upstream() as upstream:
         page = gzip.compress(b" " * 4096)  # 4096 bytes at 1 byte a second: far past any wait below
         upstream.route("/simple/demo/", Reply(body=page, headers=page_headers(), drip=1.0))
         args = ["--policy", str(policies), "--upstream", upstream.url("/simple/"), "--timeout", "30",

@@ -1,6 +1,9 @@
-"""A hostile upstream on loopback: every path answers what the test scripted, however badly.
+"""A scripted upstream on loopback: every path answers a declared `Reply`, however badly (slow drips of the
+body or of the status line, gzip, redirects), optionally behind basic auth, and every request is kept with
+its headers. (`hostile_upstream` scripts answers at the handler level instead: resets, bodies without a
+length, sequences.)
 
-    with hostile_upstream() as bad:
+    with scripted_upstream() as bad:
         bad.route("/simple/demo/", Reply(body=page, headers={"Content-Type": JSON_V1}))
         bad.route("/slow", Reply(body=b"x" * 100, drip=1.0))         # one byte a second
         bad.route("/away", Reply(status=302, headers={"Location": "http://127.0.0.1:1/"}))
@@ -43,7 +46,7 @@ class Reply:
 Route = Reply | Callable[[str], Reply]  # a reply, or a function of the request path (query included)
 
 
-class HostileServer(LoopbackServer):
+class ScriptedServer(LoopbackServer):
     def __init__(self) -> None:
         super().__init__(_Handler)
         self.routes: dict[str, Route] = {}
@@ -67,15 +70,15 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     @property
-    def hostile(self) -> HostileServer:
-        assert isinstance(self.server, HostileServer)
+    def scripted(self) -> ScriptedServer:
+        assert isinstance(self.server, ScriptedServer)
         return self.server
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet."""
 
     def do_GET(self) -> None:
-        server = self.hostile
+        server = self.scripted
         with server.lock:
             server.requests.append((self.path, dict(self.headers.items())))
         if server.auth is not None and self.headers.get("Authorization") != server.auth:
@@ -112,12 +115,12 @@ class _Handler(BaseHTTPRequestHandler):
         for i in range(0, len(data), piece):
             self.wfile.write(data[i : i + piece])
             self.wfile.flush()
-            if self.hostile.stopping.wait(pause):
+            if self.scripted.stopping.wait(pause):
                 return
 
 
 @contextmanager
-def hostile_upstream() -> Iterator[HostileServer]:
-    """A hostile upstream on a free 127.0.0.1 port, stopped (hung replies cut) on exit."""
-    with serving(HostileServer(), "hostile-upstream") as server:
+def scripted_upstream() -> Iterator[ScriptedServer]:
+    """A scripted upstream on a free 127.0.0.1 port, stopped (hung replies cut) on exit."""
+    with serving(ScriptedServer(), "scripted-upstream") as server:
         yield server

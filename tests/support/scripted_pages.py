@@ -1,4 +1,4 @@
-"""Upstream documents for the hostile-upstream tests: a PEP 691 project page and a conda repodata, built by
+"""Upstream documents for the scripted-upstream tests: a PEP 691 project page and a conda repodata, built by
 hand so a test can point their URLs anywhere."""
 
 from __future__ import annotations
