@@ -75,7 +75,7 @@ from gate.sources.conda_evidence import (
     sidecar_attestations,
 )
 from gate.sources.conda_upstream import ChannelClient
-from gate.sources.pypi import UpstreamError
+from gate.sources.http import UpstreamError
 from gate.sources.segments import join, segment_problem
 from gate.verify.sigstore import Target
 

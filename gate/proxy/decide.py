@@ -17,7 +17,7 @@ from gate.evaluate import Judgement, gate_denial
 from gate.facts import Facts
 from gate.proxy.app import Gate
 from gate.proxy.audit import audit_record
-from gate.sources.pypi import UpstreamError
+from gate.sources.http import UpstreamError
 
 log = logging.getLogger(__name__)
 

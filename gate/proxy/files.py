@@ -16,6 +16,7 @@ import hashlib
 import logging
 import tempfile
 from collections.abc import Callable, Iterator
+from typing import IO
 
 import requests
 from flask import Response, request
@@ -216,10 +217,25 @@ def _spooled(
         return _refused(upstream, filename, problem, on_mismatch)
     upstream.close()
     spool.seek(0)
-    response = Response(iter(lambda: spool.read(CHUNK), b""), content_type=content_type, direct_passthrough=True)
+    response = Response(_SpoolBody(spool), content_type=content_type, direct_passthrough=True)
     response.headers["Content-Length"] = str(checked.received)
-    response.call_on_close(spool.close)
     return response
+
+
+class _SpoolBody:
+    """A checked spool as a WSGI body. Werkzeug hands a direct-passthrough body to the server as it is (its
+    `call_on_close` callbacks never run), and the server calls the body's own `close()` when the response
+    ends, sent or not: that closes the spool, so a spooled file never outlives its response."""
+
+    def __init__(self, spool: IO[bytes]) -> None:
+        self.spool = spool
+
+    def __iter__(self) -> Iterator[bytes]:
+        while chunk := self.spool.read(CHUNK):
+            yield chunk
+
+    def close(self) -> None:
+        self.spool.close()
 
 
 def audit_lost(state: Gate, filename: str) -> Response | None:

@@ -34,7 +34,8 @@ from gate.proxy.files import deliver
 from gate.proxy.paths import refuse_bad_paths
 from gate.proxy.pypi_index import PypiIndex
 from gate.proxy.pypi_render import Urls, negotiate, render_html, render_json, render_root
-from gate.sources.pypi import JSON_V1, ProjectPage, SimpleFile, UpstreamError
+from gate.sources.http import UpstreamError
+from gate.sources.pypi import JSON_V1, ProjectPage, SimpleFile
 
 RENDERED = "pypi.rendered"
 ROOT = "pypi.root"

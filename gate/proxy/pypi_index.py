@@ -23,7 +23,8 @@ from gate.proxy.evidence import (
     verified,
 )
 from gate.proxy.upstream import CachedUpstream
-from gate.sources.pypi import ProjectPage, SimpleClient, SimpleFile, UpstreamError, file_facts, parse_page
+from gate.sources.http import UpstreamError
+from gate.sources.pypi import ProjectPage, SimpleClient, SimpleFile, file_facts, parse_page
 from gate.sources.segments import segment_problem
 from gate.verify.evidence import unverified
 from gate.verify.sigstore import Target

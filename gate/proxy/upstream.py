@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from gate.proxy.app import Gate
 from gate.proxy.cache import Memo
-from gate.sources.pypi import Fetched, UpstreamError, Validators
+from gate.sources.http import Fetched, UpstreamError, Validators
 
 T = TypeVar("T")
 # (validators of the stored body or None, its meta or {}) -> the upstream's answer

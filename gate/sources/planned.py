@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from msgspec.structs import replace
 
 from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, FileKind, Unidentified, iso_z
+from gate.sources.http import UpstreamError
 from gate.sources.local import ReadsAttestations, python_file_facts
-from gate.sources.pypi import DEFAULT_UPSTREAM, ProjectPage, SimpleClient, UpstreamError
+from gate.sources.pypi import DEFAULT_UPSTREAM, ProjectPage, SimpleClient
 from gate.verify.evidence import unverified, verify_evidence
 from gate.verify.sigstore import BundleVerifier, Target
 

@@ -24,10 +24,7 @@ from packaging.utils import canonicalize_name
 
 from gate.facts import FileFacts, parse_time
 from gate.sources.hosts import HostPolicy
-from gate.sources.http import MAX_PAGE_BYTES, HttpClient
-from gate.sources.http import Fetched as Fetched  # noqa: PLC0414 (re-exported)
-from gate.sources.http import UpstreamError as UpstreamError  # noqa: PLC0414 (re-exported)
-from gate.sources.http import Validators as Validators  # noqa: PLC0414 (re-exported)
+from gate.sources.http import MAX_PAGE_BYTES, Fetched, HttpClient, UpstreamError, Validators
 from gate.sources.local import python_file_facts
 from gate.sources.segments import join
 

@@ -15,7 +15,7 @@ from gate.facts import Ecosystem
 from gate.proxy.app import EXTENSION, Gate
 from gate.proxy.evidence import NAMESPACE, verified
 from gate.proxy.upstream import CachedUpstream
-from gate.sources.pypi import Fetched, Validators
+from gate.sources.http import Fetched, Validators
 from gate.verify.sigstore import Target
 from tests.conftest import ATTESTATIONS
 from tests.support.gate_app import gate_app

@@ -11,6 +11,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,26 @@ def test_a_file_of_unknown_size_is_spooled_up_to_the_limit(
     assert ok.status_code == 200 and ok.data == small
     refused = client.get("/files/demo/demo-2.0-py3-none-any.whl")
     assert refused.status_code == 502 and f"more than {2 << 20} bytes" in refused.text
+
+
+def test_a_spooled_file_is_closed_with_its_response(
+    upstream: HostileServer, write_policy: PolicyWriter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[Any] = []
+    spooled_file = tempfile.SpooledTemporaryFile
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        opened.append(spool := spooled_file(*args, **kwargs))
+        return spool
+
+    monkeypatch.setattr(tempfile, "SpooledTemporaryFile", recording)
+    data = os.urandom(3 << 20)  # past what is read whole before answering
+    upstream.page("demo", [row(upstream, WHEEL, data)])
+    upstream.routes[f"/files/{WHEEL}"] = unsized(data)
+    response = _client(upstream, write_policy(AGE_POLICY), tmp_path / "cache").get(f"/files/demo/{WHEEL}")
+    assert response.data == data
+    response.close()
+    assert len(opened) == 1 and opened[0].closed
 
 
 def test_tampered_metadata_is_a_502(upstream: HostileServer, client: FlaskClient) -> None:

@@ -26,8 +26,9 @@ from packaging.utils import (
 
 from gate.facts import Ecosystem, FileFacts, FileKind, iso_z
 from gate.sources import local
+from gate.sources.http import UpstreamError
 from gate.sources.local import python_file_facts
-from gate.sources.pypi import ProjectPage, SimpleFile, UpstreamError, file_facts, parse_json
+from gate.sources.pypi import ProjectPage, SimpleFile, file_facts, parse_json
 
 NAMES = ["demo", "Demo", "demo_pkg", "demo.pkg", "Demo_.Pkg", "demo-pkg", "demo__pkg", "", "_demo", "1demo",
          "d\u00e9mo", "demo pkg", "demo+x", "a", "DEMO"]
