@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from msgspec.structs import replace
 
 from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, FileKind, Unidentified, iso_z
+from gate.sources.hosts import HostPolicy
 from gate.sources.http import UpstreamError
 from gate.sources.local import ReadsAttestations, python_file_facts
 from gate.sources.pypi import DEFAULT_UPSTREAM, ProjectPage, SimpleClient
@@ -97,7 +98,9 @@ class IndexGatherer:
     def _page(self, index: str, name: str) -> ProjectPage:
         key = (index, name)
         if key not in self._pages:
-            client = self._clients.setdefault(index, SimpleClient(index, timeout=self.timeout))
+            client = self._clients.setdefault(
+                index, SimpleClient(index, timeout=self.timeout, hosts=HostPolicy.for_upstreams([index]))
+            )
             try:
                 page = client.project(name).page
                 assert page is not None  # no validators were sent, so no 304
