@@ -61,6 +61,19 @@ def is_distribution_filename(filename: str) -> bool:
     return filename.lower().endswith(DIST_SUFFIXES)
 
 
+def pip_sdist_reading(filename: str) -> str | None:
+    """How pip could read a `.tar.bz2` (which conda also takes) as an sdist, `name version`, or None. pip splits
+    `name-version` at whichever dash follows the project name asked for, so any dash with a PEP 440 version
+    after it will do (`old-1.0-0.tar.bz2` is project `old` at 1.0.post0 for pip, build 0 for conda)."""
+    if not filename.endswith(".tar.bz2"):
+        return None
+    stem = filename[: -len(".tar.bz2")]
+    for i, char in enumerate(stem):
+        if char == "-" and i and (version := parse_version(stem[i + 1 :])) is not None:
+            return f"{stem[:i]} {version[0]}"
+    return None
+
+
 class UnidentifiedFileError(GateError):
     """A local file with a distribution suffix whose name does not say which package it is."""
 
@@ -231,6 +244,14 @@ def file_facts(path: Path, options: LocalOptions) -> tuple[FileFacts, dict[str, 
             facts = conda_file_facts(path.name, sha256, record=record, channel=options.channel, size=size)
         except ValueError as err:
             raise UnidentifiedFileError(Unidentified(Ecosystem.CONDA, path.name, path.name, sha256, str(err))) from err
+        if record is None and options.channel is None and (sdist := pip_sdist_reading(path.name)) is not None:
+            reason = (
+                f"{path.name} reads as conda package {facts.name} {facts.version} and as the pip sdist {sdist} "
+                "(pip installs .tar.bz2 sdists): with no repodata.json record beside it and no --channel, gate "
+                "cannot tell which installer takes it, so neither ecosystem's policies can be trusted to select it; "
+                "check it in its channel directory or with --channel"
+            )
+            raise UnidentifiedFileError(Unidentified(Ecosystem.CONDA, facts.name, path.name, sha256, reason))
     elif (found := python_file_facts(path.name, sha256, size)) is not None:
         facts = found
     elif is_distribution_filename(path.name):
