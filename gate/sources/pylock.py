@@ -43,7 +43,7 @@ def _file(package: dict[str, Any], entry: dict[str, Any], source: str, text: str
         sha256=_sha256(entry),
         source=source,
         line=_line_of(text, str(filename)),
-        index=package.get("index"),
+        index=None if package.get("index") is None else str(package["index"]),
         uploaded=_time(entry.get("upload-time")),
         size=entry.get("size"),
         identities=identities,
@@ -62,6 +62,14 @@ def read_pylock(path: Path) -> list[PlannedFile]:
         raise UsageError(f"{path}: not TOML: {err}") from err
     if str(data.get("lock-version", "")).split(".")[0] != "1":
         raise UsageError(f"{path}: lock-version {data.get('lock-version')!r}; gate reads pylock 1.x")
+    try:
+        return _planned(data, path, text)
+    except (AttributeError, TypeError) as err:  # a value of the wrong type where PEP 751 has a table or array
+        raise UsageError(f"{path}: not a valid pylock.toml ({err})") from None
+
+
+def _planned(data: dict[str, Any], path: Path, text: str) -> list[PlannedFile]:
+    """Every planned file of a parsed lock; AttributeError or TypeError for a value of the wrong type."""
     planned = []
     for package in data.get("packages", []):
         entries = list(package.get("wheels", []))
