@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from gate.errors import UsageError
+from gate.sources.local import read_regular
 from gate.sources.planned import PlannedFile
 
 REPORT_VERSION = "1"
@@ -57,7 +58,7 @@ def _planned(item: Any, source: str, index: str | None) -> PlannedFile:
 
 def read_report(path: Path, index: str | None = None) -> list[PlannedFile]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_regular(path).decode("utf-8"))
     except OSError as err:
         raise UsageError(f"cannot read pip report {path}: {err.strerror}") from err
     except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError; RecursionError: nesting

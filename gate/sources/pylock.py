@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gate.errors import UsageError
+from gate.sources.local import read_regular
 from gate.sources.planned import PlannedFile
 
 
@@ -54,11 +55,11 @@ def _file(package: dict[str, Any], entry: dict[str, Any], source: str, text: str
 def read_pylock(path: Path) -> list[PlannedFile]:
     """Every file of every package; VCS, directory and archive sources are direct installs."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path).decode("utf-8")
         data = tomllib.loads(text)
     except OSError as err:
         raise UsageError(f"cannot read {path}: {err.strerror}") from err
-    except tomllib.TOMLDecodeError as err:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise UsageError(f"{path}: not TOML: {err}") from err
     if str(data.get("lock-version", "")).split(".")[0] != "1":
         raise UsageError(f"{path}: lock-version {data.get('lock-version')!r}; gate reads pylock 1.x")
