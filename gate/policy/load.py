@@ -10,6 +10,7 @@ document is an error rather than "no policy".
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ MAX_DEPTH = 100  # collections nested deeper than this are refused
 MAX_NODES = 20_000  # values (scalars and collections) in one file: a policy has hundreds; more is an attack
 SUFFIXES = (".yaml", ".yml")  # of policy files in a directory, in any case (`.YAML` too)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_HIDDEN_BREAK = re.compile("[\x85\u2028\u2029]")  # YAML 1.1 line breaks that no line-based tool shows as one
 
 
 class _Refused(yaml.MarkedYAMLError):
@@ -146,6 +148,13 @@ def load_text(text: str, file: str) -> list[RawPolicy]:
     no document at all becomes a PolicyError with its line and code."""
     if len(text) > MAX_POLICY_BYTES:
         raise PolicyError([Issue("", f"larger than {MAX_POLICY_BYTES} bytes: not read", file, code="file")])
+    if (hidden := _HIDDEN_BREAK.search(text)) is not None:
+        at = text.count("\n", 0, hidden.start()) + 1
+        message = (
+            f"character U+{ord(hidden.group()):04X} is a line break to YAML but not to git, diffs or editors: "
+            "what follows it would be read as a new line a reviewer sees as part of this one (a comment)"
+        )
+        raise PolicyError([Issue("", f"invalid YAML: {message}", file, at, code="yaml")])
     docs: list[RawPolicy] = []
     try:
         loader = _Loader(text, file)  # reads the text: a control character fails here
