@@ -63,17 +63,19 @@ def is_distribution_filename(filename: str) -> bool:
     return filename.lower().endswith(DIST_SUFFIXES)
 
 
-def pip_sdist_reading(filename: str) -> str | None:
-    """How pip could read a `.tar.bz2` (which conda also takes) as an sdist, `name version`, or None. pip splits
-    `name-version` at whichever dash follows the project name asked for, so any dash with a PEP 440 version
-    after it will do (`old-1.0-0.tar.bz2` is project `old` at 1.0.post0 for pip, build 0 for conda)."""
-    if not filename.endswith(".tar.bz2"):
-        return None
-    stem = filename[: -len(".tar.bz2")]
-    for i, char in enumerate(stem):
-        if char == "-" and i and (version := parse_version(stem[i + 1 :])) is not None:
-            return f"{stem[:i]} {version[0]}"
-    return None
+def pip_sdist_readings(filename: str) -> list[tuple[str, str]]:
+    """Every (canonical name, version) pip could take an sdist filename for (`.tar.gz`, `.zip`, and `.tar.bz2`,
+    which conda also takes). pip splits `name-version` at whichever dash follows the project name asked for, so
+    any dash with a PEP 440 version after it will do: `old-1.0-0.tar.bz2` is project `old` at 1.0.post0 for pip
+    (build 0 for conda), and `foo-1.0-1.tar.gz` is `foo` 1.0.post1 for pip, `foo-1-0` 1 for packaging."""
+    stem = next((filename[: -len(s)] for s in (".tar.gz", ".zip", ".tar.bz2") if filename.endswith(s)), None)
+    if stem is None:
+        return []
+    return [
+        (canonicalize_name(stem[:i]), version[0])
+        for i, char in enumerate(stem)
+        if char == "-" and i and (version := parse_version(stem[i + 1 :])) is not None
+    ]
 
 
 class UnidentifiedFileError(GateError):
@@ -271,9 +273,10 @@ def file_facts(path: Path, options: LocalOptions) -> tuple[FileFacts, dict[str, 
             facts = conda_file_facts(path.name, sha256, record=record, channel=options.channel, size=size)
         except ValueError as err:
             raise UnidentifiedFileError(Unidentified(Ecosystem.CONDA, path.name, path.name, sha256, str(err))) from err
-        if record is None and options.channel is None and (sdist := pip_sdist_reading(path.name)) is not None:
+        if record is None and options.channel is None and (readings := pip_sdist_readings(path.name)):
             reason = (
-                f"{path.name} reads as conda package {facts.name} {facts.version} and as the pip sdist {sdist} "
+                f"{path.name} reads as conda package {facts.name} {facts.version} and as the pip sdist "
+                f"{' '.join(readings[0])} "
                 "(pip installs .tar.bz2 sdists): with no repodata.json record beside it and no --channel, gate "
                 "cannot tell which installer takes it, so neither ecosystem's policies can be trusted to select it; "
                 "check it in its channel directory or with --channel"
@@ -281,6 +284,13 @@ def file_facts(path: Path, options: LocalOptions) -> tuple[FileFacts, dict[str, 
             raise UnidentifiedFileError(Unidentified(Ecosystem.CONDA, facts.name, path.name, sha256, reason))
     elif (found := python_file_facts(path.name, sha256, size)) is not None:
         facts = found
+        if others := [f"{n} {v}" for n, v in pip_sdist_readings(path.name) if n != found.name]:
+            reason = (
+                f"{path.name} is the sdist {found.name} {found.version}, but pip, asked for another project, also "
+                f"takes it for {' or '.join(others)} (it splits name and version at any dash): gate cannot tell "
+                "which package it is; check it under the filename its index gives it"
+            )
+            raise UnidentifiedFileError(Unidentified(Ecosystem.PYPI, found.name, path.name, sha256, reason))
     elif is_distribution_filename(path.name):
         reason = (
             f"{path.name} has a distribution suffix but is not a valid wheel, sdist or conda package filename "
