@@ -211,3 +211,14 @@ def test_a_line_break_only_yaml_sees_is_refused(
     assert main(["check", str(WHEEL), "-p", str(policy), "--uploaded", UPLOADED]) == 2
     [finding] = lint_paths([policy], OPTIONS)
     assert finding.code == "yaml" and finding.issue.line == 6
+
+
+@pytest.mark.parametrize("char", ["\u202e", "\u2066", "\u2069"])
+def test_a_bidirectional_control_is_refused(char: str) -> None:
+    """'Trojan Source': a bidi control makes a line display other than it reads (`mode: audit` shown reversed
+    inside what looks like a comment)."""
+    text = f"apiVersion: gate/v1\nkind: Policy\nmetadata: {{name: p}}\nspec:\n  minimumAge: 7d {char}\n"
+    with pytest.raises(PolicyError) as err:
+        load_text(text, "p.yaml")
+    [issue] = err.value.issues
+    assert f"U+{ord(char):04X} reorders how the text is displayed" in issue.message and issue.line == 5
