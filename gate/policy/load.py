@@ -10,6 +10,7 @@ document is an error rather than "no policy".
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,8 @@ MAX_DEPTH = 100  # collections nested deeper than this are refused
 MAX_NODES = 20_000  # values (scalars and collections) in one file: a policy has hundreds; more is an attack
 SUFFIXES = (".yaml", ".yml")  # of policy files in a directory, in any case (`.YAML` too)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_HIDDEN_BREAK = re.compile("[\x85\u2028\u2029]")  # YAML 1.1 line breaks that no line-based tool shows as one
+_HIDDEN = re.compile("[\x85\u2028\u2029\u202a-\u202e\u2066-\u2069]")  # and bidirectional controls
 
 
 class _Refused(yaml.MarkedYAMLError):
@@ -146,6 +149,17 @@ def load_text(text: str, file: str) -> list[RawPolicy]:
     no document at all becomes a PolicyError with its line and code."""
     if len(text) > MAX_POLICY_BYTES:
         raise PolicyError([Issue("", f"larger than {MAX_POLICY_BYTES} bytes: not read", file, code="file")])
+    if (hidden := _HIDDEN.search(text)) is not None:
+        at = text.count("\n", 0, hidden.start()) + 1
+        why = (
+            "is a line break to YAML but not to git, diffs or editors: what follows it would be read as a new "
+            "line a reviewer sees as part of this one (a comment)"
+            if _HIDDEN_BREAK.match(hidden.group())
+            else "reorders how the text is displayed (a bidirectional control, 'Trojan Source'): a reviewer "
+            "would not read what gate reads"
+        )
+        message = f"invalid YAML: character U+{ord(hidden.group()):04X} {why}"
+        raise PolicyError([Issue("", message, file, at, code="yaml")])
     docs: list[RawPolicy] = []
     try:
         loader = _Loader(text, file)  # reads the text: a control character fails here

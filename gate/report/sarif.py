@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,14 +36,15 @@ class SarifResult:
 
 def artifact_uri(file: str) -> str:
     """A path relative to the working directory (the repository root in CI), with forward slashes, as a
-    URI reference (`my policies/#1.yaml` -> `my%20policies/%231.yaml`)."""
+    URI reference (`my policies/#1.yaml` -> `my%20policies/%231.yaml`); a name that is not UTF-8 is encoded
+    byte for byte (`os.fsencode`), never a UnicodeEncodeError."""
     path = Path(file)
     if path.is_absolute():
         try:
             path = path.resolve().relative_to(Path.cwd().resolve())
         except ValueError:
             return path.as_uri()
-    return quote(path.as_posix(), safe="/")
+    return quote(os.fsencode(path.as_posix()), safe="/")
 
 
 def _location(result: SarifResult) -> dict[str, Any]:

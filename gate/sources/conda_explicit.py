@@ -10,6 +10,7 @@ anything else is a usage error.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from gate.sources.conda_evidence import (
     sidecar_attestations,
     verify_with,
 )
-from gate.sources.local import LocalOptions, is_distribution_filename
+from gate.sources.local import LocalOptions, is_distribution_filename, read_regular
 from gate.verify.sigstore import Target
 
 EXPLICIT = "@EXPLICIT"
@@ -167,8 +168,17 @@ class Fetcher:
             return None
 
         def read() -> Iterator[bytes]:
-            with path.open("rb") as handle:
-                yield from iter(lambda: handle.read(_CHUNK), b"")
+            try:
+                with path.open("rb") as handle:  # no further than its size (a symlink to a /proc file)
+                    size = os.fstat(handle.fileno()).st_size
+                    left = size + 1
+                    while left and (chunk := handle.read(min(_CHUNK, left))):
+                        left -= len(chunk)
+                        yield chunk
+            except OSError as err:
+                raise FetchError(f"cannot read {path}: {err.strerror or err}") from err
+            if not left:
+                raise FetchError(f"{path} yields more than the {size} bytes its size says (not a regular file)")
 
         return read()
 
@@ -249,7 +259,7 @@ def explicit_facts(
     """Facts for every package of an explicit environment file, in file order (`Unidentified` for a package
     whose repodata record contradicts its filename)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path).decode("utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise UsageError(f"cannot read {path}: {err}") from err
     fetcher = fetcher or Fetcher()

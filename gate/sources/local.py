@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -61,6 +63,21 @@ def is_distribution_filename(filename: str) -> bool:
     return filename.lower().endswith(DIST_SUFFIXES)
 
 
+def pip_sdist_readings(filename: str) -> list[tuple[str, str]]:
+    """Every (canonical name, version) pip could take an sdist filename for (`.tar.gz`, `.zip`, and `.tar.bz2`,
+    which conda also takes). pip splits `name-version` at whichever dash follows the project name asked for, so
+    any dash with a PEP 440 version after it will do: `old-1.0-0.tar.bz2` is project `old` at 1.0.post0 for pip
+    (build 0 for conda), and `foo-1.0-1.tar.gz` is `foo` 1.0.post1 for pip, `foo-1-0` 1 for packaging."""
+    stem = next((filename[: -len(s)] for s in (".tar.gz", ".zip", ".tar.bz2") if filename.endswith(s)), None)
+    if stem is None:
+        return []
+    return [
+        (canonicalize_name(stem[:i]), version[0])
+        for i, char in enumerate(stem)
+        if char == "-" and i and (version := parse_version(stem[i + 1 :])) is not None
+    ]
+
+
 class UnidentifiedFileError(GateError):
     """A local file with a distribution suffix whose name does not say which package it is."""
 
@@ -69,12 +86,38 @@ class UnidentifiedFileError(GateError):
         self.file = file
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+def read_regular(path: Path) -> bytes:
+    """A file's bytes, no more than the size it had when opened: one that yields more (a /proc file such as
+    /proc/self/pagemap says 0 bytes and reads for hundreds of GiB; a symlink in a pull request reaches it)
+    raises OSError (EFBIG) like any unreadable file, so it is never read into memory without end."""
     with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        size = os.fstat(handle.fileno()).st_size
+        data = handle.read(size + 1)
+    if len(data) > size:
+        raise OSError(errno.EFBIG, f"yields more than the {size} bytes its size says (not a regular file)")
+    return data
+
+
+def sha256_file(path: Path) -> tuple[str, int]:
+    """The sha256 and size of a file, read no further than the size it had when opened: a file that yields
+    more (a procfs file such as /proc/self/pagemap says 0 bytes and reads for hundreds of GiB, and a symlink
+    in a wheelhouse reaches it) or grows while it is read is refused (UsageError), never read forever."""
+    digest = hashlib.sha256()
+    read = 0
+    try:
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            while chunk := handle.read(min(1 << 20, size + 1 - read)):
+                read += len(chunk)
+                if read > size:
+                    raise UsageError(
+                        f"{path}: yields more than the {size} bytes its size says (a /proc file, or one still "
+                        "being written): gate reads only regular files of a fixed size"
+                    )
+                digest.update(chunk)
+    except OSError as err:
+        raise UsageError(f"cannot read {path}: {err.strerror or err}") from err
+    return digest.hexdigest(), read
 
 
 # `python_filename` memo: filename pieces that were part of a filename packaging parsed successfully, per
@@ -182,7 +225,7 @@ def python_file_facts(
 def _repodata(path: Path, mtime_ns: int) -> dict[str, Any]:
     """A `repodata.json`, parsed once per version of the file (a channel subdir checks many packages)."""
     try:
-        return parse_repodata(path.read_bytes())
+        return parse_repodata(read_regular(path))
     except (OSError, ValueError):
         return {}
 
@@ -222,8 +265,7 @@ class LocalOptions:
 def file_facts(path: Path, options: LocalOptions) -> tuple[FileFacts, dict[str, Any] | None]:
     """Facts for one local file, and its repodata record when it is a conda package in a channel dir; raise
     UnidentifiedFileError for a distribution whose name (or record) does not say which package it is."""
-    sha256 = sha256_file(path)
-    size = path.stat().st_size
+    sha256, size = sha256_file(path)
     record = None
     if is_conda_filename(path.name):
         record = _repodata_record(path, sha256)
@@ -231,8 +273,24 @@ def file_facts(path: Path, options: LocalOptions) -> tuple[FileFacts, dict[str, 
             facts = conda_file_facts(path.name, sha256, record=record, channel=options.channel, size=size)
         except ValueError as err:
             raise UnidentifiedFileError(Unidentified(Ecosystem.CONDA, path.name, path.name, sha256, str(err))) from err
+        if record is None and options.channel is None and (readings := pip_sdist_readings(path.name)):
+            reason = (
+                f"{path.name} reads as conda package {facts.name} {facts.version} and as the pip sdist "
+                f"{' '.join(readings[0])} "
+                "(pip installs .tar.bz2 sdists): with no repodata.json record beside it and no --channel, gate "
+                "cannot tell which installer takes it, so neither ecosystem's policies can be trusted to select it; "
+                "check it in its channel directory or with --channel"
+            )
+            raise UnidentifiedFileError(Unidentified(Ecosystem.CONDA, facts.name, path.name, sha256, reason))
     elif (found := python_file_facts(path.name, sha256, size)) is not None:
         facts = found
+        if others := [f"{n} {v}" for n, v in pip_sdist_readings(path.name) if n != found.name]:
+            reason = (
+                f"{path.name} is the sdist {found.name} {found.version}, but pip, asked for another project, also "
+                f"takes it for {' or '.join(others)} (it splits name and version at any dash): gate cannot tell "
+                "which package it is; check it under the filename its index gives it"
+            )
+            raise UnidentifiedFileError(Unidentified(Ecosystem.PYPI, found.name, path.name, sha256, reason))
     elif is_distribution_filename(path.name):
         reason = (
             f"{path.name} has a distribution suffix but is not a valid wheel, sdist or conda package filename "
@@ -279,7 +337,7 @@ def _beside(path: Path) -> SidecarFetch:
         if sidecar.stat().st_size > MAX_SIDECAR_BYTES:
             raise SidecarError(f"{sidecar} is larger than {MAX_SIDECAR_BYTES} bytes")
         try:
-            return str(sidecar), sidecar.read_bytes()
+            return str(sidecar), read_regular(sidecar)
         except OSError as err:
             raise SidecarError(f"cannot read {sidecar}: {err.strerror}") from err
 

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from gate.errors import UsageError
+from gate.sources.local import read_regular
 from gate.sources.planned import PlannedFile
 
 REPORT_VERSION = "1"
@@ -31,30 +32,33 @@ def planned_from_report(data: Any, source: str, index: str | None = None) -> lis
         raise UsageError(f"{source}: not a pip installation report (no `install` list)")
     if str(data.get("version")) != REPORT_VERSION:
         raise UsageError(f"{source}: pip report version {data.get('version')!r}; gate reads version {REPORT_VERSION}")
-    planned = []
-    for item in data["install"]:
-        info = item.get("download_info") or {}
-        metadata = item.get("metadata") or {}
-        url = str(info.get("url", ""))
-        archive = info.get("archive_info")
-        filename = unquote(urlsplit(url).path.rsplit("/", 1)[-1]) or str(metadata.get("name", "?"))
-        planned.append(
-            PlannedFile(
-                name=str(metadata.get("name", "")),
-                version=str(metadata.get("version", "")),
-                filename=filename,
-                sha256=_sha256(archive) if isinstance(archive, dict) else None,
-                source=source,
-                index=index,
-                direct=bool(item.get("is_direct")) or not isinstance(archive, dict),
-            )
-        )
-    return planned
+    try:
+        return [_planned(item, source, index) for item in data["install"]]
+    except (AttributeError, TypeError) as err:  # a value of the wrong type where the report format has a table
+        raise UsageError(f"{source}: not a pip installation report (an `install` item is malformed: {err})") from None
+
+
+def _planned(item: Any, source: str, index: str | None) -> PlannedFile:
+    """The planned file of one `install` item; AttributeError or TypeError for a value of the wrong type."""
+    info = item.get("download_info") or {}
+    metadata = item.get("metadata") or {}
+    url = str(info.get("url", ""))
+    archive = info.get("archive_info")
+    filename = unquote(urlsplit(url).path.rsplit("/", 1)[-1]) or str(metadata.get("name", "?"))
+    return PlannedFile(
+        name=str(metadata.get("name", "")),
+        version=str(metadata.get("version", "")),
+        filename=filename,
+        sha256=_sha256(archive) if isinstance(archive, dict) else None,
+        source=source,
+        index=index,
+        direct=bool(item.get("is_direct")) or not isinstance(archive, dict),
+    )
 
 
 def read_report(path: Path, index: str | None = None) -> list[PlannedFile]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_regular(path).decode("utf-8"))
     except OSError as err:
         raise UsageError(f"cannot read pip report {path}: {err.strerror}") from err
     except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError; RecursionError: nesting

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gate.errors import UsageError
+from gate.sources.local import read_regular
 from gate.sources.planned import PlannedFile
 
 
@@ -43,7 +44,7 @@ def _file(package: dict[str, Any], entry: dict[str, Any], source: str, text: str
         sha256=_sha256(entry),
         source=source,
         line=_line_of(text, str(filename)),
-        index=package.get("index"),
+        index=None if package.get("index") is None else str(package["index"]),
         uploaded=_time(entry.get("upload-time")),
         size=entry.get("size"),
         identities=identities,
@@ -54,14 +55,22 @@ def _file(package: dict[str, Any], entry: dict[str, Any], source: str, text: str
 def read_pylock(path: Path) -> list[PlannedFile]:
     """Every file of every package; VCS, directory and archive sources are direct installs."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path).decode("utf-8")
         data = tomllib.loads(text)
     except OSError as err:
         raise UsageError(f"cannot read {path}: {err.strerror}") from err
-    except tomllib.TOMLDecodeError as err:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise UsageError(f"{path}: not TOML: {err}") from err
     if str(data.get("lock-version", "")).split(".")[0] != "1":
         raise UsageError(f"{path}: lock-version {data.get('lock-version')!r}; gate reads pylock 1.x")
+    try:
+        return _planned(data, path, text)
+    except (AttributeError, TypeError) as err:  # a value of the wrong type where PEP 751 has a table or array
+        raise UsageError(f"{path}: not a valid pylock.toml ({err})") from None
+
+
+def _planned(data: dict[str, Any], path: Path, text: str) -> list[PlannedFile]:
+    """Every planned file of a parsed lock; AttributeError or TypeError for a value of the wrong type."""
     planned = []
     for package in data.get("packages", []):
         entries = list(package.get("wheels", []))

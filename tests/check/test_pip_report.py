@@ -91,3 +91,22 @@ def test_unreachable_index_is_an_unknown_fact(tmp_path: Path, capsys: pytest.Cap
     out = capsys.readouterr().out
     assert code == 1
     assert "index: upstream http://127.0.0.1:9/simple/sampleproject/ is unreachable" in out
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        1,
+        {"download_info": {"url": 5}, "metadata": "x"},
+        {"download_info": {"url": "https://x/a-1.0-py3-none-any.whl", "archive_info": {"hashes": "sha256"}}},
+    ],
+)
+def test_a_malformed_item_is_a_usage_error(
+    item: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A value of the wrong type in a report was an internal error (exit 3); it is bad input (exit 2)."""
+    report = tmp_path / "r.json"
+    report.write_text(json.dumps({"version": "1", "install": [item]}), encoding="utf-8")
+    code = main(["check", "-p", str(EXAMPLE_POLICY), "--pip-report", str(report), "--index-url", "http://127.0.0.1:9/"])
+    assert code == 2
+    assert "not a pip installation report (an `install` item is malformed" in capsys.readouterr().err

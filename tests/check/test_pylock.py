@@ -192,3 +192,32 @@ def test_signer_allows(identity: dict[str, str], allowed: bool) -> None:
     [policy] = load_policies([EXAMPLE_POLICY])
     assert policy.policy.attestations is not None
     assert any(signer_allows(s, identity) for s in policy.policy.attestations.signers) is allowed
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        'packages = ["x"]',
+        "packages = 5",
+        '[[packages]]\nname = "a"\nwheels = ["x"]',
+        '[[packages]]\nname = "a"\nvcs = "x"',
+        '[[packages]]\nname = "a"\nattestation-identities = [1]\n[[packages.wheels]]\nname = "a-1.0-py3-none-any.whl"',
+        '[[packages]]\nname = "a"\n[[packages.wheels]]\nname = "a-1.0-py3-none-any.whl"\nhashes = "sha256"',
+    ],
+)
+def test_a_malformed_lock_is_a_usage_error(body: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A value of the wrong type in a lock was an internal error (exit 3); it is bad input (exit 2)."""
+    path = tmp_path / "pylock.toml"
+    path.write_text('lock-version = "1.0"\n' + body + "\n", encoding="utf-8")
+    code = main(["check", "-p", str(EXAMPLE_POLICY), str(path), "--index-url", UNREACHABLE])
+    assert code == 2
+    assert "not a valid pylock.toml" in capsys.readouterr().err
+
+
+def test_a_lock_index_that_is_not_a_string_is_only_a_claim(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "pylock.toml"
+    path.write_text(
+        f'lock-version = "1.0"\n[[packages]]\nname = "a"\nindex = 3\n[[packages.wheels]]\nname = "{SAMPLE_WHEEL}"\n',
+        encoding="utf-8",
+    )
+    assert main(["check", "-p", str(EXAMPLE_POLICY), str(path), "--index-url", UNREACHABLE, "--now", NOW]) == 1

@@ -132,3 +132,75 @@ def test_an_unparseable_name_never_gets_past_a_copy(tmp_path: Path, policy: Path
     real = tmp_path / WHEEL.name
     shutil.copyfile(WHEEL, real)
     assert main(["check", str(real), "-p", str(policy), "--unmatched", "allow"]) == 1
+
+
+CONDA_ONLY = """\
+apiVersion: gate/v1
+kind: Policy
+metadata: {name: python}
+spec:
+  match: {ecosystems: [pypi]}
+  rules: [{name: never, expression: "false", message: no Python package may pass}]
+---
+apiVersion: gate/v1
+kind: Policy
+metadata: {name: conda}
+spec:
+  match: {ecosystems: [conda]}
+  rules: [{name: always, expression: "true", message: any conda package passes}]
+"""
+
+
+@pytest.mark.parametrize("name", ["evil-1.0-1.tar.bz2", "evil-2.0-0.tar.bz2", "evil-1.0-post1.tar.bz2"])
+def test_a_tar_bz2_pip_reads_as_an_sdist_is_not_judged_as_conda_alone(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pip installs `evil-1.0-1.tar.bz2` from a wheelhouse as the sdist evil 1.0.post1; conda reads it as build 1.
+    Outside a channel (no repodata record, no --channel) only the conda policies were applied: ALLOW."""
+    policies = tmp_path / "policies.yaml"
+    policies.write_text(CONDA_ONLY, encoding="utf-8")
+    shipped = tmp_path / "wheelhouse"
+    shipped.mkdir()
+    (shipped / name).write_bytes(WHEEL.read_bytes())
+    code, report = _check(capsys, str(shipped), "-p", str(policies))
+    assert code == 1 and report["verdict"] == "deny"
+    (violation,) = report["results"][0]["violations"]
+    assert (violation["policy"], violation["rule"]) == ("gate", "gate.unjudgeable")
+    assert "pip sdist evil" in violation["message"]
+    # told it is a conda channel, it is a conda package
+    code, report = _check(capsys, str(shipped), "-p", str(policies), "--channel", "https://conda.example/ch")
+    assert code == 0 and report["results"][0]["facts"]["ecosystem"] == "conda"
+
+
+def test_a_conda_build_pip_cannot_read_stays_conda(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    policies = tmp_path / "policies.yaml"
+    policies.write_text(CONDA_ONLY, encoding="utf-8")
+    shipped = tmp_path / "numpy-1.26.4-py311h64a7726_0.tar.bz2"
+    shipped.write_bytes(b"bytes")
+    code, report = _check(capsys, str(shipped), "-p", str(policies))
+    assert code == 0 and report["results"][0]["facts"]["ecosystem"] == "conda"
+
+
+@pytest.mark.parametrize("name", ["foo-1.0-1.tar.gz", "foo-2.0-2.zip", "foo-bar-1.0-1.tar.gz"])
+def test_an_sdist_pip_splits_elsewhere_is_denied(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """packaging reads `foo-1.0-1.tar.gz` as project foo-1-0 at 1; pip, asked for foo, installs it as foo 1.0.post1.
+    A policy or exception selecting `foo-*` judged a file pip installs as `foo`."""
+    shipped = tmp_path / "wheelhouse"
+    shipped.mkdir()
+    (shipped / name).write_bytes(WHEEL.read_bytes())
+    policies = tmp_path / "policies.yaml"
+    policies.write_text(CONDA_ONLY.replace("ecosystems: [pypi]", "ecosystems: [pypi], exclude: ['foo-*']"), "utf-8")
+    code, report = _check(capsys, str(shipped), "-p", str(policies))
+    assert code == 1 and report["verdict"] == "deny"
+    (violation,) = report["results"][0]["violations"]
+    assert (violation["policy"], violation["rule"]) == ("gate", "gate.unjudgeable")
+    assert "pip, asked for another project, also takes it for foo" in violation["message"]
+
+
+@pytest.mark.parametrize("name", ["python-dateutil-2.8.2.tar.gz", "zope.interface-5.0.zip", "sample-4.0.0.tar.gz"])
+def test_an_sdist_pip_reads_one_way_is_judged(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    policies = tmp_path / "policies.yaml"
+    policies.write_text(CONDA_ONLY.replace('expression: "false"', 'expression: "true"'), "utf-8")
+    (tmp_path / name).write_bytes(b"bytes")
+    code, report = _check(capsys, str(tmp_path / name), "-p", str(policies))
+    assert code == 0 and report["results"][0]["facts"]["ecosystem"] == "pypi"

@@ -165,3 +165,17 @@ def test_sarif_uris_are_uri_references(
     validate_sarif(document)
     uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in document["runs"][0]["results"]}
     assert uris == {"my%20policies/%231.yaml"}
+
+
+def test_sarif_uri_of_a_non_utf8_file_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file name that is not UTF-8 (a lone surrogate in Python) is percent-encoded byte for byte, not a crash."""
+    (tmp_path / "ev\udcffil.yaml").write_text(BAD, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    code, out = lint(capsys, "--format", "sarif", ".")
+    assert code == 1
+    document = json.loads(out)
+    validate_sarif(document)
+    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in document["runs"][0]["results"]}
+    assert uris == {"ev%FFil.yaml"}

@@ -48,3 +48,10 @@ def test_parse_rejects_durations_longer_than_the_limit(text: str) -> None:
 def test_a_count_of_many_digits_is_too_long_not_a_conversion_error() -> None:
     with pytest.raises(ValueError, match=r"^invalid duration '9{40}'\.\.\.: longer than 36525d"):
         parse_duration("9" * 10_000 + "d")
+
+
+@pytest.mark.parametrize("text", ["\u09ead", "\u0667d", "\uff17d", "P\u09eaD", "PT\u0661\u0662H", "PT1\u017f"])
+def test_only_ascii_digits(text: str) -> None:
+    """Python's `\\d` takes any Unicode digit: Bengali four (U+09EA) reads as 8 to a reviewer and was 4 days."""
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_duration(text)

@@ -190,3 +190,35 @@ def test_characters_yaml_refuses_are_policy_errors(char: str) -> None:
     """The YAML reader checks characters when it is made: that too is a PolicyError, with the line."""
     found = issues(HEADER + f"spec: {{minimumAge: '1d{char}'}}\n")
     assert len(found) == 1 and found[0][0].startswith("p.yaml:4: invalid YAML: character U+"), found
+
+
+@pytest.mark.parametrize("char", ["\x85", "\u2028", "\u2029"])
+def test_a_line_break_only_yaml_sees_is_refused(
+    char: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR end a line for YAML, not for git, diffs or editors: the
+    reviewer sees a comment, YAML sees `mode: audit` and the policy allowed everything."""
+    text = (
+        "apiVersion: gate/v1\nkind: Policy\nmetadata: {name: p}\nspec:\n  match: {ecosystems: [pypi]}\n"
+        f"  minimumAge: 9999d  # the default{char}  mode: audit\n"
+    )
+    with pytest.raises(PolicyError) as err:
+        load_text(text, "p.yaml")
+    [issue] = err.value.issues
+    assert f"U+{ord(char):04X} is a line break to YAML" in issue.message and issue.line == 6
+    policy = tmp_path / "p.yaml"
+    policy.write_text(text, encoding="utf-8")
+    assert main(["check", str(WHEEL), "-p", str(policy), "--uploaded", UPLOADED]) == 2
+    [finding] = lint_paths([policy], OPTIONS)
+    assert finding.code == "yaml" and finding.issue.line == 6
+
+
+@pytest.mark.parametrize("char", ["\u202e", "\u2066", "\u2069"])
+def test_a_bidirectional_control_is_refused(char: str) -> None:
+    """'Trojan Source': a bidi control makes a line display other than it reads (`mode: audit` shown reversed
+    inside what looks like a comment)."""
+    text = f"apiVersion: gate/v1\nkind: Policy\nmetadata: {{name: p}}\nspec:\n  minimumAge: 7d {char}\n"
+    with pytest.raises(PolicyError) as err:
+        load_text(text, "p.yaml")
+    [issue] = err.value.issues
+    assert f"U+{ord(char):04X} reorders how the text is displayed" in issue.message and issue.line == 5
