@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 from gate.errors import UsageError
 from gate.sources.local import read_regular
 from gate.sources.planned import PlannedFile
+from gate.sources.requirements import safe_requirements
 
 REPORT_VERSION = "1"
 
@@ -77,10 +78,17 @@ def resolve_requirements(requirements: Path, index_url: str | None, python: str 
     """Run pip's own resolver (`pip install --dry-run --ignore-installed --report`) and return the report."""
     if not requirements.is_file():
         raise UsageError(f"no such requirements file: {requirements}")
+    try:
+        text = read_regular(requirements).decode("utf-8")
+    except OSError as err:
+        raise UsageError(f"cannot read {requirements}: {err.strerror}") from err
+    except UnicodeDecodeError:
+        raise UsageError(f"{requirements}: not UTF-8") from None
     with tempfile.TemporaryDirectory(prefix="gate-pip-") as tmp:
-        report = Path(tmp) / "report.json"
+        report, safe = Path(tmp) / "report.json", Path(tmp) / "requirements.txt"
+        safe.write_text(safe_requirements(requirements, text), encoding="utf-8")
         command = [python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet", "--no-input",
-                   "--report", str(report), "-r", str(requirements)]
+                   "--only-binary", ":all:", "--report", str(report), "-r", str(safe)]
         if index_url:
             command += ["--index-url", index_url]
         result = subprocess.run(command, env=pip_environment(), capture_output=True, text=True, check=False)
