@@ -21,7 +21,8 @@ WHEEL = b"the wheel"
 @pytest.fixture
 def internal_service() -> Iterator[ScriptedServer]:
     with scripted_upstream() as server:
-        server.route("/provenance", Reply(body=b'{"internal": "swordfish"}', headers={"Content-Type": "application/json"}))
+        secret = Reply(body=b'{"internal": "swordfish"}', headers={"Content-Type": "application/json"})
+        server.route("/provenance", secret)
         yield server
 
 
