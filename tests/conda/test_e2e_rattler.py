@@ -78,7 +78,9 @@ def gate(
     )
     args = [
         "--policy", str(policies), "--upstream", pypi_upstream.url, "--conda-channel", f"local={conda_upstream.url}/",
-        "--cache-dir", str(tmp / "cache"), "--workers", "1", "--threads", "4",
+        # The default 8 threads (6 upstream slots): rattler probes several repodata variants at once and does
+        # not retry a 503 `busy`, so the pool must hold a client's concurrency (docs/conda.md).
+        "--cache-dir", str(tmp / "cache"), "--workers", "1",
     ]
     with running_gate(args, tmp / "serve.log") as url:
         yield url
