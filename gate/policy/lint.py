@@ -57,6 +57,7 @@ CODES = {
     "yaml-alias": Code("A YAML alias or merge key, which policies do not allow."),
     "yaml-depth": Code("YAML nested deeper than policies allow."),
     "yaml-size": Code("A file with more YAML values than policies allow."),
+    "cel-size": Code("A file whose rule expressions together are longer than policies allow (64 KiB)."),
     "schema": Code("The policy does not follow the gate/v1 schema."),
     "unknown-key": Code("A key the schema does not know (often a typo)."),
     "duration": Code("A duration that does not parse."),

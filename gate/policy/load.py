@@ -26,6 +26,9 @@ Path_ = tuple[str | int, ...]
 MAX_POLICY_BYTES = 1 << 20  # a policy or test file larger than this (1 MiB) is refused unread
 MAX_DEPTH = 100  # collections nested deeper than this are refused
 MAX_NODES = 20_000  # values (scalars and collections) in one file: a policy has hundreds; more is an attack
+# CEL text (every `spec.rules[].expression` of every document) in one file, counted before any CEL is
+# parsed: parsing costs about a second per 10,000 characters, and a policy needs a few thousand.
+MAX_CEL_TEXT = 64 * 1024
 SUFFIXES = (".yaml", ".yml")  # of policy files in a directory, in any case (`.YAML` too)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _HIDDEN_BREAK = re.compile("[\x85\u2028\u2029]")  # YAML 1.1 line breaks that no line-based tool shows as one
@@ -186,10 +189,36 @@ def load_text(text: str, file: str) -> list[RawPolicy]:
         raise PolicyError([Issue("", "YAML nested too deeply", file, code="yaml-depth")]) from err
     finally:
         loader.dispose()
+    _check_cel_text(docs, file)
     if not docs:
         message = "no YAML document (the file is empty or only comments), so it holds no policy"
         raise PolicyError([Issue("", message, file, 1, code="empty-file")])
     return docs
+
+
+def _expressions(doc: RawPolicy) -> Iterator[tuple[Path_, str]]:
+    """(path, text) of every rule expression of a document, whatever else is wrong with it."""
+    spec = doc.data.get("spec") if isinstance(doc.data, dict) else None
+    rules = spec.get("rules") if isinstance(spec, dict) else None
+    for i, rule in enumerate(rules if isinstance(rules, list) else []):
+        expression = rule.get("expression") if isinstance(rule, dict) else None
+        if isinstance(expression, str):
+            yield ("spec", "rules", i, "expression"), expression
+
+
+def _check_cel_text(docs: list[RawPolicy], file: str) -> None:
+    """Refuse a file whose rule expressions together exceed MAX_CEL_TEXT characters, before any is
+    parsed (splitting them over documents does not help); the issue names the rule where it overflows."""
+    total = 0
+    for doc in docs:
+        for path, expression in _expressions(doc):
+            total += len(expression)
+            if total > MAX_CEL_TEXT:
+                message = (
+                    f"the rule expressions of this file add up to more than {MAX_CEL_TEXT} characters of CEL "
+                    f"(the limit per policy file, checked before any is parsed): shorten or split the rules"
+                )
+                raise PolicyError([Issue(format_path(path), message, file, doc.line_of(path), code="cel-size")])
 
 
 def read_text(file: Path) -> str:

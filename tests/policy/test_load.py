@@ -11,15 +11,28 @@ import pytest
 from gate.cli import build_parser, main
 from gate.commands.serve import check_settings, settings_from
 from gate.errors import PolicyError
+from gate.policy import cel
 from gate.policy.compile import load_policies, load_policy_text
 from gate.policy.lint import lint_paths
-from gate.policy.load import MAX_DEPTH, MAX_NODES, MAX_POLICY_BYTES, load_paths, load_text
+from gate.policy.load import MAX_CEL_TEXT, MAX_DEPTH, MAX_NODES, MAX_POLICY_BYTES, load_paths, load_text
 from gate.testing.cases import load_case_file
 from tests.lint.test_lint import OPTIONS
 from tests.test_cli import UPLOADED, WHEEL
 
 HEADER = "apiVersion: gate/v1\nkind: Policy\nmetadata: {name: p}\n"
 DENY_ALL = HEADER + "spec:\n  rules:\n    - {name: never, expression: 'false', message: denied}\n"
+
+
+def slow_cel(documents: int, rules: int) -> str:
+    """The red team's slow policy: rules of `size([0,0,...4900 zeros]) > 0` (each within the length limit
+    of one expression, 9,811 characters; each took seconds to parse), split over several documents."""
+    expression = "size([" + ",".join(["0"] * 4900) + "]) > 0"
+    body = "".join(f"    - name: r{i}\n      expression: '{expression}'\n      message: m\n" for i in range(rules))
+    header = "spec:\n  rules:\n"
+    return "---\n".join(HEADER.replace("{name: p}", f"{{name: p{d}}}") + header + body for d in range(documents))
+
+
+SLOW_CEL = slow_cel(2, 4)  # the 7th expression (line 31: second document, third rule) is over MAX_CEL_TEXT
 
 
 def issues(text: str) -> list[tuple[str, str | None]]:
@@ -113,6 +126,23 @@ def test_too_many_values_are_refused_as_they_are_read() -> None:
     assert len(load_text(HEADER + f"spec: {{rules: [{fine}]}}\n", "p.yaml")[0].data["spec"]["rules"]) == MAX_NODES - 20
 
 
+def test_too_much_cel_is_refused_before_any_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """986 KB of 100 such rules took 261 s of `gate check` (three parses of each) before the cost budget
+    refused it; many documents each within the budget loaded after the same delay."""
+    def no_parsing(expression: str) -> None:
+        raise AssertionError("CEL was parsed before the size check")
+
+    monkeypatch.setattr(cel._ENV, "compile", no_parsing)
+    message = (
+        f"the rule expressions of this file add up to more than {MAX_CEL_TEXT} characters of CEL "
+        "(the limit per policy file, checked before any is parsed): shorten or split the rules"
+    )
+    assert issues(SLOW_CEL) == [(f"p.yaml:31: spec.rules[2].expression: {message}", "cel-size")]
+    assert issues(slow_cel(1, 100))[0][0].startswith("p.yaml:25: spec.rules[6].expression: the rule expressions")
+    monkeypatch.undo()
+    assert len(load_policy_text(slow_cel(1, 1), "p.yaml")[0].rules) == 1  # one is within the limit
+
+
 def test_a_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
     big = tmp_path / "big.yaml"
     with big.open("w", encoding="utf-8") as out:
@@ -147,6 +177,7 @@ def test_check_denies_by_the_upper_case_policy(tmp_path: Path, capsys: pytest.Ca
         ("# nothing here\n", "empty-file", 1),
         (HEADER + "spec: &s {}\nx: *s\n", "yaml-alias", 5),
         ("x: " + "[" * 500 + "]" * 500 + "\n", "yaml-depth", 1),
+        (SLOW_CEL, "cel-size", 31),
     ],
 )
 def test_check_and_lint_and_test_agree(
