@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from gate.commands.common import add_policy_option, add_unmatched_option, now, policies, timestamp
+from gate.commands.serve import allowed_host
 from gate.decision import Decision, exit_code, json_report, text_report
 from gate.errors import UsageError
 from gate.evaluate import Evaluator, Unmatched, evaluate, require_policies, unidentified
@@ -46,15 +47,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trusted-root", type=Path, help="Sigstore trusted_root.json (default: production)")
     parser.add_argument("--uploaded", type=timestamp, help="upload time of the files (ISO 8601)")
     parser.add_argument("--channel", help="conda channel URL the packages are served from (for targetChannel)")
+    parser.add_argument(
+        "--allow-host", action="append", type=allowed_host, default=[], metavar="HOST[:PORT]",
+        help="let an @EXPLICIT environment's packages come from HOST (port default 443; repeatable) even on an "
+        "internal address; with --channel, only its host and these are fetched from",
+    )
     parser.add_argument("--now", type=timestamp, help="evaluate as of this time (ISO 8601)")
     parser.add_argument("--format", choices=("text", "json", "sarif"), default="text")
 
 
-def _facts(path: Path, options: LocalOptions) -> list[Facts | Unidentified]:
+def _facts(path: Path, options: LocalOptions, allow_hosts: list[tuple[str, int]]) -> list[Facts | Unidentified]:
     """One file's facts, or every package's of a conda explicit environment file (`@EXPLICIT`); a file
     gate cannot name is `Unidentified` (denied, with the reason)."""
     if is_explicit_env(path):
-        return list(explicit_facts(path, options))
+        return list(explicit_facts(path, options, allow_hosts=allow_hosts))
     try:
         return [local_facts(path, options)]
     except UnidentifiedFileError as err:
@@ -89,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         (locks if is_pylock(path) else locals_).append(path)
     located: list[tuple[Decision, str | None, int | None]] = [
         (_decide(facts, compiled, when, unmatched), str(path), None)
-        for path in expand_paths(locals_) for facts in _facts(path, options)
+        for path in expand_paths(locals_) for facts in _facts(path, options, args.allow_host)
     ]
     planned = _planned(args, locks)
     checked: list[Checked] = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,12 +20,14 @@ from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
 import requests
+import urllib3
 from msgspec.structs import replace
 
 from gate.errors import GateError, UsageError
 from gate.facts import AttestationFact, Ecosystem, Facts, Unidentified
+from gate.redact import redact_text
 from gate.sources.conda import conda_file_facts, record_for_bytes, split_conda_filename
-from gate.sources.conda_channel import find_record, parse_repodata
+from gate.sources.conda_channel import MAX_REPODATA_BYTES, find_record, parse_repodata
 from gate.sources.conda_evidence import (
     MAX_SIDECAR_BYTES,
     SidecarError,
@@ -33,6 +35,9 @@ from gate.sources.conda_evidence import (
     sidecar_attestations,
     verify_with,
 )
+from gate.sources.deadline import Deadline
+from gate.sources.hosts import HostPolicy, HostPort
+from gate.sources.http import HttpClient, UpstreamError, open_checked, paced
 from gate.sources.local import LocalOptions, is_distribution_filename, read_regular
 from gate.verify.sigstore import Target
 
@@ -42,7 +47,8 @@ _LINE = re.compile(
     r"(?:#(?:(?:sha256:)?(?P<sha256>[0-9a-fA-F]{64})|(?:md5:)?(?P<md5>[0-9a-fA-F]{32})))?"
 )
 _SNIFF_BYTES = 1 << 16
-_TIMEOUT = 60.0
+_TIMEOUT = 60.0  # seconds for an answer, and for a download beyond what its size takes at MIN_RATE
+MAX_PACKAGE_BYTES = 1 << 30  # the largest package gate downloads to hash (the proxy's default spool limit)
 _CHUNK = 1 << 16
 
 
@@ -127,39 +133,71 @@ def parse_explicit(text: str, source: str = "<explicit>") -> list[ExplicitPackag
 
 
 class FetchError(GateError):
+    def __init__(self, message: str) -> None:
+        super().__init__(redact_text(message))
+
     def diagnostics(self) -> str:
         return f"{self}\ngate check fetches every package of an explicit environment: check the URL and network."
 
 
-class Fetcher:
-    """Reads http(s):// and file:// URLs; `None` means the resource does not exist (404, no such file)."""
+def explicit_hosts(channel: str | None, allow_hosts: Iterable[HostPort] = ()) -> HostPolicy:
+    """Where an explicit environment's URLs may point (the file is input, perhaps a stranger's): the
+    `--channel`'s host (and `--allow-host`s) when given, an internal address only when the channel is on
+    one; without `--channel`, any host but never an internal address unless `--allow-host` names it."""
+    extra = list(allow_hosts)
+    if channel is not None and urlsplit(channel).scheme in ("http", "https"):
+        return HostPolicy.for_upstreams([channel], extra)
+    return HostPolicy(set(extra), extra, any_host=True)
 
-    def __init__(self, session: requests.Session | None = None) -> None:
-        self.session = session or requests.Session()
+
+class Fetcher:
+    """Reads http(s):// and file:// URLs; `None` means the resource does not exist (404, no such file).
+    HTTP goes through `HttpClient` (its `HostPolicy` checked at every redirect hop); a package download
+    has one deadline (`timeout`, moved with the bytes received at `MIN_RATE`: a dripping server is cut)
+    and at most `max_bytes`. An error status is reported with the redacted URL, never the body."""
+
+    def __init__(
+        self, client: HttpClient | None = None, *, hosts: HostPolicy | None = None, timeout: float = _TIMEOUT,
+        max_bytes: int = MAX_PACKAGE_BYTES,
+    ) -> None:
+        self.client = client or HttpClient(None, timeout, hosts=hosts or explicit_hosts(None))
+        self.max_bytes = max_bytes
 
     def chunks(self, url: str) -> Iterator[bytes] | None:
         if urlsplit(url).scheme == "file":
             return self._file_chunks(url)
+        client = self.client
+        deadline = Deadline(client.timeout)
         try:
-            response = self.session.get(url, stream=True, timeout=_TIMEOUT)
-        except requests.RequestException as err:
+            response = open_checked(client.session, url, None, hosts=client.hosts, deadline=deadline,
+                                    timeout=client.timeout)
+        except UpstreamError as err:
+            deadline.close()
             raise FetchError(f"cannot fetch {url}: {err}") from err
-        if response.status_code in (404, 410):
-            response.close()
-            return None
         if response.status_code != 200:
-            with response:
-                said = response.text[:1000].strip() if response.status_code < 500 else ""
-            raise FetchError(f"cannot fetch {url}: HTTP {response.status_code}" + (f"\n{said}" if said else ""))
-        return self._http_chunks(url, response)
+            response.close()
+            deadline.close()
+            if response.status_code in (404, 410):
+                return None
+            raise FetchError(f"cannot fetch {url}: HTTP {response.status_code}")
+        return self._http_chunks(url, response, deadline)
 
-    @staticmethod
-    def _http_chunks(url: str, response: requests.Response) -> Iterator[bytes]:
-        with response:
+    def _http_chunks(self, url: str, response: requests.Response, deadline: Deadline) -> Iterator[bytes]:
+        size = 0
+        with deadline, response:
             try:
-                yield from response.iter_content(_CHUNK)
-            except requests.RequestException as err:
-                raise FetchError(f"cannot fetch {url}: {err}") from err
+                for chunk in paced(response.iter_content(_CHUNK), deadline, self.client.timeout):
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        raise FetchError(f"{url} is larger than {self.max_bytes} bytes, the limit for a package")
+                    if deadline.expired:
+                        raise FetchError(f"cannot fetch {url}: no complete answer within {deadline.seconds:g}s")
+                    yield chunk
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as err:
+                why = f"no complete answer within {deadline.seconds:g}s" if deadline.expired else type(err).__name__
+                raise FetchError(f"cannot fetch {url}: {why}") from err
+            if deadline.expired:  # cut at the end of a chunk: the bytes may be incomplete
+                raise FetchError(f"cannot fetch {url}: no complete answer within {deadline.seconds:g}s")
 
     @staticmethod
     def _file_chunks(url: str) -> Iterator[bytes] | None:
@@ -183,15 +221,21 @@ class Fetcher:
         return read()
 
     def read(self, url: str, limit: int) -> bytes | None:
-        chunks = self.chunks(url)
-        if chunks is None:
-            return None
-        data = bytearray()
-        for chunk in chunks:
-            data += chunk
-            if len(data) > limit:
-                raise FetchError(f"{url} is larger than {limit} bytes")
-        return bytes(data)
+        """A small document (repodata, a sidecar), at most `limit` bytes, within one deadline."""
+        if urlsplit(url).scheme == "file":
+            chunks = self._file_chunks(url)
+            if chunks is None:
+                return None
+            data = bytearray()
+            for chunk in chunks:
+                data += chunk
+                if len(data) > limit:
+                    raise FetchError(f"{url} is larger than {limit} bytes")
+            return bytes(data)
+        try:
+            return self.client.fetch_small(url, limit, absent=(404, 410))
+        except UpstreamError as err:
+            raise FetchError(f"cannot fetch {url}: {err}") from err
 
 
 @dataclass(frozen=True)
@@ -216,7 +260,7 @@ def _download(fetcher: Fetcher, package: ExplicitPackage) -> Downloaded:
 class _Repodata:
     """Each `<subdir>/repodata.json` fetched once; an absent or unreadable one gives no records."""
 
-    def __init__(self, fetcher: Fetcher, limit: int = 1 << 30) -> None:
+    def __init__(self, fetcher: Fetcher, limit: int = MAX_REPODATA_BYTES) -> None:
         self.fetcher = fetcher
         self.limit = limit
         self._seen: dict[str, dict[str, Any]] = {}
@@ -254,15 +298,15 @@ def _check_pins(package: ExplicitPackage, got: Downloaded) -> None:
 
 
 def explicit_facts(
-    path: Path, options: LocalOptions, *, fetcher: Fetcher | None = None
+    path: Path, options: LocalOptions, *, fetcher: Fetcher | None = None, allow_hosts: Iterable[HostPort] = (),
 ) -> list[Facts | Unidentified]:
     """Facts for every package of an explicit environment file, in file order (`Unidentified` for a package
-    whose repodata record contradicts its filename)."""
+    whose repodata record contradicts its filename); fetched from the hosts `explicit_hosts` allows."""
     try:
         text = read_regular(path).decode("utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise UsageError(f"cannot read {path}: {err}") from err
-    fetcher = fetcher or Fetcher()
+    fetcher = fetcher or Fetcher(hosts=explicit_hosts(options.channel, allow_hosts))
     verifier = options.verifier
     repodata = _Repodata(fetcher)
     verify = verify_with(verifier)

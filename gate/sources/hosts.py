@@ -81,11 +81,13 @@ def internal(address: Address) -> bool:
 @dataclass
 class HostPolicy:
     """The hosts an app fetches from: `allowed` and the upstreams' (`allow_upstream`, at configuration);
-    `private=None` decides from the upstreams' addresses on first use."""
+    `private=None` decides from the upstreams' addresses on first use. `any_host` admits every other host
+    too, but never on an internal address (`gate check` of an `@EXPLICIT` environment without `--channel`)."""
 
     allowed: set[HostPort] = field(default_factory=set)
     upstreams: list[HostPort] = field(default_factory=list)
     private: bool | None = None
+    any_host: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -122,14 +124,15 @@ class HostPolicy:
             raise HostRefusedError(f"gate does not fetch {redact(url)}: not an http(s) URL") from err
         with self._lock:
             allowed = (host, port) in self.allowed
-        if not allowed:
+        if not allowed and not self.any_host:
             raise HostRefusedError(
                 f"gate does not fetch from {host}:{port} ({redact(url)}): not the upstream's host nor one "
                 "allowed with --allow-host"
             )
         bad = [str(a) for a in _addresses(host, port) if internal(a)]
-        if bad and not self._private_allowed():
+        if bad and not (allowed and self._private_allowed()):
             raise HostRefusedError(
                 f"gate does not fetch from {host}: it resolves to the internal address {bad[0]} "
-                "(allowed only when an upstream is on an internal address itself)"
+                + ("(allowed only when named with --allow-host or --channel)" if self.any_host else
+                   "(allowed only when an upstream is on an internal address itself)")
             )

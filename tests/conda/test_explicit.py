@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -114,10 +115,16 @@ def _policies(tmp_path: Path) -> Path:
     )
 
 
+def _loopback(lines: list[str]) -> list[str]:
+    """`--allow-host` for every loopback server the lines name: internal addresses are refused unless named."""
+    hosts = sorted({urlsplit(line).netloc for line in lines if line.startswith("http")})
+    return [arg for host in hosts for arg in ("--allow-host", host)]
+
+
 def _run(tmp_path: Path, capsys: pytest.CaptureFixture[str], lines: list[str]) -> tuple[int, dict[str, Any], str]:
     env = tmp_path / "env.txt"
     env.write_text("# platform: linux-64\n@EXPLICIT\n" + "\n".join(lines) + "\n")
-    code = main(["check", str(env), "--policy", str(_policies(tmp_path)), "--format", "json"])
+    code = main(["check", str(env), "--policy", str(_policies(tmp_path)), "--format", "json", *_loopback(lines)])
     out, err = capsys.readouterr()
     return code, json.loads(out) if out else {}, err
 
