@@ -396,7 +396,7 @@ def _check_tree(tree: Tree[Any], expression: str) -> Checked:
 def check_expression(expression: str) -> Checked:
     """Parse and check a rule: it must type-check against the facts, yield a bool and fit the budget."""
     try:
-        tree = cel.parse(expression)
+        tree = cel.parse_once(expression)
     except cel.CELParseError as err:
         text = str(err.args[0]).rstrip() if err.args else "invalid CEL"
         return Checked(None, Problem("cel-syntax", text, err.line, err.column))

@@ -143,6 +143,22 @@ def test_too_much_cel_is_refused_before_any_is_parsed(monkeypatch: pytest.Monkey
     assert len(load_policy_text(slow_cel(1, 1), "p.yaml")[0].rules) == 1  # one is within the limit
 
 
+def test_each_expression_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The schema's syntax check and the static check used to parse every expression each."""
+    parsed: list[str] = []
+    compile_ = cel._ENV.compile
+
+    def counted(expression: str) -> object:
+        parsed.append(expression)
+        return compile_(expression)
+
+    monkeypatch.setattr(cel._ENV, "compile", counted)
+    rules = "".join(f"    - {{name: r{i}, expression: 'size([{i}]) > 0', message: m}}\n" for i in range(3))
+    [policy] = load_policy_text(HEADER + "spec:\n  rules:\n" + rules, "p.yaml")
+    assert sorted(parsed) == [f"size([{i}]) > 0" for i in range(3)]
+    assert [rule.evaluate({})[0] for rule in policy.rules] == [True] * 3
+
+
 def test_a_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
     big = tmp_path / "big.yaml"
     with big.open("w", encoding="utf-8") as out:
