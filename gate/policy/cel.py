@@ -134,8 +134,8 @@ def compile_expression(expression: str) -> Any:
 # schema's syntax check makes of a rule's expression is kept for the static check to take, so each
 # expression is parsed once. A tree is taken, never shared (cel-python annotates trees as it compiles
 # them); what is kept is bounded by its expressions' total length.
-_PARSED: dict[str, Tree[Any]] = {}
-_PARSED_TEXT = [0]  # characters of the expressions in _PARSED
+_PARSED: dict[str, list[Tree[Any]]] = {}  # an expression -> a tree for each time it was checked
+_PARSED_TEXT = [0]  # characters of the trees kept in _PARSED
 _PARSED_MAX_TEXT = 64 * 1024
 _PARSED_LOCK = threading.Lock()
 
@@ -147,15 +147,17 @@ def check_syntax(expression: str) -> None:
         if _PARSED_TEXT[0] + len(expression) > _PARSED_MAX_TEXT:
             _PARSED.clear()
             _PARSED_TEXT[0] = 0
-        if expression not in _PARSED:
-            _PARSED_TEXT[0] += len(expression)
-        _PARSED[expression] = tree
+        _PARSED.setdefault(expression, []).append(tree)
+        _PARSED_TEXT[0] += len(expression)
 
 
 def parse_once(expression: str) -> Tree[Any]:
-    """`parse(expression)`, or the tree `check_syntax` made of it (taken: the next call parses again)."""
+    """`parse(expression)`, or a tree `check_syntax` made of it (taken: never handed out twice)."""
     with _PARSED_LOCK:
-        tree = _PARSED.pop(expression, None)
+        trees = _PARSED.get(expression)
+        tree = trees.pop() if trees else None
+        if trees is not None and not trees:
+            del _PARSED[expression]
         if tree is not None:
             _PARSED_TEXT[0] -= len(expression)
     return parse(expression) if tree is None else tree
