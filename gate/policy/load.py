@@ -4,8 +4,9 @@ Policies (and `*.gate-test.yaml` files) arrive in pull requests, so the reader i
 never lets a document say something other than what a reviewer reads: a duplicate key is an error (not
 "the last one wins"), aliases and merge keys are refused (no billion laughs, nothing pulled in from
 elsewhere in the file), files larger than `MAX_POLICY_BYTES` are refused before they are parsed and
-nesting deeper than `MAX_DEPTH` or more than `MAX_NODES` values as they are, and a file without a
-document is an error rather than "no policy".
+nesting deeper than `MAX_DEPTH` or more than `MAX_NODES` values as they are, rule expressions adding up
+to more than `MAX_CEL_TEXT` characters are refused before any is parsed, and a file without a document
+is an error rather than "no policy".
 """
 
 from __future__ import annotations
