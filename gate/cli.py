@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -56,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="gate: %(message)s")
     try:
         code: int = COMMANDS[args.command].run(args)
+    except BrokenPipeError:  # `gate check ... | head`: the reader left; stop quietly, and never as an allow
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return int(ExitCode.DENIED)
     except GateError as err:
         print(err.diagnostics(), file=sys.stderr)
         return int(ExitCode.USAGE)

@@ -266,3 +266,23 @@ def test_internal_error_of_a_real_process() -> None:
     assert done.stderr == (
         "gate: internal error: ZeroDivisionError: integer division or modulo by zero (--debug shows the traceback)\n"
     )
+
+
+def test_a_reader_that_leaves_early_is_not_a_traceback(tmp_path: Path) -> None:
+    """`gate check ... --format json | head`: the pipe closes before gate writes; gate stops quietly, with
+    the deny code (its report was not read, so it is not an allow) and no traceback."""
+    wheel = tmp_path / "evil__pkg-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"x")
+    policy = tmp_path / "p.yaml"
+    policy.write_text("apiVersion: gate/v1\nkind: Policy\nmetadata: {name: p}\nspec:\n  match: {ecosystems: [pypi]}\n"
+                      "  minimumAge: 1d\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gate", "check", str(wheel), "--policy", str(policy), "--format", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader is gone before gate writes a byte
+    err = process.stderr.read().decode()
+    process.stderr.close()
+    assert process.wait(timeout=120) == 1
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

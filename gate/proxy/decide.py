@@ -80,8 +80,21 @@ def refusal_text(decision: Decision) -> str:
     return "\n".join(lines) + "\n"
 
 
+REASON_LIMIT = 200  # characters of the reason phrase; the body keeps the whole text
+
+
+def reason_phrase(decision: Decision) -> str:
+    """The 403's reason phrase: `Denied by gate policy <policy/rule>: <message>` for the first denying rule,
+    one line of printable ASCII (anything else, CR and LF included, becomes `?`), cut to REASON_LIMIT.
+    pip, uv and poetry print a reason phrase verbatim, and none of them shows the body."""
+    first = next(iter(decision.denying), None)
+    text = "Denied by gate policy" if first is None else f"Denied by gate policy {first.ref}: {first.message}"
+    text = "".join(c if " " <= c <= "~" else "?" for c in " ".join(text.split()))
+    return text if len(text) <= REASON_LIMIT else text[: REASON_LIMIT - 3] + "..."
+
+
 def refusal(decision: Decision) -> Response:
-    return Response(refusal_text(decision), status=403, mimetype="text/plain")
+    return Response(refusal_text(decision), status=f"403 {reason_phrase(decision)}", mimetype="text/plain")
 
 
 def keep(

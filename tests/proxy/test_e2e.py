@@ -120,6 +120,14 @@ def test_direct_download_of_denied_file_is_403_with_reason(gate_url: str) -> Non
     response = requests.get(f"{gate_url}/files/demo/demo-2.0-py3-none-any.whl", timeout=10)
     assert response.status_code == 403
     assert "age/minimumAge: published less than 7d ago" in response.text
+    assert response.reason.startswith("Denied by gate policy age/minimumAge: published less than 7d ago")
+
+
+def test_pip_prints_the_reason_for_a_denied_download(gate_url: str, tmp_path: Path) -> None:
+    """pip shows the 403's reason phrase (not the body): the rule and its message reach the person."""
+    result = pip(Path(sys.executable), gate_url, tmp_path, f"{gate_url}/files/demo/demo-2.0-py3-none-any.whl")
+    assert result.returncode != 0
+    assert "Denied by gate policy age/minimumAge: published less than 7d ago" in result.stdout + result.stderr
 
 
 def test_tampered_upstream_file_is_never_delivered(gate_url: str, tmp_path: Path) -> None:
