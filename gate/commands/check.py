@@ -8,8 +8,7 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from gate.commands.common import add_policy_option, add_unmatched_option, now, policies, timestamp
-from gate.commands.serve import allowed_host
+from gate.commands.common import add_policy_option, add_unmatched_option, allowed_host, now, policies, timestamp
 from gate.decision import Decision, exit_code, json_report, text_report
 from gate.errors import UsageError
 from gate.evaluate import Evaluator, Unmatched, evaluate, require_policies, unidentified

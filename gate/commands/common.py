@@ -9,6 +9,7 @@ from pathlib import Path
 from gate.evaluate import Unmatched
 from gate.facts import parse_time
 from gate.policy.compile import CompiledPolicy, load_policies
+from gate.sources.hosts import parse_host
 
 
 def timestamp(text: str) -> dt.datetime:
@@ -17,6 +18,23 @@ def timestamp(text: str) -> dt.datetime:
         return parse_time(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from err
+
+
+def byte_size(text: str) -> int:
+    """`4096`, `512K`, `100M`, `4G` (powers of 1024) as a number of bytes."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    number, unit = (text[:-1], units[text[-1].upper()]) if text[-1:].upper() in units else (text, 1)
+    if not number.isdigit() or int(number) == 0:
+        raise argparse.ArgumentTypeError(f"expected a size such as 4096, 512K, 100M or 4G, got {text!r}")
+    return int(number) * unit
+
+
+def allowed_host(text: str) -> tuple[str, int]:
+    """`HOST[:PORT]` of `--allow-host`."""
+    try:
+        return parse_host(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def add_policy_option(parser: argparse.ArgumentParser, *, required: bool = True) -> None:

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gate.commands.common import add_policy_option, add_unmatched_option
+from gate.commands.common import add_policy_option, add_unmatched_option, allowed_host, byte_size
 from gate.errors import UsageError
 from gate.sources.pypi import DEFAULT_UPSTREAM
 
@@ -54,15 +54,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker (default: 8)")
 
 
-def byte_size(text: str) -> int:
-    """`4096`, `512K`, `100M`, `4G` (powers of 1024) as a number of bytes."""
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    number, unit = (text[:-1], units[text[-1].upper()]) if text[-1:].upper() in units else (text, 1)
-    if not number.isdigit() or int(number) == 0:
-        raise argparse.ArgumentTypeError(f"expected a size such as 4096, 512K, 100M or 4G, got {text!r}")
-    return int(number) * unit
-
-
 def add_limit_options(parser: argparse.ArgumentParser) -> None:
     """Where gate fetches from and how much it takes (docs/proxy.md, "Threat model")."""
     from gate.sources.conda_channel import MAX_REPODATA_BYTES  # noqa: PLC0415 (keep start-up light)
@@ -74,12 +65,12 @@ def add_limit_options(parser: argparse.ArgumentParser) -> None:
         "and their known file hosts are always allowed",
     )
     parser.add_argument(
-        "--max-page-bytes", type=int, default=MAX_PAGE_BYTES,
-        help=f"largest decoded upstream project page, in bytes (default: {MAX_PAGE_BYTES})",
+        "--max-page-bytes", type=byte_size, default=MAX_PAGE_BYTES, metavar="SIZE",
+        help=f"largest decoded upstream project page: bytes, or with K, M, G (default: {MAX_PAGE_BYTES})",
     )
     parser.add_argument(
-        "--max-repodata-bytes", type=int, default=MAX_REPODATA_BYTES,
-        help=f"largest decoded upstream conda repodata, in bytes (default: {MAX_REPODATA_BYTES})",
+        "--max-repodata-bytes", type=byte_size, default=MAX_REPODATA_BYTES, metavar="SIZE",
+        help=f"largest decoded upstream conda repodata: bytes, or with K, M, G (default: {MAX_REPODATA_BYTES})",
     )
     parser.add_argument(
         "--public-url", type=public_url,
@@ -105,16 +96,6 @@ def public_url(text: str) -> str:
     return text
 
 
-def allowed_host(text: str) -> tuple[str, int]:
-    """`HOST[:PORT]` of `--allow-host`."""
-    from gate.sources.hosts import parse_host  # noqa: PLC0415 (keep start-up light)
-
-    try:
-        return parse_host(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from err
-
-
 def conda_channel(text: str) -> tuple[str, str]:
     """`NAME=URL` of `--conda-channel`."""
     from gate.proxy.app import parse_channel  # noqa: PLC0415 (keep Flask out of other subcommands' start-up)
@@ -126,7 +107,8 @@ def conda_channel(text: str) -> tuple[str, str]:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    from gate.proxy.app import MAX_SPOOL, Settings  # noqa: PLC0415 (keep Flask out of other subcommands' start-up)
+    from gate.proxy.app import Settings  # noqa: PLC0415 (keep Flask out of other subcommands' start-up)
+    from gate.sources.http import MAX_FILE_BYTES  # noqa: PLC0415
 
     return Settings(
         policies=tuple(args.policy),
@@ -138,7 +120,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         timeout=args.timeout,
         conda_channels=tuple(args.conda_channel),
         unmatched=args.unmatched,
-        max_spool=args.max_spool_size or MAX_SPOOL,
+        max_spool=args.max_spool_size or MAX_FILE_BYTES,
         audit_required=args.audit_required,
         allow_hosts=tuple(args.allow_host),
         max_page_bytes=args.max_page_bytes,

@@ -28,7 +28,7 @@ from gate.redact import Credential, OriginAuth, redact_text, split_credentials
 from gate.sources.conda_channel import MAX_REPODATA_BYTES
 from gate.sources.deadline import deadline_session
 from gate.sources.hosts import HostPolicy, parse_host
-from gate.sources.http import MAX_PAGE_BYTES
+from gate.sources.http import MAX_FILE_BYTES, MAX_PAGE_BYTES
 from gate.sources.pypi import DEFAULT_UPSTREAM
 from gate.verify.sigstore import BundleVerifier, default_trusted_root_path
 
@@ -37,9 +37,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 EXTENSION = "gate"
-# Spooling only happens for a file with neither a size on the page nor a Content-Length (PyPI and conda
-# repodata give sizes): each download in flight may hold this much in a temporary file.
-MAX_SPOOL = 1 << 30
 MAX_ROOTS = 8  # distinct request roots whose rendered pages are cached without --public-url
 
 
@@ -57,7 +54,7 @@ class Settings:
     provenance_workers: int = 8  # parallel provenance fetches for one page
     conda_channels: tuple[tuple[str, str], ...] = ()  # (name, upstream channel URL): served at /conda/<name>/
     unmatched: Unmatched = Unmatched.DENY  # what a file no policy matches gets (warn, allow: only when asked)
-    max_spool: int = MAX_SPOOL  # bytes: the largest file of unknown size (none on the page, no Content-Length)
+    max_spool: int = MAX_FILE_BYTES  # bytes: the largest file of unknown size (none on the page, no Content-Length)
     audit_required: bool = False  # compliance mode: refuse to serve a file (503) whose audit record was lost
     allow_hosts: tuple[tuple[str, int], ...] = ()  # fetch files and evidence from these too (`--allow-host`)
     max_page_bytes: int = MAX_PAGE_BYTES  # a decoded upstream project page
@@ -102,7 +99,7 @@ class Settings:
             timeout=float(env.get("GATE_TIMEOUT", "20")),
             conda_channels=tuple(parse_channel(c) for c in env.get("GATE_CONDA_CHANNELS", "").split()),
             unmatched=parse_unmatched(env.get("GATE_UNMATCHED") or Unmatched.DENY.value),
-            max_spool=int(env.get("GATE_MAX_SPOOL", str(MAX_SPOOL))),
+            max_spool=int(env.get("GATE_MAX_SPOOL", str(MAX_FILE_BYTES))),
             audit_required=env.get("GATE_AUDIT_REQUIRED", "") in ("1", "true", "yes"),
             allow_hosts=tuple(parse_host(h) for h in env.get("GATE_ALLOW_HOSTS", "").split()),
             max_page_bytes=int(env.get("GATE_MAX_PAGE_BYTES", MAX_PAGE_BYTES)),

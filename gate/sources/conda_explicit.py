@@ -37,7 +37,7 @@ from gate.sources.conda_evidence import (
 )
 from gate.sources.deadline import Deadline
 from gate.sources.hosts import HostPolicy, HostPort
-from gate.sources.http import HttpClient, UpstreamError, open_checked, paced
+from gate.sources.http import MAX_FILE_BYTES, HttpClient, UpstreamError, open_checked, paced
 from gate.sources.local import LocalOptions, is_distribution_filename, read_regular
 from gate.verify.sigstore import Target
 
@@ -48,7 +48,6 @@ _LINE = re.compile(
 )
 _SNIFF_BYTES = 1 << 16
 _TIMEOUT = 60.0  # seconds for an answer, and for a download beyond what its size takes at MIN_RATE
-MAX_PACKAGE_BYTES = 1 << 30  # the largest package gate downloads to hash (the proxy's default spool limit)
 _CHUNK = 1 << 16
 
 
@@ -158,7 +157,7 @@ class Fetcher:
 
     def __init__(
         self, client: HttpClient | None = None, *, hosts: HostPolicy | None = None, timeout: float = _TIMEOUT,
-        max_bytes: int = MAX_PACKAGE_BYTES,
+        max_bytes: int = MAX_FILE_BYTES,
     ) -> None:
         self.client = client or HttpClient(None, timeout, hosts=hosts or explicit_hosts(None))
         self.max_bytes = max_bytes

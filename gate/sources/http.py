@@ -27,6 +27,7 @@ from gate.sources.hosts import HostPolicy, HostRefusedError
 
 T = TypeVar("T")
 MAX_PAGE_BYTES = 64 << 20  # a decoded PyPI project page; the largest real ones are a few MB
+MAX_FILE_BYTES = 1 << 30  # a distribution file gate must hold whole to hash (no size known before it arrives)
 MIN_RATE = 256 << 10  # bytes per second a download must average after its first `timeout` seconds
 REDIRECTS = 5
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})

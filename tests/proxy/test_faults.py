@@ -21,7 +21,7 @@ import requests
 from flask.testing import FlaskClient
 
 import gate.proxy.evidence
-from gate.commands.serve import byte_size
+from gate.commands.common import byte_size
 from gate.proxy.evidence import FAILURE_TTL
 from gate.proxy.files import IntegrityError
 from tests.conftest import MINI_PYPI
