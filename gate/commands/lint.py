@@ -10,7 +10,6 @@ from gate.commands.common import timestamp as parse_time
 from gate.decision import ExitCode
 from gate.policy.lint import LintOptions, lint_paths
 from gate.report.lint import LintFormat, render
-from gate.verify.claims import CLAIM_OIDS
 
 HELP = "check policy files: schema, CEL, regexes, expiring exceptions, signers that can never match"
 
@@ -23,7 +22,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    options = LintOptions(now=now(args), claim_names=tuple(CLAIM_OIDS.values()))
+    options = LintOptions(now=now(args))
     findings = lint_paths(args.paths, options)
     print(render(findings, LintFormat(args.format)))
     if any(f.code == "file" and f.is_error for f in findings):

@@ -134,11 +134,10 @@ def _repaired(raw: RawPolicy, problems: Sequence[Problem]) -> RawPolicy | None:
 
 @dataclass(frozen=True)
 class LintOptions:
-    """`now` for expiry checks; `claim_names` are the Fulcio claims a facts document may carry."""
+    """`now` for expiry checks, and how far ahead an expiry is worth a warning."""
 
     now: dt.datetime
     expiry_warning: dt.timedelta = dt.timedelta(days=14)
-    claim_names: tuple[str, ...] = ()
 
 
 def lint_document(raw: RawPolicy, options: LintOptions) -> tuple[Policy | None, list[Finding]]:

@@ -56,7 +56,7 @@ def _program(expression: str) -> Any:
     return env.program(env.compile(expression))
 
 
-def representative_facts(claim_names: tuple[str, ...] = ()) -> Facts:
+def representative_facts() -> Facts:
     """Facts with every field set, as a fully verified PyPI wheel would have them."""
     file = FileFacts(
         ecosystem=Ecosystem.PYPI,
@@ -88,7 +88,6 @@ def representative_facts(claim_names: tuple[str, ...] = ()) -> Facts:
         issuer=GITHUB_ISSUER,
         identity="https://github.com/example/example/.github/workflows/release.yml@refs/tags/v1.0.0",
         publisher=publisher,
-        claims={name: "example" for name in claim_names},
         integratedTime=_NOW - dt.timedelta(days=30),
         targetChannel="https://conda.example/channel",
     )
