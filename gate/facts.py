@@ -130,13 +130,18 @@ class Unidentified(msgspec.Struct, frozen=True, gc=False):
 def parse_time(text: str) -> dt.datetime:
     """An ISO 8601 time as gate reads every one it is given (`Z` allowed; no zone means UTC); raises
     ValueError. A date alone is midnight UTC."""
-    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return aware(dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+def aware(value: dt.datetime) -> dt.datetime:
+    """`value` with a zone (none means UTC); ValueError when it is outside the years 1 to 9999 once in UTC
+    (`9999-12-31T23:00-14:00`), which would overflow wherever it is compared or written as UTC."""
     if value.tzinfo is None:
         return value.replace(tzinfo=dt.UTC)
     try:
-        value.astimezone(dt.UTC)  # `9999-12-31T23:00-14:00` is past the last representable moment in UTC
+        value.astimezone(dt.UTC)
     except OverflowError as err:
-        raise ValueError(f"{text[:40]!r} is outside the years 1 to 9999 in UTC") from err
+        raise ValueError(f"{value.isoformat()!r} is outside the years 1 to 9999 in UTC") from err
     return value
 
 

@@ -112,12 +112,15 @@ def iter_records(repodata: Mapping[str, Any]) -> Iterator[tuple[str, Record]]:
 
 
 def find_record(repodata: Mapping[str, Any], filename: str) -> Record | None:
-    for section in SECTIONS:
-        records = repodata.get(section)
-        record = records.get(filename) if isinstance(records, dict) else None
-        if isinstance(record, dict):
-            return record
-    return None
+    """The one record listed under `filename` (None: not listed); ValueError with `duplicate_problem`'s
+    reason when it is listed more than once with records that differ (as the proxy judges it)."""
+    found = find_records(repodata, filename)
+    if not found:
+        return None
+    problem = duplicate_problem(found)
+    if problem is not None:
+        raise ValueError(problem)
+    return found[0]
 
 
 def find_records(repodata: Mapping[str, Any], filename: str) -> list[Record]:

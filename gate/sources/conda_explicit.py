@@ -269,10 +269,9 @@ class _Repodata:
         if key not in self._seen:
             data = self.fetcher.read(f"{key}/repodata.json", self.limit)
             try:
-                parsed = parse_repodata(data) if data else {}
+                self._seen[key] = parse_repodata(data) if data else {}
             except ValueError:
-                parsed = {}
-            self._seen[key] = parsed if isinstance(parsed, dict) else {}
+                self._seen[key] = {}
         return find_record(self._seen[key], package.filename)
 
 
@@ -313,8 +312,8 @@ def explicit_facts(
     for package in parse_explicit(text, str(path)):
         got = _download(fetcher, package)
         _check_pins(package, got)
-        record = record_for_bytes(repodata.record(package), got.sha256)
         try:
+            record = record_for_bytes(repodata.record(package), got.sha256)
             file = conda_file_facts(
                 package.filename, got.sha256, record=record, channel=options.channel or package.channel,
                 size=got.size,

@@ -24,7 +24,7 @@ from packaging.utils import (
 from gate.errors import GateError, UsageError
 from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, FileKind, Unidentified
 from gate.sources.conda import CONDA_SUFFIXES, conda_file_facts, is_conda_filename, record_for_bytes
-from gate.sources.conda_channel import find_record, parse_repodata
+from gate.sources.conda_channel import MAX_REPODATA_BYTES, find_record, parse_repodata
 from gate.sources.conda_evidence import (
     MAX_SIDECAR_BYTES,
     SIGS,
@@ -225,6 +225,8 @@ def python_file_facts(
 def _repodata(path: Path, mtime_ns: int) -> dict[str, Any]:
     """A `repodata.json`, parsed once per version of the file (a channel subdir checks many packages)."""
     try:
+        if path.stat().st_size > MAX_REPODATA_BYTES:  # as big as the proxy takes from an upstream
+            return {}
         return parse_repodata(read_regular(path))
     except (OSError, ValueError):
         return {}
@@ -268,8 +270,8 @@ def file_facts(path: Path, options: LocalOptions) -> tuple[FileFacts, dict[str, 
     sha256, size = sha256_file(path)
     record = None
     if is_conda_filename(path.name):
-        record = _repodata_record(path, sha256)
         try:
+            record = _repodata_record(path, sha256)
             facts = conda_file_facts(path.name, sha256, record=record, channel=options.channel, size=size)
         except ValueError as err:
             raise UnidentifiedFileError(Unidentified(Ecosystem.CONDA, path.name, path.name, sha256, str(err))) from err

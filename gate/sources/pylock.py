@@ -10,14 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from gate.errors import UsageError
+from gate.facts import aware
 from gate.sources.local import read_regular
 from gate.sources.planned import PlannedFile
 
 
 def _time(value: Any) -> dt.datetime | None:
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    return None
+    """A TOML datetime as an aware one; None for anything else, or one no UTC time can hold (a claim the
+    report notes anyway, never a crash)."""
+    try:
+        return aware(value) if isinstance(value, dt.datetime) else None
+    except ValueError:
+        return None
 
 
 def _sha256(entry: dict[str, Any]) -> str | None:

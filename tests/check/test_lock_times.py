@@ -141,3 +141,12 @@ def test_the_lock_does_not_choose_the_index_that_vouches_for_it(
     assert code == 1 and result["facts"]["uploaded"] is None
     assert any(n.endswith("names index " + chosen.url + "; facts come from http://127.0.0.1:9/simple/ (--index-url)")
                for n in result["notes"])
+
+
+def test_a_lock_time_no_utc_time_can_hold_is_not_a_crash(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A TOML datetime past year 9999 once in UTC never reaches a comparison or a note as a datetime."""
+    lock = _lock(tmp_path, "gate_demo-1.0-py3-none-any.whl", "0" * 64)
+    lock.write_text(lock.read_text().replace(OLD_CLAIM, "9999-12-31T23:00:00-14:00"), encoding="utf-8")
+    code, report = _report(capsys, str(lock), "-p", str(_policy(tmp_path)), "--index-url", "http://127.0.0.1:9/simple/")
+    (result,) = report["results"]
+    assert code == 1 and [v["rule"] for v in result["violations"]] == ["minimumAge"]

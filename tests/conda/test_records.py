@@ -120,3 +120,21 @@ def test_a_pin_that_cannot_be_checked_fetches_no_pinned_sidecar(pin: Any) -> Non
     (fact,) = sidecar_attestations(SIGNED, target, {**RECORD, "attestations_sha256": pin}, fetch, verify)
     assert fetched == [SIGNED + ".v0.sigs"]
     assert not fact.verified and fact.error is not None and fact.error.startswith("sidecar-hash:")
+
+
+def test_check_denies_a_filename_listed_twice_with_different_records(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As the proxy does: which record a client installs by must not be a matter of order."""
+    (tmp_path / "ch").mkdir()
+    package = _channel_dir(tmp_path / "ch")
+    repodata = json.loads((tmp_path / "ch" / "repodata.json").read_text())
+    repodata.setdefault("packages", {})[SIGNED] = {**repodata["packages.conda"][SIGNED], "depends": ["evil"]}
+    (tmp_path / "ch" / "repodata.json").write_text(json.dumps(repodata))
+    policies = write_policies(tmp_path / "policies", policy_document("signed", ecosystems=["conda"]))
+    code = main(["check", str(package), "-p", str(policies), "--format", "json"])
+    (result,) = json.loads(capsys.readouterr().out)["results"]
+    assert code == 1
+    assert [(v["rule"], v["message"]) for v in result["violations"]] == [
+        ("gate.unjudgeable", "the repodata lists this filename 2 times with different records")
+    ]
