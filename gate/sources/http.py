@@ -177,6 +177,8 @@ def read_bounded(response: requests.Response, url: str, limit: int, deadline: De
             add(chunk)
             if deadline.expired:
                 raise UpstreamError(f"upstream {url} did not answer within {deadline.seconds:g}s", 503)
+        if deadline.expired:  # the watchdog's cut ends a body without a length as if it were complete
+            raise UpstreamError(f"upstream {url} did not answer within {deadline.seconds:g}s", 503)
         if decoder is not None:
             if not decoder.eof:
                 raise UpstreamError(f"upstream {url} sent a truncated compressed body", 502)

@@ -163,6 +163,17 @@ def test_a_dripping_page_is_cut_at_the_deadline(client: Client, upstream: Script
     assert answer.status_code == 503 and "within 1s" in answer.text
 
 
+def test_a_page_without_a_length_cut_at_the_deadline_is_not_taken_as_whole(
+    client: Client, upstream: ScriptedServer
+) -> None:
+    """No Content-Length and no chunks: the cut socket just ends the body, which must not read as a page."""
+    page = project_page("demo", [{"filename": wheel_name("demo"), "url": "/files/demo.whl", "data": WHEEL}])
+    upstream.route("/simple/demo/", Reply(body=page, headers={**page_headers(), "Content-Length": ""}, drip=0.2))
+    gate = client(timeout=1.0)
+    answer = _within_hang_limit(lambda: gate.get("/simple/demo/"))
+    assert answer.status_code == 503 and "within 1s" in answer.text
+
+
 def test_a_dripping_file_is_cut_at_the_deadline(client: Client, upstream: ScriptedServer) -> None:
     file = {"filename": wheel_name("demo"), "url": "/files/demo.whl", "data": WHEEL}
     upstream.route("/simple/demo/", Reply(body=project_page("demo", [file]), headers=page_headers()))

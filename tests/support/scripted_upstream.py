@@ -32,7 +32,7 @@ from tests.support.loopback import LoopbackServer, serving
 class Reply:
     """What a route answers: `status`, `headers`, `body` (gzip-compressed on the wire when `gzip`), sent
     `piece` bytes (default one) each `drip` seconds when given (headers first, at once; `drip_headers`: the
-    status line too)."""
+    status line too). A header given an empty value is not sent (`Content-Length`, say)."""
 
     status: int = 200
     body: bytes = b""
@@ -96,6 +96,7 @@ class _Handler(BaseHTTPRequestHandler):
                    **reply.headers}
         if reply.gzip:
             headers["Content-Encoding"] = "gzip"
+        headers = {k: v for k, v in headers.items() if v}  # an empty value leaves a header out
         head = f"HTTP/1.1 {reply.status} X\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
         try:
             if reply.drip_headers:
