@@ -105,10 +105,11 @@ def _check_depth(tree: Tree[Any]) -> None:
         stack.extend((child, levels + 1, depth + _nesting(child)) for child in node.children if isinstance(child, Tree))
 
 
-def parse(expression: str) -> Tree[Any]:
+def parse(expression: str, *, written: bool = True) -> Tree[Any]:
     """The parse tree of `expression`; raises CELParseError with line and column (CELLimitError when it is
-    longer than MAX_LENGTH characters or nests deeper than MAX_DEPTH)."""
-    if len(expression) > MAX_LENGTH:
+    longer than MAX_LENGTH characters or nests deeper than MAX_DEPTH). `written=False`: a rule gate built
+    from structured fields, as long as the policy's list of signers (bounded by the policy file's size)."""
+    if written and len(expression) > MAX_LENGTH:
         raise CELLimitError(f"the expression is {len(expression)} characters long; the limit is {MAX_LENGTH}")
     tree = _ENV.compile(expression)
     _check_depth(tree)
@@ -151,7 +152,7 @@ def check_syntax(expression: str) -> None:
         _PARSED_TEXT[0] += len(expression)
 
 
-def parse_once(expression: str) -> Tree[Any]:
+def parse_once(expression: str, *, written: bool = True) -> Tree[Any]:
     """`parse(expression)`, or a tree `check_syntax` made of it (taken: never handed out twice)."""
     with _PARSED_LOCK:
         trees = _PARSED.get(expression)
@@ -160,7 +161,7 @@ def parse_once(expression: str) -> Tree[Any]:
             del _PARSED[expression]
         if tree is not None:
             _PARSED_TEXT[0] -= len(expression)
-    return parse(expression) if tree is None else tree
+    return parse(expression, written=written) if tree is None else tree
 
 
 def run(program: Any, activation: dict[str, Any]) -> Any:

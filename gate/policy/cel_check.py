@@ -374,7 +374,7 @@ class Checked:
     cost: int = 0
 
 
-def _check_tree(tree: Tree[Any], expression: str) -> Checked:
+def _check_tree(tree: Tree[Any], expression: str, *, written: bool) -> Checked:
     try:
         typ, cost = _Checker(expression).visit(tree, dict(VARIABLES))
     except CheckError as err:
@@ -383,7 +383,7 @@ def _check_tree(tree: Tree[Any], expression: str) -> Checked:
         return Checked(tree, Problem("cel-syntax", f"the expression nests more than {cel.MAX_DEPTH} levels deep"))
     if typ.base != "bool":
         return Checked(tree, Problem("cel-type", f"the rule yields {typ}, not a bool"), cost)
-    if cost > MAX_COST:
+    if written and cost > MAX_COST:  # a generated rule grows with its signers: the policy's total bounds it
         message = (
             f"the rule may take {cost:,} evaluation steps, more than the budget of {MAX_COST:,}: a comprehension "
             f"costs its body times its list's length (a literal's, or up to {MAX_ATTESTATIONS} attestations), "
@@ -393,11 +393,12 @@ def _check_tree(tree: Tree[Any], expression: str) -> Checked:
     return Checked(tree, None, cost)
 
 
-def check_expression(expression: str) -> Checked:
-    """Parse and check a rule: it must type-check against the facts, yield a bool and fit the budget."""
+def check_expression(expression: str, *, written: bool = True) -> Checked:
+    """Parse and check a rule: it must type-check against the facts, yield a bool and fit the budget (a rule
+    gate built, `written=False`, is held to the policy's total budget alone, like its length)."""
     try:
-        tree = cel.parse_once(expression)
+        tree = cel.parse_once(expression, written=written)
     except cel.CELParseError as err:
         text = str(err.args[0]).rstrip() if err.args else "invalid CEL"
         return Checked(None, Problem("cel-syntax", text, err.line, err.column))
-    return _check_tree(tree, expression)
+    return _check_tree(tree, expression, written=written)

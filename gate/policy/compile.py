@@ -16,7 +16,7 @@ from gate.policy import cel
 from gate.policy.cel_check import MAX_POLICY_COST, Problem, check_expression
 from gate.policy.cel_types import MAX_ATTESTATIONS, MAX_CLAIMS
 from gate.policy.duration import format_duration
-from gate.policy.load import Path_, RawPolicy, format_path, load_paths, load_text
+from gate.policy.load import RawPolicy, format_path, load_paths, load_text
 from gate.policy.model import Attestations, MinimumAge, Mode, Policy, Signer, build_policy
 from gate.policy.patterns import Pattern
 from gate.policy.schema import schema_issues
@@ -201,9 +201,10 @@ class RuleError(ValueError):
         self.problem = problem
 
 
-def compile_rule(name: str, expression: str, message: str) -> CompiledRule:
-    """A rule checked statically (`gate.policy.cel_check`) and compiled; raises RuleError."""
-    checked = check_expression(expression)
+def compile_rule(name: str, expression: str, message: str, *, written: bool = True) -> CompiledRule:
+    """A rule checked statically (`gate.policy.cel_check`) and compiled; raises RuleError. `written=False`:
+    one gate made of structured fields (no length or per-rule cost limit: see `cel.parse`)."""
+    checked = check_expression(expression, written=written)
     if checked.problem is not None or checked.tree is None:
         raise RuleError(checked.problem or Problem("cel-syntax", "invalid CEL"))
     try:
@@ -214,24 +215,16 @@ def compile_rule(name: str, expression: str, message: str) -> CompiledRule:
     return CompiledRule(name, expression, message, program, reads, file_fields, checked.cost)
 
 
-def rule_path(policy: Policy, name: str) -> Path_:
-    """Where a rule comes from in its document: a custom rule's expression, or the structured field."""
-    for rule in policy.rules:
-        if rule.name == name:
-            return rule.path
-    return ("spec", *name.split("."))
-
-
 def compile_rules(policy: Policy) -> tuple[list[CompiledRule], list[tuple[str, Issue]]]:
     """The rules of a built policy that compile, and (lint code, issue) for each that does not."""
     rules: list[CompiledRule] = []
     problems: list[tuple[str, Issue]] = []
     for name, expression, message in rule_sources(policy):
+        custom = next((rule for rule in policy.rules if rule.name == name), None)
         try:
-            rules.append(compile_rule(name, expression, message))
+            rules.append(compile_rule(name, expression, message, written=custom is not None))
         except RuleError as err:
-            path = rule_path(policy, name)
-            custom = any(rule.name == name for rule in policy.rules)
+            path = custom.path if custom is not None else ("spec", *name.split("."))
             text = f"rule {name!r}{'' if custom else ' (the rule gate makes of this field)'}: {err.problem}"
             issue = Issue(format_path(path), text, policy.file, policy.raw.line_of(path))
             problems.append((err.problem.code, issue))
