@@ -220,17 +220,16 @@ class HttpClient:
         self.max_bytes = max_bytes
 
     def fetch(
-        self, url: str, headers: Mapping[str, str] | None = None, *, limit: int | None = None,
-        read: Container[int] = (200,),
+        self, url: str, headers: Mapping[str, str] | None = None, *, limit: int | None = None
     ) -> Answer:
-        """GET `url` within one deadline; the body is read (decoded, at most `limit` bytes, default
-        `max_bytes`) when the status is in `read`."""
+        """GET `url` within one deadline; a 200's body is read (decoded, at most `limit` bytes, default
+        `max_bytes`)."""
         with Deadline(self.timeout) as deadline:
             response = open_checked(self.session, url, headers, hosts=self.hosts, deadline=deadline,
                                     timeout=self.timeout)
             with response:
                 body = b""
-                if response.status_code in read:
+                if response.status_code == 200:
                     body = read_bounded(response, url, self.max_bytes if limit is None else limit, deadline)
                 return Answer(response.status_code, response.url or url, response.headers, body)
 
