@@ -84,16 +84,13 @@ def add_limit_options(parser: argparse.ArgumentParser) -> None:
 
 
 def public_url(text: str) -> str:
-    """`--public-url`: an http(s) URL without credentials, query or fragment."""
-    from urllib.parse import urlsplit  # noqa: PLC0415
+    """`--public-url` (`gate.proxy.app.parse_public_url`, as an argparse type)."""
+    from gate.proxy.app import parse_public_url  # noqa: PLC0415 (keep Flask out of other subcommands' start-up)
 
-    from gate.redact import redact  # noqa: PLC0415
-
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.query or parts.fragment:
-        shown = redact(text)
-        raise argparse.ArgumentTypeError(f"expected an http(s) URL such as https://gate.example/, got {shown!r}")
-    return text
+    try:
+        return parse_public_url(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def conda_channel(text: str) -> tuple[str, str]:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import requests
 from flask import Blueprint, Flask, Response, current_app, request
@@ -104,8 +105,8 @@ class Settings:
             allow_hosts=tuple(parse_host(h) for h in env.get("GATE_ALLOW_HOSTS", "").split()),
             max_page_bytes=int(env.get("GATE_MAX_PAGE_BYTES", MAX_PAGE_BYTES)),
             max_repodata_bytes=int(env.get("GATE_MAX_REPODATA_BYTES", MAX_REPODATA_BYTES)),
-            public_url=env.get("GATE_PUBLIC_URL") or None,
-            upstream_slots=int(env.get("GATE_UPSTREAM_SLOTS", "0")),
+            public_url=parse_public_url(env["GATE_PUBLIC_URL"]) if env.get("GATE_PUBLIC_URL") else None,
+            upstream_slots=parse_slots(env.get("GATE_UPSTREAM_SLOTS", "0")),
         )
 
 
@@ -116,6 +117,22 @@ def parse_unmatched(text: str) -> Unmatched:
     except ValueError:
         choices = ", ".join(m.value for m in Unmatched)
         raise ValueError(f"GATE_UNMATCHED must be one of {choices}, got {text!r}") from None
+
+
+def parse_public_url(text: str) -> str:
+    """Where clients reach gate (`--public-url`, `GATE_PUBLIC_URL`): an http(s) URL without credentials, query
+    or fragment (pages link there); raise ValueError otherwise."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.query or parts.fragment:
+        raise ValueError(f"expected an http(s) URL such as https://gate.example/, got {redact_text(text)!r}")
+    return text
+
+
+def parse_slots(text: str) -> int:
+    """`GATE_UPSTREAM_SLOTS`: 0 (unbounded) or more; raise ValueError otherwise."""
+    if not text.strip().isdigit():
+        raise ValueError(f"GATE_UPSTREAM_SLOTS must be 0 (unbounded) or a positive count, got {text!r}")
+    return int(text)
 
 
 def parse_channel(text: str) -> tuple[str, str]:

@@ -22,6 +22,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from gate.cli import main
+from gate.proxy.app import Settings
 from gate.proxy.cache import Memo
 from gate.proxy.files import IntegrityError
 from tests.support.gate_app import gate_app
@@ -265,3 +266,18 @@ def test_limit_flags_are_checked(tmp_path: Path, flags: list[str], capsys: pytes
         raise SystemExit(code)
     assert exit_.value.code == 2
     assert "u:p" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"GATE_PUBLIC_URL": "gate.example"}, r"expected an http\(s\) URL"),
+        ({"GATE_PUBLIC_URL": "https://u:Hunter2@gate.example/"}, r"expected an http\(s\) URL"),
+        ({"GATE_UPSTREAM_SLOTS": "-1"}, "GATE_UPSTREAM_SLOTS must be"),
+    ],
+)
+def test_limit_variables_are_checked_like_the_flags(env: dict[str, str], message: str) -> None:
+    """A bare gunicorn reads these from the environment: refused as `gate serve` refuses the flags."""
+    with pytest.raises(ValueError, match=message) as raised:
+        Settings.from_env(env)
+    assert "Hunter2" not in str(raised.value)
