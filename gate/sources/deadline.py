@@ -169,12 +169,24 @@ class _WatchedHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
 
 
+WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
 class DeadlineAdapter(HTTPAdapter):
     """An adapter whose connections honour `Deadline`s (no retries)."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+        self.poolmanager.pool_classes_by_scheme = dict(WATCHED_POOLS)
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        """Through an HTTP(S) proxy (`HTTPS_PROXY`), requests builds another pool manager: watched too.
+        A SOCKS proxy's pools are its own classes and stay unwatched (the per-read timeout still applies)."""
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = dict(WATCHED_POOLS)
+        return manager
+
 
 
 def deadline_session(pool: int = 10) -> requests.Session:

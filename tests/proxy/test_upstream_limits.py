@@ -25,6 +25,7 @@ from gate.cli import main
 from gate.proxy.app import Settings
 from gate.proxy.cache import Memo
 from gate.proxy.files import IntegrityError
+from gate.sources.deadline import WATCHED_POOLS, DeadlineAdapter, deadline_session
 from tests.support.gate_app import gate_app
 from tests.support.gate_server import running_gate
 from tests.support.scripted_pages import ALLOW_OLD, page_headers, project_page, wheel_name
@@ -281,3 +282,11 @@ def test_limit_variables_are_checked_like_the_flags(env: dict[str, str], message
     with pytest.raises(ValueError, match=message) as raised:
         Settings.from_env(env)
     assert "Hunter2" not in str(raised.value)
+
+
+def test_connections_through_an_environment_proxy_are_watched_too() -> None:
+    """`HTTPS_PROXY` makes requests build a proxy pool manager of its own: its pools must honour deadlines."""
+    adapter = deadline_session().get_adapter("https://upstream.example/")
+    assert isinstance(adapter, DeadlineAdapter)
+    manager = adapter.proxy_manager_for("http://proxy.example:3128")
+    assert manager.pool_classes_by_scheme == WATCHED_POOLS
