@@ -4,11 +4,12 @@ One table of entries `(namespace, key) -> (value bytes, meta JSON, expires)`; ea
 namespaces (the PyPI blueprint uses `pypi.page`, `pypi.rendered`, `provenance`, `verified`). `expires`
 is a Unix time after which `get` no longer returns the entry (None: kept until replaced). A broken or
 locked database is never fatal to a request: reads then miss and writes are dropped, with a log line.
-Keys are stored redacted (`gate.redact`): a key holding a URL with a token keeps no secret on disk.
+Keys are stored as their sha256 (`_stored`): a key holding a URL with a token keeps no secret on disk.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sqlite3
@@ -18,8 +19,6 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
-
-from gate.redact import redact_text
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -34,6 +33,13 @@ CREATE TABLE IF NOT EXISTS entries (
     PRIMARY KEY (namespace, key)
 )
 """
+
+
+def _stored(key: str) -> str:
+    """How a key is stored: its sha256. Keys hold upstream URLs, and a URL may carry a token (anaconda.org's
+    `/t/<token>/`, a query parameter): the digest keeps it off the disk, and two tokens never share an entry
+    (a redacted key would make them one)."""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -91,7 +97,7 @@ class Store:
         try:
             rows = self._run(
                 "SELECT value, meta, expires FROM entries WHERE namespace = ? AND key = ?",
-                (namespace, redact_text(key)),
+                (namespace, _stored(key)),
             )
         except sqlite3.Error as err:
             log.warning("cache read failed: %s", err)
@@ -110,7 +116,7 @@ class Store:
         try:
             self._run(
                 "INSERT OR REPLACE INTO entries (namespace, key, value, meta, expires) VALUES (?, ?, ?, ?, ?)",
-                (namespace, redact_text(key), value, json.dumps(meta or {}), expires),
+                (namespace, _stored(key), value, json.dumps(meta or {}), expires),
             )
         except sqlite3.Error as err:
             log.warning("cache write failed: %s", err)
@@ -120,7 +126,7 @@ class Store:
         try:
             self._run(
                 "UPDATE entries SET meta = ?, expires = ? WHERE namespace = ? AND key = ?",
-                (json.dumps(meta), expires, namespace, redact_text(key)),
+                (json.dumps(meta), expires, namespace, _stored(key)),
             )
         except sqlite3.Error as err:
             log.warning("cache write failed: %s", err)
@@ -128,7 +134,7 @@ class Store:
     def get_meta(self, namespace: str, key: str) -> dict[str, Any] | None:
         """An entry's meta whether or not it has expired (validators for a conditional request)."""
         try:
-            rows = self._run("SELECT meta FROM entries WHERE namespace = ? AND key = ?", (namespace, redact_text(key)))
+            rows = self._run("SELECT meta FROM entries WHERE namespace = ? AND key = ?", (namespace, _stored(key)))
         except sqlite3.Error as err:
             log.warning("cache read failed: %s", err)
             return None

@@ -13,6 +13,7 @@ import pytest
 
 from gate.facts import Ecosystem
 from gate.proxy.app import EXTENSION, Gate
+from gate.proxy.cache import Store
 from gate.proxy.evidence import NAMESPACE, verified
 from gate.proxy.upstream import CachedUpstream
 from gate.sources.http import Fetched, Validators
@@ -83,3 +84,14 @@ def test_cached_facts_equal_verified_ones_and_a_broken_entry_is_verified_again(t
     assert verified(state, data, "attestation", target) == first  # verified again, not trusted
     assert _rows(tmp_path) != [b'[{"verified": "yes"}]']
     assert 'gate_cache_hits_total{cache="verified"} 1' in state.metrics.render()
+
+
+def test_keys_with_different_tokens_never_share_an_entry_and_stay_off_disk(tmp_path: Path) -> None:
+    store = Store(tmp_path / "cache.sqlite3")
+    first, second = "https://conda.example/t/TOKEN-A1/ch/noarch", "https://conda.example/t/TOKEN-B2/ch/noarch"
+    store.put("conda.repodata", first, b"what A may see")
+    store.put("conda.repodata", second, b"what B may see")
+    assert (entry := store.get("conda.repodata", first)) is not None and entry.value == b"what A may see"
+    assert (entry := store.get("conda.repodata", second)) is not None and entry.value == b"what B may see"
+    on_disk = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    assert b"TOKEN-A1" not in on_disk and b"TOKEN-B2" not in on_disk
