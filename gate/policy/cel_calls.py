@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-import re2
 from celpy import celtypes
 from celpy.evaluation import celstr
 from lark import Token, Tree
 
 from gate.policy.cel_types import BOOL, DURATION, INT, STRING, TIMESTAMP, Type
+from gate.policy.patterns import regex_error
 
 _PASS = frozenset({"expr", "conditionalor", "conditionaland", "relation", "addition", "multiplication", "unary",
                    "member", "primary"})
@@ -40,10 +40,6 @@ _SIZED = frozenset({"string", "bytes", "list", "map"})
 
 Arg = tuple[Type, Tree[Any]]  # an argument's type and its parse tree
 
-_QUIET = re2.Options()
-_QUIET.log_errors = False  # the error is reported with the rule; RE2's own log line would only repeat it
-
-
 class Checker(Protocol):
     def reject(self, message: str, node: Tree[Any] | Token, code: str = ...) -> Exception: ...
 
@@ -60,17 +56,6 @@ def literal_string(node: Tree[Any]) -> str | None:
     token = unwrap(node).children[0] if unwrap(node).data == "literal" else None
     if isinstance(token, Token) and token.type in ("STRING_LIT", "MLSTRING_LIT"):
         return str(celstr(token))
-    return None
-
-
-def regex_problem(pattern: str) -> str | None:
-    """Why RE2 (the engine CEL's matches() and gate's patterns run on) rejects a regex, or None."""
-    try:
-        re2.compile(pattern, _QUIET)
-    except re2.error as err:
-        return f"RE2 rejects the regex {pattern!r}: {err}"
-    except UnicodeEncodeError as err:
-        return f"the regex {pattern!r} is not Unicode text ({err.reason})"
     return None
 
 
@@ -104,7 +89,7 @@ def _string_test(checker: Checker, node: Tree[Any] | Token, name: str, args: lis
         pattern = literal_string(arg)
         if pattern is None:  # a pattern read from the facts could be made to match anything
             raise checker.reject("matches() takes its regex as a string literal", unwrap(arg), "regex")
-        problem = regex_problem(pattern)
+        problem = regex_error(pattern)
         if problem is not None:
             raise checker.reject(problem, unwrap(arg), "regex")
     return BOOL

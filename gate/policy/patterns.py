@@ -85,16 +85,24 @@ def glob(text: str) -> Pattern:
     return Pattern(source=text, regex=glob_to_regex(unicode_text(text)), is_literal=not any(c in text for c in "*?"))
 
 
-def regex(text: str) -> Pattern:
-    """A user regex must match the whole value (anchored), so `pypa/.*` cannot match `evil/pypa/x`;
-    raises ValueError when RE2 rejects it."""
+def regex_error(text: str) -> str | None:
+    """Why RE2, the engine that runs every regex of a policy (patterns here, CEL's `matches()`), rejects
+    `text`, or None."""
     try:
         _compiled(text)
     except UnicodeEncodeError as err:
-        raise ValueError(f"invalid regex {text!r}: not Unicode text ({err.reason})") from err
+        return f"invalid regex {text!r}: not Unicode text ({err.reason})"
     except re2.error as err:
         reason = err.args[0].decode(errors="replace") if err.args and isinstance(err.args[0], bytes) else str(err)
-        raise ValueError(f"invalid regex {text!r} (RE2 syntax: no lookarounds or backreferences): {reason}") from err
+        return f"invalid regex {text!r} (RE2 syntax: no lookarounds or backreferences): {reason}"
+    return None
+
+
+def regex(text: str) -> Pattern:
+    """A user regex must match the whole value (anchored), so `pypa/.*` cannot match `evil/pypa/x`;
+    raises ValueError when RE2 rejects it."""
+    if (error := regex_error(text)) is not None:
+        raise ValueError(error)
     return Pattern(source=text, regex=f"^(?:{text})$", is_literal=False)
 
 
