@@ -102,19 +102,24 @@ class HostPolicy:
         """Allow an upstream's origin and the file hosts it is known to serve from."""
         host, port = origin(url)[1:]
         with self._lock:
+            if (host, port) in self.upstreams:  # a channel given to its blueprint and configured too
+                return
             self.upstreams.append((host, port))
             self.allowed |= {(host, port), *((known, 443) for known in KNOWN_FILE_HOSTS.get(host, ()))}
             self.private = None
 
     def _private_allowed(self) -> bool:
         with self._lock:
-            if self.private is None:
-                try:
-                    upstreams = self.upstreams
-                    self.private = any(internal(a) for host, port in upstreams for a in _addresses(host, port))
-                except HostRefusedError:
-                    return False  # not known yet: ask again next time
-            return self.private
+            if self.private is not None:
+                return self.private
+            upstreams = list(self.upstreams)
+        try:  # resolved outside the lock: a slow lookup must not stall every other fetch's check
+            private = any(internal(a) for host, port in upstreams for a in _addresses(host, port))
+        except HostRefusedError:
+            return False  # not known yet: ask again next time
+        with self._lock:
+            self.private = private
+        return private
 
     def check(self, url: str) -> None:
         """Raise HostRefusedError unless gate may fetch `url`."""
