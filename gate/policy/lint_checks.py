@@ -46,7 +46,7 @@ def exception_issues(policy: Policy, now: dt.datetime, soon: dt.timedelta) -> It
 def _glob_hint(policy: Policy, path: Path_, pattern: patterns.Pattern | None) -> Iterator[Finding]:
     if (
         pattern is not None
-        and pattern.regex == patterns.glob_to_regex(pattern.source)
+        and pattern.is_glob
         and any(h in pattern.source for h in _REGEX_HINTS)
     ):
         message = f"{pattern.source!r} is a glob (only * and ? are special) but looks like a regex; use {{regex: ...}}"

@@ -75,7 +75,7 @@ def anyone_can_match(kind: str, pattern: patterns.Pattern) -> bool:
     reaches into the owner part; for a regex, it matches one of a few outsider-made values."""
     if pattern.is_literal:
         return False
-    if pattern.regex == patterns.glob_to_regex(pattern.source):  # a glob: does a wildcard reach the owner?
+    if pattern.is_glob:  # a glob: does a wildcard reach the owner?
         return PROBE in _outsider_part(kind, pattern.source.replace("*", PROBE).replace("?", PROBE))
     if any(pattern.matches(probe) for probe in _REGEX_PROBES):
         return True

@@ -46,10 +46,12 @@ class Pattern:
     source: str
     regex: str
     is_literal: bool
+    is_glob: bool = False  # written as a glob (else a regex)
     _program: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_program", _compiled(self.regex))
+        if not self.is_literal:  # a literal is compared as a string, never run
+            object.__setattr__(self, "_program", _compiled(self.regex))
 
     def matches(self, value: str) -> bool:
         if self.is_literal:
@@ -82,7 +84,9 @@ def glob_to_regex(glob: str) -> str:
 
 
 def glob(text: str) -> Pattern:
-    return Pattern(source=text, regex=glob_to_regex(unicode_text(text)), is_literal=not any(c in text for c in "*?"))
+    return Pattern(
+        source=text, regex=glob_to_regex(unicode_text(text)), is_literal=not any(c in text for c in "*?"), is_glob=True
+    )
 
 
 def regex_error(text: str) -> str | None:

@@ -105,3 +105,10 @@ def test_lone_surrogates_neither_crash_nor_escape() -> None:
     assert patterns.glob("a\ud800*").matches("a\ud800bc")
     with pytest.raises(ValueError, match="not Unicode text"):
         patterns.regex("a\ud800")
+
+
+def test_a_pattern_knows_whether_it_was_written_as_a_glob() -> None:
+    """Lint judges globs and regexes differently; a glob's regex is built from text RE2 can take (a lone
+    surrogate becomes U+FFFD), so comparing regexes misread such a glob as a regex."""
+    assert patterns.glob("pypa/\udc80*").is_glob and patterns.glob("pypa/x").is_glob
+    assert not patterns.regex("pypa/.*").is_glob
