@@ -130,7 +130,11 @@ class Unidentified(msgspec.Struct, frozen=True, gc=False):
 def parse_time(text: str) -> dt.datetime:
     """An ISO 8601 time as gate reads every one it is given (`Z` allowed; no zone means UTC); raises
     ValueError. A date alone is midnight UTC."""
-    return aware(dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
+    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    try:
+        return aware(value)
+    except ValueError:  # said with the text as it was written
+        raise ValueError(f"{text[:40]!r} is outside the years 1 to 9999 in UTC") from None
 
 
 def aware(value: dt.datetime) -> dt.datetime:
