@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from gate.decision import Decision
 from gate.evaluate import Unmatched, evaluate, unidentified
+from gate.facts import Unidentified
 from gate.identities import with_lock_identities
 from gate.policy.compile import CompiledPolicy
 from gate.sources.planned import IndexGatherer, PlannedFile
@@ -37,8 +38,8 @@ def check_planned(
         if progress is not None:
             progress(i, len(planned), file)
         gathered = gatherer.gather(file)
-        if gathered.unidentified is not None:
-            out.append(Checked(file, unidentified(gathered.unidentified), gathered.notes))
+        if isinstance(gathered.facts, Unidentified):
+            out.append(Checked(file, unidentified(gathered.facts), gathered.notes))
             continue
         decision = evaluate(policies, gathered.facts, now, unmatched=unmatched)
         decision = with_lock_identities(decision, file.identities, policies, now)

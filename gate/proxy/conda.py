@@ -22,8 +22,10 @@ from flask import Blueprint, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
 
 from gate.decision import Decision
-from gate.evaluate import Judgement, unjudgeable
-from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts
+from gate.evaluate import Judgement, unidentified
+from gate.facts import FileFacts, Unidentified
+from gate.gather.conda import CondaFacts, SidecarLocator, record_facts
+from gate.gather.ports import earliest
 from gate.proxy.app import EXTENSION, Gate
 from gate.proxy.decide import (
     etag,
@@ -36,16 +38,7 @@ from gate.proxy.decide import (
     upstream_failure,
     visible,
 )
-from gate.proxy.evidence import (
-    FETCH_RETRY,
-    Evidence,
-    cached_fetch,
-    earliest,
-    evidence_key,
-    expire_failed,
-    failed,
-    verified,
-)
+from gate.proxy.evidence import StoreEvidence
 from gate.proxy.files import audit_lost, deliver
 from gate.proxy.paths import refuse_bad_paths
 from gate.proxy.upstream import CachedUpstream
@@ -60,8 +53,6 @@ from gate.sources.conda_channel import (
     find_records,
     package_url,
     parse_repodata,
-    record_facts,
-    record_problem,
     unique_records,
     valid_subdir,
 )
@@ -70,20 +61,15 @@ from gate.sources.conda_evidence import (
     SIGS,
     V0_SIGS,
     SidecarError,
-    SidecarFetch,
     advertised_sha256,
-    sidecar_attestations,
 )
 from gate.sources.conda_upstream import ChannelClient
 from gate.sources.http import UpstreamError
-from gate.sources.segments import join, segment_problem
-from gate.verify.sigstore import Target
+from gate.sources.segments import join
 
 SERVICE = "gate.conda"
 UPSTREAM = "conda.repodata"  # upstream repodata bytes with their validators
 FILTERED = "conda.filtered"  # filtered repodata (`|zst`: compressed), valid while its decisions hold
-SIDECARS = "conda.sidecar"
-SIDECAR_TTL = 3600.0  # `.sigs` may gain bundles; ask again after this long
 MAX_CHANNELDATA = 256 << 20
 MEMO_BYTES = 1 << 30  # parsed repodata kept in a process, by the size of their bodies
 CHANNEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -115,6 +101,7 @@ class CondaChannels:
         }
         for url in channels.values():
             state.hosts.allow_upstream(url)  # channels given to the blueprint directly, as well as configured
+        self.facts = CondaFacts(StoreEvidence(state), state.evaluator.reads_attestations)
         # a parsed conda-forge subdir is large: few are memoized
         self.repodata: CachedUpstream[dict[str, Any]] = CachedUpstream(
             state, UPSTREAM, _parse_repodata, noun="repodata", memo=4, memo_bytes=MEMO_BYTES
@@ -131,86 +118,40 @@ class CondaChannels:
 
     # -- decisions -----------------------------------------------------------------------------------
 
-    def _sidecars(
-        self, client: ChannelClient, subdir: str, pinned: str, now: dt.datetime, rechecks: list[dt.datetime]
-    ) -> SidecarFetch:
-        """Fetch sidecars through the cache, adding to `rechecks` when each answer is to be asked for again."""
+    def _locate(self, client: ChannelClient, subdir: str) -> SidecarLocator:
+        """Where a sidecar of a package in `subdir` is upstream, and how to fetch it."""
 
-        def fetch(name: str) -> tuple[str, bytes] | None:
+        def locate(name: str) -> tuple[str, Callable[[], bytes | None]]:
             try:
                 url = join(client.url, subdir, name)
-                data, recheck = cached_fetch(
-                    self.state, SIDECARS, evidence_key(url, pinned),
-                    lambda: client.file(subdir, name, limit=MAX_SIDECAR_BYTES), now,
-                    absent_ttl=SIDECAR_TTL, present_ttl=SIDECAR_TTL,
-                )
             except ValueError as err:  # a name that cannot be a path segment: there is no such sidecar
                 raise SidecarError(str(err)) from err
-            except UpstreamError as err:
-                rechecks.append(now + FETCH_RETRY)
-                raise SidecarError(str(err)) from err
-            if recheck is not None:
-                rechecks.append(recheck)
-            return None if data is None else (url, data)
+            return url, lambda: client.file(subdir, name, limit=MAX_SIDECAR_BYTES)
 
-        return fetch
-
-    def _evidence(
-        self, client: ChannelClient, subdir: str, file: FileFacts, record: Mapping[str, Any], now: dt.datetime
-    ) -> Evidence:
-        target = Target(file.filename, file.sha256, Ecosystem.CONDA)
-        pinned = f"{file.sha256}|{record.get('attestations_sha256')}"
-        rechecks: list[dt.datetime] = []
-        fetch = self._sidecars(client, subdir, pinned, now, rechecks)
-
-        def verify(data: bytes, source: str, target: Target) -> tuple[AttestationFact, ...]:
-            facts = verified(self.state, data, source, target)
-            if failed(facts):  # the sidecar (source: its URL) is fetched again soon
-                recheck = expire_failed(self.state, SIDECARS, evidence_key(source, pinned), data, now)
-                rechecks.extend([recheck] if recheck is not None else [])
-            return facts
-
-        return Evidence(tuple(sidecar_attestations(file.filename, target, record, fetch, verify)), earliest(*rechecks))
+        return locate
 
     def judge_all(
         self, client: ChannelClient, subdir: str, records: list[tuple[str, dict[str, Any]]], now: dt.datetime,
         conflicts: Mapping[str, str],
     ) -> list[Judgement]:
-        """One judgement per record, in order; sidecars are fetched in parallel when a policy reads them.
-        A filename in `conflicts` (listed with different records) or one that cannot be a path segment is
-        denied, with the reason."""
-        files = [
-            None if segment_problem(name) or name in conflicts else record_facts(name, record, client.url)
-            for name, record in records
-        ]
-        reads = self.state.evaluator.reads_attestations
-        wanted = [i for i, f in enumerate(files) if f is not None and reads(f.ecosystem, f.name)]
-        evidence: dict[int, Evidence] = {}
-        if wanted:
-            def gather(i: int) -> Evidence:
-                file = files[i]
-                assert file is not None
-                return self._evidence(client, subdir, file, records[i][1], now)
+        """One judgement per record, in order (facts from `gate.gather.conda`, as `gate check` has them);
+        sidecars are fetched in parallel when a policy reads them. A filename in `conflicts` (listed with
+        different records) is denied, with the reason."""
+        files = [record_facts(name, record, client.url, conflicts.get(name)) for name, record in records]
+        locate = self._locate(client, subdir)
 
-            with ThreadPoolExecutor(self.state.settings.provenance_workers) as pool:
-                evidence = dict(zip(wanted, pool.map(gather, wanted), strict=True))
-        out = []
-        for i, ((filename, entry), file) in enumerate(zip(records, files, strict=True)):
-            if file is None:
-                sha256 = entry.get("sha256")
-                reason = conflicts.get(filename) or (
-                    f"its filename is {problem}" if (problem := segment_problem(filename))
-                    else record_problem(filename, entry) or "gate cannot judge its repodata record"
-                )
-                decision = unjudgeable(
-                    Ecosystem.CONDA, str(entry.get("name", filename)), filename,
-                    sha256 if isinstance(sha256, str) else None, reason,
-                )
-                out.append(Judgement(decision, None))
-            else:
-                facts, recheck = evidence.get(i, Evidence((), None))
-                out.append(judge(self.state, Facts(file=file, attestations=facts), now, recheck))
-        return out
+        def gather(i: int) -> Judgement:
+            file = files[i]
+            if isinstance(file, Unidentified):
+                return Judgement(unidentified(file), None)
+            facts, recheck = self.facts.gather(file, records[i][1], locate, now)
+            return judge(self.state, facts, now, recheck)
+
+        reads = self.state.evaluator.reads_attestations
+        if not any(isinstance(f, FileFacts) and reads(f.ecosystem, f.name) for f in files):
+            return [gather(i) for i in range(len(files))]
+        with ThreadPoolExecutor(self.state.settings.provenance_workers) as pool:
+            return list(pool.map(gather, range(len(files))))
 
     # -- filtered repodata ---------------------------------------------------------------------------
 
@@ -272,8 +213,7 @@ class CondaChannels:
     def sidecar(self, client: ChannelClient, subdir: str, listed: Listed, name: str) -> tuple[str, bytes] | None:
         """The sidecar `name` of the package `listed` (through the cache its judgement used), or None."""
         file = listed.decision.facts.file
-        pinned = f"{file.sha256}|{listed.record.get('attestations_sha256')}"
-        return self._sidecars(client, subdir, pinned, self.state.now(), [])(name)
+        return self.facts.sidecar_fetch(file, listed.record, self._locate(client, subdir), self.state.now(), [])(name)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -14,32 +14,17 @@ import datetime as dt
 import hashlib
 import time
 from collections.abc import Callable
-from typing import NamedTuple
 
 import msgspec
 
 from gate.facts import AttestationFact
+from gate.gather.ports import Evidence, failed
 from gate.proxy.app import Gate
 from gate.verify.evidence import verify_evidence
 from gate.verify.sigstore import Target
 
 NAMESPACE = "verified"
-FETCH_RETRY = dt.timedelta(seconds=60)  # evidence that could not be fetched is asked for again after this long
 FAILURE_TTL = 300.0  # seconds: evidence that did not verify is fetched (and verified) again after this long
-
-
-class Evidence(NamedTuple):
-    """The attestation facts of one file and when they may differ (None: never, the file is immutable):
-    a failed fetch is retried after FETCH_RETRY, an entry cached with a TTL is asked for again when it ends.
-    A judgement on these facts holds no longer than that."""
-
-    facts: tuple[AttestationFact, ...]
-    recheck: dt.datetime | None
-
-
-def earliest(*moments: dt.datetime | None) -> dt.datetime | None:
-    """The earliest of the given moments (None: none given)."""
-    return min((m for m in moments if m is not None), default=None)
 
 
 def recheck_at(now: dt.datetime, expires: float | None) -> dt.datetime | None:
@@ -70,11 +55,6 @@ def cached_fetch(
 def evidence_key(url: str, pin: str) -> str:
     """The store key of the evidence at `url` for one file (`pin`: its sha256, and what else it depends on)."""
     return f"{url}|{pin}"
-
-
-def failed(facts: tuple[AttestationFact, ...] | list[AttestationFact]) -> bool:
-    """Whether evidence gave nothing that verified completely (no bundle, or one that did not verify)."""
-    return not facts or not all(f.verified for f in facts)
 
 
 def expire_failed(state: Gate, namespace: str, key: str, data: bytes, now: dt.datetime) -> dt.datetime | None:
@@ -109,3 +89,25 @@ def verified(state: Gate, data: bytes, source: str, target: Target) -> tuple[Att
     expires = time.time() + FAILURE_TTL if failed(facts) else None
     state.store.put(NAMESPACE, key, msgspec.json.encode(facts), None, expires)
     return facts
+
+
+class StoreEvidence:
+    """The proxy's `EvidenceCache` (gate.gather.ports): evidence bytes kept in the store under their URL and
+    the file they are for, verification outcomes under the evidence's digest; what did not verify is fetched
+    and verified again after FAILURE_TTL."""
+
+    def __init__(self, state: Gate) -> None:
+        self.state = state
+
+    def fetch(
+        self, namespace: str, url: str, pin: str, fetch: Callable[[], bytes | None], now: dt.datetime, *,
+        absent_ttl: float, present_ttl: float | None,
+    ) -> tuple[bytes | None, dt.datetime | None]:
+        return cached_fetch(
+            self.state, namespace, evidence_key(url, pin), fetch, now, absent_ttl=absent_ttl, present_ttl=present_ttl
+        )
+
+    def verify(self, namespace: str, url: str, pin: str, data: bytes, target: Target, *, now: dt.datetime) -> Evidence:
+        facts = verified(self.state, data, url, target)
+        recheck = expire_failed(self.state, namespace, evidence_key(url, pin), data, now) if failed(facts) else None
+        return Evidence(facts, recheck)

@@ -18,6 +18,7 @@ from packaging.utils import canonicalize_name
 from pypi_attestations import Provenance
 from werkzeug.wrappers import Response as BaseResponse
 
+from gate.gather.ports import earliest
 from gate.proxy.app import EXTENSION, gate_state
 from gate.proxy.decide import (
     etag,
@@ -29,7 +30,6 @@ from gate.proxy.decide import (
     upstream_failure,
     visible,
 )
-from gate.proxy.evidence import earliest
 from gate.proxy.files import deliver
 from gate.proxy.paths import refuse_bad_paths
 from gate.proxy.pypi_index import PypiIndex

@@ -17,8 +17,7 @@ from urllib.parse import urljoin
 
 import zstandard
 
-from gate.facts import FileFacts
-from gate.sources.conda import conda_file_facts, is_conda_filename
+from gate.sources.conda import is_conda_filename
 from gate.sources.segments import quote_segment
 
 SECTIONS = ("packages", "packages.conda")
@@ -26,7 +25,6 @@ KNOWN_KEYS = frozenset({*SECTIONS, "info", "removed", "repodata_version"})  # to
 MAX_REPODATA_BYTES = 512 << 20  # decoded; conda-forge's largest subdir (linux-64) is a few hundred MB
 
 _SUBDIR = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 _SIDECAR = re.compile(r".+?(?:\.conda|\.tar\.bz2)\.(?:sigs|v0\.sigs|sigs\.[0-9a-f]{64})")
 
 Record = dict[str, Any]
@@ -151,27 +149,6 @@ def unique_records(repodata: Mapping[str, Any]) -> tuple[list[tuple[str, Record]
         listed.setdefault(filename, []).append(record)
     problems = {name: p for name, records in listed.items() if (p := duplicate_problem(records)) is not None}
     return [(name, records[0]) for name, records in listed.items()], problems
-
-
-def record_facts(filename: str, record: Mapping[str, Any], channel: str) -> FileFacts | None:
-    """Facts for a repodata record; None when gate cannot judge it (`record_problem` says why)."""
-    return _record_facts(filename, record, channel)[0]
-
-
-def record_problem(filename: str, record: Mapping[str, Any]) -> str | None:
-    """Why a record cannot be judged (no valid sha256, a filename that is not name-version-build, a record
-    whose name/version/build disagree with its filename), or None when it can."""
-    return _record_facts(filename, record, "")[1]
-
-
-def _record_facts(filename: str, record: Mapping[str, Any], channel: str) -> tuple[FileFacts | None, str | None]:
-    sha256 = record.get("sha256")
-    if not isinstance(sha256, str) or not _HEX64.fullmatch(sha256.lower()):
-        return None, "its repodata record has no valid sha256, so gate could not check its download"
-    try:
-        return conda_file_facts(filename, sha256.lower(), record=record, channel=channel), None
-    except ValueError as err:
-        return None, str(err)
 
 
 def _unknown_records(key: str, value: Any) -> bool:

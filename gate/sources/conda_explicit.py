@@ -9,10 +9,11 @@ anything else is a usage error.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,22 +25,18 @@ import urllib3
 from msgspec.structs import replace
 
 from gate.errors import GateError, UsageError
-from gate.facts import AttestationFact, Ecosystem, Facts, Unidentified
+from gate.facts import Ecosystem, Facts, Unidentified
+from gate.gather.conda import CondaFacts, SidecarLocator, bytes_facts
+from gate.gather.ports import Uncached
 from gate.redact import redact_text
-from gate.sources.conda import conda_file_facts, record_for_bytes, split_conda_filename
+from gate.sources.conda import record_for_bytes, split_conda_filename
 from gate.sources.conda_channel import MAX_REPODATA_BYTES, find_record, parse_repodata
-from gate.sources.conda_evidence import (
-    MAX_SIDECAR_BYTES,
-    SidecarError,
-    SidecarFetch,
-    sidecar_attestations,
-    verify_with,
-)
+from gate.sources.conda_evidence import MAX_SIDECAR_BYTES, SidecarError
 from gate.sources.deadline import Deadline
+from gate.sources.filenames import is_distribution_filename
 from gate.sources.hosts import HostPolicy, HostPort
 from gate.sources.http import MAX_FILE_BYTES, HttpClient, UpstreamError, open_checked, paced
-from gate.sources.local import LocalOptions, is_distribution_filename, read_regular
-from gate.verify.sigstore import Target
+from gate.sources.local import LocalOptions, read_regular
 
 EXPLICIT = "@EXPLICIT"
 _LINE = re.compile(
@@ -275,16 +272,21 @@ class _Repodata:
         return find_record(self._seen[key], package.filename)
 
 
-def _sidecars(fetcher: Fetcher, package: ExplicitPackage) -> SidecarFetch:
-    def fetch(name: str) -> tuple[str, bytes] | None:
-        url = f"{package.subdir_url}/{name}"
-        try:
-            data = fetcher.read(url, MAX_SIDECAR_BYTES)
-        except FetchError as err:
-            raise SidecarError(str(err)) from err
-        return None if data is None else (url, data)
+def _sidecars(fetcher: Fetcher, package: ExplicitPackage) -> SidecarLocator:
+    """A package's sidecars are fetched from beside it."""
 
-    return fetch
+    def locate(name: str) -> tuple[str, Callable[[], bytes | None]]:
+        url = f"{package.subdir_url}/{name}"
+
+        def read() -> bytes | None:
+            try:
+                return fetcher.read(url, MAX_SIDECAR_BYTES)
+            except FetchError as err:
+                raise SidecarError(str(err)) from err
+
+        return url, read
+
+    return locate
 
 
 def _check_pins(package: ExplicitPackage, got: Downloaded) -> None:
@@ -297,6 +299,7 @@ def _check_pins(package: ExplicitPackage, got: Downloaded) -> None:
 
 def explicit_facts(
     path: Path, options: LocalOptions, *, fetcher: Fetcher | None = None, allow_hosts: Iterable[HostPort] = (),
+    now: dt.datetime | None = None,
 ) -> list[Facts | Unidentified]:
     """Facts for every package of an explicit environment file, in file order (`Unidentified` for a package
     whose repodata record contradicts its filename); fetched from the hosts `explicit_hosts` allows."""
@@ -305,27 +308,24 @@ def explicit_facts(
     except (OSError, UnicodeDecodeError) as err:
         raise UsageError(f"cannot read {path}: {err}") from err
     fetcher = fetcher or Fetcher(hosts=explicit_hosts(options.channel, allow_hosts))
-    verifier = options.verifier
+    now = now or dt.datetime.now(dt.UTC)
     repodata = _Repodata(fetcher)
-    verify = verify_with(verifier)
+    service = CondaFacts(Uncached(options.verifier), options.reads_attestations)
     out: list[Facts | Unidentified] = []
     for package in parse_explicit(text, str(path)):
         got = _download(fetcher, package)
         _check_pins(package, got)
         try:
-            record = record_for_bytes(repodata.record(package), got.sha256)
-            file = conda_file_facts(
-                package.filename, got.sha256, record=record, channel=options.channel or package.channel,
-                size=got.size,
-            )
-        except ValueError as err:
+            listed = repodata.record(package)
+        except ValueError as err:  # listed with records that differ
             out.append(Unidentified(Ecosystem.CONDA, package.filename, package.filename, got.sha256, str(err)))
+            continue
+        file = bytes_facts(package.filename, got.sha256, got.size, listed, options.channel or package.channel)
+        if isinstance(file, Unidentified):
+            out.append(file)
             continue
         if options.uploaded is not None:
             file = replace(file, uploaded=options.uploaded, uploadedFrom="--uploaded")
-        evidence: list[AttestationFact] = []
-        if options.reads_attestations(file.ecosystem, file.name):
-            target = Target(filename=file.filename, sha256=file.sha256, ecosystem=file.ecosystem)
-            evidence = sidecar_attestations(package.filename, target, record, _sidecars(fetcher, package), verify)
-        out.append(Facts(file=file, attestations=tuple(evidence)))
+        facts, _ = service.gather(file, record_for_bytes(listed, got.sha256), _sidecars(fetcher, package), now)
+        out.append(facts)
     return out

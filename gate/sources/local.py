@@ -1,4 +1,5 @@
-"""Facts about files on disk: name and version from the filename, digest, and evidence found beside them."""
+"""Files on disk for `gate check`: their facts (from `gate.gather`, as the proxy has them for the same
+file), their digest, and the evidence found beside them."""
 
 from __future__ import annotations
 
@@ -13,28 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from msgspec.structs import replace
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
 
 from gate.errors import GateError, UsageError
 from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, FileKind, Unidentified
-from gate.sources.conda import CONDA_SUFFIXES, conda_file_facts, is_conda_filename, record_for_bytes
-from gate.sources.conda_channel import MAX_REPODATA_BYTES, find_record, parse_repodata
-from gate.sources.conda_evidence import (
-    MAX_SIDECAR_BYTES,
-    SIGS,
-    V0_SIGS,
-    SidecarError,
-    SidecarFetch,
-    sidecar_attestations,
-    verify_with,
-)
-from gate.sources.versions import VERSIONS, parse_version
+from gate.gather.conda import CondaFacts, SidecarLocator, bytes_facts
+from gate.gather.ports import Uncached
+from gate.gather.pypi import ReadsAttestations, every_file, local_file_facts
+from gate.sources.conda import is_conda_filename, record_for_bytes
+from gate.sources.conda_channel import MAX_REPODATA_BYTES, Record, find_record, parse_repodata
+from gate.sources.conda_evidence import MAX_SIDECAR_BYTES, SIGS, V0_SIGS, SidecarError
+from gate.sources.filenames import is_distribution_filename, pip_sdist_readings
 from gate.verify.bounded import MAX_EVIDENCE_BYTES
 from gate.verify.evidence import verify_evidence
 from gate.verify.sigstore import BundleVerifier, Target
@@ -48,35 +37,6 @@ EVIDENCE_SUFFIXES = (
     ".sigstore",
     ".sigstore.json",
 )
-# Every suffix an installer takes as a distribution: pip's archive formats (wheels, sdists in any archive it
-# unpacks), eggs, conda packages. A file with one of these (in any case) is judged as a package: when its name
-# cannot be parsed it is denied as unjudgeable, never checked as a `generic` file no package policy selects.
-# Only other files (a binary, a document) are generic, checked by digest with a Sigstore bundle.
-DIST_SUFFIXES = (
-    ".whl", ".tar.gz", ".zip", *CONDA_SUFFIXES,
-    ".tgz", ".tar", ".tbz", ".tar.xz", ".txz", ".tlz", ".tar.lz", ".tar.lzma", ".egg",
-)
-
-
-def is_distribution_filename(filename: str) -> bool:
-    """Whether an installer could take `filename` for a distribution (its suffix, in any case)."""
-    return filename.lower().endswith(DIST_SUFFIXES)
-
-
-def pip_sdist_readings(filename: str) -> list[tuple[str, str]]:
-    """Every (canonical name, version) pip could take an sdist filename for (`.tar.gz`, `.zip`, and `.tar.bz2`,
-    which conda also takes). pip splits `name-version` at whichever dash follows the project name asked for, so
-    any dash with a PEP 440 version after it will do: `old-1.0-0.tar.bz2` is project `old` at 1.0.post0 for pip
-    (build 0 for conda), and `foo-1.0-1.tar.gz` is `foo` 1.0.post1 for pip, `foo-1-0` 1 for packaging."""
-    stem = next((filename[: -len(s)] for s in (".tar.gz", ".zip", ".tar.bz2") if filename.endswith(s)), None)
-    if stem is None:
-        return []
-    return [
-        (canonicalize_name(stem[:i]), version[0])
-        for i, char in enumerate(stem)
-        if char == "-" and i and (version := parse_version(stem[i + 1 :])) is not None
-    ]
-
 
 class UnidentifiedFileError(GateError):
     """A local file with a distribution suffix whose name does not say which package it is."""
@@ -120,106 +80,6 @@ def sha256_file(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), read
 
 
-# `python_filename` memo: filename pieces that were part of a filename packaging parsed successfully, per
-# kind and split the same way packaging splits. packaging judges a filename by independent checks of its
-# pieces (the name, the build tag, the tag set; the version with `Version()`), so a filename made only of
-# known-good pieces parses exactly as packaging would; anything else is handed to packaging itself.
-# tests/proxy/test_filenames.py checks the equivalence over many ordinary and odd filenames.
-_MEMO_LIMIT = 20_000
-_WHEEL_NAMES: dict[str, str] = {}  # name part -> canonical name
-_WHEEL_BUILDS: set[str] = set()
-_WHEEL_TAGS: set[str] = set()
-_SDIST_NAMES: dict[str, str] = {}
-_VERSIONS = VERSIONS  # versions are memoized in gate.sources.versions (shared with conda, with its own limit)
-
-PythonFilename = tuple[str, str, FileKind, bool]  # canonical name, version, kind, prerelease
-
-
-def _remember(memo: dict[str, Any] | set[str], key: str, value: Any = None) -> None:
-    if len(memo) >= _MEMO_LIMIT:
-        memo.clear()
-    if isinstance(memo, set):
-        memo.add(key)
-    else:
-        memo[key] = value
-
-
-def _packaging_wheel(filename: str, name_part: str, build_part: str | None, tags: str) -> PythonFilename | None:
-    try:
-        name, version, _, _ = parse_wheel_filename(filename)
-    except InvalidWheelFilename:
-        return None
-    _remember(_WHEEL_NAMES, name_part, canonicalize_name(name))
-    if build_part is not None:
-        _remember(_WHEEL_BUILDS, build_part)
-    _remember(_WHEEL_TAGS, tags)
-    return canonicalize_name(name), str(version), FileKind.WHEEL, version.is_prerelease
-
-
-def _packaging_sdist(filename: str, name_part: str) -> PythonFilename | None:
-    try:
-        name, version = parse_sdist_filename(filename)
-    except InvalidSdistFilename:
-        return None
-    _remember(_SDIST_NAMES, name_part, canonicalize_name(name))
-    return canonicalize_name(name), str(version), FileKind.SDIST, version.is_prerelease
-
-
-def python_filename(filename: str) -> PythonFilename | None:
-    """(canonical name, version, kind, prerelease) of a wheel or sdist filename, None when it is neither
-    (exactly what packaging's `parse_wheel_filename`/`parse_sdist_filename` give, memoized by piece)."""
-    if filename.endswith(".whl"):
-        stem = filename[:-4]
-        dashes = stem.count("-")
-        if dashes not in (4, 5):  # packaging's first check, verbatim
-            return None
-        parts = stem.split("-", dashes - 2)
-        name_part, tags = parts[0], parts[-1]
-        build_part = parts[2] if dashes == 5 else None
-        name = _WHEEL_NAMES.get(name_part)
-        if name is None or tags not in _WHEEL_TAGS or (build_part is not None and build_part not in _WHEEL_BUILDS):
-            return _packaging_wheel(filename, name_part, build_part, tags)
-        version = parse_version(parts[1])
-        return None if version is None else (name, version[0], FileKind.WHEEL, version[1])
-    if filename.endswith(".tar.gz"):
-        stem = filename[:-7]
-    elif filename.endswith(".zip"):
-        stem = filename[:-4]
-    else:
-        return None
-    name_part, sep, version_part = stem.rpartition("-")
-    name = _SDIST_NAMES.get(name_part) if sep else None
-    if name is None:
-        return _packaging_sdist(filename, name_part)
-    version = parse_version(version_part)
-    return None if version is None else (name, version[0], FileKind.SDIST, version[1])
-
-
-def python_file_facts(
-    filename: str, sha256: str, size: int | None = None, *, index: str | None = None,
-    uploaded: dt.datetime | None = None, uploaded_from: str | None = None, yanked: bool = False,
-) -> FileFacts | None:
-    """Facts from a wheel or sdist filename (and what an index said about the file), or None when it is
-    neither."""
-    parsed = python_filename(filename)
-    if parsed is None:
-        return None
-    name, version, kind, prerelease = parsed
-    return FileFacts(
-        ecosystem=Ecosystem.PYPI,
-        name=name,
-        version=version,
-        filename=filename,
-        kind=kind,
-        sha256=sha256,
-        size=size,
-        index=index,
-        uploaded=uploaded,
-        uploadedFrom=uploaded_from,
-        yanked=yanked,
-        prerelease=prerelease,
-    )
-
 
 @lru_cache(maxsize=8)
 def _repodata(path: Path, mtime_ns: int) -> dict[str, Any]:
@@ -232,24 +92,15 @@ def _repodata(path: Path, mtime_ns: int) -> dict[str, Any]:
         return {}
 
 
-def _repodata_record(path: Path, sha256: str) -> dict[str, Any] | None:
-    """The record for a conda package in the `repodata.json` beside it, if there is one for these bytes."""
+def _repodata_record(path: Path) -> dict[str, Any] | None:
+    """The record `repodata.json` beside a conda package lists under its filename (None: none, or no readable
+    repodata); ValueError when it lists the filename with records that differ."""
     repodata = path.parent / "repodata.json"
     try:
         data = _repodata(repodata, repodata.stat().st_mtime_ns)
     except OSError:
         return None
-    return record_for_bytes(find_record(data, path.name), sha256)
-
-
-# (ecosystem, name) -> whether a policy that governs such files reads `attestations` (so evidence that must
-# be fetched is worth fetching); `gate.evaluate.Evaluator.reads_attestations` is one.
-ReadsAttestations = Callable[[Ecosystem, str], bool]
-
-
-def every_file(ecosystem: Ecosystem, name: str) -> bool:
-    """`ReadsAttestations` for when the policies are not known: evidence is fetched for every file."""
-    return True
+    return find_record(data, path.name)
 
 
 @dataclass(frozen=True)
@@ -264,35 +115,40 @@ class LocalOptions:
     reads_attestations: ReadsAttestations = every_file
 
 
-def file_facts(path: Path, options: LocalOptions) -> tuple[FileFacts, dict[str, Any] | None]:
+def _conda_facts(path: Path, sha256: str, size: int, options: LocalOptions) -> tuple[FileFacts, Record | None]:
+    """A conda package's facts (as the proxy has them for the record beside it, `gate.gather.conda`) and that
+    record when it describes these bytes; UnidentifiedFileError when gate cannot tell which package it is."""
+    try:
+        record = _repodata_record(path)
+    except ValueError as err:
+        raise UnidentifiedFileError(Unidentified(Ecosystem.CONDA, path.name, path.name, sha256, str(err))) from err
+    facts = bytes_facts(path.name, sha256, size, record, options.channel)
+    if isinstance(facts, Unidentified):
+        raise UnidentifiedFileError(facts)
+    record = record_for_bytes(record, sha256)
+    if record is None and options.channel is None and (readings := pip_sdist_readings(path.name)):
+        reason = (
+            f"{path.name} reads as conda package {facts.name} {facts.version} and as the pip sdist "
+            f"{' '.join(readings[0])} "
+            "(pip installs .tar.bz2 sdists): with no repodata.json record beside it and no --channel, gate "
+            "cannot tell which installer takes it, so neither ecosystem's policies can be trusted to select it; "
+            "check it in its channel directory or with --channel"
+        )
+        raise UnidentifiedFileError(Unidentified(Ecosystem.CONDA, facts.name, path.name, sha256, reason))
+    return facts, record
+
+
+def identify(path: Path, options: LocalOptions) -> tuple[FileFacts, Record | None]:
     """Facts for one local file, and its repodata record when it is a conda package in a channel dir; raise
     UnidentifiedFileError for a distribution whose name (or record) does not say which package it is."""
     sha256, size = sha256_file(path)
     record = None
     if is_conda_filename(path.name):
-        try:
-            record = _repodata_record(path, sha256)
-            facts = conda_file_facts(path.name, sha256, record=record, channel=options.channel, size=size)
-        except ValueError as err:
-            raise UnidentifiedFileError(Unidentified(Ecosystem.CONDA, path.name, path.name, sha256, str(err))) from err
-        if record is None and options.channel is None and (readings := pip_sdist_readings(path.name)):
-            reason = (
-                f"{path.name} reads as conda package {facts.name} {facts.version} and as the pip sdist "
-                f"{' '.join(readings[0])} "
-                "(pip installs .tar.bz2 sdists): with no repodata.json record beside it and no --channel, gate "
-                "cannot tell which installer takes it, so neither ecosystem's policies can be trusted to select it; "
-                "check it in its channel directory or with --channel"
-            )
-            raise UnidentifiedFileError(Unidentified(Ecosystem.CONDA, facts.name, path.name, sha256, reason))
-    elif (found := python_file_facts(path.name, sha256, size)) is not None:
+        facts, record = _conda_facts(path, sha256, size, options)
+    elif (found := local_file_facts(path.name, sha256, size)) is not None:
+        if isinstance(found, Unidentified):
+            raise UnidentifiedFileError(found)
         facts = found
-        if others := [f"{n} {v}" for n, v in pip_sdist_readings(path.name) if n != found.name]:
-            reason = (
-                f"{path.name} is the sdist {found.name} {found.version}, but pip, asked for another project, also "
-                f"takes it for {' or '.join(others)} (it splits name and version at any dash): gate cannot tell "
-                "which package it is; check it under the filename its index gives it"
-            )
-            raise UnidentifiedFileError(Unidentified(Ecosystem.PYPI, found.name, path.name, sha256, reason))
     elif is_distribution_filename(path.name):
         reason = (
             f"{path.name} has a distribution suffix but is not a valid wheel, sdist or conda package filename "
@@ -303,13 +159,8 @@ def file_facts(path: Path, options: LocalOptions) -> tuple[FileFacts, dict[str, 
         raise UnidentifiedFileError(Unidentified(Ecosystem.PYPI, path.name, path.name, sha256, reason))
     else:
         facts = FileFacts(
-            ecosystem=Ecosystem.GENERIC,
-            name=path.name,
-            version="",
-            filename=path.name,
-            kind=FileKind.FILE,
-            sha256=sha256,
-            size=size,
+            ecosystem=Ecosystem.GENERIC, name=path.name, version="", filename=path.name, kind=FileKind.FILE,
+            sha256=sha256, size=size,
         )
     if options.uploaded is not None:
         facts = replace(facts, uploaded=options.uploaded, uploadedFrom="--uploaded")
@@ -329,21 +180,25 @@ def evidence_paths(path: Path, options: LocalOptions) -> list[Path]:
     return list(options.attestations) + [p for p in found if p.is_file() and p.resolve() not in given]
 
 
-def _beside(path: Path) -> SidecarFetch:
-    """Read conda sidecars from the package's directory."""
+def _beside(path: Path) -> SidecarLocator:
+    """Conda sidecars are read from the package's directory."""
 
-    def fetch(name: str) -> tuple[str, bytes] | None:
+    def locate(name: str) -> tuple[str, Callable[[], bytes | None]]:
         sidecar = path.with_name(name)
-        if not sidecar.is_file():
-            return None
-        if sidecar.stat().st_size > MAX_SIDECAR_BYTES:
-            raise SidecarError(f"{sidecar} is larger than {MAX_SIDECAR_BYTES} bytes")
-        try:
-            return str(sidecar), read_regular(sidecar)
-        except OSError as err:
-            raise SidecarError(f"cannot read {sidecar}: {err.strerror}") from err
 
-    return fetch
+        def read() -> bytes | None:
+            if not sidecar.is_file():
+                return None
+            if sidecar.stat().st_size > MAX_SIDECAR_BYTES:
+                raise SidecarError(f"{sidecar} is larger than {MAX_SIDECAR_BYTES} bytes")
+            try:
+                return read_regular(sidecar)
+            except OSError as err:
+                raise SidecarError(f"cannot read {sidecar}: {err.strerror}") from err
+
+        return str(sidecar), read
+
+    return locate
 
 
 def _read(evidence: Path) -> bytes:
@@ -356,15 +211,17 @@ def _read(evidence: Path) -> bytes:
         raise UsageError(f"cannot read attestation {evidence}: {err.strerror}") from err
 
 
-def local_facts(path: Path, options: LocalOptions) -> Facts:
+def local_facts(path: Path, options: LocalOptions, now: dt.datetime | None = None) -> Facts:
     """Everything gate knows about one local file, with every piece of evidence verified."""
-    file, record = file_facts(path, options)
+    file, record = identify(path, options)
     target = Target(filename=file.filename, sha256=file.sha256, ecosystem=file.ecosystem)
     facts: list[AttestationFact] = []
     for evidence in evidence_paths(path, options):
         facts.extend(verify_evidence(_read(evidence), str(evidence), target, options.verifier))
-    if is_conda_filename(path.name) and options.reads_attestations(file.ecosystem, file.name):
-        facts.extend(sidecar_attestations(path.name, target, record, _beside(path), verify_with(options.verifier)))
+    if is_conda_filename(path.name):
+        service = CondaFacts(Uncached(options.verifier), options.reads_attestations)
+        found, _ = service.gather(file, record, _beside(path), now or dt.datetime.now(dt.UTC))
+        facts.extend(found.attestations)
     return Facts(file=file, attestations=tuple(facts))
 
 

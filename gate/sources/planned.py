@@ -9,17 +9,17 @@ itself claims (a lock's `upload-time`, its `attestation-identities`) is never ta
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from msgspec.structs import replace
-
-from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, FileKind, Unidentified, iso_z
+from gate.facts import Ecosystem, Facts, FileFacts, FileKind, Unidentified, iso_z
+from gate.gather.ports import Uncached
+from gate.gather.pypi import PypiFacts, ReadsAttestations
+from gate.sources.filenames import python_file_facts
 from gate.sources.hosts import HostPolicy
 from gate.sources.http import UpstreamError
-from gate.sources.local import ReadsAttestations, python_file_facts
 from gate.sources.pypi import DEFAULT_UPSTREAM, ProjectPage, SimpleClient
-from gate.verify.evidence import unverified, verify_evidence
-from gate.verify.sigstore import BundleVerifier, Target
+from gate.verify.sigstore import BundleVerifier
 
 
 @dataclass(frozen=True)
@@ -41,15 +41,18 @@ class PlannedFile:
 
 @dataclass(frozen=True)
 class Gathered:
-    facts: Facts
+    """What gate found about a planned file: its facts (or why it cannot be judged), and notes for the report."""
+
+    facts: Facts | Unidentified
     notes: tuple[str, ...] = field(default_factory=tuple)
-    unidentified: Unidentified | None = None  # set when the filename names no package: denied, never judged
 
 
 def base_facts(planned: PlannedFile, index: str) -> FileFacts:
     """What the document alone says: name and version from the filename, its digest (which the installer
     checks). Never its upload time or size: a lock's `upload-time` and `size` are claims (an edit to the lock
-    would defeat `minimumAge` or a size rule); only the index's own values become `file.uploaded`/`file.size`."""
+    would defeat `minimumAge` or a size rule); only the index's own values become `file.uploaded`/`file.size`.
+    A filename that is not a wheel or sdist (a direct install's URL or directory) is a `file` of the name the
+    document gives."""
     sha256 = planned.sha256 or ""
     return python_file_facts(planned.filename, sha256, index=index) or FileFacts(
         ecosystem=Ecosystem.PYPI, name=planned.name, version=planned.version, filename=planned.filename,
@@ -67,8 +70,9 @@ def _unconfirmed(planned: PlannedFile, why: str) -> tuple[str, ...]:
 
 class IndexGatherer:
     """Fetches each project page once (upload time and yanked come from the index alone, whatever a lock
-    says); verifies a file's provenance only when a policy that governs it reads
-    attestations (`reads_attestations(ecosystem, name)`, as `Evaluator.reads_attestations`)."""
+    says) and judges its row as the proxy does (`gate.gather.pypi`): provenance is verified only when a policy
+    that governs the file reads attestations (`reads_attestations(ecosystem, name)`, as
+    `Evaluator.reads_attestations`)."""
 
     def __init__(
         self,
@@ -77,12 +81,14 @@ class IndexGatherer:
         *,
         reads_attestations: ReadsAttestations,
         timeout: float = 20.0,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self.index_url = index_url
-        self.verifier = verifier
+        self.cache = Uncached(verifier)
         self.reads_attestations = reads_attestations
         self.timeout = timeout
-        self._clients: dict[str, SimpleClient] = {}
+        self.clock = clock
+        self._services: dict[str, tuple[SimpleClient, PypiFacts]] = {}
         self._pages: dict[tuple[str, str], ProjectPage | UpstreamError] = {}
 
     def _index(self, planned: PlannedFile) -> tuple[str, tuple[str, ...]]:
@@ -95,14 +101,18 @@ class IndexGatherer:
             return index, (f"{planned.source} names index {named}; facts come from {index} (--index-url)",)
         return index, ()
 
+    def _service(self, index: str) -> tuple[SimpleClient, PypiFacts]:
+        if index not in self._services:
+            client = SimpleClient(index, timeout=self.timeout, hosts=HostPolicy.for_upstreams([index]))
+            facts = PypiFacts(client.base_url, client.fetch_provenance, self.cache, self.reads_attestations)
+            self._services[index] = client, facts
+        return self._services[index]
+
     def _page(self, index: str, name: str) -> ProjectPage:
         key = (index, name)
         if key not in self._pages:
-            client = self._clients.setdefault(
-                index, SimpleClient(index, timeout=self.timeout, hosts=HostPolicy.for_upstreams([index]))
-            )
             try:
-                page = client.project(name).page
+                page = self._service(index)[0].project(name).page
                 assert page is not None  # no validators were sent, so no 304
                 self._pages[key] = page
             except UpstreamError as err:
@@ -112,26 +122,13 @@ class IndexGatherer:
             raise found
         return found
 
-    def _provenance(self, index: str, url: str, facts: FileFacts) -> tuple[AttestationFact, ...]:
-        client = self._clients[index]
-        try:
-            data = client.fetch_provenance(url)
-        except UpstreamError as err:
-            return (unverified(url, f"fetch: {err}"),)
-        if data is None:
-            return ()
-        target = Target(filename=facts.filename, sha256=facts.sha256, ecosystem=Ecosystem.PYPI)
-        return tuple(verify_evidence(data, url, target, self.verifier))
-
     def gather(self, planned: PlannedFile) -> Gathered:
         index, named = self._index(planned)
         gathered = self._gather(planned, index)
-        if named:
-            return Gathered(gathered.facts, (*named, *gathered.notes), gathered.unidentified)
-        return gathered
+        return Gathered(gathered.facts, (*named, *gathered.notes)) if named else gathered
 
     def _gather(self, planned: PlannedFile, index: str) -> Gathered:
-        facts = base_facts(planned, index)
+        facts = base_facts(planned, self._service(index)[0].base_url)
         if planned.direct:
             direct = "direct URL or local install: no index facts"
             return Gathered(Facts(facts), (direct, *_unconfirmed(planned, "no index lists it")))
@@ -141,28 +138,20 @@ class IndexGatherer:
                 f"cannot tell which package it is (the document's name {planned.name!r} is only a claim); lock the "
                 "file under the filename its index gives it"
             )
-            found = Unidentified(Ecosystem.PYPI, facts.name, planned.filename, planned.sha256, reason)
-            return Gathered(Facts(facts), (), found)
+            return Gathered(Unidentified(Ecosystem.PYPI, facts.name, planned.filename, planned.sha256, reason))
         try:
             page = self._page(index, facts.name)
         except UpstreamError as err:
             return Gathered(Facts(facts), (f"index: {err}", *_unconfirmed(planned, "the index could not be asked")))
-        row = page.file(planned.filename)
-        if row is None:
+        rows = [row for row in page.files if row.filename == planned.filename]
+        if not rows:
             unlisted = f"{planned.filename} is not listed on {index}"
             return Gathered(Facts(facts), (unlisted, *_unconfirmed(planned, "the index does not list it")))
+        row = rows[0]
         if planned.sha256 and row.sha256 and row.sha256 != planned.sha256.lower():
             note = f"the index lists sha256 {row.sha256} for {planned.filename}, {planned.source} says {planned.sha256}"
             return Gathered(Facts(facts), (note,))
-        # only the index's own upload time is `file.uploaded`; the lock's is never used
-        notes: tuple[str, ...] = ()
-        if row.upload_time is not None:
-            facts = replace(facts, uploaded=row.upload_time, uploadedFrom="upload-time")
-        else:
-            notes = _unconfirmed(planned, "the index gives no upload time")
-        facts = replace(facts, yanked=row.yanked is not False, size=row.size,
-                        sha256=facts.sha256 or row.sha256 or "")
-        attestations: tuple[AttestationFact, ...] = ()
-        if row.provenance is not None and facts.sha256 and self.reads_attestations(facts.ecosystem, facts.name):
-            attestations = self._provenance(index, row.provenance, facts)
-        return Gathered(Facts(facts, attestations), notes)
+        found = self._service(index)[1].row(page, row, self.clock()).facts
+        if isinstance(found, Facts) and found.file.uploaded is None:  # only the index's own time is a fact
+            return Gathered(found, _unconfirmed(planned, "the index gives no upload time"))
+        return Gathered(found)

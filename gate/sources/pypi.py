@@ -3,7 +3,7 @@
 `SimpleClient(base_url, session).project(name)` fetches one project page (PEP 691 JSON preferred, PEP 503
 HTML understood) and returns a `ProjectPage` of `SimpleFile`s with what the index said about each file:
 hashes, `requires-python`, `yanked` (PEP 592), `upload-time` and `size` (PEP 700), `core-metadata`
-(PEP 658/714) and the `provenance` URL (PEP 740). `file_facts()` turns one row into the `FileFacts` a
+(PEP 658/714) and the `provenance` URL (PEP 740); `gate.gather.pypi` turns one row into the `FileFacts` a
 policy sees. Everything that goes wrong upstream is an `UpstreamError` carrying the HTTP status a proxy
 should answer with (502 bad answer, 503 unreachable or slow); a missing project is `ProjectNotFoundError`.
 """
@@ -22,10 +22,9 @@ import msgspec
 import requests
 from packaging.utils import canonicalize_name
 
-from gate.facts import FileFacts, parse_time
+from gate.facts import parse_time
 from gate.sources.hosts import HostPolicy
 from gate.sources.http import MAX_PAGE_BYTES, Fetched, HttpClient, UpstreamError, Validators
-from gate.sources.local import python_file_facts
 from gate.sources.segments import join
 
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
@@ -253,19 +252,6 @@ def parse_page(body: bytes, content_type: str, base: str, name: str) -> ProjectP
 
 def _absolute(base: str, url: str) -> str:
     return url if url.startswith(_ABSOLUTE) else urljoin(base, url)
-
-
-def file_facts(page: ProjectPage, file: SimpleFile, index: str) -> FileFacts | None:
-    """The facts for one row, or None when it cannot be judged: not a wheel/sdist, no sha256, or a
-    filename naming another project than the page it is listed on."""
-    sha256 = file.sha256
-    if sha256 is None:
-        return None
-    facts = python_file_facts(
-        file.filename, sha256, file.size, index=index, uploaded=file.upload_time,
-        uploaded_from="upload-time" if file.upload_time else None, yanked=file.yanked is not False,
-    )
-    return facts if facts is not None and facts.name == page.name else None
 
 
 # --------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from gate.errors import Issue, PolicyError
 from gate.facts import AttestationFact, Ecosystem, FileFacts, FileKind, Publisher, parse_time
 from gate.policy.load import load_file
 from gate.sources.conda import conda_file_facts, is_conda_filename
-from gate.sources.local import python_file_facts
+from gate.sources.filenames import python_file_facts
 from gate.testing.schema import case_file_issues
 
 SUFFIXES = (".gate-test.yaml", ".gate-test.yml")

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from gate.cli import main
-from gate.facts import Ecosystem
-from gate.sources.pypi import ProjectPage, SimpleFile, file_facts
+from gate.facts import Ecosystem, Unidentified
+from gate.gather.pypi import row_facts
+from gate.sources.pypi import ProjectPage, SimpleFile
 from tests.check.conftest import NOW
 from tests.conftest import ATTESTATIONS
 
@@ -72,7 +73,7 @@ def test_a_distribution_gate_cannot_name_is_denied(
     assert result["facts"]["ecosystem"] != Ecosystem.GENERIC.value
     # and the proxy, given the same name as an index row, cannot build facts for it either
     row = SimpleFile(filename=name, url=f"https://x/{name}", hashes={"sha256": "ab" * 32})
-    assert file_facts(ProjectPage(name="evil-pkg", files=(row,)), row, "https://x/") is None
+    assert isinstance(row_facts(ProjectPage(name="evil-pkg", files=(row,)), row, "https://x/"), Unidentified)
 
 
 def test_a_wheelhouse_hides_no_distribution(tmp_path: Path, policy: Path, capsys: pytest.CaptureFixture[str]) -> None:

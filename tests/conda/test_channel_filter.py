@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 import zstandard
 
+from gate.facts import FileFacts, Unidentified
+from gate.gather.conda import record_facts
 from gate.sources.conda_channel import (
     Served,
     classify,
@@ -20,7 +22,6 @@ from gate.sources.conda_channel import (
     iter_records,
     package_url,
     parse_repodata,
-    record_facts,
     unique_records,
     valid_subdir,
 )
@@ -107,7 +108,7 @@ def test_records_and_facts_from_a_real_record() -> None:
     (filename, record), = iter_records(repodata)
     assert find_record(repodata, filename) is record and find_record(repodata, "x-1-0.conda") is None
     facts = record_facts(filename, record, "https://prefix.dev/sigstore-example/")
-    assert facts is not None
+    assert isinstance(facts, FileFacts)
     assert (facts.name, facts.version, facts.build) == ("signed-package", "2.1.0", "hb0f4dca_0")
     assert facts.subdir == "linux-64"
     assert facts.index == "https://prefix.dev/sigstore-example" and facts.uploadedFrom == "timestamp"
@@ -123,7 +124,7 @@ def test_records_and_facts_from_a_real_record() -> None:
     ],
 )
 def test_records_gate_cannot_check_have_no_facts(filename: str, record: dict[str, Any]) -> None:
-    assert record_facts(filename, record, "http://up/ch") is None
+    assert isinstance(record_facts(filename, record, "http://up/ch"), Unidentified)
 
 
 def test_zst_round_trip_and_limits() -> None:

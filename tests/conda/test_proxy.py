@@ -14,7 +14,8 @@ import pytest
 import zstandard
 from flask.testing import FlaskClient
 
-from gate.proxy.conda import SIDECAR_TTL, conda_blueprint
+from gate.gather.conda import SIDECAR_TTL
+from gate.proxy.conda import conda_blueprint
 from gate.sources.conda_channel import parse_repodata
 from tests.conda.conftest import (
     SIGNED,

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from gate.cli import main
-from gate.facts import AttestationFact, Ecosystem
+from gate.facts import AttestationFact, Ecosystem, FileFacts, Unidentified
+from gate.gather.conda import record_facts
 from gate.proxy.conda import conda_blueprint
-from gate.sources.conda_channel import record_facts, record_problem
 from gate.sources.conda_evidence import sidecar_attestations
 from gate.verify.sigstore import Target
 from tests.conda.conftest import SIGNED, SIGNED_SHA256, policy_document, signer_attestations, write_policies
@@ -38,15 +38,17 @@ DISAGREEING = [
 @pytest.mark.parametrize(("changes", "said"), DISAGREEING)
 def test_a_record_that_disagrees_with_its_filename_has_no_facts(changes: dict[str, Any], said: str) -> None:
     record = {**RECORD, **changes}
-    assert record_facts(SIGNED, record, "https://x/ch") is None
-    problem = record_problem(SIGNED, record)
-    assert problem is not None and f"its repodata record says {said}" in problem and "disagree" in problem
+    found = record_facts(SIGNED, record, "https://x/ch")
+    assert isinstance(found, Unidentified)
+    problem = found.reason
+    assert f"its repodata record says {said}" in problem and "disagree" in problem
 
 
 def test_an_agreeing_record_still_gives_facts() -> None:
     facts = record_facts(SIGNED, {**RECORD, "name": "Signed-Package"}, "https://x/ch")  # conda names: any case
-    assert facts is not None and (facts.name, facts.version, facts.build) == ("signed-package", "2.1.0", "hb0f4dca_0")
-    assert record_problem(SIGNED, RECORD) is None
+    assert isinstance(facts, FileFacts)
+    assert (facts.name, facts.version, facts.build) == ("signed-package", "2.1.0", "hb0f4dca_0")
+    assert isinstance(record_facts(SIGNED, RECORD, "https://x/ch"), FileFacts)
 
 
 def _channel_dir(tmp_path: Path, **changes: Any) -> Path:

@@ -16,6 +16,7 @@ from tests.conda.conftest import (
     SIDECAR,
     SIDECAR_SHA256,
     SIGNED,
+    SIGNED_SHA256,
     SIGNER_IDENTITY,
     TARGET_CHANNEL,
     policy_document,
@@ -44,7 +45,9 @@ def check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Check:
 
 
 def _record(folder: Path, **fields: Any) -> None:
-    (folder / "repodata.json").write_text(json.dumps({"packages.conda": {SIGNED: fields}}))
+    """A repodata.json beside the package with its record: the package's sha256 and `fields`."""
+    record = {"sha256": SIGNED_SHA256, **fields}
+    (folder / "repodata.json").write_text(json.dumps({"packages.conda": {SIGNED: record}}))
 
 
 def _errors(result: dict[str, Any]) -> list[str]:

@@ -13,7 +13,7 @@ from msgspec.structs import replace
 from gate.evaluate import Evaluator, RuleReads, evaluate
 from gate.facts import AttestationFact, Facts, Publisher
 from gate.policy.compile import CompiledPolicy, CompiledRule, compile_rule, load_policies
-from gate.sources.local import python_file_facts
+from gate.sources.filenames import python_file_facts
 
 from .conftest import AGE_POLICY, ATTESTED_POLICY, AUDIT_POLICY, NOW, PolicyWriter
 

@@ -24,11 +24,18 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from gate.facts import Ecosystem, FileFacts, FileKind, iso_z
-from gate.sources import local
+from gate.facts import Ecosystem, FileFacts, FileKind, Unidentified, iso_z
+from gate.gather.pypi import row_facts
+from gate.sources import filenames as local
+from gate.sources.filenames import python_file_facts
 from gate.sources.http import UpstreamError
-from gate.sources.local import python_file_facts
-from gate.sources.pypi import ProjectPage, SimpleFile, file_facts, parse_json
+from gate.sources.pypi import ProjectPage, SimpleFile, parse_json
+
+
+def file_facts(page: ProjectPage, row: SimpleFile, index: str) -> FileFacts | None:
+    """`row_facts`, None for a row it cannot judge."""
+    found = row_facts(page, row, index)
+    return None if isinstance(found, Unidentified) else found
 
 NAMES = ["demo", "Demo", "demo_pkg", "demo.pkg", "Demo_.Pkg", "demo-pkg", "demo__pkg", "", "_demo", "1demo",
          "d\u00e9mo", "demo pkg", "demo+x", "a", "DEMO"]

@@ -15,7 +15,7 @@ import requests
 from flask.testing import FlaskClient
 
 import gate.sources.pypi
-from gate.proxy.pypi_index import NO_PROVENANCE_TTL
+from gate.gather.pypi import NO_PROVENANCE_TTL
 from gate.verify.sigstore import default_trusted_root_path
 from tests.support.pypi_upstream import RunningUpstream
 

@@ -1,0 +1,155 @@
+"""The conda facts service: a repodata record, or a conda package's bytes with the record beside them ->
+`FileFacts`, or `Unidentified` with the reason it cannot be judged; and the package's attestation sidecars,
+verified, when a policy reads them.
+
+Every front end judges a package by these: the proxy (`gate.proxy.conda`), `gate check` of a channel
+directory or a package file (`gate.sources.local`) and of an `@EXPLICIT` environment
+(`gate.sources.conda_explicit`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, Unidentified
+from gate.gather.ports import FETCH_RETRY, Evidence, EvidenceCache, earliest
+from gate.gather.pypi import ReadsAttestations
+from gate.sources.conda import conda_file_facts, split_conda_filename
+from gate.sources.conda_evidence import SidecarError, SidecarFetch, sidecar_attestations
+from gate.sources.http import UpstreamError
+from gate.sources.segments import segment_problem
+from gate.verify.sigstore import Target
+
+SIDECARS = "conda.sidecar"  # the evidence namespace of sidecars
+SIDECAR_TTL = 3600.0  # `.sigs` may gain bundles; ask again after this long
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+# A sidecar's name -> (where it is, how to fetch its bytes: None when there is no such file). Either may
+# raise SidecarError (a name that cannot be located, a read that failed); the fetch may raise UpstreamError.
+SidecarLocator = Callable[[str], tuple[str, Callable[[], bytes | None]]]
+
+
+def _unidentified(filename: str, record: Mapping[str, Any], reason: str) -> Unidentified:
+    """Named by its filename (a record's `name` is the channel's claim, which may be what is wrong)."""
+    sha256 = record.get("sha256")
+    try:
+        name = split_conda_filename(filename)[0]
+    except ValueError:
+        name = filename
+    return Unidentified(Ecosystem.CONDA, name, filename, sha256 if isinstance(sha256, str) else None, reason)
+
+
+def record_sha256(record: Mapping[str, Any]) -> str | None:
+    """The record's `sha256`, lowercase, or None when it has no valid one."""
+    sha256 = record.get("sha256")
+    if isinstance(sha256, str) and _HEX64.fullmatch(sha256.lower()):
+        return sha256.lower()
+    return None
+
+
+def record_facts(
+    filename: str, record: Mapping[str, Any], channel: str | None, problem: str | None = None, *,
+    size: int | None = None,
+) -> FileFacts | Unidentified:
+    """The facts of the package a channel lists under `filename` with `record` (`size`: of the bytes, when gate
+    has read them; else the record's), or why it cannot be judged: `problem` (e.g. the repodata lists the
+    filename with different records), a filename that cannot be a path segment, no valid sha256 (the download
+    could not be checked), a filename that is not name-version-build, or a record whose name, version or build
+    disagree with it."""
+    if problem is None and (bad := segment_problem(filename)) is not None:
+        problem = f"its filename is {bad}"
+    sha256 = record_sha256(record)
+    if problem is None and sha256 is None:
+        problem = "its repodata record has no valid sha256, so gate could not check its download"
+    if problem is not None or sha256 is None:
+        return _unidentified(filename, record, problem or "")
+    try:
+        return conda_file_facts(filename, sha256, record=record, channel=channel, size=size)
+    except ValueError as err:
+        return _unidentified(filename, record, str(err))
+
+
+def bytes_facts(
+    filename: str, sha256: str, size: int, record: Mapping[str, Any] | None, channel: str | None
+) -> FileFacts | Unidentified:
+    """The facts of a package whose bytes gate has read (`sha256`, `size`), named `filename`, with the record
+    its channel lists under that name (None: none). A record for other bytes does not describe these and is
+    not used; any other is judged as the proxy judges it (`record_facts`: one without a valid sha256 is
+    denied, as the proxy denies it)."""
+    if record is not None and record_sha256(record) in (None, sha256):
+        found = record_facts(filename, record, channel, size=size)
+        if isinstance(found, Unidentified):
+            return Unidentified(found.ecosystem, found.name, filename, sha256, found.reason)
+        return found
+    try:
+        return conda_file_facts(filename, sha256, channel=channel, size=size)
+    except ValueError as err:
+        return Unidentified(Ecosystem.CONDA, filename, filename, sha256, str(err))
+
+
+class CondaFacts:
+    """Facts for conda packages, their sidecars fetched through `cache` only for packages a policy that
+    governs them reads attestations of."""
+
+    def __init__(self, cache: EvidenceCache, reads_attestations: ReadsAttestations) -> None:
+        self.cache = cache
+        self.reads_attestations = reads_attestations
+
+    def gather(
+        self, file: FileFacts, record: Mapping[str, Any] | None, locate: SidecarLocator, now: dt.datetime
+    ) -> tuple[Facts, dt.datetime | None]:
+        """The package's facts with its sidecar evidence (when a policy reads it), and when that may change."""
+        if not self.reads_attestations(file.ecosystem, file.name):
+            return Facts(file), None
+        evidence = self.sidecars(file, record, locate, now)
+        return Facts(file, evidence.facts), evidence.recheck
+
+    def sidecar_fetch(
+        self, file: FileFacts, record: Mapping[str, Any] | None, locate: SidecarLocator, now: dt.datetime,
+        rechecks: list[dt.datetime],
+    ) -> SidecarFetch:
+        """Fetch the package's sidecars through the cache (pinned to the file and the record's
+        `attestations_sha256`), adding to `rechecks` when each answer is to be asked for again."""
+        pinned = _pin(file, record)
+
+        def fetch(name: str) -> tuple[str, bytes] | None:
+            url, get = locate(name)
+            try:
+                data, recheck = self.cache.fetch(
+                    SIDECARS, url, pinned, get, now, absent_ttl=SIDECAR_TTL, present_ttl=SIDECAR_TTL
+                )
+            except UpstreamError as err:
+                rechecks.append(now + FETCH_RETRY)
+                raise SidecarError(str(err)) from err
+            if recheck is not None:
+                rechecks.append(recheck)
+            return None if data is None else (url, data)
+
+        return fetch
+
+    def sidecars(
+        self, file: FileFacts, record: Mapping[str, Any] | None, locate: SidecarLocator, now: dt.datetime
+    ) -> Evidence:
+        """One fact per bundle in the package's sidecars (see `sidecar_attestations`)."""
+        rechecks: list[dt.datetime] = []
+        pinned = _pin(file, record)
+
+        def verify(data: bytes, source: str, target: Target) -> tuple[AttestationFact, ...]:
+            found = self.cache.verify(SIDECARS, source, pinned, data, target, now=now)
+            if found.recheck is not None:
+                rechecks.append(found.recheck)
+            return found.facts
+
+        target = Target(file.filename, file.sha256, file.ecosystem)
+        fetch = self.sidecar_fetch(file, record, locate, now, rechecks)
+        facts = sidecar_attestations(file.filename, target, record, fetch, verify)
+        return Evidence(tuple(facts), earliest(*rechecks))
+
+
+def _pin(file: FileFacts, record: Mapping[str, Any] | None) -> str:
+    """What a sidecar's bytes and their verification depend on: the file and the record's pin."""
+    return f"{file.sha256}|{(record or {}).get('attestations_sha256')}"

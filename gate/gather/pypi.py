@@ -1,0 +1,148 @@
+"""The PyPI facts service: an index row or a wheel/sdist file -> `FileFacts`, or `Unidentified` with the
+reason it cannot be judged; and the row's PEP 740 provenance, verified, when a policy reads it.
+
+Every front end judges a row by these: the proxy (`gate.proxy.pypi_index`), `gate check` of pip reports,
+requirements and pylock files (`gate.sources.planned`), and local files (`gate.sources.local`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import NamedTuple
+
+from gate.facts import Ecosystem, Facts, FileFacts, Unidentified
+from gate.gather.ports import FETCH_RETRY, NO_EVIDENCE, Evidence, EvidenceCache, earliest
+from gate.sources.filenames import pip_sdist_readings, python_file_facts
+from gate.sources.http import UpstreamError
+from gate.sources.pypi import ProjectPage, SimpleFile
+from gate.sources.segments import segment_problem
+from gate.verify.evidence import unverified
+from gate.verify.sigstore import Target
+
+PROVENANCE = "provenance"  # the evidence namespace of PEP 740 provenance objects
+NO_PROVENANCE_TTL = 3600.0  # provenance can be added to a file later: ask again after this long
+
+# (ecosystem, name) -> whether a policy that governs such files reads `attestations` (so evidence that must be
+# fetched is worth fetching); `gate.evaluate.Evaluator.reads_attestations` is one.
+ReadsAttestations = Callable[[Ecosystem, str], bool]
+
+
+def every_file(ecosystem: Ecosystem, name: str) -> bool:
+    """`ReadsAttestations` for when the policies are not known: evidence is fetched for every file."""
+    return True
+
+
+def duplicate_rows(page: ProjectPage, filename: str | None = None) -> dict[str, str]:
+    """The filenames (all, or only `filename`) that `page` lists more than once with rows that differ, each
+    with the reason: an installer could take either row, so the one gate judged must not be a matter of
+    order. Identical rows are one file."""
+    rows: dict[str, list[SimpleFile]] = {}
+    for file in page.files:
+        if filename is None or file.filename == filename:
+            rows.setdefault(file.filename, []).append(file)
+    return {
+        name: f"the index lists this filename {len(group)} times with different rows"
+        for name, group in rows.items()
+        if any(other != group[0] for other in group[1:])
+    }
+
+
+def row_facts(
+    page: ProjectPage, row: SimpleFile, index: str, duplicates: Mapping[str, str] | None = None
+) -> FileFacts | Unidentified:
+    """The facts of one row of `page`, or why it cannot be judged: the page lists its filename with different
+    rows (`duplicates` from `duplicate_rows`; default: looked up for this row), the filename cannot be a path
+    segment, the index gives no sha256, or it is not a wheel or sdist of the page's project."""
+    problem = (duplicate_rows(page, row.filename) if duplicates is None else duplicates).get(row.filename)
+    if problem is None and (bad := segment_problem(row.filename)) is not None:
+        problem = f"its filename is {bad}"  # a request path could not name it: never listed
+    sha256 = row.sha256
+    if problem is None and sha256 is None:
+        problem = "the index gave no sha256 for this file"
+    facts = None
+    if problem is None and sha256 is not None:
+        facts = python_file_facts(
+            row.filename, sha256, row.size, index=index, uploaded=row.upload_time,
+            uploaded_from="upload-time" if row.upload_time else None, yanked=row.yanked is not False,
+        )
+        if facts is None or facts.name != page.name:
+            problem, facts = f"not a wheel or sdist of {page.name}", None
+    if facts is None:
+        return Unidentified(Ecosystem.PYPI, page.name, row.filename, sha256, problem or "")
+    return facts
+
+
+def local_file_facts(filename: str, sha256: str, size: int) -> FileFacts | Unidentified | None:
+    """The facts of a wheel or sdist file from its name (None: it is neither), or `Unidentified` when pip,
+    asked for another project, would also take it (it splits an sdist's name and version at any dash)."""
+    found = python_file_facts(filename, sha256, size)
+    if found is None:
+        return None
+    if others := [f"{n} {v}" for n, v in pip_sdist_readings(filename) if n != found.name]:
+        reason = (
+            f"{filename} is the sdist {found.name} {found.version}, but pip, asked for another project, also "
+            f"takes it for {' or '.join(others)} (it splits name and version at any dash): gate cannot tell "
+            "which package it is; check it under the filename its index gives it"
+        )
+        return Unidentified(Ecosystem.PYPI, found.name, filename, sha256, reason)
+    return found
+
+
+class RowFacts(NamedTuple):
+    """What the service found for one row: its facts (or why it cannot be judged), and when the evidence in
+    them may change (None: never)."""
+
+    facts: Facts | Unidentified
+    recheck: dt.datetime | None
+
+
+class PypiFacts:
+    """Facts for the rows of one index (`index`, its simple API base URL): provenance is fetched with
+    `fetch_provenance(url)` through `cache`, only for files a policy that governs them reads attestations of."""
+
+    def __init__(
+        self, index: str, fetch_provenance: Callable[[str], bytes | None], cache: EvidenceCache,
+        reads_attestations: ReadsAttestations,
+    ) -> None:
+        self.index = index
+        self.fetch_provenance = fetch_provenance
+        self.cache = cache
+        self.reads_attestations = reads_attestations
+
+    def row(
+        self, page: ProjectPage, row: SimpleFile, now: dt.datetime, duplicates: Mapping[str, str] | None = None
+    ) -> RowFacts:
+        """The facts of `row` of `page`, its provenance verified when a policy reads attestations."""
+        file = row_facts(page, row, self.index, duplicates)
+        if isinstance(file, Unidentified):
+            return RowFacts(file, None)
+        evidence = NO_EVIDENCE
+        if self.reads_attestations(Ecosystem.PYPI, file.name):
+            evidence = self.provenance(row, file, now)
+        return RowFacts(Facts(file, evidence.facts), evidence.recheck)
+
+    def provenance_bytes(self, url: str, sha256: str, now: dt.datetime) -> tuple[bytes | None, dt.datetime | None]:
+        """The provenance object at `url` for the file with `sha256` (None: the index has none), through the
+        cache; when to ask again (None: it is kept for good)."""
+        return self.cache.fetch(
+            PROVENANCE, url, sha256, lambda: self.fetch_provenance(url), now,
+            absent_ttl=NO_PROVENANCE_TTL, present_ttl=None,
+        )
+
+    def provenance(self, row: SimpleFile, file: FileFacts, now: dt.datetime) -> Evidence:
+        """No `provenance` URL means no evidence ("unknown"); one that cannot be fetched is unverified evidence,
+        asked for again after FETCH_RETRY."""
+        url = row.provenance
+        if url is None:
+            return NO_EVIDENCE
+        try:
+            data, recheck = self.provenance_bytes(url, file.sha256, now)
+        except UpstreamError as err:
+            return Evidence((unverified(url, f"fetch: {err}"),), now + FETCH_RETRY)
+        if data is None:
+            return Evidence((), recheck)
+        target = Target(file.filename, file.sha256, Ecosystem.PYPI)
+        verified = self.cache.verify(PROVENANCE, url, file.sha256, data, target, now=now)
+        return Evidence(verified.facts, earliest(recheck, verified.recheck))
+
