@@ -12,6 +12,7 @@ from types import ModuleType
 
 import gate.commands.check
 import gate.commands.compile
+import gate.commands.explain
 import gate.commands.lint
 import gate.commands.serve
 import gate.commands.test
@@ -23,6 +24,7 @@ from gate.errors import GateError
 COMMANDS: dict[str, ModuleType] = {
     "check": gate.commands.check,
     "compile": gate.commands.compile,
+    "explain": gate.commands.explain,
     "serve": gate.commands.serve,
     "lint": gate.commands.lint,
     "test": gate.commands.test,

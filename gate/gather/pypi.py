@@ -48,6 +48,15 @@ def duplicate_rows(page: ProjectPage, filename: str | None = None) -> dict[str, 
     }
 
 
+def first_rows(page: ProjectPage) -> tuple[list[SimpleFile], dict[str, str]]:
+    """Every filename of the page once (its first row, in page order: what an installer is offered), and the
+    filenames listed with rows that differ (`duplicate_rows`), which are judged as unjudgeable."""
+    first: dict[str, SimpleFile] = {}
+    for file in page.files:
+        first.setdefault(file.filename, file)
+    return list(first.values()), duplicate_rows(page)
+
+
 def row_facts(
     page: ProjectPage, row: SimpleFile, index: str, duplicates: Mapping[str, str] | None = None
 ) -> FileFacts | Unidentified:

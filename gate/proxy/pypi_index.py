@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 from gate.decision import Decision
 from gate.evaluate import unidentified
 from gate.facts import Ecosystem, Unidentified
-from gate.gather.pypi import PypiFacts, duplicate_rows
+from gate.gather.pypi import PypiFacts, first_rows
 from gate.proxy.app import Gate
 from gate.proxy.decide import judge
 from gate.proxy.evidence import StoreEvidence
@@ -82,11 +82,7 @@ class PypiIndex:
     def judge_page(self, page: ProjectPage, now: dt.datetime) -> list[JudgedFile]:
         """Every filename of the page once (its first row), in page order; provenance is fetched in parallel
         when it is needed."""
-        duplicates = duplicate_rows(page)
-        first: dict[str, SimpleFile] = {}
-        for file in page.files:
-            first.setdefault(file.filename, file)
-        rows = list(first.values())
+        rows, duplicates = first_rows(page)
         evidence = self.state.evaluator.reads_attestations(Ecosystem.PYPI, page.name)
         if not evidence or not any(f.provenance for f in rows):
             return [self.judge(page, f, now, duplicates) for f in rows]

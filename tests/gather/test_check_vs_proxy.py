@@ -71,13 +71,14 @@ def _proxy_outcome(status: int, body: bytes) -> Outcome:
     return ("allow", ()) if status == 200 else ("deny", _refused(body.decode()))
 
 
+def _outcome(verdict: str, violations: list[dict[str, Any]]) -> Outcome:
+    """The verdict and the refs of the violations that deny (not audit-only, not waived)."""
+    denying = [v for v in violations if not v.get("audit") and not v.get("waived")]
+    return verdict, tuple(sorted(f"{v['policy']}/{v['rule']}" for v in denying))
+
+
 def _check_outcomes(report: dict[str, Any]) -> dict[str, Outcome]:
-    out = {}
-    for result in report["results"]:
-        denying = [v for v in result["violations"] if not v.get("audit") and not v.get("waived")]
-        refs = tuple(sorted(f"{v['policy']}/{v['rule']}" for v in denying))
-        out[result["facts"]["filename"]] = (result["verdict"], refs)
-    return out
+    return {r["facts"]["filename"]: _outcome(r["verdict"], r["violations"]) for r in report["results"]}
 
 
 def _row(index: UpstreamIndex, project: str, filename: str, version: str, **fields: Any) -> UpstreamFile:
@@ -118,7 +119,14 @@ def _pylock(path: Path, index: UpstreamIndex, base: str) -> Path:
     return path
 
 
-def test_pypi_rows_get_the_same_decision_from_check_and_proxy(
+def _explained(project: str, policies: Path, url: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    code = main(["explain", project, "-p", str(policies), "--now", NOW, "--index-url", url, "--format", "json"])
+    explained: dict[str, Any] = json.loads(capsys.readouterr().out)
+    assert code == (0 if explained["newestAllowed"] else 1)
+    return explained
+
+
+def test_pypi_rows_get_the_same_decision_from_check_explain_and_proxy(
     pypi_index: UpstreamIndex, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     policies = tmp_path / "policies"
@@ -131,13 +139,21 @@ def test_pypi_rows_get_the_same_decision_from_check_and_proxy(
         checked = _check_outcomes(json.loads(capsys.readouterr().out))
         app = gate_app(policies, cache_dir=tmp_path / "cache", clock=lambda: MOMENT, upstream=upstream.url)
         client = app.test_client()
-        proxied = {}
+        proxied: dict[str, Outcome] = {}
+        explained: dict[str, Outcome] = {}
+        listed: set[str] = set()
         for project in pypi_index.projects():
             for file in pypi_index.files(project):
                 answer = client.get(f"/files/{project}/{file.filename}")
                 proxied[file.filename] = _proxy_outcome(answer.status_code, answer.get_data())
+            page = client.get(f"/simple/{project}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+            listed |= {row["filename"] for row in page.get_json()["files"]}
+            explanation = _explained(project, policies, upstream.url, capsys)
+            explained |= {f["filename"]: _outcome(f["verdict"], f["violations"]) for f in explanation["files"]}
     assert code == 1
     assert checked == proxied
+    assert explained == proxied
+    assert listed == {name for name, (verdict, _) in proxied.items() if verdict == "allow"}
     # the rows were chosen to reach every kind of decision, so agreement is not agreement on one answer
     outcomes = set(proxied.values())
     assert ("allow", ()) in outcomes
