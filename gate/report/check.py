@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gate.decision import Decision
+from gate.errors import Level
 from gate.report.sarif import SarifResult, SarifRule, sarif_text
 
 Located = tuple[Decision, str | None, int | None]  # a decision and where the file was named (file, line)
@@ -52,7 +53,7 @@ def check_sarif(located: Sequence[Located], notes: Sequence[Sequence[str]] | Non
         for v in decision.violations:
             rule_id = v.ref
             rules.setdefault(rule_id, SarifRule(rule_id, v.message))
-            level = "error" if v.denies else "note"
+            level = Level.ERROR if v.denies else Level.NOTE
             tag = "" if v.denies else (f" (waived: {v.waived})" if v.waived else " (audit mode)")
             text = f"{name}: {v.message}{tag}{extra}"
             results.append(SarifResult(rule_id, level, text, file or name, line))

@@ -10,9 +10,10 @@ from typing import Any
 import msgspec
 import pytest
 
+from gate.errors import Finding
 from gate.facts import to_activation
 from gate.policy.cel import CELEvalError, compile_expression, error_text, run
-from gate.policy.lint import Finding, LintOptions, lint_paths
+from gate.policy.lint import LintOptions, lint_paths
 from gate.policy.lint_cel import representative_facts, sparse_facts
 from tests.conftest import REPO
 
