@@ -15,6 +15,7 @@ from pathlib import Path
 
 import celpy
 
+from gate.decision import Verdict
 from gate.evaluate import evaluate
 from gate.facts import Ecosystem, to_activation
 from gate.policy import cel
@@ -49,7 +50,7 @@ def main() -> None:
     policies = load_policies([REPO / "policies" / "example.yaml"])
     options = LocalOptions(uploaded=dt.datetime(2026, 2, 5, 22, 59, 42, tzinfo=dt.UTC))
     facts = local_facts(WHEEL, options)
-    assert evaluate(policies, facts, NOW).verdict.value == "allow"
+    assert evaluate(policies, facts, NOW).verdict is Verdict.ALLOW
     rules = sum(len(p.rules) for p in policies)
 
     verifier = BundleVerifier()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 
 class GateError(Exception):
@@ -10,6 +11,14 @@ class GateError(Exception):
 
     def diagnostics(self) -> str:
         return str(self)
+
+
+class Level(StrEnum):
+    """How much a reported problem matters; the values are SARIF's result levels (GitHub says `notice`)."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    NOTE = "note"  # reported, not a problem: `gate check`'s waived and audit-mode violations
 
 
 @dataclass(frozen=True)
@@ -20,13 +29,30 @@ class Issue:
     message: str
     file: str | None = None
     line: int | None = None
-    level: str = "error"
+    level: Level = Level.ERROR
     code: str | None = field(default=None, compare=False)  # the `gate lint` code, where the finder knows it
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}: " if self.file and self.line else (f"{self.file}: " if self.file else "")
         at = f"{self.path}: " if self.path else ""
         return f"{where}{at}{self.message}"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """An issue with its `gate lint` code (the SARIF rule id): what building a policy and every lint check
+    report; loading keeps only the issue."""
+
+    code: str
+    issue: Issue
+
+    @property
+    def level(self) -> Level:
+        return self.issue.level
+
+    @property
+    def is_error(self) -> bool:
+        return self.issue.level is Level.ERROR
 
 
 class PolicyError(GateError):

@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 
 from gate.commands.common import add_policy_option, add_unmatched_option, allowed_host, now, policies, timestamp
-from gate.decision import Decision, exit_code, json_report, text_report
+from gate.decision import Decision, exit_code
 from gate.errors import UsageError
 from gate.evaluate import Evaluator, Unmatched, evaluate, require_policies, unidentified
 from gate.facts import Facts, Unidentified
 from gate.policy.compile import CompiledPolicy
 from gate.preinstall import Checked, check_planned
-from gate.report.check import check_sarif, summary_table
+from gate.report.check import check_sarif, json_report, summary_table, text_report
 from gate.sources.conda_explicit import explicit_facts, is_explicit_env
 from gate.sources.local import LocalOptions, UnidentifiedFileError, expand_paths, local_facts
 from gate.sources.pip_report import planned_from_report, read_report, resolve_requirements

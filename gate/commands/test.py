@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gate.decision import ExitCode
 from gate.errors import PolicyError, UsageError
-from gate.testing.cases import discover, load_case_file
-from gate.testing.junit import junit_xml
-from gate.testing.runner import FileResult, Runner
+from gate.policytest.cases import discover, load_case_file
+from gate.policytest.junit import junit_xml
+from gate.policytest.runner import FileResult, Runner
 
 HELP = "run policy unit tests (*.gate-test.yaml files) against the policies they test"
 
@@ -63,4 +64,4 @@ def run(args: argparse.Namespace) -> int:
         except OSError as err:
             raise UsageError(f"cannot write the JUnit report {args.junit}: {err.strerror or err}") from err
     print(f"{passed} passed, {failed} failed")
-    return 0 if failed == 0 else 1
+    return int(ExitCode.DENIED) if failed else int(ExitCode.ALLOWED)

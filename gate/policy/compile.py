@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gate.errors import Issue, PolicyError
+from gate.errors import Finding, Issue, PolicyError
 from gate.policy import cel
 from gate.policy.cel_check import MAX_POLICY_COST, Problem, check_expression
 from gate.policy.cel_types import MAX_ATTESTATIONS, MAX_CLAIMS
@@ -215,10 +215,10 @@ def compile_rule(name: str, expression: str, message: str, *, written: bool = Tr
     return CompiledRule(name, expression, message, program, reads, file_fields, checked.cost)
 
 
-def compile_rules(policy: Policy) -> tuple[list[CompiledRule], list[tuple[str, Issue]]]:
-    """The rules of a built policy that compile, and (lint code, issue) for each that does not."""
+def compile_rules(policy: Policy) -> tuple[list[CompiledRule], list[Finding]]:
+    """The rules of a built policy that compile, and a finding (lint code and issue) for each that does not."""
     rules: list[CompiledRule] = []
-    problems: list[tuple[str, Issue]] = []
+    problems: list[Finding] = []
     for name, expression, message in rule_sources(policy):
         custom = next((rule for rule in policy.rules if rule.name == name), None)
         try:
@@ -227,10 +227,11 @@ def compile_rules(policy: Policy) -> tuple[list[CompiledRule], list[tuple[str, I
             path = custom.path if custom is not None else ("spec", *name.split("."))
             text = f"rule {name!r}{'' if custom else ' (the rule gate makes of this field)'}: {err.problem}"
             issue = Issue(format_path(path), text, policy.file, policy.raw.line_of(path))
-            problems.append((err.problem.code, issue))
+            problems.append(Finding(err.problem.code, issue))
     if (total := sum(rule.cost for rule in rules)) > MAX_POLICY_COST:
         message = f"the policy's rules together may take {total:,} evaluation steps, more than {MAX_POLICY_COST:,}"
-        problems.append(("cel-cost", Issue("spec.rules", message, policy.file, policy.raw.line_of(("spec", "rules")))))
+        issue = Issue("spec.rules", message, policy.file, policy.raw.line_of(("spec", "rules")))
+        problems.append(Finding("cel-cost", issue))
     return rules, problems
 
 
@@ -239,7 +240,7 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
     expression) when one cannot be used."""
     rules, problems = compile_rules(policy)
     if problems:
-        raise PolicyError([issue for _, issue in problems])
+        raise PolicyError([problem.issue for problem in problems])
     return CompiledPolicy(policy=policy, rules=tuple(rules))
 
 
@@ -273,7 +274,7 @@ def compile_documents(documents: list[RawPolicy]) -> list[CompiledPolicy]:
             issues.extend(found)
             continue
         policy, coded = build_policy(raw)
-        issues.extend(issue for _, issue in coded)
+        issues.extend(finding.issue for finding in coded)
         if policy is None:
             continue
         if (duplicate := duplicate_name(raw, policy.name, names)) is not None:

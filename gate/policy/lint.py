@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gate.errors import Issue, PolicyError
+from gate.errors import Finding, Issue, Level, PolicyError
 from gate.policy.compile import duplicate_name
 from gate.policy.lint_cel import cel_issues
 from gate.policy.lint_checks import exception_issues, match_issues, signer_issues
@@ -26,27 +26,11 @@ from gate.policy.schema import Problem, schema_issues, schema_problems
 
 
 @dataclass(frozen=True)
-class Finding:
-    """One lint result: a stable `code` (the SARIF rule id) and the issue it describes."""
-
-    code: str
-    issue: Issue
-
-    @property
-    def level(self) -> str:
-        return self.issue.level
-
-    @property
-    def is_error(self) -> bool:
-        return self.issue.level == "error"
-
-
-@dataclass(frozen=True)
 class Code:
     """What a finding code means, and the level its findings usually have (SARIF rule metadata)."""
 
     description: str
-    level: str = "error"
+    level: Level = Level.ERROR
 
 
 CODES = {
@@ -63,28 +47,28 @@ CODES = {
     "duration": Code("A duration that does not parse."),
     "regex": Code("An invalid regular expression."),
     "expiry": Code("An exception expiry that does not parse."),
-    "waive": Code("An exception waives a rule that does not exist or is not in this policy.", "warning"),
+    "waive": Code("An exception waives a rule that does not exist or is not in this policy.", Level.WARNING),
     "rule-name": Code("A rule name used twice."),
     "version-specifier": Code("An invalid version specifier in an exception."),
     "cel-syntax": Code("A CEL expression that does not parse."),
     "cel-type": Code("A CEL expression that does not type-check against the facts document (unknown field, "
                      "function or variable, operator on the wrong types, misused macro, result not a bool)."),
     "cel-cost": Code("A CEL expression that may take more evaluation steps than the cost budget."),
-    "cel-null": Code("A CEL expression that fails (and so denies) when optional facts are missing.", "warning"),
+    "cel-null": Code("A CEL expression that fails (and so denies) when optional facts are missing.", Level.WARNING),
     "duplicate-policy": Code("Two policies share a name."),
     "expired-exception": Code("An exception has expired."),
-    "expiring-exception": Code("An exception expires soon.", "warning"),
+    "expiring-exception": Code("An exception expires soon.", Level.WARNING),
     "signer": Code("A signer that can never match any attestation."),
-    "glob": Code("A glob that looks like a regular expression, or cannot match a package name.", "warning"),
+    "glob": Code("A glob that looks like a regular expression, or cannot match a package name.", Level.WARNING),
     "match": Code("A match that selects no file."),
-    "any-signer": Code("Attestations are required without signers: any Sigstore identity passes.", "warning"),
-    "broad-signer": Code("A signer pattern anyone can match with an account or project of their own.", "warning"),
-    "broad-exception": Code("An exception that selects every package.", "warning"),
-    "empty-policy": Code("A policy with no rule: it allows every file it matches.", "warning"),
+    "any-signer": Code("Attestations are required without signers: any Sigstore identity passes.", Level.WARNING),
+    "broad-signer": Code("A signer pattern anyone can match with an account or project of their own.", Level.WARNING),
+    "broad-exception": Code("An exception that selects every package.", Level.WARNING),
+    "empty-policy": Code("A policy with no rule: it allows every file it matches.", Level.WARNING),
     "ungoverned-ecosystem": Code(
         "No policy in enforce mode judges an ecosystem's packages in general: its files are denied by default "
         "as unmatched, or allowed unchecked by audit-mode policies.",
-        "warning",
+        Level.WARNING,
     ),
 }
 
@@ -149,16 +133,14 @@ def lint_document(raw: RawPolicy, options: LintOptions) -> tuple[Policy | None, 
         if repaired is None:
             return None, findings
         raw = repaired
-    policy, coded = build_policy(raw)
-    findings += [Finding(code, issue) for code, issue in coded]
+    policy, built = build_policy(raw)
+    findings += built
     if policy is None:
         return None, findings
-    findings += [Finding(code, issue) for code, issue in cel_issues(policy)]
-    findings += [Finding(code, issue) for code, issue in exception_issues(policy, options.now, options.expiry_warning)]
-    findings += [Finding(code, issue) for code, issue in signer_issues(policy)]
-    findings += [Finding(code, issue) for code, issue in match_issues(policy)]
-    for check in (weak_signer_issues, literal_identity_issues, scope_issues):
-        findings += [Finding(code, issue) for code, issue in check(policy)]
+    findings += cel_issues(policy)
+    findings += exception_issues(policy, options.now, options.expiry_warning)
+    for check in (signer_issues, match_issues, weak_signer_issues, literal_identity_issues, scope_issues):
+        findings += check(policy)
     return policy, findings
 
 
@@ -197,5 +179,5 @@ def lint_paths(paths: Sequence[Path], options: LintOptions) -> list[Finding]:
             if (duplicate := duplicate_name(doc, policy.name, names)) is not None:
                 findings.append(Finding("duplicate-policy", duplicate))
     if paths and not any(f.is_error for f in findings):  # judged only on a policy set that loads
-        findings += [Finding(code, issue) for code, issue in ungoverned_issues(policies, str(paths[0]))]
+        findings += ungoverned_issues(policies, str(paths[0]))
     return sorted(findings, key=lambda f: (f.issue.file or "", f.issue.line or 0, f.issue.path, f.issue.message))

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import celpy
 import msgspec
 
-from gate.errors import Issue
+from gate.errors import Finding, Issue, Level
 from gate.facts import GITHUB_ISSUER, AttestationFact, Ecosystem, Facts, FileFacts, FileKind, Publisher, to_activation
 from gate.policy.cel import outcome
 from gate.policy.compile import compile_rules
@@ -159,11 +159,11 @@ def _warning(policy: Policy, rule: CustomRule, text: str) -> Issue:
     where = _position(rule.expression, text)
     reason = _readable(text) + (f" at line {where[0]}, column {where[1]} of the expression" if where else "")
     message = f"rule {rule.name!r} fails (and denies) when optional facts are missing: {reason}"
-    return Issue(format_path(rule.path), message, policy.file, policy.raw.line_of(rule.path), "warning")
+    return Issue(format_path(rule.path), message, policy.file, policy.raw.line_of(rule.path), Level.WARNING)
 
 
-def cel_issues(policy: Policy) -> Iterator[tuple[str, Issue]]:
-    """(code, issue) for every rule that cannot be used (errors: cel-syntax, cel-type, cel-cost, regex) and
+def cel_issues(policy: Policy) -> Iterator[Finding]:
+    """A finding for every rule that cannot be used (errors: cel-syntax, cel-type, cel-cost, regex) and
     every custom rule that denies when optional facts are missing (warnings: cel-null)."""
     compiled, problems = compile_rules(policy)
     yield from problems
@@ -178,4 +178,4 @@ def cel_issues(policy: Policy) -> Iterator[tuple[str, Issue]]:
             continue
         error = _run(program, sparse)
         if error is not None:
-            yield "cel-null", _warning(policy, rule, error)
+            yield Finding("cel-null", _warning(policy, rule, error))

@@ -7,7 +7,7 @@ import difflib
 import re
 from collections.abc import Iterator
 
-from gate.errors import Issue
+from gate.errors import Finding, Issue, Level
 from gate.facts import IDENTITY_PREFIXES, Ecosystem
 from gate.policy import patterns
 from gate.policy.compile import rule_sources
@@ -15,13 +15,11 @@ from gate.policy.load import Path_, format_path
 from gate.policy.model import Policy, Signer, names_rule
 from gate.policy.reach import can_start_with
 
-Finding = tuple[str, Issue]
-
 _NAME_GLOB = re.compile(r"^[a-z0-9*?-]+$")
 _REGEX_HINTS = (".*", ".+", "\\.", "^", "$", "[", "(", "|")
 
 
-def _issue(policy: Policy, path: Path_, message: str, level: str = "error") -> Issue:
+def _issue(policy: Policy, path: Path_, message: str, level: Level = Level.ERROR) -> Issue:
     return Issue(format_path(path), message, policy.file, policy.raw.line_of(path), level)
 
 
@@ -32,15 +30,17 @@ def exception_issues(policy: Policy, now: dt.datetime, soon: dt.timedelta) -> It
         path: Path_ = ("spec", "exceptions", index, "expires")
         shown = exception.until
         if exception.expires <= now:
-            yield "expired-exception", _issue(policy, path, f"exception expired on {shown}; remove or renew it")
+            message = f"exception expired on {shown}; remove or renew it"
+            yield Finding("expired-exception", _issue(policy, path, message))
         elif exception.expires - now <= soon:
             days = (exception.expires - now).days
             message = f"exception expires on {shown} (in {days} day{'s' if days != 1 else ''})"
-            yield "expiring-exception", _issue(policy, path, message, "warning")
+            yield Finding("expiring-exception", _issue(policy, path, message, Level.WARNING))
         for i, waived in enumerate(exception.waive):
             if not any(names_rule(waived, r) for r in present):
                 message = f"waives {waived!r}, but this policy has no such rule, so the waiver does nothing"
-                yield "waive", _issue(policy, ("spec", "exceptions", index, "waive", i), message, "warning")
+                at: Path_ = ("spec", "exceptions", index, "waive", i)
+                yield Finding("waive", _issue(policy, at, message, Level.WARNING))
 
 
 def _glob_hint(policy: Policy, path: Path_, pattern: patterns.Pattern | None) -> Iterator[Finding]:
@@ -50,7 +50,7 @@ def _glob_hint(policy: Policy, path: Path_, pattern: patterns.Pattern | None) ->
         and any(h in pattern.source for h in _REGEX_HINTS)
     ):
         message = f"{pattern.source!r} is a glob (only * and ? are special) but looks like a regex; use {{regex: ...}}"
-        yield "glob", _issue(policy, path, message, "warning")
+        yield Finding("glob", _issue(policy, path, message, Level.WARNING))
 
 
 def _identity_signer(policy: Policy, path: Path_, signer: Signer) -> Iterator[Finding]:
@@ -62,7 +62,7 @@ def _identity_signer(policy: Policy, path: Path_, signer: Signer) -> Iterator[Fi
         close = difflib.get_close_matches(issuer.source, list(IDENTITY_PREFIXES), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         message = f"issuer {issuer.source!r} can never match: OIDC issuers are https:// URLs{hint}"
-        yield "signer", _issue(policy, (*path, "issuer"), message)
+        yield Finding("signer", _issue(policy, (*path, "issuer"), message))
         return
     if not issuer.is_literal:
         return  # a pattern may match issuers whose identities have any form
@@ -70,7 +70,7 @@ def _identity_signer(policy: Policy, path: Path_, signer: Signer) -> Iterator[Fi
         close = difflib.get_close_matches(issuer.source, list(IDENTITY_PREFIXES), n=1, cutoff=0.8)
         if close:
             message = f"issuer {issuer.source!r} is not a known issuer; did you mean {close[0]!r}?"
-            yield "signer", _issue(policy, (*path, "issuer"), message, "warning")
+            yield Finding("signer", _issue(policy, (*path, "issuer"), message, Level.WARNING))
         return
     prefix = IDENTITY_PREFIXES[issuer.source]
     if prefix is not None and not can_start_with(signer.identity.regex, prefix):
@@ -78,7 +78,7 @@ def _identity_signer(policy: Policy, path: Path_, signer: Signer) -> Iterator[Fi
             f"identity {signer.identity.source!r} can never match: certificates from {issuer.source} "
             f"name a workflow URL starting with {prefix}"
         )
-        yield "signer", _issue(policy, (*path, "identity"), message)
+        yield Finding("signer", _issue(policy, (*path, "identity"), message))
 
 
 def _publisher_signer(policy: Policy, path: Path_, signer: Signer) -> Iterator[Finding]:
@@ -89,13 +89,13 @@ def _publisher_signer(policy: Policy, path: Path_, signer: Signer) -> Iterator[F
             message = (
                 f"repository {pattern.source!r} can never match: it is owner/name (e.g. pypa/sampleproject), not a URL"
             )
-            yield "signer", _issue(policy, field, message)
+            yield Finding("signer", _issue(policy, field, message))
         if key == "workflow" and pattern.is_literal and "/" in pattern.source:
             message = (
                 f"workflow {pattern.source!r} can never match: it is the file name under .github/workflows "
                 f"(e.g. {pattern.source.rsplit('/', 1)[-1]!r})"
             )
-            yield "signer", _issue(policy, field, message)
+            yield Finding("signer", _issue(policy, field, message))
 
 
 def signer_issues(policy: Policy) -> Iterator[Finding]:
@@ -129,18 +129,18 @@ def match_issues(policy: Policy) -> Iterator[Finding]:
                     f"{pattern.source!r} can never match a package name (normalized names use only a-z, 0-9 "
                     f"and '-'; globs only * and ?){hint}"
                 )
-                yield "glob", _issue(policy, ("spec", "match", key, index), message)
+                yield Finding("glob", _issue(policy, ("spec", "match", key, index), message))
     included = [p.pypi for p in match.packages] or [patterns.glob("*")]
     live = [p for p in included if _NAME_GLOB.match(p.source)]
     if not live:
         if match.packages:
-            yield "match", _issue(policy, ("spec", "match", "packages"), "match selects no package")
+            yield Finding("match", _issue(policy, ("spec", "match", "packages"), "match selects no package"))
         return
     if all(any(all(e.pypi.matches(s) for s in _samples(p)) for e in match.exclude) for p in live):
         message = "match selects nothing: every package it includes is also excluded"
-        yield "match", _issue(policy, ("spec", "match", "exclude"), message)
+        yield Finding("match", _issue(policy, ("spec", "match", "exclude"), message))
     if policy.attestations is not None and policy.attestations.target_channel is not None:
         ecosystems = match.ecosystems
         if ecosystems is not None and Ecosystem.CONDA not in ecosystems:
             message = "targetChannel applies only to conda packages, which this policy does not match"
-            yield "match", _issue(policy, ("spec", "attestations", "targetChannel"), message, "warning")
+            yield Finding("match", _issue(policy, ("spec", "attestations", "targetChannel"), message, Level.WARNING))

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from gate.errors import Issue
+from gate.errors import Finding, Issue, Level
 from gate.facts import GITHUB_ISSUER, GITLAB_ISSUER, IDENTITY_PREFIXES, Ecosystem
 from gate.policy import patterns
 from gate.policy.compile import rule_sources
 from gate.policy.load import Path_, format_path
 from gate.policy.model import Mode, Policy, Signer
 from gate.policy.reach import can_start_with
-
-Finding = tuple[str, Issue]
 
 PROBE = "gate-lint-probe"  # stands for whatever an outsider fills a wildcard with
 # Domains where anyone can get an address: their own Google account, or a service account of their own
@@ -47,7 +45,7 @@ _OWNER_PROBES = ("lintprobe", "lint-probe-0")  # account names an outsider can r
 _SAMPLE_PACKAGES = (PROBE, "z", "requests", "numpy")
 
 
-def _issue(policy: Policy, path: Path_, message: str, level: str = "warning") -> Issue:
+def _issue(policy: Policy, path: Path_, message: str, level: Level = Level.WARNING) -> Issue:
     return Issue(format_path(path), message, policy.file, policy.raw.line_of(path), level)
 
 
@@ -107,7 +105,7 @@ def weak_signer_issues(policy: Policy) -> Iterator[Finding]:
             "attestations without signers: an attestation from any Sigstore identity passes (anyone can sign "
             "with an account of their own); list the publishers you trust under signers"
         )
-        yield "any-signer", _issue(policy, at, message)
+        yield Finding("any-signer", _issue(policy, at, message))
     for index, signer in enumerate(att.signers):
         for key, kind, pattern in _signer_fields(signer):
             if anyone_can_match(kind, pattern):
@@ -116,7 +114,7 @@ def weak_signer_issues(policy: Policy) -> Iterator[Finding]:
                     f"{key} {pattern.source!r} matches values anyone can obtain (an account, repository or "
                     "cloud project of their own): name the owner you trust"
                 )
-                yield "broad-signer", _issue(policy, (*path, key), message)
+                yield Finding("broad-signer", _issue(policy, (*path, key), message))
 
 
 def literal_identity_issues(policy: Policy) -> Iterator[Finding]:
@@ -132,7 +130,8 @@ def literal_identity_issues(policy: Policy) -> Iterator[Finding]:
                 f"identity {identity.source!r} can never match: certificates from {issuer.source} name the "
                 "workflow with its ref (.../release.yml@refs/tags/v1); add @ref or use a glob (...@refs/tags/*)"
             )
-            yield "signer", _issue(policy, ("spec", "attestations", "signers", index, "identity"), message, "error")
+            at: Path_ = ("spec", "attestations", "signers", index, "identity")
+            yield Finding("signer", _issue(policy, at, message, Level.ERROR))
 
 
 def scope_issues(policy: Policy) -> Iterator[Finding]:
@@ -144,10 +143,10 @@ def scope_issues(policy: Policy) -> Iterator[Finding]:
                     f"{selector.name.source!r} selects every package: the exception waives "
                     f"{', '.join(exception.waive)} for all of them; name the packages"
                 )
-                yield "broad-exception", _issue(policy, ("spec", "exceptions", index, "packages", i), message)
+                yield Finding("broad-exception", _issue(policy, ("spec", "exceptions", index, "packages", i), message))
     if not rule_sources(policy):
         message = "the policy has no rule (no minimumAge, attestations or rules): it allows every file it matches"
-        yield "empty-policy", _issue(policy, ("spec",), message)
+        yield Finding("empty-policy", _issue(policy, ("spec",), message))
 
 
 def _selects(policy: Policy, ecosystem: Ecosystem) -> bool:
@@ -181,4 +180,4 @@ def ungoverned_issues(policies: Sequence[Policy], where: str) -> Iterator[Findin
                 f"policy matches are denied by default (`--unmatched` of check and serve). Match them with a "
                 f"policy, or deny {name} on purpose with one whose rule is `false`"
             )
-        yield "ungoverned-ecosystem", Issue("", message, where, None, "warning")
+        yield Finding("ungoverned-ecosystem", Issue("", message, where, None, Level.WARNING))

@@ -16,15 +16,13 @@ from typing import Any, TypeVar
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from gate.errors import Issue
+from gate.errors import Finding, Issue
 from gate.facts import Ecosystem, FileFacts
 from gate.policy import patterns
 from gate.policy.duration import parse_duration
 from gate.policy.load import Path_, RawPolicy, format_path
 
 T = TypeVar("T")
-# A problem the model finds, with its code (`gate lint` reports the code; loading only the issue).
-CodedIssue = tuple[str, Issue]
 
 # Rule names the structured fields compile to; `waive` may name one of these, a group, or a custom rule.
 STRUCTURED_RULES = (
@@ -149,10 +147,10 @@ class _Builder:
 
     def __init__(self, raw: RawPolicy) -> None:
         self.raw = raw
-        self.issues: list[CodedIssue] = []
+        self.issues: list[Finding] = []
 
     def issue(self, code: str, path: Path_, message: str) -> None:
-        self.issues.append((code, Issue(format_path(path), message, self.raw.file, self.raw.line_of(path))))
+        self.issues.append(Finding(code, Issue(format_path(path), message, self.raw.file, self.raw.line_of(path))))
 
     def attempt(self, code: str, path: Path_, make: Callable[[], T]) -> T | None:
         try:
@@ -296,8 +294,8 @@ def parse_expiry(text: str) -> dt.datetime:
         raise ValueError(f"invalid expiry {text[:40]!r}: outside the years 1 to 9999 in UTC") from err
 
 
-def build_policy(raw: RawPolicy) -> tuple[Policy | None, list[CodedIssue]]:
-    """The model of a schema-valid document, or the issues (with their codes) that prevent it."""
+def build_policy(raw: RawPolicy) -> tuple[Policy | None, list[Finding]]:
+    """The model of a schema-valid document, or the findings (issues with their codes) that prevent it."""
     builder = _Builder(raw)
     policy = builder.build()
     return policy, builder.issues

@@ -1,1 +1,2 @@
-"""Report formats shared by commands: SARIF 2.1.0, GitHub workflow commands, lint text/JSON."""
+"""Reports: `gate check` decisions (text, JSON, summary table, SARIF) and `gate lint` findings (text, JSON,
+SARIF, GitHub annotations), over the shared SARIF 2.1.0 and GitHub workflow-command writers."""

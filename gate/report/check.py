@@ -1,10 +1,13 @@
-"""`gate check` reports beyond decision.py's text and JSON: a summary table and SARIF."""
+"""`gate check` reports: text, JSON, a summary table and SARIF."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
-from gate.decision import Decision
+from gate.decision import Decision, Verdict, overall
+from gate.errors import Level
+from gate.facts import AttestationFact
 from gate.report.sarif import SarifResult, SarifRule, sarif_text
 
 Located = tuple[Decision, str | None, int | None]  # a decision and where the file was named (file, line)
@@ -52,9 +55,56 @@ def check_sarif(located: Sequence[Located], notes: Sequence[Sequence[str]] | Non
         for v in decision.violations:
             rule_id = v.ref
             rules.setdefault(rule_id, SarifRule(rule_id, v.message))
-            level = "error" if v.denies else "note"
+            level = Level.ERROR if v.denies else Level.NOTE
             tag = "" if v.denies else (f" (waived: {v.waived})" if v.waived else " (audit mode)")
             text = f"{name}: {v.message}{tag}{extra}"
             results.append(SarifResult(rule_id, level, text, file or name, line))
     return sarif_text("gate check", list(rules.values()), results)
 
+
+def json_report(decisions: list[Decision], notes: Sequence[Sequence[str]] | None = None) -> str:
+    """The JSON report; `notes` (one sequence per decision) say what could not be established, and why."""
+    results = [d.to_json() for d in decisions]
+    if notes is not None:
+        for result, extra in zip(results, notes, strict=True):
+            result["notes"] = list(extra)
+    return json.dumps({"verdict": overall(decisions).value, "results": results}, indent=2)
+
+
+def describe_attestation(att: AttestationFact) -> str:
+    """One line on what a piece of evidence showed, or why it showed nothing."""
+    if not att.verified:
+        return f"not verified ({att.error}) [{att.source}]"
+    parts = [att.predicateType or "message signature", f"identity {att.identity}", f"issuer {att.issuer}"]
+    if att.publisher is not None:
+        pub = att.publisher
+        fields = [pub.repository, pub.workflow or pub.workflowFilepath, pub.email]
+        shown = " ".join(f for f in fields if f)
+        env = f" environment={pub.environment}" if pub.environment else ""
+        parts.append(f"publisher {pub.kind} {shown}{env}")
+    if att.targetChannel:
+        parts.append(f"targetChannel {att.targetChannel}")
+    return "verified: " + ", ".join(parts)
+
+
+def text_report(decisions: list[Decision]) -> str:
+    lines = []
+    for decision in decisions:
+        file = decision.facts.file
+        lines.append(f"{decision.verdict.value.upper():5} {file.filename}  sha256:{file.sha256}")
+        if not decision.policies:
+            lines.append("      no policy matches this file")
+        for v in decision.violations:
+            tag = "DENY " if v.denies else ("WAIVED" if v.waived else "AUDIT")
+            extra = f" (waived: {v.waived})" if v.waived else ""
+            lines.append(f"      {tag} {v.policy}/{v.rule}: {v.message}{extra}")
+        uploaded = file.uploaded.isoformat() if file.uploaded else "unknown"
+        lines.append(f"      uploaded: {uploaded}")
+        if not decision.facts.attestations:
+            lines.append("      evidence: none")
+        for att in decision.facts.attestations:
+            lines.append(f"      evidence: {describe_attestation(att)}")
+    verdict = overall(decisions)
+    denied = sum(d.verdict is Verdict.DENY for d in decisions)
+    lines.append(f"{verdict.value}: {len(decisions) - denied} allowed, {denied} denied")
+    return "\n".join(lines)

@@ -6,7 +6,8 @@ import json
 from collections.abc import Sequence
 from enum import StrEnum
 
-from gate.policy.lint import CODES, Finding
+from gate.errors import Finding
+from gate.policy.lint import CODES
 from gate.report.github import workflow_command
 from gate.report.sarif import SarifResult, SarifRule, sarif_text
 

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from gate import __version__
+from gate.errors import Level
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/gate-project/gate"
@@ -22,13 +23,13 @@ class SarifRule:
 
     id: str
     description: str
-    level: str = "error"
+    level: Level = Level.ERROR
 
 
 @dataclass(frozen=True)
 class SarifResult:
     rule_id: str
-    level: str  # error | warning | note
+    level: Level
     message: str
     file: str | None = None
     line: int | None = None

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from gate.cli import main
+from gate.errors import Level
 from gate.policy.lint import CODES
 from gate.report.github import workflow_command
 from tests.conftest import REPO
@@ -83,9 +84,9 @@ def test_github(bad: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_workflow_command_escaping() -> None:
-    line = workflow_command("error", "50% bad\nnext", file="a,b:c.yaml", line=3, title="t")
+    line = workflow_command(Level.ERROR, "50% bad\nnext", file="a,b:c.yaml", line=3, title="t")
     assert line == "::error file=a%2Cb%3Ac.yaml,line=3,title=t::50%25 bad%0Anext"
-    assert workflow_command("note", "m", file=None, line=None, title="t") == "::notice title=t::m"
+    assert workflow_command(Level.NOTE, "m", file=None, line=None, title="t") == "::notice title=t::m"
 
 
 def test_sarif_is_valid_and_relative(

@@ -10,9 +10,10 @@ from typing import Any
 import msgspec
 import pytest
 
+from gate.errors import Finding, Level
 from gate.facts import to_activation
 from gate.policy.cel import CELEvalError, compile_expression, error_text, run
-from gate.policy.lint import Finding, LintOptions, lint_paths
+from gate.policy.lint import LintOptions, lint_paths
 from gate.policy.lint_cel import representative_facts, sparse_facts
 from tests.conftest import REPO
 
@@ -31,7 +32,7 @@ def lint_text(tmp_path: Path, spec: str, name: str = "p.yaml") -> list[Finding]:
 def test_shipped_policies_are_clean() -> None:
     """But for conda: the shipped policies govern one conda package, so other conda files are denied."""
     [finding] = lint_paths([REPO / "policies"], OPTIONS)
-    assert (finding.code, finding.level) == ("ungoverned-ecosystem", "warning")
+    assert (finding.code, finding.level) == ("ungoverned-ecosystem", Level.WARNING)
     assert finding.issue.file == str(REPO / "policies")
     assert "conda files no policy matches are denied by default" in finding.issue.message
 

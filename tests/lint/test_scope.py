@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from gate.cli import main
+from gate.errors import Level
 from gate.policy.lint import lint_paths
 from tests.lint.test_formats import validate_sarif
 from tests.lint.test_lint import HEADER, OPTIONS, lint_text
@@ -116,7 +117,7 @@ def test_weak_policy_is_flagged(tmp_path: Path, spec: str, code: str, line: int,
     assert found, findings
     assert message in found[0].issue.message, found[0].issue.message
     assert (found[0].issue.line, found[0].issue.file) == (line, str(tmp_path / "p.yaml"))
-    assert found[0].level == ("error" if code == "signer" else "warning")
+    assert found[0].level is (Level.ERROR if code == "signer" else Level.WARNING)
 
 
 @pytest.mark.parametrize(
@@ -165,7 +166,7 @@ def test_ungoverned_ecosystems(tmp_path: Path, specs: list[str], denied: list[st
     for i, spec in enumerate(specs):
         write(tmp_path / f"p{i}.yaml", f"p{i}", spec)
     found = [f for f in lint_paths([tmp_path], OPTIONS) if f.code == "ungoverned-ecosystem"]
-    assert all(f.level == "warning" and f.issue.file == str(tmp_path) for f in found)
+    assert all(f.level is Level.WARNING and f.issue.file == str(tmp_path) for f in found)
     messages = [f.issue.message for f in found]
     assert [m.split("no policy selects ")[1].split(" ")[0] for m in messages if "denied by default" in m] == denied
     assert [m.split(" ")[0] for m in messages if "allowed unchecked" in m] == unchecked

@@ -15,7 +15,7 @@ from gate.policy import cel
 from gate.policy.compile import load_policies, load_policy_text
 from gate.policy.lint import lint_paths
 from gate.policy.load import MAX_CEL_TEXT, MAX_DEPTH, MAX_NODES, MAX_POLICY_BYTES, load_paths, load_text
-from gate.testing.cases import load_case_file
+from gate.policytest.cases import load_case_file
 from tests.lint.test_lint import OPTIONS
 from tests.test_cli import UPLOADED, WHEEL
 

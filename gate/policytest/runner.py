@@ -13,8 +13,8 @@ from gate.evaluate import evaluate, unidentified
 from gate.facts import Facts, Unidentified
 from gate.policy.compile import CompiledPolicy, load_policies
 from gate.policy.model import names_rule
+from gate.policytest.cases import CaseFile, PolicyCase
 from gate.sources.local import LocalOptions, UnidentifiedFileError, local_facts
-from gate.testing.cases import CaseFile, PolicyCase
 from gate.verify.sigstore import BundleVerifier
 
 
@@ -63,9 +63,9 @@ def compare(what: str, expected: tuple[str, ...] | None, actual: Sequence[Violat
 def check(case: PolicyCase, decision: Decision) -> list[str]:
     expect = case.expect
     failures = []
-    if decision.verdict.value != expect.verdict:
+    if decision.verdict is not expect.verdict:
         shown = "; ".join(f"{v.ref}: {v.message}" for v in decision.denying) or "no rule denied it"
-        failures.append(f"expected verdict {expect.verdict}, got {decision.verdict.value} ({shown})")
+        failures.append(f"expected verdict {expect.verdict.value}, got {decision.verdict.value} ({shown})")
     failures += compare("violation", expect.violations, decision.denying)
     failures += compare("waived violation", expect.waived, [v for v in decision.violations if v.waived])
     audit = [v for v in decision.violations if not v.enforced and v.waived is None]

@@ -15,12 +15,13 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
+from gate.decision import Verdict
 from gate.errors import Issue, PolicyError
 from gate.facts import AttestationFact, Ecosystem, FileFacts, FileKind, Publisher, parse_time
 from gate.policy.load import load_file
+from gate.policytest.schema import case_file_issues
 from gate.sources.conda import conda_file_facts, is_conda_filename
 from gate.sources.filenames import python_file_facts
-from gate.testing.schema import case_file_issues
 
 SUFFIXES = (".gate-test.yaml", ".gate-test.yml")
 ASSERTED = "asserted by the test case (not verified)"
@@ -29,7 +30,7 @@ _PLACEHOLDER_SHA256 = "0" * 64
 
 @dataclass(frozen=True)
 class Expectation:
-    verdict: str
+    verdict: Verdict
     violations: tuple[str, ...] | None = None
     waived: tuple[str, ...] | None = None
     audit: tuple[str, ...] | None = None
@@ -79,8 +80,8 @@ def _from_filename(filename: str) -> tuple[FileKind, bool]:
     return (found.kind, found.prerelease) if found is not None else (FileKind.FILE, False)
 
 
-def file_facts(raw: dict[str, Any]) -> FileFacts:
-    """FileFacts from a case's `file:`, filling what a policy author would not bother to write."""
+def asserted_file_facts(raw: dict[str, Any]) -> FileFacts:
+    """The FileFacts a case's `file:` asserts, filling what a policy author would not bother to write."""
     ecosystem = Ecosystem(raw.get("ecosystem", "pypi"))
     version = str(raw["version"])
     name = canonicalize_name(raw["name"]) if ecosystem is Ecosystem.PYPI else str(raw["name"]).lower()
@@ -135,7 +136,7 @@ def _names(raw: dict[str, Any], key: str) -> tuple[str, ...] | None:
 def _case(raw: dict[str, Any], base: Path, file: str, line: int | None, now: dt.datetime | None) -> PolicyCase:
     expect_raw = raw["expect"]
     expect = Expectation(
-        verdict=expect_raw["verdict"],
+        verdict=Verdict(expect_raw["verdict"]),
         violations=_names(expect_raw, "violations"),
         waived=_names(expect_raw, "waived"),
         audit=_names(expect_raw, "audit"),
@@ -159,7 +160,7 @@ def _case(raw: dict[str, Any], base: Path, file: str, line: int | None, now: dt.
         line=line,
         now=when,
         expect=expect,
-        facts=file_facts(raw["file"]) if "file" in raw else None,
+        facts=asserted_file_facts(raw["file"]) if "file" in raw else None,
         attestations=tuple(attestation_fact(a) for a in raw.get("attestations", [])),
         artifact=artifact,
     )

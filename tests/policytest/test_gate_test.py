@@ -10,7 +10,7 @@ import pytest
 
 from gate.cli import main
 from gate.errors import PolicyError
-from gate.testing.cases import ASSERTED, load_case_file
+from gate.policytest.cases import ASSERTED, load_case_file
 from tests.conftest import REPO
 from tests.test_cli import WHEEL
 

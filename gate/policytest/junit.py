@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-from gate.testing.runner import FileResult
+from gate.policytest.runner import FileResult
 
 
 def _suite(result: FileResult) -> ET.Element:
