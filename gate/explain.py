@@ -15,9 +15,10 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from gate.decision import Decision, Verdict, describe_attestation
+from gate.decision import Decision, Verdict
 from gate.evaluate import Judgement
 from gate.facts import Facts, iso_z
+from gate.report.check import describe_attestation
 
 MAX_STEPS = 16  # moments at which a decision may change that are looked at for the next change of verdict
 
