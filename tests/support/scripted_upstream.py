@@ -26,11 +26,10 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.support.loopback import LoopbackServer, serving
+from tests.support.loopback import LoopbackServer, QuietHandler, serving
 from tests.support.scripted_pages import JSON_V1
 
 
@@ -98,16 +97,12 @@ class ScriptedServer(LoopbackServer):
             return [p for p, _ in self.requests].count(path)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
+class _Handler(QuietHandler):
     @property
     def scripted(self) -> ScriptedServer:
         assert isinstance(self.server, ScriptedServer)
         return self.server
 
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet."""
 
     def do_GET(self) -> None:
         server = self.scripted
