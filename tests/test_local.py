@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from gate.sources.local import LocalOptions, local_facts
+from tests.conda.conftest import channel_copy
 from tests.conftest import REPO
 
 CHANNEL = REPO / "examples" / "conda" / "noarch"
@@ -14,12 +14,7 @@ PACKAGE = "agent-skill-conda-forge-0.0.21-h4616a5c_0.conda"
 
 
 def _channel(tmp_path: Path, **record_changes: object) -> Path:
-    for name in (PACKAGE, PACKAGE + ".sigs"):
-        shutil.copyfile(CHANNEL / name, tmp_path / name)
-    repodata = json.loads((CHANNEL / "repodata.json").read_text())
-    repodata["packages.conda"][PACKAGE].update(record_changes)
-    (tmp_path / "repodata.json").write_text(json.dumps(repodata))
-    return tmp_path / PACKAGE
+    return channel_copy(CHANNEL, PACKAGE, tmp_path, **record_changes)
 
 
 def test_record_gives_upload_time_and_sidecar_digest(tmp_path: Path) -> None:

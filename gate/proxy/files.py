@@ -29,9 +29,8 @@ from gate.proxy.app import Gate
 from gate.proxy.audit import audit_record
 from gate.proxy.decide import record, refusal, text_response, visible
 from gate.redact import redact
-from gate.sources.deadline import Deadline
 from gate.sources.hosts import HostPolicy
-from gate.sources.http import UpstreamError, open_checked, paced
+from gate.sources.http import HttpClient, Stream, UpstreamError
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 16
@@ -68,7 +67,7 @@ class _Checked:
         return None
 
 
-def _length(upstream: requests.Response, size: int | None) -> int | None:
+def _length(upstream: Stream, size: int | None) -> int | None:
     """The promised length: the index's size, else the upstream's Content-Length when it describes the
     decoded bytes (no Content-Encoding: gate asks for identity, but an upstream may compress anyway)."""
     if size is not None:
@@ -91,43 +90,42 @@ def stream_verified(
     max_spool: int,
     hosts: HostPolicy | None = None,
 ) -> Response:
-    """A response with the upstream bytes of `url` (fetched only from `hosts`, every redirect checked),
-    delivered only if they hash to `sha256`; the upstream has `timeout` plus the time the bytes received
-    take at MIN_RATE (`paced`), however slowly it sends.
+    """A response with the upstream bytes of `url` (`HttpClient.stream`: fetched only from `hosts`, every
+    redirect checked; `timeout` plus the time the bytes received take at MIN_RATE, however slowly it sends),
+    delivered only if they hash to `sha256`.
 
     A body that ends within READ_AHEAD bytes is read and checked before answering, so a mismatch or an
     upstream that broke off is a 502 with the reason; a longer one streams with its last chunk held back
     until the check passes (else the stream is cut); one of unknown length is spooled, up to `max_spool`
     bytes, and checked before anything is sent."""
-    deadline = Deadline(timeout)
-    try:
-        upstream = open_checked(session, url, {"Accept-Encoding": "identity"}, hosts=hosts, deadline=deadline,
-                                timeout=timeout)
+    try:  # no byte limit here: the promised length, else `max_spool`, bounds the body
+        upstream = HttpClient(session, timeout, hosts=hosts).stream(
+            url, {"Accept-Encoding": "identity"}, limit=None, pace=True
+        )
     except UpstreamError as err:
-        deadline.close()
         return text_response(err.status, f"gate: cannot fetch {filename}: {err}")
     streaming = False
     try:
-        if upstream.status_code != 200:
-            upstream.close()
-            return text_response(502, f"gate: upstream answered {upstream.status_code} for {filename}")
+        if upstream.status != 200:
+            return text_response(502, f"gate: upstream answered {upstream.status} for {filename}")
         response, streaming = _checked_response(
-            upstream, paced(upstream.iter_content(CHUNK), deadline, timeout), deadline, filename=filename,
-            sha256=sha256, size=size, on_mismatch=on_mismatch, content_type=content_type, max_spool=max_spool,
+            upstream, filename=filename, sha256=sha256, size=size, on_mismatch=on_mismatch,
+            content_type=content_type, max_spool=max_spool,
         )
         return response
     finally:
         if not streaming:  # a streamed body closes it when it ends
-            deadline.close()
+            upstream.close()
 
 
 def _checked_response(
-    upstream: requests.Response, chunks: Iterator[bytes], deadline: Deadline, *, filename: str, sha256: str,
-    size: int | None, on_mismatch: Callable[[str], None], content_type: str, max_spool: int,
+    upstream: Stream, *, filename: str, sha256: str, size: int | None, on_mismatch: Callable[[str], None],
+    content_type: str, max_spool: int,
 ) -> tuple[Response, bool]:
-    """The answer for a 200 from upstream, and whether it streams (the body then closes `deadline`)."""
+    """The answer for a 200 from upstream, and whether it streams (the body then closes `upstream`)."""
     length = _length(upstream, size)
     checked = _Checked(sha256, length)
+    chunks = upstream.chunks()
     head: list[bytes] = []
     complete = False
     try:
@@ -140,10 +138,9 @@ def _checked_response(
                 break
         else:
             complete = True
-    except requests.RequestException as err:
-        return _refused(upstream, filename, f"upstream broke off: {type(err).__name__}", on_mismatch), False
+    except UpstreamError as err:
+        return _refused(upstream, filename, str(err), on_mismatch), False
     if complete:
-        upstream.close()
         problem = checked.problem()
         if problem is not None:
             return _refused(upstream, filename, problem, on_mismatch), False
@@ -169,20 +166,17 @@ def _checked_response(
                 on_mismatch(problem)
                 raise IntegrityError(f"{filename}: {problem}; download aborted")
             yield pending
-        except requests.RequestException as err:
-            on_mismatch(f"upstream broke off: {type(err).__name__}")
-            raise IntegrityError(f"{filename}: upstream broke off") from err
+        except UpstreamError as err:
+            on_mismatch(str(err))
+            raise IntegrityError(f"{filename}: {err}") from err
         finally:
-            upstream.close()
-            deadline.close()  # before the connection can serve another request
+            upstream.close()  # the deadline first, before the connection can serve another request
 
     headers = {"Content-Length": str(length), "ETag": f'"{checked.sha256}"'}
     return Response(body(), headers=headers, content_type=content_type, direct_passthrough=True), True
 
 
-def _refused(
-    upstream: requests.Response, filename: str, problem: str, on_mismatch: Callable[[str], None]
-) -> Response:
+def _refused(upstream: Stream, filename: str, problem: str, on_mismatch: Callable[[str], None]) -> Response:
     """The 502 for upstream bytes that are not the promised file (reported through `on_mismatch`)."""
     upstream.close()
     on_mismatch(problem)
@@ -190,7 +184,7 @@ def _refused(
 
 
 def _spooled(
-    upstream: requests.Response, chunks: Iterator[bytes], head: list[bytes], checked: _Checked, *,
+    upstream: Stream, chunks: Iterator[bytes], head: list[bytes], checked: _Checked, *,
     filename: str, on_mismatch: Callable[[str], None], content_type: str, max_spool: int,
 ) -> Response:
     spool = tempfile.SpooledTemporaryFile(max_size=32 << 20)  # noqa: SIM115 (closed by the response)
@@ -205,8 +199,8 @@ def _spooled(
                 break
             spool.write(chunk)
         problem = problem or checked.problem()
-    except requests.RequestException as err:
-        problem = f"upstream broke off: {type(err).__name__}"
+    except UpstreamError as err:
+        problem = str(err)
     except OSError as err:  # the spool's disk is full
         spool.close()
         upstream.close()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -20,8 +19,6 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
-import requests
-import urllib3
 from msgspec.structs import replace
 
 from gate.errors import GateError, UsageError
@@ -32,11 +29,11 @@ from gate.redact import redact_text
 from gate.sources.conda import record_for_bytes, split_conda_filename
 from gate.sources.conda_channel import MAX_REPODATA_BYTES, find_record, parse_repodata
 from gate.sources.conda_evidence import MAX_SIDECAR_BYTES, SidecarError
-from gate.sources.deadline import Deadline
 from gate.sources.filenames import is_distribution_filename
 from gate.sources.hosts import HostPolicy, HostPort
-from gate.sources.http import MAX_FILE_BYTES, HttpClient, UpstreamError, open_checked, paced
-from gate.sources.local import LocalOptions, read_regular
+from gate.sources.http import MAX_FILE_BYTES, HttpClient, Stream, UpstreamError
+from gate.sources.local import LocalOptions
+from gate.sources.localfile import bounded_chunks, read_regular
 
 EXPLICIT = "@EXPLICIT"
 _LINE = re.compile(
@@ -162,38 +159,24 @@ class Fetcher:
     def chunks(self, url: str) -> Iterator[bytes] | None:
         if urlsplit(url).scheme == "file":
             return self._file_chunks(url)
-        client = self.client
-        deadline = Deadline(client.timeout)
         try:
-            response = open_checked(client.session, url, None, hosts=client.hosts, deadline=deadline,
-                                    timeout=client.timeout)
+            stream = self.client.stream(url, limit=self.max_bytes, pace=True)
         except UpstreamError as err:
-            deadline.close()
             raise FetchError(f"cannot fetch {url}: {err}") from err
-        if response.status_code != 200:
-            response.close()
-            deadline.close()
-            if response.status_code in (404, 410):
+        if stream.status != 200:
+            stream.close()
+            if stream.status in (404, 410):
                 return None
-            raise FetchError(f"cannot fetch {url}: HTTP {response.status_code}")
-        return self._http_chunks(url, response, deadline)
+            raise FetchError(f"cannot fetch {url}: HTTP {stream.status}")
+        return self._http_chunks(url, stream)
 
-    def _http_chunks(self, url: str, response: requests.Response, deadline: Deadline) -> Iterator[bytes]:
-        size = 0
-        with deadline, response:
+    @staticmethod
+    def _http_chunks(url: str, stream: Stream) -> Iterator[bytes]:
+        with stream:
             try:
-                for chunk in paced(response.iter_content(_CHUNK), deadline, self.client.timeout):
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        raise FetchError(f"{url} is larger than {self.max_bytes} bytes, the limit for a package")
-                    if deadline.expired:
-                        raise FetchError(f"cannot fetch {url}: no complete answer within {deadline.seconds:g}s")
-                    yield chunk
-            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as err:
-                why = f"no complete answer within {deadline.seconds:g}s" if deadline.expired else type(err).__name__
-                raise FetchError(f"cannot fetch {url}: {why}") from err
-            if deadline.expired:  # cut at the end of a chunk: the bytes may be incomplete
-                raise FetchError(f"cannot fetch {url}: no complete answer within {deadline.seconds:g}s")
+                yield from stream.chunks()
+            except UpstreamError as err:
+                raise FetchError(f"cannot fetch {url}: {err}") from err
 
     @staticmethod
     def _file_chunks(url: str) -> Iterator[bytes] | None:
@@ -203,16 +186,9 @@ class Fetcher:
 
         def read() -> Iterator[bytes]:
             try:
-                with path.open("rb") as handle:  # no further than its size (a symlink to a /proc file)
-                    size = os.fstat(handle.fileno()).st_size
-                    left = size + 1
-                    while left and (chunk := handle.read(min(_CHUNK, left))):
-                        left -= len(chunk)
-                        yield chunk
+                yield from bounded_chunks(path, _CHUNK)
             except OSError as err:
                 raise FetchError(f"cannot read {path}: {err.strerror or err}") from err
-            if not left:
-                raise FetchError(f"{path} yields more than the {size} bytes its size says (not a regular file)")
 
         return read()
 

@@ -1,11 +1,13 @@
 """HTTP to upstream indexes, bounded: where (`HostPolicy`), how long (`Deadline`) and how much (a byte cap).
 
-`HttpClient.fetch(url)` follows redirects itself, checking every hop against the client's `HostPolicy`,
-reads the body within one total deadline (the client's `timeout`) and decodes `gzip`/`deflate` itself
-with a bound, so neither a slow nor a compressed-bomb answer holds a worker or its memory: past the cap
-it is an `UpstreamError` and nothing is kept. Validators, freshness and `Fetched` describe an answer for
-the caches. Every error is an `UpstreamError` carrying the status a proxy should answer with (502 bad
-answer or refused host, 503 unreachable or slow); its message shows URLs redacted.
+`HttpClient.stream(url)` is the one way gate reads from an upstream: it follows redirects itself, checking
+every hop against the client's `HostPolicy`, reads the body within one total deadline (the client's
+`timeout`, moved with the bytes received at MIN_RATE for a download) and decodes `gzip`/`deflate` itself in
+bounded pieces, so neither a slow nor a compressed-bomb answer holds a worker or its memory: past the cap
+it is an `UpstreamError`. `fetch` reads a document whole through it; the proxy's file downloads and `gate
+check`'s explicit-environment downloads stream through it. Validators, freshness and `Fetched` describe an
+answer for the caches. Every error is an `UpstreamError` carrying the status a proxy should answer with (502
+bad answer or refused host, 503 unreachable or slow); its message shows URLs redacted.
 """
 
 from __future__ import annotations
@@ -138,11 +140,15 @@ def open_checked(
     raise UpstreamError(f"upstream {url} redirected more than {REDIRECTS} times", 502)
 
 
+def _late(url: str, deadline: Deadline) -> UpstreamError:
+    return UpstreamError(f"upstream {url} did not answer within {deadline.seconds:g}s", 503)
+
+
 def _broken(url: str, err: BaseException, deadline: Deadline, *, reading: bool) -> UpstreamError:
-    if deadline.expired or isinstance(err, requests.Timeout):
-        return UpstreamError(f"upstream {url} did not answer within {deadline.seconds:g}s", 503)
+    if deadline.expired or isinstance(err, requests.Timeout | urllib3.exceptions.TimeoutError):
+        return _late(url, deadline)
     if reading:
-        return UpstreamError(f"upstream {url} broke off: {type(err).__name__}", 503)
+        return UpstreamError(f"upstream broke off sending {url}: {type(err).__name__}", 503)
     return UpstreamError(f"upstream {url} is unreachable: {type(err).__name__}", 503)
 
 
@@ -154,42 +160,16 @@ def _decoder(encoding: str, url: str) -> Any:
     raise UpstreamError(f"upstream {url} sent content-encoding {encoding!r}, which gate did not ask for")
 
 
-def read_bounded(response: requests.Response, url: str, limit: int, deadline: Deadline) -> bytes:
-    """The body of a streamed response, decoded, at most `limit` bytes (else an UpstreamError, and nothing
-    more is read or decoded), within `deadline`."""
-    decoder = _decoder(response.headers.get("Content-Encoding", "").strip().lower(), url)
-    out = bytearray()
-
-    def add(data: bytes) -> None:
-        if decoder is None:
-            out.extend(data)
-        else:
-            while data and not decoder.eof:
-                out.extend(decoder.decompress(data, limit + 1 - len(out)))
-                data = decoder.unconsumed_tail
-                if len(out) > limit:
-                    break
-        if len(out) > limit:
-            raise UpstreamError(f"upstream {url} is larger than {limit} bytes (decoded)", 502)
-
-    try:
-        for chunk in response.raw.stream(_CHUNK, decode_content=False):
-            add(chunk)
-            if deadline.expired:
-                raise UpstreamError(f"upstream {url} did not answer within {deadline.seconds:g}s", 503)
-        if deadline.expired:  # the watchdog's cut ends a body without a length as if it were complete
-            raise UpstreamError(f"upstream {url} did not answer within {deadline.seconds:g}s", 503)
-        if decoder is not None:
-            if not decoder.eof:
-                raise UpstreamError(f"upstream {url} sent a truncated compressed body", 502)
-            out.extend(decoder.flush())  # empty at the end of the stream: all output was taken with a bound
-            if len(out) > limit:
-                raise UpstreamError(f"upstream {url} is larger than {limit} bytes (decoded)", 502)
-    except (urllib3.exceptions.HTTPError, requests.RequestException, OSError, zlib.error) as err:
-        if isinstance(err, zlib.error):
-            raise UpstreamError(f"upstream {url} sent a corrupt compressed body: {err}", 502) from err
-        raise _broken(url, err, deadline, reading=True) from err
-    return bytes(out)
+def _decoded(decoder: Any, data: bytes) -> Iterator[bytes]:
+    """`data` decoded in pieces of at most _CHUNK bytes (a compressed bomb never expands in one go)."""
+    if decoder is None:
+        yield data
+        return
+    while data and not decoder.eof:
+        piece = decoder.decompress(data, _CHUNK)
+        data = decoder.unconsumed_tail
+        if piece:
+            yield piece
 
 
 def paced(chunks: Iterable[bytes], deadline: Deadline, timeout: float) -> Iterator[bytes]:
@@ -206,6 +186,74 @@ def paced(chunks: Iterable[bytes], deadline: Deadline, timeout: float) -> Iterat
         yield chunk
 
 
+class Stream:
+    """An upstream answer being read (from `HttpClient.stream`): its status, final URL and headers, and its
+    body as `chunks()`: decoded (`gzip`/`deflate`, in bounded pieces), at most `limit` bytes, within the
+    request's deadline, every failure an `UpstreamError` (URL redacted). The response and its deadline are
+    closed when the body ends or fails, or by `close()` (also on leaving a `with` block), whichever is first."""
+
+    def __init__(
+        self, response: requests.Response, url: str, deadline: Deadline, *, limit: int | None, timeout: float,
+        pace: bool,
+    ) -> None:
+        self.response = response
+        self.status = response.status_code
+        self.url = response.url or url
+        self.headers: Mapping[str, str] = response.headers
+        self._asked = url
+        self._deadline = deadline
+        self._limit = limit
+        self._timeout = timeout
+        self._pace = pace
+
+    def close(self) -> None:
+        """Stop watching the connection, then release it (so the deadline never cuts a reused one)."""
+        self._deadline.close()
+        self.response.close()
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def chunks(self) -> Iterator[bytes]:
+        """The decoded body, chunk by chunk; an UpstreamError past `limit` bytes, past the deadline, or when
+        the upstream breaks off or sends a corrupt or truncated compressed body."""
+        url, deadline, limit = self._asked, self._deadline, self._limit
+        received = 0
+        try:
+            decoder = _decoder(self.headers.get("Content-Encoding", "").strip().lower(), url)
+            wire: Iterable[bytes] = self.response.raw.stream(_CHUNK, decode_content=False)
+            if self._pace:  # the deadline moves with the bytes on the wire
+                wire = paced(wire, deadline, self._timeout)
+            for data in wire:
+                for piece in _decoded(decoder, data):
+                    received += len(piece)
+                    if limit is not None and received > limit:
+                        raise UpstreamError(f"upstream {url} is larger than {limit} bytes (decoded)", 502)
+                    yield piece
+                if deadline.expired:
+                    raise _late(url, deadline)
+            if deadline.expired:  # the watchdog's cut ends a body without a length as if it were complete
+                raise _late(url, deadline)
+            if decoder is not None:
+                if not decoder.eof:
+                    raise UpstreamError(f"upstream {url} sent a truncated compressed body", 502)
+                if tail := decoder.flush():  # empty at the end of the stream: all output was taken in bounds
+                    yield tail
+        except (urllib3.exceptions.HTTPError, requests.RequestException, OSError, zlib.error) as err:
+            if isinstance(err, zlib.error):
+                raise UpstreamError(f"upstream {url} sent a corrupt compressed body: {err}", 502) from err
+            raise _broken(url, err, deadline, reading=True) from err
+        finally:
+            self.close()
+
+    def read(self) -> bytes:
+        """The whole decoded body (at most `limit` bytes)."""
+        return b"".join(self.chunks())
+
+
 class HttpClient:
     """What the upstream clients share: a session, a total `timeout` per request, the hosts they may fetch
     from (`hosts`; None: any) and a byte cap for documents (`max_bytes`); safe to share between threads."""
@@ -219,19 +267,30 @@ class HttpClient:
         self.hosts = hosts
         self.max_bytes = max_bytes
 
+    def stream(
+        self, url: str, headers: Mapping[str, str] | None = None, *, limit: int | None, pace: bool = False
+    ) -> Stream:
+        """Open a GET of `url` (every redirect hop checked against `hosts`) under one deadline of `timeout`
+        seconds, moved with the bytes received at MIN_RATE when `pace` (a download whose size is not known
+        beforehand); its body is read from the `Stream`, at most `limit` decoded bytes (None: the caller
+        bounds it). The caller closes the stream (reading its body to the end closes it too)."""
+        deadline = Deadline(self.timeout)
+        try:
+            response = open_checked(self.session, url, headers, hosts=self.hosts, deadline=deadline,
+                                    timeout=self.timeout)
+        except BaseException:
+            deadline.close()
+            raise
+        return Stream(response, url, deadline, limit=limit, timeout=self.timeout, pace=pace)
+
     def fetch(
         self, url: str, headers: Mapping[str, str] | None = None, *, limit: int | None = None
     ) -> Answer:
         """GET `url` within one deadline; a 200's body is read (decoded, at most `limit` bytes, default
         `max_bytes`)."""
-        with Deadline(self.timeout) as deadline:
-            response = open_checked(self.session, url, headers, hosts=self.hosts, deadline=deadline,
-                                    timeout=self.timeout)
-            with response:
-                body = b""
-                if response.status_code == 200:
-                    body = read_bounded(response, url, self.max_bytes if limit is None else limit, deadline)
-                return Answer(response.status_code, response.url or url, response.headers, body)
+        with self.stream(url, headers, limit=self.max_bytes if limit is None else limit) as stream:
+            body = stream.read() if stream.status == 200 else b""
+            return Answer(stream.status, stream.url, stream.headers, body)
 
     def fetch_small(self, url: str, limit: int, *, absent: Container[int], headers: Mapping[str, str] | None = None,
                     ) -> bytes | None:

@@ -4,9 +4,6 @@ file), their digest, and the evidence found beside them."""
 from __future__ import annotations
 
 import datetime as dt
-import errno
-import hashlib
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -24,6 +21,7 @@ from gate.sources.conda import is_conda_filename, record_for_bytes
 from gate.sources.conda_channel import MAX_REPODATA_BYTES, Record, find_record, parse_repodata
 from gate.sources.conda_evidence import MAX_SIDECAR_BYTES, SIGS, V0_SIGS, SidecarError
 from gate.sources.filenames import is_distribution_filename, pip_sdist_readings
+from gate.sources.localfile import read_regular, sha256_file
 from gate.verify.bounded import MAX_EVIDENCE_BYTES
 from gate.verify.evidence import verify_evidence
 from gate.verify.sigstore import BundleVerifier, Target
@@ -44,41 +42,6 @@ class UnidentifiedFileError(GateError):
     def __init__(self, file: Unidentified) -> None:
         super().__init__(f"{file.filename}: {file.reason}")
         self.file = file
-
-
-def read_regular(path: Path) -> bytes:
-    """A file's bytes, no more than the size it had when opened: one that yields more (a /proc file such as
-    /proc/self/pagemap says 0 bytes and reads for hundreds of GiB; a symlink in a pull request reaches it)
-    raises OSError (EFBIG) like any unreadable file, so it is never read into memory without end."""
-    with path.open("rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        data = handle.read(size + 1)
-    if len(data) > size:
-        raise OSError(errno.EFBIG, f"yields more than the {size} bytes its size says (not a regular file)")
-    return data
-
-
-def sha256_file(path: Path) -> tuple[str, int]:
-    """The sha256 and size of a file, read no further than the size it had when opened: a file that yields
-    more (a procfs file such as /proc/self/pagemap says 0 bytes and reads for hundreds of GiB, and a symlink
-    in a wheelhouse reaches it) or grows while it is read is refused (UsageError), never read forever."""
-    digest = hashlib.sha256()
-    read = 0
-    try:
-        with path.open("rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            while chunk := handle.read(min(1 << 20, size + 1 - read)):
-                read += len(chunk)
-                if read > size:
-                    raise UsageError(
-                        f"{path}: yields more than the {size} bytes its size says (a /proc file, or one still "
-                        "being written): gate reads only regular files of a fixed size"
-                    )
-                digest.update(chunk)
-    except OSError as err:
-        raise UsageError(f"cannot read {path}: {err.strerror or err}") from err
-    return digest.hexdigest(), read
-
 
 
 @lru_cache(maxsize=8)

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from gate.errors import UsageError
-from gate.sources.local import read_regular
+from gate.sources.localfile import read_regular
 from gate.sources.planned import PlannedFile
 from gate.sources.requirements import safe_requirements
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from gate.errors import UsageError
 from gate.facts import aware
-from gate.sources.local import read_regular
+from gate.sources.localfile import read_regular
 from gate.sources.planned import PlannedFile
 
 

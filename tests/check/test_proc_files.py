@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 
 from tests.check.conftest import AGE_POLICY, NOW, SAMPLE_WHEEL
-from tests.conftest import ATTESTATIONS
+from tests.conda.conftest import SIGNED_PATH as SIGNED_CONDA
 
 ENDLESS = Path("/proc/self/pagemap")
 pytestmark = pytest.mark.skipif(not ENDLESS.is_file(), reason="needs Linux /proc/self/pagemap")
-SIGNED_CONDA = ATTESTATIONS / "dists" / "signed-package-2.1.0-hb0f4dca_0.conda"
 CONDA_SIGNED = """\
 apiVersion: gate/v1
 kind: Policy

@@ -17,10 +17,10 @@ from gate.facts import Ecosystem, Unidentified
 from gate.gather.pypi import row_facts
 from gate.sources.pypi import ProjectPage, SimpleFile
 from tests.check.conftest import NOW
+from tests.conda.conftest import SIGNED_PATH as SIGNED_CONDA
 from tests.conftest import ATTESTATIONS
 
 WHEEL = ATTESTATIONS / "dists" / "sampleproject-4.0.0-py3-none-any.whl"
-SIGNED_CONDA = ATTESTATIONS / "dists" / "signed-package-2.1.0-hb0f4dca_0.conda"
 PACKAGES_ONLY = """\
 apiVersion: gate/v1
 kind: Policy

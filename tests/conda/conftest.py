@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,18 @@ def policy_document(
     if ecosystems is not None:
         match["ecosystems"] = ecosystems
     return {"apiVersion": "gate/v1", "kind": "Policy", "metadata": {"name": name}, "spec": {"match": match, **spec}}
+
+
+def channel_copy(subdir: Path, package: str, into: Path, **record_changes: object) -> Path:
+    """`package` and its `.sigs` sidecar copied from a channel `subdir` into `into` (created), beside a copy
+    of the subdir's repodata.json whose record for it has `record_changes`; the copied package's path."""
+    into.mkdir(parents=True, exist_ok=True)
+    for name in (package, package + ".sigs"):
+        shutil.copyfile(subdir / name, into / name)
+    repodata = json.loads((subdir / "repodata.json").read_text())
+    repodata["packages.conda"][package].update(record_changes)
+    (into / "repodata.json").write_text(json.dumps(repodata))
+    return into / package
 
 
 def signer_attestations(**extra: Any) -> dict[str, Any]:

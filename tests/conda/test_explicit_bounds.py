@@ -5,7 +5,6 @@ point at internal addresses unless `--allow-host` or a `--channel` on one says s
 from __future__ import annotations
 
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -15,7 +14,6 @@ from gate.cli import main
 from gate.sources.conda_explicit import Fetcher, FetchError, explicit_facts, explicit_hosts
 from gate.sources.local import LocalOptions
 from tests.conda.conftest import policy_document, write_policies
-from tests.support.hostile_upstream import hostile
 from tests.support.scripted_upstream import Reply, ScriptedServer, scripted_upstream
 
 PACKAGE = "/noarch/demo-1.0-0.conda"
@@ -95,27 +93,12 @@ def test_an_error_status_does_not_echo_its_body(
 def test_a_dripping_download_is_cut_at_its_deadline(tmp_path: Path, server: ScriptedServer) -> None:
     server.route(PACKAGE, Reply(body=b"x" * 100_000, drip=0.05, piece=16))  # 320 bytes a second, forever
     fetcher = Fetcher(hosts=explicit_hosts(None, [_host(server.base)]), timeout=1.0)
-    with pytest.raises(FetchError, match=r"no complete answer within \d"):
+    with pytest.raises(FetchError, match=r"did not answer within \d"):
         explicit_facts(_env(tmp_path, server.url(PACKAGE)), LocalOptions(), fetcher=fetcher)
 
 
-def _endless(handler: BaseHTTPRequestHandler) -> None:
-    handler.send_response(200)
-    handler.send_header("Connection", "close")
-    handler.end_headers()
-    handler.close_connection = True
-    sent = 0
-    try:
-        while sent < 1 << 34:  # "endless": 16 GiB, far beyond any cap
-            handler.wfile.write(b"\0" * (1 << 16))
-            sent += 1 << 16
-    except (ConnectionError, OSError):
-        pass
-
-
-def test_an_endless_download_is_cut_at_the_size_cap(tmp_path: Path) -> None:
-    with hostile() as up:
-        up.routes[PACKAGE] = _endless
-        fetcher = Fetcher(hosts=explicit_hosts(None, [_host(up.base)]), timeout=30.0, max_bytes=1 << 20)
-        with pytest.raises(FetchError, match=f"larger than {1 << 20} bytes"):
-            explicit_facts(_env(tmp_path, up.base + PACKAGE), LocalOptions(), fetcher=fetcher)
+def test_an_endless_download_is_cut_at_the_size_cap(tmp_path: Path, server: ScriptedServer) -> None:
+    server.route(PACKAGE, Reply(body=b"\0" * (1 << 16), repeat=1 << 18, headers={"Content-Length": ""}))  # 16 GiB
+    fetcher = Fetcher(hosts=explicit_hosts(None, [_host(server.base)]), timeout=30.0, max_bytes=1 << 20)
+    with pytest.raises(FetchError, match=f"larger than {1 << 20} bytes"):
+        explicit_facts(_env(tmp_path, server.url(PACKAGE)), LocalOptions(), fetcher=fetcher)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,14 @@ from gate.gather.conda import record_facts
 from gate.proxy.conda import conda_blueprint
 from gate.sources.conda_evidence import sidecar_attestations
 from gate.verify.sigstore import Target
-from tests.conda.conftest import SIGNED, SIGNED_SHA256, policy_document, signer_attestations, write_policies
+from tests.conda.conftest import (
+    SIGNED,
+    SIGNED_SHA256,
+    channel_copy,
+    policy_document,
+    signer_attestations,
+    write_policies,
+)
 from tests.conftest import FIXTURES
 from tests.support.conda_channel import ChannelServer, build_conda_package, epoch_ms, index_channel, set_record_fields
 from tests.support.gate_app import gate_app
@@ -51,13 +57,8 @@ def test_an_agreeing_record_still_gives_facts() -> None:
     assert isinstance(record_facts(SIGNED, RECORD, "https://x/ch"), FileFacts)
 
 
-def _channel_dir(tmp_path: Path, **changes: Any) -> Path:
-    for name in (SIGNED, SIGNED + ".sigs"):
-        shutil.copyfile(CHANNEL / name, tmp_path / name)
-    repodata = json.loads((CHANNEL / "repodata.json").read_text())
-    repodata["packages.conda"][SIGNED].update(changes)
-    (tmp_path / "repodata.json").write_text(json.dumps(repodata))
-    return tmp_path / SIGNED
+def _channel_dir(directory: Path, **changes: Any) -> Path:
+    return channel_copy(CHANNEL, SIGNED, directory, **changes)
 
 
 def test_check_denies_real_bytes_reported_under_another_name(

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.proxy.conftest import PolicyWriter
 from tests.support.gate_server import running_gate
 from tests.support.pypi_upstream import RunningUpstream, UpstreamIndex, serve
 from tests.support.scripted_pages import ALLOW_OLD
@@ -73,16 +74,14 @@ def _flap(upstream: RunningUpstream, allowed: str, stop: threading.Event) -> Ite
 
 
 @pytest.mark.slow
-def test_fifty_clients_against_a_flapping_upstream(tmp_path: Path) -> None:
+def test_fifty_clients_against_a_flapping_upstream(tmp_path: Path, write_policy: PolicyWriter) -> None:
     now = dt.datetime.now(dt.UTC)
     index = UpstreamIndex(work_dir=tmp_path / "upstream")
     good = index.add_wheel("demo", "1.0", upload_time=now - dt.timedelta(days=60))
     bad = index.add_wheel("demo", "2.0", upload_time=now - dt.timedelta(days=1))  # younger than 7 days: denied
     good_bytes, bad_bytes = good.read_bytes(), bad.read_bytes()
     assert good_bytes is not None and bad_bytes is not None
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    (policies / "age.yaml").write_text(ALLOW_OLD)
+    policies = write_policy(ALLOW_OLD)
 
     statuses: Counter[tuple[str, int | str]] = Counter()
     denied_bytes = wrong_bytes = 0

@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from gate.redact import OriginAuth, redact, redact_text, split_credentials
+from tests.proxy.conftest import PolicyWriter
 from tests.support.gate_server import free_port, running_gate
 from tests.support.scripted_pages import ALLOW_OLD, page_headers, project_page, repodata, wheel_name
 from tests.support.scripted_upstream import Reply, scripted_upstream
@@ -43,10 +44,8 @@ def _visit(url: str) -> dict[str, requests.Response]:
 
 
 @pytest.mark.slow
-def test_an_unreachable_upstream_is_named_without_its_password(tmp_path: Path) -> None:
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    (policies / "age.yaml").write_text(ALLOW_OLD)
+def test_an_unreachable_upstream_is_named_without_its_password(tmp_path: Path, write_policy: PolicyWriter) -> None:
+    policies = write_policy(ALLOW_OLD)
     nothing = f"http://bob:{SECRET}@127.0.0.1:{free_port()}"
     args = ["--policy", str(policies), "--upstream", f"{nothing}/simple/", "--conda-channel", f"ch={nothing}/ch",
             "--cache-dir", str(tmp_path / "cache"), "--workers", "1", "--threads", "4"]
@@ -61,10 +60,8 @@ def test_an_unreachable_upstream_is_named_without_its_password(tmp_path: Path) -
 
 
 @pytest.mark.slow
-def test_a_password_upstream_gets_the_password_and_nothing_shows_it(tmp_path: Path) -> None:
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    (policies / "age.yaml").write_text(ALLOW_OLD)
+def test_a_password_upstream_gets_the_password_and_nothing_shows_it(tmp_path: Path, write_policy: PolicyWriter) -> None:
+    policies = write_policy(ALLOW_OLD)
     with scripted_upstream() as upstream:
         upstream.require_auth("bob", SECRET)
         relative = {"filename": wheel_name("demo"), "url": f"../../files/{wheel_name('demo')}", "data": WHEEL}

@@ -26,6 +26,7 @@ from gate.proxy.app import Settings
 from gate.proxy.cache import Memo
 from gate.proxy.files import IntegrityError
 from gate.sources.deadline import WATCHED_POOLS, DeadlineAdapter, deadline_session
+from tests.proxy.conftest import PolicyWriter
 from tests.support.gate_app import gate_app
 from tests.support.gate_server import running_gate
 from tests.support.scripted_pages import ALLOW_OLD, page_headers, project_page, wheel_name
@@ -48,13 +49,10 @@ Client = Callable[..., FlaskClient]
 
 
 @pytest.fixture
-def client(tmp_path: Path, upstream: ScriptedServer) -> Client:
+def client(tmp_path: Path, upstream: ScriptedServer, write_policy: PolicyWriter) -> Client:
     def make(**settings: Any) -> FlaskClient:
-        directory = tmp_path / "policies"
-        directory.mkdir(exist_ok=True)
-        (directory / "age.yaml").write_text(ALLOW_OLD)
-        app = gate_app(directory, cache_dir=tmp_path / "cache", clock=lambda: NOW, upstream=upstream.url("/simple/"),
-                       **settings)
+        app = gate_app(write_policy(ALLOW_OLD), cache_dir=tmp_path / "cache", clock=lambda: NOW,
+                       upstream=upstream.url("/simple/"), **settings)
         return app.test_client()
 
     return make
@@ -227,10 +225,8 @@ def test_a_public_url_keys_the_page_cache(client: Client, upstream: ScriptedServ
 
 
 @pytest.mark.slow
-def test_health_answers_while_upstream_drips_into_every_slot(tmp_path: Path) -> None:
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    (policies / "age.yaml").write_text(ALLOW_OLD)
+def test_health_answers_while_upstream_drips_into_every_slot(tmp_path: Path, write_policy: PolicyWriter) -> None:
+    policies = write_policy(ALLOW_OLD)
     with scripted_upstream() as upstream:
         page = gzip.compress(b" " * 4096)  # 4096 bytes at 1 byte a second: far past any wait below
         upstream.route("/simple/demo/", Reply(body=page, headers=page_headers(), drip=1.0))

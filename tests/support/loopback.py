@@ -8,11 +8,21 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import BaseRequestHandler, TCPServer
 from typing import Any, TypeVar
 
 Server = TypeVar("Server", bound="LoopbackServer")
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """The base of the test servers' handlers: HTTP/1.1 (keep-alive unless a reply closes), nothing printed
+    (each server keeps its own record of the requests)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
 
 
 class LoopbackServer(ThreadingHTTPServer):

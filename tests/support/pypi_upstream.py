@@ -18,7 +18,6 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -34,7 +33,7 @@ from packaging.version import Version
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header
 
-from tests.support.loopback import LoopbackServer, serving
+from tests.support.loopback import LoopbackServer, QuietHandler, serving
 
 API_VERSION = "1.4"
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
@@ -578,10 +577,9 @@ class _UpstreamServer(LoopbackServer):
         self.pages = _PageCache(index, self.base)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     """Routes ``/simple/``, ``/files/`` and ``/integrity/`` requests."""
 
-    protocol_version = "HTTP/1.1"
     server_version = "gate-test-upstream/1"
     _head = False
 
@@ -591,8 +589,6 @@ class _Handler(BaseHTTPRequestHandler):
         assert isinstance(self.server, _UpstreamServer)
         return self.server
 
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep test output quiet."""
 
     def handle_one_request(self) -> None:
         """Handle one request, treating a vanished client as a closed connection."""

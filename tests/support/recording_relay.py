@@ -13,13 +13,12 @@ import threading
 from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
-from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
 
 import requests
 
-from tests.support.loopback import LoopbackServer, serving
+from tests.support.loopback import LoopbackServer, QuietHandler, serving
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length"}
 
@@ -31,15 +30,10 @@ class RelayedRequest:
     status: int
 
 
-class _RelayHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
+class _RelayHandler(QuietHandler):
     def __init__(self, relay: RecordingRelay, *args: Any) -> None:
         self.relay = relay
         super().__init__(*args)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Stay silent; `RecordingRelay.requests` is the record."""
 
     def do_GET(self) -> None:
         self._relay()

@@ -1,5 +1,5 @@
-"""Upstream documents for the scripted-upstream tests: a PEP 691 project page and a conda repodata, built by
-hand so a test can point their URLs anywhere."""
+"""Upstream documents for the scripted-upstream tests: PEP 691 project pages (whole, or row by row) and a
+conda repodata, built by hand so a test can point their URLs anywhere."""
 
 from __future__ import annotations
 
@@ -50,6 +50,16 @@ def project_page(project: str, files: list[dict[str, Any]]) -> bytes:
         row.setdefault("upload-time", OLD)
         rows.append(row)
     return json.dumps({"meta": {"api-version": "1.1"}, "name": project, "files": rows}).encode()
+
+
+def row(base: str, filename: str, data: bytes, *, size: int | None = None, **extra: Any) -> dict[str, Any]:
+    """A page row for `filename` served at `<base>/files/<filename>` (not routed: the test decides how), its
+    sha256 that of `data`, uploaded long ago, with a `size` only when given."""
+    out = {"filename": filename, "url": f"{base}/files/{filename}",
+           "hashes": {"sha256": hashlib.sha256(data).hexdigest()}, "upload-time": OLD, **extra}
+    if size is not None:
+        out["size"] = size
+    return out
 
 
 def page_headers() -> dict[str, str]:
