@@ -27,7 +27,7 @@ def _issue(policy: Policy, path: Path_, message: str, level: str = "error") -> I
 
 def exception_issues(policy: Policy, now: dt.datetime, soon: dt.timedelta) -> Iterator[Finding]:
     """Expired exceptions (errors), exceptions expiring within `soon` (warnings), waivers of absent rules."""
-    present = {name for name, _, _ in rule_sources(policy)}
+    present = {source.name for source in rule_sources(policy)}
     for index, exception in enumerate(policy.exceptions):
         path: Path_ = ("spec", "exceptions", index, "expires")
         shown = exception.until
