@@ -24,7 +24,7 @@ from gate.facts import (
     to_activation,
     visible_attestations,
 )
-from gate.memo import Memo
+from gate.memo import MISSING, Memo
 from gate.policy.compile import CompiledPolicy, CompiledRule
 from gate.policy.model import PolicyException
 from gate.policy.native import RuleResult
@@ -191,11 +191,15 @@ class _Rule:
         self._memo: Memo[Hashable, tuple[bool, str | None]] = Memo(memo_size)
 
     def evaluate(self, facts: Facts, now: dt.datetime, derived: _Derived) -> RuleResult:
+        """(passed, error, when the outcome may change)."""
         if self.rule.native is not None:
             return self.rule.native(facts, now)
         key = self.reads.key(facts, now, lambda: derived.attestations(self.reads_source))
-        passed, error = self._memo.get_or_make(key, lambda: self.rule.evaluate(derived.activation()))
-        return RuleResult(passed, error, now if self.reads.now else None)
+        found = self._memo.get(key)
+        if found is MISSING:
+            found = self.rule.evaluate(derived.activation())
+            self._memo.put(key, found)
+        return found[0], found[1], now if self.reads.now else None
 
 
 class _Derived:
@@ -246,7 +250,12 @@ class Evaluator:
     def _matched(self, ecosystem: Ecosystem, name: str) -> _Plan:
         """The policies whose `match` selects files of (ecosystem, name) (`match` reads nothing else), their
         names, and their rules in order."""
-        return self._matches.get_or_make((ecosystem, name), lambda: self._plan(ecosystem, name))
+        key = (ecosystem, name)
+        found = self._matches.get(key)
+        if found is MISSING:
+            found = self._plan(ecosystem, name)
+            self._matches.put(key, found)
+        return found
 
     def _plan(self, ecosystem: Ecosystem, name: str) -> _Plan:
         probe = FileFacts(ecosystem=ecosystem, name=name, version="", filename="", kind=FileKind.FILE, sha256="")

@@ -13,19 +13,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 from gate.facts import Facts, visible_attestations
 from gate.policy.cel_types import MAX_ATTESTATIONS, MAX_CLAIMS
 
-
-class RuleResult(NamedTuple):
-    """A rule's outcome for one file: passed, why it could not be evaluated (None: it could), and the
-    moment the outcome may change (None: not with time alone)."""
-
-    passed: bool
-    error: str | None
-    changes: dt.datetime | None
+# A rule's outcome for one file: (passed, why it could not be evaluated (None: it could), the moment the
+# outcome may change (None: not with time alone)). A plain tuple: the proxy makes one per rule per file.
+RuleResult = tuple[bool, str | None, dt.datetime | None]
 
 
 class NativeCheck(Protocol):
@@ -46,7 +41,7 @@ def beyond_budget(attestations: int, claims: Iterable[int]) -> str | None:
 
 
 def not_evaluated(reason: str) -> RuleResult:
-    return RuleResult(False, f"rule not evaluated: {reason}", None)
+    return (False, f"rule not evaluated: {reason}", None)
 
 
 @dataclass(frozen=True)
@@ -59,9 +54,9 @@ class OldEnough:
     def __call__(self, facts: Facts, now: dt.datetime) -> RuleResult:
         uploaded = facts.file.uploaded
         if uploaded is None:
-            return RuleResult(self.allow_unknown, None, None)
+            return self.allow_unknown, None, None
         passed = now - uploaded >= self.age
-        return RuleResult(passed, None, None if passed else uploaded + self.age)
+        return passed, None, None if passed else uploaded + self.age
 
 
 @dataclass(frozen=True)
@@ -72,4 +67,4 @@ class AnyVerified:
         visible = visible_attestations(facts.attestations)
         if (beyond := beyond_budget(len(visible), (len(a.claims) for a in visible))) is not None:
             return not_evaluated(beyond)
-        return RuleResult(bool(visible), None, None)
+        return bool(visible), None, None
