@@ -17,7 +17,16 @@ from gate.policy import cel
 from gate.policy.cel_check import MAX_POLICY_COST, Problem, check_expression
 from gate.policy.duration import format_duration
 from gate.policy.load import RawPolicy, format_path, load_paths, load_text
-from gate.policy.model import Attestations, MinimumAge, Mode, Policy, Signer, build_policy
+from gate.policy.model import (
+    Attestations,
+    IdentitySigner,
+    MinimumAge,
+    Mode,
+    Policy,
+    PublisherSigner,
+    Signer,
+    build_policy,
+)
 from gate.policy.native import AnyVerified, NativeCheck, OldEnough, beyond_budget
 from gate.policy.patterns import Pattern
 from gate.policy.schema import schema_issues
@@ -86,14 +95,13 @@ def _field_matches(expr: str, pattern: Pattern) -> str:
 
 def signer_expression(signer: Signer) -> str:
     """The CEL condition under which attestation `a` was made by `signer`."""
-    if signer.publisher_kind is not None:
-        parts = [f"a.publisher.kind == {cel_string(signer.publisher_kind)}"]
-        parts += [_field_matches(f"a.publisher.{key}", pattern) for key, pattern in signer.publisher]
-        return "(" + " && ".join(parts) + ")"
-    assert signer.identity is not None and signer.issuer is not None
-    identity = _field_matches("a.identity", signer.identity)
-    issuer = _field_matches("a.issuer", signer.issuer)
-    return f"({identity} && {issuer})"
+    match signer:
+        case PublisherSigner(kind=kind, fields=fields):
+            parts = [f"a.publisher.kind == {cel_string(kind)}"]
+            parts += [_field_matches(f"a.publisher.{key}", pattern) for key, pattern in fields]
+            return "(" + " && ".join(parts) + ")"
+        case IdentitySigner(identity=identity, issuer=issuer):
+            return f"({_field_matches('a.identity', identity)} && {_field_matches('a.issuer', issuer)})"
 
 
 def _any_of(conditions: list[str]) -> str:
