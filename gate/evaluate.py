@@ -24,8 +24,10 @@ from gate.facts import (
     to_activation,
     visible_attestations,
 )
+from gate.memo import MISSING, Memo
 from gate.policy.compile import CompiledPolicy, CompiledRule
-from gate.policy.model import STRUCTURED_RULES, MinimumAge, PolicyException
+from gate.policy.model import PolicyException
+from gate.policy.native import RuleResult
 
 
 def applicable_exception(policy: CompiledPolicy, rule: str, facts: Facts, now: dt.datetime) -> PolicyException | None:
@@ -124,23 +126,13 @@ def require_policies(policies: Sequence[CompiledPolicy], paths: Sequence[object]
 def evaluate(
     policies: Sequence[CompiledPolicy], facts: Facts, now: dt.datetime, *, unmatched: Unmatched = Unmatched.DENY
 ) -> Decision:
-    """Every policy whose `match` selects the file must allow it; a file none selects gets `unmatched`."""
-    matched = [p for p in policies if p.policy.match.applies(facts.file)]
-    if not matched:
-        return Decision(facts=facts, violations=unmatched_violations(facts.file, unmatched), policies=())
-    violations: list[Violation] = []
-    activation = to_activation(facts, now)
-    for policy in matched:
-        for rule in policy.rules:
-            passed, error = rule.evaluate(activation)
-            if not passed:
-                exception = applicable_exception(policy, rule.name, facts, now)
-                violations.append(_violation(policy, rule, error, exception))
-    return Decision(facts=facts, violations=tuple(violations), policies=tuple(p.name for p in matched))
+    """Every policy whose `match` selects the file must allow it; a file none selects gets `unmatched`.
+    One file: for many, keep one `Evaluator` (its memos carry over from file to file)."""
+    return Evaluator(policies, unmatched=unmatched).judge(facts, now).decision
 
 
 # --------------------------------------------------------------------------------------------------
-# Memoized evaluation for callers that decide many files at once (the index proxy).
+# The one evaluation path, with memos for callers that decide many files at once (the index proxy, locks).
 
 @dataclass(frozen=True)
 class RuleReads:
@@ -171,7 +163,7 @@ _JUDGED_FIELDS = tuple(name for name in _ALL_FIELDS if name != "source")
 
 
 def _may_read_source(rule: CompiledRule) -> bool:
-    return "attestations" in rule.reads and rule.name not in STRUCTURED_RULES
+    return "attestations" in rule.reads and rule.written
 
 
 def attestation_key(attestations: Sequence[AttestationFact], names: Sequence[str]) -> Hashable:
@@ -189,40 +181,24 @@ class Judgement(NamedTuple):
     valid_until: dt.datetime | None
 
 
-def _native_minimum_age(policy: CompiledPolicy, rule: CompiledRule) -> MinimumAge | None:
-    """The policy's `minimumAge` for the rule the compiler makes from it (custom rules cannot take that name)."""
-    return policy.policy.minimum_age if rule.name == "minimumAge" else None
-
-
 class _Rule:
-    """One compiled rule with its memo, or the native form of the compiler's `minimumAge` rule."""
+    """One compiled rule: its native form when the compiler made one, else its CEL with a memo."""
 
-    def __init__(self, policy: CompiledPolicy, rule: CompiledRule, memo_size: int) -> None:
+    def __init__(self, rule: CompiledRule, memo_size: int) -> None:
         self.rule = rule
         self.reads = RuleReads.of(rule)
         self.reads_source = _may_read_source(rule)  # key on every attestation field, `source` included
-        self.minimum_age = _native_minimum_age(policy, rule)
-        self._memo: dict[Hashable, tuple[bool, str | None]] = {}
-        self._memo_size = memo_size
+        self._memo: Memo[Hashable, tuple[bool, str | None]] = Memo(memo_size)
 
-    def evaluate(
-        self, facts: Facts, now: dt.datetime, derived: _Derived
-    ) -> tuple[bool, str | None, dt.datetime | None]:
+    def evaluate(self, facts: Facts, now: dt.datetime, derived: _Derived) -> RuleResult:
         """(passed, error, when the outcome may change)."""
-        if self.minimum_age is not None:
-            # Same as the compiled CEL: `[file.uploaded == null ||] now - file.uploaded >= duration(age)`.
-            uploaded = facts.file.uploaded
-            if uploaded is None:
-                return self.minimum_age.allow_unknown, None, None
-            passed = now - uploaded >= self.minimum_age.age
-            return passed, None, None if passed else uploaded + self.minimum_age.age
+        if self.rule.native is not None:
+            return self.rule.native(facts, now)
         key = self.reads.key(facts, now, lambda: derived.attestations(self.reads_source))
         found = self._memo.get(key)
-        if found is None:
+        if found is MISSING:
             found = self.rule.evaluate(derived.activation())
-            if len(self._memo) >= self._memo_size:
-                self._memo.clear()
-            self._memo[key] = found
+            self._memo.put(key, found)
         return found[0], found[1], now if self.reads.now else None
 
 
@@ -255,11 +231,12 @@ class _Derived:
 
 
 class Evaluator:
-    """`evaluate()` with memos, for many files against one policy set; gives identical decisions.
+    """Decides files against one policy set: every rule of every matching policy, in order.
 
-    Each CEL rule's outcome is cached under the part of the facts that rule reads (so 4000 files that
-    differ only in filename and digest cost one CEL evaluation per rule), and the `minimumAge` rule the
-    compiler generates is computed natively. `judge` also says until when a decision holds.
+    A rule the compiler made with a native form (`gate.policy.native`) is judged by it; every other
+    rule's CEL outcome is memoized under the part of the facts that rule reads (so 4000 files that
+    differ only in filename and digest cost one CEL evaluation per rule). `judge` also says until when
+    a decision holds. Safe to share between threads (its memos lock; CEL runs serialised).
     """
 
     def __init__(
@@ -267,26 +244,24 @@ class Evaluator:
     ) -> None:
         self.policies = tuple(policies)
         self.unmatched = unmatched
-        self._memo_size = memo_size
-        self._matches: dict[tuple[Ecosystem, str], _Plan] = {}
-        self._rules = {
-            id(policy): tuple(_Rule(policy, rule, memo_size) for rule in policy.rules) for policy in self.policies
-        }
+        self._matches: Memo[tuple[Ecosystem, str], _Plan] = Memo(memo_size)
+        self._rules = {id(policy): tuple(_Rule(rule, memo_size) for rule in policy.rules) for policy in self.policies}
 
     def _matched(self, ecosystem: Ecosystem, name: str) -> _Plan:
         """The policies whose `match` selects files of (ecosystem, name) (`match` reads nothing else), their
         names, and their rules in order."""
         key = (ecosystem, name)
         found = self._matches.get(key)
-        if found is None:
-            probe = FileFacts(ecosystem=ecosystem, name=name, version="", filename="", kind=FileKind.FILE, sha256="")
-            matched = tuple(p for p in self.policies if p.policy.match.applies(probe))
-            rules = tuple((policy, rule) for policy in matched for rule in self._rules[id(policy)])
-            found = _Plan(tuple(p.name for p in matched), rules, any(rule.reads.attestations for _, rule in rules))
-            if len(self._matches) >= self._memo_size:
-                self._matches.clear()
-            self._matches[key] = found
+        if found is MISSING:
+            found = self._plan(ecosystem, name)
+            self._matches.put(key, found)
         return found
+
+    def _plan(self, ecosystem: Ecosystem, name: str) -> _Plan:
+        probe = FileFacts(ecosystem=ecosystem, name=name, version="", filename="", kind=FileKind.FILE, sha256="")
+        matched = tuple(p for p in self.policies if p.policy.match.applies(probe))
+        rules = tuple((policy, rule) for policy in matched for rule in self._rules[id(policy)])
+        return _Plan(tuple(p.name for p in matched), rules, any(rule.reads.attestations for _, rule in rules))
 
     def reads_attestations(self, ecosystem: Ecosystem, name: str) -> bool:
         """Whether a rule that governs files of (ecosystem, name) reads `attestations` (evidence is needed)."""

@@ -15,7 +15,7 @@ from gate.decision import Decision, Violation
 from gate.evaluate import waiver
 from gate.facts import GITHUB_ISSUER, GITLAB_ISSUER, IDENTITY_PREFIXES, PUBLISHER_ISSUERS, Publisher
 from gate.policy.compile import CompiledPolicy
-from gate.policy.model import Signer
+from gate.policy.model import IdentitySigner, PublisherSigner, Signer
 from gate.policy.reach import can_start_with
 
 LOCK_POLICY = "pylock"
@@ -47,18 +47,19 @@ def _identity_prefix(identity: dict[str, str]) -> str | None:
 
 def signer_allows(signer: Signer, identity: dict[str, str]) -> bool:
     """Whether an attestation from this publisher could satisfy `signer`."""
-    if signer.publisher_kind is not None:
-        if signer.publisher_kind != identity.get("kind"):
-            return False
-        return all(key in identity and pattern.matches(identity[key]) for key, pattern in signer.publisher)
-    assert signer.identity is not None and signer.issuer is not None
-    issuer = PUBLISHER_ISSUERS.get(identity.get("kind", ""))
-    prefix = _identity_prefix(identity)
-    if issuer is None or prefix is None or not signer.issuer.matches(issuer):
-        return False
-    if identity.get("kind") == "Google":
-        return signer.identity.matches(prefix)
-    return can_start_with(signer.identity.regex, prefix)
+    match signer:
+        case PublisherSigner(kind=kind, fields=fields):
+            return kind == identity.get("kind") and all(
+                key in identity and pattern.matches(identity[key]) for key, pattern in fields
+            )
+        case IdentitySigner(identity=allowed, issuer=allowed_issuer):
+            issuer = PUBLISHER_ISSUERS.get(identity.get("kind", ""))
+            prefix = _identity_prefix(identity)
+            if issuer is None or prefix is None or not allowed_issuer.matches(issuer):
+                return False
+            if identity.get("kind") == "Google":
+                return allowed.matches(prefix)
+            return can_start_with(allowed.regex, prefix)
 
 
 def _shown(identities: Sequence[dict[str, str]]) -> str:

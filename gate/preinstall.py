@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from gate.decision import Decision
-from gate.evaluate import Unmatched, evaluate, unidentified
+from gate.evaluate import Evaluator, Unmatched, unidentified
 from gate.facts import Unidentified
 from gate.identities import with_lock_identities
 from gate.policy.compile import CompiledPolicy
@@ -34,6 +34,7 @@ def check_planned(
 ) -> list[Checked]:
     """Decide every planned file; `progress(i, total, file)` is called before each one."""
     out = []
+    evaluator = Evaluator(policies, unmatched=unmatched)
     for i, file in enumerate(planned, 1):
         if progress is not None:
             progress(i, len(planned), file)
@@ -41,7 +42,7 @@ def check_planned(
         if isinstance(gathered.facts, Unidentified):
             out.append(Checked(file, unidentified(gathered.facts), gathered.notes))
             continue
-        decision = evaluate(policies, gathered.facts, now, unmatched=unmatched)
+        decision = evaluator.judge(gathered.facts, now).decision
         decision = with_lock_identities(decision, file.identities, policies, now)
         out.append(Checked(file, decision, gathered.notes))
     return out

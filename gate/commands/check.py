@@ -11,9 +11,8 @@ from pathlib import Path
 from gate.commands.common import add_policy_option, add_unmatched_option, allowed_host, now, policies, timestamp
 from gate.decision import Decision, exit_code
 from gate.errors import UsageError
-from gate.evaluate import Evaluator, Unmatched, evaluate, require_policies, unidentified
+from gate.evaluate import Evaluator, Unmatched, require_policies, unidentified
 from gate.facts import Facts, Unidentified
-from gate.policy.compile import CompiledPolicy
 from gate.preinstall import Checked, check_planned
 from gate.report.check import check_sarif, json_report, summary_table, text_report
 from gate.sources.conda_explicit import explicit_facts, is_explicit_env
@@ -66,11 +65,10 @@ def _facts(path: Path, options: LocalOptions, allow_hosts: list[tuple[str, int]]
         return [err.file]
 
 
-def _decide(facts: Facts | Unidentified, policies: list[CompiledPolicy], when: dt.datetime, unmatched: Unmatched
-            ) -> Decision:
+def _decide(facts: Facts | Unidentified, evaluator: Evaluator, when: dt.datetime) -> Decision:
     if isinstance(facts, Unidentified):
         return unidentified(facts)
-    return evaluate(policies, facts, when, unmatched=unmatched)
+    return evaluator.judge(facts, when).decision
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     compiled = policies(args)
     require_policies(compiled, args.policy)
     unmatched: Unmatched = args.unmatched
-    reads_attestations = Evaluator(compiled, unmatched=unmatched).reads_attestations
+    evaluator = Evaluator(compiled, unmatched=unmatched)
+    reads_attestations = evaluator.reads_attestations
     options = LocalOptions(
         attestations=tuple(args.attestation),
         uploaded=args.uploaded,
@@ -93,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     for path in args.paths:
         (locks if is_pylock(path) else locals_).append(path)
     located: list[tuple[Decision, str | None, int | None]] = [
-        (_decide(facts, compiled, when, unmatched), str(path), None)
+        (_decide(facts, evaluator, when), str(path), None)
         for path in expand_paths(locals_) for facts in _facts(path, options, args.allow_host)
     ]
     planned = _planned(args, locks)

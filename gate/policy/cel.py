@@ -18,6 +18,8 @@ from celpy.celparser import CELParseError
 from celpy.evaluation import CELEvalError
 from lark import Token, Tree
 
+from gate.memo import Memo
+
 __all__ = [
     "MAX_DEPTH",
     "MAX_LENGTH",
@@ -135,32 +137,17 @@ def compile_expression(expression: str) -> Any:
 # schema's syntax check makes of a rule's expression is kept for the static check to take, so each
 # expression is parsed once. A tree is taken, never shared (cel-python annotates trees as it compiles
 # them); what is kept is bounded by its expressions' total length.
-_PARSED: dict[str, list[Tree[Any]]] = {}  # an expression -> a tree for each time it was checked
-_PARSED_TEXT = [0]  # characters of the trees kept in _PARSED
-_PARSED_MAX_TEXT = 64 * 1024
-_PARSED_LOCK = threading.Lock()
+_PARSED: Memo[str, Tree[Any]] = Memo(64 * 1024, weight=lambda expression, _: len(expression))
 
 
 def check_syntax(expression: str) -> None:
     """Raise CELParseError if `expression` is not valid CEL; keep its tree for `parse_once`."""
-    tree = parse(expression)
-    with _PARSED_LOCK:
-        if _PARSED_TEXT[0] + len(expression) > _PARSED_MAX_TEXT:
-            _PARSED.clear()
-            _PARSED_TEXT[0] = 0
-        _PARSED.setdefault(expression, []).append(tree)
-        _PARSED_TEXT[0] += len(expression)
+    _PARSED.put(expression, parse(expression))
 
 
 def parse_once(expression: str, *, written: bool = True) -> Tree[Any]:
-    """`parse(expression)`, or a tree `check_syntax` made of it (taken: never handed out twice)."""
-    with _PARSED_LOCK:
-        trees = _PARSED.get(expression)
-        tree = trees.pop() if trees else None
-        if trees is not None and not trees:
-            del _PARSED[expression]
-        if tree is not None:
-            _PARSED_TEXT[0] -= len(expression)
+    """`parse(expression)`, or the tree `check_syntax` made of it (taken: never handed out twice)."""
+    tree = _PARSED.pop(expression)
     return parse(expression, written=written) if tree is None else tree
 
 

@@ -6,6 +6,7 @@ written. The CEL reads the facts document: `file`, `attestations` (a list) and `
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,10 +15,19 @@ from typing import Any
 from gate.errors import Finding, Issue, PolicyError
 from gate.policy import cel
 from gate.policy.cel_check import MAX_POLICY_COST, Problem, check_expression
-from gate.policy.cel_types import MAX_ATTESTATIONS, MAX_CLAIMS
 from gate.policy.duration import format_duration
 from gate.policy.load import RawPolicy, format_path, load_paths, load_text
-from gate.policy.model import Attestations, MinimumAge, Mode, Policy, Signer, build_policy
+from gate.policy.model import (
+    Attestations,
+    IdentitySigner,
+    MinimumAge,
+    Mode,
+    Policy,
+    PublisherSigner,
+    Signer,
+    build_policy,
+)
+from gate.policy.native import AnyVerified, NativeCheck, OldEnough, beyond_budget
 from gate.policy.patterns import Pattern
 from gate.policy.schema import schema_issues
 
@@ -33,6 +43,8 @@ class CompiledRule:
     reads: frozenset[str]  # the identifiers the expression names (`file`, `attestations`, `now`, fields ...)
     file_fields: tuple[str, ...] | None  # the fields it reads as `file.<field>`; None: it may read all of `file`
     cost: int = 0  # the most evaluation steps it may take (gate.policy.cel_check)
+    native: NativeCheck | None = None  # the same judgement without CEL (structured rules only: gate.policy.native)
+    written: bool = True  # written in the policy (a custom rule); False: made by the compiler from a field
 
     def evaluate(self, activation: dict[str, Any]) -> tuple[bool, str | None]:
         """(passed, error): a rule that errors or yields a non-boolean fails closed, and so does one over
@@ -53,13 +65,7 @@ class CompiledRule:
 def _beyond_budget(activation: dict[str, Any]) -> str | None:
     """Why the facts are larger than the static cost estimate assumed, or None."""
     attestations = activation.get("attestations") or ()
-    if len(attestations) > MAX_ATTESTATIONS:
-        return f"the file has {len(attestations)} attestations; rules are evaluated over at most {MAX_ATTESTATIONS}"
-    for attestation in attestations:
-        claims = attestation.get("claims") or ()
-        if len(claims) > MAX_CLAIMS:
-            return f"an attestation has {len(claims)} claims; rules are evaluated over at most {MAX_CLAIMS}"
-    return None
+    return beyond_budget(len(attestations), (len(a.get("claims") or ()) for a in attestations))
 
 
 @dataclass(frozen=True)
@@ -89,14 +95,13 @@ def _field_matches(expr: str, pattern: Pattern) -> str:
 
 def signer_expression(signer: Signer) -> str:
     """The CEL condition under which attestation `a` was made by `signer`."""
-    if signer.publisher_kind is not None:
-        parts = [f"a.publisher.kind == {cel_string(signer.publisher_kind)}"]
-        parts += [_field_matches(f"a.publisher.{key}", pattern) for key, pattern in signer.publisher]
-        return "(" + " && ".join(parts) + ")"
-    assert signer.identity is not None and signer.issuer is not None
-    identity = _field_matches("a.identity", signer.identity)
-    issuer = _field_matches("a.issuer", signer.issuer)
-    return f"({identity} && {issuer})"
+    match signer:
+        case PublisherSigner(kind=kind, fields=fields):
+            parts = [f"a.publisher.kind == {cel_string(kind)}"]
+            parts += [_field_matches(f"a.publisher.{key}", pattern) for key, pattern in fields]
+            return "(" + " && ".join(parts) + ")"
+        case IdentitySigner(identity=identity, issuer=issuer):
+            return f"({_field_matches('a.identity', identity)} && {_field_matches('a.issuer', issuer)})"
 
 
 def _any_of(conditions: list[str]) -> str:
@@ -123,19 +128,32 @@ def _optional(att: Attestations, condition: str) -> str:
     return condition if att.required else f"!attestations.exists(a, a.verified) || {condition}"
 
 
-def _attestation_rules(att: Attestations) -> list[tuple[str, str, str]]:
+@dataclass(frozen=True)
+class RuleSource:
+    """A rule before compiling: its name, CEL and message, and (for some rules the compiler makes of
+    structured fields) the same judgement in Python, built from the same model object."""
+
+    name: str
+    expression: str
+    message: str
+    native: NativeCheck | None = None
+    written: bool = False  # a custom rule, as the policy wrote it
+
+
+def _attestation_rules(att: Attestations) -> list[RuleSource]:
     rules = []
     if att.required:
         rules.append(
-            (
+            RuleSource(
                 "attestations.required",
                 "attestations.exists(a, a.verified)",
                 "no verified attestation for this file",
+                AnyVerified(),
             )
         )
     if att.signers:
         rules.append(
-            (
+            RuleSource(
                 "attestations.signers",
                 _optional(att, f"attestations.exists(a, {_trusted(att)})"),
                 "no verified attestation from an allowed signer",
@@ -144,7 +162,7 @@ def _attestation_rules(att: Attestations) -> list[tuple[str, str, str]]:
     if att.predicate_types:
         types = ", ".join(cel_string(t) for t in att.predicate_types)
         rules.append(
-            (
+            RuleSource(
                 "attestations.predicateTypes",
                 _optional(att, f"[{types}].all(t, attestations.exists(a, {_trusted(att, 'a.predicateType == t')}))"),
                 "missing a verified attestation of predicate type "
@@ -159,7 +177,7 @@ def _attestation_rules(att: Attestations) -> list[tuple[str, str, str]]:
         else:
             channel, shown = f"a.targetChannel == {cel_string(att.target_channel)}", att.target_channel
         rules.append(
-            (
+            RuleSource(
                 "attestations.targetChannel",
                 'file.ecosystem != "conda" || '
                 + _optional(att, f"attestations.exists(a, {_trusted(att, channel)})"),
@@ -169,27 +187,30 @@ def _attestation_rules(att: Attestations) -> list[tuple[str, str, str]]:
     return rules
 
 
-def _minimum_age_rule(minimum: MinimumAge) -> tuple[str, str, str]:
+def _minimum_age_rule(minimum: MinimumAge) -> RuleSource:
     seconds = int(minimum.age.total_seconds())
     old_enough = f'now - file.uploaded >= duration("{seconds}s")'
+    native = OldEnough(dt.timedelta(seconds=seconds), minimum.allow_unknown)
     shown = format_duration(minimum.age)
     if minimum.allow_unknown:
-        return ("minimumAge", f"file.uploaded == null || {old_enough}", f"published less than {shown} ago")
-    return (
+        return RuleSource("minimumAge", f"file.uploaded == null || {old_enough}", f"published less than {shown} ago",
+                          native)
+    return RuleSource(
         "minimumAge",
         f"file.uploaded != null && {old_enough}",
         f"published less than {shown} ago, or its upload time is unknown (minimum age {shown})",
+        native,
     )
 
 
-def rule_sources(policy: Policy) -> list[tuple[str, str, str]]:
-    """(name, CEL expression, message) for every rule of a policy, in a stable order."""
+def rule_sources(policy: Policy) -> list[RuleSource]:
+    """Every rule of a policy, in a stable order: the structured fields', then the custom rules."""
     rules = []
     if policy.minimum_age is not None:
         rules.append(_minimum_age_rule(policy.minimum_age))
     if policy.attestations is not None:
         rules.extend(_attestation_rules(policy.attestations))
-    rules.extend((r.name, r.expression, r.message) for r in policy.rules)
+    rules.extend(RuleSource(r.name, r.expression, r.message, written=True) for r in policy.rules)
     return rules
 
 
@@ -201,9 +222,12 @@ class RuleError(ValueError):
         self.problem = problem
 
 
-def compile_rule(name: str, expression: str, message: str, *, written: bool = True) -> CompiledRule:
+def compile_rule(
+    name: str, expression: str, message: str, *, written: bool = True, native: NativeCheck | None = None
+) -> CompiledRule:
     """A rule checked statically (`gate.policy.cel_check`) and compiled; raises RuleError. `written=False`:
-    one gate made of structured fields (no length or per-rule cost limit: see `cel.parse`)."""
+    one gate made of structured fields (no length or per-rule cost limit: see `cel.parse`), with its
+    `native` form when it has one."""
     checked = check_expression(expression, written=written)
     if checked.problem is not None or checked.tree is None:
         raise RuleError(checked.problem or Problem("cel-syntax", "invalid CEL"))
@@ -212,20 +236,22 @@ def compile_rule(name: str, expression: str, message: str, *, written: bool = Tr
     except cel.CELCompileError as err:
         raise RuleError(Problem("cel-type", str(err))) from err
     reads, file_fields = cel.identifiers(checked.tree), cel.fields_read(checked.tree, "file")
-    return CompiledRule(name, expression, message, program, reads, file_fields, checked.cost)
+    return CompiledRule(name, expression, message, program, reads, file_fields, checked.cost, native, written)
 
 
 def compile_rules(policy: Policy) -> tuple[list[CompiledRule], list[Finding]]:
     """The rules of a built policy that compile, and a finding (lint code and issue) for each that does not."""
     rules: list[CompiledRule] = []
     problems: list[Finding] = []
-    for name, expression, message in rule_sources(policy):
-        custom = next((rule for rule in policy.rules if rule.name == name), None)
+    for source in rule_sources(policy):
+        name = source.name
         try:
-            rules.append(compile_rule(name, expression, message, written=custom is not None))
+            rules.append(compile_rule(name, source.expression, source.message, written=source.written,
+                                      native=source.native))
         except RuleError as err:
+            custom = next((rule for rule in policy.rules if rule.name == name), None) if source.written else None
             path = custom.path if custom is not None else ("spec", *name.split("."))
-            text = f"rule {name!r}{'' if custom else ' (the rule gate makes of this field)'}: {err.problem}"
+            text = f"rule {name!r}{'' if source.written else ' (the rule gate makes of this field)'}: {err.problem}"
             issue = Issue(format_path(path), text, policy.file, policy.raw.line_of(path))
             problems.append(Finding(err.problem.code, issue))
     if (total := sum(rule.cost for rule in rules)) > MAX_POLICY_COST:

@@ -19,7 +19,7 @@ from gate.errors import Finding, Issue, Level, PolicyError
 from gate.policy.compile import duplicate_name
 from gate.policy.lint_cel import cel_issues
 from gate.policy.lint_checks import exception_issues, match_issues, signer_issues
-from gate.policy.lint_scope import literal_identity_issues, scope_issues, ungoverned_issues, weak_signer_issues
+from gate.policy.lint_scope import scope_issues, ungoverned_issues, weak_signer_issues
 from gate.policy.load import RawPolicy, load_file, policy_files
 from gate.policy.model import Policy, build_policy
 from gate.policy.schema import Problem, schema_issues, schema_problems
@@ -139,7 +139,7 @@ def lint_document(raw: RawPolicy, options: LintOptions) -> tuple[Policy | None, 
         return None, findings
     findings += cel_issues(policy)
     findings += exception_issues(policy, options.now, options.expiry_warning)
-    for check in (signer_issues, match_issues, weak_signer_issues, literal_identity_issues, scope_issues):
+    for check in (signer_issues, match_issues, weak_signer_issues, scope_issues):
         findings += check(policy)
     return policy, findings
 

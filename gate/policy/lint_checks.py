@@ -8,11 +8,11 @@ import re
 from collections.abc import Iterator
 
 from gate.errors import Finding, Issue, Level
-from gate.facts import IDENTITY_PREFIXES, Ecosystem
+from gate.facts import GITHUB_ISSUER, GITLAB_ISSUER, IDENTITY_PREFIXES, Ecosystem
 from gate.policy import patterns
 from gate.policy.compile import rule_sources
 from gate.policy.load import Path_, format_path
-from gate.policy.model import Policy, Signer, names_rule
+from gate.policy.model import IdentitySigner, Policy, PublisherSigner, names_rule
 from gate.policy.reach import can_start_with
 
 _NAME_GLOB = re.compile(r"^[a-z0-9*?-]+$")
@@ -25,7 +25,7 @@ def _issue(policy: Policy, path: Path_, message: str, level: Level = Level.ERROR
 
 def exception_issues(policy: Policy, now: dt.datetime, soon: dt.timedelta) -> Iterator[Finding]:
     """Expired exceptions (errors), exceptions expiring within `soon` (warnings), waivers of absent rules."""
-    present = {name for name, _, _ in rule_sources(policy)}
+    present = {source.name for source in rule_sources(policy)}
     for index, exception in enumerate(policy.exceptions):
         path: Path_ = ("spec", "exceptions", index, "expires")
         shown = exception.until
@@ -53,11 +53,10 @@ def _glob_hint(policy: Policy, path: Path_, pattern: patterns.Pattern | None) ->
         yield Finding("glob", _issue(policy, path, message, Level.WARNING))
 
 
-def _identity_signer(policy: Policy, path: Path_, signer: Signer) -> Iterator[Finding]:
-    assert signer.identity is not None and signer.issuer is not None
+def _identity_signer(policy: Policy, path: Path_, signer: IdentitySigner) -> Iterator[Finding]:
     yield from _glob_hint(policy, (*path, "identity"), signer.identity)
     yield from _glob_hint(policy, (*path, "issuer"), signer.issuer)
-    issuer = signer.issuer
+    issuer, identity = signer.issuer, signer.identity
     if not can_start_with(issuer.regex, "https://"):
         close = difflib.get_close_matches(issuer.source, list(IDENTITY_PREFIXES), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -73,16 +72,22 @@ def _identity_signer(policy: Policy, path: Path_, signer: Signer) -> Iterator[Fi
             yield Finding("signer", _issue(policy, (*path, "issuer"), message, Level.WARNING))
         return
     prefix = IDENTITY_PREFIXES[issuer.source]
-    if prefix is not None and not can_start_with(signer.identity.regex, prefix):
+    if prefix is not None and not can_start_with(identity.regex, prefix):
         message = (
-            f"identity {signer.identity.source!r} can never match: certificates from {issuer.source} "
+            f"identity {identity.source!r} can never match: certificates from {issuer.source} "
             f"name a workflow URL starting with {prefix}"
+        )
+        yield Finding("signer", _issue(policy, (*path, "identity"), message))
+    elif issuer.source in (GITHUB_ISSUER, GITLAB_ISSUER) and identity.is_literal and "@" not in identity.source:
+        message = (
+            f"identity {identity.source!r} can never match: certificates from {issuer.source} name the "
+            "workflow with its ref (.../release.yml@refs/tags/v1); add @ref or use a glob (...@refs/tags/*)"
         )
         yield Finding("signer", _issue(policy, (*path, "identity"), message))
 
 
-def _publisher_signer(policy: Policy, path: Path_, signer: Signer) -> Iterator[Finding]:
-    for key, pattern in signer.publisher:
+def _publisher_signer(policy: Policy, path: Path_, signer: PublisherSigner) -> Iterator[Finding]:
+    for key, pattern in signer.fields:
         field: Path_ = (*path, "publisher", key)
         yield from _glob_hint(policy, field, pattern)
         if key == "repository" and re.match(r"^(https?:|(www\\?\.)?git(hub|lab)\\?\.com/)", pattern.source):
@@ -104,10 +109,11 @@ def signer_issues(policy: Policy) -> Iterator[Finding]:
         return
     for index, signer in enumerate(policy.attestations.signers):
         path: Path_ = ("spec", "attestations", "signers", index)
-        if signer.publisher_kind is None:
-            yield from _identity_signer(policy, path, signer)
-        else:
-            yield from _publisher_signer(policy, path, signer)
+        match signer:
+            case IdentitySigner():
+                yield from _identity_signer(policy, path, signer)
+            case PublisherSigner():
+                yield from _publisher_signer(policy, path, signer)
 
 
 def _samples(pattern: patterns.Pattern) -> list[str]:  # a normalized (PyPI) name glob

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from gate.errors import Finding, Issue, Level
-from gate.facts import GITHUB_ISSUER, GITLAB_ISSUER, IDENTITY_PREFIXES, Ecosystem
+from gate.facts import IDENTITY_PREFIXES, Ecosystem
 from gate.policy import patterns
 from gate.policy.compile import rule_sources
 from gate.policy.load import Path_, format_path
-from gate.policy.model import Mode, Policy, Signer
+from gate.policy.model import IdentitySigner, Mode, Policy, PublisherSigner, Signer
 from gate.policy.reach import can_start_with
 
 PROBE = "gate-lint-probe"  # stands for whatever an outsider fills a wildcard with
@@ -85,13 +85,11 @@ def anyone_can_match(kind: str, pattern: patterns.Pattern) -> bool:
 
 def _signer_fields(signer: Signer) -> Iterator[tuple[str, str, patterns.Pattern]]:
     """(key in the policy, kind of value, pattern) of each field that says whose signature it is."""
-    if signer.identity is not None:
-        yield "identity", "identity", signer.identity
-    for key, pattern in signer.publisher:
-        if key == "repository":
-            yield key, "repository", pattern
-        elif key == "email":
-            yield key, "email", pattern
+    match signer:
+        case IdentitySigner(identity=identity):
+            yield "identity", "identity", identity
+        case PublisherSigner(fields=fields):
+            yield from ((key, key, pattern) for key, pattern in fields if key in ("repository", "email"))
 
 
 def weak_signer_issues(policy: Policy) -> Iterator[Finding]:
@@ -115,23 +113,6 @@ def weak_signer_issues(policy: Policy) -> Iterator[Finding]:
                     "cloud project of their own): name the owner you trust"
                 )
                 yield Finding("broad-signer", _issue(policy, (*path, key), message))
-
-
-def literal_identity_issues(policy: Policy) -> Iterator[Finding]:
-    """A literal GitHub/GitLab identity without `@ref`: certificates name the workflow with its ref."""
-    if policy.attestations is None:
-        return
-    for index, signer in enumerate(policy.attestations.signers):
-        identity, issuer = signer.identity, signer.issuer
-        if identity is None or issuer is None or not (identity.is_literal and issuer.is_literal):
-            continue
-        if issuer.source in (GITHUB_ISSUER, GITLAB_ISSUER) and "@" not in identity.source:
-            message = (
-                f"identity {identity.source!r} can never match: certificates from {issuer.source} name the "
-                "workflow with its ref (.../release.yml@refs/tags/v1); add @ref or use a glob (...@refs/tags/*)"
-            )
-            at: Path_ = ("spec", "attestations", "signers", index, "identity")
-            yield Finding("signer", _issue(policy, at, message, Level.ERROR))
 
 
 def scope_issues(policy: Policy) -> Iterator[Finding]:

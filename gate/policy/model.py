@@ -67,14 +67,24 @@ class MinimumAge:
     allow_unknown: bool = False
 
 
-@dataclass(frozen=True)
-class Signer:
-    """Either an identity (certificate SAN) with its issuer, or a trusted publisher's fields."""
+@dataclass(frozen=True, kw_only=True)
+class IdentitySigner:
+    """A signer named by its certificate: the identity (SAN) and the OIDC issuer that vouched for it."""
 
-    identity: patterns.Pattern | None = None
-    issuer: patterns.Pattern | None = None
-    publisher_kind: str | None = None
-    publisher: tuple[tuple[str, patterns.Pattern], ...] = ()
+    identity: patterns.Pattern
+    issuer: patterns.Pattern
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublisherSigner:
+    """A signer named as a trusted publisher: its kind (`GitHub`, `GitLab`, `Google`) and the fields its
+    publisher must have (`repository`, `workflow`, `environment`, `workflowFilepath`, `email`), as written."""
+
+    kind: str
+    fields: tuple[tuple[str, patterns.Pattern], ...] = ()
+
+
+Signer = IdentitySigner | PublisherSigner
 
 
 @dataclass(frozen=True)
@@ -192,12 +202,12 @@ class _Builder:
                 pattern = self.pattern((*path, "publisher", key), value)
                 if pattern is not None:
                     fields.append((key, pattern))
-            return Signer(publisher_kind=pub["kind"], publisher=tuple(fields))
+            return PublisherSigner(kind=pub["kind"], fields=tuple(fields))
         identity = self.pattern((*path, "identity"), raw["identity"])
         issuer = self.pattern((*path, "issuer"), raw["issuer"])
         if identity is None or issuer is None:
             return None
-        return Signer(identity=identity, issuer=issuer)
+        return IdentitySigner(identity=identity, issuer=issuer)
 
     def attestations(self, raw: dict[str, Any]) -> Attestations:
         signers = [self.signer(i, s) for i, s in enumerate(raw.get("signers", []))]

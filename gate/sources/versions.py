@@ -5,23 +5,21 @@ from __future__ import annotations
 
 from packaging.version import InvalidVersion, Version
 
+from gate.memo import Memo
+
 MEMO_LIMIT = 20_000
-VERSIONS: dict[str, tuple[str, bool] | None] = {}  # version text -> (str(Version), is_prerelease); None: invalid
+# version text -> (str(Version), is_prerelease); None: invalid
+VERSIONS: Memo[str, tuple[str, bool] | None] = Memo(MEMO_LIMIT)
+
+
+def _parse(text: str) -> tuple[str, bool] | None:
+    try:
+        version = Version(text)
+    except InvalidVersion:
+        return None
+    return str(version), version.is_prerelease
 
 
 def parse_version(text: str) -> tuple[str, bool] | None:
     """`Version(text)` as (normalized string, is_prerelease), None when invalid; memoized."""
-    try:
-        return VERSIONS[text]
-    except KeyError:
-        pass
-    try:
-        version = Version(text)
-    except InvalidVersion:
-        found = None
-    else:
-        found = (str(version), version.is_prerelease)
-    if len(VERSIONS) >= MEMO_LIMIT:
-        VERSIONS.clear()
-    VERSIONS[text] = found
-    return found
+    return VERSIONS.get_or_make(text, lambda: _parse(text))

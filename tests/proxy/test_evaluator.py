@@ -1,4 +1,4 @@
-"""The memoizing `Evaluator` gives exactly the decisions of `evaluate()`, and knows when they change."""
+"""The `Evaluator` (native checks, memos) gives exactly the decisions of plain CEL, and knows when they change."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 from msgspec.structs import replace
 
-from gate.evaluate import Evaluator, RuleReads, evaluate
+from gate.evaluate import Evaluator, RuleReads
 from gate.facts import AttestationFact, Facts, Publisher
 from gate.policy.compile import CompiledPolicy, CompiledRule, compile_rule, load_policies
 from gate.sources.filenames import python_file_facts
+from tests.policy.reference import cel_decision
 
 from .conftest import AGE_POLICY, ATTESTED_POLICY, AUDIT_POLICY, NOW, PolicyWriter
 
@@ -71,7 +72,7 @@ def test_memo_gives_identical_decisions(policies: list[CompiledPolicy]) -> None:
     for moment in (NOW, NOW + dt.timedelta(days=30)):
         for _ in range(2):  # the second round is answered from the memo
             for each in facts:
-                assert evaluator.judge(each, moment).decision == evaluate(policies, each, moment), each.file
+                assert evaluator.judge(each, moment).decision == cel_decision(policies, each, moment), each.file
 
 
 def test_native_minimum_age_is_used_and_valid_until_is_the_boundary(policies: list[CompiledPolicy]) -> None:
@@ -164,11 +165,12 @@ def test_attestation_rules_are_memoized_across_files(
     monkeypatch.setattr(CompiledRule, "evaluate", counting)
     files = _sample_facts(*(f"https://pypi/integrity/{i}/provenance" for i in range(5)))
     decisions = [evaluator.judge(each, NOW).decision for each in files]
-    # the compiler's attestation rules ran for the first file only (the files differ only in name, digest
-    # and `source`); a custom rule reading attestations may read `source`, so it runs for each source
-    assert sorted(n for n in runs if n.startswith("attestations.")) == ["attestations.required", "attestations.signers"]
+    # the compiler's attestation rules ran as CEL for the first file only (the files differ only in name,
+    # digest and `source`), and `attestations.required` not at all (it is native); a custom rule reading
+    # attestations may read `source`, so it runs for each source
+    assert sorted(n for n in runs if n.startswith("attestations.")) == ["attestations.signers"]
     assert runs.count("root-scoped") == len(files)
-    assert decisions == [evaluate(attested, each, NOW) for each in files]
+    assert decisions == [cel_decision(attested, each, NOW) for each in files]
 
 
 def test_rules_that_read_the_source_are_not_answered_for_another_source(
@@ -180,7 +182,7 @@ def test_rules_that_read_the_source_are_not_answered_for_another_source(
     files = _sample_facts("https://pypi/a", "https://elsewhere/b", "https://evil/x", "https://pypi/c")
     for moment in (NOW, NOW + dt.timedelta(days=30)):
         for each in files:
-            assert evaluator.judge(each, moment).decision == evaluate(with_sources, each, moment), each.attestations
+            assert evaluator.judge(each, moment).decision == cel_decision(with_sources, each, moment), each.attestations
     rules = [[v.rule for v in evaluator.judge(each, NOW).decision.violations] for each in files]
     assert [("from-pypi" in r, "indexed" in r) for r in rules] == [(False, False), (True, False), (True, True),
                                                                   (False, False)]

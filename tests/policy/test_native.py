@@ -1,0 +1,123 @@
+"""The native form the compiler makes of a structured rule judges exactly as its CEL, the specification."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from typing import Any
+
+import pytest
+
+from gate.evaluate import Evaluator
+from gate.facts import Facts, to_activation
+from gate.policy.cel_types import MAX_ATTESTATIONS, MAX_CLAIMS
+from gate.policy.compile import CompiledPolicy, CompiledRule, load_policy_text
+from gate.policy.model import STRUCTURED_RULES
+from tests import factories as f
+
+EVERY_FIELD = """
+apiVersion: gate/v1
+kind: Policy
+metadata: {{name: p}}
+spec:
+  minimumAge: {minimum_age}
+  attestations:
+    required: {required}
+    predicateTypes: ["{publish}"]
+    signers:
+      - {{publisher: {{kind: GitHub, repository: pypa/sampleproject}}}}
+      - {{identity: "https://github.com/pypa/*", issuer: "{github}"}}
+    targetChannel: match
+  rules:
+    - {{name: custom, expression: "!file.yanked", message: m}}
+"""
+MINIMUM_AGES = ["1s", "36h", "{age: 7d, whenUnknown: allow}", "{age: 7d, whenUnknown: deny}", "P1W", "90m"]
+
+
+def compiled(minimum_age: str, required: bool = True) -> CompiledPolicy:
+    text = EVERY_FIELD.format(minimum_age=minimum_age, required=str(required).lower(), publish=f.PUBLISH,
+                              github=f.GITHUB)
+    (policy,) = load_policy_text(text)
+    return policy
+
+
+def _moment(rng: random.Random) -> dt.datetime:
+    """A time near NOW: exactly on an age boundary, a microsecond off it, or anywhere, in some time zone."""
+    base = f.NOW - rng.choice([dt.timedelta(0), dt.timedelta(seconds=1), dt.timedelta(hours=36), dt.timedelta(days=7),
+                               dt.timedelta(minutes=90), dt.timedelta(days=rng.randint(-400, 400))])
+    base += dt.timedelta(microseconds=rng.choice([0, 0, 1, -1, rng.randint(-10**9, 10**9)]))
+    zone = dt.timezone(dt.timedelta(minutes=rng.choice([0, 60, -330, 840])))
+    return base.astimezone(zone)
+
+
+def _attestation(rng: random.Random) -> Any:
+    claims = {f"c{i}": "v" for i in range(rng.choice([0, 1, MAX_CLAIMS, MAX_CLAIMS + 1]))}
+    return f.attestation(verified=rng.random() < 0.7, claims=claims, source=f"s{rng.randint(0, 3)}")
+
+
+def generated_facts(count: int, seed: int) -> list[Facts]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        how_many = rng.choice([0, 0, 1, 2, 3, MAX_ATTESTATIONS, MAX_ATTESTATIONS + 1])
+        attestations = [_attestation(rng) for _ in range(how_many)]
+        uploaded = None if rng.random() < 0.15 else _moment(rng)
+        out.append(f.facts(*attestations, uploaded=uploaded))
+    return out
+
+
+def test_each_structured_rule_the_compiler_makes_is_named_and_the_custom_one_has_no_native_form() -> None:
+    rules = {rule.name: rule for rule in compiled("7d").rules}
+    assert set(rules) == {*STRUCTURED_RULES, "custom"}
+    assert all(not rule.written for name, rule in rules.items() if name != "custom") and rules["custom"].written
+    assert rules["custom"].native is None
+    assert {name for name, rule in rules.items() if rule.native is not None} == {"minimumAge", "attestations.required"}
+
+
+@pytest.mark.parametrize("minimum_age", MINIMUM_AGES)
+def test_native_checks_agree_with_their_cel_over_generated_facts(minimum_age: str) -> None:
+    policy = compiled(minimum_age)
+    natives: list[CompiledRule] = [rule for rule in policy.rules if rule.native is not None]
+    assert natives
+    checked = 0
+    for facts in generated_facts(150, seed=len(minimum_age)):
+        now = _moment(random.Random(checked)) if checked % 3 == 0 else f.NOW
+        activation = to_activation(facts, now)
+        for rule in natives:
+            assert rule.native is not None
+            passed, error, changes = rule.native(facts, now)
+            assert (passed, error) == rule.evaluate(activation), (rule.name, facts, now)
+            if changes is not None:  # the outcome does change then, and not a microsecond sooner
+                assert rule.evaluate(to_activation(facts, changes))[0] != passed
+                assert rule.evaluate(to_activation(facts, changes - dt.timedelta(microseconds=1)))[0] == passed
+            checked += 1
+    assert checked >= 300
+
+
+def test_the_engine_runs_no_cel_for_a_native_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    (policy,) = load_policy_text("apiVersion: gate/v1\nkind: Policy\nmetadata: {name: p}\nspec: {minimumAge: 7d}\n")
+    ran: list[str] = []
+
+    def counting(rule: CompiledRule, activation: dict[str, Any]) -> tuple[bool, str | None]:
+        ran.append(rule.name)
+        return True, None
+
+    monkeypatch.setattr(CompiledRule, "evaluate", counting)
+    young = Evaluator([policy]).judge(f.facts(uploaded=f.NOW - dt.timedelta(days=1)), f.NOW)
+    assert [v.rule for v in young.decision.denying] == ["minimumAge"] and ran == []
+    assert young.valid_until == f.NOW + dt.timedelta(days=6)
+
+
+def test_a_drifting_native_check_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The agreement test fails if the native form and the CEL part ways (here: `>` for `>=`)."""
+    from gate.policy import native  # noqa: PLC0415
+
+    def drifted(self: native.OldEnough, facts: Facts, now: dt.datetime) -> native.RuleResult:
+        uploaded = facts.file.uploaded
+        if uploaded is None:
+            return self.allow_unknown, None, None
+        return now - uploaded > self.age, None, None
+
+    monkeypatch.setattr(native.OldEnough, "__call__", drifted)
+    with pytest.raises(AssertionError):
+        test_native_checks_agree_with_their_cel_over_generated_facts("36h")
