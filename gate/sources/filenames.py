@@ -4,7 +4,6 @@ suffixes make a file a distribution at all. Pure; memoized for the proxy's pages
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from packaging.utils import (
     InvalidSdistFilename,
@@ -15,6 +14,7 @@ from packaging.utils import (
 )
 
 from gate.facts import Ecosystem, FileFacts, FileKind
+from gate.memo import MISSING, Memo
 from gate.sources.conda import CONDA_SUFFIXES
 from gate.sources.versions import VERSIONS, parse_version
 
@@ -55,22 +55,13 @@ def pip_sdist_readings(filename: str) -> list[tuple[str, str]]:
 # known-good pieces parses exactly as packaging would; anything else is handed to packaging itself.
 # tests/proxy/test_filenames.py checks the equivalence over many ordinary and odd filenames.
 _MEMO_LIMIT = 20_000
-_WHEEL_NAMES: dict[str, str] = {}  # name part -> canonical name
-_WHEEL_BUILDS: set[str] = set()
-_WHEEL_TAGS: set[str] = set()
-_SDIST_NAMES: dict[str, str] = {}
+_WHEEL_NAMES: Memo[str, str] = Memo(_MEMO_LIMIT)  # name part -> canonical name
+_WHEEL_BUILDS: Memo[str, None] = Memo(_MEMO_LIMIT)  # build tags packaging accepted
+_WHEEL_TAGS: Memo[str, None] = Memo(_MEMO_LIMIT)  # tag sets packaging accepted
+_SDIST_NAMES: Memo[str, str] = Memo(_MEMO_LIMIT)
 _VERSIONS = VERSIONS  # versions are memoized in gate.sources.versions (shared with conda, with its own limit)
 
 PythonFilename = tuple[str, str, FileKind, bool]  # canonical name, version, kind, prerelease
-
-
-def _remember(memo: dict[str, Any] | set[str], key: str, value: Any = None) -> None:
-    if len(memo) >= _MEMO_LIMIT:
-        memo.clear()
-    if isinstance(memo, set):
-        memo.add(key)
-    else:
-        memo[key] = value
 
 
 def _packaging_wheel(filename: str, name_part: str, build_part: str | None, tags: str) -> PythonFilename | None:
@@ -78,10 +69,10 @@ def _packaging_wheel(filename: str, name_part: str, build_part: str | None, tags
         name, version, _, _ = parse_wheel_filename(filename)
     except InvalidWheelFilename:
         return None
-    _remember(_WHEEL_NAMES, name_part, canonicalize_name(name))
+    _WHEEL_NAMES.put(name_part, canonicalize_name(name))
     if build_part is not None:
-        _remember(_WHEEL_BUILDS, build_part)
-    _remember(_WHEEL_TAGS, tags)
+        _WHEEL_BUILDS.put(build_part, None)
+    _WHEEL_TAGS.put(tags, None)
     return canonicalize_name(name), str(version), FileKind.WHEEL, version.is_prerelease
 
 
@@ -90,7 +81,7 @@ def _packaging_sdist(filename: str, name_part: str) -> PythonFilename | None:
         name, version = parse_sdist_filename(filename)
     except InvalidSdistFilename:
         return None
-    _remember(_SDIST_NAMES, name_part, canonicalize_name(name))
+    _SDIST_NAMES.put(name_part, canonicalize_name(name))
     return canonicalize_name(name), str(version), FileKind.SDIST, version.is_prerelease
 
 
@@ -106,7 +97,7 @@ def python_filename(filename: str) -> PythonFilename | None:
         name_part, tags = parts[0], parts[-1]
         build_part = parts[2] if dashes == 5 else None
         name = _WHEEL_NAMES.get(name_part)
-        if name is None or tags not in _WHEEL_TAGS or (build_part is not None and build_part not in _WHEEL_BUILDS):
+        if name is MISSING or tags not in _WHEEL_TAGS or (build_part is not None and build_part not in _WHEEL_BUILDS):
             return _packaging_wheel(filename, name_part, build_part, tags)
         version = parse_version(parts[1])
         return None if version is None else (name, version[0], FileKind.WHEEL, version[1])
@@ -117,8 +108,8 @@ def python_filename(filename: str) -> PythonFilename | None:
     else:
         return None
     name_part, sep, version_part = stem.rpartition("-")
-    name = _SDIST_NAMES.get(name_part) if sep else None
-    if name is None:
+    name = _SDIST_NAMES.get(name_part) if sep else MISSING
+    if name is MISSING:
         return _packaging_sdist(filename, name_part)
     version = parse_version(version_part)
     return None if version is None else (name, version[0], FileKind.SDIST, version[1])

@@ -101,7 +101,8 @@ def test_python_file_facts_is_packaging_whatever_the_memo_holds(seed: int) -> No
 
 
 def test_memo_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(local, "_MEMO_LIMIT", 5)
+    for memo in (local._WHEEL_NAMES, local._WHEEL_BUILDS, local._WHEEL_TAGS, local._SDIST_NAMES, local._VERSIONS):
+        monkeypatch.setattr(memo, "limit", 5)
     clear_memo()
     for i in range(50):
         filename = f"demo{i}-1.{i}-{i}x-py3-none-any.whl"
