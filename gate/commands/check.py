@@ -13,12 +13,13 @@ from gate.decision import Decision, exit_code
 from gate.errors import UsageError
 from gate.evaluate import Evaluator, Unmatched, require_policies, unidentified
 from gate.facts import Facts, Unidentified
-from gate.preinstall import Checked, check_planned
+from gate.preinstall.check import Checked, check_planned
+from gate.preinstall.gather import IndexGatherer
 from gate.report.check import check_sarif, json_report, summary_table, text_report
 from gate.sources.conda_explicit import explicit_facts, is_explicit_env
 from gate.sources.local import LocalOptions, UnidentifiedFileError, expand_paths, local_facts
 from gate.sources.pip_report import planned_from_report, read_report, resolve_requirements
-from gate.sources.planned import IndexGatherer, PlannedFile
+from gate.sources.planned import PlannedFile
 from gate.sources.pylock import is_pylock, read_pylock
 from gate.verify.sigstore import BundleVerifier
 

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from gate.cli import main
-from gate.sources.planned import PlannedFile, base_facts
+from gate.preinstall.gather import base_facts
+from gate.sources.planned import PlannedFile
 from tests.check.conftest import AGE_POLICY, NOW
 from tests.support.pypi_upstream import UpstreamIndex, serve
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from gate.cli import main
-from gate.identities import signer_allows
 from gate.policy.compile import load_policies
+from gate.preinstall.identities import signer_allows
 from gate.sources.pylock import is_pylock, read_pylock
 from tests.check.conftest import EXAMPLE_POLICY, NOW, SAMPLE_SHA256, SAMPLE_WHEEL
 from tests.conftest import FIXTURES

@@ -69,14 +69,14 @@ REDOS = {
     "nested-regex": "print(patterns.regex('(a|aa)+(b|c)*$').matches('a' * 60 + '!'))",
     "google-identity": (
         "from gate.policy.model import IdentitySigner\n"
-        "from gate.identities import signer_allows\n"
+        "from gate.preinstall.identities import signer_allows\n"
         "signer = IdentitySigner(identity=patterns.regex('(a+)+@x\\\\.iam\\\\.gserviceaccount\\\\.com'),"
         " issuer=patterns.glob('https://accounts.google.com'))\n"
         "print(signer_allows(signer, {'kind': 'Google', 'email': 'a' * 64 + '!'}))"
     ),
     "long-lock-identity": (
         "from gate.policy.model import IdentitySigner\n"
-        "from gate.identities import signer_allows\n"
+        "from gate.preinstall.identities import signer_allows\n"
         "signer = IdentitySigner(identity=patterns.regex('https://github\\\\.com/' + '.*a' * 12 + 'b@.*'),"
         " issuer=patterns.glob('https://token.actions.githubusercontent.com'))\n"
         "print(signer_allows(signer, {'kind': 'GitHub', 'repository': 'a/' + 'a' * 200_000, 'workflow': 'w.yml'}))"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from gate.identities import signer_allows
 from gate.policy import patterns
 from gate.policy.compile import load_policy_text, signer_expression
 from gate.policy.model import IdentitySigner, PublisherSigner
+from gate.preinstall.identities import signer_allows
 from tests.lint.test_lint import lint_text
 
 GITHUB = "https://token.actions.githubusercontent.com"

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from gate.decision import Decision
 from gate.evaluate import Evaluator, Unmatched, unidentified
 from gate.facts import Unidentified
-from gate.identities import with_lock_identities
 from gate.policy.compile import CompiledPolicy
-from gate.sources.planned import IndexGatherer, PlannedFile
+from gate.preinstall.gather import IndexGatherer
+from gate.preinstall.identities import with_lock_identities
+from gate.sources.planned import PlannedFile
 
 Progress = Callable[[int, int, PlannedFile], None]
 
