@@ -5,14 +5,20 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+from werkzeug.serving import run_simple
 
 from gate.commands.common import add_policy_option, add_unmatched_option, allowed_host, byte_size
 from gate.errors import UsageError
+from gate.evaluate import require_policies
+from gate.policy.compile import load_policies
+from gate.proxy.app import check_storage, default_blueprints, server_app
+from gate.proxy.state import Settings, parse_channel, parse_public_url, trust_root_digest
+from gate.sources.conda_channel import MAX_REPODATA_BYTES
+from gate.sources.http import MAX_FILE_BYTES, MAX_PAGE_BYTES
 from gate.sources.pypi import DEFAULT_UPSTREAM
-
-if TYPE_CHECKING:
-    from gate.proxy.app import Settings
 
 HELP = "serve a package index that lists and delivers only the files the policies allow"
 
@@ -56,9 +62,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def add_limit_options(parser: argparse.ArgumentParser) -> None:
     """Where gate fetches from and how much it takes (docs/proxy.md, "Threat model")."""
-    from gate.sources.conda_channel import MAX_REPODATA_BYTES  # noqa: PLC0415 (keep start-up light)
-    from gate.sources.http import MAX_PAGE_BYTES  # noqa: PLC0415
-
     parser.add_argument(
         "--allow-host", action="append", type=allowed_host, default=[], metavar="HOST[:PORT]",
         help="also fetch files and evidence from HOST (port default 443; repeatable); the upstreams' own hosts "
@@ -84,8 +87,7 @@ def add_limit_options(parser: argparse.ArgumentParser) -> None:
 
 
 def public_url(text: str) -> str:
-    """`--public-url` (`gate.proxy.app.parse_public_url`, as an argparse type)."""
-    from gate.proxy.app import parse_public_url  # noqa: PLC0415 (keep Flask out of other subcommands' start-up)
+    """`--public-url` (`gate.proxy.state.parse_public_url`, as an argparse type)."""
 
     try:
         return parse_public_url(text)
@@ -95,7 +97,6 @@ def public_url(text: str) -> str:
 
 def conda_channel(text: str) -> tuple[str, str]:
     """`NAME=URL` of `--conda-channel`."""
-    from gate.proxy.app import parse_channel  # noqa: PLC0415 (keep Flask out of other subcommands' start-up)
 
     try:
         return parse_channel(text)
@@ -104,8 +105,6 @@ def conda_channel(text: str) -> tuple[str, str]:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    from gate.proxy.app import Settings  # noqa: PLC0415 (keep Flask out of other subcommands' start-up)
-    from gate.sources.http import MAX_FILE_BYTES  # noqa: PLC0415
 
     return Settings(
         policies=tuple(args.policy),
@@ -137,39 +136,36 @@ def upstream_slots(args: argparse.Namespace) -> int:
     return max(args.threads - 2, 1) if args.workers > 0 else 0
 
 
-def _gunicorn(settings: Settings, args: argparse.Namespace) -> None:
-    from gunicorn.app.base import BaseApplication  # noqa: PLC0415 (only when asked for)
+class Gunicorn(BaseApplication):  # type: ignore[misc]  # untyped library
+    """gunicorn with `--workers` gthread workers, each serving its own `server_app(settings)`."""
 
-    from gate.proxy.app import server_app  # noqa: PLC0415
+    def __init__(self, settings: Settings, args: argparse.Namespace) -> None:
+        self.settings = settings
+        self.args = args
+        super().__init__()
 
-    class Application(BaseApplication):  # type: ignore[misc]  # untyped library
-        def load_config(self) -> None:
-            options: dict[str, Any] = {
-                "bind": f"{args.host}:{args.port}",
-                "workers": args.workers,
-                "threads": args.threads,
-                "worker_class": "gthread",
-                "timeout": max(60, int(args.timeout * 3)),
-                "accesslog": None,
-            }
-            for key, value in options.items():
-                self.cfg.set(key, value)
+    def load_config(self) -> None:
+        args = self.args
+        options: dict[str, Any] = {
+            "bind": f"{args.host}:{args.port}",
+            "workers": args.workers,
+            "threads": args.threads,
+            "worker_class": "gthread",
+            "timeout": max(60, int(args.timeout * 3)),
+            "accesslog": None,
+        }
+        for key, value in options.items():
+            self.cfg.set(key, value)
 
-        def load(self) -> Any:
-            # in each worker: its own SQLite connections and HTTP pool
-            return server_app(settings)
-
-    Application().run()
+    def load(self) -> Any:
+        # in each worker: its own SQLite connections and HTTP pool
+        return server_app(self.settings)
 
 
 def check_settings(settings: Settings) -> None:
     """Load the policies and check the channels, the trusted root and the cache directory, without building
     an app (the store and audit log are opened, checked and closed: nothing to carry across gunicorn's
     fork); a mistake is a UsageError or a PolicyError."""
-    from gate.evaluate import require_policies  # noqa: PLC0415 (keep Flask out of other subcommands' start-up)
-    from gate.policy.compile import load_policies  # noqa: PLC0415
-    from gate.proxy.app import check_storage, default_blueprints, trust_root_digest  # noqa: PLC0415
-
     require_policies(load_policies(list(settings.policies)), settings.policies)
     try:
         default_blueprints(settings)
@@ -180,19 +176,15 @@ def check_settings(settings: Settings) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gate.proxy.app import server_app  # noqa: PLC0415
-
     settings = settings_from(args)
     if args.workers > 0:
         check_settings(settings)  # once in the parent, so a mistake fails before forking
-        _gunicorn(settings, args)
+        Gunicorn(settings, args).run()
         return 0
     try:
         app = server_app(settings)
     except ValueError as err:
         raise UsageError(str(err)) from err
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    from werkzeug.serving import run_simple  # noqa: PLC0415
-
     run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
     return 0

@@ -15,9 +15,9 @@ from flask import Response, request
 from gate.decision import Decision, Verdict
 from gate.evaluate import Judgement, gate_denial
 from gate.facts import Facts
-from gate.proxy.app import Gate
 from gate.proxy.audit import audit_record
-from gate.sources.http import UpstreamError
+from gate.proxy.state import Gate
+from gate.sources.http import Failure, UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def visible(state: Gate, decision: Decision) -> bool:
     return not decision.violations or decision.verdict is Verdict.ALLOW or state.settings.audit_only
 
 
-def record(
+def audit_decisions(
     state: Gate, decisions: Iterable[Decision], *, event: str, client: str | None, everything: bool = False
 ) -> None:
     """Count decisions and audit them: every download; on pages, every file some rule flagged
@@ -122,8 +122,18 @@ def text_response(status: int, message: str, **headers: str) -> Response:
     return Response(message.rstrip("\n") + "\n", status=status, mimetype="text/plain", headers=headers)
 
 
-def upstream_failure(err: UpstreamError) -> Response:
-    """Upstream trouble: 502/503 with a message, never an index gate did not filter."""
+UPSTREAM_STATUS = {Failure.UNAVAILABLE: 503, Failure.BAD_ANSWER: 502, Failure.NOT_FOUND: 404}
+
+
+def upstream_status(err: UpstreamError) -> int:
+    """The status gate answers upstream trouble with: 503 unavailable (try again), 502 a bad answer, 404."""
+    return UPSTREAM_STATUS[err.failure]
+
+
+def upstream_failure(err: UpstreamError, doing: str = "") -> Response:
+    """Upstream trouble: `upstream_status` with a message (prefixed with what gate was `doing`, as in
+    `cannot fetch x.whl`), never an index gate did not filter."""
     log.warning("upstream: %s", err)
-    headers = {"Cache-Control": "no-store"} | ({"Retry-After": "30"} if err.status == 503 else {})
-    return text_response(err.status, f"gate: {err}", **headers)
+    status = upstream_status(err)
+    headers = {"Cache-Control": "no-store"} | ({"Retry-After": "30"} if status == 503 else {})
+    return text_response(status, f"gate: {doing}{': ' if doing else ''}{err}", **headers)

@@ -19,7 +19,7 @@ import msgspec
 
 from gate.facts import AttestationFact
 from gate.gather.ports import Evidence, failed
-from gate.proxy.app import Gate
+from gate.proxy.state import Gate
 from gate.verify.evidence import verify_evidence
 from gate.verify.sigstore import Target
 

@@ -25,9 +25,9 @@ from msgspec.structs import replace
 from gate.decision import Decision
 from gate.evaluate import gate_denial
 from gate.facts import Facts
-from gate.proxy.app import Gate
 from gate.proxy.audit import audit_record
-from gate.proxy.decide import record, refusal, text_response, visible
+from gate.proxy.decide import audit_decisions, refusal, text_response, upstream_failure, visible
+from gate.proxy.state import Gate
 from gate.redact import redact
 from gate.sources.hosts import HostPolicy
 from gate.sources.http import HttpClient, Stream, UpstreamError
@@ -103,7 +103,7 @@ def stream_verified(
             url, {"Accept-Encoding": "identity"}, limit=None, pace=True
         )
     except UpstreamError as err:
-        return text_response(err.status, f"gate: cannot fetch {filename}: {err}")
+        return upstream_failure(err, f"cannot fetch {filename}")
     streaming = False
     try:
         if upstream.status != 200:
@@ -251,7 +251,7 @@ def deliver(
     `filename`, `sha256`, `size`): record the decision; refuse it with reasons when denied; else stream the
     bytes at `url`, never completing a body that differs from `sha256` (HEAD: only its length)."""
     client = request.remote_addr
-    record(state, [decision], event=event, client=client, everything=True)
+    audit_decisions(state, [decision], event=event, client=client, everything=True)
     if not visible(state, decision):
         return refusal(decision)
     unrecorded = audit_lost(state, filename)

@@ -14,8 +14,8 @@ from flask import Response, request
 
 from gate.evaluate import gate_denial
 from gate.facts import Ecosystem, Facts, FileFacts, FileKind
-from gate.proxy.app import gate_state
-from gate.proxy.decide import record, text_response
+from gate.proxy.decide import audit_decisions, text_response
+from gate.proxy.state import gate_state
 from gate.sources.segments import segment_problem
 
 # PEP 508 names (any spelling: non-normalized names are redirected by the routes)
@@ -48,7 +48,7 @@ def refuse_bad_paths() -> Response | None:
         file = FileFacts(ecosystem=ecosystem, name=str(values.get("project", "")), version="",
                          filename=value, kind=FileKind.FILE, sha256="")
         message = f"{key} {value!r} in the request path is refused: {problem}"
-        record(gate_state(), [gate_denial(Facts(file=file), RULE, message)], event="bad-path",
+        audit_decisions(gate_state(), [gate_denial(Facts(file=file), RULE, message)], event="bad-path",
                client=request.remote_addr, everything=True)
         return text_response(404, f"gate: {message}", **{"Cache-Control": "no-store"})
     return None

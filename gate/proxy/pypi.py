@@ -19,12 +19,11 @@ from pypi_attestations import Provenance
 from werkzeug.wrappers import Response as BaseResponse
 
 from gate.gather.ports import earliest
-from gate.proxy.app import EXTENSION, gate_state
 from gate.proxy.decide import (
+    audit_decisions,
     etag,
     keep,
     not_modified,
-    record,
     refusal,
     text_response,
     upstream_failure,
@@ -34,6 +33,7 @@ from gate.proxy.files import deliver
 from gate.proxy.paths import refuse_bad_paths
 from gate.proxy.pypi_index import PypiIndex
 from gate.proxy.pypi_render import Urls, negotiate, render_html, render_json, render_root
+from gate.proxy.state import EXTENSION, gate_state
 from gate.sources.http import UpstreamError
 from gate.sources.pypi import JSON_V1, ProjectPage, SimpleFile
 
@@ -42,11 +42,20 @@ ROOT = "pypi.root"
 ROOT_TTL = 600.0
 SERVICE = "gate.pypi"
 
-pypi = Blueprint("pypi", __name__)
-pypi.before_request(refuse_bad_paths)
+
+def pypi_blueprint() -> Blueprint:
+    """A blueprint serving the upstream simple index (`Settings.upstream`) filtered, at `/simple/`."""
+    pypi = Blueprint("pypi", __name__)
+    pypi.before_request(refuse_bad_paths)
+    pypi.record_once(_attach)
+    pypi.add_url_rule("/simple/", view_func=root, methods=["GET"])
+    # `path:` so that a decoded `/` in a name reaches `refuse_bad_paths`
+    pypi.add_url_rule("/simple/<path:project>/", view_func=project_page, methods=["GET"])
+    pypi.add_url_rule("/files/<project>/<path:filename>", view_func=download, methods=["GET", "HEAD"])
+    pypi.add_url_rule("/provenance/<project>/<path:filename>", view_func=provenance, methods=["GET"])
+    return pypi
 
 
-@pypi.record_once
 def _attach(setup: BlueprintSetupState) -> None:
     setup.app.extensions[SERVICE] = PypiIndex(setup.app.extensions[EXTENSION])
 
@@ -88,7 +97,6 @@ def _serve_rendered(body_gz: bytes, meta: dict[str, Any]) -> Response:
     return Response(body, headers=headers, content_type=meta["content_type"])
 
 
-@pypi.get("/simple/")
 def root() -> BaseResponse:
     content_type = negotiate(request.headers.get("Accept"), request.args.get("format"))
     if content_type is None:
@@ -107,7 +115,6 @@ def root() -> BaseResponse:
     return _serve_rendered(entry.value, entry.meta)
 
 
-@pypi.get("/simple/<path:project>/")  # `path:` so a decoded `/` in a name reaches `refuse_bad_paths`
 def project_page(project: str) -> BaseResponse:
     moved = _normalize_redirect(project, "/simple/")
     if moved is not None:
@@ -120,7 +127,7 @@ def project_page(project: str) -> BaseResponse:
         digest = index.page_digest(project)
     except UpstreamError as err:
         return upstream_failure(err)
-    root, cacheable = state.page_root()
+    root, cacheable = state.page_root(request.url_root)
     key = "|".join((project, content_type, root, state.view_digest))
     now = state.now()
     entry = state.store.get(RENDERED, key, now=now.timestamp()) if cacheable else None
@@ -133,7 +140,7 @@ def project_page(project: str) -> BaseResponse:
     except UpstreamError as err:
         return upstream_failure(err)
     judged = index.judge_page(page, now)
-    record(state, (j.decision for j in judged), event="page", client=request.remote_addr)
+    audit_decisions(state, (j.decision for j in judged), event="page", client=request.remote_addr)
     shown = [j for j in judged if visible(state, j.decision)]
     files, urls = [j.file for j in shown], Urls(root, project)
     if content_type == JSON_V1:
@@ -159,7 +166,6 @@ def _listed(project: str, filename: str) -> tuple[ProjectPage, SimpleFile] | Res
     return page, file
 
 
-@pypi.route("/files/<project>/<path:filename>", methods=["GET", "HEAD"])
 def download(project: str, filename: str) -> BaseResponse:
     moved = _normalize_redirect(project, "/files/", filename)
     if moved is not None:
@@ -182,7 +188,6 @@ def download(project: str, filename: str) -> BaseResponse:
     )
 
 
-@pypi.get("/provenance/<project>/<path:filename>")
 def provenance(project: str, filename: str) -> BaseResponse:
     moved = _normalize_redirect(project, "/provenance/", filename)
     if moved is not None:
@@ -192,7 +197,7 @@ def provenance(project: str, filename: str) -> BaseResponse:
         return listed
     state, (page, file) = gate_state(), listed
     decision = _index().judge(page, file, state.now()).decision
-    record(state, [decision], event="provenance", client=request.remote_addr, everything=True)
+    audit_decisions(state, [decision], event="provenance", client=request.remote_addr, everything=True)
     if not visible(state, decision):  # evidence is served for the files gate serves, as conda sidecars are
         return refusal(decision)
     try:

@@ -11,9 +11,9 @@ from gate.decision import Decision
 from gate.evaluate import unidentified
 from gate.facts import Ecosystem, Unidentified
 from gate.gather.pypi import PypiFacts, first_rows
-from gate.proxy.app import Gate
 from gate.proxy.decide import judge
 from gate.proxy.evidence import StoreEvidence
+from gate.proxy.state import Gate
 from gate.proxy.upstream import CachedUpstream
 from gate.sources.pypi import ProjectPage, SimpleClient, SimpleFile, parse_page
 

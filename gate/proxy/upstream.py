@@ -13,9 +13,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
-from gate.proxy.app import Gate
 from gate.proxy.cache import Memo
-from gate.sources.http import Fetched, UpstreamError, Validators
+from gate.proxy.decide import upstream_status
+from gate.proxy.state import Gate
+from gate.sources.http import Failure, Fetched, UpstreamError, Validators
 
 T = TypeVar("T")
 # (validators of the stored body or None, its meta or {}) -> the upstream's answer
@@ -50,7 +51,7 @@ class CachedUpstream(Generic[T]):
         try:
             fetched = fetch(validators, meta or {})
         except UpstreamError as err:
-            state.metrics.inc("gate_upstream_requests_total", outcome=str(err.status))
+            state.metrics.inc("gate_upstream_requests_total", outcome=str(upstream_status(err)))
             raise
         state.metrics.observe("gate_upstream_seconds", fetched.latency)
         state.metrics.inc("gate_upstream_requests_total", outcome="304" if fetched.page is None else "200")
@@ -84,7 +85,8 @@ class CachedUpstream(Generic[T]):
             return document
         entry = self.state.store.get(self.namespace, key)
         if entry is None or entry.meta.get("digest") != digest:
-            raise UpstreamError(f"the cached {self.noun} of {key} changed while it was read; try again", 503)
+            changed = f"the cached {self.noun} of {key} changed while it was read; try again"
+            raise UpstreamError(changed, Failure.UNAVAILABLE)
         document = self._parse(key, entry.value, entry.meta)
         self._memo.put(f"{key}\n{digest}", document, len(entry.value))
         return document

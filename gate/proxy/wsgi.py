@@ -12,7 +12,8 @@ from __future__ import annotations
 from flask import Flask
 
 from gate.errors import UsageError
-from gate.proxy.app import Settings, server_app
+from gate.proxy.app import server_app
+from gate.proxy.state import Settings
 
 
 class BootError(UsageError):

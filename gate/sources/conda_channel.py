@@ -1,67 +1,24 @@
-"""Conda channel repodata as gate serves it: records to facts, and repodata with denied records removed.
+"""Conda channel repodata: parsed, its records found, and copied with the records a caller rejects removed.
 
-Pure (no I/O). What a client may be given under `<channel>/<subdir>/` is decided by `classify`: gate
-filters `repodata.json` and re-encodes it as `repodata.json.zst`; every other repodata variant (CEP 16
-shards, `.bz2`, `current_repodata.json`, `.jlap` patches) is answered 404, which makes rattler, pixi,
-mamba and conda fall back to `repodata.json(.zst)`. An unfiltered variant is never passed through.
+Pure (no I/O). What the proxy serves from it, and how, is `gate.proxy.conda_paths`.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterator, Mapping
-from enum import StrEnum
 from typing import Any
 from urllib.parse import urljoin
 
 import zstandard
 
-from gate.sources.conda import is_conda_filename
 from gate.sources.segments import quote_segment
 
 SECTIONS = ("packages", "packages.conda")
 KNOWN_KEYS = frozenset({*SECTIONS, "info", "removed", "repodata_version"})  # top-level keys of repodata
 MAX_REPODATA_BYTES = 512 << 20  # decoded; conda-forge's largest subdir (linux-64) is a few hundred MB
 
-_SUBDIR = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
-_SIDECAR = re.compile(r".+?(?:\.conda|\.tar\.bz2)\.(?:sigs|v0\.sigs|sigs\.[0-9a-f]{64})")
-
 Record = dict[str, Any]
-
-
-class Served(StrEnum):
-    """What gate does with a path under `<channel>/<subdir>/`."""
-
-    REPODATA = "repodata.json"  # filtered
-    REPODATA_ZST = "repodata.json.zst"  # filtered, then zstd-compressed
-    UNFILTERED = "unfiltered"  # another repodata variant: 404, so the client falls back to the above
-    PACKAGE = "package"  # decided, then streamed with its sha256 checked
-    SIDECAR = "sidecar"  # attestation sidecar of a package: passed through (it is evidence, not code)
-    NOT_FOUND = "not-found"
-
-
-def valid_subdir(subdir: str) -> bool:
-    return _SUBDIR.fullmatch(subdir) is not None
-
-
-def classify(name: str) -> Served:
-    """How gate serves `name`, a path relative to a subdir (`repodata.json`, `shards/<hex>.msgpack.zst`...)."""
-    if name == Served.REPODATA.value:
-        return Served.REPODATA
-    if name == Served.REPODATA_ZST.value:
-        return Served.REPODATA_ZST
-    if name.startswith("shards/"):
-        return Served.UNFILTERED
-    if "/" in name:
-        return Served.NOT_FOUND
-    if _SIDECAR.fullmatch(name):
-        return Served.SIDECAR
-    if is_conda_filename(name):
-        return Served.PACKAGE
-    if "repodata" in name or name.endswith(".jlap"):
-        return Served.UNFILTERED  # .bz2, current_repodata.json, CEP 16 shard index, jlap patches...
-    return Served.NOT_FOUND
 
 
 def parse_repodata(data: bytes) -> dict[str, Any]:
@@ -160,15 +117,10 @@ def _unknown_records(key: str, value: Any) -> bool:
 def filter_repodata(repodata: Mapping[str, Any], keep: Callable[[str, Record], bool]) -> dict[str, Any]:
     """A copy of `repodata` holding only the records `keep` accepts.
 
-    `info.base_url` (repodata v2) is dropped, so that clients resolve package URLs against gate's own
-    subdir URL instead of downloading from the upstream directly. Unknown top-level maps of maps are
-    dropped (fail closed: they could be records gate does not know to judge); other unknown keys pass.
-    A filename already kept from an earlier section is not kept again.
+    Unknown top-level maps of maps are dropped (fail closed: they could be records gate does not know to
+    judge); other unknown keys pass. A filename already kept from an earlier section is not kept again.
     """
     out = {key: value for key, value in repodata.items() if not _unknown_records(key, value)}
-    info = out.get("info")
-    if isinstance(info, dict) and "base_url" in info:
-        out["info"] = {k: v for k, v in info.items() if k != "base_url"}
     kept: set[str] = set()  # a filename listed again in a later section is dropped: one record per filename
     for section in SECTIONS:
         records = repodata.get(section)

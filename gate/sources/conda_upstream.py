@@ -1,7 +1,7 @@
 """A client for one upstream conda channel: subdir repodata (conditional, `.zst` preferred), sidecars, channeldata.
 
-Errors are `UpstreamError`s carrying the status a proxy should answer with (404 absent, 502 bad answer,
-503 unreachable or slow), as for the PyPI simple API; validators, freshness and `Fetched` work the same way.
+Errors are `UpstreamError`s saying what went wrong (`Failure`: not found, a bad answer, unavailable), as for
+the PyPI simple API; validators, freshness and `Fetched` work the same way.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import requests
 
 from gate.sources.conda_channel import MAX_REPODATA_BYTES, decompress_zst, parse_repodata
 from gate.sources.hosts import HostPolicy
-from gate.sources.http import Fetched, HttpClient, UpstreamError, Validators
+from gate.sources.http import Failure, Fetched, HttpClient, UpstreamError, Validators
 from gate.sources.segments import join
 
 JSON = "repodata.json"
@@ -52,7 +52,7 @@ class ChannelClient(HttpClient):
             if response.status in (404, 410) and variant:  # the pinned variant is gone: ask afresh
                 return self.repodata(subdir)
             if response.status in (404, 410):
-                raise UpstreamError(f"no {subdir} repodata at {self.url}", 404)
+                raise UpstreamError(f"no {subdir} repodata at {self.url}", Failure.NOT_FOUND)
             if response.status != 200:
                 raise UpstreamError(f"upstream answered {response.status} for {url}")
             body = response.body
@@ -66,7 +66,7 @@ class ChannelClient(HttpClient):
             except ValueError as err:
                 raise UpstreamError(f"upstream {self.subdir_url(subdir)} repodata is not valid: {err}") from err
             return replace(answer, page=document, body=body, meta={"variant": name})
-        raise UpstreamError(f"no {subdir} repodata at {self.url}", 404)
+        raise UpstreamError(f"no {subdir} repodata at {self.url}", Failure.NOT_FOUND)
 
     def file(self, *segments: str, limit: int) -> bytes | None:
         """A small file under the channel (a sidecar, channeldata.json) at the path of `segments` (each

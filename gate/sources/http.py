@@ -6,8 +6,8 @@ every hop against the client's `HostPolicy`, reads the body within one total dea
 bounded pieces, so neither a slow nor a compressed-bomb answer holds a worker or its memory: past the cap
 it is an `UpstreamError`. `fetch` reads a document whole through it; the proxy's file downloads and `gate
 check`'s explicit-environment downloads stream through it. Validators, freshness and `Fetched` describe an
-answer for the caches. Every error is an `UpstreamError` carrying the status a proxy should answer with (502
-bad answer or refused host, 503 unreachable or slow); its message shows URLs redacted.
+answer for the caches. Every error is an `UpstreamError` saying what went wrong (`Failure`: unavailable, a
+bad answer or a refused host, not found); its message shows URLs redacted.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import time
 import zlib
 from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Generic, TypeVar
 from urllib.parse import urljoin
 
@@ -36,12 +37,20 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 1 << 16
 
 
-class UpstreamError(GateError):
-    """The upstream index could not give a usable answer; `status` is what a proxy answers with."""
+class Failure(StrEnum):
+    """What went wrong upstream (a front end decides what that means for its own answer)."""
 
-    def __init__(self, message: str, status: int = 502) -> None:
+    UNAVAILABLE = "unavailable"  # no answer for now: unreachable, too slow, broke off (may pass: try again)
+    BAD_ANSWER = "bad answer"  # an answer gate will not use: status, size, encoding, format, or a refused host
+    NOT_FOUND = "not found"  # the upstream says there is no such project, channel or subdir
+
+
+class UpstreamError(GateError):
+    """The upstream index could not give a usable answer; `failure` says what went wrong."""
+
+    def __init__(self, message: str, failure: Failure = Failure.BAD_ANSWER) -> None:
         super().__init__(redact_text(message))
-        self.status = status
+        self.failure = failure
 
 
 
@@ -123,7 +132,7 @@ def open_checked(
             try:
                 hosts.check(url)
             except HostRefusedError as err:
-                raise UpstreamError(str(err), 502) from err
+                raise UpstreamError(str(err), Failure.BAD_ANSWER) from err
         per_read = max(min(timeout, deadline.remaining()), 0.001)
         try:
             with deadline.bound():
@@ -137,19 +146,19 @@ def open_checked(
             return response
         response.close()
         url = urljoin(url, location)
-    raise UpstreamError(f"upstream {url} redirected more than {REDIRECTS} times", 502)
+    raise UpstreamError(f"upstream {url} redirected more than {REDIRECTS} times", Failure.BAD_ANSWER)
 
 
 def _late(url: str, deadline: Deadline) -> UpstreamError:
-    return UpstreamError(f"upstream {url} did not answer within {deadline.seconds:g}s", 503)
+    return UpstreamError(f"upstream {url} did not answer within {deadline.seconds:g}s", Failure.UNAVAILABLE)
 
 
 def _broken(url: str, err: BaseException, deadline: Deadline, *, reading: bool) -> UpstreamError:
     if deadline.expired or isinstance(err, requests.Timeout | urllib3.exceptions.TimeoutError):
         return _late(url, deadline)
     if reading:
-        return UpstreamError(f"upstream broke off sending {url}: {type(err).__name__}", 503)
-    return UpstreamError(f"upstream {url} is unreachable: {type(err).__name__}", 503)
+        return UpstreamError(f"upstream broke off sending {url}: {type(err).__name__}", Failure.UNAVAILABLE)
+    return UpstreamError(f"upstream {url} is unreachable: {type(err).__name__}", Failure.UNAVAILABLE)
 
 
 def _decoder(encoding: str, url: str) -> Any:
@@ -231,7 +240,7 @@ class Stream:
                 for piece in _decoded(decoder, data):
                     received += len(piece)
                     if limit is not None and received > limit:
-                        raise UpstreamError(f"upstream {url} is larger than {limit} bytes (decoded)", 502)
+                        raise UpstreamError(f"upstream {url} is larger than {limit} bytes (decoded)")
                     yield piece
                 if deadline.expired:
                     raise _late(url, deadline)
@@ -239,12 +248,12 @@ class Stream:
                 raise _late(url, deadline)
             if decoder is not None:
                 if not decoder.eof:
-                    raise UpstreamError(f"upstream {url} sent a truncated compressed body", 502)
+                    raise UpstreamError(f"upstream {url} sent a truncated compressed body", Failure.BAD_ANSWER)
                 if tail := decoder.flush():  # empty at the end of the stream: all output was taken in bounds
                     yield tail
         except (urllib3.exceptions.HTTPError, requests.RequestException, OSError, zlib.error) as err:
             if isinstance(err, zlib.error):
-                raise UpstreamError(f"upstream {url} sent a corrupt compressed body: {err}", 502) from err
+                raise UpstreamError(f"upstream {url} sent a corrupt compressed body: {err}") from err
             raise _broken(url, err, deadline, reading=True) from err
         finally:
             self.close()

@@ -4,8 +4,8 @@
 HTML understood) and returns a `ProjectPage` of `SimpleFile`s with what the index said about each file:
 hashes, `requires-python`, `yanked` (PEP 592), `upload-time` and `size` (PEP 700), `core-metadata`
 (PEP 658/714) and the `provenance` URL (PEP 740); `gate.gather.pypi` turns one row into the `FileFacts` a
-policy sees. Everything that goes wrong upstream is an `UpstreamError` carrying the HTTP status a proxy
-should answer with (502 bad answer, 503 unreachable or slow); a missing project is `ProjectNotFoundError`.
+policy sees. Everything that goes wrong upstream is an `UpstreamError` saying what went wrong (`Failure`:
+a bad answer, unavailable); a missing project is `ProjectNotFoundError` (`Failure.NOT_FOUND`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from packaging.utils import canonicalize_name
 
 from gate.facts import parse_time
 from gate.sources.hosts import HostPolicy
-from gate.sources.http import MAX_PAGE_BYTES, Fetched, HttpClient, UpstreamError, Validators
+from gate.sources.http import MAX_PAGE_BYTES, Failure, Fetched, HttpClient, UpstreamError, Validators
 from gate.sources.segments import join
 
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
@@ -39,7 +39,7 @@ _ABSOLUTE = ("https://", "http://")
 
 class ProjectNotFoundError(UpstreamError):
     def __init__(self, name: str) -> None:
-        super().__init__(f"no project {name!r} on the upstream index", 404)
+        super().__init__(f"no project {name!r} on the upstream index", Failure.NOT_FOUND)
 
 
 class SimpleFile(msgspec.Struct, frozen=True, gc=False):

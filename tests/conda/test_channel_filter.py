@@ -10,9 +10,8 @@ import zstandard
 
 from gate.facts import FileFacts, Unidentified
 from gate.gather.conda import record_facts
+from gate.proxy.conda_paths import Served, classify, served_repodata, valid_subdir
 from gate.sources.conda_channel import (
-    Served,
-    classify,
     compress_zst,
     decompress_zst,
     encode,
@@ -23,7 +22,6 @@ from gate.sources.conda_channel import (
     package_url,
     parse_repodata,
     unique_records,
-    valid_subdir,
 )
 from tests.conftest import FIXTURES
 
@@ -89,11 +87,19 @@ def test_filter_keeps_accepted_records_and_what_holds_no_records() -> None:
     out = filter_repodata(repodata, keep)
     assert sorted(seen) == ["keep-1.0-0.conda", "new-2.0-0.conda", "old-1.0-0.tar.bz2"]
     assert out["packages"] == {} and list(out["packages.conda"]) == ["keep-1.0-0.conda"]
-    assert out["info"] == {"subdir": "noarch"}  # no base_url: clients download through gate
+    assert out["info"] == repodata["info"]  # a filter: where downloads come from is the proxy's (served_repodata)
     assert (out["removed"], out["x_unknown"], out["repodata_version"]) == (["gone-1.0-0.conda"], 1, 2)
     assert (out["x_list"], out["x_map"]) == (["a"], {"key": "value"})  # unknown keys that hold no records pass
     assert "packages.future" not in out  # a section of records gate does not know is never passed unfiltered
     assert repodata == _repodata()  # the input is not changed
+
+
+def test_served_repodata_sends_downloads_through_gate() -> None:
+    repodata = _repodata()
+    out = served_repodata(repodata, lambda _name, record: bool(record["name"] == "keep"))
+    assert out["info"] == {"subdir": "noarch"}  # no base_url: clients resolve packages against gate's URL
+    assert list(out["packages.conda"]) == ["keep-1.0-0.conda"] and "packages.future" not in out
+    assert repodata == _repodata()  # the input (a memoized upstream document) is not changed
 
 
 def test_package_url_follows_base_url() -> None:

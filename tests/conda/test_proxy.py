@@ -15,7 +15,7 @@ import zstandard
 from flask.testing import FlaskClient
 
 from gate.gather.conda import SIDECAR_TTL
-from gate.proxy.conda import conda_blueprint
+from gate.proxy.conda_routes import conda_blueprint
 from gate.sources.conda_channel import parse_repodata
 from tests.conda.conftest import (
     SIGNED,

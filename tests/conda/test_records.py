@@ -13,7 +13,7 @@ import pytest
 from gate.cli import main
 from gate.facts import AttestationFact, Ecosystem, FileFacts, Unidentified
 from gate.gather.conda import record_facts
-from gate.proxy.conda import conda_blueprint
+from gate.proxy.conda_routes import conda_blueprint
 from gate.sources.conda_evidence import sidecar_attestations
 from gate.verify.sigstore import Target
 from tests.conda.conftest import (

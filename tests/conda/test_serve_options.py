@@ -10,7 +10,8 @@ import pytest
 
 from gate.commands.serve import check_settings, conda_channel
 from gate.errors import PolicyError, UsageError
-from gate.proxy.app import Settings, default_blueprints
+from gate.proxy.app import default_blueprints
+from gate.proxy.state import Settings
 
 
 def test_conda_channel_parses_name_and_url() -> None:

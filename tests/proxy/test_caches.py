@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from gate.facts import Ecosystem
-from gate.proxy.app import EXTENSION, Gate
 from gate.proxy.cache import Store
 from gate.proxy.evidence import NAMESPACE, verified
+from gate.proxy.state import EXTENSION, Gate
 from gate.proxy.upstream import CachedUpstream
 from gate.sources.http import Fetched, Validators
 from gate.verify.sigstore import Target

@@ -28,7 +28,7 @@ from gate.facts import Ecosystem, FileFacts, FileKind, Unidentified, iso_z
 from gate.gather.pypi import row_facts
 from gate.sources import filenames as local
 from gate.sources.filenames import python_file_facts
-from gate.sources.http import UpstreamError
+from gate.sources.http import Failure, UpstreamError
 from gate.sources.pypi import ProjectPage, SimpleFile, parse_json
 
 
@@ -189,7 +189,7 @@ ROW = {"filename": "demo-1.0.tar.gz", "url": "https://x/demo-1.0.tar.gz", "hashe
 def test_malformed_pages_are_upstream_errors_naming_the_field(body: bytes, wanted: str) -> None:
     with pytest.raises(UpstreamError) as raised:
         parse_json(body, "https://x/simple/demo/", "demo")
-    assert wanted in str(raised.value) and raised.value.status == 502
+    assert wanted in str(raised.value) and raised.value.failure is Failure.BAD_ANSWER
 
 
 def test_row_defaults_metadata_precedence_and_utc_times() -> None:

@@ -47,7 +47,7 @@ def test_unmatched_warn_serves_and_logs_allow_serves(
     logged = [r for r in audit if r["file"] == DEMO and r["served"]]
     assert logged and all(r["rules"][0]["rule"] == "gate.unmatched" for r in logged)
     allowed = make_app(policies, unmatched=Unmatched.ALLOW).test_client()
-    said = [r.getMessage() for r in caplog.records if r.name == "gate.proxy.app"]
+    said = [r.getMessage() for r in caplog.records if r.name == "gate.proxy.state"]
     assert said == [f"unmatched {m}: files no policy matches are served" for m in ("warn", "allow")]
     assert DEMO in _files(allowed, "demo")
     assert allowed.get("/-/health").get_json()["policy_digest"] != denied.get("/-/health").get_json()["policy_digest"]

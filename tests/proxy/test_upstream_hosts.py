@@ -73,7 +73,7 @@ def test_a_file_on_another_host_is_refused_with_the_reason(
 ) -> None:
     _list(upstream, url=internal_service.url("/file.whl?X-Amz-Signature=sekrit"))
     answer = client().get(f"/files/demo/{wheel_name('demo')}")
-    assert answer.status_code == 502
+    assert answer.status_code == 502 and answer.headers["Cache-Control"] == "no-store"
     assert f"127.0.0.1:{internal_service.server_port}" in answer.text and "--allow-host" in answer.text
     assert "sekrit" not in answer.text  # a signed URL is shown redacted
     assert internal_service.requests == []

@@ -22,9 +22,9 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from gate.cli import main
-from gate.proxy.app import Settings
 from gate.proxy.cache import Memo
 from gate.proxy.files import IntegrityError
+from gate.proxy.state import EXTENSION, MAX_ROOTS, Gate, Settings
 from gate.sources.deadline import WATCHED_POOLS, DeadlineAdapter, deadline_session
 from tests.proxy.conftest import PolicyWriter
 from tests.support.gate_app import gate_app
@@ -212,6 +212,16 @@ def test_the_host_header_cannot_grow_the_page_cache(client: Client, upstream: Sc
     assert 1 <= entries <= 8
     page = gate.get("/simple/demo/", headers={"Host": "late.example"}).text
     assert "http://late.example/files/demo/" in page  # still rendered for the host asked
+
+
+def test_the_page_root_is_decided_outside_a_request(client: Client) -> None:
+    """The service is given the request's root by the route: it reads no Flask request of its own."""
+    state = client().application.extensions[EXTENSION]
+    assert isinstance(state, Gate)
+    roots = [state.page_root(f"http://h{i}.example/") for i in range(MAX_ROOTS + 2)]
+    assert roots[0] == ("http://h0.example/", True)
+    assert [cacheable for _, cacheable in roots] == [True] * MAX_ROOTS + [False, False]
+    assert state.page_root("http://h0.example/") == ("http://h0.example/", True)
 
 
 def test_a_public_url_keys_the_page_cache(client: Client, upstream: ScriptedServer, tmp_path: Path) -> None:

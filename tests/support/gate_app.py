@@ -9,7 +9,8 @@ from typing import Any
 
 from flask import Blueprint, Flask
 
-from gate.proxy.app import Settings, create_app
+from gate.proxy.app import create_app
+from gate.proxy.state import Settings
 
 
 def gate_app(

@@ -1,0 +1,67 @@
+"""What gate serves under a conda channel's `<subdir>/`, and the repodata it serves there.
+
+`classify` decides what a path is: gate filters `repodata.json` and re-encodes it as `repodata.json.zst`;
+every other repodata variant (CEP 16 shards, `.bz2`, `current_repodata.json`, `.jlap` patches) is
+answered 404, which makes rattler, pixi, mamba and conda fall back to `repodata.json(.zst)`. An unfiltered
+variant is never passed through. `served_repodata` is the filtered repodata without `info.base_url`, so
+that clients download every package through gate.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from enum import StrEnum
+from typing import Any
+
+from gate.sources.conda import is_conda_filename
+from gate.sources.conda_channel import Record, filter_repodata
+
+_SUBDIR = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_SIDECAR = re.compile(r".+?(?:\.conda|\.tar\.bz2)\.(?:sigs|v0\.sigs|sigs\.[0-9a-f]{64})")
+
+
+class Served(StrEnum):
+    """What gate does with a path under `<channel>/<subdir>/`."""
+
+    REPODATA = "repodata.json"  # filtered
+    REPODATA_ZST = "repodata.json.zst"  # filtered, then zstd-compressed
+    UNFILTERED = "unfiltered"  # another repodata variant: 404, so the client falls back to the above
+    PACKAGE = "package"  # decided, then streamed with its sha256 checked
+    SIDECAR = "sidecar"  # attestation sidecar of a package: passed through (it is evidence, not code)
+    NOT_FOUND = "not-found"
+
+
+def valid_subdir(subdir: str) -> bool:
+    """Whether `subdir` can be a conda subdir (`noarch`, `linux-64`...): anything else is a 404."""
+    return _SUBDIR.fullmatch(subdir) is not None
+
+
+def classify(name: str) -> Served:
+    """How gate serves `name`, a path relative to a subdir (`repodata.json`, `shards/<hex>.msgpack.zst`...)."""
+    if name == Served.REPODATA.value:
+        return Served.REPODATA
+    if name == Served.REPODATA_ZST.value:
+        return Served.REPODATA_ZST
+    if name.startswith("shards/"):
+        return Served.UNFILTERED
+    if "/" in name:
+        return Served.NOT_FOUND
+    if _SIDECAR.fullmatch(name):
+        return Served.SIDECAR
+    if is_conda_filename(name):
+        return Served.PACKAGE
+    if "repodata" in name or name.endswith(".jlap"):
+        return Served.UNFILTERED  # .bz2, current_repodata.json, CEP 16 shard index, jlap patches...
+    return Served.NOT_FOUND
+
+
+def served_repodata(repodata: Mapping[str, Any], keep: Callable[[str, Record], bool]) -> dict[str, Any]:
+    """`filter_repodata` (only the records `keep` accepts) without `info.base_url` (repodata v2), so that
+    clients resolve package URLs against gate's own subdir URL instead of downloading from the upstream
+    (or wherever `base_url` points) directly. `repodata` is not changed."""
+    out = filter_repodata(repodata, keep)
+    info = out.get("info")
+    if isinstance(info, dict) and "base_url" in info:
+        out["info"] = {k: v for k, v in info.items() if k != "base_url"}
+    return out

@@ -1,0 +1,86 @@
+"""The import structure of `gate/`: no cycle between its modules, and no import hidden inside a function
+(a lazy import is how a cycle hides: it counts here like any other)."""
+
+from __future__ import annotations
+
+import ast
+import graphlib
+from pathlib import Path
+
+from tests.conftest import REPO
+
+PACKAGE = REPO / "gate"
+
+
+def module_names(root: Path) -> dict[str, Path]:
+    """Dotted name -> file of every module under `root` (a package is its `__init__`)."""
+    modules = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
+
+
+def _known(name: str, modules: dict[str, Path]) -> str | None:
+    """`name`, or the nearest package or module above it that is one of `modules` (None: not ours)."""
+    while name and name not in modules:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def imported(module: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The modules of `modules` that `module` imports, by every import statement wherever it is (in a
+    function, under `if TYPE_CHECKING:`); `from p import x` is `p.x` when that is a module, else `p`."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str | None] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(_known(alias.name, modules) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parent, *([node.module] if node.module else [])])
+            for alias in node.names:
+                full = f"{base}.{alias.name}"
+                found.add(full if full in modules else _known(base, modules))
+    return {name for name in found if name is not None and name != module}
+
+
+def import_graph(root: Path) -> dict[str, set[str]]:
+    modules = module_names(root)
+    return {module: imported(module, path, modules) for module, path in modules.items()}
+
+
+def test_gate_has_no_import_cycle() -> None:
+    graph = import_graph(PACKAGE)
+    assert "gate.proxy.app" in graph and "gate.proxy.state" in graph["gate.proxy.app"]  # the graph is read
+    try:
+        order = list(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as err:
+        raise AssertionError(f"import cycle in gate/: {' -> '.join(err.args[1])}") from None
+    assert set(order) == set(graph)
+
+
+def test_a_cycle_through_a_function_level_import_is_found(tmp_path: Path) -> None:
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("from pkg.b import B\nA = 1\n")
+    (package / "b.py").write_text("B = 2\n\ndef later() -> int:\n    from pkg.a import A\n    return A\n")
+    (package / "c.py").write_text("from . import a\n")
+    graph = import_graph(package)
+    assert graph == {"pkg": set(), "pkg.a": {"pkg.b"}, "pkg.b": {"pkg.a"}, "pkg.c": {"pkg.a"}}
+
+
+def test_no_import_inside_a_function() -> None:
+    hidden = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                hidden += [
+                    f"{path.relative_to(REPO)}:{inner.lineno}"
+                    for inner in ast.walk(node)
+                    if isinstance(inner, ast.Import | ast.ImportFrom)
+                ]
+    assert hidden == []
