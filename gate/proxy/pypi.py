@@ -209,5 +209,6 @@ def provenance(project: str, filename: str) -> BaseResponse:
     try:  # only a provenance object goes out, rebuilt from its parsed fields: never an arbitrary body
         document = Provenance.model_validate_json(data).model_dump_json(by_alias=True)
     except ValueError:  # pydantic's ValidationError is one
-        return text_response(502, f"gate: the upstream provenance of {filename} is not a PEP 740 provenance object")
+        bad = UpstreamError(f"the upstream provenance of {filename} is not a PEP 740 provenance object")
+        return upstream_failure(bad)
     return Response(document, content_type="application/vnd.pypi.integrity.v1+json")
