@@ -118,8 +118,7 @@ def test_zero_policies_refuse_to_run(
     def never(*args: object, **kwargs: object) -> None:
         raise AssertionError("gate started serving without a policy")
 
-    monkeypatch.setattr("gate.commands.serve.run_simple", never)
-    monkeypatch.setattr("gate.commands.serve.Gunicorn.run", never)
+    monkeypatch.setattr("gate.proxy.server.Gunicorn.run", never)
     for where in _no_policy(tmp_path):
         code, out, err = _run(capsys, *command, "--policy", str(where), "--port", "1") if command[0] == "serve" \
             else _run(capsys, *command, "--policy", str(where))

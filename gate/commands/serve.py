@@ -1,21 +1,17 @@
-"""`gate serve`: run the index proxy (a threaded server, or gunicorn with `--workers N`)."""
+"""`gate serve`: run the index proxy under gunicorn (`gate.proxy.server`).
+
+The server is imported when `gate serve` runs, not when `gate` starts: Flask and gunicorn are a few hundred
+milliseconds of imports that `gate check` and the policy tools never need. That deferred import is the one
+import inside a function in gate/ (tests/test_imports.py counts it in the import graph all the same)."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
-from typing import Any
-
-from gunicorn.app.base import BaseApplication
-from werkzeug.serving import run_simple
 
 from gate.commands.common import add_policy_option, add_unmatched_option, allowed_host, byte_size
 from gate.errors import UsageError
-from gate.evaluate import require_policies
-from gate.policy.compile import load_policies
-from gate.proxy.app import check_storage, default_blueprints, server_app
-from gate.proxy.state import Settings, parse_channel, parse_public_url, trust_root_digest
+from gate.proxy.settings import Settings, parse_channel, parse_public_url
 from gate.sources.conda_channel import MAX_REPODATA_BYTES
 from gate.sources.http import MAX_FILE_BYTES, MAX_PAGE_BYTES
 from gate.sources.pypi import DEFAULT_UPSTREAM
@@ -56,7 +52,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "bytes, or with K, M, G (default: 1G)",
     )
     add_limit_options(parser)
-    parser.add_argument("--workers", type=int, default=0, help="run under gunicorn with N worker processes")
+    parser.add_argument("--workers", type=int, default=1, help="gunicorn worker processes (default: 1)")
     parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker (default: 8)")
 
 
@@ -82,7 +78,7 @@ def add_limit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--upstream-slots", type=int,
         help="requests per worker that may wait on upstream at once, the rest answered 503 at once "
-        "(default under gunicorn: THREADS - 2, at least 1; else unbounded)",
+        "(default: THREADS - 2, at least 1)",
     )
 
 
@@ -127,64 +123,19 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def upstream_slots(args: argparse.Namespace) -> int:
-    """`--upstream-slots`, or under gunicorn all threads of a worker but two (kept for health, metrics and
-    cached answers); 0 (unbounded) for the threaded server, which has no fixed pool."""
+    """`--upstream-slots`, or all threads of a worker but two (kept for health, metrics and cached answers)."""
     if args.upstream_slots is not None:
         if args.upstream_slots < 1:
             raise UsageError("--upstream-slots must be at least 1")
         return int(args.upstream_slots)
-    return max(args.threads - 2, 1) if args.workers > 0 else 0
-
-
-class Gunicorn(BaseApplication):  # type: ignore[misc]  # untyped library
-    """gunicorn with `--workers` gthread workers, each serving its own `server_app(settings)`."""
-
-    def __init__(self, settings: Settings, args: argparse.Namespace) -> None:
-        self.settings = settings
-        self.args = args
-        super().__init__()
-
-    def load_config(self) -> None:
-        args = self.args
-        options: dict[str, Any] = {
-            "bind": f"{args.host}:{args.port}",
-            "workers": args.workers,
-            "threads": args.threads,
-            "worker_class": "gthread",
-            "timeout": max(60, int(args.timeout * 3)),
-            "accesslog": None,
-        }
-        for key, value in options.items():
-            self.cfg.set(key, value)
-
-    def load(self) -> Any:
-        # in each worker: its own SQLite connections and HTTP pool
-        return server_app(self.settings)
-
-
-def check_settings(settings: Settings) -> None:
-    """Load the policies and check the channels, the trusted root and the cache directory, without building
-    an app (the store and audit log are opened, checked and closed: nothing to carry across gunicorn's
-    fork); a mistake is a UsageError or a PolicyError."""
-    require_policies(load_policies(list(settings.policies)), settings.policies)
-    try:
-        default_blueprints(settings)
-        trust_root_digest(settings.trusted_root)
-        check_storage(settings)
-    except ValueError as err:
-        raise UsageError(str(err)) from err
+    return max(int(args.threads) - 2, 1)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.workers < 1 or args.threads < 1:
+        raise UsageError("--workers and --threads must be at least 1 (gate serves with gunicorn)")
     settings = settings_from(args)
-    if args.workers > 0:
-        check_settings(settings)  # once in the parent, so a mistake fails before forking
-        Gunicorn(settings, args).run()
-        return 0
-    try:
-        app = server_app(settings)
-    except ValueError as err:
-        raise UsageError(str(err)) from err
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
+    from gate.proxy.server import serve  # noqa: PLC0415 (Flask and gunicorn only for `gate serve`)
+
+    serve(settings, host=args.host, port=args.port, workers=args.workers, threads=args.threads)
     return 0

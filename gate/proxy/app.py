@@ -22,7 +22,8 @@ from gate.proxy.cache import Store
 from gate.proxy.conda_routes import conda_blueprint
 from gate.proxy.metrics import Metrics
 from gate.proxy.pypi import pypi_blueprint
-from gate.proxy.state import EXTENSION, Gate, Settings, gate_state
+from gate.proxy.settings import Settings
+from gate.proxy.state import EXTENSION, Gate, gate_state
 from gate.sources.deadline import deadline_session
 from gate.sources.hosts import HostPolicy
 

@@ -13,7 +13,7 @@ from flask import Flask
 
 from gate.errors import UsageError
 from gate.proxy.app import server_app
-from gate.proxy.state import Settings
+from gate.proxy.settings import Settings
 
 
 class BootError(UsageError):

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from gate.commands.serve import check_settings, conda_channel
+from gate.commands.serve import conda_channel
 from gate.errors import PolicyError, UsageError
 from gate.proxy.app import default_blueprints
-from gate.proxy.state import Settings
+from gate.proxy.server import check_settings
+from gate.proxy.settings import Settings
 
 
 def test_conda_channel_parses_name_and_url() -> None:

@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 
 from gate.cli import build_parser, main
-from gate.commands.serve import check_settings, settings_from
+from gate.commands.serve import settings_from
 from gate.errors import PolicyError
 from gate.policy import cel
 from gate.policy.compile import load_policies, load_policy_text
 from gate.policy.lint import lint_paths
 from gate.policy.load import MAX_CEL_TEXT, MAX_DEPTH, MAX_NODES, MAX_POLICY_BYTES, load_paths, load_text
 from gate.policytest.cases import load_case_file
+from gate.proxy.server import check_settings
 from tests.lint.test_lint import OPTIONS
 from tests.test_cli import UPLOADED, WHEEL
 

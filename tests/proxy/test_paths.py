@@ -66,10 +66,10 @@ def raw_get(base: str, path: str) -> tuple[int, bytes]:
         connection.close()
 
 
-@pytest.fixture(scope="module", params=["1", "0"], ids=["gunicorn", "threaded"])
-def setup(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Setup]:
-    """The channel and the index behind `gate serve`, under gunicorn (`--workers 1`) and werkzeug's threaded
-    server (`--workers 0`): both percent-decode the path before gate sees it."""
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    """The channel and the index behind `gate serve` (gunicorn, which percent-decodes the path before gate
+    sees it)."""
     tmp = tmp_path_factory.mktemp("paths")
     channel_dir = tmp / "channel"
     for name, version, fmt in (("fresh", "1.0", "conda"), ("fresh", "2.0", "tar.bz2"), ("old", "1.0", "conda")):
@@ -85,7 +85,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
     policy.write_text(yaml.safe_dump(policy_document("age", ecosystems=["pypi", "conda"], minimumAge="7d")))
     with ChannelServer(channel_dir) as channel, serve(index) as pypi:
         args = ["--policy", str(policy), "--upstream", pypi.url, "--conda-channel", f"ch={channel.url}",
-                "--cache-dir", str(tmp / "cache"), "--workers", request.param]
+                "--cache-dir", str(tmp / "cache")]
         with running_gate(args, tmp / "serve.log") as url:
             yield Setup(url, channel, channel_dir, pypi, tmp / "cache" / "audit.jsonl")
 

@@ -36,7 +36,7 @@ CASES = {
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("workers", ["0", "1"])
+@pytest.mark.parametrize("workers", ["1", "2"])
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_an_unusable_cache_is_one_line_and_exit_2(
     tmp_path: Path, write_policy: PolicyWriter, upstream: RunningUpstream, workers: str, case: str

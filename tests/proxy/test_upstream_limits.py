@@ -24,7 +24,8 @@ from werkzeug.test import TestResponse
 from gate.cli import main
 from gate.proxy.cache import Memo
 from gate.proxy.files import IntegrityError
-from gate.proxy.state import EXTENSION, MAX_ROOTS, Gate, Settings
+from gate.proxy.settings import Settings
+from gate.proxy.state import EXTENSION, MAX_ROOTS, Gate
 from gate.sources.deadline import WATCHED_POOLS, DeadlineAdapter, deadline_session
 from tests.proxy.conftest import PolicyWriter
 from tests.support.gate_app import gate_app

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Blueprint, Flask
 
 from gate.proxy.app import create_app
-from gate.proxy.state import Settings
+from gate.proxy.settings import Settings
 
 
 def gate_app(
