@@ -12,8 +12,6 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
-from flask import request
-
 from gate.decision import Decision
 from gate.evaluate import Judgement, unidentified
 from gate.facts import FileFacts, Unidentified
@@ -121,9 +119,10 @@ class CondaChannels:
 
     # -- filtered repodata ---------------------------------------------------------------------------
 
-    def filtered(self, client: ChannelClient, subdir: str, *, zst: bool) -> tuple[bytes, str]:
+    def filtered(self, client: ChannelClient, subdir: str, *, zst: bool, requester: str | None) -> tuple[bytes, str]:
         """(body, ETag) of the subdir's repodata with every denied record removed; the upstream repodata is
-        parsed only when no filtered copy of its current digest is cached."""
+        parsed only when no filtered copy of its current digest is cached (its decisions are audited as asked
+        for by `requester`, the client's address)."""
         state, now = self.state, self.state.now()
         digest = self.upstream_digest(client, subdir)
         key = "|".join((client.subdir_url(subdir), state.view_digest))
@@ -139,7 +138,7 @@ class CondaChannels:
             until = None if plain.expires is None else dt.datetime.fromtimestamp(plain.expires, dt.UTC)
         else:
             repodata = self.repodata.parsed(client.subdir_url(subdir), digest)
-            body, until = self._filter(client, subdir, repodata, now)
+            body, until = self._filter(client, subdir, repodata, now, requester)
             tag = self._keep(key, body, digest, until, now)
         if zst:
             body = compress_zst(body)
@@ -147,11 +146,11 @@ class CondaChannels:
         return body, tag
 
     def _filter(
-        self, client: ChannelClient, subdir: str, repodata: dict[str, Any], now: dt.datetime
+        self, client: ChannelClient, subdir: str, repodata: dict[str, Any], now: dt.datetime, requester: str | None
     ) -> tuple[bytes, dt.datetime | None]:
         records, conflicts = unique_records(repodata)
         judged = self.judge_all(client, subdir, records, now, conflicts)
-        audit_decisions(self.state, (j.decision for j in judged), event="repodata", client=request.remote_addr)
+        audit_decisions(self.state, (j.decision for j in judged), event="repodata", client=requester)
         allowed = {name for (name, _), j in zip(records, judged, strict=True) if visible(self.state, j.decision)}
         body = encode(served_repodata(repodata, lambda name, _: name in allowed))
         return body, earliest(*(j.valid_until for j in judged))

@@ -97,7 +97,7 @@ def subdir_file(name: str, subdir: str, rest: str) -> Response:
 
 
 def _repodata(service: CondaChannels, client: ChannelClient, subdir: str, *, zst: bool) -> Response:
-    body, etag = service.filtered(client, subdir, zst=zst)
+    body, etag = service.filtered(client, subdir, zst=zst, requester=request.remote_addr)
     headers = {"ETag": etag, "Cache-Control": "max-age=0, must-revalidate"}
     if not_modified(etag):
         return Response(status=304, headers=headers)
