@@ -3,7 +3,7 @@ and a private rattler cache."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -37,3 +37,20 @@ def rattler_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.setenv("RATTLER_CACHE_DIR", str(tmp_path / "rattler-cache"))
     return tmp_path / "rattler-cache"
+
+
+PolicyWriter = Callable[..., Path]
+
+
+@pytest.fixture
+def write_policy(tmp_path: Path) -> PolicyWriter:
+    """Write policy documents into one directory and return it."""
+
+    def write(*texts: str) -> Path:
+        directory = tmp_path / "policies"
+        directory.mkdir(exist_ok=True)
+        for i, text in enumerate(texts):
+            (directory / f"p{i}.yaml").write_text(text)
+        return directory
+
+    return write

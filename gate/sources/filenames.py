@@ -53,7 +53,7 @@ def pip_sdist_readings(filename: str) -> list[tuple[str, str]]:
 # kind and split the same way packaging splits. packaging judges a filename by independent checks of its
 # pieces (the name, the build tag, the tag set; the version with `Version()`), so a filename made only of
 # known-good pieces parses exactly as packaging would; anything else is handed to packaging itself.
-# tests/proxy/test_filenames.py checks the equivalence over many ordinary and odd filenames.
+# tests/sources/test_filenames.py checks the equivalence over many ordinary and odd filenames.
 _MEMO_LIMIT = 20_000
 _WHEEL_NAMES: Memo[str, str] = Memo(_MEMO_LIMIT)  # name part -> canonical name
 _WHEEL_BUILDS: Memo[str, None] = Memo(_MEMO_LIMIT)  # build tags packaging accepted

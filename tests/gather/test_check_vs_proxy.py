@@ -19,9 +19,8 @@ from typing import Any
 import pytest
 
 from gate.cli import main
-from tests.check.conftest import NOW
-from tests.conda.conftest import SIGNED, policy_document, signer_attestations, write_policies
 from tests.conftest import MINI_PYPI
+from tests.preinstall.conftest import NOW
 from tests.support.conda_channel import (
     ChannelServer,
     add_fixture_signed_package,
@@ -32,6 +31,7 @@ from tests.support.conda_channel import (
     set_record_fields,
     write_repodata,
 )
+from tests.support.conda_policies import SIGNED, policy_document, signer_attestations, write_policies
 from tests.support.gate_app import gate_app
 from tests.support.pypi_upstream import UpstreamFile, UpstreamIndex, serve
 

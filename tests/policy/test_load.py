@@ -17,7 +17,7 @@ from gate.policy.lint import lint_paths
 from gate.policy.load import MAX_CEL_TEXT, MAX_DEPTH, MAX_NODES, MAX_POLICY_BYTES, load_paths, load_text
 from gate.policytest.cases import load_case_file
 from gate.proxy.server import check_settings
-from tests.lint.test_lint import OPTIONS
+from tests.policy.lint.test_lint import OPTIONS
 from tests.test_cli import UPLOADED, WHEEL
 
 HEADER = "apiVersion: gate/v1\nkind: Policy\nmetadata: {name: p}\n"

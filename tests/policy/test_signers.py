@@ -12,7 +12,7 @@ from gate.policy import patterns
 from gate.policy.compile import load_policy_text, signer_expression
 from gate.policy.model import IdentitySigner, PublisherSigner
 from gate.preinstall.identities import signer_allows
-from tests.lint.test_lint import lint_text
+from tests.policy.lint.test_lint import lint_text
 
 GITHUB = "https://token.actions.githubusercontent.com"
 WORKFLOW = "https://github.com/pypa/sampleproject/.github/workflows/release.yml"

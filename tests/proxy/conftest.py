@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import MINI_PYPI
+from tests.conftest import MINI_PYPI, PolicyWriter
 from tests.support.gate_app import gate_app
 from tests.support.pypi_upstream import RunningUpstream, UpstreamIndex
 
@@ -45,21 +45,6 @@ spec:
 
 AUDIT_POLICY = AGE_POLICY.replace("mode: enforce", "mode: audit").replace("name: age", "name: age-audit")
 
-PolicyWriter = Callable[..., Path]
-
-
-@pytest.fixture
-def write_policy(tmp_path: Path) -> PolicyWriter:
-    """Write policy documents into one directory and return it."""
-
-    def write(*texts: str) -> Path:
-        directory = tmp_path / "policies"
-        directory.mkdir(exist_ok=True)
-        for i, text in enumerate(texts):
-            (directory / f"p{i}.yaml").write_text(text)
-        return directory
-
-    return write
 
 
 @pytest.fixture

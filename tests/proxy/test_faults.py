@@ -24,14 +24,14 @@ import gate.proxy.evidence
 from gate.commands.common import byte_size
 from gate.proxy.evidence import FAILURE_TTL
 from gate.proxy.files import IntegrityError
-from tests.conftest import MINI_PYPI
+from tests.conftest import MINI_PYPI, PolicyWriter
 from tests.support.gate_app import gate_app
 from tests.support.gate_server import clean_env, running_gate
 from tests.support.pypi_upstream import build_wheel
 from tests.support.scripted_pages import row
 from tests.support.scripted_upstream import Reply, ScriptedServer, scripted_upstream, sequence
 
-from .conftest import AGE_POLICY, ATTESTED_POLICY, JSON_V1, NOW, PolicyWriter
+from .conftest import AGE_POLICY, ATTESTED_POLICY, JSON_V1, NOW
 
 WHEEL = "demo-1.0-py3-none-any.whl"
 SAMPLE_WHEEL = "sampleproject-4.0.0-py3-none-any.whl"

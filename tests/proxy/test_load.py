@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.proxy.conftest import PolicyWriter
+from tests.conftest import PolicyWriter
 from tests.support.gate_server import running_gate
 from tests.support.pypi_upstream import RunningUpstream, UpstreamIndex, serve
 from tests.support.scripted_pages import ALLOW_OLD

@@ -17,7 +17,6 @@ import pytest
 import yaml
 
 from gate.proxy.paths import path_problem
-from tests.conda.conftest import policy_document
 from tests.support.conda_channel import (
     ChannelServer,
     build_conda_package,
@@ -26,6 +25,7 @@ from tests.support.conda_channel import (
     set_record_fields,
     write_sidecar,
 )
+from tests.support.conda_policies import policy_document
 from tests.support.gate_server import running_gate
 from tests.support.pypi_upstream import RunningUpstream, UpstreamIndex, serve
 

@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 import gate.sources.pypi
 from gate.gather.pypi import NO_PROVENANCE_TTL
 from gate.verify.sigstore import default_trusted_root_path
+from tests.conftest import PolicyWriter
 from tests.support.pypi_upstream import RunningUpstream
 
 from .conftest import (
@@ -28,7 +29,6 @@ from .conftest import (
     NOW,
     PIP_ACCEPT,
     AppFactory,
-    PolicyWriter,
 )
 
 SAMPLE_WHEEL = "sampleproject-4.0.0-py3-none-any.whl"

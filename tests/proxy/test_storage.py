@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import PolicyWriter
 from tests.support.gate_server import VENV_BIN, free_port
 from tests.support.pypi_upstream import RunningUpstream
 
-from .conftest import AGE_POLICY, AppFactory, PolicyWriter
+from .conftest import AGE_POLICY, AppFactory
 
 FULL_DISK = Path("/dev/full")  # every write fails with ENOSPC
 

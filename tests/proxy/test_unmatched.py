@@ -10,8 +10,9 @@ import pytest
 from flask.testing import FlaskClient
 
 from gate.evaluate import Unmatched
+from tests.conftest import PolicyWriter
 
-from .conftest import ATTESTED_POLICY, JSON_V1, AppFactory, PolicyWriter
+from .conftest import ATTESTED_POLICY, JSON_V1, AppFactory
 
 DEMO = "demo-1.0-py3-none-any.whl"
 

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from gate.redact import OriginAuth, redact, redact_text, split_credentials
-from tests.proxy.conftest import PolicyWriter
+from tests.conftest import PolicyWriter
 from tests.support.gate_server import free_port, running_gate
 from tests.support.scripted_pages import ALLOW_OLD, page_headers, project_page, repodata, wheel_name
 from tests.support.scripted_upstream import Reply, scripted_upstream

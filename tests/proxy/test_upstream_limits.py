@@ -27,7 +27,7 @@ from gate.proxy.files import IntegrityError
 from gate.proxy.settings import Settings
 from gate.proxy.state import EXTENSION, MAX_ROOTS, Gate
 from gate.sources.deadline import WATCHED_POOLS, DeadlineAdapter, deadline_session
-from tests.proxy.conftest import PolicyWriter
+from tests.conftest import PolicyWriter
 from tests.support.gate_app import gate_app
 from tests.support.gate_server import running_gate
 from tests.support.scripted_pages import ALLOW_OLD, page_headers, project_page, wheel_name

@@ -14,8 +14,8 @@ from gate.cli import main
 from gate.verify.bounded import MAX_EVIDENCE_BYTES, MAX_EVIDENCE_DEPTH
 from gate.verify.evidence import verify_evidence
 from gate.verify.sigstore import BundleVerifier, EvidenceError, check_statement
-from tests.conda.conftest import SIGNED, SIGNED_PATH, policy_document, signer_attestations, write_policies
 from tests.conftest import REPO
+from tests.support.conda_policies import SIGNED, SIGNED_PATH, policy_document, signer_attestations, write_policies
 from tests.verify.test_evidence import WHEEL
 
 EXAMPLE_WHEEL = REPO / "examples" / "pypi" / "circleci_sign_publish_example-0.0.1.dev137-py3-none-any.whl"

@@ -11,7 +11,7 @@ import pytest
 from gate.cli import main
 from gate.errors import UsageError
 from gate.sources.requirements import safe_requirements
-from tests.check.conftest import EXAMPLE_POLICY
+from tests.preinstall.conftest import EXAMPLE_POLICY
 
 HASH = "a" * 64
 

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from gate.sources.local import LocalOptions, local_facts
-from tests.conda.conftest import channel_copy
 from tests.conftest import REPO
+from tests.support.conda_policies import channel_copy
 
 CHANNEL = REPO / "examples" / "conda" / "noarch"
 PACKAGE = "agent-skill-conda-forge-0.0.21-h4616a5c_0.conda"

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from tests.conftest import ATTESTATIONS
@@ -56,12 +55,3 @@ def write_policies(directory: Path, *documents: dict[str, Any]) -> Path:
     for document in documents:
         (directory / f"{document['metadata']['name']}.yaml").write_text(yaml.safe_dump(document))
     return directory
-
-
-@pytest.fixture
-def signed_dir(tmp_path: Path) -> Path:
-    """A directory holding a copy of the real signed package (no sidecar, no repodata)."""
-    folder = tmp_path / "pkgs"
-    folder.mkdir()
-    shutil.copyfile(SIGNED_PATH, folder / SIGNED)
-    return folder

@@ -14,11 +14,9 @@ from gate.evaluate import Evaluator, RuleReads
 from gate.facts import AttestationFact, Facts, Publisher
 from gate.policy.compile import CompiledPolicy, CompiledRule, compile_rule, load_policies
 from gate.sources.filenames import python_file_facts
+from tests.conftest import REPO, PolicyWriter
 from tests.policy.reference import cel_decision
-
-from .conftest import AGE_POLICY, ATTESTED_POLICY, AUDIT_POLICY, NOW, PolicyWriter
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.proxy.conftest import AGE_POLICY, ATTESTED_POLICY, AUDIT_POLICY, NOW
 
 CUSTOM = """
 apiVersion: gate/v1

@@ -11,7 +11,7 @@ import pytest
 
 from gate.cli import main
 from gate.sources.pip_report import pip_environment
-from tests.check.conftest import EXAMPLE_POLICY, NOW, SAMPLE_WHEEL
+from tests.preinstall.conftest import EXAMPLE_POLICY, NOW, SAMPLE_WHEEL
 from tests.support.pypi_upstream import RunningUpstream
 
 

@@ -14,14 +14,6 @@ import pytest
 
 from gate.cli import main
 from gate.sources.conda_explicit import ExplicitEnvError, ExplicitPackage, is_explicit_env, parse_explicit
-from tests.conda.conftest import (
-    SIGNED,
-    SIGNED_SHA256,
-    TARGET_CHANNEL,
-    policy_document,
-    signer_attestations,
-    write_policies,
-)
 from tests.support.conda_channel import (
     DAY_MS,
     ChannelServer,
@@ -29,6 +21,14 @@ from tests.support.conda_channel import (
     build_conda_package,
     index_channel,
     set_record_fields,
+)
+from tests.support.conda_policies import (
+    SIGNED,
+    SIGNED_SHA256,
+    TARGET_CHANNEL,
+    policy_document,
+    signer_attestations,
+    write_policies,
 )
 
 MD5 = "3745b41d19cb465cb9dbab7c74196962"  # of the real signed package

@@ -13,7 +13,7 @@ import pytest
 from gate.cli import main
 from gate.sources.conda_explicit import Fetcher, FetchError, explicit_facts, explicit_hosts
 from gate.sources.local import LocalOptions
-from tests.conda.conftest import policy_document, write_policies
+from tests.support.conda_policies import policy_document, write_policies
 from tests.support.scripted_upstream import Reply, ScriptedServer, scripted_upstream
 
 PACKAGE = "/noarch/demo-1.0-0.conda"

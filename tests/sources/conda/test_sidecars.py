@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from gate.cli import main
-from tests.conda.conftest import (
+from tests.support.conda_channel import build_conda_package, index_channel, set_record_fields
+from tests.support.conda_policies import (
     CEP27,
     SIDECAR,
     SIDECAR_SHA256,
@@ -23,7 +24,6 @@ from tests.conda.conftest import (
     signer_attestations,
     write_policies,
 )
-from tests.support.conda_channel import build_conda_package, index_channel, set_record_fields
 
 Check = Callable[..., tuple[int, dict[str, Any]]]
 

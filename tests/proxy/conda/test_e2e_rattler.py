@@ -17,7 +17,6 @@ from rattler import RepoDataRecord
 from rattler.exceptions import InstallerError, SolverError
 
 from gate.cli import main
-from tests.conda.conftest import SIGNED, TARGET_CHANNEL, policy_document, signer_attestations, write_policies
 from tests.support.conda_channel import (
     ChannelServer,
     add_fixture_signed_package,
@@ -29,6 +28,7 @@ from tests.support.conda_channel import (
     set_record_fields,
     solve,
 )
+from tests.support.conda_policies import SIGNED, TARGET_CHANNEL, policy_document, signer_attestations, write_policies
 from tests.support.gate_server import running_gate
 from tests.support.pypi_upstream import RunningUpstream, UpstreamIndex, serve
 from tests.support.recording_relay import RecordingRelay

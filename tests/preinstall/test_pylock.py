@@ -12,8 +12,8 @@ from gate.cli import main
 from gate.policy.compile import load_policies
 from gate.preinstall.identities import signer_allows
 from gate.sources.pylock import is_pylock, read_pylock
-from tests.check.conftest import EXAMPLE_POLICY, NOW, SAMPLE_SHA256, SAMPLE_WHEEL
 from tests.conftest import FIXTURES
+from tests.preinstall.conftest import EXAMPLE_POLICY, NOW, SAMPLE_SHA256, SAMPLE_WHEEL
 from tests.support.pypi_upstream import RunningUpstream, UpstreamIndex, serve
 
 PYLOCKS = FIXTURES / "index" / "pylock"

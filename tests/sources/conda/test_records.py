@@ -16,7 +16,9 @@ from gate.gather.conda import record_facts
 from gate.proxy.conda_routes import conda_blueprint
 from gate.sources.conda_evidence import sidecar_attestations
 from gate.verify.sigstore import Target
-from tests.conda.conftest import (
+from tests.conftest import FIXTURES
+from tests.support.conda_channel import ChannelServer, build_conda_package, epoch_ms, index_channel, set_record_fields
+from tests.support.conda_policies import (
     SIGNED,
     SIGNED_SHA256,
     channel_copy,
@@ -24,8 +26,6 @@ from tests.conda.conftest import (
     signer_attestations,
     write_policies,
 )
-from tests.conftest import FIXTURES
-from tests.support.conda_channel import ChannelServer, build_conda_package, epoch_ms, index_channel, set_record_fields
 from tests.support.gate_app import gate_app
 
 CHANNEL = FIXTURES / "conda" / "channel-sigstore-example" / "linux-64"

@@ -16,7 +16,7 @@ import pytest
 from gate.cli import main
 from gate.preinstall.gather import base_facts
 from gate.sources.planned import PlannedFile
-from tests.check.conftest import AGE_POLICY, NOW
+from tests.preinstall.conftest import AGE_POLICY, NOW
 from tests.support.pypi_upstream import UpstreamIndex, serve
 
 OLD_CLAIM = "2020-01-01T00:00:00Z"  # what a pull request editing the lock would write

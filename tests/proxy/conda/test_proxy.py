@@ -17,13 +17,6 @@ from flask.testing import FlaskClient
 from gate.gather.conda import SIDECAR_TTL
 from gate.proxy.conda_routes import conda_blueprint
 from gate.sources.conda_channel import parse_repodata
-from tests.conda.conftest import (
-    SIGNED,
-    TARGET_CHANNEL,
-    policy_document,
-    signer_attestations,
-    write_policies,
-)
 from tests.support.conda_channel import (
     ChannelServer,
     add_fixture_signed_package,
@@ -33,6 +26,13 @@ from tests.support.conda_channel import (
     read_repodata,
     set_record_fields,
     write_repodata,
+)
+from tests.support.conda_policies import (
+    SIGNED,
+    TARGET_CHANNEL,
+    policy_document,
+    signer_attestations,
+    write_policies,
 )
 from tests.support.gate_app import gate_app
 

@@ -11,9 +11,9 @@ import pytest
 from gate.cli import main
 from gate.errors import UsageError
 from gate.sources.pip_report import planned_from_report
-from tests.check.conftest import EXAMPLE_POLICY, NOW, SAMPLE_SHA256, SAMPLE_WHEEL
 from tests.conftest import FIXTURES
-from tests.lint.test_formats import validate_sarif
+from tests.policy.lint.test_formats import validate_sarif
+from tests.preinstall.conftest import EXAMPLE_POLICY, NOW, SAMPLE_SHA256, SAMPLE_WHEEL
 from tests.support.pypi_upstream import RunningUpstream
 
 REPORTS = FIXTURES / "index" / "pip-report"

@@ -13,8 +13,8 @@ import pytest
 from gate.cli import main
 from gate.errors import Level
 from gate.policy.lint import lint_paths
-from tests.lint.test_formats import validate_sarif
-from tests.lint.test_lint import HEADER, OPTIONS, lint_text
+from tests.policy.lint.test_formats import validate_sarif
+from tests.policy.lint.test_lint import HEADER, OPTIONS, lint_text
 
 GITHUB = "https://token.actions.githubusercontent.com"
 GOOGLE = "https://accounts.google.com"

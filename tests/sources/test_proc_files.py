@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.check.conftest import AGE_POLICY, NOW, SAMPLE_WHEEL
-from tests.conda.conftest import SIGNED_PATH as SIGNED_CONDA
+from tests.preinstall.conftest import AGE_POLICY, NOW, SAMPLE_WHEEL
+from tests.support.conda_policies import SIGNED_PATH as SIGNED_CONDA
 
 ENDLESS = Path("/proc/self/pagemap")
 pytestmark = pytest.mark.skipif(not ENDLESS.is_file(), reason="needs Linux /proc/self/pagemap")

@@ -16,9 +16,9 @@ from gate.cli import main
 from gate.facts import Ecosystem, Unidentified
 from gate.gather.pypi import row_facts
 from gate.sources.pypi import ProjectPage, SimpleFile
-from tests.check.conftest import NOW
-from tests.conda.conftest import SIGNED_PATH as SIGNED_CONDA
 from tests.conftest import ATTESTATIONS
+from tests.preinstall.conftest import NOW
+from tests.support.conda_policies import SIGNED_PATH as SIGNED_CONDA
 
 WHEEL = ATTESTATIONS / "dists" / "sampleproject-4.0.0-py3-none-any.whl"
 PACKAGES_ONLY = """\
