@@ -36,6 +36,7 @@ from gate.policy.cel_types import (
     UINT,
     VARIABLES,
     Type,
+    comparable,
     join,
     list_of,
     map_of,
@@ -75,7 +76,7 @@ Typed = tuple[Type, int]  # a node's type and its cost
 
 
 @dataclass(frozen=True)
-class Problem:
+class RuleProblem:
     """Why a rule cannot be used: `code` is lint's finding code (cel-syntax, cel-type, cel-cost, regex)."""
 
     code: str
@@ -91,19 +92,9 @@ class Problem:
 class CheckError(Exception):
     """The walk stops at the first problem."""
 
-    def __init__(self, problem: Problem) -> None:
+    def __init__(self, problem: RuleProblem) -> None:
         super().__init__(str(problem))
         self.problem = problem
-
-
-def comparable(a: Type, b: Type) -> bool:
-    """Whether `==` may compare an `a` with a `b` (null compares with anything; numbers of different
-    kinds do not compare in cel-python: `1 == 1.0` is an error)."""
-    if {"dyn", "null"} & {a.base, b.base}:
-        return True
-    if a.base != b.base or (a.base == "object" and a.name != b.name):
-        return False
-    return all(comparable(x, y) for x, y in zip(a.args, b.args, strict=True))
 
 
 class _Checker:
@@ -116,7 +107,7 @@ class _Checker:
 
     def reject(self, message: str, node: Tree[Any] | Token, code: str = "cel-type") -> CheckError:
         line, column = self.where(node)
-        return CheckError(Problem(code, message, line, column))
+        return CheckError(RuleProblem(code, message, line, column))
 
     def operator_at(self, left: Tree[Any], right: Tree[Any], op: str) -> tuple[int | None, int | None]:
         """The position of the operator between two operands."""
@@ -241,7 +232,7 @@ class _Checker:
             if (result := _ARITHMETIC[op].get((left.base, right.base))) is not None:
                 return result, cost
         line, column = self.operator_at(unwrap(left_node), unwrap(right_node), op)
-        raise CheckError(Problem("cel-type", f"no operator {op} for ({left}, {right})", line, column))
+        raise CheckError(RuleProblem("cel-type", f"no operator {op} for ({left}, {right})", line, column))
 
     _relation = _addition = _multiplication = _binary
 
@@ -370,7 +361,7 @@ class Checked:
     used (None when it can) and its estimated cost in evaluation steps."""
 
     tree: Tree[Any] | None
-    problem: Problem | None
+    problem: RuleProblem | None
     cost: int = 0
 
 
@@ -380,16 +371,16 @@ def _check_tree(tree: Tree[Any], expression: str, *, written: bool) -> Checked:
     except CheckError as err:
         return Checked(tree, err.problem)
     except RecursionError:
-        return Checked(tree, Problem("cel-syntax", f"the expression nests more than {cel.MAX_DEPTH} levels deep"))
+        return Checked(tree, RuleProblem("cel-syntax", f"the expression nests more than {cel.MAX_DEPTH} levels deep"))
     if typ.base != "bool":
-        return Checked(tree, Problem("cel-type", f"the rule yields {typ}, not a bool"), cost)
+        return Checked(tree, RuleProblem("cel-type", f"the rule yields {typ}, not a bool"), cost)
     if written and cost > MAX_COST:  # a generated rule grows with its signers: the policy's total bounds it
         message = (
             f"the rule may take {cost:,} evaluation steps, more than the budget of {MAX_COST:,}: a comprehension "
             f"costs its body times its list's length (a literal's, or up to {MAX_ATTESTATIONS} attestations), "
             "and nested ones multiply"
         )
-        return Checked(tree, Problem("cel-cost", message), cost)
+        return Checked(tree, RuleProblem("cel-cost", message), cost)
     return Checked(tree, None, cost)
 
 
@@ -400,5 +391,5 @@ def check_expression(expression: str, *, written: bool = True) -> Checked:
         tree = cel.parse_once(expression, written=written)
     except cel.CELParseError as err:
         text = str(err.args[0]).rstrip() if err.args else "invalid CEL"
-        return Checked(None, Problem("cel-syntax", text, err.line, err.column))
+        return Checked(None, RuleProblem("cel-syntax", text, err.line, err.column))
     return _check_tree(tree, expression, written=written)

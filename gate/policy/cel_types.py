@@ -135,3 +135,13 @@ VARIABLES: dict[str, Type] = {
     "attestations": list_of(ATTESTATION, MAX_ATTESTATIONS),
     "now": TIMESTAMP,
 }
+
+
+def comparable(a: Type, b: Type) -> bool:
+    """Whether `==` may compare an `a` with a `b` (null compares with anything; numbers of different
+    kinds do not compare in cel-python: `1 == 1.0` is an error)."""
+    if {"dyn", "null"} & {a.base, b.base}:
+        return True
+    if a.base != b.base or (a.base == "object" and a.name != b.name):
+        return False
+    return all(comparable(x, y) for x, y in zip(a.args, b.args, strict=True))

@@ -14,7 +14,7 @@ from typing import Any
 
 from gate.errors import Finding, Issue, PolicyError
 from gate.policy import cel
-from gate.policy.cel_check import MAX_POLICY_COST, Problem, check_expression
+from gate.policy.cel_check import MAX_POLICY_COST, RuleProblem, check_expression
 from gate.policy.duration import format_duration
 from gate.policy.load import RawPolicy, format_path, load_paths, load_text
 from gate.policy.model import (
@@ -217,7 +217,7 @@ def rule_sources(policy: Policy) -> list[RuleSource]:
 class RuleError(ValueError):
     """A rule that cannot be used: it does not parse, type-check or fit the cost budget."""
 
-    def __init__(self, problem: Problem) -> None:
+    def __init__(self, problem: RuleProblem) -> None:
         super().__init__(str(problem))
         self.problem = problem
 
@@ -230,11 +230,11 @@ def compile_rule(
     `native` form when it has one."""
     checked = check_expression(expression, written=written)
     if checked.problem is not None or checked.tree is None:
-        raise RuleError(checked.problem or Problem("cel-syntax", "invalid CEL"))
+        raise RuleError(checked.problem or RuleProblem("cel-syntax", "invalid CEL"))
     try:
         program = cel.program(checked.tree)
     except cel.CELCompileError as err:
-        raise RuleError(Problem("cel-type", str(err))) from err
+        raise RuleError(RuleProblem("cel-type", str(err))) from err
     reads, file_fields = cel.identifiers(checked.tree), cel.fields_read(checked.tree, "file")
     return CompiledRule(name, expression, message, program, reads, file_fields, checked.cost, native, written)
 
