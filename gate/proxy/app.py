@@ -42,7 +42,7 @@ core = Blueprint("core", __name__)
 
 
 class UpstreamSlots:
-    """WSGI middleware: a request that may wait on upstream (any path but `/-/...`) holds one of the
+    """WSGI middleware: a request that may wait on upstream (any path but `/-/...`, `/-/explain/` too) holds one of the
     process's `slots` until the server closes its response (after a streamed body); with none free it is
     answered 503 at once, so threads stay free for `/-/health`, `/-/metrics` and cached answers."""
 
@@ -52,7 +52,8 @@ class UpstreamSlots:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         slots = self.state.slots
-        if slots is None or str(environ.get("PATH_INFO", "")).startswith("/-/"):
+        path = str(environ.get("PATH_INFO", ""))
+        if slots is None or (path.startswith("/-/") and not path.startswith("/-/explain/")):
             return self.app(environ, start_response)
         if not slots.acquire(blocking=False):
             self.state.metrics.inc("gate_busy_total")

@@ -67,8 +67,9 @@ def audit_decisions(
     state.audit.write(records)
 
 
-def refusal_text(decision: Decision) -> str:
-    """What a person reading an installer's error needs: which file, which rules, and why."""
+def refusal_text(decision: Decision, explain_url: str | None = None) -> str:
+    """What a person reading an installer's error needs: which file, which rules, and why; where the whole
+    project is explained (`explain_url`: each file's verdict and the newest allowed version)."""
     file = decision.facts.file
     version = f" {file.version}" if file.version else ""
     lines = [f"gate: {file.filename} ({file.name}{version}) is denied by policy."]
@@ -76,6 +77,8 @@ def refusal_text(decision: Decision) -> str:
         lines.append(f"  - {violation.policy}/{violation.rule}: {violation.message}")
     if file.sha256:
         lines.append(f"  sha256: {file.sha256}")
+    if explain_url is not None:
+        lines.append(f"Every file of {file.name}, and the newest version the policy allows: {explain_url}")
     lines.append("Ask your security team for an exception, or pick a version the policy allows.")
     return "\n".join(lines) + "\n"
 
@@ -93,8 +96,10 @@ def reason_phrase(decision: Decision) -> str:
     return text if len(text) <= REASON_LIMIT else text[: REASON_LIMIT - 3] + "..."
 
 
-def refusal(decision: Decision) -> Response:
-    return Response(refusal_text(decision), status=f"403 {reason_phrase(decision)}", mimetype="text/plain")
+def refusal(decision: Decision, explain_url: str | None = None) -> Response:
+    return Response(
+        refusal_text(decision, explain_url), status=f"403 {reason_phrase(decision)}", mimetype="text/plain"
+    )
 
 
 def keep(

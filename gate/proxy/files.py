@@ -245,7 +245,7 @@ def audit_lost(state: Gate, filename: str) -> Response | None:
 
 def deliver(
     state: Gate, decision: Decision, *, event: str, url: str, filename: str, sha256: str | None, size: int | None,
-    content_type: str = "application/octet-stream",
+    content_type: str = "application/octet-stream", explain_url: str | None = None,
 ) -> Response:
     """Answer a request for the file `decision` judged (or for a file of it, such as its PEP 658 metadata:
     `filename`, `sha256`, `size`): record the decision; refuse it with reasons when denied; else stream the
@@ -253,7 +253,7 @@ def deliver(
     client = request.remote_addr
     audit_decisions(state, [decision], event=event, client=client, everything=True)
     if not visible(state, decision):
-        return refusal(decision)
+        return refusal(decision, explain_url)
     unrecorded = audit_lost(state, filename)
     if unrecorded is not None:
         return unrecorded

@@ -1,13 +1,17 @@
 """The PyPI blueprint: the simple API filtered by policy, and files, metadata and provenance through gate.
 
 Routes: `/simple/`, `/simple/<project>/` (PEP 503 HTML / PEP 691 JSON by `Accept` or `?format=`),
-`/files/<project>/<filename>` (and `<filename>.metadata`, PEP 658) and `/provenance/<project>/<filename>`
-(PEP 740). Pages list only the files the policies allow; a denied file is refused with 403 and reasons.
+`/files/<project>/<filename>` (and `<filename>.metadata`, PEP 658), `/provenance/<project>/<filename>`
+(PEP 740) and `/-/explain/<project>` (every file's verdict and why, the newest allowed version). Pages
+list only the files the policies allow (a page left empty says why in its PEP 792 status reason); a denied
+file is refused with 403 and reasons, pointing to the explanation.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
+import json
 import time
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -18,6 +22,9 @@ from packaging.utils import canonicalize_name
 from pypi_attestations import Provenance
 from werkzeug.wrappers import Response as BaseResponse
 
+from gate.evaluate import Judgement
+from gate.explain import explain
+from gate.facts import Ecosystem
 from gate.gather.ports import earliest
 from gate.proxy.decide import (
     audit_decisions,
@@ -29,6 +36,7 @@ from gate.proxy.decide import (
     upstream_failure,
     visible,
 )
+from gate.proxy.explain_page import render_explanation
 from gate.proxy.files import deliver
 from gate.proxy.paths import refuse_bad_paths
 from gate.proxy.pypi_index import PypiIndex
@@ -53,6 +61,7 @@ def pypi_blueprint() -> Blueprint:
     pypi.add_url_rule("/simple/<path:project>/", view_func=project_page, methods=["GET"])
     pypi.add_url_rule("/files/<project>/<path:filename>", view_func=download, methods=["GET", "HEAD"])
     pypi.add_url_rule("/provenance/<project>/<path:filename>", view_func=provenance, methods=["GET"])
+    pypi.add_url_rule("/-/explain/<path:project>", view_func=explain_project, methods=["GET"])
     return pypi
 
 
@@ -142,6 +151,8 @@ def project_page(project: str) -> BaseResponse:
     judged = index.judge_page(page, now)
     audit_decisions(state, (j.decision for j in judged), event="page", client=request.remote_addr)
     shown = [j for j in judged if visible(state, j.decision)]
+    if judged and not shown:  # say why the page is empty, and where to look (PEP 792's status reason)
+        page = _all_denied(page, root)
     files, urls = [j.file for j in shown], Urls(root, project)
     if content_type == JSON_V1:
         body = render_json(page, files, urls, [j.decision.facts.file.version for j in shown])
@@ -152,6 +163,44 @@ def project_page(project: str) -> BaseResponse:
     if cacheable:
         keep(state, RENDERED, key, compressed, meta, until=earliest(*(j.valid_until for j in judged)), now=now)
     return _serve_rendered(compressed, meta)
+
+
+def explain_url(root: str, project: str) -> str:
+    """Where `project` is explained, under the URL root pages link under."""
+    return f"{root}-/explain/{quote(project)}"
+
+
+def _all_denied(page: ProjectPage, root: str) -> ProjectPage:
+    """`page` with a PEP 792 status reason saying every file is denied, and where to see why (the upstream's
+    status is kept; installers that do not read it see an empty page, as before)."""
+    status = dict(page.project_status or {"status": "active"})
+    status["reason"] = f"gate: every file of {page.name} is denied by policy; why: {explain_url(root, page.name)}"
+    return dataclasses.replace(page, project_status=status)
+
+
+def explain_project(project: str) -> BaseResponse:
+    """Every file of `project` as the policies judge it now, why, and the newest allowed version: JSON for
+    `Accept: application/json` (or `?format=json`), else HTML; `?version=V` shows one release's files."""
+    moved = _normalize_redirect(project, "/-/explain/")
+    if moved is not None:
+        return moved
+    state, index = gate_state(), _index()
+    try:
+        page = index.page(project)
+    except UpstreamError as err:
+        return upstream_failure(err)
+    now = state.now()
+    judged = [Judgement(j.decision, j.valid_until) for j in index.judge_page(page, now)]
+    explanation = explain(
+        Ecosystem.PYPI.value, page.name, index.client.base_url, judged, now=now, rejudge=state.evaluator.judge,
+        version=request.args.get("version") or None,
+    )
+    headers = {"Vary": "Accept", "Cache-Control": "no-store"}
+    wanted = request.args.get("format") or request.accept_mimetypes.best_match(["text/html", "application/json"])
+    if wanted in ("json", "application/json"):
+        return Response(json.dumps(explanation.to_json(), indent=2) + "\n", mimetype="application/json",
+                        headers=headers)
+    return Response(render_explanation(explanation), mimetype="text/html", headers=headers)
 
 
 def _listed(project: str, filename: str) -> tuple[ProjectPage, SimpleFile] | Response:
@@ -178,13 +227,15 @@ def download(project: str, filename: str) -> BaseResponse:
         return listed
     page, file = listed
     decision = _index().judge(page, file, state.now()).decision
+    why = explain_url(state.page_root(request.url_root)[0], page.name)
     if not metadata:
         return deliver(state, decision, event="download", url=file.url, filename=dist, sha256=file.sha256,
-                       size=file.size)
+                       size=file.size, explain_url=why)
     value = file.core_metadata
     return deliver(
         state, decision, event="metadata", url=metadata_url(file.url), filename=filename,
         sha256=value.get("sha256") if isinstance(value, dict) else None, size=None, content_type="text/plain",
+        explain_url=why,
     )
 
 
@@ -199,7 +250,7 @@ def provenance(project: str, filename: str) -> BaseResponse:
     decision = _index().judge(page, file, state.now()).decision
     audit_decisions(state, [decision], event="provenance", client=request.remote_addr, everything=True)
     if not visible(state, decision):  # evidence is served for the files gate serves, as conda sidecars are
-        return refusal(decision)
+        return refusal(decision, explain_url(state.page_root(request.url_root)[0], page.name))
     try:
         data = _index().provenance(file)
     except UpstreamError as err:

@@ -143,12 +143,23 @@ def _anchor(file: SimpleFile, urls: Urls) -> str:
     return f"    <a {shown}>{html.escape(file.filename)}</a><br />"
 
 
-def _html(title: str, api_version: str, lines: Iterable[str]) -> bytes:
+def _status_meta(status: dict[str, Any] | None) -> list[str]:
+    """PEP 792's `pypi:project-status` and `pypi:project-status-reason` meta tags (strings only)."""
+    tags = []
+    for key, name in (("status", "pypi:project-status"), ("reason", "pypi:project-status-reason")):
+        value = (status or {}).get(key)
+        if isinstance(value, str):
+            tags.append(f'    <meta name="{name}" content="{html.escape(value)}">')
+    return tags
+
+
+def _html(title: str, api_version: str, lines: Iterable[str], status: dict[str, Any] | None = None) -> bytes:
     head = [
         "<!DOCTYPE html>",
         "<html>",
         "  <head>",
         f'    <meta name="pypi:repository-version" content="{html.escape(api_version)}">',
+        *_status_meta(status),
         f"    <title>{html.escape(title)}</title>",
         "  </head>",
         "  <body>",
@@ -158,7 +169,7 @@ def _html(title: str, api_version: str, lines: Iterable[str]) -> bytes:
 
 
 def render_html(page: ProjectPage, files: list[SimpleFile], urls: Urls) -> bytes:
-    return _html(f"Links for {page.name}", page.api_version, (_anchor(f, urls) for f in files))
+    return _html(f"Links for {page.name}", page.api_version, (_anchor(f, urls) for f in files), page.project_status)
 
 
 def render_root(names: list[str], content_type: str) -> bytes:

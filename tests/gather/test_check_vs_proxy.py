@@ -141,6 +141,7 @@ def test_pypi_rows_get_the_same_decision_from_check_explain_and_proxy(
         client = app.test_client()
         proxied: dict[str, Outcome] = {}
         explained: dict[str, Outcome] = {}
+        explained_here: dict[str, Outcome] = {}  # the proxy's own /-/explain
         listed: set[str] = set()
         for project in pypi_index.projects():
             for file in pypi_index.files(project):
@@ -148,11 +149,14 @@ def test_pypi_rows_get_the_same_decision_from_check_explain_and_proxy(
                 proxied[file.filename] = _proxy_outcome(answer.status_code, answer.get_data())
             page = client.get(f"/simple/{project}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
             listed |= {row["filename"] for row in page.get_json()["files"]}
+            served = client.get(f"/-/explain/{project}", headers={"Accept": "application/json"}).get_json()
+            explained_here |= {f["filename"]: _outcome(f["verdict"], f["violations"]) for f in served["files"]}
             explanation = _explained(project, policies, upstream.url, capsys)
             explained |= {f["filename"]: _outcome(f["verdict"], f["violations"]) for f in explanation["files"]}
     assert code == 1
     assert checked == proxied
     assert explained == proxied
+    assert explained_here == proxied
     assert listed == {name for name, (verdict, _) in proxied.items() if verdict == "allow"}
     # the rows were chosen to reach every kind of decision, so agreement is not agreement on one answer
     outcomes = set(proxied.values())

@@ -28,6 +28,7 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningUpstre
     for version, days in (("1.0", 60), ("1.5", 20), ("2.0", 2)):
         index.add_wheel("demo", version, upload_time=REAL_NOW - dt.timedelta(days=days))
     index.add_wheel("tampered", "1.0", upload_time=REAL_NOW - dt.timedelta(days=60))
+    index.add_wheel("fresh", "1.0", upload_time=REAL_NOW - dt.timedelta(days=1))  # every file denied
     with serve(index) as running:
         running.tamper_file("tampered-1.0-py3-none-any.whl")
         yield running
@@ -128,6 +129,43 @@ def test_pip_prints_the_reason_for_a_denied_download(gate_url: str, tmp_path: Pa
     result = pip(Path(sys.executable), gate_url, tmp_path, f"{gate_url}/files/demo/demo-2.0-py3-none-any.whl")
     assert result.returncode != 0
     assert "Denied by gate policy age/minimumAge: published less than 7d ago" in result.stdout + result.stderr
+
+
+def test_uv_prints_the_reason_for_a_denied_download(gate_url: str, tmp_path: Path) -> None:
+    """uv, like pip, shows the 403's reason phrase: the rule reaches the person."""
+    result = subprocess.run(
+        [str(VENV_BIN / "uv"), "pip", "install", "--no-deps", "--target", str(tmp_path / "target"), "--python",
+         sys.executable, f"demo @ {gate_url}/files/demo/demo-2.0-py3-none-any.whl"],
+        capture_output=True, text=True, env=clean_env(tmp_path), timeout=120, check=False,
+    )
+    assert result.returncode != 0
+    assert "Denied by gate policy age/minimumAge" in result.stdout + result.stderr
+
+
+def test_a_denied_download_and_an_emptied_page_point_to_the_explanation(gate_url: str, tmp_path: Path) -> None:
+    refused = requests.get(f"{gate_url}/files/demo/demo-2.0-py3-none-any.whl", timeout=10)
+    assert f"{gate_url}/-/explain/demo" in refused.text
+    page = requests.get(f"{gate_url}/simple/fresh/", headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+                        timeout=10).json()
+    assert page["files"] == []
+    assert page["project-status"]["status"] == "active"
+    assert f"{gate_url}/-/explain/fresh" in page["project-status"]["reason"]
+    html = requests.get(f"{gate_url}/simple/fresh/", headers={"Accept": "text/html"}, timeout=10).text
+    assert '<meta name="pypi:project-status-reason"' in html and "/-/explain/fresh" in html
+    explained = requests.get(f"{gate_url}/-/explain/fresh", headers={"Accept": "application/json"}, timeout=10).json()
+    assert explained["newestAllowed"] is None and [f["verdict"] for f in explained["files"]] == ["deny"]
+    assert explained["files"][0]["allowedFrom"] is not None
+    # pip and uv read the page with its status reason as before: nothing to install, no crash
+    result = pip(Path(sys.executable), gate_url, tmp_path, "fresh")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "No matching distribution found for fresh" in result.stdout + result.stderr
+    uv = subprocess.run(
+        [str(VENV_BIN / "uv"), "pip", "install", "--no-deps", "--target", str(tmp_path / "uv"), "--python",
+         sys.executable, "--index-url", f"{gate_url}/simple/", "fresh"],
+        capture_output=True, text=True, env=clean_env(tmp_path), timeout=120, check=False,
+    )
+    assert uv.returncode != 0 and "panic" not in uv.stderr.lower()
+    assert "fresh" in uv.stderr
 
 
 def test_tampered_upstream_file_is_never_delivered(gate_url: str, tmp_path: Path) -> None:
