@@ -36,7 +36,8 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from tests.support.gate_server import free_port  # noqa: E402
-from tests.support.pypi_upstream import UpstreamIndex, serve, synthetic_project  # noqa: E402
+from tests.support.pypi_model import UpstreamIndex, synthetic_project  # noqa: E402
+from tests.support.pypi_upstream import serve  # noqa: E402
 
 BIN = Path(sys.executable).parent
 ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"

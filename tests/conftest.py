@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.pypi_upstream import RunningUpstream, UpstreamIndex, serve
+from tests.support.pypi_model import UpstreamIndex
+from tests.support.pypi_upstream import RunningUpstream, serve
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"

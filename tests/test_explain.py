@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from gate.cli import main
-from tests.support.pypi_upstream import UpstreamIndex, serve
+from tests.support.pypi_model import UpstreamIndex
+from tests.support.pypi_upstream import serve
 
 NOW = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
 POLICY = """\

@@ -22,7 +22,6 @@ from gate.cli import main
 from tests.conftest import MINI_PYPI
 from tests.preinstall.conftest import NOW
 from tests.support.conda_channel import (
-    ChannelServer,
     add_fixture_signed_package,
     build_conda_package,
     epoch_ms,
@@ -32,8 +31,10 @@ from tests.support.conda_channel import (
     write_repodata,
 )
 from tests.support.conda_policies import SIGNED, policy_document, signer_attestations, write_policies
+from tests.support.conda_server import ChannelServer
 from tests.support.gate_app import gate_app
-from tests.support.pypi_upstream import UpstreamFile, UpstreamIndex, serve
+from tests.support.pypi_model import UpstreamFile, UpstreamIndex
+from tests.support.pypi_upstream import serve
 
 MOMENT = dt.datetime.fromisoformat(NOW.replace("Z", "+00:00"))
 Outcome = tuple[str, tuple[str, ...]]  # (verdict, the refs of the rules that deny)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import MINI_PYPI, REPO
-from tests.support.pypi_upstream import UpstreamIndex
+from tests.support.pypi_model import UpstreamIndex
 
 EXAMPLE_POLICY = REPO / "policies" / "example.yaml"
 NOW = "2026-11-22T00:00:00Z"

@@ -17,7 +17,8 @@ from gate.cli import main
 from gate.preinstall.gather import base_facts
 from gate.sources.planned import PlannedFile
 from tests.preinstall.conftest import AGE_POLICY, NOW
-from tests.support.pypi_upstream import UpstreamIndex, serve
+from tests.support.pypi_model import UpstreamIndex
+from tests.support.pypi_upstream import serve
 
 OLD_CLAIM = "2020-01-01T00:00:00Z"  # what a pull request editing the lock would write
 

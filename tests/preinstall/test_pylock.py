@@ -14,7 +14,8 @@ from gate.preinstall.identities import signer_allows
 from gate.sources.pylock import is_pylock, read_pylock
 from tests.conftest import FIXTURES
 from tests.preinstall.conftest import EXAMPLE_POLICY, NOW, SAMPLE_SHA256, SAMPLE_WHEEL
-from tests.support.pypi_upstream import RunningUpstream, UpstreamIndex, serve
+from tests.support.pypi_model import UpstreamIndex
+from tests.support.pypi_upstream import RunningUpstream, serve
 
 PYLOCKS = FIXTURES / "index" / "pylock"
 UNREACHABLE = "http://127.0.0.1:9/simple/"

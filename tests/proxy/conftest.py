@@ -13,7 +13,8 @@ from flask.testing import FlaskClient
 
 from tests.conftest import MINI_PYPI, PolicyWriter
 from tests.support.gate_app import gate_app
-from tests.support.pypi_upstream import RunningUpstream, UpstreamIndex
+from tests.support.pypi_model import UpstreamIndex
+from tests.support.pypi_upstream import RunningUpstream
 
 NOW = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 JSON_V1 = "application/vnd.pypi.simple.v1+json"

@@ -14,7 +14,8 @@ import requests
 
 from tests.conftest import MINI_PYPI
 from tests.support.gate_server import VENV_BIN, clean_env, running_gate
-from tests.support.pypi_upstream import RunningUpstream, UpstreamIndex, serve
+from tests.support.pypi_model import UpstreamIndex
+from tests.support.pypi_upstream import RunningUpstream, serve
 
 from .conftest import AGE_POLICY, ATTESTED_POLICY
 

@@ -27,7 +27,7 @@ from gate.proxy.files import IntegrityError
 from tests.conftest import MINI_PYPI, PolicyWriter
 from tests.support.gate_app import gate_app
 from tests.support.gate_server import clean_env, running_gate
-from tests.support.pypi_upstream import build_wheel
+from tests.support.pypi_wheels import build_wheel
 from tests.support.scripted_pages import row
 from tests.support.scripted_upstream import Reply, ScriptedServer, scripted_upstream, sequence
 

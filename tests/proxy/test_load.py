@@ -24,7 +24,8 @@ import requests
 
 from tests.conftest import PolicyWriter
 from tests.support.gate_server import running_gate
-from tests.support.pypi_upstream import RunningUpstream, UpstreamIndex, serve
+from tests.support.pypi_model import UpstreamIndex
+from tests.support.pypi_upstream import RunningUpstream, serve
 from tests.support.scripted_pages import ALLOW_OLD
 
 DURATION = 15.0  # seconds of load

@@ -17,17 +17,12 @@ import pytest
 import yaml
 
 from gate.proxy.paths import path_problem
-from tests.support.conda_channel import (
-    ChannelServer,
-    build_conda_package,
-    epoch_ms,
-    index_channel,
-    set_record_fields,
-    write_sidecar,
-)
+from tests.support.conda_channel import build_conda_package, epoch_ms, index_channel, set_record_fields, write_sidecar
 from tests.support.conda_policies import policy_document
+from tests.support.conda_server import ChannelServer
 from tests.support.gate_server import running_gate
-from tests.support.pypi_upstream import RunningUpstream, UpstreamIndex, serve
+from tests.support.pypi_model import UpstreamIndex
+from tests.support.pypi_upstream import RunningUpstream, serve
 
 pytestmark = pytest.mark.slow
 NOW = dt.datetime.now(dt.UTC)

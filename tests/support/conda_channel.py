@@ -1,4 +1,5 @@
-"""Build, index and serve a real local conda channel for end-to-end tests (loopback only).
+"""Build and index a real local conda channel for end-to-end tests (served by :mod:`tests.support.conda_server`,
+solved and installed from with rattler by :mod:`tests.support.conda_rattler`).
 
 API::
 
@@ -11,10 +12,6 @@ API::
     write_repodata(channel_dir, subdir, repodata) -> None
     write_sidecar(package, body) -> str             # <file>.sigs + <file>.sigs.<sha256>; then index_channel()
     add_fixture_signed_package(channel_dir) -> dict
-    serve_channel(channel_dir, *, request_log=None, not_found=()) -> ContextManager[str]   # base URL
-    ChannelServer(channel_dir, *, not_found=(), request_log=None)   # .url .requests .paths() .not_found .failing
-    solve(url, cache, specs, platforms=("noarch",), exclude_newer=None) -> list[RepoDataRecord]
-    install(records, prefix, cache) -> None         # rattler, caches under `cache` (see "Caches" below)
     epoch_ms(when) -> int; DAY_MS                   # conda timestamps are milliseconds since the epoch
 
 What rattler's indexer writes (py-rattler 0.28 ``rattler.index.index_fs``, observed):
@@ -37,86 +34,42 @@ What rattler's indexer writes (py-rattler 0.28 ``rattler.index.index_fs``, obser
     ``set_record_fields``/``write_repodata`` write ``repodata.json``, ``.json.zst``, the shard index and the
     shards themselves (small msgpack encoder, hash fields as bin like rattler), since a re-index would undo
     such edits, and delete every other ``*repodata*`` file and unreferenced shard, so nothing stale remains.
-
-What the rattler 0.28 client requests (``solve`` through a ``Gateway`` with default ``SourceConfig``, seen in
-the server log; subdirs are fetched concurrently, so only the order within one subdir is fixed):
-    1. ``GET <subdir>/repodata_shards.msgpack.zst``. 200: ``GET <subdir>/shards/<hex>.msgpack.zst`` for each
-       package name the solve needs (sent with ``Cache-Control: no-store``; rattler caches them itself under
-       ``<cache>/shards-v1/``); no ``repodata.json*`` is requested at all. A 404 on a shard file is fatal
-       (``GatewayError``), there is no fallback to ``repodata.json``.
-    2. 404 on the shard index: ``HEAD <subdir>/repodata.json.zst`` and ``HEAD <subdir>/repodata.json.bz2``
-       (both, in either order), then
-    3. ``GET`` of the best variant whose HEAD said 200: ``.zst``, else ``.bz2``, else plain ``repodata.json``.
-    4. 404 on ``repodata.json`` as well: fatal for ``noarch`` ("could not find subdir 'noarch' in channel"),
-       an empty subdir for a platform subdir such as ``linux-64``.
-    A second solve with the same cache dir did not ask for a shard index that had been 404 before. ``install``
-    GETs ``<subdir>/<filename>`` (the record's url); ``.sigs`` sidecars are never requested (no
-    ``attestation_policy`` given). rattler parses ``attestations_sha256`` (hex string in JSON; hex string or
-    bin in shards) into ``RepoDataRecord.attestations_sha256`` (bytes).
-
-Conditional requests: with a warm cache rattler sends ``If-None-Match``/``If-Modified-Since``. For the shard
-index a 304 must repeat the cached 200's validator (``ETag`` or ``Last-Modified``): the bare 304 of
-``http.server.SimpleHTTPRequestHandler`` makes rattler fail with "received unexpected status code (304 Not
-Modified)" (the plain-repodata path copes). This server sends a strong ``ETag`` (sha256 of the file), answers
-``If-None-Match`` with 304 + validators and ignores ``If-Modified-Since`` (1 s resolution would report a file
-rewritten within the same second as unchanged).
-
-Caches: ``solve``'s default ``Gateway()`` ignores ``RATTLER_CACHE_DIR`` and uses
-``$XDG_CACHE_HOME/rattler/cache``; ``install`` honours ``RATTLER_CACHE_DIR`` (``<dir>/pkgs``). Pass
-``Gateway(cache_dir=...)`` and ``install(cache_dir=...)`` (and point both variables at a tmp dir).
 """
 
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import hashlib
-import io
 import json
 import shutil
 import struct
 import tempfile
-import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from http.server import SimpleHTTPRequestHandler
+from collections.abc import Sequence
+from contextlib import suppress
+from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, BinaryIO, Literal
-from urllib.parse import unquote, urlsplit
+from typing import Any, Literal
 
 import conda_package_handling.api as cph
-import rattler
 import zstandard
-from rattler import RepoDataRecord
 from rattler.index import index_fs
-from rattler.platform.subdir import SubdirLiteral
 
 from tests.conftest import FIXTURES
-from tests.support.loopback import LoopbackServer, serving
-from tests.support.pypi_upstream import etag_matches
 
 __all__ = [
     "DAY_MS",
     "FIXTURE_CHANNEL",
     "SIGNED_PACKAGE",
-    "ChannelServer",
     "JsonObject",
     "PackageFormat",
-    "ServedRequest",
     "add_fixture_signed_package",
     "build_conda_package",
     "epoch_ms",
     "index_channel",
-    "install",
     "payload_relpath",
     "payload_text",
     "read_repodata",
-    "serve_channel",
     "set_record_fields",
-    "solve",
     "write_repodata",
     "write_sidecar",
 ]
@@ -349,164 +302,6 @@ def _msgpack(value: object) -> bytes:
 def _msgpack_sized(marker: int, data: bytes) -> bytes:
     """Encode a str32/bin32 MessagePack value."""
     return struct.pack(">BI", marker, len(data)) + data
-
-
-# --- serving -----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ServedRequest:
-    """One request the channel server answered."""
-
-    method: str
-    path: str
-    status: int
-
-
-class _ChannelHandler(SimpleHTTPRequestHandler):
-    """Static file handler that records requests and can pretend files are missing."""
-
-    server: _ChannelHTTPServer
-
-    def send_head(self) -> BinaryIO | None:
-        """Serve a file with a strong ETag, answering If-None-Match with 304, hidden paths with 404 and
-        failing ones with 500."""
-        if self.server.owner.hidden(self._url_path()):
-            self.send_error(404, "hidden by test")
-            return None
-        if self.server.owner.failed(self._url_path()):
-            self.send_error(500, "failure injected by test")
-            return None
-        file = Path(self.translate_path(self.path))
-        if not file.is_file():
-            return super().send_head()  # directories and plain 404s
-        data = file.read_bytes()
-        etag = f'"{_sha256(data)}"'
-        if etag_matches(self.headers.get("If-None-Match"), etag):
-            self._send_status(304, etag, file)
-            return None
-        self._send_status(200, etag, file)
-        return io.BytesIO(data)
-
-    def _send_status(self, status: int, etag: str, file: Path) -> None:
-        """Send the status line and the headers of a file response (body follows for 200)."""
-        self.send_response(status)
-        self.send_header("ETag", etag)
-        self.send_header("Last-Modified", self.date_time_string(int(file.stat().st_mtime)))
-        if status == 200:
-            self.send_header("Content-Type", self.guess_type(str(file)))
-            self.send_header("Content-Length", str(file.stat().st_size))
-        self.end_headers()
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        """Record the request instead of printing it."""
-        status = int(code) if isinstance(code, int) or code.isdigit() else 0
-        self.server.owner.record(ServedRequest(self.command, self._url_path(), status))
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Stay silent; the request log is the record."""
-
-    def _url_path(self) -> str:
-        """Return the decoded path of the request URL without query string."""
-        return unquote(urlsplit(self.path).path)
-
-
-class _ChannelHTTPServer(LoopbackServer):
-    """Loopback server carrying the owning ChannelServer."""
-
-    def __init__(self, owner: ChannelServer) -> None:
-        self.owner = owner
-        super().__init__(self._handler)
-
-    def _handler(self, *args: Any) -> _ChannelHandler:
-        """Create a request handler rooted at the channel directory."""
-        return _ChannelHandler(*args, directory=str(self.owner.channel_dir))
-
-
-class ChannelServer:
-    """Context manager serving a channel directory on 127.0.0.1 from a background thread."""
-
-    def __init__(
-        self,
-        channel_dir: Path,
-        *,
-        not_found: Iterable[str] = (),
-        request_log: list[ServedRequest] | None = None,
-    ) -> None:
-        """Configure; not_found: fnmatch patterns of URL paths to answer 404; requests go to request_log."""
-        self.channel_dir = channel_dir
-        self.not_found = set(not_found)  # live: tests may change it while serving
-        self.failing: set[str] = set()  # fnmatch patterns of URL paths to answer 500 (live too)
-        self.url = ""  # set on __enter__
-        self._log: list[ServedRequest] = [] if request_log is None else request_log
-        self._lock = threading.Lock()
-        self._running = ExitStack()
-
-    @property
-    def requests(self) -> list[ServedRequest]:
-        """Return a snapshot of the requests served so far."""
-        with self._lock:
-            return list(self._log)
-
-    def paths(self, method: str = "GET") -> list[str]:
-        """Return the URL paths requested with the given method, in order."""
-        return [r.path for r in self.requests if r.method == method]
-
-    def hidden(self, path: str) -> bool:
-        """Tell whether a URL path matches one of the not-found patterns."""
-        return any(fnmatch.fnmatchcase(path, pattern) for pattern in self.not_found)
-
-    def failed(self, path: str) -> bool:
-        """Tell whether a URL path matches one of the failing patterns."""
-        return any(fnmatch.fnmatchcase(path, pattern) for pattern in self.failing)
-
-    def record(self, request: ServedRequest) -> None:
-        """Append a request to the log (called from handler threads)."""
-        with self._lock:
-            self._log.append(request)
-
-    def __enter__(self) -> ChannelServer:
-        """Bind a free port and start serving."""
-        self.url = self._running.enter_context(serving(_ChannelHTTPServer(self), "conda-channel")).base
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        """Stop serving (cutting open connections) and close the listening socket."""
-        self._running.close()
-
-
-@contextmanager
-def serve_channel(
-    channel_dir: Path, *, request_log: list[ServedRequest] | None = None, not_found: Iterable[str] = ()
-) -> Iterator[str]:
-    """Serve channel_dir on a free loopback port and yield its base URL; log requests to request_log."""
-    with ChannelServer(channel_dir, not_found=not_found, request_log=request_log) as server:
-        yield server.url
-
-
-# --- rattler as the client ---------------------------------------------------------------------------------
-
-
-def solve(
-    url: str,
-    cache: Path,
-    specs: Sequence[str],
-    platforms: Sequence[SubdirLiteral] = ("noarch",),
-    exclude_newer: timedelta | None = None,
-) -> list[RepoDataRecord]:
-    """Solve specs against one channel URL only, with repodata cached under cache."""
-    gateway = rattler.Gateway(cache_dir=cache / "repodata")
-    solving = rattler.solve(
-        sources=[url], specs=specs, gateway=gateway, platforms=platforms, exclude_newer=exclude_newer
-    )
-    return asyncio.run(solving)
-
-
-def install(records: list[RepoDataRecord], prefix: Path, cache: Path) -> None:
-    """Install records into prefix (each downloaded from its record's URL), packages cached under cache."""
-    asyncio.run(rattler.install(records, target_prefix=prefix, cache_dir=cache / "pkgs", show_progress=False))
 
 
 # --- small helpers -----------------------------------------------------------------------------------------

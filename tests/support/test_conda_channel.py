@@ -19,22 +19,19 @@ from .conda_channel import (
     DAY_MS,
     FIXTURE_CHANNEL,
     SIGNED_PACKAGE,
-    ChannelServer,
     JsonObject,
-    ServedRequest,
     add_fixture_signed_package,
     build_conda_package,
     epoch_ms,
     index_channel,
-    install,
     payload_relpath,
     payload_text,
     read_repodata,
-    serve_channel,
     set_record_fields,
-    solve,
     write_sidecar,
 )
+from .conda_rattler import install, solve
+from .conda_server import ChannelServer, ServedRequest, serve_channel
 
 OLD_MS = 1_600_000_000_000  # 2020-09-13
 NEW_MS = 1_700_000_000_000  # 2023-11-14

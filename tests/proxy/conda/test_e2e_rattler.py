@@ -18,19 +18,19 @@ from rattler.exceptions import InstallerError, SolverError
 
 from gate.cli import main
 from tests.support.conda_channel import (
-    ChannelServer,
     add_fixture_signed_package,
     build_conda_package,
     epoch_ms,
-    install,
     payload_relpath,
     payload_text,
     set_record_fields,
-    solve,
 )
 from tests.support.conda_policies import SIGNED, TARGET_CHANNEL, policy_document, signer_attestations, write_policies
+from tests.support.conda_rattler import install, solve
+from tests.support.conda_server import ChannelServer
 from tests.support.gate_server import running_gate
-from tests.support.pypi_upstream import RunningUpstream, UpstreamIndex, serve
+from tests.support.pypi_model import UpstreamIndex
+from tests.support.pypi_upstream import RunningUpstream, serve
 from tests.support.recording_relay import RecordingRelay
 
 pytestmark = pytest.mark.slow

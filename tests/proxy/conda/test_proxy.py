@@ -18,7 +18,6 @@ from gate.gather.conda import SIDECAR_TTL
 from gate.proxy.conda_routes import conda_blueprint
 from gate.sources.conda_channel import parse_repodata
 from tests.support.conda_channel import (
-    ChannelServer,
     add_fixture_signed_package,
     build_conda_package,
     epoch_ms,
@@ -34,6 +33,7 @@ from tests.support.conda_policies import (
     signer_attestations,
     write_policies,
 )
+from tests.support.conda_server import ChannelServer
 from tests.support.gate_app import gate_app
 
 DAY = dt.timedelta(days=1)

@@ -16,7 +16,6 @@ from gate.cli import main
 from gate.sources.conda_explicit import ExplicitEnvError, ExplicitPackage, is_explicit_env, parse_explicit
 from tests.support.conda_channel import (
     DAY_MS,
-    ChannelServer,
     add_fixture_signed_package,
     build_conda_package,
     index_channel,
@@ -30,6 +29,7 @@ from tests.support.conda_policies import (
     signer_attestations,
     write_policies,
 )
+from tests.support.conda_server import ChannelServer
 
 MD5 = "3745b41d19cb465cb9dbab7c74196962"  # of the real signed package
 

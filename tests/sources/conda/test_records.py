@@ -17,7 +17,7 @@ from gate.proxy.conda_routes import conda_blueprint
 from gate.sources.conda_evidence import sidecar_attestations
 from gate.verify.sigstore import Target
 from tests.conftest import FIXTURES
-from tests.support.conda_channel import ChannelServer, build_conda_package, epoch_ms, index_channel, set_record_fields
+from tests.support.conda_channel import build_conda_package, epoch_ms, index_channel, set_record_fields
 from tests.support.conda_policies import (
     SIGNED,
     SIGNED_SHA256,
@@ -26,6 +26,7 @@ from tests.support.conda_policies import (
     signer_attestations,
     write_policies,
 )
+from tests.support.conda_server import ChannelServer
 from tests.support.gate_app import gate_app
 
 CHANNEL = FIXTURES / "conda" / "channel-sigstore-example" / "linux-64"

@@ -1,102 +1,22 @@
-"""Tests proving the local upstream index is a real, correct PEP 503/691/700/740 server."""
+"""Tests proving the local upstream index is a real, correct PEP 503/691/700/740 server: its pages,
+content negotiation, the mini-pypi fixture with its provenance, and synthetic projects."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import io
-import json
-import subprocess
-import threading
-import zipfile
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import requests
 
 from tests.conftest import MINI_PYPI
 
-from .gate_server import VENV_BIN, clean_env
-from .pypi_upstream import (
-    HTML_V1,
-    JSON_V1,
-    TEXT_HTML,
-    RunningUpstream,
-    UpstreamIndex,
-    build_wheel,
-    byte_range,
-    negotiate,
-    serve,
-    synthetic_project,
-    tamper,
-)
+from .conftest import DEMO_WHEEL, file_rows, get_json
+from .pypi_model import UpstreamIndex, synthetic_project
+from .pypi_pages import HTML_V1, JSON_V1, TEXT_HTML, byte_range, negotiate
+from .pypi_upstream import RunningUpstream, serve
 
 PIP_ACCEPT = f"{JSON_V1}, {HTML_V1}; q=0.1, {TEXT_HTML}; q=0.01"
-DEMO_WHEEL = "gate_demo-1.1-py3-none-any.whl"
-
-Completed = subprocess.CompletedProcess[str]
-Installer = Callable[..., Completed]
-
-
-@pytest.fixture
-def index(tmp_path: Path) -> UpstreamIndex:
-    """mini-pypi plus a two-release built project ``gate-demo`` (1.1 needs Python >= 3.9)."""
-    index = UpstreamIndex.from_mini_pypi(MINI_PYPI, work_dir=tmp_path / "upstream")
-    index.add_wheel("Gate-Demo", "1.0", upload_time=datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC))
-    index.add_wheel("Gate-Demo", "1.1", requires_python=">=3.9", upload_time=datetime(2025, 2, 1, tzinfo=UTC))
-    return index
-
-
-@pytest.fixture
-def http() -> Iterator[requests.Session]:
-    """A requests session closed after the test."""
-    with requests.Session() as session:
-        yield session
-
-
-def get_json(http: requests.Session, url: str) -> dict[str, object]:
-    """GET a PEP 691 page and return its parsed body."""
-    response = http.get(url, headers={"Accept": JSON_V1})
-    assert response.status_code == 200
-    assert response.headers["Content-Type"] == JSON_V1
-    body: dict[str, object] = response.json()
-    return body
-
-
-def file_rows(page: dict[str, object]) -> dict[str, dict[str, object]]:
-    """The page's file rows keyed by filename."""
-    rows = page["files"]
-    assert isinstance(rows, list)
-    return {row["filename"]: row for row in rows}
-
-
-# -- wheels -----------------------------------------------------------------------------------------
-
-
-def test_build_wheel_is_a_valid_deterministic_wheel(tmp_path: Path) -> None:
-    path = build_wheel(tmp_path / "a", "My.Package", "2.0.1", requires_python=">=3.8")
-    again = build_wheel(tmp_path / "b", "My.Package", "2.0.1", requires_python=">=3.8")
-    assert path.name == "my_package-2.0.1-py3-none-any.whl"
-    assert path.read_bytes() == again.read_bytes()
-    with zipfile.ZipFile(path) as wheel:
-        names = wheel.namelist()
-        metadata = wheel.read("my_package-2.0.1.dist-info/METADATA").decode()
-        record = wheel.read("my_package-2.0.1.dist-info/RECORD").decode().splitlines()
-        contents = {name: wheel.read(name) for name in names}
-    assert "my_package.py" in names
-    assert "Requires-Python: >=3.8" in metadata
-    assert "Name: My.Package" in metadata
-    for line in record:
-        member, digest, size = line.rsplit(",", 2)
-        if member.endswith("RECORD"):
-            assert digest == size == ""
-            continue
-        data = contents[member]
-        assert int(size) == len(data)
-        expected = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        assert digest == f"sha256={expected}"
 
 
 # -- negotiation and pages ---------------------------------------------------------------------------
@@ -286,82 +206,6 @@ def test_mini_pypi_can_include_rows_without_bytes() -> None:
         assert http.get(upstream.file_url("sampleproject-3.0.0-py3-none-any.whl")).status_code == 404
 
 
-# -- faults and the request log -------------------------------------------------------------------------
-
-
-def test_fail_project(upstream: RunningUpstream, http: requests.Session) -> None:
-    upstream.fail_project("Gate_Demo")
-    assert http.get(upstream.project_url("gate-demo")).status_code == 500
-    upstream.fail_project("gate-demo", 503)
-    assert http.get(upstream.project_url("gate-demo")).status_code == 503
-    assert http.get(upstream.project_url("sampleproject")).status_code == 200
-    upstream.clear_faults()
-    assert http.get(upstream.project_url("gate-demo")).status_code == 200
-
-
-def test_hang_project(upstream: RunningUpstream, http: requests.Session) -> None:
-    upstream.hang_project("gate-demo", 0.3)
-    with pytest.raises(requests.Timeout):  # nothing arrives while it hangs...
-        http.get(upstream.project_url("gate-demo"), timeout=0.05)
-    assert http.get(upstream.project_url("gate-demo")).status_code == 200  # ...then the page does
-    upstream.hang_project("gate-demo", 30)
-    with pytest.raises(requests.Timeout):
-        http.get(upstream.project_url("gate-demo"), timeout=0.2)
-
-
-def test_hung_request_does_not_block_shutdown(index: UpstreamIndex) -> None:
-    """Leaving `serve` returns while a request still hangs (for 600 s): its handler does not hold the exit."""
-    before = set(threading.enumerate())
-    with serve(index) as upstream, requests.Session() as http:
-        upstream.hang_project("gate-demo", 600)
-        with pytest.raises(requests.Timeout):
-            http.get(upstream.project_url("gate-demo"), timeout=0.2)
-    hanging = [t for t in set(threading.enumerate()) - before if t.is_alive()]
-    assert all(t.daemon for t in hanging), hanging  # what still runs cannot keep the process alive
-
-
-def test_malformed_json(upstream: RunningUpstream, http: requests.Session) -> None:
-    upstream.malform_project("gate-demo")
-    response = http.get(upstream.project_url("gate-demo"), headers={"Accept": JSON_V1})
-    assert response.status_code == 200
-    assert response.headers["Content-Type"] == JSON_V1
-    with pytest.raises(json.JSONDecodeError):
-        json.loads(response.content)
-
-
-def test_tampered_file(upstream: RunningUpstream, http: requests.Session, index: UpstreamIndex) -> None:
-    promised = index.files("gate-demo")[-1]
-    body = upstream.tamper_file(DEMO_WHEEL)
-    served = http.get(upstream.file_url(DEMO_WHEEL)).content
-    assert served == body
-    assert hashlib.sha256(served).hexdigest() != promised.sha256
-    with zipfile.ZipFile(io.BytesIO(served)) as wheel:
-        assert wheel.testzip() is None
-    page_row = file_rows(get_json(http, upstream.project_url("gate-demo")))[DEMO_WHEEL]
-    assert page_row["hashes"] == {"sha256": promised.sha256}
-    upstream.tamper_file(DEMO_WHEEL, b"evil")
-    assert http.get(upstream.file_url(DEMO_WHEEL)).content == b"evil"
-    with pytest.raises(KeyError):
-        upstream.tamper_file("unknown-1.0.tar.gz")
-
-
-def test_tamper_keeps_archives_valid_and_size_for_gzip() -> None:
-    sdist = (MINI_PYPI / "files/sampleproject-4.0.0.tar.gz").read_bytes()
-    changed = tamper(sdist)
-    assert len(changed) == len(sdist)
-    assert changed != sdist
-    assert tamper(b"abc") == b"ab\x9c"
-
-
-def test_request_log(upstream: RunningUpstream, http: requests.Session) -> None:
-    http.get(upstream.project_url("gate-demo"), headers={"Accept": JSON_V1})
-    http.get(upstream.file_url(DEMO_WHEEL))
-    assert upstream.request_log == ["/simple/gate-demo/", f"/files/{DEMO_WHEEL}"]
-    assert upstream.requests[0].headers["Accept"] == JSON_V1
-    upstream.clear_log()
-    assert upstream.request_log == []
-
-
 # -- synthetic projects -------------------------------------------------------------------------------
 
 
@@ -385,55 +229,3 @@ def test_synthetic_project_is_served(http: requests.Session) -> None:
         assert rows[5]["hashes"] == {"sha256": hashlib.sha256(blob).hexdigest()}
 
 
-# -- real installers ----------------------------------------------------------------------------------
-
-
-def run_installer(command: list[str], target: Path) -> subprocess.CompletedProcess[str]:
-    """Run an installer with :func:`clean_env` (its uv cache next to ``target``)."""
-    env = clean_env(target.parent)
-    return subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=300)
-
-
-def pip_install(upstream: RunningUpstream, target: Path, *requirements: str) -> Completed:
-    """``pip install --target`` from the upstream only."""
-    command = [str(VENV_BIN / "python"), "-m", "pip", "install", "--no-cache-dir", "--no-input"]
-    command += ["--target", str(target), "--index-url", upstream.url]
-    return run_installer([*command, *requirements], target)
-
-
-def uv_install(upstream: RunningUpstream, target: Path, *requirements: str) -> Completed:
-    """``uv pip install --target`` from the upstream only."""
-    command = [str(VENV_BIN / "uv"), "pip", "install", "--python", str(VENV_BIN / "python")]
-    command += ["--target", str(target), "--index-url", upstream.url]
-    return run_installer([*command, *requirements], target)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("install", [pip_install, uv_install], ids=["pip", "uv"])
-def test_installer_installs_built_wheel(
-    upstream: RunningUpstream, tmp_path: Path, install: Installer
-) -> None:
-    result = install(upstream, tmp_path / "target", "gate-demo")
-    assert result.returncode == 0, result.stderr
-    assert (tmp_path / "target" / "gate_demo.py").read_text().endswith('__version__ = "1.1"\n')
-    assert "/simple/gate-demo/" in upstream.request_log
-    assert f"/files/{DEMO_WHEEL}" in upstream.request_log
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("install", [pip_install, uv_install], ids=["pip", "uv"])
-def test_installer_rejects_tampered_wheel(
-    upstream: RunningUpstream, tmp_path: Path, install: Installer
-) -> None:
-    upstream.tamper_file(DEMO_WHEEL)
-    result = install(upstream, tmp_path / "target", "gate-demo")
-    assert result.returncode != 0
-    assert "hash" in result.stderr.lower()
-    assert f"/files/{DEMO_WHEEL}" in upstream.request_log
-
-
-@pytest.mark.slow
-def test_pip_installs_real_fixture_wheel(upstream: RunningUpstream, tmp_path: Path) -> None:
-    result = pip_install(upstream, tmp_path / "target", "--no-deps", "sampleproject==4.0.0")
-    assert result.returncode == 0, result.stderr
-    assert "/files/sampleproject-4.0.0-py3-none-any.whl" in upstream.request_log
