@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import sys
 from pathlib import Path
 
 from gate.commands.common import add_policy_option, add_unmatched_option, allowed_host, now, policies, timestamp
+from gate.commands.progress import progress_bar
 from gate.decision import Decision, exit_code
 from gate.errors import UsageError
 from gate.evaluate import Evaluator, Unmatched, require_policies, unidentified
@@ -92,17 +92,19 @@ def run(args: argparse.Namespace) -> int:
     locals_: list[Path] = []
     for path in args.paths:
         (locks if is_pylock(path) else locals_).append(path)
-    located: list[tuple[Decision, str | None, int | None]] = [
-        (_decide(facts, evaluator, when), str(path), None)
-        for path in expand_paths(locals_) for facts in _facts(path, options, args.allow_host)
-    ]
+    files = list(expand_paths(locals_))
+    located: list[tuple[Decision, str | None, int | None]] = []
+    with progress_bar(len(files), "checking files") as advance:
+        for path in files:
+            located += [(_decide(facts, evaluator, when), str(path), None)
+                        for facts in _facts(path, options, args.allow_host)]
+            advance(path.name)
     planned = _planned(args, locks)
     checked: list[Checked] = []
     if planned:
         gatherer = IndexGatherer(args.index_url, options.verifier, reads_attestations=reads_attestations)
-        checked = check_planned(
-            planned, compiled, gatherer, when, _progress if sys.stderr.isatty() else None, unmatched=unmatched
-        )
+        with progress_bar(len(planned), "checking planned files") as advance:
+            checked = check_planned(planned, compiled, gatherer, when, advance, unmatched=unmatched)
         located += [(c.decision, c.planned.source, c.planned.line) for c in checked]
     decisions = [d for d, _, _ in located]
     notes = [()] * (len(located) - len(checked)) + [c.notes for c in checked]
@@ -125,8 +127,3 @@ def _planned(args: argparse.Namespace, locks: list[Path]) -> list[PlannedFile]:
         report = resolve_requirements(requirements, args.index_url)
         planned += planned_from_report(report, str(requirements), args.index_url)
     return planned
-
-
-def _progress(i: int, total: int, file: PlannedFile) -> None:
-    end = "\n" if i == total else ""
-    print(f"\rchecking {i}/{total}: {file.filename}".ljust(80), end=end, file=sys.stderr, flush=True)

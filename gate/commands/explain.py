@@ -11,6 +11,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 
 from gate.commands.common import add_policy_option, add_unmatched_option, now, policies, timestamp
+from gate.commands.progress import progress_bar
 from gate.decision import ExitCode, Verdict
 from gate.errors import UsageError
 from gate.evaluate import Evaluator, Judgement, Unmatched, require_policies, unidentified
@@ -64,10 +65,12 @@ def run(args: argparse.Namespace) -> int:
                         evaluator.reads_attestations)
     rows, duplicates = first_rows(page)
     judged = []
-    for row in rows:
-        facts, _ = service.row(page, row, when, duplicates)
-        judged.append(Judgement(unidentified(facts), None) if isinstance(facts, Unidentified)
-                      else evaluator.judge(facts, when))
+    with progress_bar(len(rows), f"judging {page.name}") as advance:
+        for row in rows:
+            facts, _ = service.row(page, row, when, duplicates)
+            judged.append(Judgement(unidentified(facts), None) if isinstance(facts, Unidentified)
+                          else evaluator.judge(facts, when))
+            advance(row.filename)
     explanation = explain(Ecosystem.PYPI.value, page.name, client.base_url, judged, now=when,
                           rejudge=evaluator.judge, version=version)
     text = json.dumps(explanation.to_json(), indent=2) if args.format == "json" else explanation_text(explanation)

@@ -10,11 +10,11 @@ from gate.decision import Decision
 from gate.evaluate import Evaluator, Unmatched, unidentified
 from gate.facts import Unidentified
 from gate.policy.compile import CompiledPolicy
-from gate.preinstall.gather import IndexGatherer
+from gate.preinstall.gather import Gathered, IndexGatherer
 from gate.preinstall.identities import with_lock_identities
 from gate.sources.planned import PlannedFile
 
-Progress = Callable[[int, int, PlannedFile], None]
+Progress = Callable[[str], None]  # called with each file's name once it is checked
 
 
 @dataclass(frozen=True)
@@ -33,17 +33,20 @@ def check_planned(
     *,
     unmatched: Unmatched = Unmatched.DENY,
 ) -> list[Checked]:
-    """Decide every planned file; `progress(i, total, file)` is called before each one."""
+    """Decide every planned file; `progress(filename)` is called after each one."""
     out = []
     evaluator = Evaluator(policies, unmatched=unmatched)
-    for i, file in enumerate(planned, 1):
+    for file in planned:
+        out.append(_check(file, gatherer.gather(file), evaluator, policies, now))
         if progress is not None:
-            progress(i, len(planned), file)
-        gathered = gatherer.gather(file)
-        if isinstance(gathered.facts, Unidentified):
-            out.append(Checked(file, unidentified(gathered.facts), gathered.notes))
-            continue
-        decision = evaluator.judge(gathered.facts, now).decision
-        decision = with_lock_identities(decision, file.identities, policies, now)
-        out.append(Checked(file, decision, gathered.notes))
+            progress(file.filename)
     return out
+
+
+def _check(
+    file: PlannedFile, gathered: Gathered, evaluator: Evaluator, policies: Sequence[CompiledPolicy], now: dt.datetime
+) -> Checked:
+    if isinstance(gathered.facts, Unidentified):
+        return Checked(file, unidentified(gathered.facts), gathered.notes)
+    decision = evaluator.judge(gathered.facts, now).decision
+    return Checked(file, with_lock_identities(decision, file.identities, policies, now), gathered.notes)
