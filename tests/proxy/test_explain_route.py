@@ -1,0 +1,63 @@
+"""The proxy's `/-/explain/<project>`: JSON or HTML by `Accept`, one release with `?version=`, the
+normalized name, upstream trouble as 502/503/404, and nothing from upstream rendered as markup."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from html.parser import HTMLParser
+
+from flask.testing import FlaskClient
+
+from gate.facts import iso_z
+from tests.proxy.conftest import NOW
+from tests.support.pypi_model import UpstreamFile, UpstreamIndex
+
+HOSTILE = "demo-1.0<script>document.title='owned'</script>.tar.gz"
+
+
+class _Scripts(HTMLParser):
+    """Counts `<script>` elements and collects the text, as a browser's parser would see them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scripts = 0
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.scripts += tag == "script"
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def test_json_says_each_verdict_and_the_newest_allowed(client: FlaskClient) -> None:
+    answer = client.get("/-/explain/demo", headers={"Accept": "application/json"})
+    assert answer.status_code == 200 and answer.headers["Cache-Control"] == "no-store"
+    report = answer.get_json()
+    verdicts = {f["version"]: f["verdict"] for f in report["files"]}
+    assert verdicts == {"1.0": "allow", "1.1": "allow", "2.0": "deny"}
+    assert report["newestAllowed"] == "1.1"
+    young = next(f for f in report["files"] if f["version"] == "2.0")
+    assert young["allowedFrom"] == iso_z(NOW + dt.timedelta(days=5))  # uploaded two days before NOW, age 7d
+    assert [f["version"] for f in client.get("/-/explain/demo?version=2.0&format=json").get_json()["files"]] == ["2.0"]
+
+
+def test_names_are_normalized_and_upstream_trouble_is_not_a_page(client: FlaskClient) -> None:
+    moved = client.get("/-/explain/Demo")
+    assert moved.status_code == 301 and moved.headers["Location"].endswith("/-/explain/demo/")
+    assert client.get("/-/explain/nosuch").status_code == 404
+
+
+def test_html_escapes_what_upstream_says(client: FlaskClient, index: UpstreamIndex) -> None:
+    content = b"not an sdist"
+    index.add(UpstreamFile(filename=HOSTILE, project="demo", version="1.0", path=None, content=content,
+                           sha256=hashlib.sha256(content).hexdigest(), size=len(content),
+                           upload_time=NOW, yanked="<b>bad</b>"))
+    answer = client.get("/-/explain/demo", headers={"Accept": "text/html"})
+    assert answer.status_code == 200 and answer.mimetype == "text/html"
+    parsed = _Scripts()
+    parsed.feed(answer.get_data(as_text=True))
+    assert parsed.scripts == 0
+    assert any("<script>document.title='owned'</script>" in text for text in parsed.text)  # shown as text
+    assert "gate.unjudgeable" in "".join(parsed.text)
