@@ -109,11 +109,27 @@ class FileFacts(msgspec.Struct, frozen=True, gc=False):
         return out
 
 
+class Vulnerability(msgspec.Struct, frozen=True, gc=False):
+    """One OSV record that applies to a file's name and version (`gate.sources.osv`): a known vulnerability,
+    or a report that the release is malicious (`malicious`, e.g. an OpenSSF `MAL-` record)."""
+
+    id: str
+    aliases: tuple[str, ...] = ()
+    summary: str = ""
+    severity: float | None = None  # the CVSS base score computed from the record's v4 or v3 vector
+    severityLabel: str | None = None  # noqa: N815 (the database's own label: database_specific.severity)
+    fixed: tuple[str, ...] = ()  # the versions that fix it (ECOSYSTEM ranges' `fixed` events)
+    malicious: bool = False
+    published: dt.datetime | None = None
+    modified: dt.datetime | None = None
+
+
 class Facts(msgspec.Struct, frozen=True, gc=False):
     """Everything a policy is evaluated against for one file."""
 
     file: FileFacts
     attestations: tuple[AttestationFact, ...] = ()
+    vulnerabilities: tuple[Vulnerability, ...] = ()  # OSV records that apply (none when no --osv data)
 
 
 class Unidentified(msgspec.Struct, frozen=True, gc=False):
