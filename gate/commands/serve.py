@@ -11,7 +11,15 @@ from pathlib import Path
 
 from gate.commands.common import add_policy_option, add_unmatched_option, allowed_host, byte_size
 from gate.errors import UsageError
-from gate.proxy.settings import Settings, parse_channel, parse_public_url
+from gate.proxy.settings import (
+    Network,
+    Settings,
+    check_status_token,
+    parse_channel,
+    parse_network,
+    parse_public_url,
+    parse_status_allow,
+)
 from gate.sources.conda_channel import MAX_REPODATA_BYTES
 from gate.sources.http import MAX_FILE_BYTES, MAX_PAGE_BYTES
 from gate.sources.pypi import DEFAULT_UPSTREAM
@@ -52,6 +60,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "bytes, or with K, M, G (default: 1G)",
     )
     add_limit_options(parser)
+    add_status_options(parser)
     parser.add_argument("--workers", type=int, default=1, help="gunicorn worker processes (default: 1)")
     parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker (default: 8)")
 
@@ -80,6 +89,39 @@ def add_limit_options(parser: argparse.ArgumentParser) -> None:
         help="requests per worker that may wait on upstream at once, the rest answered 503 at once "
         "(default: THREADS - 2, at least 1)",
     )
+
+
+def add_status_options(parser: argparse.ArgumentParser) -> None:
+    """Who may read the status page `/-/` (docs/proxy.md, "Status page")."""
+    parser.add_argument(
+        "--status-allow", action="append", type=status_network, default=[], metavar="ADDRESS[/BITS]|none",
+        help="clients (by socket address) that may read the status page /-/ (repeatable; default: loopback "
+        "only; none: no address, only --status-token-file)",
+    )
+    parser.add_argument(
+        "--status-token-file", type=status_token, metavar="FILE",
+        help="a file holding a token (16+ characters) that opens the status page to any client sending "
+        "'Authorization: Bearer TOKEN'",
+    )
+
+
+def status_network(text: str) -> str:
+    """One `--status-allow` (`gate.proxy.settings.parse_network`, as an argparse type)."""
+    try:
+        parse_network(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+    return text
+
+
+def status_token(path: str) -> str:
+    """The token in the file `--status-token-file` names (a token on the command line would show in `ps`)."""
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+        check_status_token(token)
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise argparse.ArgumentTypeError(f"{path}: {err}") from err
+    return token
 
 
 def public_url(text: str) -> str:
@@ -119,7 +161,16 @@ def settings_from(args: argparse.Namespace) -> Settings:
         max_repodata_bytes=args.max_repodata_bytes,
         public_url=args.public_url,
         upstream_slots=upstream_slots(args),
+        status_allow=status_allow(args),
+        status_token=args.status_token_file,
     )
+
+
+def status_allow(args: argparse.Namespace) -> tuple[Network, ...]:
+    try:
+        return parse_status_allow(args.status_allow)
+    except ValueError as err:
+        raise UsageError(f"--status-allow: {err}") from err
 
 
 def upstream_slots(args: argparse.Namespace) -> int:

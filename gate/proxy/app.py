@@ -24,6 +24,7 @@ from gate.proxy.metrics import Metrics
 from gate.proxy.pypi import pypi_blueprint
 from gate.proxy.settings import Settings
 from gate.proxy.state import EXTENSION, Gate, gate_state
+from gate.proxy.status import status_blueprint
 from gate.sources.deadline import deadline_session
 from gate.sources.hosts import HostPolicy
 
@@ -151,6 +152,7 @@ def create_app(
     app.extensions[EXTENSION] = state
     app.wsgi_app = UpstreamSlots(app.wsgi_app, state)  # type: ignore[method-assign]
     app.register_blueprint(core)
+    app.register_blueprint(status_blueprint())  # `/-/`, for the clients `status_allow`/`status_token` admit
     for blueprint in blueprints if blueprints is not None else default_blueprints(settings):
         app.register_blueprint(blueprint)
 

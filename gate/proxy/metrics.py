@@ -92,6 +92,10 @@ class Metrics:
                     totals[name][tuple(sorted(labels.items()))] += value
         return totals
 
+    def totals(self, name: str) -> list[tuple[dict[str, str], float]]:
+        """Every labelled value of `name`, summed over the processes (what the status page shows)."""
+        return [(dict(labels), value) for labels, value in sorted(self._totals().get(name, {}).items())]
+
     def render(self) -> str:
         """The Prometheus text exposition format (version 0.0.4)."""
         lines = []

@@ -3,6 +3,7 @@ of its options. Free of Flask, so the command line can read them without loading
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,10 @@ from gate.sources.conda_channel import MAX_REPODATA_BYTES
 from gate.sources.hosts import parse_host
 from gate.sources.http import MAX_FILE_BYTES, MAX_PAGE_BYTES
 from gate.sources.pypi import DEFAULT_UPSTREAM
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+LOOPBACK: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+MIN_TOKEN_LENGTH = 16
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,8 @@ class Settings:
     max_repodata_bytes: int = MAX_REPODATA_BYTES  # a decoded upstream repodata
     public_url: str | None = None  # where clients reach gate; None: each request's own host (bounded cache)
     upstream_slots: int = 0  # requests per process that may wait on upstream at once (0: unbounded)
+    status_allow: tuple[Network, ...] = LOOPBACK  # socket addresses that may read the status page `/-/`
+    status_token: str | None = field(default=None, repr=False)  # or `Authorization: Bearer` this token
     # userinfo taken out of `upstream` and the channel URLs, sent only to their own origins
     credentials: tuple[Credential, ...] = field(default=(), repr=False)
 
@@ -51,6 +58,8 @@ class Settings:
         object.__setattr__(self, "upstream", upstream)
         object.__setattr__(self, "conda_channels", tuple(channels))
         object.__setattr__(self, "credentials", (*self.credentials, *credentials))
+        if self.status_token is not None:
+            check_status_token(self.status_token)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -58,8 +67,9 @@ class Settings:
         `GATE_AUDIT_LOG`, `GATE_TRUSTED_ROOT`, `GATE_AUDIT_ONLY=1`, `GATE_TIMEOUT`, `GATE_CONDA_CHANNELS`
         (whitespace-separated `NAME=URL`), `GATE_UNMATCHED` (deny, warn, allow), `GATE_MAX_SPOOL` (bytes),
         `GATE_AUDIT_REQUIRED=1`, `GATE_ALLOW_HOSTS` (whitespace-separated `HOST[:PORT]`), `GATE_MAX_PAGE_BYTES`,
-        `GATE_MAX_REPODATA_BYTES`, `GATE_PUBLIC_URL` and `GATE_UPSTREAM_SLOTS`, for a bare gunicorn; raise
-        ValueError for a value that is not understood."""
+        `GATE_MAX_REPODATA_BYTES`, `GATE_PUBLIC_URL`, `GATE_UPSTREAM_SLOTS`, `GATE_STATUS_ALLOW`
+        (whitespace-separated addresses or CIDR networks, or `none`; default: loopback) and `GATE_STATUS_TOKEN`,
+        for a bare gunicorn; raise ValueError for a value that is not understood."""
         env = os.environ if environ is None else environ
 
         def path(name: str) -> Path | None:
@@ -82,6 +92,8 @@ class Settings:
             max_repodata_bytes=int(env.get("GATE_MAX_REPODATA_BYTES", MAX_REPODATA_BYTES)),
             public_url=parse_public_url(env["GATE_PUBLIC_URL"]) if env.get("GATE_PUBLIC_URL") else None,
             upstream_slots=parse_slots(env.get("GATE_UPSTREAM_SLOTS", "0")),
+            status_allow=parse_status_allow(env.get("GATE_STATUS_ALLOW", "").split()),
+            status_token=env.get("GATE_STATUS_TOKEN") or None,
         )
 
 
@@ -116,3 +128,36 @@ def parse_channel(text: str) -> tuple[str, str]:
     if not name or not url.startswith(("http://", "https://")):
         raise ValueError(f"expected NAME=URL with an http(s) URL, got {redact_text(text)!r}")
     return name, url.rstrip("/")
+
+
+def parse_network(text: str) -> Network | None:
+    """An address or CIDR network that may read the status page (`--status-allow`, `GATE_STATUS_ALLOW`), or
+    None for `none`; raise ValueError otherwise (host bits set under the mask too: `10.1.2.3/8` is a typo)."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return ipaddress.ip_network(text.strip())
+    except ValueError as err:
+        raise ValueError(f"expected an address or CIDR network such as 10.0.0.0/8, or none: {err}") from None
+
+
+def parse_status_allow(texts: list[str]) -> tuple[Network, ...]:
+    """The networks of several `parse_network` texts: none given, LOOPBACK; `none` alone, no address may read
+    the status page; raise ValueError for a text that is not understood."""
+    if not texts:
+        return LOOPBACK
+    networks = [parse_network(t) for t in texts]
+    if None in networks and len(networks) > 1:
+        raise ValueError("status allow: `none` cannot be combined with addresses")
+    return tuple(n for n in networks if n is not None)
+
+
+def check_status_token(token: str) -> None:
+    """A status page token is at least MIN_TOKEN_LENGTH printable ASCII characters without spaces (it travels
+    in an `Authorization` header, and a short one could be guessed); raise ValueError otherwise (never
+    saying the token)."""
+    if len(token) < MIN_TOKEN_LENGTH or not all("!" <= c <= "~" for c in token):
+        raise ValueError(
+            f"the status token must be at least {MIN_TOKEN_LENGTH} printable ASCII characters without spaces "
+            "(e.g. from `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+        )
