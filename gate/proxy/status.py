@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 MAX_DENIALS = 50  # denials shown, newest first
 TAIL_BYTES = 1 << 20  # of the audit log read for them: its end, whatever its size
 MAX_TEXT = 300  # characters of one field of an audit record shown
+MAX_RULES = 10  # violations shown for one denial
 WAIVER_HORIZON = dt.timedelta(days=30)
 FAILED_OUTCOMES = frozenset({"502", "503"})  # upstream outcomes that are failures (404: no such project)
 JSON = "application/json"
@@ -253,8 +254,6 @@ def tail_lines(path: Path, limit: int) -> list[bytes]:
 def denial(record: dict[str, Any]) -> dict[str, Any]:
     """The shown fields of a denial's audit record, each a bounded text whatever the record holds."""
     rules = record.get("rules")
-    shown = [r for r in rules if isinstance(r, dict)] if isinstance(rules, list) else []
-    enforced = [r for r in shown if r.get("enforced")] or shown
     return {
         "time": when(record.get("time")),
         "client": text(record.get("client")),
@@ -263,10 +262,18 @@ def denial(record: dict[str, Any]) -> dict[str, Any]:
         "project": text(record.get("project")),
         "file": text(record.get("file")),
         "served": record.get("served") is True,
-        "rules": [
-            text(f"{text(r.get('policy'))}/{text(r.get('rule'))}: {text(r.get('message'))}") for r in enforced[:10]
-        ],
+        "rules": [rule(r) for r in rules[:MAX_RULES] if isinstance(r, dict)] if isinstance(rules, list) else [],
     }
+
+
+def rule(violation: dict[str, Any]) -> str:
+    """`policy/rule: message` of a record's violation, saying when it did not deny (audit mode, waived)."""
+    said = f"{text(violation.get('policy'))}/{text(violation.get('rule'))}: {text(violation.get('message'))}"
+    if violation.get("waived") is not None:
+        said += f" (waived: {text(violation.get('waived'))})"
+    elif violation.get("enforced") is not True:
+        said += " (not enforced)"
+    return text(said)
 
 
 def text(value: Any) -> str:
