@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from gate.cli import main
 from gate.proxy.app import create_app
 from gate.proxy.settings import LOOPBACK, Settings, parse_status_allow
 from gate.proxy.status import MAX_DENIALS, MAX_TEXT, recent_denials, tail_lines
@@ -240,3 +241,23 @@ def test_settings_of_the_status_page() -> None:
         with pytest.raises(ValueError, match="at least 16") as err:
             dataclasses.replace(opened, status_token=short)
         assert short not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("token", "options", "said"),
+    [
+        ("tiny-secret", [], "at least 16"),
+        (TOKEN, ["--status-allow", "none", "--status-allow", "10.0.0.0/8"], "cannot be combined"),
+        (TOKEN, ["--status-allow", "10.1.2.3/8"], "host bits set"),
+    ],
+)
+def test_gate_serve_refuses_bad_status_options(
+    token: str, options: list[str], said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "age.yaml").write_text(AGE_POLICY)
+    (tmp_path / "token").write_text(token)
+    args = ["serve", "--policy", str(tmp_path / "age.yaml"), "--port", "1", "--status-token-file",
+            str(tmp_path / "token"), *options]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert said in err and "tiny-secret" not in err
