@@ -24,6 +24,8 @@ Layout (each piece is ecosystem-neutral unless named after one):
 - `paths`: `refuse_bad_paths`, every blueprint's `before_request` hook: a name in the request path that
   cannot be one path segment once decoded (`?`, `#`, `/`, `%`, `..`...) is a 404 with an audit line.
 - `audit`, `metrics`: the JSON-lines audit log and the Prometheus counters.
+- `status`: the status page `/-/` (policies, recent denials, expiring waivers, upstream health, caches),
+  for the clients `Settings.status_allow` and `status_token` admit; its template is `templates/status.html`.
 - `pypi`, `pypi_index`, `pypi_render`: the PyPI blueprint (`pypi_blueprint()`), its page service and its
   renderers.
 - `conda_routes`, `conda`, `conda_paths`: the conda blueprint (`conda_blueprint(channels)`), its repodata

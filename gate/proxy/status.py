@@ -51,7 +51,7 @@ STYLE = (
     "h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.6em}"
     "table{border-collapse:collapse;width:100%}th,td{border:1px solid #ccc;padding:.25em .5em;"
     "text-align:left;vertical-align:top}th{background:#eee}code{font-size:.95em;word-break:break-all}"
-    ".deny{color:#a00}.muted{color:#666}"
+    ".deny{color:#a00}.muted{color:#666}.time{white-space:nowrap}"
 )
 CSP = (
     f"default-src 'none'; style-src 'sha256-{base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()}'; "
@@ -123,7 +123,7 @@ def status_report(state: Gate) -> dict[str, Any]:
     settings = state.settings
     denials, audit_note = recent_denials(state.audit.path)
     return {
-        "time": iso_z(now),
+        "time": seconds(now),
         "upstream": redact(settings.upstream),
         "conda_channels": [{"name": name, "url": redact(url)} for name, url in settings.conda_channels],
         "mode": "audit only (denied files are served)" if settings.audit_only else "enforcing",
@@ -283,8 +283,12 @@ def text(value: Any) -> str:
 
 
 def when(value: Any) -> str:
-    """An audit record's time as written when it reads as one, else the bounded text."""
+    """An audit record's time, to the second, when it reads as one; else the bounded text."""
     try:
-        return iso_z(parse_time(value)) if isinstance(value, str) and len(value) <= 40 else text(value)
+        return seconds(parse_time(value)) if isinstance(value, str) and len(value) <= 40 else text(value)
     except ValueError:
         return text(value)
+
+
+def seconds(moment: dt.datetime) -> str:
+    return iso_z(moment.replace(microsecond=0))
