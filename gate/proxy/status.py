@@ -22,6 +22,7 @@ import os
 import stat
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, request
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -71,12 +72,12 @@ def status_blueprint() -> Blueprint:
 
 def page() -> Response:
     state = gate_state()
-    if not may_read(state.settings, request.remote_addr, request.headers.get("Authorization")):
+    if not may_read(state.settings, request.remote_addr, request.headers.get("Authorization"), request.host):
         log.info("status page refused to %s", request.remote_addr)  # never the header: it may hold a token
         abort(404)
     report = status_report(state)
     headers = {"Cache-Control": "no-store", "Vary": "Accept, Authorization", "X-Content-Type-Options": "nosniff",
-               "Referrer-Policy": "no-referrer"}
+               "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"}
     if request.accept_mimetypes.best_match([HTML, JSON], default=HTML) == JSON:
         return Response(json.dumps(report, indent=1) + "\n", mimetype=JSON, headers=headers)
     body = _templates.get_template("status.html").render(report=report, style=Markup(STYLE))  # a constant
@@ -86,9 +87,27 @@ def page() -> Response:
 # Access
 
 
-def may_read(settings: Settings, remote_addr: str | None, authorization: str | None) -> bool:
-    """Whether a client at `remote_addr` (the socket's peer) sending `authorization` may read the page."""
-    return address_allowed(remote_addr, settings.status_allow) or token_matches(authorization, settings.status_token)
+def may_read(settings: Settings, remote_addr: str | None, authorization: str | None, host: str) -> bool:
+    """Whether a client at `remote_addr` (the socket's peer) sending `authorization` and `host` (the Host
+    header) may read the page: by the token, or by its address when it asked for gate by an address,
+    `localhost` or the `public_url` host (a DNS-rebinding page's own name in Host gets nothing)."""
+    by_address = address_allowed(remote_addr, settings.status_allow) and own_host(host, settings.public_url)
+    return by_address or token_matches(authorization, settings.status_token)
+
+
+def own_host(host: str, public_url: str | None) -> bool:
+    """Whether the Host header `host` names gate itself: an IP address, `localhost`, or `public_url`'s host."""
+    try:
+        name = (urlsplit(f"//{host}").hostname or "").rstrip(".")
+    except ValueError:
+        return False
+    if name == "localhost" or (public_url is not None and name == urlsplit(public_url).hostname):
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def address_allowed(remote_addr: str | None, networks: tuple[Network, ...]) -> bool:

@@ -137,6 +137,22 @@ def test_other_clients_get_the_404_of_an_unknown_path(client: FlaskClient, addre
     assert (response.status_code, response.data) == (404, not_found(client))
 
 
+@pytest.mark.parametrize(
+    ("host", "status_code"),
+    [("localhost", 200), ("127.0.0.1:8080", 200), ("[::1]:8080", 200), ("gate.example:443", 200),
+     ("rebound.attacker.example", 404), ("rebound.attacker.example:8080", 404), ("127.0.0.1@attacker.example", 404),
+     ("[::1", 404)],
+)
+def test_by_address_only_under_gates_own_name(make_app: AppFactory, write_policy: PolicyWriter, host: str,
+                                               status_code: int) -> None:
+    """A page on a DNS-rebinding name that resolves to gate runs in the browser of someone on loopback (or
+    an allowed network), under that name: the page does not answer there; the token still opens it."""
+    app = make_app(write_policy(AGE_POLICY), public_url="https://gate.example/", status_token=TOKEN)
+    client = app.test_client()
+    assert client.get("/-/", headers={"Host": host}).status_code == status_code
+    assert client.get("/-/", headers={"Host": host, "Authorization": f"Bearer {TOKEN}"}).status_code == 200
+
+
 def test_ipv4_mapped_loopback_is_loopback(client: FlaskClient) -> None:
     assert client.get("/-/", environ_base={"REMOTE_ADDR": "::ffff:127.0.0.1"}).status_code == 200
     assert client.get("/-/", environ_base={"REMOTE_ADDR": "::1"}).status_code == 200
