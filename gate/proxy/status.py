@@ -4,7 +4,8 @@ waivers expiring soon, upstream health and cache hit rates; HTML for a browser, 
 
 It shows every client's denials and addresses, so only the clients the settings name may read it: by the
 socket's address (`Settings.status_allow`, loopback by default; `X-Forwarded-For` and other headers are
-never read) or with `Authorization: Bearer <Settings.status_token>`. Anyone else gets the 404 an unknown
+never read; and only under gate's own name in Host, against DNS rebinding) or with
+`Authorization: Bearer <Settings.status_token>`. Anyone else gets the 404 an unknown
 path gets, whatever they sent. Everything shown comes from policies, the audit log (upstream filenames,
 rule messages) or the metrics: the template escapes all of it (autoescape on, no `|safe` but the constant
 style sheet), and the Content-Security-Policy allows no script at all."""
