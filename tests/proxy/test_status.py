@@ -22,7 +22,8 @@ from gate.proxy.settings import LOOPBACK, Settings, parse_status_allow
 from gate.proxy.status import MAX_DENIALS, MAX_TEXT, recent_denials, tail_lines
 from tests.conftest import PolicyWriter
 from tests.support.gate_app import gate_app
-from tests.support.pypi_upstream import RunningUpstream, UpstreamFile
+from tests.support.pypi_model import UpstreamFile
+from tests.support.pypi_upstream import RunningUpstream
 
 from .conftest import AGE_POLICY, NOW, AppFactory
 

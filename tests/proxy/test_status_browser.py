@@ -18,7 +18,8 @@ import pytest
 import requests
 
 from tests.support.gate_server import running_gate
-from tests.support.pypi_upstream import RunningUpstream, UpstreamFile, UpstreamIndex, serve
+from tests.support.pypi_model import UpstreamFile, UpstreamIndex
+from tests.support.pypi_upstream import RunningUpstream, serve
 
 pytestmark = pytest.mark.slow
 REAL_NOW = dt.datetime.now(dt.UTC)
