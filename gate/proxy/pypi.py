@@ -36,7 +36,7 @@ from gate.proxy.decide import (
     upstream_failure,
     visible,
 )
-from gate.proxy.explain_page import render_explanation
+from gate.proxy.explain_page import explanation_page
 from gate.proxy.files import deliver
 from gate.proxy.paths import refuse_bad_paths
 from gate.proxy.pypi_index import PypiIndex
@@ -200,7 +200,7 @@ def explain_project(project: str) -> BaseResponse:
     if wanted in ("json", "application/json"):
         return Response(json.dumps(explanation.to_json(), indent=2) + "\n", mimetype="application/json",
                         headers=headers)
-    return Response(render_explanation(explanation), mimetype="text/html", headers=headers)
+    return explanation_page(explanation, {"Vary": "Accept"})
 
 
 def _listed(project: str, filename: str) -> tuple[ProjectPage, SimpleFile] | Response:

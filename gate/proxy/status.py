@@ -12,7 +12,6 @@ style sheet), and the Content-Security-Policy allows no script at all."""
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import hmac
@@ -26,13 +25,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, request
-from jinja2 import Environment, PackageLoader, StrictUndefined
-from markupsafe import Markup
 
 from gate.evaluate import policy_digest
 from gate.facts import iso_z, parse_time
 from gate.policy.compile import CompiledPolicy
 from gate.policy.model import PolicyException
+from gate.proxy.html import HTML, html_page
 from gate.proxy.metrics import Metrics
 from gate.proxy.settings import Network, Settings
 from gate.proxy.state import Gate, gate_state
@@ -47,23 +45,6 @@ MAX_RULES = 10  # violations shown for one denial
 WAIVER_HORIZON = dt.timedelta(days=30)
 FAILED_OUTCOMES = frozenset({"502", "503"})  # upstream outcomes that are failures (404: no such project)
 JSON = "application/json"
-HTML = "text/html"
-STYLE = (
-    "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#111}"
-    "h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.6em}"
-    "table{border-collapse:collapse;width:100%}th,td{border:1px solid #ccc;padding:.25em .5em;"
-    "text-align:left;vertical-align:top}th{background:#eee}code{font-size:.95em;word-break:break-all}"
-    ".deny{color:#a00}.muted{color:#666}.time{white-space:nowrap}"
-)
-CSP = (
-    f"default-src 'none'; style-src 'sha256-{base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()}'; "
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
-_templates = Environment(
-    loader=PackageLoader("gate.proxy", "templates"), autoescape=True, undefined=StrictUndefined, auto_reload=False
-)
-
-
 def status_blueprint() -> Blueprint:
     """The status page, for the clients the settings allow (a 404 for any other)."""
     blueprint = Blueprint("status", __name__)
@@ -77,12 +58,11 @@ def page() -> Response:
         log.info("status page refused to %s", request.remote_addr)  # never the header: it may hold a token
         abort(404)
     report = status_report(state)
-    headers = {"Cache-Control": "no-store", "Vary": "Accept, Authorization", "X-Content-Type-Options": "nosniff",
-               "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"}
+    vary = {"Vary": "Accept, Authorization"}
     if request.accept_mimetypes.best_match([HTML, JSON], default=HTML) == JSON:
-        return Response(json.dumps(report, indent=1) + "\n", mimetype=JSON, headers=headers)
-    body = _templates.get_template("status.html").render(report=report, style=Markup(STYLE))  # a constant
-    return Response(body, mimetype=HTML, headers=headers | {"Content-Security-Policy": CSP})
+        plain = vary | {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+        return Response(json.dumps(report, indent=1) + "\n", mimetype=JSON, headers=plain)
+    return html_page("status.html", vary, report=report)
 
 
 # Access

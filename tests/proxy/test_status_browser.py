@@ -134,3 +134,15 @@ def test_headers_never_open_it_and_the_token_stays_secret(
         opened = requests.get(f"{url}/-/", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
         assert opened.status_code == 200 and "gate status" in opened.text and TOKEN not in opened.text
     assert TOKEN not in (tmp_path / "serve.log").read_text()
+
+
+def test_the_explanation_page_shows_upstream_and_policy_markup_as_text(
+    chromium: str, served: tuple[str, Path], tmp_path: Path
+) -> None:
+    """`/-/explain/<project>` is public: the same escaping holds there, in a real browser."""
+    url, _ = served
+    dom = dump_dom(chromium, f"{url}/-/explain/demo", tmp_path)
+    assert "<title>gate: demo</title>" in dom  # no script changed it
+    assert "<script" not in dom and "<img" not in dom
+    text = html.unescape(re.sub(r"<[^>]*>", " ", dom))
+    assert HOSTILE in text and PAYLOAD in text and "Newest allowed version: 1.0" in " ".join(text.split())
