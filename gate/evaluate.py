@@ -50,13 +50,15 @@ def waiver(policy: CompiledPolicy, rule: str, facts: Facts, now: dt.datetime) ->
 
 
 def _violation(
-    policy: CompiledPolicy, rule: CompiledRule, error: str | None, exception: PolicyException | None
+    policy: CompiledPolicy, rule: CompiledRule, facts: Facts, error: str | None, exception: PolicyException | None
 ) -> Violation:
-    """The violation of a failed `rule`; `exception` is the one waiving it, if any."""
+    """The violation of `rule` by `facts` (its message made for this file, never memoized: it reads facts a
+    memoized outcome may not); `exception` is the one waiving it, if any."""
+    message = rule.failure(facts)
     return Violation(
         policy=policy.name,
         rule=rule.name,
-        message=rule.message if error is None else f"{rule.message} [{error}]",
+        message=message if error is None else f"{message} [{error}]",
         enforced=policy.enforced,
         waived=None if exception is None else _waiver_text(exception),
     )
@@ -281,7 +283,7 @@ class Evaluator:
             exception = applicable_exception(policy, rule.rule.name, facts, now)
             if exception is not None and (until is None or exception.expires < until):
                 until = exception.expires  # then the violation is waived by another exception, or not at all
-            violations.append(_violation(policy, rule.rule, error, exception))
+            violations.append(_violation(policy, rule.rule, facts, error, exception))
         if not plan.names:
             violations.extend(unmatched_violations(facts.file, self.unmatched))
         decision = Decision(facts=facts, violations=tuple(violations), policies=plan.names)

@@ -50,7 +50,10 @@ def test_readme_quick_start_too_new_is_denied_with_reason(
     command, now = _quick_start()
     code, out, _ = run(capsys, *command, *now)
     assert code == 1
-    assert "DENY  example/minimumAge: published less than 7d ago" in out
+    assert (
+        "DENY  example/minimumAge: uploaded 2025-04-23T18:29:31Z; allowed from 2025-04-30T18:29:31Z (minimum age 7d)"
+        in out
+    )
 
 
 def test_missing_evidence_is_denied(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,7 +1,8 @@
 """Compile validated policies to named CEL rules (standard CEL only), and load policies end to end.
 
-Each structured field becomes one rule with a fixed name and a message; `rules` entries are taken as
-written. The CEL reads the facts document: `file`, `attestations` (a list) and `now`.
+Each structured field becomes one rule with a fixed name, a summary message (what `gate compile` shows)
+and a description that says, per file, what it showed and what the rule asks (`gate.policy.describe`);
+`rules` entries are taken as written. The CEL reads the facts document: `file`, `attestations` (a list) and `now`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from gate.errors import Finding, Issue, PolicyError
+from gate.facts import Facts
 from gate.policy import cel
 from gate.policy.cel_check import MAX_POLICY_COST, RuleProblem, check_expression
+from gate.policy.describe import (
+    AgeDescription,
+    Describe,
+    PredicateTypesDescription,
+    RequiredDescription,
+    SignersDescription,
+    TargetChannelDescription,
+)
 from gate.policy.duration import format_duration
 from gate.policy.load import RawPolicy, format_path, load_paths, load_text
 from gate.policy.model import (
@@ -45,6 +55,12 @@ class CompiledRule:
     cost: int = 0  # the most evaluation steps it may take (gate.policy.cel_check)
     native: NativeCheck | None = None  # the same judgement without CEL (structured rules only: gate.policy.native)
     written: bool = True  # written in the policy (a custom rule); False: made by the compiler from a field
+    describe: Describe | None = None  # why a file fails it, from its facts (structured rules: gate.policy.describe)
+
+    def failure(self, facts: Facts) -> str:
+        """The message of a violation of this rule by `facts`: what the file showed and what the rule asks
+        (structured rules), or the message the policy wrote (custom rules)."""
+        return self.message if self.describe is None else self.describe(facts)
 
     def evaluate(self, activation: dict[str, Any]) -> tuple[bool, str | None]:
         """(passed, error): a rule that errors or yields a non-boolean fails closed, and so does one over
@@ -138,6 +154,7 @@ class RuleSource:
     message: str
     native: NativeCheck | None = None
     written: bool = False  # a custom rule, as the policy wrote it
+    describe: Describe | None = None  # the per-file message of a structured rule
 
 
 def _attestation_rules(att: Attestations) -> list[RuleSource]:
@@ -149,6 +166,7 @@ def _attestation_rules(att: Attestations) -> list[RuleSource]:
                 "attestations.exists(a, a.verified)",
                 "no verified attestation for this file",
                 AnyVerified(),
+                describe=RequiredDescription(),
             )
         )
     if att.signers:
@@ -157,6 +175,7 @@ def _attestation_rules(att: Attestations) -> list[RuleSource]:
                 "attestations.signers",
                 _optional(att, f"attestations.exists(a, {_trusted(att)})"),
                 "no verified attestation from an allowed signer",
+                describe=SignersDescription(att),
             )
         )
     if att.predicate_types:
@@ -168,6 +187,7 @@ def _attestation_rules(att: Attestations) -> list[RuleSource]:
                 "missing a verified attestation of predicate type "
                 + " and ".join(att.predicate_types)
                 + (" from an allowed signer" if att.signers else ""),
+                describe=PredicateTypesDescription(att),
             )
         )
     if att.target_channel is not None:
@@ -182,6 +202,7 @@ def _attestation_rules(att: Attestations) -> list[RuleSource]:
                 'file.ecosystem != "conda" || '
                 + _optional(att, f"attestations.exists(a, {_trusted(att, channel)})"),
                 f"no verified conda attestation whose targetChannel is {shown}",
+                describe=TargetChannelDescription(att),
             )
         )
     return rules
@@ -193,14 +214,11 @@ def _minimum_age_rule(minimum: MinimumAge) -> RuleSource:
     native = OldEnough(dt.timedelta(seconds=seconds), minimum.allow_unknown)
     shown = format_duration(minimum.age)
     if minimum.allow_unknown:
-        return RuleSource("minimumAge", f"file.uploaded == null || {old_enough}", f"published less than {shown} ago",
-                          native)
-    return RuleSource(
-        "minimumAge",
-        f"file.uploaded != null && {old_enough}",
-        f"published less than {shown} ago, or its upload time is unknown (minimum age {shown})",
-        native,
-    )
+        expression, message = f"file.uploaded == null || {old_enough}", f"published less than {shown} ago"
+    else:
+        expression = f"file.uploaded != null && {old_enough}"
+        message = f"published less than {shown} ago, or its upload time is unknown (minimum age {shown})"
+    return RuleSource("minimumAge", expression, message, native, describe=AgeDescription(minimum))
 
 
 def rule_sources(policy: Policy) -> list[RuleSource]:
@@ -223,11 +241,12 @@ class RuleError(ValueError):
 
 
 def compile_rule(
-    name: str, expression: str, message: str, *, written: bool = True, native: NativeCheck | None = None
+    name: str, expression: str, message: str, *, written: bool = True, native: NativeCheck | None = None,
+    describe: Describe | None = None,
 ) -> CompiledRule:
     """A rule checked statically (`gate.policy.cel_check`) and compiled; raises RuleError. `written=False`:
     one gate made of structured fields (no length or per-rule cost limit: see `cel.parse`), with its
-    `native` form when it has one."""
+    `native` form when it has one and the `describe` that makes its per-file message."""
     checked = check_expression(expression, written=written)
     if checked.problem is not None or checked.tree is None:
         raise RuleError(checked.problem or RuleProblem("cel-syntax", "invalid CEL"))
@@ -236,7 +255,9 @@ def compile_rule(
     except cel.CELCompileError as err:
         raise RuleError(RuleProblem("cel-type", str(err))) from err
     reads, file_fields = cel.identifiers(checked.tree), cel.fields_read(checked.tree, "file")
-    return CompiledRule(name, expression, message, program, reads, file_fields, checked.cost, native, written)
+    return CompiledRule(
+        name, expression, message, program, reads, file_fields, checked.cost, native, written, describe
+    )
 
 
 def compile_rules(policy: Policy) -> tuple[list[CompiledRule], list[Finding]]:
@@ -247,7 +268,7 @@ def compile_rules(policy: Policy) -> tuple[list[CompiledRule], list[Finding]]:
         name = source.name
         try:
             rules.append(compile_rule(name, source.expression, source.message, written=source.written,
-                                      native=source.native))
+                                      native=source.native, describe=source.describe))
         except RuleError as err:
             custom = next((rule for rule in policy.rules if rule.name == name), None) if source.written else None
             path = custom.path if custom is not None else ("spec", *name.split("."))

@@ -56,7 +56,12 @@ class OldEnough:
         if uploaded is None:
             return self.allow_unknown, None, None
         passed = now - uploaded >= self.age
-        return passed, None, None if passed else uploaded + self.age
+        if passed:
+            return True, None, None
+        try:
+            return False, None, uploaded + self.age
+        except OverflowError:  # an upload time near the year 9999 (an index said so): old enough never
+            return False, None, None
 
 
 @dataclass(frozen=True)

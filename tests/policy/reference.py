@@ -24,10 +24,11 @@ def cel_decision(
         for rule in policy.rules:
             passed, error = rule.evaluate(activation)
             if not passed:
+                message = rule.failure(facts)  # made from this file's facts, never memoized
                 violations.append(Violation(
                     policy=policy.name,
                     rule=rule.name,
-                    message=rule.message if error is None else f"{rule.message} [{error}]",
+                    message=message if error is None else f"{message} [{error}]",
                     enforced=policy.enforced,
                     waived=waiver(policy, rule.name, facts, now),
                 ))

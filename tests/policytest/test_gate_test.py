@@ -70,7 +70,9 @@ def test_failures_are_explained_and_written_as_junit(tmp_path: Path, capsys: pyt
     out = capsys.readouterr().out
     assert "FAIL " in out
     assert "expected violation 'attestations.required' did not occur" in out
-    assert "unexpected violation age/minimumAge: published less than 7d ago" in out
+    assert "unexpected violation age/minimumAge: uploaded 2026-11-21T00:00:00Z; allowed from 2026-11-28T00:00:00Z" in (
+        out
+    )
     assert out.splitlines()[-1] == "1 passed, 1 failed"
     root = ET.parse(junit).getroot()
     assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("2", "1", "0")

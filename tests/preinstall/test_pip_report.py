@@ -59,7 +59,7 @@ def test_report_checked_against_local_index(upstream: RunningUpstream, capsys: p
     assert "verified: https://docs.pypi.org/attestations/publish/v1" in out
     assert "uploaded: 2024-11-06" in out
     assert "DENY  rfc8785-0.1.2-py3-none-any.whl" in out
-    assert "example/minimumAge: published less than 7d ago, or its upload time is unknown" in out
+    assert "example/minimumAge: upload time unknown: the index gives none (whenUnknown: deny)" in out
     table = out.split("\n\n")[-1].splitlines()
     assert table[0].split() == ["VERDICT", "PACKAGE", "VERSION", "UPLOADED", "EVIDENCE", "REASON"]
     assert table[1].split()[:5] == ["ALLOW", "sampleproject", "4.0.0", "2024-11-06", "1/1"]

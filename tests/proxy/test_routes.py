@@ -109,7 +109,9 @@ def test_denied_file_is_refused_with_reasons(client: FlaskClient) -> None:
     assert response.status_code == 403
     assert response.mimetype == "text/plain"
     assert "demo-2.0-py3-none-any.whl (demo 2.0) is denied" in response.text
-    assert "age/minimumAge: published less than 7d ago" in response.text
+    assert "age/minimumAge: uploaded 2026-10-30T00:00:00Z; allowed from 2026-11-06T00:00:00Z (minimum age 7d)" in (
+        response.text
+    )
 
 
 def test_allowed_file_is_streamed_with_its_hash(client: FlaskClient, upstream: RunningUpstream) -> None:
@@ -164,8 +166,8 @@ def test_attestation_policy_admits_real_provenance_only(
     )
     provenance = client.get("/provenance/sampleproject/sampleproject-4.0.0-py3-none-any.whl")
     assert provenance.status_code == 200 and "attestation_bundles" in provenance.get_json(force=True)
-    refused = client.get("/files/sampleproject/sampleproject-3.0.0.tar.gz")
-    assert refused.status_code == 403 and "no verified attestation" in refused.text
+    refused = client.get("/files/sampleproject/sampleproject-3.0.0.tar.gz")  # the index has no provenance for it
+    assert refused.status_code == 403 and "attested/attestations.required: no attestation\n" in refused.text
     upstream.clear_log()
     html = client.get("/simple/sampleproject/", headers={"Accept": "text/html"})  # a new rendering, same cache
     assert html.status_code == 200 and "sampleproject-3.0.0" not in html.text
