@@ -18,12 +18,14 @@ from gate.facts import Facts
 from gate.policy import cel
 from gate.policy.cel_check import MAX_POLICY_COST, RuleProblem, check_expression
 from gate.policy.describe import (
+    MAX_MESSAGE,
     AgeDescription,
     Describe,
     PredicateTypesDescription,
     RequiredDescription,
     SignersDescription,
     TargetChannelDescription,
+    shown,
 )
 from gate.policy.duration import format_duration
 from gate.policy.load import RawPolicy, format_path, load_paths, load_text
@@ -60,7 +62,7 @@ class CompiledRule:
     def failure(self, facts: Facts) -> str:
         """The message of a violation of this rule by `facts`: what the file showed and what the rule asks
         (structured rules), or the message the policy wrote (custom rules)."""
-        return self.message if self.describe is None else self.describe(facts)
+        return self.message if self.describe is None else shown(self.describe(facts), MAX_MESSAGE)
 
     def evaluate(self, activation: dict[str, Any]) -> tuple[bool, str | None]:
         """(passed, error): a rule that errors or yields a non-boolean fails closed, and so does one over

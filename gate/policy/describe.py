@@ -24,6 +24,7 @@ from gate.policy.patterns import Pattern
 
 MAX_VALUE = 100  # characters of one value shown from evidence or a policy
 MAX_ITEMS = 3  # values shown of a list (then "and N more")
+MAX_MESSAGE = 1000  # characters of a whole message (a policy may list many long signers)
 
 
 class Describe(Protocol):

@@ -121,3 +121,15 @@ def test_a_drifting_native_check_is_caught(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(native.OldEnough, "__call__", drifted)
     with pytest.raises(AssertionError):
         test_native_checks_agree_with_their_cel_over_generated_facts("36h")
+
+
+def test_an_upload_time_at_the_end_of_time_is_never_old_enough_and_does_not_crash() -> None:
+    """An index may say a file was uploaded in the year 9999: the moment it becomes old enough is past what
+    a datetime holds, so the decision holds for good (it raised OverflowError)."""
+    (policy,) = load_policy_text("apiVersion: gate/v1\nkind: Policy\nmetadata: {name: p}\nspec: {minimumAge: 7d}\n")
+    facts = f.facts(uploaded=dt.datetime(9999, 12, 30, tzinfo=dt.UTC))
+    (rule,) = policy.rules
+    assert rule.native is not None and rule.native(facts, f.NOW) == (False, None, None)
+    assert rule.evaluate(to_activation(facts, f.NOW)) == (False, None)
+    judged = Evaluator([policy]).judge(facts, f.NOW)
+    assert judged.valid_until is None and [v.rule for v in judged.decision.denying] == ["minimumAge"]
