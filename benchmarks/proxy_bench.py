@@ -10,7 +10,10 @@ with 2 workers in front of it. One load tool (the threaded http.client loop belo
 - warm p50: repeated requests for one project (one at a time, after warming every worker);
 - warm req/s: THREADS keep-alive connections requesting one project for SECONDS.
 
-Run: `.venv/bin/python benchmarks/proxy_bench.py [--seconds 10] [--threads 8] [--cold 7]`; the table is
+With `--denied`, every file was uploaded in the last 14 days, so the 30-day minimum age denies all 4000:
+gate's page lists none, and every file's decision carries its own message (and is audited).
+
+Run: `.venv/bin/python benchmarks/proxy_bench.py [--seconds 10] [--threads 8] [--cold 7] [--denied]`; the table is
 printed and written to benchmarks/results/ (and was copied by hand into benchmarks/RESULTS.md).
 """
 
@@ -52,12 +55,14 @@ spec:
 """
 
 
-def run_upstream(projects: int) -> None:
-    """Child mode: serve `projects` synthetic projects until stdin closes; print the URL first."""
+def run_upstream(projects: int, denied: bool) -> None:
+    """Child mode: serve `projects` synthetic projects until stdin closes; print the URL first. `denied`:
+    uploaded in the last 14 days (younger than the policy's 30), else from 2023 to 2025."""
     index = UpstreamIndex()
+    step = dt.timedelta(minutes=20) if denied else dt.timedelta(hours=20)
+    start = dt.datetime.now(dt.UTC) - 1000 * step if denied else dt.datetime(2023, 1, 1, tzinfo=dt.UTC)
     for i in range(projects):
-        start = dt.datetime(2023, 1, 1, tzinfo=dt.UTC)
-        synthetic_project(index, f"bench-{i}", start=start, step=dt.timedelta(hours=20))
+        synthetic_project(index, f"bench-{i}", start=start, step=step)
     with serve(index) as upstream:
         upstream.set_cache_control("max-age=600, public")
         print(upstream.url, flush=True)
@@ -147,16 +152,17 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--cold", type=int, default=7, help="never-seen projects per target for the cold p50")
+    parser.add_argument("--denied", action="store_true", help="every file too young: the policy denies all 4000")
     parser.add_argument("--serve-upstream", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_upstream:
-        run_upstream(args.serve_upstream)
+        run_upstream(args.serve_upstream, args.denied)
         return 0
     work = Path(tempfile.mkdtemp(prefix="gate-bench-"))
     processes: list[subprocess.Popen[bytes]] = []
     try:
         upstream_process = subprocess.Popen(
-            [sys.executable, __file__, "--serve-upstream", str(args.cold + 1)],
+            [sys.executable, __file__, "--serve-upstream", str(args.cold + 1), *(["--denied"] if args.denied else [])],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         )
         processes.append(upstream_process)
@@ -195,7 +201,8 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     lines = [
         f"4000 files per project (1000 versions x 4), JSON with gzip; cold = first request for each of {args.cold}"
-        f" projects, warm req/s = {args.threads} threads for {args.seconds:g}s; {os.cpu_count()} cores.",
+        f" projects, warm req/s = {args.threads} threads for {args.seconds:g}s; {os.cpu_count()} cores"
+        + ("; every file denied (--denied)." if args.denied else "."),
         "",
         "| target | cold p50 (ms) | warm p50 (ms) | warm req/s | body bytes |",
         "|---|---:|---:|---:|---:|",

@@ -15,9 +15,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol
 
-from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, iso_z, visible_attestations
+from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, visible_attestations
 from gate.policy.duration import format_duration
 from gate.policy.model import Attestations, IdentitySigner, MinimumAge, PublisherSigner, Signer
 from gate.policy.patterns import Pattern
@@ -37,6 +38,8 @@ def shown(text: str | None, limit: int = MAX_VALUE) -> str:
     """`text` as one printable line of at most `limit` characters (what is cut ends in `...`)."""
     if text is None:
         return "none"
+    if len(text) <= limit and text.isprintable():
+        return text
     line = "".join(c if c.isprintable() else "?" for c in text[: limit + 1])
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
@@ -48,13 +51,18 @@ def listed(items: Iterable[str]) -> str:
     return text if len(unique) <= MAX_ITEMS else f"{text} and {len(unique) - MAX_ITEMS} more"
 
 
+_SECOND = dt.timedelta(seconds=1)
+
+
 def to_the_second(moment: dt.datetime, *, up: bool = False) -> str:
     """`moment` in UTC to the second (`2026-11-28T10:00:00Z`), cut, or rounded up with `up`."""
-    utc = moment.astimezone(dt.UTC)
-    whole = utc.replace(microsecond=0)
-    if up and whole != utc:
-        whole += dt.timedelta(seconds=1)  # OverflowError in the last second of 9999, as `moment + age` would be
-    return iso_z(whole)
+    if moment.tzinfo is not dt.UTC:
+        moment = moment.astimezone(dt.UTC)
+    if up and moment.microsecond:
+        moment += _SECOND  # OverflowError in the last second of 9999, as `uploaded + age` would be
+    # what isoformat gives (without "+00:00"), in half its time: a page may describe 4000 denied files
+    m = moment
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (m.year, m.month, m.day, m.hour, m.minute, m.second)  # noqa: UP031
 
 
 def _no_upload_time(file: FileFacts) -> str:
@@ -72,16 +80,20 @@ class AgeDescription:
 
     minimum: MinimumAge
 
+    @cached_property
+    def _age(self) -> str:
+        return f"(minimum age {format_duration(self.minimum.age)})"
+
     def __call__(self, facts: Facts) -> str:
-        age, uploaded = self.minimum.age, facts.file.uploaded
+        uploaded = facts.file.uploaded
         if uploaded is None:
             when = "allow" if self.minimum.allow_unknown else "deny"
             return f"upload time unknown: {_no_upload_time(facts.file)} (whenUnknown: {when})"
         try:
-            allowed = f"allowed from {to_the_second(uploaded + age, up=True)}"
+            allowed = to_the_second(uploaded + self.minimum.age, up=True)
         except OverflowError:
-            allowed = "allowed from after the year 9999"
-        return f"uploaded {to_the_second(uploaded)}; {allowed} (minimum age {format_duration(age)})"
+            allowed = "after the year 9999"
+        return f"uploaded {to_the_second(uploaded)}; allowed from {allowed} {self._age}"
 
 
 def no_verified_evidence(facts: Facts) -> str:
@@ -128,8 +140,12 @@ class SignersDescription:
 
     attestations: Attestations
 
+    @cached_property
+    def _allowed(self) -> str:
+        return "allowed: " + listed(signer_text(s) for s in self.attestations.signers)
+
     def __call__(self, facts: Facts) -> str:
-        allowed = "allowed: " + listed(signer_text(s) for s in self.attestations.signers)
+        allowed = self._allowed
         visible = visible_attestations(facts.attestations)
         if not visible:
             return f"{no_verified_evidence(facts)}; {allowed}"
