@@ -26,6 +26,7 @@ from gate.facts import (
 )
 from gate.memo import MISSING, Memo
 from gate.policy.compile import CompiledPolicy, CompiledRule
+from gate.policy.describe import one_line
 from gate.policy.model import PolicyException
 from gate.policy.native import RuleResult
 
@@ -39,8 +40,9 @@ def applicable_exception(policy: CompiledPolicy, rule: str, facts: Facts, now: d
 
 
 def _waiver_text(exception: PolicyException) -> str:
-    owner = f", owner {exception.owner}" if exception.owner else ""
-    return f"{exception.reason}{owner}, until {exception.until}"
+    """`reason, owner <owner>, until <expiry as written>`, as one line (the policy wrote reason and owner)."""
+    owner = f", owner {one_line(exception.owner, 200)}" if exception.owner else ""
+    return f"{one_line(exception.reason, 500)}{owner}, until {exception.until}"  # the expiry is never cut off
 
 
 def waiver(policy: CompiledPolicy, rule: str, facts: Facts, now: dt.datetime) -> str | None:

@@ -25,6 +25,7 @@ from gate.policy.describe import (
     RequiredDescription,
     SignersDescription,
     TargetChannelDescription,
+    one_line,
     shown,
 )
 from gate.policy.duration import format_duration
@@ -248,7 +249,8 @@ def compile_rule(
 ) -> CompiledRule:
     """A rule checked statically (`gate.policy.cel_check`) and compiled; raises RuleError. `written=False`:
     one gate made of structured fields (no length or per-rule cost limit: see `cel.parse`), with its
-    `native` form when it has one and the `describe` that makes its per-file message."""
+    `native` form when it has one and the `describe` that makes its per-file message. Its `message` is
+    kept as one line (`gate.policy.describe.one_line`): reports, 403s and the audit log print it as one."""
     checked = check_expression(expression, written=written)
     if checked.problem is not None or checked.tree is None:
         raise RuleError(checked.problem or RuleProblem("cel-syntax", "invalid CEL"))
@@ -258,7 +260,7 @@ def compile_rule(
         raise RuleError(RuleProblem("cel-type", str(err))) from err
     reads, file_fields = cel.identifiers(checked.tree), cel.fields_read(checked.tree, "file")
     return CompiledRule(
-        name, expression, message, program, reads, file_fields, checked.cost, native, written, describe
+        name, expression, one_line(message), program, reads, file_fields, checked.cost, native, written, describe
     )
 
 

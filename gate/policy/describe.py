@@ -44,6 +44,14 @@ def shown(text: str | None, limit: int = MAX_VALUE) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
+def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
+    """Text a policy wrote (a custom rule's message, an exception's reason) as one printable line: its line
+    breaks and other whitespace runs become one space (a YAML block reads as it was meant), then `shown`."""
+    if len(text) <= limit and text.isprintable():
+        return text
+    return shown(" ".join(text.split()), limit)
+
+
 def listed(items: Iterable[str]) -> str:
     """Distinct items in order, the first MAX_ITEMS joined by `, ` and the rest counted."""
     unique = list(dict.fromkeys(items))
@@ -68,9 +76,9 @@ def to_the_second(moment: dt.datetime, *, up: bool = False) -> str:
 def _no_upload_time(file: FileFacts) -> str:
     """Where the upload time would have come from, for a file that has none."""
     if file.index is None:
-        return "a local file has none (give --uploaded, or check it against its index)"
+        return "a local file has none; give --uploaded, or check it against its index"
     if file.ecosystem is Ecosystem.CONDA:
-        return "the channel's repodata gives none (no indexed_timestamp or timestamp)"
+        return "the channel's repodata record has no indexed_timestamp or timestamp"
     return "the index gives none"
 
 

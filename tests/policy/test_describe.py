@@ -61,9 +61,9 @@ CASES = [
     (AGE, f.facts(uploaded=None, index="https://pypi.org/simple/"), "minimumAge",
      "upload time unknown: the index gives none (whenUnknown: deny)"),
     (AGE, f.facts(uploaded=None, **CONDA), "minimumAge",
-     "upload time unknown: the channel's repodata gives none (no indexed_timestamp or timestamp) (whenUnknown: deny)"),
+     "upload time unknown: the channel's repodata record has no indexed_timestamp or timestamp (whenUnknown: deny)"),
     (AGE, f.facts(uploaded=None, index=None), "minimumAge",
-     "upload time unknown: a local file has none (give --uploaded, or check it against its index) (whenUnknown: deny)"),
+     "upload time unknown: a local file has none; give --uploaded, or check it against its index (whenUnknown: deny)"),
     (AGE, f.facts(uploaded=dt.datetime(9999, 12, 31, 23, 0, tzinfo=dt.UTC)), "minimumAge",
      "uploaded 9999-12-31T23:00:00Z; allowed from after the year 9999 (minimum age 7d)"),
     (REQUIRED, f.facts(), "attestations.required", "no attestation"),
@@ -154,3 +154,23 @@ def test_every_failed_structured_rule_has_a_bounded_one_line_message(minimum_age
                 assert violation.message.isprintable() and len(violation.message) <= MAX_MESSAGE
                 if violation.rule == "minimumAge":
                     assert violation.message.startswith(("uploaded ", "upload time unknown: "))
+
+
+def test_what_the_policy_wrote_is_shown_as_one_line_and_a_waiver_keeps_its_expiry() -> None:
+    """A custom rule's message and an exception's reason are the policy's words: a line break (a YAML block)
+    or a terminal escape in them must not break a report or a log line into two, nor hide the expiry."""
+    spec = (
+        "  minimumAge: 7d\n"
+        "  exceptions:\n"
+        "    - {packages: [sampleproject], waive: [minimumAge], owner: \"sec\\nALLOW x\", expires: 2027-01-31,\n"
+        f"       reason: \"{'long ' * 300}\\r\\nDENY\\x1b[2K\"}}\n"
+        "  rules:\n"
+        "    - name: custom\n"
+        "      expression: '!file.yanked'\n"
+        "      message: \"yanked files\\n  are broken\\x1b[8m\"\n"
+    )
+    decision = Evaluator([policy(spec)]).judge(f.facts(yanked=True, uploaded=f.NOW), f.NOW).decision
+    age, custom = decision.violations
+    assert custom.message == "yanked files are broken?[8m"
+    assert age.waived is not None and age.waived.isprintable()
+    assert age.waived.endswith("..., owner sec ALLOW x, until 2027-01-31")
