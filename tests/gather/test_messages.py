@@ -18,7 +18,7 @@ import pytest
 from gate.cli import main
 from tests.conftest import MINI_PYPI
 from tests.preinstall.conftest import NOW
-from tests.support.conda_channel import ChannelServer, add_fixture_signed_package, index_channel
+from tests.support.conda_channel import add_fixture_signed_package, index_channel
 from tests.support.conda_policies import (
     SIGNED,
     SIGNER_IDENTITY,
@@ -27,8 +27,10 @@ from tests.support.conda_policies import (
     signer_attestations,
     write_policies,
 )
+from tests.support.conda_server import ChannelServer
 from tests.support.gate_app import gate_app
-from tests.support.pypi_upstream import UpstreamIndex, serve
+from tests.support.pypi_model import UpstreamIndex
+from tests.support.pypi_upstream import serve
 
 MOMENT = dt.datetime.fromisoformat(NOW.replace("Z", "+00:00"))
 SAMPLE_IDENTITY = "https://github.com/pypa/sampleproject/.github/workflows/release.yml@refs/heads/main"
