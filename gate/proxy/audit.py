@@ -10,13 +10,14 @@ processes do not interleave.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from gate.decision import Decision
 from gate.facts import iso_z
@@ -41,6 +42,9 @@ def audit_record(
         "served": served,
         "rules": [v.to_json() | {"enforced": v.denies} for v in decision.violations],
     }
+
+
+_ENCODER = msgspec.json.Encoder(order="sorted")
 
 
 class AuditLog:
@@ -74,21 +78,23 @@ class AuditLog:
         return bool(getattr(self._local, "ok", True))
 
     def write(self, records: Iterable[dict[str, Any]]) -> None:
-        lines = "".join(json.dumps(r, separators=(",", ":"), sort_keys=True) + "\n" for r in records)
+        """One compact JSON object per line, keys sorted (msgspec: a cold page of denied files audits
+        thousands); JSON escapes every control character, so a value never breaks a line."""
+        lines = [_ENCODER.encode(r) for r in records]
         self._local.ok = True
         if not lines:
             return
         if self._fd is None:
-            for line in lines.splitlines():
-                logging.getLogger("gate.audit").info("%s", line)
+            for line in lines:
+                logging.getLogger("gate.audit").info("%s", line.decode())
             return
-        data = lines.encode()
+        data = b"\n".join(lines) + b"\n"
         with self._lock:
             try:
                 if os.write(self._fd, data) != len(data):
                     raise OSError(f"short write to {self.path}")
             except OSError as err:
-                self._lost(lines.count("\n"), err)
+                self._lost(len(lines), err)
             else:
                 self.failing = False
 

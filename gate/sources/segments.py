@@ -7,11 +7,14 @@ path), so a name is judged as it is, and every upstream URL built from names goe
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 # After decoding, none of these can be part of a file or project name: `?`/`#` would start a query or a
-# fragment, `/` and `\` another path level, `%` a second round of decoding somewhere down the line.
+# fragment, `/` and `\` another path level, `%` a second round of decoding somewhere down the line; nor a
+# C0 or C1 control character. One search finds the first (it runs for every row of every page).
 _FORBIDDEN = frozenset("?#/\\%")
+_BAD = re.compile(r"[?#/\\%\x00-\x1f\x7f-\x9f]")
 _SAFE = "+!"  # kept as they are (besides letters, digits and `-._~`): wheel and conda filenames use them
 
 
@@ -19,12 +22,13 @@ def segment_problem(name: str) -> str | None:
     """Why `name` cannot be one path segment of an upstream URL (None: it can)."""
     if name in ("", ".", ".."):
         return "an empty, '.' or '..' path segment"
-    for char in name:
-        if char in _FORBIDDEN:
-            return f"a name containing {char!r}"
-        if ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F:
-            return f"a name containing the control character {char!r}"
-    return None
+    found = _BAD.search(name)
+    if found is None:
+        return None
+    char = found.group()
+    if char in _FORBIDDEN:
+        return f"a name containing {char!r}"
+    return f"a name containing the control character {char!r}"
 
 
 def quote_segment(name: str) -> str:
