@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, canonicalize_version
 from packaging.version import InvalidVersion, Version
 
 from gate.errors import GateError
@@ -49,7 +49,7 @@ MEMO_LIMIT = 20_000
 
 # event kinds, in the order the evaluation walks them
 _INTRODUCED, _FIXED, _LAST_AFFECTED = 0, 1, 2
-_VERSIONS: Memo[str, Version | None] = Memo(MEMO_LIMIT)
+_RELEASES: Memo[str, tuple[Version | None, str]] = Memo(MEMO_LIMIT)
 
 
 class OsvError(GateError):
@@ -67,12 +67,19 @@ def _version(text: str) -> Version | None:
         return None
 
 
-def parse_release(text: str) -> Version | None:
-    """A release's version as PEP 440 (memoized: the same versions are looked up again and again)."""
-    found = _VERSIONS.get(text)
+def _key(version: Version) -> str:
+    """Text equal for versions PEP 440 calls equal (`1.0` == `1.0.0`, `2024.07.4` == `2024.7.4`)."""
+    return canonicalize_version(version, strip_trailing_zero=True)
+
+
+def parse_release(text: str) -> tuple[Version | None, str]:
+    """A release's version as PEP 440 (None when it is not) and its `versions[]` key (the text itself when
+    it is not PEP 440); memoized: the same versions are looked up again and again."""
+    found = _RELEASES.get(text)
     if found is MISSING:
-        found = _version(text)
-        _VERSIONS.put(text, found)
+        parsed = _version(text)
+        found = (parsed, _key(parsed) if parsed is not None else text)
+        _RELEASES.put(text, found)
     return found
 
 
@@ -99,7 +106,7 @@ class _Range(msgspec.Struct, frozen=True, gc=False):
 
 class _Entry(msgspec.Struct, frozen=True, gc=False):
     """One `affected[]` entry for a package: the fact to give when it applies (without `fixed`), its
-    `versions` (canonical PEP 440 text, or the text as written when it is not PEP 440) and its ranges."""
+    `versions` (as `_key`s, or the text as written when it is not PEP 440) and its ranges."""
 
     fact: Vulnerability
     versions: frozenset[str]
@@ -121,7 +128,7 @@ class _Builder:
         self.now = now
         self.warnings: list[str] = []
         self.versions: dict[str, Version | None] = {}
-        self.texts: dict[str, str] = {}  # a `versions` entry -> its canonical text, one object per text
+        self.texts: dict[str, str] = {}  # a `versions` entry -> its key (`_key`), one object per key text
         self.scores = VectorScores()
 
     def version(self, text: str) -> Version | None:
@@ -134,7 +141,7 @@ class _Builder:
         found = self.texts.get(text)
         if found is None:
             parsed = self.version(text)
-            found = self.texts[text] = str(parsed) if parsed is not None else text
+            found = self.texts[text] = _key(parsed) if parsed is not None else text
         return found
 
     def compile(self, record: Record, label: str) -> _Compiled:
@@ -288,8 +295,7 @@ class OsvDatabase:
         entries = self._index.get(canonicalize_name(name))
         if not entries:
             return ()
-        parsed = parse_release(version)
-        key = str(parsed) if parsed is not None else version
+        parsed, key = parse_release(version)
         found: dict[str, tuple[Vulnerability, list[str]]] = {}
         for entry in entries:
             hit = key in entry.versions
