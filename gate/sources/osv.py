@@ -28,6 +28,7 @@ Decisions (README "Vulnerabilities (OSV)"):
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -130,6 +131,7 @@ class _Builder:
         self.versions: dict[str, Version | None] = {}
         self.texts: dict[str, str] = {}  # a `versions` entry -> its key (`_key`), one object per key text
         self.scores = VectorScores()
+        self.names: dict[str, str] = {}  # a package name as written -> PEP 503
 
     def version(self, text: str) -> Version | None:
         found = self.versions.get(text, MISSING)
@@ -137,45 +139,53 @@ class _Builder:
             found = self.versions[text] = _version(text)
         return found
 
-    def canonical(self, text: str) -> str:
-        found = self.texts.get(text)
-        if found is None:
-            parsed = self.version(text)
-            found = self.texts[text] = _key(parsed) if parsed is not None else text
-        return found
+    def keys(self, versions: tuple[str, ...]) -> frozenset[str]:
+        """The `_key`s of a `versions[]` list (the text itself where it is not PEP 440). Lists repeat the
+        same few thousand texts: each is parsed once, and known ones are mapped in C."""
+        try:
+            return frozenset(map(self.texts.__getitem__, versions))
+        except KeyError:
+            for text in versions:
+                if text not in self.texts:
+                    parsed = self.version(text)
+                    self.texts[text] = _key(parsed) if parsed is not None else text
+            return frozenset(map(self.texts.__getitem__, versions))
 
     def compile(self, record: Record, label: str) -> _Compiled:
-        withdrawn = record.withdrawn is not None and _utc(record.withdrawn) <= self.now
+        modified = _utc(record.modified)
         entries: dict[str, list[_Entry]] = {}
-        if withdrawn:
-            return _Compiled(_utc(record.modified), True, entries)
+        if record.withdrawn is not None and _utc(record.withdrawn) <= self.now:
+            return _Compiled(modified, True, entries)
         specific = record.database_specific
         label_text = specific.label() if specific else None
         marked = specific is not None and specific.origins is not None
-        malicious = marked or any(i.startswith("MAL-") for i in (record.id, *(record.aliases or ())))
+        aliases = tuple(record.aliases or ())
+        malicious = marked or any(i.startswith("MAL-") for i in (record.id, *aliases))
+        published = _utc(record.published) if record.published else None
         for i, affected in enumerate(record.affected or ()):
             if affected.package is None or affected.package.ecosystem != PYPI:
                 continue
-            name = canonicalize_name(affected.package.name)
+            name = self.names.get(affected.package.name)
+            if name is None:
+                name = self.names[affected.package.name] = canonicalize_name(affected.package.name)
             vectors = [(f"$.severity[{j}]", s) for j, s in enumerate(record.severity or ())]
-            vectors += [(f"$.affected[{i}].severity[{j}]", s) for j, s in enumerate(affected.severity or ())]
-            score = self.scores.highest(vectors, label, self.warnings)
+            if affected.severity:
+                vectors += [(f"$.affected[{i}].severity[{j}]", s) for j, s in enumerate(affected.severity)]
             fact = Vulnerability(
                 id=record.id,
-                aliases=tuple(record.aliases or ()),
+                aliases=aliases,
                 summary=record.summary or "",
-                severity=score,
+                severity=self.scores.highest(vectors, label, self.warnings),
                 severityLabel=label_text,
                 malicious=malicious,
-                published=_utc(record.published) if record.published else None,
-                modified=_utc(record.modified),
+                published=published,
+                modified=modified,
             )
-            entry = _Entry(fact, frozenset(map(self.canonical, affected.versions or ())),
-                           self._ranges(affected, f"{label}: $.affected[{i}]"))
+            entry = _Entry(fact, self.keys(affected.versions or ()), self._ranges(affected, label, i))
             entries.setdefault(name, []).append(entry)
-        return _Compiled(_utc(record.modified), False, entries)
+        return _Compiled(modified, False, entries)
 
-    def _ranges(self, affected: Affected, at: str) -> tuple[_Range, ...]:
+    def _ranges(self, affected: Affected, label: str, index: int) -> tuple[_Range, ...]:
         built: list[_Range] = []
         for j, rng in enumerate(affected.ranges or ()):
             if rng.type != "ECOSYSTEM":
@@ -185,7 +195,7 @@ class _Builder:
             fixed: list[tuple[Version, str]] = []
             for k, event in enumerate(rng.events):
                 ((key, text),) = event.kinds()  # exactly one: checked by Record.problems
-                where = f"{at}.ranges[{j}].events[{k}].{key}"
+                where = (label, index, j, k, key)
                 if key == "limit":
                     limits.append(None if "*" in text else self._bound(text, where, "is no limit"))
                     continue
@@ -203,10 +213,12 @@ class _Builder:
             built.append(_Range(tuple(events), tuple(limits) if limits else None, tuple(sorted(fixed))))
         return tuple(built)
 
-    def _bound(self, text: str, where: str, widened: str) -> Version | None:
+    def _bound(self, text: str, where: tuple[str, int, int, int, str], widened: str) -> Version | None:
         parsed = self.version(text)
         if parsed is None:
-            self.warnings.append(f"{where}: {text!r} is not a PEP 440 version; it {widened}")
+            label, i, j, k, key = where
+            self.warnings.append(f"{label}: $.affected[{i}].ranges[{j}].events[{k}].{key}: {text!r} is not a "
+                                 f"PEP 440 version; it {widened}")
         return parsed
 
 
@@ -238,11 +250,23 @@ class OsvDatabase:
         self.records = self.withdrawn = self.skipped = 0
         self.warnings = ()
         self._index: dict[str, tuple[_Entry, ...]] = {}
+        # (name as given, version as given) -> what `lookup` gave: a page asks for each version's files
+        self._found: Memo[tuple[str, str], tuple[Vulnerability, ...]] = Memo(MEMO_LIMIT)
 
     @classmethod
     def load(cls, paths: Sequence[Path], *, now: dt.datetime | None = None, limits: Limits | None = None,
              ) -> OsvDatabase:
         """Read and index every record under `paths`; raises OsvError listing every problem found."""
+        collecting = gc.isenabled()
+        gc.disable()  # ~20k records make millions of objects and no cycles: collections only cost time
+        try:
+            return cls._load(paths, now, limits)
+        finally:
+            if collecting:
+                gc.enable()
+
+    @classmethod
+    def _load(cls, paths: Sequence[Path], now: dt.datetime | None, limits: Limits | None) -> OsvDatabase:
         loaded = now or dt.datetime.now(dt.UTC)
         database = cls(tuple(paths), loaded)
         if not paths:
@@ -292,6 +316,13 @@ class OsvDatabase:
         the `fixed` versions (as written, above `version`) of the ranges that matched."""
         if ecosystem is not Ecosystem.PYPI:
             return ()
+        found = self._found.get((name, version))
+        if found is MISSING:
+            found = self._lookup(name, version)
+            self._found.put((name, version), found)
+        return found
+
+    def _lookup(self, name: str, version: str) -> tuple[Vulnerability, ...]:
         entries = self._index.get(canonicalize_name(name))
         if not entries:
             return ()
