@@ -27,6 +27,7 @@ Decisions (README "Vulnerabilities (OSV)"):
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import gc
 import hashlib
@@ -85,22 +86,44 @@ def parse_release(text: str) -> tuple[Version | None, str]:
 
 
 class _Range(msgspec.Struct, frozen=True, gc=False):
-    """One ECOSYSTEM range, ready to evaluate: events sorted by version (None: introduced "0"), the
-    versions of its `limit` events (None: "*"; no limits: unlimited) and its `fixed` texts."""
+    """One ECOSYSTEM range as read: events sorted by version (None: introduced "0"), the versions of its
+    `limit` events (None: "*"; no limits: unlimited) and its `fixed` versions with their texts."""
 
     events: tuple[tuple[Version | None, int, str], ...]
     limits: tuple[Version | None, ...] | None
     fixed: tuple[tuple[Version, str], ...]
 
-    def contains(self, version: Version) -> bool:
-        if self.limits is not None and not any(limit is None or version < limit for limit in self.limits):
+    def versions(self) -> set[Version]:
+        return {v for v, _, _ in self.events if v is not None} | {v for v in self.limits or () if v is not None}
+
+    def place(self, position: dict[Version, int]) -> _Span:
+        return _Span(
+            tuple((-1 if v is None else position[v], kind) for v, kind, _ in self.events),
+            None if self.limits is None else tuple(None if v is None else position[v] for v in self.limits),
+            tuple((position[v], text) for v, text in self.fixed),
+        )
+
+
+class _Span(msgspec.Struct, frozen=True, gc=False):
+    """A `_Range` placed among its project's bounds (every version any of its ranges names, sorted): a
+    bound at position p is 2p + 1, introduced "0" is -1, a "*" limit None. A release is placed the same
+    way (2p + 1 when it equals bound p, 2p when it lies between bounds p - 1 and p), so the evaluation
+    compares integers, and a lookup compares PEP 440 versions only to find its place (a bisection)."""
+
+    events: tuple[tuple[int, int], ...]
+    limits: tuple[int | None, ...] | None
+    fixed: tuple[tuple[int, str], ...]
+
+    def contains(self, at: int) -> bool:
+        """The OSV evaluation (`BeforeLimits`, then the walk over the sorted events) for a release at `at`."""
+        if self.limits is not None and not any(limit is None or at < limit for limit in self.limits):
             return False
         vulnerable = False
-        for at, kind, _ in self.events:
+        for event, kind in self.events:
             if kind == _INTRODUCED:
-                if at is None or version >= at:
+                if at >= event:
                     vulnerable = True
-            elif at is not None and (version >= at if kind == _FIXED else version > at):
+            elif at >= event if kind == _FIXED else at > event:
                 vulnerable = False
         return vulnerable
 
@@ -112,6 +135,32 @@ class _Entry(msgspec.Struct, frozen=True, gc=False):
     fact: Vulnerability
     versions: frozenset[str]
     ranges: tuple[_Range, ...]
+
+
+class _Placed(msgspec.Struct, frozen=True, gc=False):
+    """An `_Entry` with its ranges placed among its project's bounds."""
+
+    fact: Vulnerability
+    versions: frozenset[str]
+    spans: tuple[_Span, ...]
+
+
+class _Project(msgspec.Struct, frozen=True, gc=False):
+    """Every entry naming one project, and the sorted versions its ranges name."""
+
+    bounds: tuple[Version, ...]
+    entries: tuple[_Placed, ...]
+
+    @classmethod
+    def build(cls, entries: list[_Entry]) -> _Project:
+        bounds = sorted(set().union(*(r.versions() for e in entries for r in e.ranges)))
+        position = {v: 2 * i + 1 for i, v in enumerate(bounds)}
+        placed = [_Placed(e.fact, e.versions, tuple(r.place(position) for r in e.ranges)) for e in entries]
+        return cls(tuple(bounds), tuple(placed))
+
+    def place(self, version: Version) -> int:
+        i = bisect.bisect_left(self.bounds, version)
+        return 2 * i + 1 if i < len(self.bounds) and self.bounds[i] == version else 2 * i
 
 
 class _Compiled(msgspec.Struct, frozen=True, gc=False):
@@ -249,7 +298,7 @@ class OsvDatabase:
         self.digest = ""
         self.records = self.withdrawn = self.skipped = 0
         self.warnings = ()
-        self._index: dict[str, tuple[_Entry, ...]] = {}
+        self._index: dict[str, _Project] = {}
         # (name as given, version as given) -> what `lookup` gave: a page asks for each version's files
         self._found: Memo[tuple[str, str], tuple[Vulnerability, ...]] = Memo(MEMO_LIMIT)
 
@@ -305,7 +354,7 @@ class OsvDatabase:
             database.skipped += not compiled.withdrawn and not compiled.entries
             for name, entries in compiled.entries.items():
                 index.setdefault(name, []).extend(entries)
-        database._index = {name: tuple(entries) for name, entries in index.items()}
+        database._index = {name: _Project.build(entries) for name, entries in index.items()}
         database.records = len(kept)
         database.digest = digest.hexdigest()
         database.warnings = tuple(builder.warnings)
@@ -323,21 +372,22 @@ class OsvDatabase:
         return found
 
     def _lookup(self, name: str, version: str) -> tuple[Vulnerability, ...]:
-        entries = self._index.get(canonicalize_name(name))
-        if not entries:
+        project = self._index.get(canonicalize_name(name))
+        if project is None:
             return ()
         parsed, key = parse_release(version)
+        at = project.place(parsed) if parsed is not None else 0
         found: dict[str, tuple[Vulnerability, list[str]]] = {}
-        for entry in entries:
+        for entry in project.entries:
             hit = key in entry.versions
             fixed: list[str] = []
-            for rng in entry.ranges:
+            for span in entry.spans:
                 if parsed is None:  # not PEP 440: gate cannot place it outside any range
                     hit = True
-                    fixed.extend(text for _, text in rng.fixed)
-                elif rng.contains(parsed):
+                    fixed.extend(text for _, text in span.fixed)
+                elif span.contains(at):
                     hit = True
-                    fixed.extend(text for at, text in rng.fixed if at > parsed)
+                    fixed.extend(text for bound, text in span.fixed if bound > at)
             if hit:
                 _, all_fixed = found.setdefault(entry.fact.id, (entry.fact, []))
                 all_fixed.extend(text for text in fixed if text not in all_fixed)

@@ -304,3 +304,49 @@ def test_digest_follows_the_data(tmp_path: Path) -> None:
     changed = load(tmp_path, record(modified="2025-06-01T00:00:00Z"))
     assert first.digest == again.digest != changed.digest
     assert changed.newest is not None and changed.newest.isoformat() == "2025-06-01T00:00:00+00:00"
+
+
+def reference(version: str, events: list[dict[str, str]]) -> bool:
+    """The schema's pseudocode, word for word, over `packaging` versions (the oracle for the placed form)."""
+    from packaging.version import Version  # noqa: PLC0415 (only the oracle needs it)
+
+    v = Version(version)
+    limits = [e["limit"] for e in events if "limit" in e]
+    if limits and not any(limit == "*" or v < Version(limit) for limit in limits):
+        return False
+
+    def order(event: dict[str, str]) -> tuple[int, Version]:
+        (text,) = event.values()
+        return (0, Version("0")) if event.get("introduced") == "0" else (1, Version(text))
+
+    vulnerable = False
+    for event in sorted(events, key=order):
+        if "introduced" in event and (event["introduced"] == "0" or v >= Version(event["introduced"])):
+            vulnerable = True
+        elif "fixed" in event and v >= Version(event["fixed"]):
+            vulnerable = False
+        elif "last_affected" in event and v > Version(event["last_affected"]):
+            vulnerable = False
+    return vulnerable
+
+
+def test_lookups_agree_with_the_schemas_pseudocode_on_random_ranges(tmp_path: Path) -> None:
+    import random  # noqa: PLC0415
+
+    rng = random.Random(16)
+    pool = ["0.1", "0.9", "1.0", "1.0.0.post1", "1.0.1", "1.1rc1", "1.1", "2.0.dev0", "2.0", "2.0.1", "3", "10.0"]
+    probes = [*pool, "0.0.1", "1.0.0", "1.0.0.1", "1.1a1", "1.5", "2", "2.0.0", "4.0", "11"]
+    documents, ranges = [], {}
+    for i in range(60):
+        events: list[dict[str, str]] = [{"introduced": rng.choice(["0", *pool])}]
+        closing = rng.choice(["fixed", "last_affected"])
+        for _ in range(rng.randint(0, 4)):
+            kind = rng.choice(["introduced", closing, closing, "limit"])
+            events.append({kind: rng.choice(pool + (["*"] if kind == "limit" else []))})
+        rng.shuffle(events)
+        documents.append(record(f"RAND-{i:02d}", events))
+        ranges[f"RAND-{i:02d}"] = events
+    database = load(tmp_path, *documents)
+    for probe in probes:
+        expected = sorted(rid for rid, events in ranges.items() if reference(probe, events))
+        assert applies(database, probe) == expected, probe
