@@ -323,7 +323,7 @@ def reference(version: str, events: list[dict[str, str]]) -> bool:
     for event in sorted(events, key=order):
         if "introduced" in event and (event["introduced"] == "0" or v >= Version(event["introduced"])):
             vulnerable = True
-        elif "fixed" in event and v >= Version(event["fixed"]):
+        elif "fixed" in event and v >= Version(event["fixed"]):  # noqa: SIM114 (as the pseudocode has it)
             vulnerable = False
         elif "last_affected" in event and v > Version(event["last_affected"]):
             vulnerable = False
