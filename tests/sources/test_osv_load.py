@@ -350,3 +350,13 @@ def test_lookups_agree_with_the_schemas_pseudocode_on_random_ranges(tmp_path: Pa
     for probe in probes:
         expected = sorted(rid for rid, events in ranges.items() if reference(probe, events))
         assert applies(database, probe) == expected, probe
+
+
+def test_a_load_leaves_garbage_collection_as_it_found_it(tmp_path: Path) -> None:
+    import gc  # noqa: PLC0415
+
+    assert gc.isenabled()
+    load(tmp_path, record())
+    assert gc.isenabled()
+    problems([write(tmp_path / "bad", b"[]")])
+    assert gc.isenabled()
