@@ -24,7 +24,7 @@ def _issue(policy: Policy, path: Path_, message: str, level: Level = Level.ERROR
 
 
 def _expiry(
-    policy: Policy, path: Path_, expiry: tuple[dt.datetime, str], now: dt.datetime, soon: dt.timedelta, what: str
+    policy: Policy, path: Path_, expiry: tuple[dt.datetime, str], *, now: dt.datetime, soon: dt.timedelta, what: str
 ) -> Iterator[Finding]:
     """An error when `expiry` (the moment, as written) has passed, a warning when it is within `soon`."""
     expires, shown = expiry
@@ -41,11 +41,12 @@ def exception_issues(policy: Policy, now: dt.datetime, soon: dt.timedelta) -> It
     present = {source.name for source in rule_sources(policy)}
     ignores = policy.vulnerabilities.ignore if policy.vulnerabilities is not None else ()
     for index, ignore in enumerate(ignores):  # accepted vulnerabilities expire like exceptions
-        yield from _expiry(policy, ("spec", "vulnerabilities", "ignore", index, "expires"), (ignore.expires, ignore.until),
-                           now, soon, "ignore")
+        at: Path_ = ("spec", "vulnerabilities", "ignore", index, "expires")
+        yield from _expiry(policy, at, (ignore.expires, ignore.until), now=now, soon=soon, what="ignore")
     for index, exception in enumerate(policy.exceptions):
         path: Path_ = ("spec", "exceptions", index, "expires")
-        yield from _expiry(policy, path, (exception.expires, exception.until), now, soon, "exception")
+        yield from _expiry(policy, path, (exception.expires, exception.until), now=now, soon=soon,
+                           what="exception")
         for i, waived in enumerate(exception.waive):
             if not any(names_rule(waived, r) for r in present):
                 message = f"waives {waived!r}, but this policy has no such rule, so the waiver does nothing"
