@@ -34,7 +34,7 @@ from gate.policy.compile import compile_rules
 from gate.policy.load import format_path
 from gate.policy.model import CustomRule, Policy
 
-Record = TypeVar("Record", FileFacts, AttestationFact)
+Record = TypeVar("Record", FileFacts, AttestationFact, Vulnerability)
 
 _NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 _OPERATORS = {

@@ -41,8 +41,8 @@ def exception_issues(policy: Policy, now: dt.datetime, soon: dt.timedelta) -> It
     present = {source.name for source in rule_sources(policy)}
     ignores = policy.vulnerabilities.ignore if policy.vulnerabilities is not None else ()
     for index, ignore in enumerate(ignores):  # accepted vulnerabilities expire like exceptions
-        at: Path_ = ("spec", "vulnerabilities", "ignore", index, "expires")
-        yield from _expiry(policy, at, (ignore.expires, ignore.until), now=now, soon=soon, what="ignore")
+        where: Path_ = ("spec", "vulnerabilities", "ignore", index, "expires")
+        yield from _expiry(policy, where, (ignore.expires, ignore.until), now=now, soon=soon, what="ignore")
     for index, exception in enumerate(policy.exceptions):
         path: Path_ = ("spec", "exceptions", index, "expires")
         yield from _expiry(policy, path, (exception.expires, exception.until), now=now, soon=soon,
