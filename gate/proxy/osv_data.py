@@ -56,6 +56,11 @@ def signature(paths: tuple[Path, ...]) -> str:
     return digest.hexdigest()
 
 
+def _since(moment: dt.datetime) -> int:
+    """Seconds from `moment` to now by the wall clock (a load happens in real time, whatever clock decides)."""
+    return int((dt.datetime.now(dt.UTC) - moment).total_seconds())
+
+
 class Loaded(NamedTuple):
     """One complete load: the database and the signature of the files it was read from."""
 
@@ -152,7 +157,7 @@ class OsvData:
             "newest_modified": None if database.newest is None else iso_z(database.newest),
             "age_seconds": None if age is None else int(age.total_seconds()),
             "loaded": iso_z(database.loaded),
-            "loaded_age_seconds": int((now - database.loaded).total_seconds()),
+            "loaded_age_seconds": _since(database.loaded),
             "digest": self.digest,
             "reload_failures": self.failures,
             "stale": self.stale(now) is not None,
@@ -175,6 +180,6 @@ class OsvData:
             "# TYPE gate_osv_age_seconds gauge",
             f"gate_osv_age_seconds {-1 if age is None else int(age.total_seconds())}",
             "# TYPE gate_osv_loaded_age_seconds gauge",
-            f"gate_osv_loaded_age_seconds {int((now - self.database.loaded).total_seconds())}",
+            f"gate_osv_loaded_age_seconds {_since(self.database.loaded)}",
         ]
         return "\n".join(lines) + "\n"

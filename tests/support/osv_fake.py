@@ -15,6 +15,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from gate.facts import Ecosystem, Vulnerability, parse_time
+from gate.sources.osv import OsvError
 
 OSV = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "osv"
 MANIFEST: dict[str, Any] = json.loads((OSV / "MANIFEST.json").read_text())
@@ -35,12 +36,29 @@ class FakeOsvDatabase:
     """FAKE `OsvDatabase`: `lookup` answers from the MANIFEST (the wheels' `applies`, the MAL records' versions);
     `records` are the non-withdrawn records by id."""
 
-    def __init__(self) -> None:
-        self.records = {r["id"]: _record(r) for r in MANIFEST["records"] if r["withdrawn"] is None}
-        self.sources = (OSV / "PyPI-all.zip",)
+    def __init__(self, only: set[str] | None = None, sources: tuple[Path, ...] = (OSV / "PyPI-all.zip",)) -> None:
+        self.records = {r["id"]: _record(r) for r in MANIFEST["records"]
+                        if r["withdrawn"] is None and (only is None or r["id"] in only)}
+        self.sources = sources
         self.loaded = dt.datetime.now(dt.UTC)
-        self.newest = max(r.modified for r in self.records.values() if r.modified is not None)
+        self.newest = max((r.modified for r in self.records.values() if r.modified is not None), default=None)
         self._wheels = {(w["project"], Version(w["version"])): tuple(w["applies"]) for w in MANIFEST["wheels"]}
+
+    @classmethod
+    def from_directories(cls, paths: list[Path]) -> FakeOsvDatabase:
+        """The records whose `<ID>.json` is in one of the directories `paths`; a file that is not JSON is an
+        OsvError naming it (as the real loader reports a record it cannot parse)."""
+        ids, problems = set(), []
+        for path in paths:
+            for file in sorted(path.glob("*.json")):
+                try:
+                    json.loads(file.read_bytes())
+                except ValueError:
+                    problems.append(f"{file}: not JSON")
+                ids.add(file.stem)
+        if problems:
+            raise OsvError(problems)
+        return cls(ids, tuple(paths))
 
     def lookup(self, ecosystem: Ecosystem, name: str, version: str) -> tuple[Vulnerability, ...]:
         if ecosystem is not Ecosystem.PYPI:
@@ -48,9 +66,9 @@ class FakeOsvDatabase:
         name, parsed = canonicalize_name(name), Version(version)
         ids = list(self._wheels.get((name, parsed), ()))
         for entry in MANIFEST["records"]:
-            if entry["kind"] != "malicious" or entry["withdrawn"] is not None:
+            if entry["kind"] != "malicious" or entry["id"] not in self.records:
                 continue
             packages, versions = entry["malicious_package"], entry["affected_versions"]
             if name in packages and (isinstance(versions, str) or any(Version(v) == parsed for v in versions)):
                 ids.append(entry["id"])
-        return tuple(self.records[i] for i in ids)
+        return tuple(self.records[i] for i in ids if i in self.records)
