@@ -239,6 +239,23 @@ def severity_band(vulnerability: Vulnerability) -> str:
     return _LABEL_BANDS.get((vulnerability.severityLabel or "").strip().upper(), UNKNOWN_BAND)
 
 
+def describe_vulnerability(vulnerability: Vulnerability) -> str:
+    """`GHSA-... (medium 5.6, fixed in 2.32.0)`: the id, band and score, and the versions that fix it."""
+    band = "malicious" if vulnerability.malicious else severity_band(vulnerability)
+    score = vulnerability.severity
+    shown = f" {score:.1f}" if score is not None and not vulnerability.malicious else ""
+    fixed = f"fixed in {', '.join(vulnerability.fixed)}" if vulnerability.fixed else "no fixed version"
+    return f"{vulnerability.id} ({band}{shown}, {fixed})"
+
+
+def vulnerability_json(vulnerability: Vulnerability) -> dict[str, Any]:
+    """A record as reports write it: its fields (times in RFC 3339) and its `band`."""
+    out: dict[str, Any] = msgspec.to_builtins(vulnerability)
+    out["published"], out["modified"] = _iso(vulnerability.published), _iso(vulnerability.modified)
+    out["band"] = severity_band(vulnerability)
+    return out
+
+
 def _vulnerability_document(vulnerability: Vulnerability) -> dict[str, Any]:
     """Every field of the record, and its `band` (`severity_band`), which rules compare without the null
     and number pitfalls of `severity` (a score may be null)."""

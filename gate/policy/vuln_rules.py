@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gate.facts import SEVERITY_BANDS, Facts, Vulnerability, iso_z, severity_band
+from gate.facts import SEVERITY_BANDS, Facts, Vulnerability, describe_vulnerability, iso_z, severity_band
 from gate.policy.cel_types import MAX_RECORD_LIST, MAX_VULNERABILITIES
 from gate.policy.model import Vulnerabilities, VulnerabilityIgnore
 
@@ -111,24 +111,17 @@ class AboveBand:
         return severity_band(record) not in self.allowed
 
 
-def record_text(record: Vulnerability) -> str:
-    """`GHSA-... (medium 5.6, fixed in 2.32.0)`: the id, band and score, and the fixing versions."""
-    band = "malicious" if record.malicious else severity_band(record)
-    score = f" {record.severity:.1f}" if record.severity is not None and not record.malicious else ""
-    fixed = f"fixed in {', '.join(record.fixed)}" if record.fixed else "no fixed version"
-    return f"{record.id} ({band}{score}, {fixed})"
-
-
 @dataclass(frozen=True)
 class RecordsDescription:
-    """The message of a violation: `what` and every offending record (`record_text`), then what would change it."""
+    """The message of a violation: `what` and every offending record (`describe_vulnerability`), then what would
+    change it."""
 
     check: NoRecords
     what: str
 
     def __call__(self, facts: Facts, now: dt.datetime) -> str:
         records = self.check.offending(facts, now) or list(facts.vulnerabilities)
-        listed = "; ".join(record_text(r) for r in records)
+        listed = "; ".join(describe_vulnerability(r) for r in records)
         return (f"{self.what}: {listed}; install a fixed version, or accept the ids in "
                 "spec.vulnerabilities.ignore (reason, owner, expires)")
 

@@ -101,8 +101,12 @@ def test_check_explain_and_proxy_agree_on_every_wheel_of_the_manifest(
     files = [f.path for p in index.projects() for f in index.files(p)]
     code = main(["check", "-p", str(policies), "--osv", str(ZIP), "--now", NOW, "--format", "json",
                  *(str(p) for p in files if p is not None)])
-    local = _check_outcomes(json.loads(capsys.readouterr().out))
+    report = json.loads(capsys.readouterr().out)
+    local = _check_outcomes(report)
     assert code == 1
+    (certifi,) = [r for r in report["results"] if r["file"] == "certifi-2024.6.2-py3-none-any.whl"]
+    assert [(v["id"], v["band"], v["severityLabel"], v["fixed"]) for v in certifi["vulnerabilities"]] == [
+        ("GHSA-248v-346w-9cwc", "low", "LOW", ["2024.07.4"])]
     with serve(index) as upstream:
         lock = _pylock(tmp_path / "pylock.toml", index, upstream.url)
         main(["check", "-p", str(policies), "--osv", str(ZIP), "--now", NOW, "--index-url", upstream.url,
@@ -115,6 +119,7 @@ def test_check_explain_and_proxy_agree_on_every_wheel_of_the_manifest(
         explained: dict[str, Outcome] = {}
         listed: set[str] = set()
         bodies: dict[str, str] = {}
+        known: dict[str, list[str]] = {}
         for project in index.projects():
             for file in index.files(project):
                 answer = client.get(f"/files/{project}/{file.filename}")
@@ -124,6 +129,7 @@ def test_check_explain_and_proxy_agree_on_every_wheel_of_the_manifest(
             listed |= {row["filename"] for row in page.get_json()["files"]}
             explanation = _explained(project, policies, upstream.url, capsys)
             explained |= {f["filename"]: _outcome(f["verdict"], f["violations"]) for f in explanation["files"]}
+            known |= {f["filename"]: f["vulnerabilities"] for f in explanation["files"]}
     assert proxied == expected
     assert local == expected
     assert locked == expected
@@ -135,6 +141,8 @@ def test_check_explain_and_proxy_agree_on_every_wheel_of_the_manifest(
     assert "GHSA-j8r2-6x86-q33q (medium 6.1, fixed in 2.31.0)" in refusal
     assert "GHSA-9wx4-h78v-vm56 (medium 5.6, fixed in 2.32.0)" in refusal
     assert "MAL-2024-10573 (malicious, no fixed version)" in bodies["fabrice-2.9.0-py3-none-any.whl"]
+    assert known["py-1.11.0-py2.py3-none-any.whl"] == ["GHSA-w596-4wvx-j9j6 (medium 5.3, no fixed version)"]
+    assert known["fastapi-0.136.3-py3-none-any.whl"] == []
 
 
 def test_without_osv_data_the_same_wheels_are_allowed(
