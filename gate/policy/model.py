@@ -98,6 +98,9 @@ class Attestations:
     target_channel: str | None = None  # "match" or a channel URL
 
 
+MAX_IGNORED_IDS = 1000  # distinct record ids one policy's `spec.vulnerabilities.ignore` may name
+
+
 @dataclass(frozen=True)
 class VulnerabilityIgnore:
     """Known vulnerabilities (OSV record ids, or any of their aliases) a policy accepts until it expires."""
@@ -261,6 +264,9 @@ class _Builder:
                     ids=frozenset(entry["ids"]), reason=entry["reason"], owner=entry.get("owner"), expires=expires,
                     until=text,
                 ))
+        if len({i for entry in ignore for i in entry.ids}) > MAX_IGNORED_IDS:  # each is CEL to compile at load
+            message = f"the ignore entries name more than {MAX_IGNORED_IDS} ids; accept fewer records, for less time"
+            self.issue("schema", ("spec", "vulnerabilities", "ignore"), message)
         return Vulnerabilities(
             max_severity=raw.get("maxSeverity"), deny_malicious=raw.get("malicious", "deny") == "deny",
             ignore=tuple(ignore),

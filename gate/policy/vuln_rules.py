@@ -50,22 +50,30 @@ def facts_beyond_budget(facts: Facts) -> str | None:
     return records_beyond_budget(facts.vulnerabilities, lambda v: (len(v.aliases), len(v.fixed)))
 
 
-def _ignored_cel(ignore: tuple[VulnerabilityIgnore, ...]) -> str:
-    """CEL: record `v` is covered by an unexpired ignore entry (`false` without entries)."""
-    parts = []
-    for entry in ignore:
-        ids = "[" + ", ".join(json.dumps(i) for i in sorted(entry.ids)) + "]"
-        until = json.dumps(iso_z(entry.expires))
-        parts.append(f"(now < timestamp({until}) && (v.id in {ids} || v.aliases.exists(a, a in {ids})))")
-    return " || ".join(parts) or "false"
+def _ignored_cel(ignored: Ignored) -> str:
+    """CEL: record `v` is covered by an unexpired ignore entry: its id or an alias names one whose end is after
+    `now` (each name with the last end of the entries naming it; `false` without entries)."""
+    if not ignored.ends:
+        return "false"
+    ends = ", ".join(f"{json.dumps(name)}: timestamp({json.dumps(iso_z(max(e)))})"
+                     for name, e in sorted(ignored.ends.items()))
+    return f"[{{{ends}}}].exists(m, ([v.id] + v.aliases).exists(n, n in m && now < m[n]))"
 
 
-def _covered_until(
-    ignore: tuple[VulnerabilityIgnore, ...], record: Vulnerability, now: dt.datetime
-) -> dt.datetime | None:
-    """When the last unexpired ignore entry covering `record` ends (None: none covers it)."""
-    ends = [e.expires for e in ignore if e.covers(record.id, record.aliases, now)]
-    return max(ends) if ends else None
+class Ignored:
+    """The ignore entries by record id: when each entry naming it ends (a dict, so a long list costs a lookup per
+    name of a record, not a scan)."""
+
+    def __init__(self, ignore: tuple[VulnerabilityIgnore, ...]) -> None:
+        self.ends: dict[str, list[dt.datetime]] = {}
+        for entry in ignore:
+            for name in entry.ids:
+                self.ends.setdefault(name, []).append(entry.expires)
+
+    def covered_until(self, record: Vulnerability, now: dt.datetime) -> dt.datetime | None:
+        """When the last unexpired entry covering `record` (by its id or an alias) ends (None: none covers it)."""
+        ends = [end for name in (record.id, *record.aliases) for end in self.ends.get(name, ()) if now < end]
+        return max(ends) if ends else None
 
 
 @dataclass(frozen=True)
@@ -73,11 +81,11 @@ class NoRecords:
     """The native check of both rules: every record that `counts` must be covered by an ignore entry. Passing
     thanks to an entry holds until the entry ends (the evaluator re-judges then)."""
 
-    ignore: tuple[VulnerabilityIgnore, ...]
+    ignored: Ignored
     counts: Callable[[Vulnerability], bool]
 
     def offending(self, facts: Facts, now: dt.datetime) -> list[Vulnerability]:
-        return [v for v in facts.vulnerabilities if self.counts(v) and _covered_until(self.ignore, v, now) is None]
+        return [v for v in facts.vulnerabilities if self.counts(v) and self.ignored.covered_until(v, now) is None]
 
     def __call__(self, facts: Facts, now: dt.datetime) -> RuleOutcome:
         if (beyond := facts_beyond_budget(facts)) is not None:
@@ -86,7 +94,7 @@ class NoRecords:
         for record in facts.vulnerabilities:
             if not self.counts(record):
                 continue
-            covered = _covered_until(self.ignore, record, now)
+            covered = self.ignored.covered_until(record, now)
             if covered is None:
                 return False, None, None
             until = covered if until is None or covered < until else until
@@ -139,10 +147,11 @@ class VulnerabilityRule:
 
 def vulnerability_rules(model: Vulnerabilities) -> list[VulnerabilityRule]:
     """The rules of `spec.vulnerabilities`, malicious first."""
-    ignored = _ignored_cel(model.ignore)
+    index = Ignored(model.ignore)
+    ignored = _ignored_cel(index)
     rules = []
     if model.deny_malicious:
-        check = NoRecords(model.ignore, _is_malicious)
+        check = NoRecords(index, _is_malicious)
         what = "reported as a malicious package"
         rules.append(VulnerabilityRule(
             MALICIOUS_RULE, f"vulnerabilities.all(v, !v.malicious || {ignored})",
@@ -154,7 +163,7 @@ def vulnerability_rules(model: Vulnerabilities) -> list[VulnerabilityRule]:
         if model.deny_malicious:
             condition = f"v.malicious || {condition}"
         above = "any severity" if model.max_severity == "none" else f"above {model.max_severity} severity"
-        check = NoRecords(model.ignore, AboveBand(allowed, model.deny_malicious))
+        check = NoRecords(index, AboveBand(allowed, model.deny_malicious))
         rules.append(VulnerabilityRule(
             SEVERITY_RULE, f"vulnerabilities.all(v, {condition} || {ignored})",
             f"a known vulnerability {above} applies to this release", check,

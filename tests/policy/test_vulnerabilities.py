@@ -144,9 +144,13 @@ exceptions:
         ("vulnerabilities: {ignore: [{ids: [], reason: r, expires: '2027-01-01'}]}", "ignore[0].ids"),
         ("vulnerabilities: {ignore: [{ids: [X], reason: r, expires: soon}]}", "ignore[0].expires"),
         ("vulnerabilities: {maxSeverty: low}", "maxSeverty"),
+        ("vulnerabilities: {ignore: [" + ", ".join(
+            f"{{ids: [{', '.join(f'I{i}-{j}' for j in range(50))}], reason: r, expires: '2027-01-01'}}"
+            for i in range(21)) + "]}", "more than 1000 ids"),
     ],
 )
 def test_bad_vulnerabilities_sections_are_policy_errors(spec: str, message: str) -> None:
+    """An unknown band or key, a bad expiry, no ids, or more ids than are compiled in reasonable time."""
     with pytest.raises(PolicyError) as caught:
         policy(spec)
     assert message in "\n".join(str(i) for i in caught.value.issues)
@@ -237,3 +241,14 @@ def test_lint_type_checks_rules_that_read_vulnerabilities(expression: str, probl
     with pytest.raises(PolicyError) as caught:
         policy(f"rules: [{{name: r, expression: '{expression}', message: m}}]")
     assert problem in str(caught.value.issues[0])
+
+
+def test_a_long_ignore_list_compiles_and_judges() -> None:
+    """A thousand ids in 100 entries, each with its own expiry: no nesting or cost error (the rules are judged
+    natively; their CEL is one map of ids to ends), and the one that names a record covers it."""
+    entries = [f"{{ids: [{', '.join(f'GHSA-{i}-{j}' for j in range(10))}], reason: r, expires: '2027-{1 + i % 12:02d}-"
+               f"{1 + i % 28:02d}'}}" for i in range(99)]
+    entries.append("{ids: [CVE-2024-35195, CVE-2023-32681], reason: r, expires: '2026-12-31'}")
+    compiled = policy(f"vulnerabilities: {{maxSeverity: none, ignore: [{', '.join(entries)}]}}")
+    judged = Evaluator(compiled).judge(facts(*REQUESTS_2_30), f.NOW)
+    assert not judged.decision.denying and judged.valid_until == dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
