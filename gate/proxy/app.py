@@ -121,10 +121,11 @@ def osv_data(settings: Settings, metrics: Metrics) -> OsvData | None:
 
 def osv_guard(state: Gate) -> Callable[[], Response | None]:
     """Before each request: reload the OSV data when its files changed (at most every interval), and answer
-    503 to everything but `/-/health` and `/-/metrics` while it is stale under --osv-max-age (fail closed)."""
+    503 while it is stale under --osv-max-age (fail closed) to every request whose decisions read it: all but
+    `/-/health`, `/-/metrics` and the conda channels (OSV data is PyPI-only)."""
 
     def guard() -> Response | None:
-        if state.osv is None or request.path in ("/-/health", "/-/metrics"):
+        if state.osv is None or request.path in ("/-/health", "/-/metrics") or request.path.startswith("/conda/"):
             return None
         state.osv.maybe_reload()
         stale = state.osv.stale(state.now())
