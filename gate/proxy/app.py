@@ -121,11 +121,14 @@ def osv_data(settings: Settings, metrics: Metrics) -> OsvData | None:
 
 def osv_guard(state: Gate) -> Callable[[], Response | None]:
     """Before each request: reload the OSV data when its files changed (at most every interval), and answer
-    503 while it is stale under --osv-max-age (fail closed) to every request whose decisions read it: all but
-    `/-/health`, `/-/metrics` and the conda channels (OSV data is PyPI-only)."""
+    503 while it is stale under --osv-max-age (fail closed) to every request whose decisions read it: PyPI pages,
+    files and `/-/explain/`; not gate's own `/-/` pages (health, metrics, status) nor the conda channels (OSV
+    data is PyPI-only)."""
 
     def guard() -> Response | None:
-        if state.osv is None or request.path in ("/-/health", "/-/metrics") or request.path.startswith("/conda/"):
+        path = request.path
+        own = path.startswith("/-/") and not path.startswith("/-/explain/")
+        if state.osv is None or own or path.startswith("/conda/"):
             return None
         state.osv.maybe_reload()
         stale = state.osv.stale(state.now())
