@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from gate.facts import Facts
+from gate.facts import Facts, vulnerability_json
 
 
 class Verdict(StrEnum):
@@ -72,6 +72,7 @@ class Decision(msgspec.Struct, frozen=True, gc=False):
             "policies": list(self.policies),
             "facts": self.facts.file.to_json(),
             "attestations": [a.to_json() for a in self.facts.attestations],
+            "vulnerabilities": [vulnerability_json(v) for v in self.facts.vulnerabilities],
         }
 
 

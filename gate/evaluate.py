@@ -52,11 +52,12 @@ def waiver(policy: CompiledPolicy, rule: str, facts: Facts, now: dt.datetime) ->
 
 
 def _violation(
-    policy: CompiledPolicy, rule: CompiledRule, facts: Facts, error: str | None, exception: PolicyException | None
+    policy: CompiledPolicy, rule: CompiledRule, facts: Facts, error: str | None, exception: PolicyException | None,
+    *, now: dt.datetime | None = None,
 ) -> Violation:
     """The violation of `rule` by `facts` (its message made for this file, never memoized: it reads facts a
     memoized outcome may not); `exception` is the one waiving it, if any."""
-    message = rule.failure(facts)
+    message = rule.failure(facts, now)
     return Violation(
         policy=policy.name,
         rule=rule.name,
@@ -146,17 +147,20 @@ class RuleReads:
     file_fields: tuple[str, ...] | None  # None: the whole `file` map (used other than as `file.<field>`)
     attestations: bool
     now: bool
+    vulnerabilities: bool = False
 
     @classmethod
     def of(cls, rule: CompiledRule) -> RuleReads:
-        return cls(file_fields=rule.file_fields, attestations="attestations" in rule.reads, now="now" in rule.reads)
+        return cls(file_fields=rule.file_fields, attestations="attestations" in rule.reads, now="now" in rule.reads,
+                   vulnerabilities="vulnerabilities" in rule.reads)
 
     def key(self, facts: Facts, now: dt.datetime, attestations: Callable[[], Hashable]) -> Hashable:
         """The part of the facts this rule's outcome depends on (`attestations`: their key, made once per file)."""
         file: Hashable = (
             facts.file if self.file_fields is None else tuple(getattr(facts.file, f, None) for f in self.file_fields)
         )
-        return (file, attestations() if self.attestations else None, now if self.now else None)
+        records = facts.vulnerabilities if self.vulnerabilities else None  # frozen Structs: hashable, compared whole
+        return (file, attestations() if self.attestations else None, now if self.now else None, records)
 
 
 # Every AttestationFact field but `source`, where the evidence was found: it names the file, so keying on
@@ -285,7 +289,7 @@ class Evaluator:
             exception = applicable_exception(policy, rule.rule.name, facts, now)
             if exception is not None and (until is None or exception.expires < until):
                 until = exception.expires  # then the violation is waived by another exception, or not at all
-            violations.append(_violation(policy, rule.rule, facts, error, exception))
+            violations.append(_violation(policy, rule.rule, facts, error, exception, now=now))
         if not plan.names:
             violations.extend(unmatched_violations(facts.file, self.unmatched))
         decision = Decision(facts=facts, violations=tuple(violations), policies=plan.names)

@@ -17,7 +17,7 @@ from packaging.version import InvalidVersion, Version
 
 from gate.decision import Decision, Verdict
 from gate.evaluate import Judgement
-from gate.facts import Facts, iso_z
+from gate.facts import Facts, describe_vulnerability, iso_z
 from gate.report.check import describe_attestation
 
 MAX_STEPS = 16  # moments at which a decision may change that are looked at for the next change of verdict
@@ -54,6 +54,7 @@ class FileExplanation:
             "uploaded": None if file.uploaded is None else iso_z(file.uploaded),
             "yanked": file.yanked,
             "evidence": [describe_attestation(a) for a in decision.facts.attestations],
+            "vulnerabilities": [describe_vulnerability(v) for v in decision.facts.vulnerabilities],
             "allowedFrom": None if self.allowed_from is None else iso_z(self.allowed_from),
             "allowedUntil": None if self.allowed_until is None else iso_z(self.allowed_until),
         }
@@ -153,6 +154,8 @@ def explanation_text(explanation: Explanation) -> str:
         lines.append(f"      uploaded: {uploaded}" + ("  (yanked)" if file.yanked else ""))
         for att in decision.facts.attestations:
             lines.append(f"      evidence: {describe_attestation(att)}")
+        for record in decision.facts.vulnerabilities:
+            lines.append(f"      known: {describe_vulnerability(record)}")
         if item.allowed_from is not None:
             lines.append(f"      allowed from {iso_z(item.allowed_from)}")
         if item.allowed_until is not None:

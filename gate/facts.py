@@ -191,6 +191,8 @@ def _cel(value: Any) -> Any:
         return celtypes.StringType(value.value)
     if isinstance(value, int):
         return celtypes.IntType(value)
+    if isinstance(value, float):
+        return celtypes.DoubleType(value)
     if isinstance(value, str):
         return celtypes.StringType(value)
     if isinstance(value, dt.datetime):
@@ -219,10 +221,55 @@ def visible_attestations(attestations: tuple[AttestationFact, ...]) -> tuple[Att
     return tuple(a for a in attestations if a.verified)
 
 
+# The severity bands of `spec.vulnerabilities.maxSeverity`, lowest first. A record's band comes from its CVSS
+# base score when it has one (low < 4.0 <= medium < 7.0 <= high < 9.0 <= critical), else from the database's
+# label; a malicious-package report is critical, and a record with neither a score nor a known label `unknown`.
+SEVERITY_BANDS = ("low", "medium", "high", "critical")
+UNKNOWN_BAND = "unknown"
+_LABEL_BANDS = {"LOW": "low", "MODERATE": "medium", "MEDIUM": "medium", "HIGH": "high", "CRITICAL": "critical"}
+
+
+def severity_band(vulnerability: Vulnerability) -> str:
+    """The band of a record: `low`, `medium`, `high`, `critical` or `unknown` (see SEVERITY_BANDS)."""
+    if vulnerability.malicious:
+        return "critical"
+    score = vulnerability.severity
+    if score is not None:
+        return "critical" if score >= 9.0 else "high" if score >= 7.0 else "medium" if score >= 4.0 else "low"
+    return _LABEL_BANDS.get((vulnerability.severityLabel or "").strip().upper(), UNKNOWN_BAND)
+
+
+def describe_vulnerability(vulnerability: Vulnerability) -> str:
+    """`GHSA-... (medium 5.6, fixed in 2.32.0)`: the id, band and score, and the versions that fix it."""
+    band = "malicious" if vulnerability.malicious else severity_band(vulnerability)
+    score = vulnerability.severity
+    shown = f" {score:.1f}" if score is not None and not vulnerability.malicious else ""
+    fixed = f"fixed in {', '.join(vulnerability.fixed)}" if vulnerability.fixed else "no fixed version"
+    return f"{vulnerability.id} ({band}{shown}, {fixed})"
+
+
+def vulnerability_json(vulnerability: Vulnerability) -> dict[str, Any]:
+    """A record as reports write it: its fields (times in RFC 3339) and its `band`."""
+    out: dict[str, Any] = msgspec.to_builtins(vulnerability)
+    out["published"], out["modified"] = _iso(vulnerability.published), _iso(vulnerability.modified)
+    out["band"] = severity_band(vulnerability)
+    return out
+
+
+def _vulnerability_document(vulnerability: Vulnerability) -> dict[str, Any]:
+    """Every field of the record, and its `band` (`severity_band`), which rules compare without the null
+    and number pitfalls of `severity` (a score may be null)."""
+    doc = asdict(vulnerability)
+    doc["band"] = severity_band(vulnerability)
+    return doc
+
+
 def to_activation(facts: Facts, now: dt.datetime) -> dict[str, Any]:
-    """The CEL input document: `file`, `attestations` (verified evidence only) and `now`."""
+    """The CEL input document: `file`, `attestations` (verified evidence only), `vulnerabilities` (the OSV
+    records that apply, each with its `band`) and `now`."""
     return {
         "file": _cel(asdict(facts.file)),
         "attestations": _cel([_attestation_document(a) for a in visible_attestations(facts.attestations)]),
+        "vulnerabilities": _cel([_vulnerability_document(v) for v in facts.vulnerabilities]),
         "now": cel_timestamp(now),
     }

@@ -7,7 +7,16 @@ import argparse
 import datetime as dt
 from pathlib import Path
 
-from gate.commands.common import add_policy_option, add_unmatched_option, allowed_host, now, policies, timestamp
+from gate.commands.common import (
+    add_osv_option,
+    add_policy_option,
+    add_unmatched_option,
+    allowed_host,
+    now,
+    osv_lookup,
+    policies,
+    timestamp,
+)
 from gate.commands.progress import progress_bar
 from gate.decision import Decision, exit_code
 from gate.errors import UsageError
@@ -39,6 +48,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="simple index the planned files come from (default: https://pypi.org/simple/)")
     add_policy_option(parser)
     add_unmatched_option(parser)
+    add_osv_option(parser)
     parser.add_argument(
         "--attestation", action="append", type=Path, default=[], metavar="FILE",
         help="evidence for the files: PEP 740 attestation/provenance, Sigstore bundle, conda .sigs (repeatable)",
@@ -80,12 +90,14 @@ def run(args: argparse.Namespace) -> int:
     unmatched: Unmatched = args.unmatched
     evaluator = Evaluator(compiled, unmatched=unmatched)
     reads_attestations = evaluator.reads_attestations
+    vulnerabilities = osv_lookup(args)
     options = LocalOptions(
         attestations=tuple(args.attestation),
         uploaded=args.uploaded,
         channel=args.channel,
         verifier=BundleVerifier(args.trusted_root),
         reads_attestations=reads_attestations,
+        vulnerabilities=vulnerabilities,
     )
     when = now(args)
     locks: list[Path] = []
@@ -102,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
     planned = _planned(args, locks)
     checked: list[Checked] = []
     if planned:
-        gatherer = IndexGatherer(args.index_url, options.verifier, reads_attestations=reads_attestations)
+        gatherer = IndexGatherer(args.index_url, options.verifier, reads_attestations=reads_attestations,
+                                 vulnerabilities=vulnerabilities)
         with progress_bar(len(planned), "checking planned files") as advance:
             checked = check_planned(planned, compiled, gatherer, when, advance, unmatched=unmatched)
         located += [(c.decision, c.planned.source, c.planned.line) for c in checked]

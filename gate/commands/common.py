@@ -8,8 +8,10 @@ from pathlib import Path
 
 from gate.evaluate import Unmatched
 from gate.facts import parse_time
+from gate.gather.ports import VulnerabilityLookup, no_vulnerabilities
 from gate.policy.compile import CompiledPolicy, load_policies
 from gate.sources.hosts import parse_host
+from gate.sources.osv import OsvDatabase
 
 
 def timestamp(text: str) -> dt.datetime:
@@ -67,3 +69,18 @@ def add_unmatched_option(parser: argparse.ArgumentParser) -> None:
         default=Unmatched.DENY,
         help="what a file no policy matches gets: deny (default), warn (allow, but report it) or allow",
     )
+
+
+def add_osv_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--osv", action="append", type=Path, default=[], metavar="ZIP|DIR",
+        help="OSV data: the bulk export zip (PyPI/all.zip) or a directory tree of OSV JSON records (repeatable); "
+        "policies judge the records that apply with spec.vulnerabilities or a rule over `vulnerabilities`",
+    )
+
+
+def osv_lookup(args: argparse.Namespace) -> VulnerabilityLookup:
+    """The lookup of the OSV data given with --osv (loaded now: every problem is an OsvError, exit 2), or no
+    records at all without it."""
+    paths: list[Path] = args.osv
+    return OsvDatabase.load(paths).lookup if paths else no_vulnerabilities

@@ -10,7 +10,15 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from gate.commands.common import add_policy_option, add_unmatched_option, now, policies, timestamp
+from gate.commands.common import (
+    add_osv_option,
+    add_policy_option,
+    add_unmatched_option,
+    now,
+    osv_lookup,
+    policies,
+    timestamp,
+)
 from gate.commands.progress import progress_bar
 from gate.decision import ExitCode, Verdict
 from gate.errors import UsageError
@@ -31,6 +39,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("project", metavar="PROJECT[==VERSION]", help="a project on the index, optionally one version")
     add_policy_option(parser)
     add_unmatched_option(parser)
+    add_osv_option(parser)
     parser.add_argument("--index-url", metavar="URL", default=DEFAULT_UPSTREAM,
                         help="simple index to ask (default: https://pypi.org/simple/)")
     parser.add_argument("--trusted-root", type=Path, help="Sigstore trusted_root.json (default: production)")
@@ -52,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     require_policies(compiled, args.policy)
     unmatched: Unmatched = args.unmatched
     evaluator = Evaluator(compiled, unmatched=unmatched)
+    vulnerabilities = osv_lookup(args)
     client = SimpleClient(args.index_url, hosts=HostPolicy.for_upstreams([args.index_url]))
     when = now(args)
     try:
@@ -62,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot ask {client.base_url}: {err}") from err
     assert page is not None  # no validators were sent, so no 304
     service = PypiFacts(client.base_url, client.fetch_provenance, Uncached(BundleVerifier(args.trusted_root)),
-                        evaluator.reads_attestations)
+                        evaluator.reads_attestations, vulnerabilities)
     rows, duplicates = first_rows(page)
     judged = []
     with progress_bar(len(rows), f"judging {page.name}") as advance:

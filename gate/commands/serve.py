@@ -7,10 +7,12 @@ import inside a function in gate/ (tests/test_imports.py counts it in the import
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 from pathlib import Path
 
-from gate.commands.common import add_policy_option, add_unmatched_option, allowed_host, byte_size
+from gate.commands.common import add_osv_option, add_policy_option, add_unmatched_option, allowed_host, byte_size
 from gate.errors import UsageError
+from gate.policy.duration import parse_duration
 from gate.proxy.settings import (
     Network,
     Settings,
@@ -30,6 +32,16 @@ HELP = "serve a package index that lists and delivers only the files the policie
 def configure(parser: argparse.ArgumentParser) -> None:
     add_policy_option(parser)
     add_unmatched_option(parser)
+    add_osv_option(parser)
+    parser.add_argument(
+        "--osv-max-age", type=duration, metavar="AGE",
+        help="OSV data whose newest record is older than AGE (2d, 36h) is stale: pages and files are answered 503 "
+        "(fail closed) until it is updated (default: reported in /-/health only)",
+    )
+    parser.add_argument(
+        "--osv-interval", type=float, default=30.0, metavar="SECONDS",
+        help="how often the --osv files are checked for changes and reloaded (default: 30)",
+    )
     parser.add_argument("--upstream", default=DEFAULT_UPSTREAM, help="upstream simple index URL (default: %(default)s)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     parser.add_argument("--port", type=int, default=8080, help="port to listen on (default: %(default)s)")
@@ -124,6 +136,14 @@ def status_token(path: str) -> str:
     return token
 
 
+def duration(text: str) -> dt.timedelta:
+    """`--osv-max-age` (`gate.policy.duration.parse_duration`, as an argparse type)."""
+    try:
+        return parse_duration(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
 def public_url(text: str) -> str:
     """`--public-url` (`gate.proxy.state.parse_public_url`, as an argparse type)."""
 
@@ -163,6 +183,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
         upstream_slots=upstream_slots(args),
         status_allow=status_allow(args),
         status_token=args.status_token_file,
+        osv=tuple(args.osv),
+        osv_max_age=args.osv_max_age,
+        osv_interval=args.osv_interval,
     )
 
 

@@ -11,11 +11,20 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol
 
-from gate.facts import AttestationFact
+from gate.facts import AttestationFact, Ecosystem, Vulnerability
 from gate.verify.evidence import verify_evidence
 from gate.verify.sigstore import BundleVerifier, Target
 
 FETCH_RETRY = dt.timedelta(seconds=60)  # evidence that could not be fetched is asked for again after this long
+
+
+# (ecosystem, name, version) -> the OSV records that apply to that release (`gate.sources.osv.OsvDatabase.lookup`)
+VulnerabilityLookup = Callable[[Ecosystem, str, str], tuple[Vulnerability, ...]]
+
+
+def no_vulnerabilities(ecosystem: Ecosystem, name: str, version: str) -> tuple[Vulnerability, ...]:
+    """`VulnerabilityLookup` without OSV data (no --osv): no record applies to anything."""
+    return ()
 
 
 class Evidence(NamedTuple):

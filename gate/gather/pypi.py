@@ -11,8 +11,16 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
-from gate.facts import Ecosystem, Facts, FileFacts, Unidentified
-from gate.gather.ports import FETCH_RETRY, NO_EVIDENCE, Evidence, EvidenceCache, earliest
+from gate.facts import Ecosystem, Facts, FileFacts, FileKind, Unidentified, Vulnerability
+from gate.gather.ports import (
+    FETCH_RETRY,
+    NO_EVIDENCE,
+    Evidence,
+    EvidenceCache,
+    VulnerabilityLookup,
+    earliest,
+    no_vulnerabilities,
+)
 from gate.sources.filenames import pip_sdist_readings, python_file_facts
 from gate.sources.http import UpstreamError
 from gate.sources.pypi import ProjectPage, SimpleFile
@@ -98,6 +106,14 @@ def local_file_facts(filename: str, sha256: str, size: int) -> FileFacts | Unide
     return found
 
 
+def known_vulnerabilities(lookup: VulnerabilityLookup, file: FileFacts) -> tuple[Vulnerability, ...]:
+    """The OSV records that apply to a PyPI wheel or sdist, by the name and version its filename gives (none for
+    other files: OSV has no conda ecosystem, and a `file` has no version)."""
+    if file.ecosystem is not Ecosystem.PYPI or file.kind not in (FileKind.WHEEL, FileKind.SDIST):
+        return ()
+    return lookup(Ecosystem.PYPI, file.name, file.version)
+
+
 class RowFacts(NamedTuple):
     """What the service found for one row: its facts (or why it cannot be judged), and when the evidence in
     them may change (None: never)."""
@@ -108,16 +124,18 @@ class RowFacts(NamedTuple):
 
 class PypiFacts:
     """Facts for the rows of one index (`index`, its simple API base URL): provenance is fetched with
-    `fetch_provenance(url)` through `cache`, only for files a policy that governs them reads attestations of."""
+    `fetch_provenance(url)` through `cache`, only for files a policy that governs them reads attestations of;
+    the OSV records that apply come from `vulnerabilities` (default: no OSV data)."""
 
     def __init__(
         self, index: str, fetch_provenance: Callable[[str], bytes | None], cache: EvidenceCache,
-        reads_attestations: ReadsAttestations,
+        reads_attestations: ReadsAttestations, vulnerabilities: VulnerabilityLookup = no_vulnerabilities,
     ) -> None:
         self.index = index
         self.fetch_provenance = fetch_provenance
         self.cache = cache
         self.reads_attestations = reads_attestations
+        self.vulnerabilities = vulnerabilities
 
     def row(
         self, page: ProjectPage, row: SimpleFile, now: dt.datetime, duplicates: Mapping[str, str] | None = None
@@ -129,7 +147,8 @@ class PypiFacts:
         evidence = NO_EVIDENCE
         if self.reads_attestations(Ecosystem.PYPI, file.name):
             evidence = self.provenance(row, file, now)
-        return RowFacts(Facts(file, evidence.facts), evidence.recheck)
+        records = known_vulnerabilities(self.vulnerabilities, file)
+        return RowFacts(Facts(file, evidence.facts, records), evidence.recheck)
 
     def provenance_bytes(self, url: str, sha256: str, now: dt.datetime) -> tuple[bytes | None, dt.datetime | None]:
         """The provenance object at `url` for the file with `sha256` (None: the index has none), through the

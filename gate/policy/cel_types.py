@@ -1,7 +1,8 @@
 """The types of CEL values gate's rules see, and the declared types of the facts document.
 
 The facts document (`gate.facts.to_activation`) is `file` (a FileFacts), `attestations` (a list of
-AttestationFact, each with a `publisher` map and a `claims` map) and `now` (a timestamp). Its field
+AttestationFact, each with a `publisher` map and a `claims` map), `vulnerabilities` (a list of
+Vulnerability, each with its `band`) and `now` (a timestamp). Its field
 types are read from those msgspec Structs, so the static check follows the facts as they change.
 
 Every type carries `size`, the most elements a value of it can hold (lists and maps; 0 otherwise): the
@@ -21,12 +22,15 @@ from typing import Any
 
 import msgspec
 
-from gate.facts import AttestationFact, FileFacts, Publisher
+from gate.facts import AttestationFact, FileFacts, Publisher, Vulnerability
 from gate.verify.claims import CLAIM_OIDS
 
 # The most attestations, and claims per attestation, a rule is evaluated over; more is not judged.
 MAX_ATTESTATIONS = 16
 MAX_CLAIMS = 32
+# The most OSV records (`vulnerabilities`), and aliases or fixed versions per record, a rule is evaluated over.
+MAX_VULNERABILITIES = 128
+MAX_RECORD_LIST = 16
 
 SCALARS = ("bool", "int", "uint", "double", "string", "bytes", "timestamp", "duration", "null")
 
@@ -99,12 +103,17 @@ def _from_python(annotation: Any) -> Type:
         inner = _from_python(only)
         # a missing publisher is converted to one with an empty `kind`, never null
         return inner if only is Publisher else replace(inner, nullable=True)
+    if typing.get_origin(annotation) is tuple:  # a record's `aliases` and `fixed`: strings
+        [element, _] = typing.get_args(annotation)
+        return list_of(_from_python(element), MAX_RECORD_LIST)
     if typing.get_origin(annotation) is dict:  # `claims`: the Fulcio claims of the certificate, by name
         return Type("map", (STRING, STRING), name="claims", size=MAX_CLAIMS)
     if annotation is bool:
         return BOOL
     if annotation is int:
         return INT
+    if annotation is float:
+        return DOUBLE
     if annotation is str or (isinstance(annotation, type) and issubclass(annotation, enum.Enum)):
         return STRING
     if annotation is dt.datetime:
@@ -114,14 +123,18 @@ def _from_python(annotation: Any) -> Type:
     raise TypeError(f"no CEL type for {annotation!r}")
 
 
-OBJECT_NAMES: dict[type, str] = {FileFacts: "file", AttestationFact: "attestation", Publisher: "publisher"}
+OBJECT_NAMES: dict[type, str] = {
+    FileFacts: "file", AttestationFact: "attestation", Publisher: "publisher", Vulnerability: "vulnerability",
+}
+# Fields `gate.facts.to_activation` adds to a record's document beside its Struct's
+_DERIVED_FIELDS: dict[str, dict[str, Type]] = {"vulnerability": {"band": STRING}}
 
 
 @cache
 def object_fields(name: str) -> dict[str, Type]:
-    """The fields of a facts record (`file`, `attestation`, `publisher`) and their types."""
+    """The fields of a facts record (`file`, `attestation`, `publisher`, `vulnerability`) and their types."""
     struct = next(s for s, n in OBJECT_NAMES.items() if n == name)
-    return {f.name: _from_python(f.type) for f in msgspec.structs.fields(struct)}
+    return {f.name: _from_python(f.type) for f in msgspec.structs.fields(struct)} | _DERIVED_FIELDS.get(name, {})
 
 
 # The keys a `claims` map can hold (it holds those the certificate carries)
@@ -129,10 +142,12 @@ CLAIM_NAMES = frozenset(CLAIM_OIDS.values())
 
 FILE = Type("object", name="file")
 ATTESTATION = Type("object", name="attestation")
+VULNERABILITY = Type("object", name="vulnerability")
 # The variables of the facts document
 VARIABLES: dict[str, Type] = {
     "file": FILE,
     "attestations": list_of(ATTESTATION, MAX_ATTESTATIONS),
+    "vulnerabilities": list_of(VULNERABILITY, MAX_VULNERABILITIES),
     "now": TIMESTAMP,
 }
 

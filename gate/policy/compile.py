@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from gate.policy.model import (
 from gate.policy.native import AnyVerified, NativeCheck, OldEnough, beyond_budget
 from gate.policy.patterns import Pattern
 from gate.policy.schema import schema_issues
+from gate.policy.vuln_rules import DescribeAt, records_beyond_budget, vulnerability_rules
 
 
 @dataclass(frozen=True)
@@ -59,16 +60,21 @@ class CompiledRule:
     native: NativeCheck | None = None  # the same judgement without CEL (structured rules only: gate.policy.native)
     written: bool = True  # written in the policy (a custom rule); False: made by the compiler from a field
     describe: Describe | None = None  # why a file fails it, from its facts (structured rules: gate.policy.describe)
+    describe_at: DescribeAt | None = None  # the same from its facts and `now` (gate.policy.vuln_rules)
 
-    def failure(self, facts: Facts) -> str:
-        """The message of a violation of this rule by `facts`: what the file showed and what the rule asks
-        (structured rules), or the message the policy wrote (custom rules)."""
+    def failure(self, facts: Facts, now: dt.datetime | None = None) -> str:
+        """The message of a violation of this rule by `facts` (at `now`): what the file showed and what the rule
+        asks (structured rules), or the message the policy wrote (custom rules)."""
+        if self.describe_at is not None and now is not None:
+            return shown(self.describe_at(facts, now), MAX_MESSAGE)
         return self.message if self.describe is None else shown(self.describe(facts), MAX_MESSAGE)
 
     def evaluate(self, activation: dict[str, Any]) -> tuple[bool, str | None]:
         """(passed, error): a rule that errors or yields a non-boolean fails closed, and so does one over
         more attestations or claims than its cost was checked for (it is not run)."""
         if "attestations" in self.reads and (beyond := _beyond_budget(activation)) is not None:
+            return False, f"rule not evaluated: {beyond}"
+        if "vulnerabilities" in self.reads and (beyond := _records_beyond_budget(activation)) is not None:
             return False, f"rule not evaluated: {beyond}"
         try:
             result = cel.outcome(self.program, activation)
@@ -85,6 +91,13 @@ def _beyond_budget(activation: dict[str, Any]) -> str | None:
     """Why the facts are larger than the static cost estimate assumed, or None."""
     attestations = activation.get("attestations") or ()
     return beyond_budget(len(attestations), (len(a.get("claims") or ()) for a in attestations))
+
+
+def _records_beyond_budget(activation: dict[str, Any]) -> str | None:
+    """Why the file has more OSV records (or a record longer lists) than rules are evaluated over, or None."""
+    return records_beyond_budget(
+        activation.get("vulnerabilities") or (), lambda v: (len(v.get("aliases") or ()), len(v.get("fixed") or ()))
+    )
 
 
 @dataclass(frozen=True)
@@ -158,6 +171,7 @@ class RuleSource:
     native: NativeCheck | None = None
     written: bool = False  # a custom rule, as the policy wrote it
     describe: Describe | None = None  # the per-file message of a structured rule
+    describe_at: DescribeAt | None = None  # its per-file message (spec.vulnerabilities)
 
 
 def _attestation_rules(att: Attestations) -> list[RuleSource]:
@@ -231,6 +245,9 @@ def rule_sources(policy: Policy) -> list[RuleSource]:
         rules.append(_minimum_age_rule(policy.minimum_age))
     if policy.attestations is not None:
         rules.extend(_attestation_rules(policy.attestations))
+    if policy.vulnerabilities is not None:
+        rules.extend(RuleSource(r.name, r.expression, r.message, r.native, describe_at=r.describe)
+                     for r in vulnerability_rules(policy.vulnerabilities))
     rules.extend(RuleSource(r.name, r.expression, r.message, written=True) for r in policy.rules)
     return rules
 
@@ -271,15 +288,18 @@ def compile_rules(policy: Policy) -> tuple[list[CompiledRule], list[Finding]]:
     for source in rule_sources(policy):
         name = source.name
         try:
-            rules.append(compile_rule(name, source.expression, source.message, written=source.written,
-                                      native=source.native, describe=source.describe))
+            rule = compile_rule(name, source.expression, source.message, written=source.written,
+                                native=source.native, describe=source.describe)
+            rules.append(rule if source.describe_at is None else replace(rule, describe_at=source.describe_at))
         except RuleError as err:
             custom = next((rule for rule in policy.rules if rule.name == name), None) if source.written else None
             path = custom.path if custom is not None else ("spec", *name.split("."))
             text = f"rule {name!r}{'' if source.written else ' (the rule gate makes of this field)'}: {err.problem}"
             issue = Issue(format_path(path), text, policy.file, policy.raw.line_of(path))
             problems.append(Finding(err.problem.code, issue))
-    if (total := sum(rule.cost for rule in rules)) > MAX_POLICY_COST:
+    # CEL that runs: a rule with a native check is judged by it (its CEL, which `gate compile` shows, is the
+    # specification, held to it by tests), so its cost is not spent (spec.vulnerabilities' ignore lists)
+    if (total := sum(rule.cost for rule in rules if rule.native is None)) > MAX_POLICY_COST:
         message = f"the policy's rules together may take {total:,} evaluation steps, more than {MAX_POLICY_COST:,}"
         issue = Issue("spec.rules", message, policy.file, policy.raw.line_of(("spec", "rules")))
         problems.append(Finding("cel-cost", issue))

@@ -18,13 +18,23 @@ import celpy
 import msgspec
 
 from gate.errors import Finding, Issue, Level
-from gate.facts import GITHUB_ISSUER, AttestationFact, Ecosystem, Facts, FileFacts, FileKind, Publisher, to_activation
+from gate.facts import (
+    GITHUB_ISSUER,
+    AttestationFact,
+    Ecosystem,
+    Facts,
+    FileFacts,
+    FileKind,
+    Publisher,
+    Vulnerability,
+    to_activation,
+)
 from gate.policy.cel import outcome
 from gate.policy.compile import compile_rules
 from gate.policy.load import format_path
 from gate.policy.model import CustomRule, Policy
 
-Record = TypeVar("Record", FileFacts, AttestationFact)
+Record = TypeVar("Record", FileFacts, AttestationFact, Vulnerability)
 
 _NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 _OPERATORS = {
@@ -91,7 +101,12 @@ def representative_facts() -> Facts:
         integratedTime=_NOW - dt.timedelta(days=30),
         targetChannel="https://conda.example/channel",
     )
-    return Facts(file=file, attestations=(attestation,))
+    vulnerability = Vulnerability(
+        id="GHSA-0000-0000-0000", aliases=("CVE-2000-0000",), summary="example", severity=5.0,
+        severityLabel="MODERATE", fixed=("1.0.1",), published=_NOW - dt.timedelta(days=60),
+        modified=_NOW - dt.timedelta(days=50),
+    )
+    return Facts(file=file, attestations=(attestation,), vulnerabilities=(vulnerability,))
 
 
 def _defaults(value: Record) -> Record:
@@ -110,7 +125,8 @@ def sparse_facts() -> Facts:
     attestation that carries nothing but its error."""
     full = representative_facts()
     attestation = msgspec.structs.replace(_defaults(full.attestations[0]), verified=False, error="missing")
-    return Facts(file=_defaults(full.file), attestations=(attestation,))
+    vulnerability = _defaults(full.vulnerabilities[0])
+    return Facts(file=_defaults(full.file), attestations=(attestation,), vulnerabilities=(vulnerability,))
 
 
 def _readable(message: str) -> str:

@@ -23,19 +23,30 @@ def _issue(policy: Policy, path: Path_, message: str, level: Level = Level.ERROR
     return Issue(format_path(path), message, policy.file, policy.raw.line_of(path), level)
 
 
+def _expiry(
+    policy: Policy, path: Path_, expiry: tuple[dt.datetime, str], *, now: dt.datetime, soon: dt.timedelta, what: str
+) -> Iterator[Finding]:
+    """An error when `expiry` (the moment, as written) has passed, a warning when it is within `soon`."""
+    expires, shown = expiry
+    if expires <= now:
+        yield Finding("expired-exception", _issue(policy, path, f"{what} expired on {shown}; remove or renew it"))
+    elif expires - now <= soon:
+        days = (expires - now).days
+        message = f"{what} expires on {shown} (in {days} day{'s' if days != 1 else ''})"
+        yield Finding("expiring-exception", _issue(policy, path, message, Level.WARNING))
+
+
 def exception_issues(policy: Policy, now: dt.datetime, soon: dt.timedelta) -> Iterator[Finding]:
     """Expired exceptions (errors), exceptions expiring within `soon` (warnings), waivers of absent rules."""
     present = {source.name for source in rule_sources(policy)}
+    ignores = policy.vulnerabilities.ignore if policy.vulnerabilities is not None else ()
+    for index, ignore in enumerate(ignores):  # accepted vulnerabilities expire like exceptions
+        where: Path_ = ("spec", "vulnerabilities", "ignore", index, "expires")
+        yield from _expiry(policy, where, (ignore.expires, ignore.until), now=now, soon=soon, what="ignore")
     for index, exception in enumerate(policy.exceptions):
         path: Path_ = ("spec", "exceptions", index, "expires")
-        shown = exception.until
-        if exception.expires <= now:
-            message = f"exception expired on {shown}; remove or renew it"
-            yield Finding("expired-exception", _issue(policy, path, message))
-        elif exception.expires - now <= soon:
-            days = (exception.expires - now).days
-            message = f"exception expires on {shown} (in {days} day{'s' if days != 1 else ''})"
-            yield Finding("expiring-exception", _issue(policy, path, message, Level.WARNING))
+        yield from _expiry(policy, path, (exception.expires, exception.until), now=now, soon=soon,
+                           what="exception")
         for i, waived in enumerate(exception.waive):
             if not any(names_rule(waived, r) for r in present):
                 message = f"waives {waived!r}, but this policy has no such rule, so the waiver does nothing"

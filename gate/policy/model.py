@@ -7,6 +7,7 @@ happen here, and every problem is collected with its path.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ STRUCTURED_RULES = (
     "attestations.signers",
     "attestations.predicateTypes",
     "attestations.targetChannel",
+    "vulnerabilities.malicious",
+    "vulnerabilities.maxSeverity",
 )
 
 
@@ -95,6 +98,33 @@ class Attestations:
     target_channel: str | None = None  # "match" or a channel URL
 
 
+MAX_IGNORED_IDS = 1000  # distinct record ids one policy's `spec.vulnerabilities.ignore` may name
+
+
+@dataclass(frozen=True)
+class VulnerabilityIgnore:
+    """Known vulnerabilities (OSV record ids, or any of their aliases) a policy accepts until it expires."""
+
+    ids: frozenset[str]
+    reason: str
+    owner: str | None
+    expires: dt.datetime  # the first moment it no longer applies
+    until: str  # as the policy wrote it
+
+    def covers(self, record_id: str, aliases: tuple[str, ...], now: dt.datetime) -> bool:
+        return now < self.expires and (record_id in self.ids or not self.ids.isdisjoint(aliases))
+
+
+@dataclass(frozen=True)
+class Vulnerabilities:
+    """`spec.vulnerabilities`: the highest severity band allowed (None: severity is not judged; `none`: no
+    known vulnerability at all), whether a malicious-package report denies, and the records accepted."""
+
+    max_severity: str | None = None  # none | low | medium | high | critical
+    deny_malicious: bool = True
+    ignore: tuple[VulnerabilityIgnore, ...] = ()
+
+
 @dataclass(frozen=True)
 class PackageSelector:
     """A package glob with an optional version specifier, as in `legacy-lib<2`."""
@@ -150,6 +180,7 @@ class Policy:
     exceptions: tuple[PolicyException, ...]
     rules: tuple[CustomRule, ...]
     raw: RawPolicy
+    vulnerabilities: Vulnerabilities | None = None
 
 
 class _Builder:
@@ -222,6 +253,25 @@ class _Builder:
             target_channel=None if target is None else target.rstrip("/"),
         )
 
+    def vulnerabilities(self, raw: dict[str, Any]) -> Vulnerabilities:
+        ignore = []
+        for i, entry in enumerate(raw.get("ignore", [])):
+            path: Path_ = ("spec", "vulnerabilities", "ignore", i, "expires")
+            text: str = entry["expires"]
+            expires = self.attempt("expiry", path, functools.partial(parse_expiry, text))
+            if expires is not None:
+                ignore.append(VulnerabilityIgnore(
+                    ids=frozenset(entry["ids"]), reason=entry["reason"], owner=entry.get("owner"), expires=expires,
+                    until=text,
+                ))
+        if len({i for entry in ignore for i in entry.ids}) > MAX_IGNORED_IDS:  # each is CEL to compile at load
+            message = f"the ignore entries name more than {MAX_IGNORED_IDS} ids; accept fewer records, for less time"
+            self.issue("schema", ("spec", "vulnerabilities", "ignore"), message)
+        return Vulnerabilities(
+            max_severity=raw.get("maxSeverity"), deny_malicious=raw.get("malicious", "deny") == "deny",
+            ignore=tuple(ignore),
+        )
+
     def selector(self, path: Path_, text: str) -> PackageSelector | None:
         return self.attempt("version-specifier", path, lambda: parse_selector(text))
 
@@ -271,6 +321,7 @@ class _Builder:
             ),
             rules=rules,
             raw=self.raw,
+            vulnerabilities=self.vulnerabilities(spec["vulnerabilities"]) if "vulnerabilities" in spec else None,
         )
         return None if self.issues else policy
 

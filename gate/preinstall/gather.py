@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gate.facts import Ecosystem, Facts, FileFacts, FileKind, Unidentified, iso_z
-from gate.gather.ports import Uncached
-from gate.gather.pypi import PypiFacts, ReadsAttestations
+from gate.gather.ports import Uncached, VulnerabilityLookup, no_vulnerabilities
+from gate.gather.pypi import PypiFacts, ReadsAttestations, known_vulnerabilities
 from gate.sources.filenames import python_file_facts
 from gate.sources.hosts import HostPolicy
 from gate.sources.http import UpstreamError
@@ -66,8 +66,10 @@ class IndexGatherer:
         reads_attestations: ReadsAttestations,
         timeout: float = 20.0,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        vulnerabilities: VulnerabilityLookup = no_vulnerabilities,
     ) -> None:
         self.index_url = index_url
+        self.vulnerabilities = vulnerabilities
         self.cache = Uncached(verifier)
         self.reads_attestations = reads_attestations
         self.timeout = timeout
@@ -88,7 +90,8 @@ class IndexGatherer:
     def _service(self, index: str) -> tuple[SimpleClient, PypiFacts]:
         if index not in self._services:
             client = SimpleClient(index, timeout=self.timeout, hosts=HostPolicy.for_upstreams([index]))
-            facts = PypiFacts(client.base_url, client.fetch_provenance, self.cache, self.reads_attestations)
+            facts = PypiFacts(client.base_url, client.fetch_provenance, self.cache, self.reads_attestations,
+                              self.vulnerabilities)
             self._services[index] = client, facts
         return self._services[index]
 
@@ -112,6 +115,16 @@ class IndexGatherer:
         return Gathered(gathered.facts, (*named, *gathered.notes)) if named else gathered
 
     def _gather(self, planned: PlannedFile, index: str) -> Gathered:
+        """Facts from the index row when it can be found; else what the document says, with the OSV records of
+        the release its filename names (a vulnerable pin is denied whether or not the index answers)."""
+        gathered = self._from_index(planned, index)
+        if isinstance(gathered.facts, Facts) and not gathered.facts.vulnerabilities:
+            records = known_vulnerabilities(self.vulnerabilities, gathered.facts.file)
+            if records:
+                return Gathered(Facts(gathered.facts.file, gathered.facts.attestations, records), gathered.notes)
+        return gathered
+
+    def _from_index(self, planned: PlannedFile, index: str) -> Gathered:
         facts = base_facts(planned, self._service(index)[0].base_url)
         if planned.direct:
             direct = "direct URL or local install: no index facts"

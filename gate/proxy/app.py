@@ -21,6 +21,7 @@ from gate.proxy.audit import AuditLog
 from gate.proxy.cache import Store
 from gate.proxy.conda_routes import conda_blueprint
 from gate.proxy.metrics import Metrics
+from gate.proxy.osv_data import OsvData
 from gate.proxy.pypi import pypi_blueprint
 from gate.proxy.settings import Settings
 from gate.proxy.state import EXTENSION, Gate, gate_state
@@ -93,12 +94,51 @@ def health() -> Response:
     if audit.failures:
         body |= {"audit_failures": audit.failures, "audit_error": audit.error}
     status = 503 if audit.failing and state.settings.audit_required else 200
+    if state.osv is not None:  # the OSV data's age; stale under --osv-max-age: failing, and so is every page
+        now = state.now()
+        body["osv"] = state.osv.health(now)
+        if state.osv.stale(now) is not None:
+            body["status"], status = "failing", 503
+        elif state.osv.old(now) or state.osv.failures:
+            body["status"] = "degraded"
     return Response(json.dumps(body) + "\n", status=status, mimetype="application/json")
 
 
 @core.get("/-/metrics")
 def metrics() -> Response:
-    return Response(gate_state().metrics.render(), mimetype="text/plain; version=0.0.4")
+    state = gate_state()
+    gauges = "" if state.osv is None else state.osv.gauges(state.now())
+    return Response(state.metrics.render() + gauges, mimetype="text/plain; version=0.0.4")
+
+
+def osv_data(settings: Settings, metrics: Metrics) -> OsvData | None:
+    """The OSV data of `--osv` (None without), loaded now: an OsvError is a startup error."""
+    if not settings.osv:
+        return None
+    return OsvData(settings.osv, interval=settings.osv_interval, max_age=settings.osv_max_age,
+                   on_reload=lambda outcome: metrics.inc("gate_osv_reloads_total", outcome=outcome))
+
+
+def osv_guard(state: Gate) -> Callable[[], Response | None]:
+    """Before each request: reload the OSV data when its files changed (at most every interval), and answer
+    503 while it is stale under --osv-max-age (fail closed) to every request whose decisions read it: PyPI pages,
+    files and `/-/explain/`; not gate's own `/-/` pages (health, metrics, status) nor the conda channels (OSV
+    data is PyPI-only)."""
+
+    def guard() -> Response | None:
+        path = request.path
+        own = path.startswith("/-/") and not path.startswith("/-/explain/")
+        if state.osv is None or own or path.startswith("/conda/"):
+            return None
+        state.osv.maybe_reload()
+        stale = state.osv.stale(state.now())
+        if stale is None:
+            return None
+        state.metrics.inc("gate_osv_stale_total")
+        return Response(f"gate: {stale}\n", status=503, mimetype="text/plain",
+                        headers={"Retry-After": "60", "Cache-Control": "no-store"})
+
+    return guard
 
 
 def open_storage(settings: Settings) -> tuple[Store, AuditLog, Metrics]:
@@ -135,6 +175,7 @@ def create_app(
     policies = load_policies(list(settings.policies))
     require_policies(policies, settings.policies)  # zero policies: refuse to start (nothing would be governed)
     store, audit, metrics = open_storage(settings)
+    osv = osv_data(settings, metrics)
     state = Gate(
         settings=settings,
         policies=policies,
@@ -145,12 +186,14 @@ def create_app(
         hosts=HostPolicy.for_upstreams(
             [settings.upstream, *(url for _, url in settings.conda_channels)], settings.allow_hosts
         ),
+        osv=osv,
     )
     if clock is not None:
         state.clock = clock
     app = Flask("gate.proxy")
     app.extensions[EXTENSION] = state
     app.wsgi_app = UpstreamSlots(app.wsgi_app, state)  # type: ignore[method-assign]
+    app.before_request(osv_guard(state))
     app.register_blueprint(core)
     app.register_blueprint(status_blueprint())  # `/-/`, for the clients `status_allow`/`status_token` admit
     for blueprint in blueprints if blueprints is not None else default_blueprints(settings):

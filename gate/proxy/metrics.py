@@ -29,6 +29,8 @@ HELP = {
     "gate_integrity_failures_total": ("counter", "downloads aborted because the bytes did not match"),
     "gate_audit_failures_total": ("counter", "audit records that could not be written (lost)"),
     "gate_busy_total": ("counter", "requests answered 503 because every upstream slot was taken"),
+    "gate_osv_reloads_total": ("counter", "reloads of the OSV data after its files changed, by outcome (ok, failed)"),
+    "gate_osv_stale_total": ("counter", "requests answered 503 because the OSV data is older than --osv-max-age"),
 }
 
 

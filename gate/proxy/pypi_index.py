@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 from gate.decision import Decision
 from gate.evaluate import unidentified
 from gate.facts import Ecosystem, Unidentified
+from gate.gather.ports import no_vulnerabilities
 from gate.gather.pypi import PypiFacts, first_rows
 from gate.proxy.decide import judge
 from gate.proxy.evidence import StoreEvidence
@@ -43,7 +44,8 @@ class PypiIndex:
             max_bytes=settings.max_page_bytes,
         )
         self.facts = PypiFacts(
-            self.client.base_url, self.client.fetch_provenance, StoreEvidence(state), state.evaluator.reads_attestations
+            self.client.base_url, self.client.fetch_provenance, StoreEvidence(state),
+            state.evaluator.reads_attestations, no_vulnerabilities if state.osv is None else state.osv.lookup,
         )
         self.pages: CachedUpstream[ProjectPage] = CachedUpstream(
             state, PAGES, _parse_page, noun="page", memo=32, memo_bytes=MEMO_BYTES

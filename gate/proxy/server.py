@@ -14,6 +14,7 @@ from gate.policy.compile import load_policies
 from gate.proxy.app import check_storage, default_blueprints, server_app
 from gate.proxy.settings import Settings
 from gate.proxy.state import trust_root_digest
+from gate.sources.osv import OsvDatabase
 
 
 class Gunicorn(BaseApplication):  # type: ignore[misc]  # untyped library
@@ -34,10 +35,12 @@ class Gunicorn(BaseApplication):  # type: ignore[misc]  # untyped library
 
 
 def check_settings(settings: Settings) -> None:
-    """Load the policies and check the channels, the trusted root and the cache directory, without building
-    an app (the store and audit log are opened, checked and closed: nothing to carry across gunicorn's
-    fork); a mistake is a UsageError or a PolicyError."""
+    """Load the policies and the OSV data and check the channels, the trusted root and the cache directory,
+    without building an app (the store and audit log are opened, checked and closed: nothing to carry across
+    gunicorn's fork); a mistake is a UsageError, a PolicyError or an OsvError."""
     require_policies(load_policies(list(settings.policies)), settings.policies)
+    if settings.osv:
+        OsvDatabase.load(list(settings.osv))  # an OsvError names every problem: exit 2 before anything forks
     try:
         default_blueprints(settings)
         trust_root_digest(settings.trusted_root)

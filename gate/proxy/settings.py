@@ -3,6 +3,7 @@ of its options. Free of Flask, so the command line can read them without loading
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import os
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from gate.evaluate import Unmatched
+from gate.policy.duration import parse_duration
 from gate.redact import Credential, redact_text, split_credentials
 from gate.sources.conda_channel import MAX_REPODATA_BYTES
 from gate.sources.hosts import parse_host
@@ -44,6 +46,9 @@ class Settings:
     upstream_slots: int = 0  # requests per process that may wait on upstream at once (0: unbounded)
     status_allow: tuple[Network, ...] = LOOPBACK  # socket addresses that may read the status page `/-/`
     status_token: str | None = field(default=None, repr=False)  # or `Authorization: Bearer` this token
+    osv: tuple[Path, ...] = ()  # OSV data (bulk export zips, directories of records): `--osv`
+    osv_max_age: dt.timedelta | None = None  # older OSV data is a failure (503), not a warning
+    osv_interval: float = 30.0  # seconds between checks of the OSV files for changes
     # userinfo taken out of `upstream` and the channel URLs, sent only to their own origins
     credentials: tuple[Credential, ...] = field(default=(), repr=False)
 
@@ -68,8 +73,9 @@ class Settings:
         (whitespace-separated `NAME=URL`), `GATE_UNMATCHED` (deny, warn, allow), `GATE_MAX_SPOOL` (bytes),
         `GATE_AUDIT_REQUIRED=1`, `GATE_ALLOW_HOSTS` (whitespace-separated `HOST[:PORT]`), `GATE_MAX_PAGE_BYTES`,
         `GATE_MAX_REPODATA_BYTES`, `GATE_PUBLIC_URL`, `GATE_UPSTREAM_SLOTS`, `GATE_STATUS_ALLOW`
-        (whitespace-separated addresses or CIDR networks, or `none`; default: loopback) and `GATE_STATUS_TOKEN`,
-        for a bare gunicorn; raise ValueError for a value that is not understood."""
+        (whitespace-separated addresses or CIDR networks, or `none`; default: loopback), `GATE_STATUS_TOKEN`,
+        `GATE_OSV` (os.pathsep-separated), `GATE_OSV_MAX_AGE` (`2d`) and `GATE_OSV_INTERVAL` (seconds), for a
+        bare gunicorn; raise ValueError for a value that is not understood."""
         env = os.environ if environ is None else environ
 
         def path(name: str) -> Path | None:
@@ -94,6 +100,9 @@ class Settings:
             upstream_slots=parse_slots(env.get("GATE_UPSTREAM_SLOTS", "0")),
             status_allow=parse_status_allow(env.get("GATE_STATUS_ALLOW", "").split()),
             status_token=env.get("GATE_STATUS_TOKEN") or None,
+            osv=tuple(Path(p) for p in env.get("GATE_OSV", "").split(os.pathsep) if p),
+            osv_max_age=parse_duration(env["GATE_OSV_MAX_AGE"]) if env.get("GATE_OSV_MAX_AGE") else None,
+            osv_interval=float(env.get("GATE_OSV_INTERVAL", "30")),
         )
 
 

@@ -21,6 +21,7 @@ from gate.policy.compile import CompiledPolicy
 from gate.proxy.audit import AuditLog
 from gate.proxy.cache import Store
 from gate.proxy.metrics import Metrics
+from gate.proxy.osv_data import OsvData
 from gate.proxy.settings import Settings
 from gate.redact import OriginAuth
 from gate.sources.hosts import HostPolicy
@@ -53,11 +54,10 @@ class Gate:
     session: requests.Session
     hosts: HostPolicy  # where files and evidence may be fetched from
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    osv: OsvData | None = None  # the OSV data (`--osv`), reloaded when its files change
     evaluator: Evaluator = field(init=False)
     policy_digest: str = field(init=False)
     trust_digest: str = field(init=False)  # of the trusted root: verification outcomes depend on it
-    decision_digest: str = field(init=False)  # of the policies and the trusted root: decisions depend on both
-    view_digest: str = field(init=False)  # and of `audit_only`: what a filtered listing depends on
     slots: threading.BoundedSemaphore | None = field(init=False)  # upstream work in progress (None: unbounded)
     _verifier: BundleVerifier | None = field(default=None, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -73,8 +73,18 @@ class Gate:
             log.warning("unmatched %s: files no policy matches are served", self.settings.unmatched.value)
         self.policy_digest = policy_digest(self.policies, self.settings.unmatched)
         self.trust_digest = trust_root_digest(self.settings.trusted_root)
-        self.decision_digest = hashlib.sha256(f"{self.policy_digest}|{self.trust_digest}".encode()).hexdigest()
-        self.view_digest = hashlib.sha256(f"{self.decision_digest}|{self.settings.audit_only}".encode()).hexdigest()
+
+    @property
+    def decision_digest(self) -> str:
+        """Of the policies, the trusted root and the OSV data in use: decisions depend on all three (a reload
+        of the OSV data changes it, so nothing cached under older data is served)."""
+        osv = "" if self.osv is None else self.osv.digest
+        return hashlib.sha256(f"{self.policy_digest}|{self.trust_digest}|{osv}".encode()).hexdigest()
+
+    @property
+    def view_digest(self) -> str:
+        """And of `audit_only`: what a filtered listing depends on."""
+        return hashlib.sha256(f"{self.decision_digest}|{self.settings.audit_only}".encode()).hexdigest()
 
     def now(self) -> dt.datetime:
         return self.clock()

@@ -15,8 +15,8 @@ from msgspec.structs import replace
 from gate.errors import GateError, UsageError
 from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, FileKind, Unidentified
 from gate.gather.conda import CondaFacts, SidecarLocator, bytes_facts
-from gate.gather.ports import Uncached
-from gate.gather.pypi import ReadsAttestations, every_file, local_file_facts
+from gate.gather.ports import Uncached, VulnerabilityLookup, no_vulnerabilities
+from gate.gather.pypi import ReadsAttestations, every_file, known_vulnerabilities, local_file_facts
 from gate.sources.conda import is_conda_filename, record_for_bytes
 from gate.sources.conda_channel import MAX_REPODATA_BYTES, Record, find_record, parse_repodata
 from gate.sources.conda_evidence import MAX_SIDECAR_BYTES, SIGS, V0_SIGS, SidecarError
@@ -76,6 +76,7 @@ class LocalOptions:
     channel: str | None = None
     verifier: BundleVerifier = field(default_factory=BundleVerifier)
     reads_attestations: ReadsAttestations = every_file
+    vulnerabilities: VulnerabilityLookup = no_vulnerabilities  # the OSV records of a release (--osv)
 
 
 def _conda_facts(path: Path, sha256: str, size: int, options: LocalOptions) -> tuple[FileFacts, Record | None]:
@@ -185,7 +186,8 @@ def local_facts(path: Path, options: LocalOptions, now: dt.datetime | None = Non
         service = CondaFacts(Uncached(options.verifier), options.reads_attestations)
         found, _ = service.gather(file, record, _beside(path), now or dt.datetime.now(dt.UTC))
         facts.extend(found.attestations)
-    return Facts(file=file, attestations=tuple(facts))
+    records = known_vulnerabilities(options.vulnerabilities, file)
+    return Facts(file=file, attestations=tuple(facts), vulnerabilities=records)
 
 
 def expand_paths(paths: list[Path]) -> Iterator[Path]:

@@ -32,6 +32,7 @@ attestations:
   predicateTypes: [https://docs.pypi.org/attestations/publish/v1]
   signers: [{publisher: {kind: GitHub, repository: pypa/*}}]
   targetChannel: match
+vulnerabilities: {maxSeverity: medium}
 rules: [{name: no-yanked, expression: '!file.yanked', message: no yanked}]
 """
     )
@@ -42,6 +43,8 @@ rules: [{name: no-yanked, expression: '!file.yanked', message: no yanked}]
         "attestations.signers",
         "attestations.predicateTypes",
         "attestations.targetChannel",
+        "vulnerabilities.malicious",
+        "vulnerabilities.maxSeverity",
         "no-yanked",
     ]
     assert set(names) - {"no-yanked"} == set(STRUCTURED_RULES)  # what `waive` may name is what is compiled

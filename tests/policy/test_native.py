@@ -28,6 +28,7 @@ spec:
       - {{publisher: {{kind: GitHub, repository: pypa/sampleproject}}}}
       - {{identity: "https://github.com/pypa/*", issuer: "{github}"}}
     targetChannel: match
+  vulnerabilities: {{maxSeverity: medium}}
   rules:
     - {{name: custom, expression: "!file.yanked", message: m}}
 """
@@ -71,7 +72,8 @@ def test_each_structured_rule_the_compiler_makes_is_named_and_the_custom_one_has
     assert set(rules) == {*STRUCTURED_RULES, "custom"}
     assert all(not rule.written for name, rule in rules.items() if name != "custom") and rules["custom"].written
     assert rules["custom"].native is None
-    assert {name for name, rule in rules.items() if rule.native is not None} == {"minimumAge", "attestations.required"}
+    assert {name for name, rule in rules.items() if rule.native is not None} == {
+        "minimumAge", "attestations.required", "vulnerabilities.malicious", "vulnerabilities.maxSeverity"}
 
 
 @pytest.mark.parametrize("minimum_age", MINIMUM_AGES)
