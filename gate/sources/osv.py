@@ -6,23 +6,9 @@ JSON records (github/advisory-database, ossf/malicious-packages) or single recor
 version)` gives the records that apply to that release as `gate.facts.Vulnerability` facts, by the OSV
 evaluation algorithm (https://ossf.github.io/osv-schema/#evaluation) under PEP 440 ordering.
 
-Decisions (README "Vulnerabilities (OSV)"):
-- A record that is not JSON or breaks the schema is a problem naming its file and field; a load with any
-  problem raises `OsvError` (every problem listed): never an empty or partial database.
-- A version in a range that is not PEP 440, or a CVSS vector gate cannot score, is a warning (`warnings`)
-  and is read the way that denies more: an unreadable `introduced` counts from the start, an unreadable
-  `fixed` / `last_affected` does not end the range, an unreadable `limit` is no limit; no score.
-- A release version that is not PEP 440 matches a `versions` entry only by its exact text, and is inside
-  every ECOSYSTEM range (gate cannot place it, so it cannot show it is outside).
-- SEMVER and GIT ranges are ignored for PyPI (PyPI versions are PEP 440; GIT needs the repository).
-- `withdrawn` records apply to nothing. The same id loaded twice: the later `modified` wins; on a tie, a
-  copy that is not withdrawn wins.
-- `severity` is the highest base score of the record's CVSS vectors (v2, v3, v4; the record's and the
-  matching `affected[]` entries'): where a database scores a flaw twice, gate acts on the worse reading.
-- `malicious`: an OpenSSF malicious-packages report: its id or an alias starts with `MAL-`, or its
-  `database_specific` carries `malicious-packages-origins`.
-- conda: OSV has no conda ecosystem and no record in the data seen carries a conda purl; only PyPI
-  entries are indexed (records for other ecosystems are counted in `skipped`).
+The decisions (strictness, warnings read the way that deny more, non-PEP 440 releases, SEMVER/GIT ranges,
+withdrawn and duplicate records, which score is `severity`, what is `malicious`, conda) are written down
+once, in the README's "Vulnerabilities (OSV)", and each is tested in tests/sources/test_osv*.py.
 """
 
 from __future__ import annotations
