@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
@@ -137,7 +138,7 @@ def _read_zip(path: Path, problems: list[str], budget: _Budget) -> Iterator[Docu
     except (OSError, zipfile.BadZipFile) as err:
         problems.append(f"{path}: not a readable zip: {err}")
         return
-    with archive:
+    with archive, path.open("rb") as handle:
         for info in archive.infolist():
             if info.is_dir() or not info.filename.endswith(".json"):
                 continue
@@ -149,12 +150,40 @@ def _read_zip(path: Path, problems: list[str], budget: _Budget) -> Iterator[Docu
                     return  # the load's total is spent: the rest cannot be read either
                 continue
             try:
-                with archive.open(info) as member:
-                    data = member.read(budget.limits.member_bytes + 1)
-            except (OSError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError) as err:
+                data = _unpack(handle.fileno(), info, budget.limits.member_bytes + 1)
+            except (ValueError, zlib.error) as err:
                 problems.append(f"{label}: cannot unpack: {err}")
                 continue
             if len(data) != info.file_size:  # the header's size lied: a bomb, or a damaged archive
                 problems.append(f"{label}: unpacks to more or less than the {info.file_size} bytes it declares")
                 continue
+            if zlib.crc32(data) != info.CRC:
+                problems.append(f"{label}: cannot unpack: its CRC does not match (a damaged archive)")
+                continue
             yield Document(label, data)
+
+
+_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, then (at 26) the name's and the extra field's lengths
+
+
+def _unpack(fd: int, info: zipfile.ZipInfo, limit: int) -> bytes:
+    """The member's bytes, at most `limit` of them, read from the archive at the offsets its directory gives
+    (two reads, a fraction of the cost of `ZipFile.open` per member, which matters for the 20,000 members of
+    PyPI's export): stored or deflated only, never encrypted; ValueError otherwise. The caller checks the
+    CRC and the size."""
+    if info.flag_bits & 0x1:
+        raise ValueError("encrypted")
+    if info.compress_size > limit + (limit >> 8) + 1024:  # deflate never grows data by more than this
+        raise ValueError(f"{info.compress_size} compressed bytes, more than any record may take")
+    header = os.pread(fd, _LOCAL_HEADER.size, info.header_offset)
+    if len(header) != _LOCAL_HEADER.size:
+        raise ValueError("the archive ends inside a local file header")
+    signature, name, extra = _LOCAL_HEADER.unpack(header)
+    if signature != b"PK\x03\x04":
+        raise ValueError("no local file header where the directory says")
+    packed = os.pread(fd, info.compress_size, info.header_offset + _LOCAL_HEADER.size + name + extra)
+    if info.compress_type == zipfile.ZIP_STORED:
+        return packed[:limit]
+    if info.compress_type != zipfile.ZIP_DEFLATED:
+        raise ValueError(f"compression method {info.compress_type} (only stored and deflated are read)")
+    return zlib.decompressobj(-zlib.MAX_WBITS).decompress(packed, limit)

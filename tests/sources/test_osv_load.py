@@ -161,6 +161,21 @@ def test_a_zip_whose_header_understates_a_member_is_refused(tmp_path: Path) -> N
     assert problem.startswith(f"{archive}!GHSA-9wx4-h78v-vm56.json: ")
 
 
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_a_damaged_member_is_refused(tmp_path: Path, method: int) -> None:
+    """A flipped byte in a member (its CRC no longer matches, or it no longer inflates) is a problem."""
+    archive = tmp_path / "all.zip"
+    body = REQUESTS.read_bytes()
+    with zipfile.ZipFile(archive, "w", method) as out:
+        out.writestr("GHSA-9wx4-h78v-vm56.json", body)
+    data = bytearray(archive.read_bytes())
+    info = zipfile.ZipFile(archive).infolist()[0]
+    data[info.header_offset + 30 + len(info.filename) + info.compress_size // 2] ^= 0x20
+    archive.write_bytes(bytes(data))
+    (problem,) = problems([archive])
+    assert problem.startswith(f"{archive}!GHSA-9wx4-h78v-vm56.json: ")
+
+
 def test_limits_on_total_bytes_and_records(tmp_path: Path) -> None:
     zipped = OSV / "PyPI-all.zip"
     assert problems([zipped], limits=Limits(records=5)) == [
