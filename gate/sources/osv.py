@@ -30,7 +30,7 @@ from gate.memo import MISSING, Memo
 from gate.sources import osv_schema
 from gate.sources.osv_files import Limits, read_documents
 from gate.sources.osv_schema import Affected, Record
-from gate.sources.osv_score import VectorScores
+from gate.sources.osv_score import VectorScores, graded, known_grades
 
 PYPI = "PyPI"  # the OSV ecosystem name of PyPI (exact; OSV ecosystem names are case-sensitive)
 MEMO_LIMIT = 20_000
@@ -334,12 +334,16 @@ class OsvDatabase:
         if problems:
             raise OsvError(problems)
         index: dict[str, list[_Entry]] = {}
+        grades = known_grades(e.fact for c in kept.values() for es in c.entries.values() for e in es)
         for record_id in sorted(kept):
             compiled = kept[record_id]
             database.withdrawn += compiled.withdrawn
             database.skipped += not compiled.withdrawn and not compiled.entries
             for name, entries in compiled.entries.items():
-                index.setdefault(name, []).extend(entries)
+                index.setdefault(name, []).extend(
+                    e if (fact := graded(e.fact, grades)) is e.fact else msgspec.structs.replace(e, fact=fact)
+                    for e in entries
+                )
         database._index = {name: _Project.build(entries) for name, entries in index.items()}
         database.records = len(kept)
         database.digest = digest.hexdigest()

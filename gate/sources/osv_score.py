@@ -3,10 +3,12 @@ distinct vector (a load sees the same few thousand vectors many times)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
+import msgspec
 from cvss import CVSS2, CVSS3, CVSS4, CVSSError
 
+from gate.facts import Vulnerability
 from gate.sources.osv_schema import Severity
 
 
@@ -53,3 +55,36 @@ class VectorScores:
             elif found is not None and (best is None or found > best):
                 best = found
         return best
+
+
+Grade = tuple[float | None, str | None]  # (CVSS base score, the database's label)
+
+
+def known_grades(facts: Iterable[Vulnerability]) -> dict[str, Grade]:
+    """For every id and alias that a record with a score or a label carries, the worst such grade: a record
+    with neither (PyPA's `PYSEC-` copy of a GitHub advisory usually has none) is then graded as the records it
+    names, or that name it, are (`graded`), not as `unknown`."""
+    grades: dict[str, Grade] = {}
+    for fact in facts:
+        if fact.severity is None and fact.severityLabel is None:
+            continue
+        for key in (fact.id, *fact.aliases):
+            known = grades.get(key)
+            if known is None or _score(fact.severity) > _score(known[0]):
+                grades[key] = (fact.severity, fact.severityLabel)
+    return grades
+
+
+def graded(fact: Vulnerability, grades: dict[str, Grade]) -> Vulnerability:
+    """`fact`, graded by the worst record sharing its id or an alias when it has no grade of its own."""
+    if fact.severity is not None or fact.severityLabel is not None:
+        return fact
+    found = [grades[key] for key in (fact.id, *fact.aliases) if key in grades]
+    if not found:
+        return fact
+    score, label = max(found, key=lambda grade: _score(grade[0]))
+    return msgspec.structs.replace(fact, severity=score, severityLabel=label)
+
+
+def _score(value: float | None) -> float:
+    return -1.0 if value is None else value

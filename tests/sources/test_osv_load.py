@@ -287,6 +287,27 @@ def test_package_level_severity_counts_for_that_package(tmp_path: Path) -> None:
     assert fact.severity == 9.8
 
 
+def test_a_record_without_a_grade_takes_the_worst_of_the_records_sharing_an_id(tmp_path: Path) -> None:
+    """PyPA's PYSEC copy of a GitHub advisory has no severity: graded as the advisory it names (or that names
+    it), never `unknown` when the same flaw is graded; a record with no graded relative stays ungraded."""
+    low = "CVSS:3.1/AV:N/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N"
+    database = load(
+        tmp_path,
+        record("PYSEC-2024-1", aliases=["CVE-2024-1", "GHSA-aaaa-0001"]),
+        record("GHSA-aaaa-0001", aliases=["CVE-2024-1"], severity=[{"type": "CVSS_V3", "score": low}],
+               database_specific={"severity": "LOW"}),
+        record("GHSA-bbbb-0001", aliases=["CVE-2024-2"], database_specific={"severity": "HIGH"}),
+        record("PYSEC-2024-2", aliases=["CVE-2024-2"]),
+        record("PYSEC-2024-3", aliases=["CVE-2024-3"]),
+    )
+    facts = {v.id: v for v in database.lookup(Ecosystem.PYPI, "demo", "1.0")}
+    advisory = facts["GHSA-aaaa-0001"]
+    assert (facts["PYSEC-2024-1"].severity, facts["PYSEC-2024-1"].severityLabel) == (advisory.severity, "LOW")
+    assert advisory.severity is not None and advisory.severity < 4.0
+    assert (facts["PYSEC-2024-2"].severity, facts["PYSEC-2024-2"].severityLabel) == (None, "HIGH")  # by the CVE
+    assert (facts["PYSEC-2024-3"].severity, facts["PYSEC-2024-3"].severityLabel) == (None, None)
+
+
 def test_malicious_by_alias_or_database_marker(tmp_path: Path) -> None:
     database = load(
         tmp_path,
