@@ -17,7 +17,7 @@ from packaging.utils import canonicalize_name
 
 from gate.decision import Verdict
 from gate.errors import Issue, PolicyError
-from gate.facts import AttestationFact, Ecosystem, FileFacts, FileKind, Publisher, parse_time
+from gate.facts import AttestationFact, Ecosystem, FileFacts, FileKind, Publisher, Vulnerability, parse_time
 from gate.policy.load import load_file
 from gate.policytest.schema import case_file_issues
 from gate.sources.conda import conda_file_facts, is_conda_filename
@@ -56,6 +56,7 @@ class PolicyCase:
     expect: Expectation
     facts: FileFacts | None = None
     attestations: tuple[AttestationFact, ...] = ()
+    vulnerabilities: tuple[Vulnerability, ...] = ()
     artifact: Artifact | None = None
 
 
@@ -129,6 +130,22 @@ def attestation_fact(raw: dict[str, Any]) -> AttestationFact:
     )
 
 
+def vulnerability_fact(raw: dict[str, Any]) -> Vulnerability:
+    """An asserted OSV record that applies to the case's file (as `gate.sources.osv` would give it)."""
+    published, modified, severity = raw.get("published"), raw.get("modified"), raw.get("severity")
+    return Vulnerability(
+        id=raw["id"],
+        aliases=tuple(raw.get("aliases", ())),
+        summary=raw.get("summary", ""),
+        severity=None if severity is None else float(severity),
+        severityLabel=raw.get("severityLabel"),
+        fixed=tuple(raw.get("fixed", ())),
+        malicious=bool(raw.get("malicious", False)),
+        published=None if published is None else parse_time(published),
+        modified=None if modified is None else parse_time(modified),
+    )
+
+
 def _names(raw: dict[str, Any], key: str) -> tuple[str, ...] | None:
     return tuple(raw[key]) if key in raw else None
 
@@ -162,6 +179,7 @@ def _case(raw: dict[str, Any], base: Path, file: str, line: int | None, now: dt.
         expect=expect,
         facts=asserted_file_facts(raw["file"]) if "file" in raw else None,
         attestations=tuple(attestation_fact(a) for a in raw.get("attestations", [])),
+        vulnerabilities=tuple(vulnerability_fact(v) for v in raw.get("vulnerabilities", [])),
         artifact=artifact,
     )
 

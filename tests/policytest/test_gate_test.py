@@ -181,7 +181,7 @@ def test_no_test_files_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFi
         (
             "now: 2026-01-01\ncases:\n  - name: x\n    file: {name: a, version: '1'}\n    artifact: a.whl\n"
             "    expect: {verdict: allow}\n",
-            "a case gives either asserted facts {file, attestations} or a real {artifact",
+            "a case gives either asserted facts {file, attestations, vulnerabilities} or a real {artifact",
         ),
         (
             "cases:\n  - name: x\n    file: {name: a, version: '1'}\n    expect: {verdict: allow}\n",
@@ -250,3 +250,49 @@ def test_an_artifact_or_evidence_that_is_not_a_regular_file_is_an_error(
     assert main(["test", str(tmp_path / "policies")]) == 1
     out = capsys.readouterr().out
     assert "cannot build facts: " in out and "is not a regular file" in out
+
+
+VULN_POLICY = """\
+apiVersion: gate/v1
+kind: Policy
+metadata: {name: vulns}
+spec:
+  vulnerabilities:
+    maxSeverity: medium
+    ignore:
+      - ids: [CVE-2024-35195]
+        reason: not reachable
+        owner: security@example.com
+        expires: 2027-01-31
+"""
+VULN_CASES = """\
+now: 2026-11-22T00:00:00Z
+cases:
+  - name: a medium vulnerability passes
+    file: {name: requests, version: 2.31.0}
+    vulnerabilities: [{id: GHSA-j8r2-6x86-q33q, severity: 6.1, severityLabel: MODERATE, fixed: [2.31.0]}]
+    expect: {verdict: allow, violations: []}
+  - name: a high one does not
+    file: {name: setuptools, version: 69.0.0}
+    vulnerabilities: [{id: GHSA-cx63-2mw6-8hw5, severity: 8.8, fixed: [70.0.0]}]
+    expect: {verdict: deny, violations: [vulnerabilities.maxSeverity]}
+  - name: an ignored one, by its alias, passes
+    file: {name: requests, version: 2.31.0}
+    vulnerabilities: [{id: GHSA-9wx4-h78v-vm56, aliases: [CVE-2024-35195], severity: 9.5}]
+    expect: {verdict: allow, violations: []}
+  - name: a malicious report denies
+    file: {name: num2words, version: 0.5.15}
+    vulnerabilities: [{id: MAL-2025-6794, malicious: true}]
+    expect: {verdict: deny, violations: [vulnerabilities.malicious]}
+"""
+
+
+def test_cases_can_assert_vulnerabilities(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Policies with `spec.vulnerabilities` are unit-tested like the rest: a case asserts the OSV records."""
+    (tmp_path / "policies" / "tests").mkdir(parents=True)
+    (tmp_path / "policies" / "vulns.yaml").write_text(VULN_POLICY)
+    (tmp_path / "policies" / "tests" / "vulns.gate-test.yaml").write_text(VULN_CASES)
+    code = main(["test", str(tmp_path / "policies")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "4 passed" in out
