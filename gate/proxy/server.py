@@ -29,6 +29,8 @@ class Gunicorn(BaseApplication):  # type: ignore[misc]  # untyped library
     def load_config(self) -> None:
         for key, value in self.options.items():
             self.cfg.set(key, value)
+        if "control_socket_disable" in self.cfg.settings:  # a gunicorn with a control socket: gate needs none
+            self.cfg.set("control_socket_disable", True)  # (under a HOME that may not exist or be writable)
 
     def load(self) -> Any:
         return server_app(self.settings)
