@@ -86,6 +86,7 @@ class OsvData:
         self._checking = threading.Lock()
         self.failures = 0
         self.error: str | None = None
+        self._failed: str | None = None  # the signature of files that failed to load: tried again once they change
 
     def _read(self) -> Loaded:
         before = signature(self.paths)
@@ -115,11 +116,17 @@ class OsvData:
 
     def reload(self) -> bool:
         """Load the files again if they changed, and swap the new data in (True); keep the old on failure."""
-        if signature(self.paths) == self._current.signature:
+        current = signature(self.paths)
+        if current in (self._current.signature, self._failed):
             return False
         try:
             fresh = self._read()
+            kept = self._current.database.records
+            if fresh.database.records < kept // 2:  # a download cut short, a checkout half replaced
+                raise OsvError([f"the new data holds {fresh.database.records} records, fewer than half of the "
+                                f"{kept} loaded: not taken (restart gate serve to load it anyway)"])
         except (OsvError, OSError, ValueError) as err:
+            self._failed = current
             self.failures += 1
             self.error = str(err)[:2000]
             log.error("reloading the OSV data failed; keeping the data loaded at %s: %s",
@@ -127,7 +134,7 @@ class OsvData:
             self._on_reload("failed")
             return False
         self._current = fresh  # one assignment: every request sees the old set or the new one, whole
-        self.error = None
+        self.error = self._failed = None
         log.info("reloaded the OSV data from %s", ", ".join(str(p) for p in self.paths))
         self._on_reload("ok")
         return True

@@ -25,7 +25,7 @@ from packaging.utils import canonicalize_name, canonicalize_version
 from packaging.version import InvalidVersion, Version
 
 from gate.errors import GateError
-from gate.facts import Ecosystem, Vulnerability
+from gate.facts import Ecosystem, Vulnerability, iso_z
 from gate.memo import MISSING, Memo
 from gate.sources import osv_schema
 from gate.sources.osv_files import Limits, read_documents
@@ -34,6 +34,7 @@ from gate.sources.osv_score import VectorScores, graded, known_grades
 
 PYPI = "PyPI"  # the OSV ecosystem name of PyPI (exact; OSV ecosystem names are case-sensitive)
 MEMO_LIMIT = 20_000
+FUTURE_SKEW = dt.timedelta(days=1)  # a record `modified` later than the load by more than this is not believed
 
 # event kinds, in the order the evaluation walks them
 _INTRODUCED, _FIXED, _LAST_AFFECTED = 0, 1, 2
@@ -326,22 +327,27 @@ class OsvDatabase:
             if compiled is None:
                 problems.extend(f"{document.label}: {problem}" for problem in found)
                 continue
-            if database.newest is None or compiled.modified > database.newest:
+            if compiled.modified > loaded + FUTURE_SKEW:  # a record from the future never makes old data fresh
+                builder.warnings.append(f"{document.label}: $.modified {iso_z(compiled.modified)} is in the future; "
+                                        "it does not count towards how current the data is")
+            elif database.newest is None or compiled.modified > database.newest:
                 database.newest = compiled.modified
             earlier = kept.get(record.id)
             if earlier is None or _supersedes(compiled, earlier):
                 kept[record.id] = compiled
+        if not kept and not problems:  # an empty directory, a zip without records: never "no vulnerabilities"
+            problems.append(f"no OSV record in {', '.join(str(p) for p in paths)}")
         if problems:
             raise OsvError(problems)
         index: dict[str, list[_Entry]] = {}
-        grades = known_grades(e.fact for c in kept.values() for es in c.entries.values() for e in es)
+        grades = known_grades((name, e.fact) for c in kept.values() for name, es in c.entries.items() for e in es)
         for record_id in sorted(kept):
             compiled = kept[record_id]
             database.withdrawn += compiled.withdrawn
             database.skipped += not compiled.withdrawn and not compiled.entries
             for name, entries in compiled.entries.items():
                 index.setdefault(name, []).extend(
-                    e if (fact := graded(e.fact, grades)) is e.fact else msgspec.structs.replace(e, fact=fact)
+                    e if (fact := graded(name, e.fact, grades)) is e.fact else msgspec.structs.replace(e, fact=fact)
                     for e in entries
                 )
         database._index = {name: _Project.build(entries) for name, entries in index.items()}

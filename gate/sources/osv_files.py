@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 MIB = 1024 * 1024
 
@@ -95,9 +95,12 @@ def _read_tree(root: Path, problems: list[str], budget: _Budget) -> Iterator[Doc
                     yield document
 
 
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+
+
 def _read_file(path: Path, problems: list[str], budget: _Budget) -> Document | None:
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(path, _OPEN_FLAGS)  # non-blocking: a FIFO named *.json is refused, never waited on
     except OSError as err:
         why = "a symbolic link (not followed)" if path.is_symlink() else f"cannot read: {err.strerror or err}"
         problems.append(f"{path}: {why}")
@@ -118,31 +121,48 @@ def _read_file(path: Path, problems: list[str], budget: _Budget) -> Document | N
     return Document(str(path), data)
 
 
-def _entries(path: Path) -> int | None:
+def _entries(handle: BinaryIO) -> int | None:
     """The record count a zip's end-of-central-directory record declares (zip64 included), read before
     `ZipFile` builds one object per entry; None when there is none."""
     end_record: Any = getattr(zipfile, "_EndRecData")  # noqa: B009 (private, stable since Python 2)
-    with path.open("rb") as handle:
-        found = end_record(handle)
+    found = end_record(handle)
     return None if found is None else int(found[4])  # zipfile._ECD_ENTRIES_TOTAL
 
 
 def _read_zip(path: Path, problems: list[str], budget: _Budget) -> Iterator[Document]:
     """The `.json` members of the zip at `path`, in its order; each read to at most its cap."""
     try:
-        declared = _entries(path)
+        handle = os.fdopen(os.open(path, _OPEN_FLAGS), "rb")
+    except OSError as err:
+        problems.append(f"{path}: cannot read: {err.strerror or err}")
+        return
+    with handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            problems.append(f"{path}: not a regular file")
+            return
+        yield from _zip_members(path, handle, problems, budget)
+
+
+def _zip_members(path: Path, handle: BinaryIO, problems: list[str], budget: _Budget) -> Iterator[Document]:
+    try:
+        declared = _entries(handle)
         if declared is None or declared > budget.limits.records:
             problems.append(f"{path}: declares {declared} entries, more than {budget.limits.records} records")
             return
-        archive = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as err:
+        archive = zipfile.ZipFile(handle)
+    except (OSError, ValueError, NotImplementedError, zipfile.BadZipFile) as err:  # ValueError: a bad name
         problems.append(f"{path}: not a readable zip: {err}")
         return
-    with archive, path.open("rb") as handle:
+    offsets: set[int] = set()
+    with archive:
         for info in archive.infolist():
             if info.is_dir() or not info.filename.endswith(".json"):
                 continue
             label = f"{path}!{info.filename}"
+            if info.header_offset in offsets:  # entries sharing one stream: each would be unpacked again
+                problems.append(f"{label}: shares its data with another entry (an overlapping zip)")
+                continue
+            offsets.add(info.header_offset)
             refused = budget.take(info.file_size)
             if refused is not None:
                 problems.append(f"{label}: {refused}")
@@ -150,7 +170,7 @@ def _read_zip(path: Path, problems: list[str], budget: _Budget) -> Iterator[Docu
                     return  # the load's total is spent: the rest cannot be read either
                 continue
             try:
-                data = _unpack(handle.fileno(), info, budget.limits.member_bytes + 1)
+                data = _unpack(handle.fileno(), info, min(info.file_size, budget.limits.member_bytes) + 1)
             except (ValueError, zlib.error) as err:
                 problems.append(f"{label}: cannot unpack: {err}")
                 continue

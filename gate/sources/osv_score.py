@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 import msgspec
 from cvss import CVSS2, CVSS3, CVSS4, CVSSError
 
-from gate.facts import Vulnerability
+from gate.facts import SEVERITY_BANDS, Vulnerability, severity_band
 from gate.sources.osv_schema import Severity
 
 
@@ -58,33 +58,38 @@ class VectorScores:
 
 
 Grade = tuple[float | None, str | None]  # (CVSS base score, the database's label)
+_RANK = {band: i for i, band in enumerate(("unknown", *SEVERITY_BANDS))}
 
 
-def known_grades(facts: Iterable[Vulnerability]) -> dict[str, Grade]:
-    """For every id and alias that a record with a score or a label carries, the worst such grade: a record
-    with neither (PyPA's `PYSEC-` copy of a GitHub advisory usually has none) is then graded as the records it
-    names, or that name it, are (`graded`), not as `unknown`."""
-    grades: dict[str, Grade] = {}
-    for fact in facts:
+def _rank(fact: Vulnerability) -> tuple[int, float]:
+    """How severe a record is graded: by band first (a `CRITICAL` label outranks a low score), then score."""
+    score = fact.severity if fact.severity is not None else -1.0
+    return _RANK[severity_band(fact)], score
+
+
+def known_grades(facts: Iterable[tuple[str, Vulnerability]]) -> dict[tuple[str, str], Vulnerability]:
+    """For every (package, id or alias) that a record with a score or a label carries, its most severe such
+    record: a record with neither (PyPA's `PYSEC-` copy of a GitHub advisory usually has none) is then graded
+    as the records of the same package it names, or that name it, are (`graded`), not as `unknown`. Only the
+    same package's records count: another project's advisory naming the same CVE grades nothing here."""
+    grades: dict[tuple[str, str], Vulnerability] = {}
+    for name, fact in facts:
         if fact.severity is None and fact.severityLabel is None:
             continue
         for key in (fact.id, *fact.aliases):
-            known = grades.get(key)
-            if known is None or _score(fact.severity) > _score(known[0]):
-                grades[key] = (fact.severity, fact.severityLabel)
+            known = grades.get((name, key))
+            if known is None or _rank(fact) > _rank(known):
+                grades[(name, key)] = fact
     return grades
 
 
-def graded(fact: Vulnerability, grades: dict[str, Grade]) -> Vulnerability:
-    """`fact`, graded by the worst record sharing its id or an alias when it has no grade of its own."""
+def graded(name: str, fact: Vulnerability, grades: dict[tuple[str, str], Vulnerability]) -> Vulnerability:
+    """`fact` (of package `name`), graded as the most severe record of that package sharing its id or an alias
+    when it has no grade of its own; never graded below `unknown`'s reading unless a relative is graded."""
     if fact.severity is not None or fact.severityLabel is not None:
         return fact
-    found = [grades[key] for key in (fact.id, *fact.aliases) if key in grades]
+    found = [grades[(name, key)] for key in (fact.id, *fact.aliases) if (name, key) in grades]
     if not found:
         return fact
-    score, label = max(found, key=lambda grade: _score(grade[0]))
-    return msgspec.structs.replace(fact, severity=score, severityLabel=label)
-
-
-def _score(value: float | None) -> float:
-    return -1.0 if value is None else value
+    worst = max(found, key=_rank)
+    return msgspec.structs.replace(fact, severity=worst.severity, severityLabel=worst.severityLabel)

@@ -199,3 +199,31 @@ def test_gate_osv_settings_from_the_environment(tmp_path: Path) -> None:
     assert settings.osv_max_age == dt.timedelta(days=2) and settings.osv_interval == 5.0
     with pytest.raises(ValueError, match="duration"):
         Settings.from_env({"GATE_POLICY": "p", "GATE_OSV_MAX_AGE": "soon"})
+
+
+def test_a_failed_reload_is_not_retried_until_the_files_change_and_a_shrunken_set_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Found in review: a bad file was loaded again at every interval inside a request; a load that lost
+    most records (a download cut short) replaced the data."""
+    calls: list[int] = []
+
+    def load(paths: tuple[Path, ...]) -> FakeOsvDatabase:
+        calls.append(1)
+        text = (paths[0] / "data").read_text()
+        if text == "bad":
+            raise OsvError(["bad record"])
+        return FakeOsvDatabase(only=set(text.split()))
+
+    root = tmp_path / "osv"
+    root.mkdir()
+    every = " ".join(r["id"] for r in MANIFEST["records"])
+    (root / "data").write_text(every)
+    data = OsvData((root,), interval=0.0, load=load)  # type: ignore[arg-type]
+    loaded = data.database.records
+    (root / "data").write_text("bad")
+    assert not data.reload() and not data.reload() and not data.reload()
+    assert len(calls) == 2 and data.failures == 1  # the start, then one attempt for these files
+    (root / "data").write_text(every.split()[0])  # one record left of all of them
+    assert not data.reload() and data.database.records == loaded and data.failures == 2
+    assert data.error is not None and "fewer than half" in data.error

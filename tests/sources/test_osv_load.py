@@ -396,3 +396,64 @@ def test_a_load_leaves_garbage_collection_as_it_found_it(tmp_path: Path) -> None
     assert gc.isenabled()
     problems([write(tmp_path / "bad", b"[]")])
     assert gc.isenabled()
+
+
+# --- found in review: data that is silently absent, a clock from the future, grades from elsewhere --------
+
+
+def test_a_load_that_reads_no_record_is_an_error(tmp_path: Path) -> None:
+    """An empty directory or a zip without records is never "no known vulnerabilities"."""
+    (tmp_path / "empty").mkdir()
+    assert problems([tmp_path / "empty"]) == [f"no OSV record in {tmp_path / 'empty'}"]
+    archive = tmp_path / "none.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr("README.txt", "nothing here")
+    assert problems([archive]) == [f"no OSV record in {archive}"]
+
+
+def test_a_record_from_the_future_does_not_make_old_data_fresh(tmp_path: Path) -> None:
+    database = load(tmp_path, record("OLD-1", modified="2020-01-01T00:00:00Z"),
+                    record("FUTURE-1", modified="2999-01-01T00:00:00Z"))
+    assert database.newest is not None and database.newest.year == 2020
+    assert any("FUTURE" not in w and "in the future" in w for w in database.warnings)
+
+
+def test_grades_come_from_the_same_package_and_by_band(tmp_path: Path) -> None:
+    """Another project's advisory naming the same CVE grades nothing; a CRITICAL label outranks a low score."""
+    low = "CVSS:3.1/AV:N/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N"
+    other = record("GHSA-decoy-0001", aliases=["CVE-2026-1"], severity=[{"type": "CVSS_V3", "score": low}])
+    other["affected"][0]["package"]["name"] = "unrelated"
+    critical = record("GHSA-crit-0001", aliases=["CVE-2026-2"], database_specific={"severity": "CRITICAL"})
+    scored_low = record("GHSA-lowx-0001", aliases=["CVE-2026-2"], severity=[{"type": "CVSS_V3", "score": low}])
+    database = load(tmp_path, other, record("PYSEC-2026-1", aliases=["CVE-2026-1"]), critical, scored_low,
+                    record("PYSEC-2026-2", aliases=["CVE-2026-2"]))
+    facts = {v.id: v for v in database.lookup(Ecosystem.PYPI, "demo", "1.0")}
+    assert (facts["PYSEC-2026-1"].severity, facts["PYSEC-2026-1"].severityLabel) == (None, None)  # unknown
+    assert facts["PYSEC-2026-2"].severityLabel == "CRITICAL" and facts["PYSEC-2026-2"].severity is None
+
+
+def test_zip_entries_sharing_one_stream_are_refused(tmp_path: Path) -> None:
+    """Central-directory entries pointing at one local header would each be unpacked again."""
+    archive = tmp_path / "all.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
+        out.writestr("A.json", REQUESTS.read_bytes())
+        out.writestr("B.json", REQUESTS.read_bytes())
+    data = bytearray(archive.read_bytes())
+    infos = zipfile.ZipFile(archive).infolist()
+    second = infos[1].header_offset.to_bytes(4, "little")
+    directory = data.rindex(b"PK\x01\x02")  # the second central entry; its local header offset is at +42
+    assert data[directory + 42 : directory + 46] == second
+    data[directory + 42 : directory + 46] = infos[0].header_offset.to_bytes(4, "little")
+    archive.write_bytes(bytes(data))
+    found = problems([archive])
+    assert any("shares its data with another entry" in p for p in found), found
+
+
+def test_a_fifo_is_refused_without_waiting(tmp_path: Path) -> None:
+    root = tmp_path / "osv"
+    root.mkdir()
+    os.mkfifo(root / "GHSA-fifo.json")
+    os.mkfifo(tmp_path / "all.zip")
+    assert problems([root]) == [f"{root / 'GHSA-fifo.json'}: not a regular file"]
+    (refused,) = problems([tmp_path / "all.zip"])  # refused, whatever it is taken for: never waited on
+    assert refused.startswith(f"{tmp_path / 'all.zip'}: ")

@@ -34,14 +34,15 @@ def _record(entry: dict[str, Any]) -> Vulnerability:
 
 class FakeOsvDatabase:
     """FAKE `OsvDatabase`: `lookup` answers from the MANIFEST (the wheels' `applies`, the MAL records' versions);
-    `records` are the non-withdrawn records by id."""
+    `by_id` are the non-withdrawn records by id, `records` their count (as the real one counts them)."""
 
     def __init__(self, only: set[str] | None = None, sources: tuple[Path, ...] = (OSV / "PyPI-all.zip",)) -> None:
-        self.records = {r["id"]: _record(r) for r in MANIFEST["records"]
+        self.by_id = {r["id"]: _record(r) for r in MANIFEST["records"]
                         if r["withdrawn"] is None and (only is None or r["id"] in only)}
+        self.records = len(self.by_id)
         self.sources = sources
         self.loaded = dt.datetime.now(dt.UTC)
-        self.newest = max((r.modified for r in self.records.values() if r.modified is not None), default=None)
+        self.newest = max((r.modified for r in self.by_id.values() if r.modified is not None), default=None)
         self._wheels = {(w["project"], Version(w["version"])): tuple(w["applies"]) for w in MANIFEST["wheels"]}
 
     @classmethod
@@ -66,9 +67,9 @@ class FakeOsvDatabase:
         name, parsed = canonicalize_name(name), Version(version)
         ids = list(self._wheels.get((name, parsed), ()))
         for entry in MANIFEST["records"]:
-            if entry["kind"] != "malicious" or entry["id"] not in self.records:
+            if entry["kind"] != "malicious" or entry["id"] not in self.by_id:
                 continue
             packages, versions = entry["malicious_package"], entry["affected_versions"]
             if name in packages and (isinstance(versions, str) or any(Version(v) == parsed for v in versions)):
                 ids.append(entry["id"])
-        return tuple(self.records[i] for i in ids if i in self.records)
+        return tuple(self.by_id[i] for i in ids if i in self.by_id)
