@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from gate.decision import Decision, Verdict
 from gate.evaluate import Judgement
@@ -64,7 +64,7 @@ class FileExplanation:
 def _version(text: str) -> Version | None:
     try:
         return Version(text)
-    except InvalidVersion:
+    except ValueError:  # InvalidVersion, or more digits than int() converts (a query string)
         return None
 
 
@@ -121,19 +121,19 @@ def explain(
     """The explanation of a project's judged files (in page order); `version` selects one release's files
     (by PEP 440 equality, so `1.0` names `1.0.0` too), while `newest_allowed` looks at them all. `rejudge`
     finds when each verdict changes (`next_flip`)."""
-    files = [FileExplanation(j.decision, next_flip(j, rejudge)) for j in judged]
     allowed = [
-        (parsed, f.decision.facts.file.version) for f in files
-        if f.decision.verdict is Verdict.ALLOW and (parsed := _version(f.decision.facts.file.version)) is not None
+        (parsed, j.decision.facts.file.version) for j in judged
+        if j.decision.verdict is Verdict.ALLOW and (parsed := _version(j.decision.facts.file.version)) is not None
     ]
     newest = max(allowed)[1] if allowed else None
-    if version is not None:
+    if version is not None:  # before the verdicts' changes are looked for: one release costs what it shows
         wanted = _version(version)
-        files = [
-            f for f in files
-            if (wanted is not None and _version(f.decision.facts.file.version) == wanted)
-            or f.decision.facts.file.version == version
+        judged = [
+            j for j in judged
+            if (wanted is not None and _version(j.decision.facts.file.version) == wanted)
+            or j.decision.facts.file.version == version
         ]
+    files = [FileExplanation(j.decision, next_flip(j, rejudge)) for j in judged]
     return Explanation(ecosystem, project, index, now, tuple(files), newest, version)
 
 

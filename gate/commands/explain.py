@@ -27,6 +27,7 @@ from gate.explain import explain, explanation_text
 from gate.facts import Ecosystem, Unidentified
 from gate.gather.ports import Uncached
 from gate.gather.pypi import PypiFacts, first_rows
+from gate.redact import redact
 from gate.sources.hosts import HostPolicy
 from gate.sources.http import UpstreamError
 from gate.sources.pypi import DEFAULT_UPSTREAM, ProjectNotFoundError, SimpleClient
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             judged.append(Judgement(unidentified(facts), None) if isinstance(facts, Unidentified)
                           else evaluator.judge(facts, when))
             advance(row.filename)
-    explanation = explain(Ecosystem.PYPI.value, page.name, client.base_url, judged, now=when,
+    explanation = explain(Ecosystem.PYPI.value, page.name, redact(client.base_url), judged, now=when,
                           rejudge=evaluator.judge, version=version)
     text = json.dumps(explanation.to_json(), indent=2) if args.format == "json" else explanation_text(explanation)
     sys.stdout.write(text + "\n")

@@ -22,6 +22,7 @@ from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, visible_att
 from gate.policy.duration import format_duration
 from gate.policy.model import Attestations, IdentitySigner, MinimumAge, PublisherSigner, Signer
 from gate.policy.patterns import Pattern
+from gate.redact import redact
 
 MAX_VALUE = 100  # characters of one value shown from evidence or a policy
 MAX_ITEMS = 3  # values shown of a list (then "and N more")
@@ -190,7 +191,8 @@ class TargetChannelDescription:
         wanted: str | None = self.attestations.target_channel
         if wanted == "match":
             wanted = facts.file.index
-            required = f"the channel it is served from ({shown(wanted) if wanted else 'unknown here'})"
+            served = shown(redact(wanted)) if wanted else "unknown here"  # a `/t/<token>/` path stays private
+            required = f"the channel it is served from ({served})"
         else:
             required = shown(wanted)
         visible = visible_attestations(facts.attestations)

@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from packaging.specifiers import SpecifierSet
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from gate.errors import Finding, Issue
 from gate.facts import Ecosystem, FileFacts
@@ -139,7 +139,7 @@ class PackageSelector:
             return True
         try:
             return Version(file.version) in self.versions
-        except InvalidVersion:
+        except ValueError:  # InvalidVersion, or more digits than int() converts
             return False
 
 

@@ -29,6 +29,7 @@ from gate.gather.ports import earliest
 from gate.proxy.decide import (
     audit_decisions,
     etag,
+    judge,
     keep,
     not_modified,
     refusal,
@@ -42,6 +43,7 @@ from gate.proxy.paths import refuse_bad_paths
 from gate.proxy.pypi_index import PypiIndex
 from gate.proxy.pypi_render import Urls, negotiate, render_html, render_json, render_root
 from gate.proxy.state import EXTENSION, gate_state
+from gate.redact import redact
 from gate.sources.http import UpstreamError
 from gate.sources.pypi import JSON_V1, ProjectPage, SimpleFile
 
@@ -191,9 +193,9 @@ def explain_project(project: str) -> BaseResponse:
         return upstream_failure(err)
     now = state.now()
     judged = [Judgement(j.decision, j.valid_until) for j in index.judge_page(page, now)]
-    explanation = explain(
-        Ecosystem.PYPI.value, page.name, index.client.base_url, judged, now=now, rejudge=state.evaluator.judge,
-        version=request.args.get("version") or None,
+    explanation = explain(  # the index redacted: a token in its path (`/t/<token>/`) is no client's business
+        Ecosystem.PYPI.value, page.name, redact(index.client.base_url), judged, now=now,
+        rejudge=lambda facts, moment: judge(state, facts, moment), version=request.args.get("version") or None,
     )
     headers = {"Vary": "Accept", "Cache-Control": "no-store"}
     wanted = request.args.get("format") or request.accept_mimetypes.best_match(["text/html", "application/json"])

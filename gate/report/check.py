@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from gate.decision import Decision, Verdict, overall
 from gate.errors import Level
 from gate.facts import AttestationFact
+from gate.redact import redact
 from gate.report.sarif import SarifResult, SarifRule, sarif_text
 
 Located = tuple[Decision, str | None, int | None]  # a decision and where the file was named (file, line)
@@ -74,7 +75,7 @@ def json_report(decisions: list[Decision], notes: Sequence[Sequence[str]] | None
 def describe_attestation(att: AttestationFact) -> str:
     """One line on what a piece of evidence showed, or why it showed nothing."""
     if not att.verified:
-        return f"not verified ({att.error}) [{att.source}]"
+        return f"not verified ({att.error}) [{redact(att.source)}]"
     parts = [att.predicateType or "message signature", f"identity {att.identity}", f"issuer {att.issuer}"]
     if att.publisher is not None:
         pub = att.publisher

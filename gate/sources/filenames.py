@@ -6,8 +6,6 @@ from __future__ import annotations
 import datetime as dt
 
 from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
     canonicalize_name,
     parse_sdist_filename,
     parse_wheel_filename,
@@ -67,7 +65,7 @@ PythonFilename = tuple[str, str, FileKind, bool]  # canonical name, version, kin
 def _packaging_wheel(filename: str, name_part: str, build_part: str | None, tags: str) -> PythonFilename | None:
     try:
         name, version, _, _ = parse_wheel_filename(filename)
-    except InvalidWheelFilename:
+    except ValueError:  # InvalidWheelFilename, or a version with more digits than int() converts
         return None
     _WHEEL_NAMES.put(name_part, canonicalize_name(name))
     if build_part is not None:
@@ -79,7 +77,7 @@ def _packaging_wheel(filename: str, name_part: str, build_part: str | None, tags
 def _packaging_sdist(filename: str, name_part: str) -> PythonFilename | None:
     try:
         name, version = parse_sdist_filename(filename)
-    except InvalidSdistFilename:
+    except ValueError:  # InvalidSdistFilename, or a version with more digits than int() converts
         return None
     _SDIST_NAMES.put(name_part, canonicalize_name(name))
     return canonicalize_name(name), str(version), FileKind.SDIST, version.is_prerelease

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import msgspec
 from packaging.utils import canonicalize_name, canonicalize_version
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from gate.errors import GateError
 from gate.facts import Ecosystem, Vulnerability, iso_z
@@ -52,7 +52,7 @@ class OsvError(GateError):
 def _version(text: str) -> Version | None:
     try:
         return Version(text)
-    except InvalidVersion:
+    except ValueError:  # InvalidVersion, or more digits than int() converts
         return None
 
 

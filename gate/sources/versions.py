@@ -3,7 +3,7 @@ records, and `packaging.version.Version` is slow enough to show when thousands a
 
 from __future__ import annotations
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from gate.memo import Memo
 
@@ -15,7 +15,7 @@ VERSIONS: Memo[str, tuple[str, bool] | None] = Memo(MEMO_LIMIT)
 def _parse(text: str) -> tuple[str, bool] | None:
     try:
         version = Version(text)
-    except InvalidVersion:
+    except ValueError:  # InvalidVersion, or more digits than int() converts (an upstream's choice)
         return None
     return str(version), version.is_prerelease
 

@@ -17,8 +17,6 @@ from typing import Any
 
 from cryptography import x509
 from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
     parse_sdist_filename,
     parse_wheel_filename,
 )
@@ -97,7 +95,7 @@ def _subject_names_target(name: str, target: Target) -> bool:
     if target.ecosystem is Ecosystem.PYPI:
         try:
             return _dist_key(name) == _dist_key(target.filename)
-        except (InvalidWheelFilename, InvalidSdistFilename):
+        except ValueError:  # not a wheel or sdist name, or a version with more digits than int() converts
             return False
     if target.ecosystem is Ecosystem.CONDA:
         return name == target.filename

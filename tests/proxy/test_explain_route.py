@@ -9,7 +9,10 @@ from html.parser import HTMLParser
 
 from flask.testing import FlaskClient
 
-from gate.facts import iso_z
+from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, FileKind, iso_z
+from gate.policy.describe import TargetChannelDescription
+from gate.policy.model import Attestations
+from gate.report.check import describe_attestation
 from tests.proxy.conftest import NOW
 from tests.support.pypi_model import UpstreamFile, UpstreamIndex
 
@@ -61,3 +64,29 @@ def test_html_escapes_what_upstream_says(client: FlaskClient, index: UpstreamInd
     assert parsed.scripts == 0
     assert any("<script>document.title='owned'</script>" in text for text in parsed.text)  # shown as text
     assert "gate.unjudgeable" in "".join(parsed.text)
+
+
+def test_a_version_too_long_for_int_is_no_500(client: FlaskClient, index: UpstreamIndex) -> None:
+    """Found in review: packaging raises ValueError (not InvalidVersion) past 4300 digits; from a query string
+    or from an upstream row, that was a 500 for the whole project."""
+    huge = "9" * 5000
+    assert client.get(f"/-/explain/demo?version={huge}&format=json").status_code == 200
+    content = b"x"
+    index.add(UpstreamFile(filename=f"demo-{huge}.tar.gz", project="demo", version="1.0", path=None, content=content,
+                           sha256=hashlib.sha256(content).hexdigest(), size=1, upload_time=NOW))
+    page = client.get("/simple/demo/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    assert page.status_code == 200 and all(not f["filename"].startswith("demo-999") for f in page.get_json()["files"])
+    report = client.get("/-/explain/demo?format=json").get_json()
+    (row,) = [f for f in report["files"] if f["filename"].startswith("demo-999")]
+    assert row["verdict"] == "deny" and row["violations"][0]["rule"] == "gate.unjudgeable"
+
+
+def test_a_token_in_an_upstream_path_is_never_shown() -> None:
+    """Found in review: `/t/<token>/` upstream paths reached explain's evidence lines and conda messages."""
+    secret = "tk-SECRET123"
+    failed = AttestationFact(verified=False, source=f"https://up.example/t/{secret}/prov/demo-1.0.tar.gz", error="x")
+    assert secret not in describe_attestation(failed)
+    file = FileFacts(ecosystem=Ecosystem.CONDA, name="pkg", version="1.0", filename="pkg-1.0-0.conda",
+                     kind=FileKind.CONDA, sha256="ab" * 32, index=f"https://up.example/t/{secret}/chan")
+    message = TargetChannelDescription(Attestations(target_channel="match"))(Facts(file))
+    assert secret not in message and "/t/***/" in message
