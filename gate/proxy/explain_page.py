@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response
-
 from gate.decision import Verdict
 from gate.explain import Explanation, FileExplanation
 from gate.facts import iso_z
-from gate.proxy.html import html_page
+from gate.proxy.html import render
 from gate.report.check import describe_attestation
 
 
@@ -30,10 +28,10 @@ def _file(item: FileExplanation) -> dict[str, Any]:
     }
 
 
-def explanation_page(explanation: Explanation, headers: dict[str, str]) -> Response:
-    """The explanation as one self-contained HTML page."""
-    return html_page(
-        "explain.html", headers, project=explanation.project, version=explanation.version,
+def explanation_html(explanation: Explanation) -> bytes:
+    """The explanation as one self-contained HTML page (`gate.proxy.html.html_response` serves it)."""
+    return render(
+        "explain.html", project=explanation.project, version=explanation.version,
         newest=explanation.newest_allowed, index=explanation.index, now=iso_z(explanation.now),
         allowed=sum(f.decision.verdict is Verdict.ALLOW for f in explanation.files),
         files=[_file(f) for f in explanation.files],

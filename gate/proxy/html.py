@@ -37,7 +37,16 @@ HEADERS = {
 }
 
 
-def html_page(template: str, headers: dict[str, str] | None = None, **context: Any) -> Response:
-    """`template` rendered with `context` (and the style sheet), with the headers every page gets."""
-    body = TEMPLATES.get_template(template).render(style=Markup(STYLE), **context)  # the style: a constant
+def render(template: str, **context: Any) -> bytes:
+    """`template` rendered with `context` and the style sheet."""
+    return TEMPLATES.get_template(template).render(style=Markup(STYLE), **context).encode()  # style: a constant
+
+
+def html_response(body: bytes, headers: dict[str, str] | None = None) -> Response:
+    """A rendered page with the headers every page gets."""
     return Response(body, mimetype=HTML, headers=HEADERS | (headers or {}))
+
+
+def html_page(template: str, headers: dict[str, str] | None = None, **context: Any) -> Response:
+    """`template` rendered with `context`, with the headers every page gets."""
+    return html_response(render(template, **context), headers)

@@ -37,8 +37,9 @@ from gate.proxy.decide import (
     upstream_failure,
     visible,
 )
-from gate.proxy.explain_page import explanation_page
+from gate.proxy.explain_page import explanation_html
 from gate.proxy.files import deliver
+from gate.proxy.html import html_response
 from gate.proxy.paths import refuse_bad_paths
 from gate.proxy.pypi_index import PypiIndex
 from gate.proxy.pypi_render import Urls, negotiate, render_html, render_json, render_root
@@ -48,6 +49,7 @@ from gate.sources.http import UpstreamError
 from gate.sources.pypi import JSON_V1, ProjectPage, SimpleFile
 
 RENDERED = "pypi.rendered"
+EXPLAINED = "pypi.explained"  # whole-project explanations, kept as rendered pages are
 ROOT = "pypi.root"
 ROOT_TTL = 600.0
 SERVICE = "gate.pypi"
@@ -187,22 +189,43 @@ def explain_project(project: str) -> BaseResponse:
     if moved is not None:
         return moved
     state, index = gate_state(), _index()
+    version = request.args.get("version") or None
+    wanted = request.args.get("format") or request.accept_mimetypes.best_match(["text/html", "application/json"])
+    as_json = wanted in ("json", "application/json")
     try:
-        page = index.page(project)
+        digest = index.page_digest(project)
     except UpstreamError as err:
         return upstream_failure(err)
     now = state.now()
+    # The whole project's explanation is kept like a rendered page (same page digest and decision view, until
+    # its first decision changes): a public URL in every 403 must not cost a cold page per request. One
+    # release's (`?version=`, a query anyone can vary) is made afresh: it judges no more than it shows.
+    key = "|".join((project, digest, state.view_digest, "json" if as_json else "html"))
+    entry = state.store.get(EXPLAINED, key, now=now.timestamp()) if version is None else None
+    if entry is not None:
+        state.metrics.inc("gate_cache_hits_total", cache=EXPLAINED)
+        return _explained(entry.value, as_json=as_json)
+    try:
+        page = index.page(project, digest)
+    except UpstreamError as err:
+        return upstream_failure(err)
     judged = [Judgement(j.decision, j.valid_until) for j in index.judge_page(page, now)]
     explanation = explain(  # the index redacted: a token in its path (`/t/<token>/`) is no client's business
         Ecosystem.PYPI.value, page.name, redact(index.client.base_url), judged, now=now,
-        rejudge=lambda facts, moment: judge(state, facts, moment), version=request.args.get("version") or None,
+        rejudge=lambda facts, moment: judge(state, facts, moment), version=version,
     )
-    headers = {"Vary": "Accept", "Cache-Control": "no-store"}
-    wanted = request.args.get("format") or request.accept_mimetypes.best_match(["text/html", "application/json"])
-    if wanted in ("json", "application/json"):
-        return Response(json.dumps(explanation.to_json(), indent=2) + "\n", mimetype="application/json",
-                        headers=headers)
-    return explanation_page(explanation, {"Vary": "Accept"})
+    body = (json.dumps(explanation.to_json(), indent=2) + "\n").encode() if as_json else explanation_html(explanation)
+    if version is None:
+        state.metrics.inc("gate_cache_misses_total", cache=EXPLAINED)
+        keep(state, EXPLAINED, key, body, {}, until=earliest(*(j.valid_until for j in judged)), now=now)
+    return _explained(body, as_json=as_json)
+
+
+def _explained(body: bytes, *, as_json: bool) -> Response:
+    headers = {"Vary": "Accept"}
+    if as_json:
+        return Response(body, mimetype="application/json", headers=headers | {"Cache-Control": "no-store"})
+    return html_response(body, headers)
 
 
 def _listed(project: str, filename: str) -> tuple[ProjectPage, SimpleFile] | Response:

@@ -90,3 +90,16 @@ def test_a_token_in_an_upstream_path_is_never_shown() -> None:
                      kind=FileKind.CONDA, sha256="ab" * 32, index=f"https://up.example/t/{secret}/chan")
     message = TargetChannelDescription(Attestations(target_channel="match"))(Facts(file))
     assert secret not in message and "/t/***/" in message
+
+
+def test_the_whole_project_is_kept_like_a_page_and_one_release_is_not(client: FlaskClient) -> None:
+    """Found in review: every request judged the whole project again (a cold page's cost for a public URL)."""
+    first = client.get("/-/explain/demo?format=json").get_data()
+    assert client.get("/-/explain/demo?format=json").get_data() == first
+    for _ in range(3):
+        client.get("/-/explain/demo?version=2.0&format=json")
+    metrics = client.get("/-/metrics").get_data(as_text=True)
+    hits = [line for line in metrics.splitlines() if 'cache="pypi.explained"' in line]
+    assert any(line == 'gate_cache_hits_total{cache="pypi.explained"} 1' for line in hits), hits
+    assert any(line == 'gate_cache_misses_total{cache="pypi.explained"} 1' for line in hits), hits
+    assert "pypi.explained" in metrics and client.get("/-/explain/demo").mimetype == "text/html"
