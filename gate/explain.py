@@ -18,7 +18,7 @@ from packaging.version import Version
 from gate.decision import Decision, Verdict
 from gate.evaluate import Judgement
 from gate.facts import Facts, describe_vulnerability, iso_z
-from gate.report.check import describe_attestation
+from gate.report.check import describe_attestation, violation_lines
 
 MAX_STEPS = 16  # moments at which a decision may change that are looked at for the next change of verdict
 
@@ -146,10 +146,7 @@ def explanation_text(explanation: Explanation) -> str:
     for item in explanation.files:
         decision, file = item.decision, item.decision.facts.file
         lines.append(f"{decision.verdict.value.upper():5} {file.filename}")
-        for v in decision.violations:
-            tag = "DENY " if v.denies else ("WAIVED" if v.waived else "AUDIT")
-            extra = f" (waived: {v.waived})" if v.waived else ""
-            lines.append(f"      {tag} {v.policy}/{v.rule}: {v.message}{extra}")
+        lines += violation_lines(decision)
         uploaded = iso_z(file.uploaded) if file.uploaded else "unknown"
         lines.append(f"      uploaded: {uploaded}" + ("  (yanked)" if file.yanked else ""))
         for att in decision.facts.attestations:

@@ -88,6 +88,16 @@ def describe_attestation(att: AttestationFact) -> str:
     return "verified: " + ", ".join(parts)
 
 
+def violation_lines(decision: Decision) -> list[str]:
+    """One indented line per violation: DENY, WAIVED (with the waiver) or AUDIT, `policy/rule: message`."""
+    lines = []
+    for v in decision.violations:
+        tag = "DENY " if v.denies else ("WAIVED" if v.waived else "AUDIT")
+        extra = f" (waived: {v.waived})" if v.waived else ""
+        lines.append(f"      {tag} {v.policy}/{v.rule}: {v.message}{extra}")
+    return lines
+
+
 def text_report(decisions: list[Decision]) -> str:
     lines = []
     for decision in decisions:
@@ -95,10 +105,7 @@ def text_report(decisions: list[Decision]) -> str:
         lines.append(f"{decision.verdict.value.upper():5} {file.filename}  sha256:{file.sha256}")
         if not decision.policies:
             lines.append("      no policy matches this file")
-        for v in decision.violations:
-            tag = "DENY " if v.denies else ("WAIVED" if v.waived else "AUDIT")
-            extra = f" (waived: {v.waived})" if v.waived else ""
-            lines.append(f"      {tag} {v.policy}/{v.rule}: {v.message}{extra}")
+        lines += violation_lines(decision)
         uploaded = file.uploaded.isoformat() if file.uploaded else "unknown"
         lines.append(f"      uploaded: {uploaded}")
         if not decision.facts.attestations:

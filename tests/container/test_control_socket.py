@@ -7,17 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.proxy.conftest import AGE_POLICY
 from tests.support.gate_server import running_gate
-
-POLICY = """
-apiVersion: gate/v1
-kind: Policy
-metadata: {name: age}
-spec:
-  mode: enforce
-  match: {ecosystems: [pypi]}
-  minimumAge: 7d
-"""
 
 
 def test_serve_opens_no_control_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -25,7 +16,7 @@ def test_serve_opens_no_control_socket(tmp_path: Path, monkeypatch: pytest.Monke
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
-    (tmp_path / "age.yaml").write_text(POLICY)
+    (tmp_path / "age.yaml").write_text(AGE_POLICY)
     log = tmp_path / "serve.log"
     args = ["--policy", str(tmp_path / "age.yaml"), "--upstream", "http://127.0.0.1:9/simple/",
             "--cache-dir", str(tmp_path / "cache"), "--workers", "1"]

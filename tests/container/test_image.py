@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from tests.conftest import MINI_PYPI, REPO
+from tests.proxy.conftest import AGE_POLICY
 from tests.support.gate_server import free_port
 from tests.support.pypi_model import UpstreamIndex
 from tests.support.pypi_upstream import RunningUpstream, serve
@@ -27,15 +28,6 @@ from .engine import Engine, EngineUnavailableError, debian_base, private_engine,
 
 pytestmark = pytest.mark.slow
 WHEEL_COMMAND = "python3 -m pip download --dest wheels --only-binary :all: --python-version 3.11 . setuptools"
-POLICY = """
-apiVersion: gate/v1
-kind: Policy
-metadata: {name: age}
-spec:
-  mode: enforce
-  match: {ecosystems: [pypi]}
-  minimumAge: 7d
-"""
 NOW = dt.datetime.now(dt.UTC)
 IMAGE = "gate-test:latest"
 
@@ -104,7 +96,7 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningUpstre
 def policies(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A policy directory the container's user (uid 10001) can read."""
     directory = tmp_path_factory.mktemp("policies")
-    (directory / "age.yaml").write_text(POLICY)
+    (directory / "age.yaml").write_text(AGE_POLICY)
     directory.chmod(0o755)
     (directory / "age.yaml").chmod(0o644)
     return directory

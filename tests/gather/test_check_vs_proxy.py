@@ -33,11 +33,12 @@ from tests.support.conda_channel import (
 from tests.support.conda_policies import SIGNED, policy_document, signer_attestations, write_policies
 from tests.support.conda_server import ChannelServer
 from tests.support.gate_app import gate_app
+from tests.support.outcomes import Outcome, check_outcomes, outcome, proxy_outcome
+from tests.support.pylock_writer import write_pylock
 from tests.support.pypi_model import UpstreamFile, UpstreamIndex
 from tests.support.pypi_upstream import serve
 
 MOMENT = dt.datetime.fromisoformat(NOW.replace("Z", "+00:00"))
-Outcome = tuple[str, tuple[str, ...]]  # (verdict, the refs of the rules that deny)
 
 PYPI_POLICIES = """\
 apiVersion: gate/v1
@@ -60,26 +61,6 @@ spec:
     signers:
       - publisher: {kind: GitHub, repository: pypa/sampleproject}
 """
-
-
-def _refused(body: str) -> tuple[str, ...]:
-    """The `policy/rule` of every denying rule a 403 body lists (`  - policy/rule: message`)."""
-    return tuple(sorted(line[4:].split(": ", 1)[0] for line in body.splitlines() if line.startswith("  - ")))
-
-
-def _proxy_outcome(status: int, body: bytes) -> Outcome:
-    assert status in (200, 403), body
-    return ("allow", ()) if status == 200 else ("deny", _refused(body.decode()))
-
-
-def _outcome(verdict: str, violations: list[dict[str, Any]]) -> Outcome:
-    """The verdict and the refs of the violations that deny (not audit-only, not waived)."""
-    denying = [v for v in violations if not v.get("audit") and not v.get("waived")]
-    return verdict, tuple(sorted(f"{v['policy']}/{v['rule']}" for v in denying))
-
-
-def _check_outcomes(report: dict[str, Any]) -> dict[str, Outcome]:
-    return {r["facts"]["filename"]: _outcome(r["verdict"], r["violations"]) for r in report["results"]}
 
 
 def _row(index: UpstreamIndex, project: str, filename: str, version: str, **fields: Any) -> UpstreamFile:
@@ -107,19 +88,6 @@ def pypi_index(tmp_path: Path) -> UpstreamIndex:
     return index
 
 
-def _pylock(path: Path, index: UpstreamIndex, base: str) -> Path:
-    lines = ['lock-version = "1.0"', 'created-by = "test"']
-    for project in index.projects():
-        for file in index.files(project):
-            data = file.read_bytes()
-            assert data is not None
-            lines += ["[[packages]]", f'name = "{project}"', f'version = "{file.version}"', "[[packages.wheels]]",
-                      f'name = "{file.filename}"', f'url = "{base}files/{project}/{file.filename}"',
-                      f'hashes = {{sha256 = "{hashlib.sha256(data).hexdigest()}"}}']
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def _explained(project: str, policies: Path, url: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
     code = main(["explain", project, "-p", str(policies), "--now", NOW, "--index-url", url, "--format", "json"])
     explained: dict[str, Any] = json.loads(capsys.readouterr().out)
@@ -134,10 +102,10 @@ def test_pypi_rows_get_the_same_decision_from_check_explain_and_proxy(
     policies.mkdir()
     (policies / "pypi.yaml").write_text(PYPI_POLICIES)
     with serve(pypi_index) as upstream:
-        lock = _pylock(tmp_path / "pylock.toml", pypi_index, upstream.url)
+        lock = write_pylock(tmp_path / "pylock.toml", pypi_index, upstream.url)
         code = main(["check", "-p", str(policies), "--now", NOW, "--index-url", upstream.url, "--format", "json",
                      str(lock)])
-        checked = _check_outcomes(json.loads(capsys.readouterr().out))
+        checked = check_outcomes(json.loads(capsys.readouterr().out))
         app = gate_app(policies, cache_dir=tmp_path / "cache", clock=lambda: MOMENT, upstream=upstream.url)
         client = app.test_client()
         proxied: dict[str, Outcome] = {}
@@ -147,13 +115,13 @@ def test_pypi_rows_get_the_same_decision_from_check_explain_and_proxy(
         for project in pypi_index.projects():
             for file in pypi_index.files(project):
                 answer = client.get(f"/files/{project}/{file.filename}")
-                proxied[file.filename] = _proxy_outcome(answer.status_code, answer.get_data())
+                proxied[file.filename] = proxy_outcome(answer.status_code, answer.get_data())
             page = client.get(f"/simple/{project}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
             listed |= {row["filename"] for row in page.get_json()["files"]}
             served = client.get(f"/-/explain/{project}", headers={"Accept": "application/json"}).get_json()
-            explained_here |= {f["filename"]: _outcome(f["verdict"], f["violations"]) for f in served["files"]}
+            explained_here |= {f["filename"]: outcome(f["verdict"], f["violations"]) for f in served["files"]}
             explanation = _explained(project, policies, upstream.url, capsys)
-            explained |= {f["filename"]: _outcome(f["verdict"], f["violations"]) for f in explanation["files"]}
+            explained |= {f["filename"]: outcome(f["verdict"], f["violations"]) for f in explanation["files"]}
     assert code == 1
     assert checked == proxied
     assert explained == proxied
@@ -209,15 +177,15 @@ def test_conda_records_get_the_same_decision_from_check_and_proxy(
         proxied = {}
         for subdir, filename in packages:
             answer = client.get(f"/conda/up/{subdir}/{filename}")
-            proxied[filename] = _proxy_outcome(answer.status_code, answer.get_data())
+            proxied[filename] = proxy_outcome(answer.status_code, answer.get_data())
         in_dirs = [str(channel / subdir / filename) for subdir, filename in packages]
         main(["check", "-p", str(policies), "--now", NOW, "--format", "json", *in_dirs])
-        local = _check_outcomes(json.loads(capsys.readouterr().out))
+        local = check_outcomes(json.loads(capsys.readouterr().out))
         env = tmp_path / "env.txt"
         env.write_text("@EXPLICIT\n" + "".join(f"{upstream.url}/{s}/{f}\n" for s, f in packages))
         main(["check", "-p", str(policies), "--now", NOW, "--format", "json", "--allow-host",
               upstream.url.split("//")[1].rstrip("/"), str(env)])
-        explicit = _check_outcomes(json.loads(capsys.readouterr().out))
+        explicit = check_outcomes(json.loads(capsys.readouterr().out))
     assert local == proxied
     assert explicit == proxied
     assert proxied[SIGNED] == ("allow", ()) and proxied["old-1.0-0.conda"] == ("allow", ())

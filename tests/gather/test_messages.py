@@ -8,7 +8,6 @@ conda channel (the real signed package) behind the proxy, checked with the CLI a
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from tests.support.conda_policies import (
 )
 from tests.support.conda_server import ChannelServer
 from tests.support.gate_app import gate_app
+from tests.support.pylock_writer import write_pylock
 from tests.support.pypi_model import UpstreamIndex
 from tests.support.pypi_upstream import serve
 
@@ -116,19 +116,6 @@ def index(tmp_path: Path) -> UpstreamIndex:
     return index
 
 
-def _pylock(path: Path, index: UpstreamIndex, base: str, wanted: set[str]) -> Path:
-    lines = ['lock-version = "1.0"', 'created-by = "test"']
-    for project in index.projects():
-        for file in index.files(project):
-            if file.filename in wanted and (data := file.read_bytes()) is not None:
-                lines += ["[[packages]]", f'name = "{project}"', f'version = "{file.version}"',
-                          "[packages.sdist]" if file.filename.endswith(".tar.gz") else "[[packages.wheels]]",
-                          f'name = "{file.filename}"', f'url = "{base}files/{project}/{file.filename}"',
-                          f'hashes = {{sha256 = "{hashlib.sha256(data).hexdigest()}"}}']
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def test_every_front_end_shows_the_same_precise_message(
     index: UpstreamIndex, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -136,7 +123,7 @@ def test_every_front_end_shows_the_same_precise_message(
     policies.mkdir()
     (policies / "policies.yaml").write_text(POLICIES)
     with serve(index) as upstream:
-        lock = _pylock(tmp_path / "pylock.toml", index, upstream.url, set(EXPECTED))
+        lock = write_pylock(tmp_path / "pylock.toml", index, upstream.url, set(EXPECTED))
         main(["check", "-p", str(policies), "--now", NOW, "--index-url", upstream.url, "--format", "json", str(lock)])
         captured = capsys.readouterr()
         assert captured.out.startswith("{"), captured.err

@@ -19,10 +19,12 @@ import pytest
 
 from gate.cli import main
 from gate.sources.osv import OsvDatabase
-from tests.gather.test_check_vs_proxy import MOMENT, Outcome, _check_outcomes, _outcome, _proxy_outcome, _pylock
+from tests.gather.test_check_vs_proxy import MOMENT
 from tests.preinstall.conftest import NOW
 from tests.support.gate_app import gate_app
 from tests.support.osv_fake import MANIFEST, OSV, FakeOsvDatabase
+from tests.support.outcomes import Outcome, check_outcomes, outcome, proxy_outcome
+from tests.support.pylock_writer import write_pylock
 from tests.support.pypi_model import UpstreamIndex
 from tests.support.pypi_upstream import serve
 
@@ -102,16 +104,16 @@ def test_check_explain_and_proxy_agree_on_every_wheel_of_the_manifest(
     code = main(["check", "-p", str(policies), "--osv", str(ZIP), "--now", NOW, "--format", "json",
                  *(str(p) for p in files if p is not None)])
     report = json.loads(capsys.readouterr().out)
-    local = _check_outcomes(report)
+    local = check_outcomes(report)
     assert code == 1
     (certifi,) = [r for r in report["results"] if r["file"] == "certifi-2024.6.2-py3-none-any.whl"]
     assert [(v["id"], v["band"], v["severityLabel"], v["fixed"]) for v in certifi["vulnerabilities"]] == [
         ("GHSA-248v-346w-9cwc", "low", "LOW", ["2024.07.4"])]
     with serve(index) as upstream:
-        lock = _pylock(tmp_path / "pylock.toml", index, upstream.url)
+        lock = write_pylock(tmp_path / "pylock.toml", index, upstream.url)
         main(["check", "-p", str(policies), "--osv", str(ZIP), "--now", NOW, "--index-url", upstream.url,
               "--format", "json", str(lock)])
-        locked = _check_outcomes(json.loads(capsys.readouterr().out))
+        locked = check_outcomes(json.loads(capsys.readouterr().out))
         app = gate_app(policies, cache_dir=tmp_path / "cache", clock=lambda: MOMENT, upstream=upstream.url,
                        osv=(ZIP,))
         client = app.test_client()
@@ -123,12 +125,12 @@ def test_check_explain_and_proxy_agree_on_every_wheel_of_the_manifest(
         for project in index.projects():
             for file in index.files(project):
                 answer = client.get(f"/files/{project}/{file.filename}")
-                proxied[file.filename] = _proxy_outcome(answer.status_code, answer.get_data())
+                proxied[file.filename] = proxy_outcome(answer.status_code, answer.get_data())
                 bodies[file.filename] = answer.get_data(as_text=True) if answer.status_code == 403 else ""
             page = client.get(f"/simple/{project}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
             listed |= {row["filename"] for row in page.get_json()["files"]}
             explanation = _explained(project, policies, upstream.url, capsys)
-            explained |= {f["filename"]: _outcome(f["verdict"], f["violations"]) for f in explanation["files"]}
+            explained |= {f["filename"]: outcome(f["verdict"], f["violations"]) for f in explanation["files"]}
             known |= {f["filename"]: f["vulnerabilities"] for f in explanation["files"]}
     assert proxied == expected
     assert local == expected
