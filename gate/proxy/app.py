@@ -21,7 +21,7 @@ from gate.proxy.audit import AuditLog
 from gate.proxy.cache import Store
 from gate.proxy.conda_routes import conda_blueprint
 from gate.proxy.metrics import Metrics
-from gate.proxy.osv_data import OsvData
+from gate.proxy.osv_data import Loaded, OsvData
 from gate.proxy.pypi import pypi_blueprint
 from gate.proxy.settings import Settings
 from gate.proxy.state import EXTENSION, Gate, gate_state
@@ -111,12 +111,12 @@ def metrics() -> Response:
     return Response(state.metrics.render() + gauges, mimetype="text/plain; version=0.0.4")
 
 
-def osv_data(settings: Settings, metrics: Metrics) -> OsvData | None:
-    """The OSV data of `--osv` (None without), loaded now: an OsvError is a startup error."""
+def osv_data(settings: Settings, metrics: Metrics, loaded: Loaded | None = None) -> OsvData | None:
+    """The OSV data of `--osv` (None without): `loaded`, or loaded now (an OsvError is a startup error)."""
     if not settings.osv:
         return None
     return OsvData(settings.osv, interval=settings.osv_interval, max_age=settings.osv_max_age,
-                   on_reload=lambda outcome: metrics.inc("gate_osv_reloads_total", outcome=outcome))
+                   on_reload=lambda outcome: metrics.inc("gate_osv_reloads_total", outcome=outcome), loaded=loaded)
 
 
 def osv_guard(state: Gate) -> Callable[[], Response | None]:
@@ -170,12 +170,14 @@ def create_app(
     blueprints: tuple[Blueprint, ...] | None = None,
     session: requests.Session | None = None,
     clock: Callable[[], dt.datetime] | None = None,
+    osv: Loaded | None = None,
 ) -> Flask:
-    """The proxy app: the core routes plus one blueprint per ecosystem (default: `default_blueprints`)."""
+    """The proxy app: the core routes plus one blueprint per ecosystem (default: `default_blueprints`); `osv`:
+    the OSV data already read (default: read now)."""
     policies = load_policies(list(settings.policies))
     require_policies(policies, settings.policies)  # zero policies: refuse to start (nothing would be governed)
     store, audit, metrics = open_storage(settings)
-    osv = osv_data(settings, metrics)
+    found = osv_data(settings, metrics, osv)
     state = Gate(
         settings=settings,
         policies=policies,
@@ -186,7 +188,7 @@ def create_app(
         hosts=HostPolicy.for_upstreams(
             [settings.upstream, *(url for _, url in settings.conda_channels)], settings.allow_hosts
         ),
-        osv=osv,
+        osv=found,
     )
     if clock is not None:
         state.clock = clock
@@ -209,13 +211,14 @@ def create_app(
     return app
 
 
-def server_app(settings: Settings) -> Flask:
+def server_app(settings: Settings, osv: Loaded | None = None) -> Flask:
     """`create_app` for a serving process (`gate serve`, each gunicorn worker, the WSGI entry point).
 
     Everything made so far (modules, policies, trust root: hundreds of thousands of objects that live as
     long as the process) is moved out of the garbage collector's sight with `gc.freeze()`, so the full
-    collections a cold page's allocations set off do not walk it again each time (tens of ms each)."""
-    app = create_app(settings)
+    collections a cold page's allocations set off do not walk it again each time (tens of ms each). `osv`: the
+    OSV data `gate serve` read before forking (shared with its workers, not read again by each)."""
+    app = create_app(settings, osv=osv)
     gc.collect()
     gc.freeze()
     return app

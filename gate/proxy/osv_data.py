@@ -68,20 +68,32 @@ class Loaded(NamedTuple):
     signature: str
 
 
+def read_osv(
+    paths: tuple[Path, ...],
+    load: Callable[[tuple[Path, ...]], OsvDatabase] = lambda paths: OsvDatabase.load(list(paths)),
+) -> Loaded:
+    """The data under `paths` with the signature its files had before they were read (a change made during
+    the read is then seen at the next check); an OsvError names every problem."""
+    before = signature(paths)
+    return Loaded(load(paths), before)
+
+
 class OsvData:
     """The OSV data the proxy decides with; `lookup` is the facts services' `VulnerabilityLookup`."""
 
     def __init__(
         self, paths: tuple[Path, ...], *, interval: float = 30.0, max_age: dt.timedelta | None = None,
         load: Callable[[tuple[Path, ...]], OsvDatabase] = lambda paths: OsvDatabase.load(list(paths)),
-        on_reload: Callable[[str], None] = lambda outcome: None,
+        on_reload: Callable[[str], None] = lambda outcome: None, loaded: Loaded | None = None,
     ) -> None:
+        """`loaded`: the data as already read from `paths` (by `gate serve` before it forks its workers, which
+        then share it instead of each reading it again)."""
         self.paths = paths
         self.interval = interval
         self.max_age = max_age
         self._load = load
         self._on_reload = on_reload  # "ok" or "failed", for the metrics
-        self._current = self._read()  # a failure here is a startup error (OsvError)
+        self._current = loaded or self._read()  # a failure here is a startup error (OsvError)
         self._checked = time.monotonic()
         self._checking = threading.Lock()
         self.failures = 0
@@ -89,9 +101,7 @@ class OsvData:
         self._failed: str | None = None  # the signature of files that failed to load: tried again once they change
 
     def _read(self) -> Loaded:
-        before = signature(self.paths)
-        database = self._load(self.paths)
-        return Loaded(database, before)
+        return read_osv(self.paths, self._load)
 
     @property
     def database(self) -> OsvDatabase:

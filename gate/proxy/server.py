@@ -12,18 +12,20 @@ from gate.errors import UsageError
 from gate.evaluate import require_policies
 from gate.policy.compile import load_policies
 from gate.proxy.app import check_storage, default_blueprints, server_app
+from gate.proxy.osv_data import Loaded, read_osv
 from gate.proxy.settings import Settings
 from gate.proxy.state import trust_root_digest
-from gate.sources.osv import OsvDatabase
 
 
 class Gunicorn(BaseApplication):  # type: ignore[misc]  # untyped library
     """gunicorn with `workers` gthread workers of `threads` threads, each serving its own
-    `server_app(settings)` (its own SQLite connections and HTTP pool)."""
+    `server_app(settings)` (its own SQLite connections and HTTP pool) and the OSV data read before the fork
+    (shared copy-on-write; each worker reloads it on its own when the files change)."""
 
-    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
+    def __init__(self, settings: Settings, options: dict[str, Any], osv: Loaded | None = None) -> None:
         self.settings = settings
         self.options = options
+        self.osv = osv
         super().__init__()
 
     def load_config(self) -> None:
@@ -33,27 +35,28 @@ class Gunicorn(BaseApplication):  # type: ignore[misc]  # untyped library
             self.cfg.set("control_socket_disable", True)  # (under a HOME that may not exist or be writable)
 
     def load(self) -> Any:
-        return server_app(self.settings)
+        return server_app(self.settings, self.osv)
 
 
-def check_settings(settings: Settings) -> None:
+def check_settings(settings: Settings) -> Loaded | None:
     """Load the policies and the OSV data and check the channels, the trusted root and the cache directory,
     without building an app (the store and audit log are opened, checked and closed: nothing to carry across
-    gunicorn's fork); a mistake is a UsageError, a PolicyError or an OsvError."""
+    gunicorn's fork); a mistake is a UsageError, a PolicyError or an OsvError. The OSV data read (None without
+    `--osv`) is handed to the workers."""
     require_policies(load_policies(list(settings.policies)), settings.policies)
-    if settings.osv:
-        OsvDatabase.load(list(settings.osv))  # an OsvError names every problem: exit 2 before anything forks
+    osv = read_osv(settings.osv) if settings.osv else None  # an OsvError names every problem: exit 2 before forking
     try:
         default_blueprints(settings)
         trust_root_digest(settings.trusted_root)
         check_storage(settings)
     except ValueError as err:
         raise UsageError(str(err)) from err
+    return osv
 
 
 def serve(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
     """Check `settings`, then serve on `host:port` until stopped."""
-    check_settings(settings)
+    osv = check_settings(settings)
     options: dict[str, Any] = {
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -62,4 +65,4 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, threads: in
         "timeout": max(60, int(settings.timeout * 3)),
         "accesslog": None,
     }
-    Gunicorn(settings, options).run()
+    Gunicorn(settings, options, osv).run()

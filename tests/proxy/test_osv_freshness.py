@@ -18,10 +18,12 @@ from flask.testing import FlaskClient
 from gate.cli import main
 from gate.facts import Ecosystem
 from gate.proxy.osv_data import OsvData
+from gate.proxy.server import Gunicorn, check_settings
 from gate.proxy.settings import Settings
+from gate.proxy.state import EXTENSION
 from gate.sources.osv import OsvDatabase, OsvError
 from tests.conftest import PolicyWriter
-from tests.proxy.conftest import JSON_V1
+from tests.proxy.conftest import AGE_POLICY, JSON_V1
 from tests.support.gate_app import gate_app
 from tests.support.osv_fake import MANIFEST, OSV, FakeOsvDatabase
 from tests.support.pypi_model import UpstreamIndex
@@ -227,3 +229,22 @@ def test_a_failed_reload_is_not_retried_until_the_files_change_and_a_shrunken_se
     (root / "data").write_text(every.split()[0])  # one record left of all of them
     assert not data.reload() and data.database.records == loaded and data.failures == 2
     assert data.error is not None and "fewer than half" in data.error
+
+
+def test_workers_share_the_data_read_before_the_fork(
+    tmp_path: Path, write_policy: PolicyWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`gate serve` reads the OSV data once, to check it before forking, and its workers start from that read
+    (not one read per worker on top of it)."""
+    loads: list[int] = []
+
+    def load(cls: type, paths: list[Path]) -> FakeOsvDatabase:
+        loads.append(1)
+        return FakeOsvDatabase()
+
+    monkeypatch.setattr(OsvDatabase, "load", classmethod(load))
+    settings = Settings(policies=(write_policy(AGE_POLICY),), osv=(OSV / "PyPI-all.zip",), cache_dir=tmp_path / "c")
+    read = check_settings(settings)
+    assert read is not None
+    app = Gunicorn(settings, {}, read).load()
+    assert loads == [1] and app.extensions[EXTENSION].osv.database is read.database
