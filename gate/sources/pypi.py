@@ -142,7 +142,8 @@ def _json_file(row: _WireFile, base: str) -> SimpleFile:
         url=_absolute(base, row.url),
         hashes=row.hashes,
         requires_python=row.requires_python or None,
-        yanked=yanked if isinstance(yanked, str) and yanked else bool(yanked),
+        # PEP 691 allows only a non-empty reason; pip reads any string (even "") as yanked, and so does gate
+        yanked=(yanked or True) if isinstance(yanked, str) else bool(yanked),
         upload_time=_iso_time(row.upload_time, filename),
         size=row.size,
         core_metadata=metadata if isinstance(metadata, dict) else metadata is True,

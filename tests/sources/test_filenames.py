@@ -205,7 +205,7 @@ def test_row_defaults_metadata_precedence_and_utc_times() -> None:
     assert [(f.core_metadata, f.yanked, f.requires_python, f.upload_time) for f in files] == [
         (False, False, None, None),
         (False, False, None, None),
-        (True, False, None, None),
+        (True, True, None, None),  # "yanked": "" is yanked (as pip reads it), not a way to hide a yank
         (False, False, None, moment),
         (False, False, None, moment),
     ]
