@@ -1,8 +1,9 @@
 """What gate serves under a conda channel's `<subdir>/`, and the repodata it serves there.
 
-`classify` decides what a path is: gate filters `repodata.json` and re-encodes it as `repodata.json.zst`;
-every other repodata variant (CEP 16 shards, `.bz2`, `current_repodata.json`, `.jlap` patches) is
-answered 404, which makes rattler, pixi, mamba and conda fall back to `repodata.json(.zst)`. An unfiltered
+`classify` decides what a path is: gate filters `repodata.json` and re-encodes it as `repodata.json.zst`,
+and serves CEP 16 sharded repodata as its own index and filtered shards; every other repodata variant
+(`.bz2`, `current_repodata.json`, `.jlap` patches) is answered 404, which makes rattler, pixi, mamba and
+conda fall back to `repodata.json(.zst)`. An unfiltered
 variant is never passed through. `served_repodata` is the filtered repodata without `info.base_url`, so
 that clients download every package through gate.
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 from gate.sources.conda import is_conda_filename
 from gate.sources.conda_channel import Record, filter_repodata
+from gate.sources.conda_shards import SHARD_FILE
 
 _SUBDIR = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _SIDECAR = re.compile(r".+?(?:\.conda|\.tar\.bz2)\.(?:sigs|v0\.sigs|sigs\.[0-9a-f]{64})")
@@ -26,6 +28,8 @@ class Served(StrEnum):
 
     REPODATA = "repodata.json"  # filtered
     REPODATA_ZST = "repodata.json.zst"  # filtered, then zstd-compressed
+    SHARD_INDEX = "repodata_shards.msgpack.zst"  # CEP 16: gate's index of its filtered shards
+    SHARD = "shard"  # CEP 16: `shards/<sha256>.msgpack.zst`, a shard gate filtered (`gate.proxy.conda_shards`)
     UNFILTERED = "unfiltered"  # another repodata variant: 404, so the client falls back to the above
     PACKAGE = "package"  # decided, then streamed with its sha256 checked
     SIDECAR = "sidecar"  # attestation sidecar of a package: passed through (it is evidence, not code)
@@ -43,6 +47,10 @@ def classify(name: str) -> Served:
         return Served.REPODATA
     if name == Served.REPODATA_ZST.value:
         return Served.REPODATA_ZST
+    if name == Served.SHARD_INDEX.value:
+        return Served.SHARD_INDEX
+    if SHARD_FILE.fullmatch(name):
+        return Served.SHARD
     if name.startswith("shards/"):
         return Served.UNFILTERED
     if "/" in name:

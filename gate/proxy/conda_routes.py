@@ -21,6 +21,7 @@ from flask.blueprints import BlueprintSetupState
 
 from gate.proxy.conda import CondaChannels, Listed
 from gate.proxy.conda_paths import Served, classify, valid_subdir
+from gate.proxy.conda_shards import IMMUTABLE, CondaShards
 from gate.proxy.decide import audit_decisions, not_modified, refusal, text_response, upstream_failure, visible
 from gate.proxy.files import audit_lost, deliver
 from gate.proxy.paths import refuse_bad_paths
@@ -32,6 +33,7 @@ from gate.sources.conda_upstream import ChannelClient
 from gate.sources.http import UpstreamError
 
 SERVICE = "gate.conda"
+SHARDS = "gate.conda.shards"
 MAX_CHANNELDATA = 256 << 20
 CHANNEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -48,6 +50,7 @@ def conda_blueprint(channels: Mapping[str, str]) -> Blueprint:
     @conda.record_once
     def _attach(setup: BlueprintSetupState) -> None:
         setup.app.extensions[SERVICE] = CondaChannels(setup.app.extensions[EXTENSION], channels)
+        setup.app.extensions[SHARDS] = CondaShards(setup.app.extensions[SERVICE])
 
     conda.add_url_rule("/conda/<name>/channeldata.json", view_func=channeldata, methods=["GET"])
     conda.add_url_rule("/conda/<name>/<subdir>/<path:rest>", view_func=subdir_file, methods=["GET", "HEAD"])
@@ -87,6 +90,10 @@ def subdir_file(name: str, subdir: str, rest: str) -> Response:
                 return _package(service, client, name, subdir, rest)
             case Served.SIDECAR:
                 return _sidecar(service, client, name, subdir, rest)
+            case Served.SHARD_INDEX:
+                return _shard_index(client, subdir)
+            case Served.SHARD:
+                return _shard(client, name, subdir, rest)
             case Served.UNFILTERED:
                 filtered = "gate filters repodata.json and repodata.json.zst"
                 return text_response(404, f"gate: {rest} is not served here; {filtered}")
@@ -103,6 +110,27 @@ def _repodata(service: CondaChannels, client: ChannelClient, subdir: str, *, zst
         return Response(status=304, headers=headers)
     content_type = "application/zstd" if zst else "application/json"
     return Response(body, headers=headers, content_type=content_type)
+
+
+def _shard_index(client: ChannelClient, subdir: str) -> Response:
+    """gate's CEP 16 index: revalidated on every use (its addresses change with the decisions behind them)."""
+    shards: CondaShards = current_app.extensions[SHARDS]
+    built = shards.index(client, subdir)
+    headers = {"ETag": built.etag, "Cache-Control": "max-age=0, must-revalidate"}
+    if not_modified(built.etag):
+        return Response(status=304, headers=headers)
+    return Response(built.body, headers=headers, content_type="application/octet-stream")
+
+
+def _shard(client: ChannelClient, name: str, subdir: str, rest: str) -> Response:
+    """A shard gate filtered, under its address for good; 404 when the client's index is stale."""
+    shards: CondaShards = current_app.extensions[SHARDS]
+    address = rest.removeprefix("shards/").removesuffix(".msgpack.zst")
+    body = shards.shard(client, subdir, address, request.remote_addr)
+    if body is None:
+        stale = f"gate: {subdir}/{rest} is not a shard of channel {name} now; fetch repodata_shards.msgpack.zst again"
+        return text_response(404, stale, **{"Cache-Control": "no-store"})
+    return Response(body, headers={"Cache-Control": IMMUTABLE}, content_type="application/octet-stream")
 
 
 def _package(service: CondaChannels, client: ChannelClient, name: str, subdir: str, filename: str) -> Response:

@@ -1,0 +1,211 @@
+"""CEP 16 sharded repodata through gate: the upstream's shard index and shards, each shard filtered by policy
+and served under gate's own addresses; the routes are in `gate.proxy.conda_routes`.
+
+gate's index lists every package name of the upstream index (without fetching any shard: a client fetches
+only the shards it needs, and so does gate), each with the address of gate's filtered shard:
+- the sha256 of the served bytes when gate has filtered that upstream shard under the current decisions;
+- otherwise a *pending* address, unique to this build of the index, naming whatever gate serves for it on
+  first request (gate then fetches the upstream shard, checks it hashes to the upstream's address, judges
+  every record as the monolithic repodata's are judged, and keeps the allowed ones).
+An address always names the same bytes (`Cache-Control: immutable`), served only while the decisions they
+were filtered with hold; after that, or when a pending address would now name other bytes, it is a 404 and
+the index (revalidated by clients on every solve) is rebuilt with new addresses. The index is rebuilt when
+the upstream's changes, when the policies, trusted root or OSV data change (`view_digest`) and when a
+decision behind one of its shards may change (`minimumAge`, evidence rechecks, exceptions expiring).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from gate.gather.ports import earliest
+from gate.proxy.cache import Memo
+from gate.proxy.conda import CondaChannels
+from gate.proxy.decide import audit_decisions, etag, visible
+from gate.proxy.upstream import CachedUpstream
+from gate.sources.conda_channel import decompress_zst
+from gate.sources.conda_shards import (
+    MAX_INDEX_BYTES,
+    ShardIndex,
+    compress,
+    encode_index,
+    fetch_index,
+    fetch_shard,
+    filtered_shard,
+    index_url,
+    parse_index,
+    parse_shard,
+    shard_records,
+    shard_url,
+)
+from gate.sources.conda_upstream import ChannelClient
+
+UPSTREAM_INDEX = "conda.shards.index"  # upstream shard indexes (decompressed) with their validators
+UPSTREAM_SHARD = "conda.shards.upstream"  # upstream shards (decompressed) that hashed to their address
+FILTERED = "conda.shards.filtered"  # (subdir, upstream address, view) -> gate's shard, while its decisions hold
+SERVED = "conda.shards.served"  # (subdir, gate's address) -> its bytes while they hold; meta: what they are
+INDEX = "conda.shards.gate-index"  # (subdir, view) -> gate's index, while every shard it names holds
+IMMUTABLE = "public, max-age=31536000, immutable"
+_PENDING = b"gate pending shard\0"
+
+
+def _parse_index(_key: str, body: bytes, _meta: Mapping[str, Any]) -> ShardIndex:
+    return parse_index(body)  # stored only after `fetch_index` parsed it
+
+
+class Built(NamedTuple):
+    """gate's index of a subdir: its body, ETag, the upstream index it lists, and its addresses' names."""
+
+    body: bytes
+    etag: str
+    upstream: ShardIndex
+    names: dict[str, str]  # gate's address (hex) -> package name
+
+
+class Filtered(NamedTuple):
+    body: bytes
+    address: str
+    until: dt.datetime | None
+
+
+class CondaShards:
+    """Sharded repodata of the channels `channels` serves, through the same judge as its repodata."""
+
+    def __init__(self, channels: CondaChannels) -> None:
+        self.channels = channels
+        self.state = channels.state
+        self.indexes: CachedUpstream[ShardIndex] = CachedUpstream(
+            self.state, UPSTREAM_INDEX, _parse_index, noun="shard index", memo=8, memo_bytes=MAX_INDEX_BYTES
+        )
+        self._names: Memo[dict[str, str]] = Memo(8)  # gate's indexes inverted, by key and ETag
+
+    def _index_key(self, client: ChannelClient, subdir: str) -> str:
+        return f"{client.subdir_url(subdir)}|{self.state.view_digest}"
+
+    def upstream(self, client: ChannelClient, subdir: str) -> tuple[str, ShardIndex]:
+        """(digest, parsed) of the upstream's shard index, asking upstream only when the cached copy is stale;
+        an UpstreamError with status 404 when the upstream subdir is not sharded."""
+        url = index_url(client, subdir)
+        digest = self.indexes.digest(url, lambda validators, _: fetch_index(client, subdir, validators))
+        return digest, self.indexes.parsed(url, digest)
+
+    # -- gate's index --------------------------------------------------------------------------------
+
+    def index(self, client: ChannelClient, subdir: str) -> Built:
+        """gate's shard index of `subdir`: kept until the upstream index or a decision behind it changes."""
+        state, now = self.state, self.state.now()
+        digest, upstream = self.upstream(client, subdir)
+        key = self._index_key(client, subdir)
+        entry = state.store.get(INDEX, key, now=now.timestamp())
+        if entry is not None and entry.meta.get("upstream") == digest:
+            state.metrics.inc("gate_cache_hits_total", cache=INDEX)
+            tag = str(entry.meta["etag"])
+            names = self._names.get(f"{key}|{tag}")
+            if names is None:
+                names = _invert(parse_index(decompress_zst(entry.value, MAX_INDEX_BYTES)).shards)
+                self._names.put(f"{key}|{tag}", names, len(entry.value))
+            return Built(entry.value, tag, upstream, names)
+        state.metrics.inc("gate_cache_misses_total", cache=INDEX)
+        build = hashlib.sha256(f"{key}|{digest}|{now.isoformat()}|{os.urandom(16).hex()}".encode()).digest()
+        shards: dict[str, bytes] = {}
+        untils: list[float] = []
+        for name, address in upstream.shards.items():
+            kept = state.store.get(FILTERED, self._filtered_key(client, subdir, address), now=now.timestamp())
+            if kept is not None:
+                shards[name] = bytes.fromhex(str(kept.meta["address"]))
+                if kept.expires is not None:
+                    untils.append(kept.expires)
+            else:
+                shards[name] = hashlib.sha256(_PENDING + build + name.encode()).digest()
+        body = encode_index(subdir, shards, upstream.created_at)
+        tag = etag(body)
+        until = min(untils, default=None)
+        state.store.put(INDEX, key, body, {"upstream": digest, "etag": tag, "until": until}, until)
+        names = {address.hex(): name for name, address in shards.items()}
+        self._names.put(f"{key}|{tag}", names, len(body))
+        return Built(body, tag, upstream, names)
+
+    def _hold_index_until(self, client: ChannelClient, subdir: str, until: dt.datetime | None, *, now: bool) -> None:
+        """Expire gate's index of `subdir` by `until` (or at once, `now`): a shard it names holds no longer."""
+        key = self._index_key(client, subdir)
+        meta = self.state.store.get_meta(INDEX, key)
+        if meta is None or (until is None and not now):
+            return
+        moment = self.state.now().timestamp() if now or until is None else until.timestamp()
+        if meta.get("until") is None or moment < float(meta["until"]):
+            self.state.store.update_meta(INDEX, key, {**meta, "until": moment}, moment)
+
+    # -- gate's shards -------------------------------------------------------------------------------
+
+    def shard(self, client: ChannelClient, subdir: str, address: str, requester: str | None) -> bytes | None:
+        """The bytes of gate's shard `address` of `subdir`; None when it is not (or no longer) one: the
+        client's index is stale, and a fresh one names other addresses."""
+        state, now = self.state, self.state.now()
+        key = f"{client.subdir_url(subdir)}|{address}"
+        entry = state.store.get(SERVED, key, now=now.timestamp())
+        if entry is not None and entry.meta.get("view") == state.view_digest:
+            state.metrics.inc("gate_cache_hits_total", cache=SERVED)
+            return entry.value
+        state.metrics.inc("gate_cache_misses_total", cache=SERVED)
+        built = self.index(client, subdir)
+        name = built.names.get(address)
+        if name is None:
+            return None
+        filtered = self.filtered(client, subdir, built.upstream, name, requester)
+        if address != filtered.address:  # a pending address names what its first request got, for good
+            origin = state.store.get_meta(SERVED, key)
+            if origin is not None and origin.get("sha256") != filtered.address:
+                self._hold_index_until(client, subdir, None, now=True)
+                return None
+        for served in {address, filtered.address}:
+            meta = {"name": name, "sha256": filtered.address, "view": state.view_digest}
+            until = None if filtered.until is None else filtered.until.timestamp()
+            state.store.put(SERVED, f"{client.subdir_url(subdir)}|{served}", filtered.body, meta, until)
+        self._hold_index_until(client, subdir, filtered.until, now=False)
+        return filtered.body
+
+    def _filtered_key(self, client: ChannelClient, subdir: str, upstream_address: str) -> str:
+        return f"{client.subdir_url(subdir)}|{upstream_address}|{self.state.view_digest}"
+
+    def filtered(
+        self, client: ChannelClient, subdir: str, upstream: ShardIndex, name: str, requester: str | None
+    ) -> Filtered:
+        """gate's shard of package `name`: the upstream's, with every record the policies deny removed."""
+        state, now = self.state, self.state.now()
+        key = self._filtered_key(client, subdir, upstream.shards[name])
+        kept = state.store.get(FILTERED, key, now=now.timestamp())
+        if kept is not None:
+            until = None if kept.expires is None else dt.datetime.fromtimestamp(kept.expires, dt.UTC)
+            return Filtered(kept.value, str(kept.meta["address"]), until)
+        shard = parse_shard(self._upstream_shard(client, subdir, upstream, name))
+        records, problems = shard_records(shard, name, subdir)
+        judged = self.channels.judge_all(client, subdir, records, now, problems)
+        audit_decisions(state, (j.decision for j in judged), event="shard", client=requester)
+        allowed = {filename for (filename, _), j in zip(records, judged, strict=True) if visible(state, j.decision)}
+        body = compress(filtered_shard(shard, allowed))
+        address = hashlib.sha256(body).hexdigest()
+        until = earliest(*(j.valid_until for j in judged))
+        if until is None or until > now:
+            expires = None if until is None else until.timestamp()
+            state.store.put(FILTERED, key, body, {"address": address, "name": name}, expires)
+        return Filtered(body, address, until)
+
+    def _upstream_shard(self, client: ChannelClient, subdir: str, upstream: ShardIndex, name: str) -> bytes:
+        """The upstream's shard of `name` (decompressed msgpack), fetched once: it is content-addressed."""
+        address = upstream.shards[name]
+        kept = self.state.store.get(UPSTREAM_SHARD, address)
+        if kept is not None:
+            self.state.metrics.inc("gate_cache_hits_total", cache=UPSTREAM_SHARD)
+            return kept.value
+        self.state.metrics.inc("gate_cache_misses_total", cache=UPSTREAM_SHARD)
+        data = fetch_shard(client, shard_url(client, subdir, upstream, address), address)
+        self.state.store.put(UPSTREAM_SHARD, address, data)
+        return data
+
+
+def _invert(shards: Mapping[str, str]) -> dict[str, str]:
+    return {address: name for name, address in shards.items()}

@@ -1,0 +1,221 @@
+"""CEP 16 sharded repodata through the conda blueprint (Flask test client) in front of a real sharded channel
+on loopback: gate's index lists every name without fetching a shard, each shard is fetched only when asked
+for, checked against its upstream address, filtered by policy and served under the sha256 of its bytes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zstandard
+from flask.testing import FlaskClient
+
+from gate.proxy.conda_routes import conda_blueprint
+from tests.support.conda_channel import build_conda_package, epoch_ms, index_channel, set_record_fields
+from tests.support.conda_policies import policy_document, write_policies
+from tests.support.conda_server import ChannelServer
+from tests.support.conda_shards import decode, shard_addresses, shard_path, tamper_shard, write_shard
+from tests.support.gate_app import gate_app
+
+DAY = dt.timedelta(days=1)
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+AGE = policy_document("age", ecosystems=["conda"], minimumAge="7d")
+BASE = "/conda/local/noarch"
+INDEX = f"{BASE}/repodata_shards.msgpack.zst"
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """noarch: demo 1.0 (indexed 30 days ago), demo 2.0 (2 days ago, .tar.bz2), app 1.0 (needs demo), other."""
+    channel = tmp_path_factory.mktemp("sharded") / "channel"
+    old = epoch_ms(NOW - 40 * DAY)
+    build_conda_package(channel / "noarch", "demo", "1.0", timestamp_ms=old)
+    build_conda_package(channel / "noarch", "demo", "2.0", timestamp_ms=epoch_ms(NOW - 3 * DAY), fmt="tar.bz2")
+    build_conda_package(channel / "noarch", "app", "1.0", depends=["demo"], timestamp_ms=old)
+    build_conda_package(channel / "noarch", "other", "1.0", timestamp_ms=old)
+    index_channel(channel)
+    for filename, days in (("demo-1.0-0.conda", 30), ("demo-2.0-0.tar.bz2", 2), ("app-1.0-0.conda", 30),
+                           ("other-1.0-0.conda", 30)):
+        set_record_fields(channel, "noarch", filename, indexed_timestamp=epoch_ms(NOW - days * DAY))
+    return channel
+
+
+@pytest.fixture
+def channel(pristine: Path, tmp_path: Path) -> Path:
+    """A copy of the sharded channel this test may make hostile."""
+    return Path(shutil.copytree(pristine, tmp_path / "channel"))
+
+
+@pytest.fixture
+def upstream(channel: Path) -> Iterator[ChannelServer]:
+    with ChannelServer(channel) as server:
+        yield server
+
+
+Factory = Callable[..., FlaskClient]
+
+
+@pytest.fixture
+def make_client(tmp_path: Path, upstream: ChannelServer) -> Factory:
+    def make(*policies: dict[str, Any], clock: Callable[[], dt.datetime] = lambda: NOW) -> FlaskClient:
+        directory = write_policies(tmp_path / "policies", *(policies or (AGE,)))
+        blueprint = conda_blueprint({"local": upstream.url})
+        return gate_app(directory, cache_dir=tmp_path / "cache", clock=clock, blueprints=(blueprint,)).test_client()
+
+    return make
+
+
+def _index(client: FlaskClient) -> dict[str, Any]:
+    response = client.get(INDEX)
+    assert response.status_code == 200, response.text
+    assert response.headers["Cache-Control"] == "max-age=0, must-revalidate"
+    index: dict[str, Any] = decode(response.data)
+    return index
+
+
+def _shard(client: FlaskClient, index: dict[str, Any], name: str) -> tuple[dict[str, Any], bytes]:
+    response = client.get(f"{BASE}/shards/{index['shards'][name].hex()}.msgpack.zst")
+    assert response.status_code == 200, response.text
+    assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    shard: dict[str, Any] = decode(response.data)
+    return shard, response.data
+
+
+def _shard_requests(upstream: ChannelServer) -> list[str]:
+    return [path for path in upstream.paths() if "/shards/" in path]
+
+
+def test_the_index_names_every_package_and_points_at_gate(make_client: Factory, upstream: ChannelServer) -> None:
+    index = _index(make_client())
+    assert sorted(index["shards"]) == ["app", "demo", "other"]
+    assert all(isinstance(a, bytes) and len(a) == 32 for a in index["shards"].values())
+    assert index["info"] == {"subdir": "noarch", "base_url": "./", "shards_base_url": "./shards/",
+                             "created_at": index["info"]["created_at"]}
+    upstream_addresses = shard_addresses(upstream.channel_dir, "noarch")
+    assert {a.hex() for a in index["shards"].values()}.isdisjoint(upstream_addresses.values())
+    assert upstream.paths() == ["/noarch/repodata_shards.msgpack.zst"]  # no shard, no monolithic repodata
+
+
+def test_a_shard_holds_only_allowed_records_under_the_sha256_of_its_bytes(
+    make_client: Factory, upstream: ChannelServer
+) -> None:
+    client = make_client()
+    shard, body = _shard(client, _index(client), "demo")
+    assert list(shard["packages.conda"]) == ["demo-1.0-0.conda"]
+    assert shard["packages"] == {} and shard["removed"] == []  # demo 2.0 is 2 days old: denied
+    record = shard["packages.conda"]["demo-1.0-0.conda"]
+    assert isinstance(record["sha256"], bytes) and len(record["sha256"]) == 32  # as rattler writes shards
+    demo = shard_addresses(upstream.channel_dir, "noarch")["demo"]
+    assert _shard_requests(upstream) == [f"/noarch/shards/{demo}.msgpack.zst"]
+    assert _index(client)["shards"]["demo"] == _index(client)["shards"]["demo"]  # an address stays while it holds
+    other = decode(shard_path(upstream.channel_dir, "noarch", "other").read_bytes())
+    write_shard(upstream.channel_dir, "noarch", "other", {**other, "removed": ["other-0.9-0.conda"]})
+    again = _index(client)  # rebuilt (upstream changed): demo's filtered shard is named by the sha256 of its bytes
+    assert again["shards"]["demo"] == hashlib.sha256(body).digest()
+    assert _shard(client, again, "demo")[1] == body
+    assert len(_shard_requests(upstream)) == 1  # content-addressed: fetched from upstream once
+
+
+def test_a_denied_record_is_in_no_served_shard(make_client: Factory) -> None:
+    client = make_client()
+    index = _index(client)
+    served = [_shard(client, index, name)[0] for name in index["shards"]]
+    filenames = {f for shard in served for section in ("packages", "packages.conda") for f in shard[section]}
+    assert filenames == {"demo-1.0-0.conda", "app-1.0-0.conda", "other-1.0-0.conda"}
+
+
+def test_a_record_coming_of_age_gets_a_new_address(make_client: Factory) -> None:
+    moment = [NOW]
+    client = make_client(clock=lambda: moment[0])
+    index = _index(client)
+    before, _ = _shard(client, index, "demo")
+    moment[0] = NOW + 6 * DAY  # demo 2.0 is 8 days old now
+    assert client.get(f"{BASE}/shards/{index['shards']['demo'].hex()}.msgpack.zst").status_code == 404
+    after, _ = _shard(client, _index(client), "demo")
+    assert list(before["packages"]) == [] and list(after["packages"]) == ["demo-2.0-0.tar.bz2"]
+
+
+def test_an_address_gate_never_gave_is_not_found(make_client: Factory, upstream: ChannelServer) -> None:
+    client = make_client()
+    upstream_demo = shard_addresses(upstream.channel_dir, "noarch")["demo"]
+    for address in (upstream_demo, "0" * 64):
+        response = client.get(f"{BASE}/shards/{address}.msgpack.zst")
+        assert response.status_code == 404 and "fetch repodata_shards.msgpack.zst again" in response.text
+    assert client.get(f"{BASE}/shards/{'A' * 64}.msgpack.zst").status_code == 404
+    assert _shard_requests(upstream) == []
+
+
+def test_a_tampered_upstream_shard_is_never_served(make_client: Factory, upstream: ChannelServer) -> None:
+    """The upstream rewrote demo's shard in place (backdated, so demo 2.0 would pass the age rule)."""
+    tamper_shard(upstream.channel_dir, "noarch", "demo")
+    client = make_client()
+    index = _index(client)
+    for _ in range(2):  # nothing of it is kept: the second request fails the same way
+        response = client.get(f"{BASE}/shards/{index['shards']['demo'].hex()}.msgpack.zst")
+        assert response.status_code == 502
+        assert "does not hash to the address its index gives" in response.text
+    assert _shard(client, index, "app")[0]["packages.conda"]  # other shards are unaffected
+
+
+def test_records_misplaced_in_a_shard_are_dropped(make_client: Factory, upstream: ChannelServer) -> None:
+    """A shard may hold only its own package's records, in this subdir, under the section of their extension."""
+    channel = upstream.channel_dir
+    demo: dict[str, Any] = decode(shard_path(channel, "noarch", "demo").read_bytes())
+    good = demo["packages.conda"]["demo-1.0-0.conda"]
+    demo["packages.conda"].update({
+        "other-1.0-0.conda": decode(shard_path(channel, "noarch", "other").read_bytes())["packages.conda"][
+            "other-1.0-0.conda"],
+        "demo-1.1-0.conda": {**good, "version": "1.1", "subdir": "linux-64"},
+        "demo-1.2-0.tar.bz2": {**good, "version": "1.2"},
+    })
+    demo["v3"] = {"whl": {"demo-1.0-py3-none-any.whl": {"name": "demo"}}}
+    write_shard(channel, "noarch", "demo", demo)
+    client = make_client()
+    shard, _ = _shard(client, _index(client), "demo")
+    assert shard == {"packages": {}, "packages.conda": {"demo-1.0-0.conda": good}, "removed": []}
+
+
+@pytest.mark.parametrize(
+    ("blob", "message"),
+    [
+        (zstandard.ZstdCompressor().compress(b"\0" * ((32 << 20) + 1)), "exceeds"),  # a zstd bomb
+        (b"not zstd at all", "not valid zstd"),
+        (zstandard.ZstdCompressor().compress(b"\x91" * 100_000 + b"\xc0"), "nests too deep"),
+        (zstandard.ZstdCompressor().compress(b"\x93\x01"), "not msgpack"),
+    ],
+)
+def test_a_hostile_upstream_shard_is_a_bad_gateway(
+    make_client: Factory, upstream: ChannelServer, blob: bytes, message: str
+) -> None:
+    write_shard(upstream.channel_dir, "noarch", "demo", blob)
+    client = make_client()
+    response = client.get(f"{BASE}/shards/{_index(client)['shards']['demo'].hex()}.msgpack.zst")
+    assert response.status_code == 502 and message in response.text
+
+
+def test_a_hostile_index_is_a_bad_gateway(make_client: Factory, upstream: ChannelServer) -> None:
+    index_file = upstream.channel_dir / "noarch" / "repodata_shards.msgpack.zst"
+    index_file.write_bytes(zstandard.ZstdCompressor().compress(b"\x82\xa4info\x80\xa6shards\x81\xa4demo\xa3abc"))
+    response = make_client().get(INDEX)
+    assert response.status_code == 502 and "not a 32-byte sha256" in response.text
+
+
+def test_an_unsharded_upstream_makes_clients_fall_back(make_client: Factory, upstream: ChannelServer) -> None:
+    upstream.not_found.add("*/repodata_shards.msgpack.zst")
+    client = make_client()
+    assert client.get(INDEX).status_code == 404
+    assert client.get(f"{BASE}/repodata.json").status_code == 200
+    for variant in ("repodata.json.jlap", "current_repodata.json", "repodata.json.bz2"):
+        assert client.get(f"{BASE}/{variant}").status_code == 404
+
+
+def test_the_index_revalidates_with_its_etag(make_client: Factory) -> None:
+    client = make_client()
+    first = client.get(INDEX)
+    again = client.get(INDEX, headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304 and again.headers["ETag"] == first.headers["ETag"]
