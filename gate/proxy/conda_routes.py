@@ -12,6 +12,7 @@ through). The service behind them is `gate.proxy.conda.CondaChannels`.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -30,8 +31,9 @@ from gate.sources.conda import is_conda_filename
 from gate.sources.conda_channel import package_url
 from gate.sources.conda_evidence import SIGS, V0_SIGS, advertised_sha256
 from gate.sources.conda_upstream import ChannelClient
-from gate.sources.http import UpstreamError
+from gate.sources.http import Failure, UpstreamError
 
+log = logging.getLogger(__name__)
 SERVICE = "gate.conda"
 SHARDS = "gate.conda.shards"
 MAX_CHANNELDATA = 256 << 20
@@ -133,9 +135,22 @@ def _shard(client: ChannelClient, name: str, subdir: str, rest: str) -> Response
     return Response(body, headers={"Cache-Control": IMMUTABLE}, content_type="application/octet-stream")
 
 
+def _listed(service: CondaChannels, client: ChannelClient, subdir: str, filename: str) -> Listed | None:
+    """A package judged from its upstream shard when the channel is sharded (no whole repodata needed), else
+    (not sharded, not in the shard, or the shard is unusable) from the subdir's repodata."""
+    shards: CondaShards = current_app.extensions[SHARDS]
+    try:
+        listed = shards.judge_file(client, subdir, filename)
+    except UpstreamError as err:
+        if err.failure is not Failure.NOT_FOUND:
+            log.warning("judging %s from the repodata: %s", filename, err)
+        listed = None
+    return listed if listed is not None else service.judge_file(client, subdir, filename)
+
+
 def _package(service: CondaChannels, client: ChannelClient, name: str, subdir: str, filename: str) -> Response:
     state = service.state
-    judged = service.judge_file(client, subdir, filename)
+    judged = _listed(service, client, subdir, filename)
     if judged is None:
         return text_response(404, f"gate: {filename} is not in the {subdir} repodata of channel {name}")
     decision, repodata, _ = judged
@@ -164,7 +179,7 @@ def _sidecar(service: CondaChannels, client: ChannelClient, name: str, subdir: s
     found: dict[str, Listed | None] = {}
 
     def record_of(package: str) -> dict[str, Any] | None:
-        found[package] = listed = service.judge_file(client, subdir, package) if is_conda_filename(package) else None
+        found[package] = listed = _listed(service, client, subdir, package) if is_conda_filename(package) else None
         return None if listed is None else listed.record
 
     package = sidecar_package(rest, record_of)

@@ -19,14 +19,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from gate.gather.ports import earliest
 from gate.proxy.cache import Memo
-from gate.proxy.conda import CondaChannels
+from gate.proxy.conda import CondaChannels, Listed
 from gate.proxy.decide import audit_decisions, etag, visible
 from gate.proxy.upstream import CachedUpstream
+from gate.sources.conda import split_conda_filename
 from gate.sources.conda_channel import decompress_zst
 from gate.sources.conda_shards import (
     MAX_INDEX_BYTES,
@@ -43,12 +45,15 @@ from gate.sources.conda_shards import (
     shard_url,
 )
 from gate.sources.conda_upstream import ChannelClient
+from gate.sources.http import Failure, UpstreamError
 
 UPSTREAM_INDEX = "conda.shards.index"  # upstream shard indexes (decompressed) with their validators
 UPSTREAM_SHARD = "conda.shards.upstream"  # upstream shards (decompressed) that hashed to their address
 FILTERED = "conda.shards.filtered"  # (subdir, upstream address, view) -> gate's shard, while its decisions hold
 SERVED = "conda.shards.served"  # (subdir, gate's address) -> its bytes while they hold; meta: what they are
 INDEX = "conda.shards.gate-index"  # (subdir, view) -> gate's index, while every shard it names holds
+UNSHARDED = "conda.shards.absent"  # upstream subdirs without a shard index, for UNSHARDED_TTL seconds
+UNSHARDED_TTL = 300.0
 IMMUTABLE = "public, max-age=31536000, immutable"
 _PENDING = b"gate pending shard\0"
 
@@ -90,7 +95,14 @@ class CondaShards:
         """(digest, parsed) of the upstream's shard index, asking upstream only when the cached copy is stale;
         an UpstreamError with status 404 when the upstream subdir is not sharded."""
         url = index_url(client, subdir)
-        digest = self.indexes.digest(url, lambda validators, _: fetch_index(client, subdir, validators))
+        if self.state.store.get(UNSHARDED, url) is not None:
+            raise UpstreamError(f"no sharded {subdir} repodata at {client.url}", Failure.NOT_FOUND)
+        try:
+            digest = self.indexes.digest(url, lambda validators, _: fetch_index(client, subdir, validators))
+        except UpstreamError as err:
+            if err.failure is Failure.NOT_FOUND:  # asked again only after a while (downloads ask here first)
+                self.state.store.put(UNSHARDED, url, b"", {}, time.time() + UNSHARDED_TTL)
+            raise
         return digest, self.indexes.parsed(url, digest)
 
     # -- gate's index --------------------------------------------------------------------------------
@@ -103,12 +115,7 @@ class CondaShards:
         entry = state.store.get(INDEX, key, now=now.timestamp())
         if entry is not None and entry.meta.get("upstream") == digest:
             state.metrics.inc("gate_cache_hits_total", cache=INDEX)
-            tag = str(entry.meta["etag"])
-            names = self._names.get(f"{key}|{tag}")
-            if names is None:
-                names = _invert(parse_index(decompress_zst(entry.value, MAX_INDEX_BYTES)).shards)
-                self._names.put(f"{key}|{tag}", names, len(entry.value))
-            return Built(entry.value, tag, upstream, names)
+            return self._built(key, entry.value, str(entry.meta["etag"]), upstream)
         state.metrics.inc("gate_cache_misses_total", cache=INDEX)
         build = hashlib.sha256(f"{key}|{digest}|{now.isoformat()}|{os.urandom(16).hex()}".encode()).digest()
         shards: dict[str, bytes] = {}
@@ -128,6 +135,25 @@ class CondaShards:
         names = {address.hex(): name for name, address in shards.items()}
         self._names.put(f"{key}|{tag}", names, len(body))
         return Built(body, tag, upstream, names)
+
+    def _built(self, key: str, body: bytes, tag: str, upstream: ShardIndex) -> Built:
+        names = self._names.get(f"{key}|{tag}")
+        if names is None:
+            names = _invert(parse_index(decompress_zst(body, MAX_INDEX_BYTES)).shards)
+            self._names.put(f"{key}|{tag}", names, len(body))
+        return Built(body, tag, upstream, names)
+
+    def _last_index(self, client: ChannelClient, subdir: str) -> Built:
+        """gate's index as last built while it holds, without asking upstream whether its index changed (a
+        shard's address is resolved in the index the client was given); else `index`."""
+        entry = self.state.store.get(INDEX, self._index_key(client, subdir), now=self.state.now().timestamp())
+        if entry is not None:
+            try:
+                upstream = self.indexes.parsed(index_url(client, subdir), str(entry.meta["upstream"]))
+            except UpstreamError:  # the upstream index changed since: build anew
+                return self.index(client, subdir)
+            return self._built(self._index_key(client, subdir), entry.value, str(entry.meta["etag"]), upstream)
+        return self.index(client, subdir)
 
     def _hold_index_until(self, client: ChannelClient, subdir: str, until: dt.datetime | None, *, now: bool) -> None:
         """Expire gate's index of `subdir` by `until` (or at once, `now`): a shard it names holds no longer."""
@@ -151,7 +177,7 @@ class CondaShards:
             state.metrics.inc("gate_cache_hits_total", cache=SERVED)
             return entry.value
         state.metrics.inc("gate_cache_misses_total", cache=SERVED)
-        built = self.index(client, subdir)
+        built = self._last_index(client, subdir)
         name = built.names.get(address)
         if name is None:
             return None
@@ -193,6 +219,25 @@ class CondaShards:
             expires = None if until is None else until.timestamp()
             state.store.put(FILTERED, key, body, {"address": address, "name": name}, expires)
         return Filtered(body, address, until)
+
+    def judge_file(self, client: ChannelClient, subdir: str, filename: str) -> Listed | None:
+        """The decision on one package as its upstream shard lists it (None: the shard does not list it), so
+        that a download from a sharded channel never needs its whole repodata; UpstreamError as `upstream`."""
+        try:
+            name = split_conda_filename(filename)[0]
+        except ValueError:
+            return None
+        _, upstream = self.upstream(client, subdir)
+        if name not in upstream.shards:
+            return None
+        shard = parse_shard(self._upstream_shard(client, subdir, upstream, name))
+        records, problems = shard_records(shard, name, subdir)
+        found = [(listed, record) for listed, record in records if listed == filename]
+        if not found:
+            return None
+        conflicts = {filename: problems[filename]} if filename in problems else {}
+        (judgement,) = self.channels.judge_all(client, subdir, found, self.state.now(), conflicts)
+        return Listed(judgement.decision, {"info": {"base_url": upstream.base_url}}, found[0][1])
 
     def _upstream_shard(self, client: ChannelClient, subdir: str, upstream: ShardIndex, name: str) -> bytes:
         """The upstream's shard of `name` (decompressed msgpack), fetched once: it is content-addressed."""

@@ -21,7 +21,7 @@ from urllib.parse import urljoin
 import msgspec
 import zstandard
 
-from gate.sources.conda import CONDA_SUFFIXES, split_conda_filename
+from gate.sources.conda import split_conda_filename
 from gate.sources.conda_channel import SECTIONS, Record, decompress_zst, duplicate_problem
 from gate.sources.conda_upstream import ChannelClient
 from gate.sources.http import Failure, Fetched, UpstreamError, Validators
@@ -137,8 +137,8 @@ def hex_record(record: Record) -> Record:
 
 def shard_records(shard: Mapping[str, Any], name: str, subdir: str) -> tuple[list[tuple[str, Record]], dict[str, str]]:
     """One (filename, record as hex) per filename of `shard` (the shard of package `name` in `subdir`), and the
-    filenames that cannot be judged, each with why: listed twice with different records, under the wrong
-    section for its extension, naming another package than the shard's, or in another subdir."""
+    filenames that cannot be judged, each with why: listed twice with different records (as in repodata),
+    naming another package than the shard's, or in another subdir."""
     listed: dict[str, list[Record]] = {}
     problems: dict[str, str] = {}
     for section in SECTIONS:
@@ -149,19 +149,16 @@ def shard_records(shard: Mapping[str, Any], name: str, subdir: str) -> tuple[lis
             if not isinstance(filename, str) or not isinstance(record, dict):
                 continue  # not a record: never served (filter_repodata keeps only what was judged)
             listed.setdefault(filename, []).append(hex_record(record))
-            problem = _misplaced(filename, record, name, subdir, section)
+            problem = _misplaced(filename, record, name, subdir)
             if problem is not None:
                 problems.setdefault(filename, problem)
     for filename, records in listed.items():
         if (problem := duplicate_problem(records)) is not None:
-            problems.setdefault(filename, problem)
+            problems[filename] = problem
     return [(filename, records[0]) for filename, records in listed.items()], problems
 
 
-def _misplaced(filename: str, record: Record, name: str, subdir: str, section: str) -> str | None:
-    suffix = CONDA_SUFFIXES[0] if section == "packages.conda" else CONDA_SUFFIXES[1]
-    if not filename.endswith(suffix):
-        return f"the shard lists it under `{section}`, which holds {suffix} files"
+def _misplaced(filename: str, record: Record, name: str, subdir: str) -> str | None:
     try:
         named = split_conda_filename(filename)[0]
     except ValueError:

@@ -54,8 +54,11 @@ def _repodata() -> dict[str, Any]:
         ("current_repodata.json", Served.UNFILTERED),
         ("repodata_from_packages.json", Served.UNFILTERED),
         ("repodata.jlap", Served.UNFILTERED),
-        ("repodata_shards.msgpack.zst", Served.UNFILTERED),
-        ("shards/" + SHA + ".msgpack.zst", Served.UNFILTERED),
+        ("repodata_shards.msgpack.zst", Served.SHARD_INDEX),  # gate's own index of its filtered shards
+        ("shards/" + SHA + ".msgpack.zst", Served.SHARD),
+        ("shards/" + SHA.upper() + ".msgpack.zst", Served.UNFILTERED),
+        ("shards/x/" + SHA + ".msgpack.zst", Served.UNFILTERED),
+        ("repodata_shards_daily.msgpack.zst", Served.UNFILTERED),
         ("demo-1.0-0.conda", Served.PACKAGE),
         ("demo-1.0-0.tar.bz2", Served.PACKAGE),
         ("repodata-tools-1.0-0.conda", Served.PACKAGE),

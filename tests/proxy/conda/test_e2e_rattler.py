@@ -126,10 +126,9 @@ def test_no_repodata_variant_yields_unfiltered_records(gate: str, conda_upstream
     assert sorted(repodata["packages.conda"]) == ["app-1.0-0.conda", "demo-1.0-0.conda"]
     plain = requests.get(f"{base}/repodata.json", timeout=10).json()
     assert plain == repodata
-    for variant in ("repodata_shards.msgpack.zst", "repodata.json.bz2", "current_repodata.json"):
+    for variant in ("repodata.json.bz2", "current_repodata.json", "repodata.json.jlap"):
         assert requests.get(f"{base}/{variant}", timeout=10).status_code == 404
         assert requests.head(f"{base}/{variant}", timeout=10).status_code == 404
-    assert (conda_upstream.channel_dir / "noarch" / "repodata_shards.msgpack.zst").is_file()  # exists upstream
 
 
 def _conda_requests(gate: str) -> dict[str, float]:
@@ -139,17 +138,17 @@ def _conda_requests(gate: str) -> dict[str, float]:
     return {line[len(prefix) : len(prefix) + 3]: float(line.split()[-1]) for line in lines if line.startswith(prefix)}
 
 
-def test_rattler_falls_back_from_shards_to_filtered_zst(gate: str, rattler_cache: Path) -> None:
-    """rattler asks for the shard index first; gate's 404 makes it read the filtered `.zst` instead."""
+def test_rattler_reads_gates_filtered_shards(gate: str, rattler_cache: Path) -> None:
+    """rattler asks for the shard index first and gets gate's: it reads the shards it needs, filtered, and
+    no repodata at all (tests/proxy/conda/test_shards_rattler.py: the same packages as through repodata)."""
     with RecordingRelay(gate) as relay:  # a fresh cache: rattler starts from the shards
         records = solve(f"{relay.url}/conda/local", rattler_cache, ["demo"])
     assert [str(r.version) for r in records] == ["1.0"]
     base = "/conda/local/noarch"
     answered = [(r.method, r.path, r.status) for r in relay.requests]
-    assert answered[0] == ("GET", f"{base}/repodata_shards.msgpack.zst", 404)
-    assert ("GET", f"{base}/repodata.json.zst", 200) in answered
-    assert not [r for r in relay.requests if r.method == "GET" and r.status == 200 and "repodata" in r.path
-                and r.path != f"{base}/repodata.json.zst"]  # nothing else (unfiltered or plain) was served
+    assert answered[0] == ("GET", f"{base}/repodata_shards.msgpack.zst", 200)
+    assert [(m, s) for m, p, s in answered if p.startswith(f"{base}/shards/")] == [("GET", 200)]  # demo's
+    assert not [r for r in relay.requests if "repodata.json" in r.path]
 
 
 def test_attested_package_is_admitted_by_the_attestation_policy(

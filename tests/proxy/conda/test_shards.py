@@ -163,7 +163,7 @@ def test_a_tampered_upstream_shard_is_never_served(make_client: Factory, upstrea
 
 
 def test_records_misplaced_in_a_shard_are_dropped(make_client: Factory, upstream: ChannelServer) -> None:
-    """A shard may hold only its own package's records, in this subdir, under the section of their extension."""
+    """A shard may hold only its own package's records, of this subdir; unknown sections are dropped."""
     channel = upstream.channel_dir
     demo: dict[str, Any] = decode(shard_path(channel, "noarch", "demo").read_bytes())
     good = demo["packages.conda"]["demo-1.0-0.conda"]
@@ -171,7 +171,6 @@ def test_records_misplaced_in_a_shard_are_dropped(make_client: Factory, upstream
         "other-1.0-0.conda": decode(shard_path(channel, "noarch", "other").read_bytes())["packages.conda"][
             "other-1.0-0.conda"],
         "demo-1.1-0.conda": {**good, "version": "1.1", "subdir": "linux-64"},
-        "demo-1.2-0.tar.bz2": {**good, "version": "1.2"},
     })
     demo["v3"] = {"whl": {"demo-1.0-py3-none-any.whl": {"name": "demo"}}}
     write_shard(channel, "noarch", "demo", demo)
