@@ -19,6 +19,7 @@ from gate.evaluate import require_policies
 from gate.policy.compile import load_policies
 from gate.proxy.audit import AuditLog
 from gate.proxy.cache import Store
+from gate.proxy.conda_paths import is_shard_path
 from gate.proxy.conda_routes import conda_blueprint
 from gate.proxy.metrics import Metrics
 from gate.proxy.osv_data import Loaded, OsvData
@@ -55,8 +56,8 @@ class UpstreamSlots:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         slots = self.state.slots
         path = str(environ.get("PATH_INFO", ""))
-        if slots is None or (path.startswith("/-/") and not path.startswith("/-/explain/")):
-            return self.app(environ, start_response)
+        if slots is None or (path.startswith("/-/") and not path.startswith("/-/explain/")) or is_shard_path(path):
+            return self.app(environ, start_response)  # a CEP 16 shard waits for a slot itself (conda_shards)
         if not slots.acquire(blocking=False):
             self.state.metrics.inc("gate_busy_total")
             busy = Response("gate: busy waiting on upstream; try again\n", status=503, mimetype="text/plain",

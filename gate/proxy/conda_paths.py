@@ -64,6 +64,14 @@ def classify(name: str) -> Served:
     return Served.NOT_FOUND
 
 
+def is_shard_path(path: str) -> bool:
+    """Whether a request path is `/conda/<name>/<subdir>/shards/<sha256>.msgpack.zst`: clients fetch these by
+    the dozen at once and do not retry a 503, so they wait for an upstream slot instead of being refused
+    (`gate.proxy.conda_shards.upstream_slot`); one served from the cache needs none."""
+    parts = path.split("/", 4)
+    return len(parts) == 5 and parts[1] == "conda" and SHARD_FILE.fullmatch(parts[4]) is not None
+
+
 def served_repodata(repodata: Mapping[str, Any], keep: Callable[[str, Record], bool]) -> dict[str, Any]:
     """`filter_repodata` (only the records `keep` accepts) without `info.base_url` (repodata v2), so that
     clients resolve package URLs against gate's own subdir URL instead of downloading from the upstream

@@ -20,13 +20,15 @@ import datetime as dt
 import hashlib
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 from gate.gather.ports import earliest
 from gate.proxy.cache import Memo
 from gate.proxy.conda import CondaChannels, Listed
 from gate.proxy.decide import audit_decisions, etag, visible
+from gate.proxy.state import Gate
 from gate.proxy.upstream import CachedUpstream
 from gate.sources.conda import split_conda_filename
 from gate.sources.conda_channel import decompress_zst
@@ -169,7 +171,8 @@ class CondaShards:
 
     def shard(self, client: ChannelClient, subdir: str, address: str, requester: str | None) -> bytes | None:
         """The bytes of gate's shard `address` of `subdir`; None when it is not (or no longer) one: the
-        client's index is stale, and a fresh one names other addresses."""
+        client's index is stale, and a fresh one names other addresses. Served from the cache at once, else
+        made while holding an upstream slot (waited for, at most the upstream timeout)."""
         state, now = self.state, self.state.now()
         key = f"{client.subdir_url(subdir)}|{address}"
         entry = state.store.get(SERVED, key, now=now.timestamp())
@@ -177,6 +180,12 @@ class CondaShards:
             state.metrics.inc("gate_cache_hits_total", cache=SERVED)
             return entry.value
         state.metrics.inc("gate_cache_misses_total", cache=SERVED)
+        with upstream_slot(state):
+            return self._make(client, subdir, address, requester)
+
+    def _make(self, client: ChannelClient, subdir: str, address: str, requester: str | None) -> bytes | None:
+        state = self.state
+        key = f"{client.subdir_url(subdir)}|{address}"
         built = self._last_index(client, subdir)
         name = built.names.get(address)
         if name is None:
@@ -250,6 +259,23 @@ class CondaShards:
         data = fetch_shard(client, shard_url(client, subdir, upstream, address), address)
         self.state.store.put(UPSTREAM_SHARD, address, data)
         return data
+
+
+@contextmanager
+def upstream_slot(state: Gate) -> Iterator[None]:
+    """Hold one of the process's upstream slots (`UpstreamSlots`), waiting for one at most the upstream
+    timeout; an UpstreamError (503, try again) when none came free."""
+    slots = state.slots
+    if slots is None:
+        yield
+        return
+    if not slots.acquire(timeout=state.settings.timeout):
+        state.metrics.inc("gate_busy_total")
+        raise UpstreamError("gate is busy waiting on upstream; try again", Failure.UNAVAILABLE)
+    try:
+        yield
+    finally:
+        slots.release()
 
 
 def _invert(shards: Mapping[str, str]) -> dict[str, str]:

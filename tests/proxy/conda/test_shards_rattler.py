@@ -5,6 +5,7 @@ solve needs (never the whole repodata), and the solve gives the same packages as
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,14 @@ import pytest
 from rattler import RepoDataRecord
 from rattler.exceptions import SolverError
 
-from tests.support.conda_channel import build_conda_package, epoch_ms, index_channel, payload_relpath, set_record_fields
+from tests.support.conda_channel import (
+    build_conda_package,
+    epoch_ms,
+    index_channel,
+    payload_relpath,
+    set_record_fields,
+    write_repodata,
+)
 from tests.support.conda_policies import policy_document, write_policies
 from tests.support.conda_rattler import install, solve
 from tests.support.conda_server import ChannelServer
@@ -24,6 +32,7 @@ pytestmark = pytest.mark.slow
 NOW = dt.datetime.now(dt.UTC)
 DAY = dt.timedelta(days=1)
 UNSHARDED = "*/repodata_shards.msgpack.zst"
+WIDE = 60  # packages one solve needs at once: rattler asks for all their shards in parallel
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +67,36 @@ def unsharded(channel: Path) -> Iterator[ChannelServer]:
 
 
 @pytest.fixture(scope="module")
-def gate(sharded: ChannelServer, unsharded: ChannelServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`gate serve` with a 7-day age policy, the channel as `sharded` and as `mono`; yields its base URL."""
+def wide(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChannelServer]:
+    """A sharded channel of records only (no package files: for solving): `app` needs WIDE other packages."""
+    channel_dir = tmp_path_factory.mktemp("wide") / "channel"
+    indexed = epoch_ms(NOW - 30 * DAY)
+
+    def record(name: str, depends: list[str]) -> dict[str, Any]:
+        digest = hashlib.sha256(name.encode()).hexdigest()
+        return {"name": name, "version": "1.0", "build": "0", "build_number": 0, "depends": depends,
+                "subdir": "noarch", "noarch": "generic", "sha256": digest, "md5": digest[:32], "size": 1,
+                "indexed_timestamp": indexed}
+
+    records = {f"dep{i}-1.0-0.conda": record(f"dep{i}", []) for i in range(WIDE)}
+    records["app-1.0-0.conda"] = record("app", [f"dep{i}" for i in range(WIDE)])
+    write_repodata(channel_dir, "noarch", {"info": {"subdir": "noarch"}, "packages": {}, "packages.conda": records})
+    with ChannelServer(channel_dir) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def gate(
+    sharded: ChannelServer, unsharded: ChannelServer, wide: ChannelServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """`gate serve` (one worker, the default 8 threads and 6 upstream slots) with a 7-day age policy, the
+    channel as `sharded` and as `mono`, and the `wide` one; yields its base URL."""
     tmp = tmp_path_factory.mktemp("gate")
     policies = write_policies(tmp / "policies", policy_document("age", ecosystems=["conda"], minimumAge="7d"))
     args = [
         "--policy", str(policies), "--upstream", "http://127.0.0.1:9/simple/",
         "--conda-channel", f"sharded={sharded.url}/", "--conda-channel", f"mono={unsharded.url}/",
-        "--cache-dir", str(tmp / "cache"), "--workers", "1",
+        "--conda-channel", f"wide={wide.url}/", "--cache-dir", str(tmp / "cache"), "--workers", "1",
     ]
     with running_gate(args, tmp / "serve.log") as url:
         yield url
@@ -112,3 +143,12 @@ def test_a_denied_version_is_not_solvable_through_shards(gate: str, rattler_cach
     for specs in (["demo>=2"], ["app>=2"]):  # demo 2.0 is 2 days old; app 2.0 needs it
         with pytest.raises(SolverError):
             solve(f"{gate}/conda/sharded", rattler_cache, specs)
+
+
+def test_a_solve_needing_many_shards_at_once_waits_for_upstream_slots(
+    gate: str, wide: ChannelServer, rattler_cache: Path
+) -> None:
+    """rattler asks for all WIDE shards at once and does not retry a 503: they wait for gate's 6 slots."""
+    records = solve(f"{gate}/conda/wide", rattler_cache, ["app"])
+    assert len(records) == WIDE + 1
+    assert len([path for path in wide.paths() if "/shards/" in path]) == WIDE + 1
