@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import zstandard
 from flask.testing import FlaskClient
@@ -218,3 +219,37 @@ def test_the_index_revalidates_with_its_etag(make_client: Factory) -> None:
     first = client.get(INDEX)
     again = client.get(INDEX, headers={"If-None-Match": first.headers["ETag"]})
     assert again.status_code == 304 and again.headers["ETag"] == first.headers["ETag"]
+
+
+def test_shards_elsewhere_are_fetched_only_from_allowed_hosts(make_client: Factory, upstream: ChannelServer) -> None:
+    """An index may put its shards on another host (a CDN): gate fetches them only from an allowed one."""
+    index_file = upstream.channel_dir / "noarch" / "repodata_shards.msgpack.zst"
+    index = decode(index_file.read_bytes())
+    index["info"]["shards_base_url"] = "http://198.51.100.7/shards/"  # TEST-NET-2: never reached
+    index_file.write_bytes(zstandard.ZstdCompressor().compress(msgspec.msgpack.encode(index)))
+    client = make_client()
+    response = client.get(f"{BASE}/shards/{_index(client)['shards']['demo'].hex()}.msgpack.zst")
+    assert response.status_code == 502 and "gate does not fetch from 198.51.100.7:80" in response.text
+
+
+def test_a_download_from_a_sharded_channel_is_judged_from_its_shard(
+    make_client: Factory, upstream: ChannelServer
+) -> None:
+    client = make_client()
+    assert client.get(f"{BASE}/demo-1.0-0.conda").status_code == 200
+    denied = client.get(f"{BASE}/demo-2.0-0.tar.bz2")
+    assert denied.status_code == 403 and "age/minimumAge" in denied.text
+    assert client.get(f"{BASE}/demo-9.0-0.conda").status_code == 404
+    assert client.get(f"{BASE}/nothing-1.0-0.conda").status_code == 404
+    assert not [path for path in upstream.paths() if "repodata.json" in path]  # no whole repodata needed
+
+
+def test_a_download_falls_back_to_the_repodata_when_the_shard_is_unusable(
+    make_client: Factory, upstream: ChannelServer
+) -> None:
+    """A tampered shard is not evidence; the package is judged from the repodata instead (still 403)."""
+    tamper_shard(upstream.channel_dir, "noarch", "demo")
+    client = make_client()
+    denied = client.get(f"{BASE}/demo-2.0-0.tar.bz2")
+    assert denied.status_code == 403 and "age/minimumAge" in denied.text
+    assert "/noarch/repodata.json.zst" in upstream.paths()
