@@ -1,10 +1,12 @@
 """The conda blueprint: upstream channels at `/conda/<name>/`, repodata filtered by policy, packages via gate.
 
 Routes: `/conda/<name>/<subdir>/repodata.json` and `.json.zst` (every record the policies deny removed
-from `packages` and `packages.conda`, `info.base_url` dropped so downloads come here), every other
-repodata variant 404 (CEP 16 shards, `.bz2`, `current_repodata.json`, `.jlap`: clients fall back to the
-filtered ones; `gate.proxy.conda_paths` decides which is which), `/conda/<name>/<subdir>/<package>`
-(decided again, 403 with reasons, or streamed with its sha256 checked), the package's sidecars
+from `packages` and `packages.conda`, `info.base_url` dropped so downloads come here), the CEP 16 shard
+index `repodata_shards.msgpack.zst` and `shards/<sha256>.msgpack.zst` of a sharded upstream, each shard
+filtered the same way (`gate.proxy.conda_shards.CondaShards`), every other repodata variant 404 (`.bz2`,
+`current_repodata.json`, `.jlap`: clients fall back to the filtered ones; `gate.proxy.conda_paths` decides
+which is which), `/conda/<name>/<subdir>/<package>` (decided again, from its shard when the subdir is
+sharded, 403 with reasons, or streamed with its sha256 checked), the package's sidecars
 (`<package>.sigs`, `.v0.sigs`, `.sigs.<attestations_sha256>` of a package listed in the repodata, served
 only when the package is), and `/conda/<name>/channeldata.json` (per-name metadata without files, passed
 through). The service behind them is `gate.proxy.conda.CondaChannels`.

@@ -3,7 +3,8 @@ and served under gate's own addresses; the routes are in `gate.proxy.conda_route
 
 gate's index lists every package name of the upstream index (without fetching any shard: a client fetches
 only the shards it needs, and so does gate), each with the address of gate's filtered shard:
-- the sha256 of the served bytes when gate has filtered that upstream shard under the current decisions;
+- the sha256 of the served bytes when this worker has filtered (or read) that upstream shard under the
+  current decisions (`_known`: an index build reads no store entry per name);
 - otherwise a *pending* address, unique to this build of the index, naming whatever gate serves for it on
   first request (gate then fetches the upstream shard, checks it hashes to the upstream's address, judges
   every record as the monolithic repodata's are judged, and keeps the allowed ones).
@@ -19,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -50,8 +52,8 @@ from gate.sources.conda_upstream import ChannelClient
 from gate.sources.http import Failure, UpstreamError
 
 UPSTREAM_INDEX = "conda.shards.index"  # upstream shard indexes (decompressed) with their validators
-UPSTREAM_SHARD = "conda.shards.upstream"  # upstream shards (decompressed) that hashed to their address
-FILTERED = "conda.shards.filtered"  # (subdir, upstream address, view) -> gate's shard, while its decisions hold
+UPSTREAM_SHARD = "conda.shards.upstream"  # (subdir, name) -> the upstream shard (decompressed) of its address
+FILTERED = "conda.shards.filtered"  # (subdir, name, view) -> gate's shard of an upstream one, while it holds
 SERVED = "conda.shards.served"  # (subdir, gate's address) -> its bytes while they hold; meta: what they are
 INDEX = "conda.shards.gate-index"  # (subdir, view) -> gate's index, while every shard it names holds
 UNSHARDED = "conda.shards.absent"  # upstream subdirs without a shard index, for UNSHARDED_TTL seconds
@@ -89,6 +91,10 @@ class CondaShards:
             self.state, UPSTREAM_INDEX, _parse_index, noun="shard index", memo=8, memo_bytes=MAX_INDEX_BYTES
         )
         self._names: Memo[dict[str, str]] = Memo(8)  # gate's indexes inverted, by key and ETag
+        # the filtered shards this process made or read, per index key: name -> (upstream address, gate's
+        # address, expiry); an index build lists these (a shard another worker made is listed as pending)
+        self._known: Memo[dict[str, tuple[str, str, float | None]]] = Memo(32)
+        self._lock = threading.Lock()
 
     def _index_key(self, client: ChannelClient, subdir: str) -> str:
         return f"{client.subdir_url(subdir)}|{self.state.view_digest}"
@@ -122,12 +128,13 @@ class CondaShards:
         build = hashlib.sha256(f"{key}|{digest}|{now.isoformat()}|{os.urandom(16).hex()}".encode()).digest()
         shards: dict[str, bytes] = {}
         untils: list[float] = []
+        known = self._known_of(key)
         for name, address in upstream.shards.items():
-            kept = state.store.get(FILTERED, self._filtered_key(client, subdir, address), now=now.timestamp())
-            if kept is not None:
-                shards[name] = bytes.fromhex(str(kept.meta["address"]))
-                if kept.expires is not None:
-                    untils.append(kept.expires)
+            made = known.get(name)
+            if made is not None and made[0] == address and (made[2] is None or made[2] > now.timestamp()):
+                shards[name] = bytes.fromhex(made[1])
+                if made[2] is not None:
+                    untils.append(made[2])
             else:
                 shards[name] = hashlib.sha256(_PENDING + build + name.encode()).digest()
         body = encode_index(subdir, shards, upstream.created_at)
@@ -137,6 +144,14 @@ class CondaShards:
         names = {address.hex(): name for name, address in shards.items()}
         self._names.put(f"{key}|{tag}", names, len(body))
         return Built(body, tag, upstream, names)
+
+    def _known_of(self, key: str) -> dict[str, tuple[str, str, float | None]]:
+        with self._lock:
+            known = self._known.get(key)
+            if known is None:
+                known = {}
+                self._known.put(key, known)
+            return known
 
     def _built(self, key: str, body: bytes, tag: str, upstream: ShardIndex) -> Built:
         names = self._names.get(f"{key}|{tag}")
@@ -203,18 +218,21 @@ class CondaShards:
         self._hold_index_until(client, subdir, filtered.until, now=False)
         return filtered.body
 
-    def _filtered_key(self, client: ChannelClient, subdir: str, upstream_address: str) -> str:
-        return f"{client.subdir_url(subdir)}|{upstream_address}|{self.state.view_digest}"
+    def _filtered_key(self, client: ChannelClient, subdir: str, name: str) -> str:
+        """One entry per package name (replaced when its upstream shard changes: the store stays bounded)."""
+        return f"{client.subdir_url(subdir)}|{name}|{self.state.view_digest}"
 
     def filtered(
         self, client: ChannelClient, subdir: str, upstream: ShardIndex, name: str, requester: str | None
     ) -> Filtered:
         """gate's shard of package `name`: the upstream's, with every record the policies deny removed."""
         state, now = self.state, self.state.now()
-        key = self._filtered_key(client, subdir, upstream.shards[name])
+        key = self._filtered_key(client, subdir, name)
         kept = state.store.get(FILTERED, key, now=now.timestamp())
-        if kept is not None:
+        known = self._known_of(self._index_key(client, subdir))
+        if kept is not None and kept.meta.get("upstream") == upstream.shards[name]:
             until = None if kept.expires is None else dt.datetime.fromtimestamp(kept.expires, dt.UTC)
+            known[name] = (upstream.shards[name], str(kept.meta["address"]), kept.expires)
             return Filtered(kept.value, str(kept.meta["address"]), until)
         shard = parse_shard(self._upstream_shard(client, subdir, upstream, name))
         records, problems = shard_records(shard, name, subdir)
@@ -226,7 +244,8 @@ class CondaShards:
         until = earliest(*(j.valid_until for j in judged))
         if until is None or until > now:
             expires = None if until is None else until.timestamp()
-            state.store.put(FILTERED, key, body, {"address": address, "name": name}, expires)
+            state.store.put(FILTERED, key, body, {"address": address, "upstream": upstream.shards[name]}, expires)
+            known[name] = (upstream.shards[name], address, expires)
         return Filtered(body, address, until)
 
     def judge_file(self, client: ChannelClient, subdir: str, filename: str) -> Listed | None:
@@ -252,13 +271,14 @@ class CondaShards:
     def _upstream_shard(self, client: ChannelClient, subdir: str, upstream: ShardIndex, name: str) -> bytes:
         """The upstream's shard of `name` (decompressed msgpack), fetched once: it is content-addressed."""
         address = upstream.shards[name]
-        kept = self.state.store.get(UPSTREAM_SHARD, address)
-        if kept is not None:
+        key = f"{client.subdir_url(subdir)}|{name}"
+        kept = self.state.store.get(UPSTREAM_SHARD, key)
+        if kept is not None and kept.meta.get("address") == address:
             self.state.metrics.inc("gate_cache_hits_total", cache=UPSTREAM_SHARD)
             return kept.value
         self.state.metrics.inc("gate_cache_misses_total", cache=UPSTREAM_SHARD)
         data = fetch_shard(client, shard_url(client, subdir, upstream, address), address)
-        self.state.store.put(UPSTREAM_SHARD, address, data)
+        self.state.store.put(UPSTREAM_SHARD, key, data, {"address": address})
         return data
 
 

@@ -29,6 +29,7 @@ from gate.sources.http import Failure, Fetched, UpstreamError, Validators
 INDEX = "repodata_shards.msgpack.zst"
 MAX_INDEX_BYTES = 64 << 20  # decoded; conda-forge linux-64's index is under 1 MB compressed
 MAX_SHARD_BYTES = 32 << 20  # decoded; real shards are bytes to a few MB
+MAX_NAMES = 250_000  # package names in one index; conda-forge's largest subdir has about 30,000
 BINARY_FIELDS = ("md5", "sha256", "legacy_bz2_md5", "attestations_sha256")  # hex in JSON, bin in shards
 SHARD_FILE = re.compile(r"shards/([0-9a-f]{64})\.msgpack\.zst")  # gate's own shard paths under a subdir
 
@@ -56,13 +57,15 @@ def _decode(data: bytes, what: str) -> Any:
 
 def parse_index(data: bytes) -> ShardIndex:
     """A shard index from its decompressed msgpack; ValueError when it is not one (every address must be
-    32 bytes, every name a string, `info` a map)."""
+    32 bytes, every name a string, `info` a map, at most MAX_NAMES names)."""
     document = _decode(data, "the shard index")
     if not isinstance(document, dict) or not isinstance(document.get("info"), dict):
         raise ValueError("the shard index is not a map with an `info` map")
     info, shards = document["info"], document.get("shards")
     if not isinstance(shards, dict):
         raise ValueError("the shard index has no `shards` map")
+    if len(shards) > MAX_NAMES:
+        raise ValueError(f"the shard index lists {len(shards)} package names, more than {MAX_NAMES}")
     out: dict[str, str] = {}
     for name, digest in shards.items():
         if not isinstance(name, str) or not isinstance(digest, bytes) or len(digest) != 32:

@@ -253,3 +253,11 @@ def test_a_download_falls_back_to_the_repodata_when_the_shard_is_unusable(
     denied = client.get(f"{BASE}/demo-2.0-0.tar.bz2")
     assert denied.status_code == 403 and "age/minimumAge" in denied.text
     assert "/noarch/repodata.json.zst" in upstream.paths()
+
+
+def test_an_index_with_too_many_names_is_a_bad_gateway(
+    make_client: Factory, upstream: ChannelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("gate.sources.conda_shards.MAX_NAMES", 2)
+    response = make_client().get(INDEX)
+    assert response.status_code == 502 and "lists 3 package names, more than 2" in response.text
