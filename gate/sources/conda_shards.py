@@ -11,6 +11,7 @@ the same address. Every problem is a ValueError or an `UpstreamError` saying wha
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 from collections.abc import Container, Mapping
@@ -82,9 +83,21 @@ def parse_index(data: bytes) -> ShardIndex:
         subdir=text("subdir"),
         base_url=text("base_url") or "",
         shards_base_url=_or(text("shards_base_url"), "./shards/"),
-        created_at=text("created_at"),
+        created_at=_moment(info.get("created_at")),
         shards=out,
     )
+
+
+def _moment(value: object) -> str | None:
+    """`created_at` when it is an RFC 3339 time a client can read (rattler rejects the whole index over a
+    bad one), else None (gate's index then has none)."""
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return value if "T" in value and moment.tzinfo is not None else None
 
 
 def _or(value: str | None, default: str) -> str:

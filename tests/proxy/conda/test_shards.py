@@ -261,3 +261,15 @@ def test_an_index_with_too_many_names_is_a_bad_gateway(
     monkeypatch.setattr("gate.sources.conda_shards.MAX_NAMES", 2)
     response = make_client().get(INDEX)
     assert response.status_code == 502 and "lists 3 package names, more than 2" in response.text
+
+
+@pytest.mark.parametrize("created_at", ["yesterday", "2024-01-01", "2024-01-01T00:00:00", 12])
+def test_an_unreadable_created_at_is_left_out(
+    make_client: Factory, upstream: ChannelServer, created_at: object
+) -> None:
+    """rattler rejects a whole index whose `created_at` is not an RFC 3339 time; gate's has none then."""
+    index_file = upstream.channel_dir / "noarch" / "repodata_shards.msgpack.zst"
+    index = decode(index_file.read_bytes())
+    index["info"]["created_at"] = created_at
+    index_file.write_bytes(zstandard.ZstdCompressor().compress(msgspec.msgpack.encode(index)))
+    assert "created_at" not in _index(make_client())["info"]
