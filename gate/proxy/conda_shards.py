@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 from gate.gather.ports import earliest
-from gate.proxy.cache import Memo
+from gate.proxy.cache import Entry, Memo
 from gate.proxy.conda import CondaChannels, Listed
 from gate.proxy.decide import audit_decisions, etag, visible
 from gate.proxy.state import Gate
@@ -73,6 +73,11 @@ class Built(NamedTuple):
     etag: str
     upstream: ShardIndex
     names: dict[str, str]  # gate's address (hex) -> package name
+    build: bytes  # what makes its pending addresses unique (`pending`)
+
+    def pending(self, name: str) -> str:
+        """The pending address of `name` in this build of the index (hex)."""
+        return hashlib.sha256(_PENDING + self.build + name.encode()).hexdigest()
 
 
 class Filtered(NamedTuple):
@@ -123,7 +128,7 @@ class CondaShards:
         entry = state.store.get(INDEX, key, now=now.timestamp())
         if entry is not None and entry.meta.get("upstream") == digest:
             state.metrics.inc("gate_cache_hits_total", cache=INDEX)
-            return self._built(key, entry.value, str(entry.meta["etag"]), upstream)
+            return self._built(key, entry, upstream)
         state.metrics.inc("gate_cache_misses_total", cache=INDEX)
         build = hashlib.sha256(f"{key}|{digest}|{now.isoformat()}|{os.urandom(16).hex()}".encode()).digest()
         shards: dict[str, bytes] = {}
@@ -140,10 +145,11 @@ class CondaShards:
         body = encode_index(subdir, shards, upstream.created_at)
         tag = etag(body)
         until = min(untils, default=None)
-        state.store.put(INDEX, key, body, {"upstream": digest, "etag": tag, "until": until}, until)
+        meta = {"upstream": digest, "etag": tag, "until": until, "build": build.hex()}
+        state.store.put(INDEX, key, body, meta, until)
         names = {address.hex(): name for name, address in shards.items()}
         self._names.put(f"{key}|{tag}", names, len(body))
-        return Built(body, tag, upstream, names)
+        return Built(body, tag, upstream, names, build)
 
     def _known_of(self, key: str) -> dict[str, tuple[str, str, float | None]]:
         with self._lock:
@@ -153,12 +159,13 @@ class CondaShards:
                 self._known.put(key, known)
             return known
 
-    def _built(self, key: str, body: bytes, tag: str, upstream: ShardIndex) -> Built:
+    def _built(self, key: str, entry: Entry, upstream: ShardIndex) -> Built:
+        tag = str(entry.meta["etag"])
         names = self._names.get(f"{key}|{tag}")
         if names is None:
-            names = _invert(parse_index(decompress_zst(body, MAX_INDEX_BYTES)).shards)
-            self._names.put(f"{key}|{tag}", names, len(body))
-        return Built(body, tag, upstream, names)
+            names = _invert(parse_index(decompress_zst(entry.value, MAX_INDEX_BYTES)).shards)
+            self._names.put(f"{key}|{tag}", names, len(entry.value))
+        return Built(entry.value, tag, upstream, names, bytes.fromhex(str(entry.meta["build"])))
 
     def _last_index(self, client: ChannelClient, subdir: str) -> Built:
         """gate's index as last built while it holds, without asking upstream whether its index changed (a
@@ -169,7 +176,7 @@ class CondaShards:
                 upstream = self.indexes.parsed(index_url(client, subdir), str(entry.meta["upstream"]))
             except UpstreamError:  # the upstream index changed since: build anew
                 return self.index(client, subdir)
-            return self._built(self._index_key(client, subdir), entry.value, str(entry.meta["etag"]), upstream)
+            return self._built(self._index_key(client, subdir), entry, upstream)
         return self.index(client, subdir)
 
     def _hold_index_until(self, client: ChannelClient, subdir: str, until: dt.datetime | None, *, now: bool) -> None:
@@ -179,7 +186,7 @@ class CondaShards:
         if meta is None or (until is None and not now):
             return
         moment = self.state.now().timestamp() if now or until is None else until.timestamp()
-        if meta.get("until") is None or moment < float(meta["until"]):
+        if now or meta.get("until") is None or moment < float(meta["until"]):
             self.state.store.update_meta(INDEX, key, {**meta, "until": moment}, moment)
 
     # -- gate's shards -------------------------------------------------------------------------------
@@ -208,8 +215,9 @@ class CondaShards:
         filtered = self.filtered(client, subdir, built.upstream, name, requester)
         if address != filtered.address:  # a pending address names what its first request got, for good
             origin = state.store.get_meta(SERVED, key)
-            if origin is not None and origin.get("sha256") != filtered.address:
-                self._hold_index_until(client, subdir, None, now=True)
+            first = origin is None and address == built.pending(name)
+            if not first and (origin is None or origin.get("sha256") != filtered.address):
+                self._hold_index_until(client, subdir, None, now=True)  # it names other bytes: a new index
                 return None
         for served in {address, filtered.address}:
             meta = {"name": name, "sha256": filtered.address, "view": state.view_digest}

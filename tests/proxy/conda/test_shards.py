@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import shutil
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -273,3 +274,24 @@ def test_an_unreadable_created_at_is_left_out(
     index["info"]["created_at"] = created_at
     index_file.write_bytes(zstandard.ZstdCompressor().compress(msgspec.msgpack.encode(index)))
     assert "created_at" not in _index(make_client())["info"]
+
+
+def test_an_address_never_names_other_bytes(make_client: Factory, upstream: ChannelServer, tmp_path: Path) -> None:
+    """Even when the store lost what an address served and kept an index past its decisions (a race, another
+    backend), an address whose content would now differ is a 404 and the index is rebuilt, never other bytes."""
+    moment = [NOW]
+    client = make_client(clock=lambda: moment[0])
+    pending = _index(client)["shards"]["demo"]
+    before, body = _shard(client, _index(client), "demo")
+    other = decode(shard_path(upstream.channel_dir, "noarch", "other").read_bytes())
+    write_shard(upstream.channel_dir, "noarch", "other", {**other, "removed": ["other-0.9-0.conda"]})
+    named = _index(client)["shards"]["demo"]
+    assert named == hashlib.sha256(body).digest() != pending
+    with sqlite3.connect(tmp_path / "cache" / "cache.sqlite3") as db:
+        db.execute("DELETE FROM entries WHERE namespace = 'conda.shards.served'")
+        db.execute("UPDATE entries SET expires = NULL WHERE namespace = 'conda.shards.gate-index'")
+    moment[0] = NOW + 6 * DAY  # demo 2.0 comes of age: demo's shard is other bytes now
+    for address in (named, pending):
+        assert client.get(f"{BASE}/shards/{address.hex()}.msgpack.zst").status_code == 404
+    after, _ = _shard(client, _index(client), "demo")
+    assert list(before["packages"]) == [] and list(after["packages"]) == ["demo-2.0-0.tar.bz2"]
