@@ -138,16 +138,17 @@ def _shard(client: ChannelClient, name: str, subdir: str, rest: str) -> Response
 
 
 def _listed(service: CondaChannels, client: ChannelClient, subdir: str, filename: str) -> Listed | None:
-    """A package judged from its upstream shard when the subdir is sharded (no whole repodata needed; a
-    package its shard does not list is not listed), else (not sharded, or the shard or its index unusable)
-    from the subdir's repodata."""
+    """A package judged from its upstream shard when the subdir is sharded (no whole repodata needed), else
+    (not sharded, not in its shard, or the shard or its index unusable) from the subdir's repodata, so that
+    a record gets the decision `gate check` gives it wherever the channel lists it."""
     shards: CondaShards = current_app.extensions[SHARDS]
     try:
-        return shards.judge_file(client, subdir, filename)
+        listed = shards.judge_file(client, subdir, filename)
     except UpstreamError as err:
         if err.failure is not Failure.NOT_FOUND:
             log.warning("judging %s from the repodata: %s", filename, err)
-    return service.judge_file(client, subdir, filename)
+        listed = None
+    return listed if listed is not None else service.judge_file(client, subdir, filename)
 
 
 def _package(service: CondaChannels, client: ChannelClient, name: str, subdir: str, filename: str) -> Response:

@@ -257,8 +257,8 @@ class CondaShards:
         return Filtered(body, address, until)
 
     def judge_file(self, client: ChannelClient, subdir: str, filename: str) -> Listed | None:
-        """The decision on one package as its upstream shard lists it (None: the sharded subdir does not list
-        it), so that a download from a sharded channel never needs its whole repodata; an UpstreamError as
+        """The decision on one package as its upstream shard lists it (None: its shard does not list it), so
+        that a download from a sharded channel never needs its whole repodata; an UpstreamError as
         `upstream` (404: the subdir is not sharded), or when the shard is unusable."""
         try:
             name = split_conda_filename(filename)[0]
