@@ -148,11 +148,12 @@ class RuleReads:
     attestations: bool
     now: bool
     vulnerabilities: bool = False
+    continuity: bool = False
 
     @classmethod
     def of(cls, rule: CompiledRule) -> RuleReads:
         return cls(file_fields=rule.file_fields, attestations="attestations" in rule.reads, now="now" in rule.reads,
-                   vulnerabilities="vulnerabilities" in rule.reads)
+                   vulnerabilities="vulnerabilities" in rule.reads, continuity="continuity" in rule.reads)
 
     def key(self, facts: Facts, now: dt.datetime, attestations: Callable[[], Hashable]) -> Hashable:
         """The part of the facts this rule's outcome depends on (`attestations`: their key, made once per file)."""
@@ -160,7 +161,8 @@ class RuleReads:
             facts.file if self.file_fields is None else tuple(getattr(facts.file, f, None) for f in self.file_fields)
         )
         records = facts.vulnerabilities if self.vulnerabilities else None  # frozen Structs: hashable, compared whole
-        return (file, attestations() if self.attestations else None, now if self.now else None, records)
+        history = facts.continuity if self.continuity else None
+        return (file, attestations() if self.attestations else None, now if self.now else None, records, history)
 
 
 # Every AttestationFact field but `source`, where the evidence was found: it names the file, so keying on
@@ -269,11 +271,16 @@ class Evaluator:
         probe = FileFacts(ecosystem=ecosystem, name=name, version="", filename="", kind=FileKind.FILE, sha256="")
         matched = tuple(p for p in self.policies if p.policy.match.applies(probe))
         rules = tuple((policy, rule) for policy in matched for rule in self._rules[id(policy)])
-        return _Plan(tuple(p.name for p in matched), rules, any(rule.reads.attestations for _, rule in rules))
+        return _Plan(tuple(p.name for p in matched), rules, any(rule.reads.attestations for _, rule in rules),
+                     any(rule.reads.continuity for _, rule in rules))
 
     def reads_attestations(self, ecosystem: Ecosystem, name: str) -> bool:
         """Whether a rule that governs files of (ecosystem, name) reads `attestations` (evidence is needed)."""
         return self._matched(ecosystem, name).reads_attestations
+
+    def reads_continuity(self, ecosystem: Ecosystem, name: str) -> bool:
+        """Whether a rule that governs files of (ecosystem, name) reads `continuity` (the history is needed)."""
+        return self._matched(ecosystem, name).reads_continuity
 
     def judge(self, facts: Facts, now: dt.datetime) -> Judgement:
         plan = self._matched(facts.file.ecosystem, facts.file.name)
@@ -303,6 +310,7 @@ class _Plan(NamedTuple):
     names: tuple[str, ...]
     rules: tuple[tuple[CompiledPolicy, _Rule], ...]
     reads_attestations: bool
+    reads_continuity: bool = False
 
 
 def policy_digest(policies: Sequence[CompiledPolicy], unmatched: Unmatched = Unmatched.DENY) -> str:

@@ -74,12 +74,16 @@ class AttestationFact(msgspec.Struct, frozen=True, gc=False):
     claims: dict[str, str] = {}
     integratedTime: dt.datetime | None = None  # noqa: N815
     targetChannel: str | None = None  # noqa: N815
+    # the earliest time the verification established for this bundle: a Rekor integrated time bound by an
+    # inclusion promise, or an RFC 3161 timestamp from a trusted timestamp authority (None: unverified)
+    signedTime: dt.datetime | None = None  # noqa: N815
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["publisher"] = None if self.publisher is None else asdict(self.publisher)
         out["claims"] = dict(self.claims)
         out["integratedTime"] = _iso(self.integratedTime)
+        out["signedTime"] = _iso(self.signedTime)
         return out
 
 
@@ -100,12 +104,17 @@ class FileFacts(msgspec.Struct, frozen=True, gc=False):
     prerelease: bool = False
     subdir: str | None = None
     build: str | None = None
+    # the earliest verified signed time of the file's own verified evidence (`AttestationFact.signedTime`),
+    # set when its evidence was gathered; `signedFrom` says which source gave it
+    signedTime: dt.datetime | None = None  # noqa: N815
+    signedFrom: str | None = None  # noqa: N815 (transparency-log | timestamp-authority)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["ecosystem"] = self.ecosystem.value
         out["kind"] = self.kind.value
         out["uploaded"] = _iso(self.uploaded)
+        out["signedTime"] = _iso(self.signedTime)
         return out
 
 
@@ -124,12 +133,45 @@ class Vulnerability(msgspec.Struct, frozen=True, gc=False):
     modified: dt.datetime | None = None
 
 
+class LineRelease(msgspec.Struct, frozen=True, gc=False):
+    """The release that sets the provenance bar for a file (`Continuity`): the newest earlier release of its
+    line with verified provenance, when its files were uploaded (the latest, None: the index gives no time),
+    and the distinct publishers of their verified provenance."""
+
+    version: str
+    uploaded: dt.datetime | None = None
+    publishers: tuple[Publisher, ...] = ()
+
+
+class Continuity(msgspec.Struct, frozen=True, gc=False):
+    """A file's release history as `spec.continuity` judges it (`gate.gather.history`): for each kind of line
+    (`minor`, `major`, `project`), the release that sets the bar (None: no earlier release of the line had
+    verified provenance; rules see a release with no `publishers`). A line with no earlier release at all is
+    held to the project's bar (a new major line must not start with weaker provenance). `known: false` when
+    the history could not be established, and `reason` says why (no index, an earlier release's provenance
+    could not be fetched, too many)."""
+
+    known: bool
+    reason: str | None = None
+    minor: LineRelease | None = None
+    major: LineRelease | None = None
+    project: LineRelease | None = None
+
+
+NO_HISTORY = Continuity(
+    known=False,
+    reason="gate has no index history for it (a local file or a gate test case has none; a pip report, "
+    "requirements or pylock.toml is checked against its index)",
+)
+
+
 class Facts(msgspec.Struct, frozen=True, gc=False):
     """Everything a policy is evaluated against for one file."""
 
     file: FileFacts
     attestations: tuple[AttestationFact, ...] = ()
     vulnerabilities: tuple[Vulnerability, ...] = ()  # OSV records that apply (none when no --osv data)
+    continuity: Continuity = NO_HISTORY  # gathered only when a policy that governs the file reads it
 
 
 class Unidentified(msgspec.Struct, frozen=True, gc=False):
@@ -264,12 +306,54 @@ def _vulnerability_document(vulnerability: Vulnerability) -> dict[str, Any]:
     return doc
 
 
+def _release_document(release: LineRelease | None) -> dict[str, Any]:
+    """A release as rules read it; no release is one with no publishers (never null: cel-python's compiled
+    programs fail on a field of null even in a branch not taken)."""
+    if release is None:
+        return {"version": "", "uploaded": None, "publishers": []}
+    doc = asdict(release)
+    doc["publishers"] = [asdict(p) for p in release.publishers]
+    return doc
+
+
+def continuity_document(continuity: Continuity) -> dict[str, Any]:
+    """`continuity` as plain data: every field present (a line without a bar has no `publishers`)."""
+    doc = asdict(continuity)
+    for line in ("minor", "major", "project"):
+        doc[line] = _release_document(getattr(continuity, line))
+    return doc
+
+
+def earliest_signed(attestations: tuple[AttestationFact, ...]) -> tuple[dt.datetime | None, str | None]:
+    """The earliest verified signed time of verified evidence, and its source (`transparency-log` when a Rekor
+    integrated time gave it, else `timestamp-authority`); (None, None) when there is none."""
+    times = [a for a in visible_attestations(attestations) if a.signedTime is not None]
+    if not times:
+        return None, None
+    first = min(times, key=lambda a: a.signedTime or dt.datetime.max.replace(tzinfo=dt.UTC))
+    source = "transparency-log" if first.integratedTime == first.signedTime else "timestamp-authority"
+    return first.signedTime, source
+
+
+_NO_HISTORY_CEL = _cel(continuity_document(NO_HISTORY))  # most files' (read only: rules never change values)
+
+
+def with_signed_time(file: FileFacts, attestations: tuple[AttestationFact, ...]) -> FileFacts:
+    """`file` with the earliest verified signed time of its verified evidence, and its source (unchanged when
+    the evidence has none)."""
+    signed, source = earliest_signed(attestations)
+    return file if signed is None else msgspec.structs.replace(file, signedTime=signed, signedFrom=source)
+
+
 def to_activation(facts: Facts, now: dt.datetime) -> dict[str, Any]:
     """The CEL input document: `file`, `attestations` (verified evidence only), `vulnerabilities` (the OSV
-    records that apply, each with its `band`) and `now`."""
+    records that apply, each with its `band`), `continuity` (the release history's bar) and `now`."""
     return {
         "file": _cel(asdict(facts.file)),
         "attestations": _cel([_attestation_document(a) for a in visible_attestations(facts.attestations)]),
         "vulnerabilities": _cel([_vulnerability_document(v) for v in facts.vulnerabilities]),
+        "continuity": (
+            _NO_HISTORY_CEL if facts.continuity is NO_HISTORY else _cel(continuity_document(facts.continuity))
+        ),
         "now": cel_timestamp(now),
     }

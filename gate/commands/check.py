@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     checked: list[Checked] = []
     if planned:
         gatherer = IndexGatherer(args.index_url, options.verifier, reads_attestations=reads_attestations,
-                                 vulnerabilities=vulnerabilities)
+                                 vulnerabilities=vulnerabilities, reads_history=evaluator.reads_continuity)
         with progress_bar(len(planned), "checking planned files") as advance:
             checked = check_planned(planned, compiled, gatherer, when, advance, unmatched=unmatched)
         located += [(c.decision, c.planned.source, c.planned.line) for c in checked]

@@ -8,10 +8,23 @@ requirements and pylock files (`gate.sources.planned`), and local files (`gate.s
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
-from gate.facts import Ecosystem, Facts, FileFacts, FileKind, Unidentified, Vulnerability
+from gate.facts import (
+    NO_HISTORY,
+    Continuity,
+    Ecosystem,
+    Facts,
+    FileFacts,
+    FileKind,
+    Publisher,
+    Unidentified,
+    Vulnerability,
+    with_signed_time,
+)
+from gate.gather.history import Attested, PageHistory
 from gate.gather.ports import (
     FETCH_RETRY,
     NO_EVIDENCE,
@@ -39,6 +52,14 @@ ReadsAttestations = Callable[[Ecosystem, str], bool]
 def every_file(ecosystem: Ecosystem, name: str) -> bool:
     """`ReadsAttestations` for when the policies are not known: evidence is fetched for every file."""
     return True
+
+
+def no_file(ecosystem: Ecosystem, name: str) -> bool:
+    """`ReadsAttestations` (of `reads_history`) for when no policy reads `continuity`: no history is gathered."""
+    return False
+
+
+HISTORIES = 8  # pages whose history a facts service keeps (one page's files are judged together)
 
 
 def duplicate_rows(page: ProjectPage, filename: str | None = None) -> dict[str, str]:
@@ -125,17 +146,22 @@ class RowFacts(NamedTuple):
 class PypiFacts:
     """Facts for the rows of one index (`index`, its simple API base URL): provenance is fetched with
     `fetch_provenance(url)` through `cache`, only for files a policy that governs them reads attestations of;
-    the OSV records that apply come from `vulnerabilities` (default: no OSV data)."""
+    the OSV records that apply come from `vulnerabilities` (default: no OSV data); the page's release history
+    (`gate.gather.history`) is gathered for files a policy that governs them reads `continuity` of."""
 
     def __init__(
         self, index: str, fetch_provenance: Callable[[str], bytes | None], cache: EvidenceCache,
-        reads_attestations: ReadsAttestations, vulnerabilities: VulnerabilityLookup = no_vulnerabilities,
+        reads_attestations: ReadsAttestations, vulnerabilities: VulnerabilityLookup = no_vulnerabilities, *,
+        reads_history: ReadsAttestations = no_file,
     ) -> None:
         self.index = index
         self.fetch_provenance = fetch_provenance
         self.cache = cache
         self.reads_attestations = reads_attestations
         self.vulnerabilities = vulnerabilities
+        self.reads_history = reads_history
+        self._histories: dict[int, tuple[ProjectPage, PageHistory]] = {}
+        self._lock = threading.Lock()
 
     def row(
         self, page: ProjectPage, row: SimpleFile, now: dt.datetime, duplicates: Mapping[str, str] | None = None
@@ -147,8 +173,49 @@ class PypiFacts:
         evidence = NO_EVIDENCE
         if self.reads_attestations(Ecosystem.PYPI, file.name):
             evidence = self.provenance(row, file, now)
+            file = with_signed_time(file, evidence.facts)
         records = known_vulnerabilities(self.vulnerabilities, file)
-        return RowFacts(Facts(file, evidence.facts, records), evidence.recheck)
+        continuity, recheck = NO_HISTORY, evidence.recheck
+        if self.reads_history(Ecosystem.PYPI, file.name):
+            continuity, history_recheck = self.continuity(page, file, now)
+            recheck = earliest(recheck, history_recheck)
+        return RowFacts(Facts(file, evidence.facts, records, continuity), recheck)
+
+    def history(self, page: ProjectPage) -> PageHistory:
+        """The release history of `page`, built once for the page (kept for the last HISTORIES pages)."""
+        with self._lock:
+            kept = self._histories.get(id(page))
+            if kept is not None and kept[0] is page:
+                return kept[1]
+        rows = []
+        for row in first_rows(page)[0]:
+            facts = row_facts(page, row, self.index, {})
+            if isinstance(facts, FileFacts):
+                rows.append((row, facts))
+        history = PageHistory(rows)
+        with self._lock:
+            if len(self._histories) >= HISTORIES:
+                self._histories.pop(next(iter(self._histories)))
+            self._histories[id(page)] = (page, history)
+        return history
+
+    def continuity(self, page: ProjectPage, file: FileFacts, now: dt.datetime) -> tuple[Continuity, dt.datetime | None]:
+        """The file's release history from `page` (`gate.gather.history`), and when it may change."""
+        return self.history(page).continuity(file, self.attested, now)
+
+    def attested(self, row: SimpleFile, file: FileFacts, now: dt.datetime) -> Attested:
+        """Who published an earlier file, by its verified provenance (none: no provenance, or none verifies);
+        raises UpstreamError when its provenance cannot be fetched."""
+        url = row.provenance
+        if url is None:
+            return Attested((), None)
+        data, recheck = self.provenance_bytes(url, file.sha256, now)
+        if data is None:
+            return Attested((), recheck)
+        target = Target(file.filename, file.sha256, Ecosystem.PYPI)
+        verified = self.cache.verify(PROVENANCE, url, file.sha256, data, target, now=now)
+        publishers = tuple(dict.fromkeys(a.publisher or Publisher(kind="") for a in verified.facts if a.verified))
+        return Attested(publishers, earliest(recheck, verified.recheck))
 
     def provenance_bytes(self, url: str, sha256: str, now: dt.datetime) -> tuple[bytes | None, dt.datetime | None]:
         """The provenance object at `url` for the file with `sha256` (None: the index has none), through the

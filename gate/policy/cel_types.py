@@ -2,7 +2,8 @@
 
 The facts document (`gate.facts.to_activation`) is `file` (a FileFacts), `attestations` (a list of
 AttestationFact, each with a `publisher` map and a `claims` map), `vulnerabilities` (a list of
-Vulnerability, each with its `band`) and `now` (a timestamp). Its field
+Vulnerability, each with its `band`), `continuity` (a Continuity: the releases that set the provenance bar,
+each with its `publishers`) and `now` (a timestamp). Its field
 types are read from those msgspec Structs, so the static check follows the facts as they change.
 
 Every type carries `size`, the most elements a value of it can hold (lists and maps; 0 otherwise): the
@@ -22,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from gate.facts import AttestationFact, FileFacts, Publisher, Vulnerability
+from gate.facts import AttestationFact, Continuity, FileFacts, LineRelease, Publisher, Vulnerability
 from gate.verify.claims import CLAIM_OIDS
 
 # The most attestations, and claims per attestation, a rule is evaluated over; more is not judged.
@@ -101,9 +102,10 @@ def _from_python(annotation: Any) -> Type:
         present = [a for a in typing.get_args(annotation) if a is not type(None)]
         [only] = present
         inner = _from_python(only)
-        # a missing publisher is converted to one with an empty `kind`, never null
-        return inner if only is Publisher else replace(inner, nullable=True)
-    if typing.get_origin(annotation) is tuple:  # a record's `aliases` and `fixed`: strings
+        # a missing publisher is converted to one with an empty `kind`, a missing release to one with no
+        # `publishers`: never null
+        return inner if only in (Publisher, LineRelease) else replace(inner, nullable=True)
+    if typing.get_origin(annotation) is tuple:  # a record's `aliases` and `fixed`, a release's `publishers`
         [element, _] = typing.get_args(annotation)
         return list_of(_from_python(element), MAX_RECORD_LIST)
     if typing.get_origin(annotation) is dict:  # `claims`: the Fulcio claims of the certificate, by name
@@ -125,6 +127,7 @@ def _from_python(annotation: Any) -> Type:
 
 OBJECT_NAMES: dict[type, str] = {
     FileFacts: "file", AttestationFact: "attestation", Publisher: "publisher", Vulnerability: "vulnerability",
+    Continuity: "continuity", LineRelease: "release",
 }
 # Fields `gate.facts.to_activation` adds to a record's document beside its Struct's
 _DERIVED_FIELDS: dict[str, dict[str, Type]] = {"vulnerability": {"band": STRING}}
@@ -132,7 +135,8 @@ _DERIVED_FIELDS: dict[str, dict[str, Type]] = {"vulnerability": {"band": STRING}
 
 @cache
 def object_fields(name: str) -> dict[str, Type]:
-    """The fields of a facts record (`file`, `attestation`, `publisher`, `vulnerability`) and their types."""
+    """The fields of a facts record (`file`, `attestation`, `publisher`, `vulnerability`, `continuity`,
+    `release`) and their types."""
     struct = next(s for s, n in OBJECT_NAMES.items() if n == name)
     return {f.name: _from_python(f.type) for f in msgspec.structs.fields(struct)} | _DERIVED_FIELDS.get(name, {})
 
@@ -148,6 +152,7 @@ VARIABLES: dict[str, Type] = {
     "file": FILE,
     "attestations": list_of(ATTESTATION, MAX_ATTESTATIONS),
     "vulnerabilities": list_of(VULNERABILITY, MAX_VULNERABILITIES),
+    "continuity": Type("object", name="continuity"),
     "now": TIMESTAMP,
 }
 

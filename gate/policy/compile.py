@@ -32,17 +32,31 @@ from gate.policy.duration import format_duration
 from gate.policy.load import RawPolicy, format_path, load_paths, load_text
 from gate.policy.model import (
     Attestations,
+    ContinuityRule,
     IdentitySigner,
     MinimumAge,
     Mode,
     Policy,
     PublisherSigner,
     Signer,
+    TimeSource,
     build_policy,
 )
 from gate.policy.native import AnyVerified, NativeCheck, OldEnough, beyond_budget
 from gate.policy.patterns import Pattern
 from gate.policy.schema import schema_issues
+from gate.policy.trust_rules import (
+    BACKDATING_RULE,
+    CONTINUITY_RULE,
+    BackdatingDescription,
+    ContinuityDescription,
+    NoDowngrade,
+    NotBackdated,
+    OldEnoughFrom,
+    age_expression,
+    backdating_expression,
+    continuity_expression,
+)
 from gate.policy.vuln_rules import DescribeAt, records_beyond_budget, vulnerability_rules
 
 
@@ -225,24 +239,44 @@ def _attestation_rules(att: Attestations) -> list[RuleSource]:
     return rules
 
 
-def _minimum_age_rule(minimum: MinimumAge) -> RuleSource:
-    seconds = int(minimum.age.total_seconds())
-    old_enough = f'now - file.uploaded >= duration("{seconds}s")'
-    native = OldEnough(dt.timedelta(seconds=seconds), minimum.allow_unknown)
+def _minimum_age_rules(minimum: MinimumAge) -> list[RuleSource]:
+    """`minimumAge`, from its time sources, and `minimumAge.backdating` when it is asked for."""
+    age = dt.timedelta(seconds=int(minimum.age.total_seconds()))
+    native: NativeCheck = OldEnough(age, minimum.allow_unknown)
+    if minimum.time_sources != (TimeSource.INDEX,):
+        native = OldEnoughFrom(age, minimum.allow_unknown, minimum.time_sources)
     shown = format_duration(minimum.age)
     if minimum.allow_unknown:
-        expression, message = f"file.uploaded == null || {old_enough}", f"published less than {shown} ago"
+        message = f"published less than {shown} ago"
     else:
-        expression = f"file.uploaded != null && {old_enough}"
         message = f"published less than {shown} ago, or its upload time is unknown (minimum age {shown})"
-    return RuleSource("minimumAge", expression, message, native, describe=AgeDescription(minimum))
+    rules = [RuleSource("minimumAge", age_expression(minimum), message, native, describe=AgeDescription(minimum))]
+    if minimum.backdating is not None:
+        tolerance = minimum.backdating
+        rules.append(RuleSource(
+            BACKDATING_RULE, backdating_expression(tolerance),
+            f"uploaded (says the index) more than {format_duration(tolerance)} before its evidence was signed",
+            NotBackdated(tolerance), describe=BackdatingDescription(tolerance),
+        ))
+    return rules
+
+
+def _continuity_rule(rule: ContinuityRule) -> RuleSource:
+    line = {"major": "major line", "minor": "minor line", "project": "project"}[rule.within.value]
+    return RuleSource(
+        CONTINUITY_RULE, continuity_expression(rule),
+        f"weaker verified provenance than the earlier release of its {line} that sets the bar",
+        NoDowngrade(rule), describe=ContinuityDescription(rule),
+    )
 
 
 def rule_sources(policy: Policy) -> list[RuleSource]:
     """Every rule of a policy, in a stable order: the structured fields', then the custom rules."""
     rules = []
     if policy.minimum_age is not None:
-        rules.append(_minimum_age_rule(policy.minimum_age))
+        rules.extend(_minimum_age_rules(policy.minimum_age))
+    if policy.continuity is not None:
+        rules.append(_continuity_rule(policy.continuity))
     if policy.attestations is not None:
         rules.extend(_attestation_rules(policy.attestations))
     if policy.vulnerabilities is not None:

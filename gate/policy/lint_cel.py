@@ -21,10 +21,12 @@ from gate.errors import Finding, Issue, Level
 from gate.facts import (
     GITHUB_ISSUER,
     AttestationFact,
+    Continuity,
     Ecosystem,
     Facts,
     FileFacts,
     FileKind,
+    LineRelease,
     Publisher,
     Vulnerability,
     to_activation,
@@ -81,6 +83,8 @@ def representative_facts() -> Facts:
         uploadedFrom="upload-time",
         subdir="noarch",
         build="py_0",
+        signedTime=_NOW - dt.timedelta(days=30, minutes=1),
+        signedFrom="transparency-log",
     )
     publisher = Publisher(
         kind="GitHub",
@@ -100,13 +104,16 @@ def representative_facts() -> Facts:
         publisher=publisher,
         integratedTime=_NOW - dt.timedelta(days=30),
         targetChannel="https://conda.example/channel",
+        signedTime=_NOW - dt.timedelta(days=30, minutes=1),
     )
     vulnerability = Vulnerability(
         id="GHSA-0000-0000-0000", aliases=("CVE-2000-0000",), summary="example", severity=5.0,
         severityLabel="MODERATE", fixed=("1.0.1",), published=_NOW - dt.timedelta(days=60),
         modified=_NOW - dt.timedelta(days=50),
     )
-    return Facts(file=file, attestations=(attestation,), vulnerabilities=(vulnerability,))
+    earlier = LineRelease(version="0.9.0", uploaded=_NOW - dt.timedelta(days=90), publishers=(publisher,))
+    continuity = Continuity(known=True, reason="", minor=earlier, major=earlier, project=earlier)
+    return Facts(file=file, attestations=(attestation,), vulnerabilities=(vulnerability,), continuity=continuity)
 
 
 def _defaults(value: Record) -> Record:

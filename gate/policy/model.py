@@ -28,6 +28,8 @@ T = TypeVar("T")
 # Rule names the structured fields compile to; `waive` may name one of these, a group, or a custom rule.
 STRUCTURED_RULES = (
     "minimumAge",
+    "minimumAge.backdating",
+    "continuity",
     "attestations.required",
     "attestations.signers",
     "attestations.predicateTypes",
@@ -64,10 +66,37 @@ class Match:
         return not any(p.matches(file.name, file.ecosystem) for p in self.exclude)
 
 
+class TimeSource(StrEnum):
+    """Where a file's age is measured from: the index's upload time, or the earliest verified signed time of
+    the file's own verified evidence (a Rekor integrated time or an RFC 3161 timestamp)."""
+
+    INDEX = "index"
+    TRANSPARENCY_LOG = "transparencyLog"
+
+
 @dataclass(frozen=True)
 class MinimumAge:
     age: dt.timedelta
     allow_unknown: bool = False
+    time_sources: tuple[TimeSource, ...] = (TimeSource.INDEX,)  # the first that knows wins
+    backdating: dt.timedelta | None = None  # deny an upload time this much earlier than the signed time
+
+
+class Line(StrEnum):
+    """Which earlier releases count for `spec.continuity` (PEP 440 release segments, epoch included)."""
+
+    MAJOR = "major"
+    MINOR = "minor"
+    PROJECT = "project"
+
+
+@dataclass(frozen=True)
+class ContinuityRule:
+    """`spec.continuity`: a release may not have weaker verified provenance than its line had."""
+
+    within: Line = Line.MAJOR
+    ignore_after: dt.timedelta | None = None  # an earlier release uploaded this long before no longer counts
+    allow_unknown: bool = False  # `whenUnknown: allow`: a file whose history is unknown (a local file) passes
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,6 +210,7 @@ class Policy:
     rules: tuple[CustomRule, ...]
     raw: RawPolicy
     vulnerabilities: Vulnerabilities | None = None
+    continuity: ContinuityRule | None = None
 
 
 class _Builder:
@@ -215,12 +245,35 @@ class _Builder:
 
     def minimum_age(self, raw: Any) -> MinimumAge | None:
         path: Path_ = ("spec", "minimumAge")
+        sources: tuple[TimeSource, ...] = (TimeSource.INDEX,)
+        backdating = None
         if isinstance(raw, dict):
             age = self.attempt("duration", (*path, "age"), lambda: parse_duration(raw["age"]))
             allow = raw.get("whenUnknown", "deny") == "allow"
+            sources = tuple(dict.fromkeys(TimeSource(s) for s in raw.get("timeSources", ["index"])))
+            if "backdating" in raw:
+                tolerance = raw["backdating"]
+                backdating = self.attempt("duration", (*path, "backdating"), lambda: parse_duration(tolerance))
+                if backdating is None:
+                    return None
         else:
             age, allow = self.attempt("duration", path, lambda: parse_duration(str(raw))), False
-        return None if age is None else MinimumAge(age=age, allow_unknown=allow)
+        if age is None:
+            return None
+        return MinimumAge(age=age, allow_unknown=allow, time_sources=sources, backdating=backdating)
+
+    def continuity(self, raw: dict[str, Any]) -> ContinuityRule | None:
+        """None when `noDowngrade` is false (nothing is judged)."""
+        if not raw.get("noDowngrade", True):
+            return None
+        ignore_after = None
+        if "ignoreAfter" in raw:
+            path: Path_ = ("spec", "continuity", "ignoreAfter")
+            ignore_after = self.attempt("duration", path, lambda: parse_duration(raw["ignoreAfter"]))
+        return ContinuityRule(
+            within=Line(raw.get("within", "major")), ignore_after=ignore_after,
+            allow_unknown=raw.get("whenUnknown", "deny") == "allow",
+        )
 
     def signer(self, index: int, raw: dict[str, Any]) -> Signer | None:
         path: Path_ = ("spec", "attestations", "signers", index)
@@ -322,6 +375,7 @@ class _Builder:
             rules=rules,
             raw=self.raw,
             vulnerabilities=self.vulnerabilities(spec["vulnerabilities"]) if "vulnerabilities" in spec else None,
+            continuity=self.continuity(spec["continuity"]) if "continuity" in spec else None,
         )
         return None if self.issues else policy
 

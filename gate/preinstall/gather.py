@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from gate.facts import Ecosystem, Facts, FileFacts, FileKind, Unidentified, iso_z
 from gate.gather.ports import Uncached, VulnerabilityLookup, no_vulnerabilities
-from gate.gather.pypi import PypiFacts, ReadsAttestations, known_vulnerabilities
+from gate.gather.pypi import PypiFacts, ReadsAttestations, known_vulnerabilities, no_file
 from gate.sources.filenames import python_file_facts
 from gate.sources.hosts import HostPolicy
 from gate.sources.http import UpstreamError
@@ -67,8 +67,10 @@ class IndexGatherer:
         timeout: float = 20.0,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         vulnerabilities: VulnerabilityLookup = no_vulnerabilities,
+        reads_history: ReadsAttestations = no_file,
     ) -> None:
         self.index_url = index_url
+        self.reads_history = reads_history
         self.vulnerabilities = vulnerabilities
         self.cache = Uncached(verifier)
         self.reads_attestations = reads_attestations
@@ -91,7 +93,7 @@ class IndexGatherer:
         if index not in self._services:
             client = SimpleClient(index, timeout=self.timeout, hosts=HostPolicy.for_upstreams([index]))
             facts = PypiFacts(client.base_url, client.fetch_provenance, self.cache, self.reads_attestations,
-                              self.vulnerabilities)
+                              self.vulnerabilities, reads_history=self.reads_history)
             self._services[index] = client, facts
         return self._services[index]
 

@@ -46,6 +46,7 @@ class PypiIndex:
         self.facts = PypiFacts(
             self.client.base_url, self.client.fetch_provenance, StoreEvidence(state),
             state.evaluator.reads_attestations, no_vulnerabilities if state.osv is None else state.osv.lookup,
+            reads_history=state.evaluator.reads_continuity,
         )
         self.pages: CachedUpstream[ProjectPage] = CachedUpstream(
             state, PAGES, _parse_page, noun="page", memo=32, memo_bytes=MEMO_BYTES

@@ -13,7 +13,7 @@ from typing import Any
 from msgspec.structs import replace
 
 from gate.errors import GateError, UsageError
-from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, FileKind, Unidentified
+from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, FileKind, Unidentified, with_signed_time
 from gate.gather.conda import CondaFacts, SidecarLocator, bytes_facts
 from gate.gather.ports import Uncached, VulnerabilityLookup, no_vulnerabilities
 from gate.gather.pypi import ReadsAttestations, every_file, known_vulnerabilities, local_file_facts
@@ -187,7 +187,7 @@ def local_facts(path: Path, options: LocalOptions, now: dt.datetime | None = Non
         found, _ = service.gather(file, record, _beside(path), now or dt.datetime.now(dt.UTC))
         facts.extend(found.attestations)
     records = known_vulnerabilities(options.vulnerabilities, file)
-    return Facts(file=file, attestations=tuple(facts), vulnerabilities=records)
+    return Facts(file=with_signed_time(file, tuple(facts)), attestations=tuple(facts), vulnerabilities=records)
 
 
 def expand_paths(paths: list[Path]) -> Iterator[Path]:

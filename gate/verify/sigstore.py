@@ -122,6 +122,17 @@ def check_statement(payload: bytes, target: Target, *, exactly_one_subject: bool
     return dict(statement)
 
 
+def _signed_time(verifier: Verifier, bundle: Bundle) -> dt.datetime | None:
+    """The earliest time sigstore's verification established for a bundle it verified: a Rekor integrated time
+    bound by an inclusion promise, or an RFC 3161 time from a trusted timestamp authority. None when it
+    establishes none (or its private helper changed: a signed time is then simply unknown)."""
+    try:
+        times = [result.time for result in verifier._establish_time(bundle)]
+    except Exception:  # nothing is established: the signed time stays unknown
+        return None
+    return min((t if t.tzinfo else t.replace(tzinfo=dt.UTC) for t in times), default=None)
+
+
 def _integrated_time(bundle: Bundle) -> dt.datetime | None:
     entries = json.loads(bundle.to_json()).get("verificationMaterial", {}).get("tlogEntries", [])
     raw = entries[0].get("integratedTime") if entries else None
@@ -180,6 +191,7 @@ class BundleVerifier:
             predicateType=predicate_type,
             integratedTime=_integrated_time(bundle),
             targetChannel=target_channel,
+            signedTime=_signed_time(self._verifier, bundle),
         )
 
 

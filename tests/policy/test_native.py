@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gate.evaluate import Evaluator
-from gate.facts import Facts, to_activation
+from gate.facts import Continuity, Ecosystem, Facts, LineRelease, Publisher, to_activation
 from gate.policy.cel_types import MAX_ATTESTATIONS, MAX_CLAIMS
 from gate.policy.compile import CompiledPolicy, CompiledRule, load_policy_text
 from gate.policy.model import STRUCTURED_RULES
@@ -29,15 +29,22 @@ spec:
       - {{identity: "https://github.com/pypa/*", issuer: "{github}"}}
     targetChannel: match
   vulnerabilities: {{maxSeverity: medium}}
+  continuity: {continuity}
   rules:
     - {{name: custom, expression: "!file.yanked", message: m}}
 """
-MINIMUM_AGES = ["1s", "36h", "{age: 7d, whenUnknown: allow}", "{age: 7d, whenUnknown: deny}", "P1W", "90m"]
+MINIMUM_AGES = ["1s", "36h", "{age: 7d, whenUnknown: allow}", "{age: 7d, whenUnknown: deny}", "P1W", "90m",
+                "{age: 7d, timeSources: [index, transparencyLog], backdating: 1h}",
+                "{age: 36h, timeSources: [transparencyLog, index], whenUnknown: allow, backdating: 0s}",
+                "{age: 90m, timeSources: [transparencyLog]}"]
+CONTINUITIES = ["{noDowngrade: true}", "{noDowngrade: true, within: project, ignoreAfter: 30d}",
+                "{noDowngrade: true, within: minor, ignoreAfter: 1s, whenUnknown: allow}"]
 
 
 def compiled(minimum_age: str, required: bool = True) -> CompiledPolicy:
+    continuity = CONTINUITIES[len(minimum_age) % len(CONTINUITIES)]
     text = EVERY_FIELD.format(minimum_age=minimum_age, required=str(required).lower(), publish=f.PUBLISH,
-                              github=f.GITHUB)
+                              github=f.GITHUB, continuity=continuity)
     (policy,) = load_policy_text(text)
     return policy
 
@@ -51,9 +58,27 @@ def _moment(rng: random.Random) -> dt.datetime:
     return base.astimezone(zone)
 
 
+PUBLISHERS = [None, Publisher(kind=""), f.attestation().publisher,
+              Publisher(kind="GitHub", repository="pypa/sampleproject", workflow="release.yml", environment="pypi"),
+              Publisher(kind="GitHub", repository="evil/fork", workflow="release.yml"),
+              Publisher(kind="Google", email="someone@example.com")]
+
+
 def _attestation(rng: random.Random) -> Any:
     claims = {f"c{i}": "v" for i in range(rng.choice([0, 1, MAX_CLAIMS, MAX_CLAIMS + 1]))}
-    return f.attestation(verified=rng.random() < 0.7, claims=claims, source=f"s{rng.randint(0, 3)}")
+    signed = None if rng.random() < 0.3 else _moment(rng)
+    return f.attestation(verified=rng.random() < 0.7, claims=claims, source=f"s{rng.randint(0, 3)}",
+                         signedTime=signed, publisher=rng.choice(PUBLISHERS))
+
+
+def _continuity(rng: random.Random) -> Continuity:
+    def bar() -> LineRelease | None:
+        if rng.random() < 0.3:
+            return None
+        publishers = tuple(p or Publisher(kind="") for p in rng.sample(PUBLISHERS, rng.randint(1, 2)))
+        return LineRelease("1.0", None if rng.random() < 0.2 else _moment(rng) - dt.timedelta(days=30), publishers)
+
+    return Continuity(known=rng.random() < 0.85, minor=bar(), major=bar(), project=bar())
 
 
 def generated_facts(count: int, seed: int) -> list[Facts]:
@@ -63,17 +88,20 @@ def generated_facts(count: int, seed: int) -> list[Facts]:
         how_many = rng.choice([0, 0, 1, 2, 3, MAX_ATTESTATIONS, MAX_ATTESTATIONS + 1])
         attestations = [_attestation(rng) for _ in range(how_many)]
         uploaded = None if rng.random() < 0.15 else _moment(rng)
-        out.append(f.facts(*attestations, uploaded=uploaded))
+        ecosystem = Ecosystem.CONDA if rng.random() < 0.1 else Ecosystem.PYPI
+        base = f.facts(*attestations, uploaded=uploaded, ecosystem=ecosystem)
+        out.append(Facts(base.file, base.attestations, continuity=_continuity(rng)))
     return out
 
 
 def test_each_structured_rule_the_compiler_makes_is_named_and_the_custom_one_has_no_native_form() -> None:
     rules = {rule.name: rule for rule in compiled("7d").rules}
-    assert set(rules) == {*STRUCTURED_RULES, "custom"}
+    assert set(rules) == {*STRUCTURED_RULES, "custom"} - {"minimumAge.backdating"}
     assert all(not rule.written for name, rule in rules.items() if name != "custom") and rules["custom"].written
     assert rules["custom"].native is None
     assert {name for name, rule in rules.items() if rule.native is not None} == {
-        "minimumAge", "attestations.required", "vulnerabilities.malicious", "vulnerabilities.maxSeverity"}
+        "minimumAge", "attestations.required", "vulnerabilities.malicious", "vulnerabilities.maxSeverity",
+        "continuity"}
 
 
 @pytest.mark.parametrize("minimum_age", MINIMUM_AGES)

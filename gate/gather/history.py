@@ -1,0 +1,200 @@
+"""A project's release history, as `spec.continuity` judges a file by it: for each kind of line (minor, major,
+project), the newest earlier release with verified provenance, and who published it.
+
+Which earlier files count: files of the same page that are not yanked, whose version is valid PEP 440, that
+are earlier than the file (uploaded before it, when the index gives every file of the project an upload time;
+else of a lower version), and, for a final release, not prereleases (prereleases never set the bar for finals).
+A line (PEP 440 epoch and release segments) with no earlier release at all is held to the project's bar: a new
+major line, or a new epoch, must not start with weaker provenance (an attacker's `99.0` or `1!0.1` sorts
+above everything, and would otherwise have no history to be held to).
+
+Bounded: one file's history fetches the provenance of at most MAX_HISTORY_FILES earlier files, and says so
+when that is not enough; an earlier file whose provenance cannot be fetched makes the history unknown (fail
+closed: never "no bar"). Provenance that does not verify is no evidence: that file sets no bar.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+from packaging.version import InvalidVersion, Version
+
+from gate.facts import Continuity, FileFacts, LineRelease, Publisher
+from gate.gather.ports import FETCH_RETRY, earliest
+from gate.sources.http import UpstreamError
+from gate.sources.pypi import SimpleFile
+
+MAX_HISTORY_FILES = 64  # earlier files whose provenance one file's history may fetch
+MAX_PUBLISHERS = 16  # distinct publishers kept of one release (cel_types.MAX_RECORD_LIST)
+SCOPES = ("project", "major", "minor")
+
+
+class Attested(NamedTuple):
+    """What an earlier file's provenance established: the distinct publishers of its verified attestations
+    (empty: none verified, or it has none), and when that may change (None: never)."""
+
+    publishers: tuple[Publisher, ...]
+    recheck: dt.datetime | None
+
+
+# (row, its facts, now) -> Attested; raises UpstreamError when the provenance cannot be fetched
+AttestedLookup = Callable[[SimpleFile, FileFacts, dt.datetime], Attested]
+
+
+class _Entry(NamedTuple):
+    row: SimpleFile
+    file: FileFacts
+    version: Version
+
+
+def version_of(text: str) -> Version | None:
+    try:
+        return Version(text)
+    except (InvalidVersion, ValueError):  # ValueError: more digits than int() converts
+        return None
+
+
+def line_of(version: Version, scope: str) -> tuple[int, ...]:
+    """The line a version belongs to: `project` (one), `major` (epoch, first segment), `minor` (and the second)."""
+    release = (*version.release, 0)
+    if scope == "project":
+        return ()
+    if scope == "major":
+        return (version.epoch, release[0])
+    return (version.epoch, release[0], release[1])
+
+
+class _Line:
+    """The files of one line, in order: all of them (is there an earlier release?), and those with provenance."""
+
+    def __init__(self) -> None:
+        self.keys: list[Any] = []
+        self.attested_keys: list[Any] = []
+        self.attested: list[_Entry] = []
+
+    def add(self, key: Any, entry: _Entry) -> None:
+        self.keys.append(key)
+        if entry.row.provenance is not None:
+            self.attested_keys.append(key)
+            self.attested.append(entry)
+
+
+class _Walk:
+    """One file's history being established: how evidence is looked up, fetches counted, rechecks gathered."""
+
+    def __init__(self, lookup: AttestedLookup, now: dt.datetime) -> None:
+        self.lookup, self.now = lookup, now
+        self.seen: set[str] = set()
+        self.recheck: dt.datetime | None = None
+
+
+class _Unknown(Exception):  # noqa: N818 (a reason, not a fault)
+    pass
+
+
+class PageHistory:
+    """The history of one project page, built once (sorted by line), asked for each file of the page."""
+
+    def __init__(self, rows: Sequence[tuple[SimpleFile, FileFacts]]) -> None:
+        entries = []
+        for row, file in rows:
+            version = version_of(file.version)
+            if version is not None and not file.yanked:
+                entries.append(_Entry(row, file, version))
+        self.by_time = all(e.file.uploaded is not None for e in entries)
+        entries.sort(key=self._key)
+        self._lines: dict[tuple[str, bool, tuple[int, ...]], _Line] = {}
+        for entry in entries:
+            for scope in SCOPES:
+                line = line_of(entry.version, scope)
+                for finals in (True, False):  # a final's history holds finals only; a prerelease's everything
+                    if finals and entry.version.is_prerelease:
+                        continue
+                    self._lines.setdefault((scope, finals, line), _Line()).add(self._key(entry), entry)
+        self._memo: dict[str, tuple[Attested | UpstreamError, dt.datetime | None]] = {}
+        self._lock = threading.Lock()
+
+    def _key(self, entry: _Entry) -> Any:
+        return entry.file.uploaded if self.by_time else entry.version
+
+    def continuity(
+        self, file: FileFacts, lookup: AttestedLookup, now: dt.datetime
+    ) -> tuple[Continuity, dt.datetime | None]:
+        """The file's `Continuity`, and when it may change (an earlier file's evidence may)."""
+        version = version_of(file.version)
+        if version is None:
+            return Continuity(known=False, reason=f"{file.version!r} is not a PEP 440 version"), None
+        if self.by_time and file.uploaded is None:  # not a row of this page: no place in its order
+            return Continuity(known=False, reason="the index gives no upload time for this file"), None
+        key = file.uploaded if self.by_time else version
+        walk = _Walk(lookup, now)
+        bars: dict[str, LineRelease | None] = {}
+        try:
+            for scope in SCOPES:
+                bars[scope] = self._bar(scope, version, key, walk, bars.get("project"))
+        except _Unknown as unknown:
+            return Continuity(known=False, reason=str(unknown)), walk.recheck
+        return Continuity(known=True, minor=bars["minor"], major=bars["major"], project=bars["project"]), walk.recheck
+
+    def _bar(
+        self, scope: str, version: Version, key: Any, walk: _Walk, project: LineRelease | None
+    ) -> LineRelease | None:
+        line = self._lines.get((scope, not version.is_prerelease, line_of(version, scope)))
+        if line is None or bisect.bisect_left(line.keys, key) == 0:
+            return project  # no earlier release of this line at all: held to the project's bar
+        for position in range(bisect.bisect_left(line.attested_keys, key) - 1, -1, -1):
+            entry = line.attested[position]
+            publishers = self._publishers(entry, walk)
+            if publishers:
+                return self._release(line, entry.version, key, publishers, walk)
+        return None
+
+    def _release(
+        self, line: _Line, version: Version, key: Any, first: tuple[Publisher, ...], walk: _Walk
+    ) -> LineRelease:
+        """The bar set by `version`: the publishers of every earlier file of it with verified provenance."""
+        end = bisect.bisect_left(line.attested_keys, key)
+        files = [e for e in line.attested[:end] if e.version == version]
+        publishers = dict.fromkeys(first)
+        uploaded = [e.file.uploaded for e in files if e.file.uploaded is not None]
+        for entry in files:
+            publishers.update(dict.fromkeys(self._publishers(entry, walk)))
+        kept = tuple(publishers)[:MAX_PUBLISHERS]
+        return LineRelease(version=files[0].file.version, uploaded=max(uploaded, default=None), publishers=kept)
+
+    def _publishers(self, entry: _Entry, walk: _Walk) -> tuple[Publisher, ...]:
+        filename = entry.row.filename
+        if filename not in walk.seen:
+            walk.seen.add(filename)
+            if len(walk.seen) > MAX_HISTORY_FILES:
+                raise _Unknown(
+                    f"establishing it needs the provenance of more than {MAX_HISTORY_FILES} earlier files (the "
+                    "newest earlier ones have none that verifies); gate does not fetch more for one file"
+                )
+        found = self._lookup(entry, walk.lookup, walk.now)
+        if isinstance(found, UpstreamError):
+            walk.recheck = earliest(walk.recheck, walk.now + FETCH_RETRY)
+            raise _Unknown(f"the provenance of {filename}, an earlier release, could not be fetched: {found}")
+        walk.recheck = earliest(walk.recheck, found.recheck)
+        return found.publishers
+
+    def _lookup(self, entry: _Entry, lookup: AttestedLookup, now: dt.datetime) -> Attested | UpstreamError:
+        """The file's outcome, kept while it holds (a failed fetch: FETCH_RETRY), so a page asks once per file."""
+        name = entry.row.filename
+        with self._lock:
+            kept = self._memo.get(name)
+        if kept is not None and (kept[1] is None or now < kept[1]):
+            return kept[0]
+        found: Attested | UpstreamError
+        try:
+            found = lookup(entry.row, entry.file, now)
+            until = found.recheck
+        except UpstreamError as err:
+            found, until = err, now + FETCH_RETRY
+        with self._lock:
+            self._memo[name] = (found, until)
+        return found
