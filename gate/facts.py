@@ -156,6 +156,7 @@ class Continuity(msgspec.Struct, frozen=True, gc=False):
     minor: LineRelease | None = None
     major: LineRelease | None = None
     project: LineRelease | None = None
+    release: LineRelease | None = None  # the file's own release: its files uploaded earlier with provenance
 
 
 NO_HISTORY = Continuity(
@@ -319,7 +320,7 @@ def _release_document(release: LineRelease | None) -> dict[str, Any]:
 def continuity_document(continuity: Continuity) -> dict[str, Any]:
     """`continuity` as plain data: every field present (a line without a bar has no `publishers`)."""
     doc = asdict(continuity)
-    for line in ("minor", "major", "project"):
+    for line in ("minor", "major", "project", "release"):
         doc[line] = _release_document(getattr(continuity, line))
     return doc
 

@@ -1,5 +1,7 @@
 """A project's release history, as `spec.continuity` judges a file by it: for each kind of line (minor, major,
-project), the newest earlier release with verified provenance, and who published it.
+project), the newest earlier release (of another version) with verified provenance, and who published it; and
+the file's own release's earlier files with verified provenance (a file added to a release later is held to
+the files the release was published with).
 
 Which earlier files count: files of the same page that are not yanked, whose version is valid PEP 440, that
 are earlier than the file (uploaded before it, when the index gives every file of the project an upload time;
@@ -73,14 +75,24 @@ class _Line:
 
     def __init__(self) -> None:
         self.keys: list[Any] = []
+        self.versions: list[Version] = []
         self.attested_keys: list[Any] = []
         self.attested: list[_Entry] = []
 
     def add(self, key: Any, entry: _Entry) -> None:
         self.keys.append(key)
+        self.versions.append(entry.version)
         if entry.row.provenance is not None:
             self.attested_keys.append(key)
             self.attested.append(entry)
+
+
+def _earlier_other(line: _Line, key: Any, version: Version) -> bool:
+    """Whether the line has a file earlier than `key` of a version other than `version`."""
+    position = bisect.bisect_left(line.keys, key) - 1
+    while position >= 0 and line.versions[position] == version:
+        position -= 1
+    return position >= 0
 
 
 class _Walk:
@@ -136,18 +148,27 @@ class PageHistory:
         try:
             for scope in SCOPES:
                 bars[scope] = self._bar(scope, version, key, walk, bars.get("project"))
+            own = self._lines.get(("project", not version.is_prerelease, ()))
+            release = None if own is None else self._release(own, version, key, (), walk)
         except _Unknown as unknown:
             return Continuity(known=False, reason=str(unknown)), walk.recheck
-        return Continuity(known=True, minor=bars["minor"], major=bars["major"], project=bars["project"]), walk.recheck
+        continuity = Continuity(
+            known=True, minor=bars["minor"], major=bars["major"], project=bars["project"], release=release
+        )
+        return continuity, walk.recheck
 
     def _bar(
         self, scope: str, version: Version, key: Any, walk: _Walk, project: LineRelease | None
     ) -> LineRelease | None:
+        """The newest earlier release of another version in the line with verified provenance (a line with no
+        earlier release of another version: the project's bar)."""
         line = self._lines.get((scope, not version.is_prerelease, line_of(version, scope)))
-        if line is None or bisect.bisect_left(line.keys, key) == 0:
+        if line is None or not _earlier_other(line, key, version):
             return project  # no earlier release of this line at all: held to the project's bar
         for position in range(bisect.bisect_left(line.attested_keys, key) - 1, -1, -1):
             entry = line.attested[position]
+            if entry.version == version:  # its own release's earlier files: `Continuity.release`
+                continue
             publishers = self._publishers(entry, walk)
             if publishers:
                 return self._release(line, entry.version, key, publishers, walk)
@@ -155,14 +176,21 @@ class PageHistory:
 
     def _release(
         self, line: _Line, version: Version, key: Any, first: tuple[Publisher, ...], walk: _Walk
-    ) -> LineRelease:
-        """The bar set by `version`: the publishers of every earlier file of it with verified provenance."""
+    ) -> LineRelease | None:
+        """The bar set by `version`: the publishers of every earlier file of it with verified provenance (None:
+        none of them has any)."""
         end = bisect.bisect_left(line.attested_keys, key)
         files = [e for e in line.attested[:end] if e.version == version]
         publishers = dict.fromkeys(first)
-        uploaded = [e.file.uploaded for e in files if e.file.uploaded is not None]
+        attested = []
         for entry in files:
-            publishers.update(dict.fromkeys(self._publishers(entry, walk)))
+            found = self._publishers(entry, walk)
+            if found:
+                publishers.update(dict.fromkeys(found))
+                attested.append(entry)
+        if not publishers:
+            return None
+        uploaded = [e.file.uploaded for e in attested if e.file.uploaded is not None]
         kept = tuple(publishers)[:MAX_PUBLISHERS]
         return LineRelease(version=files[0].file.version, uploaded=max(uploaded, default=None), publishers=kept)
 

@@ -112,7 +112,7 @@ def representative_facts() -> Facts:
         modified=_NOW - dt.timedelta(days=50),
     )
     earlier = LineRelease(version="0.9.0", uploaded=_NOW - dt.timedelta(days=90), publishers=(publisher,))
-    continuity = Continuity(known=True, reason="", minor=earlier, major=earlier, project=earlier)
+    continuity = Continuity(known=True, reason="", minor=earlier, major=earlier, project=earlier, release=earlier)
     return Facts(file=file, attestations=(attestation,), vulnerabilities=(vulnerability,), continuity=continuity)
 
 

@@ -14,7 +14,7 @@ import datetime as dt
 from dataclasses import dataclass
 from functools import cached_property
 
-from gate.facts import Ecosystem, Facts, LineRelease, Publisher, earliest_signed, visible_attestations
+from gate.facts import AttestationFact, Ecosystem, Facts, LineRelease, Publisher, earliest_signed, visible_attestations
 from gate.policy.duration import format_duration
 from gate.policy.model import ContinuityRule, MinimumAge, TimeSource
 from gate.policy.native import RuleResult, beyond_budget, not_evaluated
@@ -140,19 +140,26 @@ def _same_publisher(p: str) -> str:
     return " && ".join(parts)
 
 
+def _matched(bar: str) -> str:
+    return f'{bar}.publishers.exists(p, attestations.exists(a, p.kind == "" || ({_same_publisher("p")})))'
+
+
 def continuity_expression(rule: ContinuityRule) -> str:
     """The CEL of `continuity`: the history is known, and the line has no bar (no publishers), or the bar is older than
     `ignoreAfter` before the file (its upload time, else `now`), or a verified attestation of the file has the
     same publisher as one of the bar's (kind, repository, workflow, and environment when the bar's had one; a
-    bar whose evidence named no publisher asks for verified evidence). PyPI files only: gate knows no conda
+    bar whose evidence named no publisher asks for verified evidence); and the same holds for the earlier
+    files of its own release (`continuity.release`, never out of date). PyPI files only: gate knows no conda
     channel's history yet. An unknown history fails, unless `whenUnknown: allow`."""
     bar = f"continuity.{rule.within.value}"
     escapes = []
     if rule.ignore_after is not None:
         since = "(file.uploaded != null ? file.uploaded : now)"
         escapes.append(f"({bar}.uploaded != null && {since} - {bar}.uploaded > {_duration(rule.ignore_after)})")
-    matched = f'{bar}.publishers.exists(p, attestations.exists(a, p.kind == "" || ({_same_publisher("p")})))'
+    matched = _matched(bar)
     judged = f"({' || '.join([f'{bar}.publishers.size() == 0', *escapes, matched])})"
+    own = "continuity.release"
+    judged += f' && ({own}.publishers.size() == 0 || {_matched(own)})'
     known = "!continuity.known" if rule.allow_unknown else "continuity.known"
     joined = "||" if rule.allow_unknown else "&&"
     return f'file.ecosystem != "pypi" || {known} {joined} {judged}'
@@ -166,6 +173,10 @@ def same_publisher(have: Publisher | None, bar: Publisher) -> bool:
     return all(getattr(mine, key) == getattr(bar, key) for key in PUBLISHER_FIELDS) and (
         bar.environment is None or mine.environment == bar.environment
     )
+
+
+def _meets(visible: tuple[AttestationFact, ...], bar: LineRelease) -> bool:
+    return any(same_publisher(a.publisher, p) for p in bar.publishers for a in visible)
 
 
 def bar_of(facts: Facts, rule: ContinuityRule) -> LineRelease | None:
@@ -186,15 +197,18 @@ class NoDowngrade:
             return True, None, None
         if not facts.continuity.known:
             return self.rule.allow_unknown, None, None
+        visible = visible_attestations(facts.attestations)
+        own = facts.continuity.release
+        if own is not None and own.publishers and not _meets(visible, own):
+            return False, None, None
         bar = bar_of(facts, self.rule)
-        if bar is None:
+        if bar is None or not bar.publishers:
             return True, None, None
         if self.rule.ignore_after is not None and bar.uploaded is not None:
             since = facts.file.uploaded if facts.file.uploaded is not None else now
             if since - bar.uploaded > self.rule.ignore_after:
                 return True, None, None
-        visible = visible_attestations(facts.attestations)
-        if any(same_publisher(a.publisher, p) for p in bar.publishers for a in visible):
+        if _meets(visible, bar):
             return True, None, None
         changes = None
         if self.rule.ignore_after is not None and bar.uploaded is not None and facts.file.uploaded is None:
@@ -237,13 +251,18 @@ class ContinuityDescription:
             when = "allow" if self.rule.allow_unknown else "deny"
             return (f"the release history of {facts.file.name} is unknown: {facts.continuity.reason} (continuity "
                     f"judges a release against its line's history: check it against its index; whenUnknown: {when})")
-        bar = bar_of(facts, self.rule)
-        if bar is None:
-            return f"{version}: no earlier release of its {self._line} had verified provenance"
-        when = f" ({bar.uploaded.astimezone(dt.UTC).date().isoformat()})" if bar.uploaded is not None else ""
-        earlier = f"{bar.version}{when} was published by {_listed(bar.publishers)}"
         visible = visible_attestations(facts.attestations)
+        own, bar = facts.continuity.release, bar_of(facts, self.rule)
+        if own is not None and own.publishers and not _meets(visible, own):
+            bar, line = own, "release"
+        elif bar is None or not bar.publishers:
+            return f"{version}: no earlier release of its {self._line} had verified provenance"
+        else:
+            line = self._line
+        when = f" ({bar.uploaded.astimezone(dt.UTC).date().isoformat()})" if bar.uploaded is not None else ""
+        files = f"{bar.version}'s files uploaded before it" if line == "release" else bar.version
+        earlier = f"{files}{when} {'were' if line == 'release' else 'was'} published by {_listed(bar.publishers)}"
         publishers = tuple(dict.fromkeys(a.publisher or Publisher(kind="") for a in visible))
         has = f"{version} was published by {_listed(publishers)}" if publishers else f"{version} has no provenance"
-        return (f"{has}; {earlier} (a weaker publisher than its {self._line} had: publish it from the same "
-                "publisher, or add an exception that waives continuity)")
+        return (f"{has}; {earlier} (a weaker publisher than its {line} had: publish it from the same publisher, "
+                "or add an exception that waives continuity)")

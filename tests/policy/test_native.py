@@ -78,7 +78,8 @@ def _continuity(rng: random.Random) -> Continuity:
         publishers = tuple(p or Publisher(kind="") for p in rng.sample(PUBLISHERS, rng.randint(1, 2)))
         return LineRelease("1.0", None if rng.random() < 0.2 else _moment(rng) - dt.timedelta(days=30), publishers)
 
-    return Continuity(known=rng.random() < 0.85, minor=bar(), major=bar(), project=bar())
+    own = bar() if rng.random() < 0.3 else None
+    return Continuity(known=rng.random() < 0.85, minor=bar(), major=bar(), project=bar(), release=own)
 
 
 def generated_facts(count: int, seed: int) -> list[Facts]:
