@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Protocol
 
-from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, visible_attestations
+from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, earliest_signed, visible_attestations
 from gate.policy.duration import format_duration
-from gate.policy.model import Attestations, IdentitySigner, MinimumAge, PublisherSigner, Signer
+from gate.policy.model import Attestations, IdentitySigner, MinimumAge, PublisherSigner, Signer, TimeSource
 from gate.policy.patterns import Pattern
+from gate.policy.trust_rules import age_moment
 from gate.redact import redact
 
 MAX_VALUE = 100  # characters of one value shown from evidence or a policy
@@ -94,14 +95,23 @@ class AgeDescription:
         return f"(minimum age {format_duration(self.minimum.age)})"
 
     def __call__(self, facts: Facts) -> str:
-        uploaded = facts.file.uploaded
+        sources = self.minimum.time_sources
+        uploaded, source = age_moment(facts, sources)
         if uploaded is None:
             when = "allow" if self.minimum.allow_unknown else "deny"
-            return f"upload time unknown: {_no_upload_time(facts.file)} (whenUnknown: {when})"
+            if sources == (TimeSource.INDEX,):
+                return f"upload time unknown: {_no_upload_time(facts.file)} (whenUnknown: {when})"
+            return (f"upload time unknown: {_no_upload_time(facts.file)}, and no verified evidence has a signed time "
+                    f"(timeSources: {', '.join(sources)}; whenUnknown: {when})")
         try:
             allowed = to_the_second(uploaded + self.minimum.age, up=True)
         except OverflowError:
             allowed = "after the year 9999"
+        if source is TimeSource.TRANSPARENCY_LOG:
+            signed_from = earliest_signed(facts.attestations)[1]
+            index = "" if facts.file.uploaded is not None else "; the index gives no upload time"
+            signed = f"signed {to_the_second(uploaded)} (uploadedFrom: {signed_from}{index})"
+            return f"{signed}; allowed from {allowed} {self._age}"
         return f"uploaded {to_the_second(uploaded)}; allowed from {allowed} {self._age}"
 
 
