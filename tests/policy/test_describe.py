@@ -153,7 +153,7 @@ def test_every_failed_structured_rule_has_a_bounded_one_line_message(minimum_age
                 assert violation.rule in (*STRUCTURED_RULES, "custom")
                 assert violation.message.isprintable() and len(violation.message) <= MAX_MESSAGE
                 if violation.rule == "minimumAge":
-                    assert violation.message.startswith(("uploaded ", "upload time unknown: "))
+                    assert violation.message.startswith(("uploaded ", "upload time unknown: ", "signed "))
 
 
 def test_what_the_policy_wrote_is_shown_as_one_line_and_a_waiver_keeps_its_expiry() -> None:
