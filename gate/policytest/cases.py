@@ -17,7 +17,18 @@ from packaging.utils import canonicalize_name
 
 from gate.decision import Verdict
 from gate.errors import Issue, PolicyError
-from gate.facts import AttestationFact, Ecosystem, FileFacts, FileKind, Publisher, Vulnerability, parse_time
+from gate.facts import (
+    NO_HISTORY,
+    AttestationFact,
+    Continuity,
+    Ecosystem,
+    FileFacts,
+    FileKind,
+    LineRelease,
+    Publisher,
+    Vulnerability,
+    parse_time,
+)
 from gate.policy.load import load_file
 from gate.policytest.schema import case_file_issues
 from gate.sources.conda import conda_file_facts, is_conda_filename
@@ -58,6 +69,7 @@ class PolicyCase:
     attestations: tuple[AttestationFact, ...] = ()
     vulnerabilities: tuple[Vulnerability, ...] = ()
     artifact: Artifact | None = None
+    continuity: Continuity = NO_HISTORY
 
 
 @dataclass(frozen=True)
@@ -127,7 +139,24 @@ def attestation_fact(raw: dict[str, Any]) -> AttestationFact:
         claims=dict(raw.get("claims", {})),
         integratedTime=None if integrated is None else parse_time(integrated),
         targetChannel=raw.get("targetChannel"),
+        signedTime=None if raw.get("signedTime") is None else parse_time(raw["signedTime"]),
     )
+
+
+def _release(raw: dict[str, Any] | None) -> LineRelease | None:
+    if raw is None:
+        return None
+    uploaded = raw.get("uploaded")
+    return LineRelease(version=str(raw["version"]), uploaded=None if uploaded is None else parse_time(uploaded),
+                       publishers=tuple(Publisher(**p) for p in raw["publishers"]))
+
+
+def continuity_fact(raw: dict[str, Any] | None) -> Continuity:
+    """The asserted release history (`spec.continuity`'s facts); none given: unknown, as for a local file."""
+    if raw is None:
+        return NO_HISTORY
+    lines = {line: _release(raw.get(line)) for line in ("minor", "major", "project", "release")}
+    return Continuity(known=raw.get("known", True), reason=raw.get("reason"), **lines)
 
 
 def vulnerability_fact(raw: dict[str, Any]) -> Vulnerability:
@@ -181,6 +210,7 @@ def _case(raw: dict[str, Any], base: Path, file: str, line: int | None, now: dt.
         attestations=tuple(attestation_fact(a) for a in raw.get("attestations", [])),
         vulnerabilities=tuple(vulnerability_fact(v) for v in raw.get("vulnerabilities", [])),
         artifact=artifact,
+        continuity=continuity_fact(raw.get("continuity")),
     )
 
 

@@ -80,7 +80,8 @@ def check(case: PolicyCase, decision: Decision) -> list[str]:
 def case_facts(case: PolicyCase, verifier: Callable[[], BundleVerifier]) -> Facts:
     if case.artifact is None:
         assert case.facts is not None
-        return Facts(file=case.facts, attestations=case.attestations, vulnerabilities=case.vulnerabilities)
+        return Facts(file=case.facts, attestations=case.attestations, vulnerabilities=case.vulnerabilities,
+                     continuity=case.continuity)
     artifact = case.artifact
     for path in (artifact.path, *artifact.evidence):  # a test file comes in a pull request: no /dev/zero
         if not path.is_file():

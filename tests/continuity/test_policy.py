@@ -61,3 +61,36 @@ def test_lint_points_at_mistakes(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_no_downgrade_false_judges_nothing() -> None:
     (policy,) = load_policy_text(TRUST.replace("noDowngrade: true", "noDowngrade: false"))
     assert "continuity" not in [rule.name for rule in policy.rules]
+
+
+CASES = """\
+now: 2026-11-01T00:00:00Z
+cases:
+  - name: same publisher as 4.0.0
+    file: {name: sampleproject, version: 4.0.1, uploaded: 2026-10-01T00:00:00Z}
+    attestations:
+      - {verified: true, signedTime: 2026-10-01T00:00:00Z,
+         publisher: {kind: GitHub, repository: pypa/sampleproject, workflow: release.yml}}
+    continuity:
+      major: {version: 4.0.0, uploaded: 2026-09-01T00:00:00Z,
+              publishers: [{kind: GitHub, repository: pypa/sampleproject, workflow: release.yml}]}
+    expect: {verdict: allow}
+  - name: no provenance after 4.0.0 had some
+    file: {name: sampleproject, version: 4.0.1, uploaded: 2026-10-01T00:00:00Z}
+    continuity:
+      major: {version: 4.0.0, uploaded: 2026-09-01T00:00:00Z,
+              publishers: [{kind: GitHub, repository: pypa/sampleproject, workflow: release.yml}]}
+    expect: {verdict: deny, violations: [continuity]}
+  - name: no history given is unknown
+    file: {name: sampleproject, version: 4.0.1, uploaded: 2026-10-01T00:00:00Z}
+    expect: {verdict: deny, violations: [continuity]}
+"""
+
+
+def test_gate_test_cases_can_assert_the_history(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    without_rules = TRUST.split("  rules:", maxsplit=1)[0]
+    (tmp_path / "trust.yaml").write_text(without_rules.replace("within: minor", "within: major"))
+    cases = tmp_path / "tests" / "trust.gate-test.yaml"
+    cases.parent.mkdir()
+    cases.write_text(CASES, encoding="utf-8")
+    assert main(["test", str(cases)]) == 0, capsys.readouterr().out

@@ -181,7 +181,7 @@ def test_no_test_files_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFi
         (
             "now: 2026-01-01\ncases:\n  - name: x\n    file: {name: a, version: '1'}\n    artifact: a.whl\n"
             "    expect: {verdict: allow}\n",
-            "a case gives either asserted facts {file, attestations, vulnerabilities} or a real {artifact",
+            "a case gives either asserted facts {file, attestations, vulnerabilities, continuity} or a real {artifact",
         ),
         (
             "cases:\n  - name: x\n    file: {name: a, version: '1'}\n    expect: {verdict: allow}\n",
