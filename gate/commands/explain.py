@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot ask {client.base_url}: {err}") from err
     assert page is not None  # no validators were sent, so no 304
     service = PypiFacts(client.base_url, client.fetch_provenance, Uncached(BundleVerifier(args.trusted_root)),
-                        evaluator.reads_attestations, vulnerabilities)
+                        evaluator.reads_attestations, vulnerabilities, reads_history=evaluator.reads_continuity)
     rows, duplicates = first_rows(page)
     judged = []
     with progress_bar(len(rows), f"judging {page.name}") as advance:

@@ -60,6 +60,13 @@ spec:
     required: true
     signers:
       - publisher: {kind: GitHub, repository: pypa/sampleproject}
+---
+apiVersion: gate/v1
+kind: Policy
+metadata: {name: continuity}
+spec:
+  match: {packages: [sampleproject]}
+  continuity: {noDowngrade: true, within: major}
 """
 
 
@@ -85,6 +92,7 @@ def pypi_index(tmp_path: Path) -> UpstreamIndex:
     _row(index, "demo", "demo-7.0.exe", "7.0", upload_time=old)  # neither a wheel nor an sdist
     _row(index, "demo", "demo-8.0-x-py3-none-any.whl", "8.0", upload_time=old)  # an invalid build tag
     _row(index, "demo", "demo-9.0.tar.gz", "9.0", upload_time=old)  # an sdist
+    index.add_wheel("sampleproject", "4.0.1", upload_time=old)  # no provenance after 4.0.0 had it
     return index
 
 
@@ -133,6 +141,8 @@ def test_pypi_rows_get_the_same_decision_from_check_explain_and_proxy(
     assert {("deny", ("hygiene/minimumAge",)), ("deny", ("hygiene/not-yanked",)), ("deny", ("hygiene/final-only",)),
             ("deny", ("gate/gate.unjudgeable",))} <= outcomes
     assert proxied["sampleproject-4.0.0-py3-none-any.whl"] == ("allow", ())  # verified provenance, both ways
+    assert proxied["sampleproject-4.0.1-py3-none-any.whl"] == (
+        "deny", ("continuity/continuity", "provenance/attestations.required", "provenance/attestations.signers"))
 
 
 def _conda_channel(root: Path) -> Path:
