@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -53,6 +54,7 @@ class _Entry(NamedTuple):
     version: Version
 
 
+@functools.lru_cache(maxsize=8192)  # a release's files share their version; pages repeat
 def version_of(text: str) -> Version | None:
     try:
         return Version(text)
@@ -78,13 +80,6 @@ class _Line:
         self.versions: list[Version] = []
         self.attested_keys: list[Any] = []
         self.attested: list[_Entry] = []
-
-    def add(self, key: Any, entry: _Entry) -> None:
-        self.keys.append(key)
-        self.versions.append(entry.version)
-        if entry.row.provenance is not None:
-            self.attested_keys.append(key)
-            self.attested.append(entry)
 
 
 def _earlier_other(line: _Line, key: Any, version: Version) -> bool:
@@ -120,13 +115,29 @@ class PageHistory:
         self.by_time = all(e.file.uploaded is not None for e in entries)
         entries.sort(key=self._key)
         self._lines: dict[tuple[str, bool, tuple[int, ...]], _Line] = {}
+        self._attested: dict[Version, list[tuple[Any, _Entry]]] = {}  # by version, in order
+        self._by_name: dict[str, _Entry] = {}
+        placed: dict[Version, tuple[bool, tuple[tuple[int, ...], ...]]] = {}
         for entry in entries:
-            for scope in SCOPES:
-                line = line_of(entry.version, scope)
-                for finals in (True, False):  # a final's history holds finals only; a prerelease's everything
-                    if finals and entry.version.is_prerelease:
-                        continue
-                    self._lines.setdefault((scope, finals, line), _Line()).add(self._key(entry), entry)
+            key, version = self._key(entry), entry.version
+            self._by_name.setdefault(entry.row.filename, entry)
+            if entry.row.provenance is not None:
+                self._attested.setdefault(version, []).append((key, entry))
+            if version not in placed:
+                placed[version] = (version.is_prerelease, tuple(line_of(version, scope) for scope in SCOPES))
+            prerelease, lines = placed[version]
+            attested = entry.row.provenance is not None
+            for scope, line in zip(SCOPES, lines, strict=True):
+                # a final's history holds finals only; a prerelease's everything
+                for finals in (False,) if prerelease else (True, False):
+                    found = self._lines.get((scope, finals, line))
+                    if found is None:
+                        found = self._lines[(scope, finals, line)] = _Line()
+                    found.keys.append(key)
+                    found.versions.append(version)
+                    if attested:
+                        found.attested_keys.append(key)
+                        found.attested.append(entry)
         self._memo: dict[str, tuple[Attested | UpstreamError, dt.datetime | None]] = {}
         self._lock = threading.Lock()
 
@@ -137,7 +148,8 @@ class PageHistory:
         self, file: FileFacts, lookup: AttestedLookup, now: dt.datetime
     ) -> tuple[Continuity, dt.datetime | None]:
         """The file's `Continuity`, and when it may change (an earlier file's evidence may)."""
-        version = version_of(file.version)
+        listed = self._by_name.get(file.filename)
+        version = listed.version if listed is not None and listed.file == file else version_of(file.version)
         if version is None:
             return Continuity(known=False, reason=f"{file.version!r} is not a PEP 440 version"), None
         if self.by_time and file.uploaded is None:  # not a row of this page: no place in its order
@@ -148,8 +160,7 @@ class PageHistory:
         try:
             for scope in SCOPES:
                 bars[scope] = self._bar(scope, version, key, walk, bars.get("project"))
-            own = self._lines.get(("project", not version.is_prerelease, ()))
-            release = None if own is None else self._release(own, version, key, (), walk)
+            release = self._release(version, key, (), walk)
         except _Unknown as unknown:
             return Continuity(known=False, reason=str(unknown)), walk.recheck
         continuity = Continuity(
@@ -171,16 +182,13 @@ class PageHistory:
                 continue
             publishers = self._publishers(entry, walk)
             if publishers:
-                return self._release(line, entry.version, key, publishers, walk)
+                return self._release(entry.version, key, publishers, walk)
         return None
 
-    def _release(
-        self, line: _Line, version: Version, key: Any, first: tuple[Publisher, ...], walk: _Walk
-    ) -> LineRelease | None:
-        """The bar set by `version`: the publishers of every earlier file of it with verified provenance (None:
-        none of them has any)."""
-        end = bisect.bisect_left(line.attested_keys, key)
-        files = [e for e in line.attested[:end] if e.version == version]
+    def _release(self, version: Version, key: Any, first: tuple[Publisher, ...], walk: _Walk) -> LineRelease | None:
+        """The bar set by `version`: the publishers of every file of it earlier than `key` with verified
+        provenance (None: none of them has any)."""
+        files = [entry for at, entry in self._attested.get(version, ()) if at < key]
         publishers = dict.fromkeys(first)
         attested = []
         for entry in files:
