@@ -32,6 +32,8 @@ from gate.sources.http import UpstreamError
 from gate.sources.pypi import SimpleFile
 
 MAX_HISTORY_FILES = 64  # earlier files whose provenance one file's history may fetch
+RELEASE_FILES = 8  # a release's publishers: those of its newest earlier files' provenance (a release may have
+# hundreds of wheels; all of one release are published by one workflow, in practice)
 MAX_PUBLISHERS = 16  # distinct publishers kept of one release (cel_types.MAX_RECORD_LIST)
 SCOPES = ("project", "major", "minor")
 
@@ -78,16 +80,31 @@ class _Line:
     def __init__(self) -> None:
         self.keys: list[Any] = []
         self.versions: list[Version] = []
+        self.run_start: list[int] = []  # where the run of files of the same version each file is in starts
         self.attested_keys: list[Any] = []
         self.attested: list[_Entry] = []
+        self.attested_run_start: list[int] = []
+
+    def add(self, key: Any, entry: _Entry) -> None:
+        version = entry.version
+        same = bool(self.versions) and self.versions[-1] == version
+        self.run_start.append(self.run_start[-1] if same else len(self.versions))
+        self.keys.append(key)
+        self.versions.append(version)
+        if entry.row.provenance is not None:
+            same = bool(self.attested) and self.attested[-1].version == version
+            self.attested_run_start.append(self.attested_run_start[-1] if same else len(self.attested))
+            self.attested_keys.append(key)
+            self.attested.append(entry)
 
 
 def _earlier_other(line: _Line, key: Any, version: Version) -> bool:
-    """Whether the line has a file earlier than `key` of a version other than `version`."""
+    """Whether the line has a file earlier than `key` of a version other than `version` (in constant time: a
+    release of thousands of files is skipped as one run)."""
     position = bisect.bisect_left(line.keys, key) - 1
-    while position >= 0 and line.versions[position] == version:
-        position -= 1
-    return position >= 0
+    if position < 0:
+        return False
+    return line.versions[position] != version or line.run_start[position] > 0
 
 
 class _Walk:
@@ -115,29 +132,26 @@ class PageHistory:
         self.by_time = all(e.file.uploaded is not None for e in entries)
         entries.sort(key=self._key)
         self._lines: dict[tuple[str, bool, tuple[int, ...]], _Line] = {}
-        self._attested: dict[Version, list[tuple[Any, _Entry]]] = {}  # by version, in order
+        self._attested: dict[Version, tuple[list[Any], list[_Entry]]] = {}  # by version, in order
         self._by_name: dict[str, _Entry] = {}
         placed: dict[Version, tuple[bool, tuple[tuple[int, ...], ...]]] = {}
         for entry in entries:
             key, version = self._key(entry), entry.version
             self._by_name.setdefault(entry.row.filename, entry)
             if entry.row.provenance is not None:
-                self._attested.setdefault(version, []).append((key, entry))
+                keys, files = self._attested.setdefault(version, ([], []))
+                keys.append(key)
+                files.append(entry)
             if version not in placed:
                 placed[version] = (version.is_prerelease, tuple(line_of(version, scope) for scope in SCOPES))
             prerelease, lines = placed[version]
-            attested = entry.row.provenance is not None
             for scope, line in zip(SCOPES, lines, strict=True):
                 # a final's history holds finals only; a prerelease's everything
                 for finals in (False,) if prerelease else (True, False):
                     found = self._lines.get((scope, finals, line))
                     if found is None:
                         found = self._lines[(scope, finals, line)] = _Line()
-                    found.keys.append(key)
-                    found.versions.append(version)
-                    if attested:
-                        found.attested_keys.append(key)
-                        found.attested.append(entry)
+                    found.add(key, entry)
         self._memo: dict[str, tuple[Attested | UpstreamError, dt.datetime | None]] = {}
         self._lock = threading.Lock()
 
@@ -176,19 +190,24 @@ class PageHistory:
         line = self._lines.get((scope, not version.is_prerelease, line_of(version, scope)))
         if line is None or not _earlier_other(line, key, version):
             return project  # no earlier release of this line at all: held to the project's bar
-        for position in range(bisect.bisect_left(line.attested_keys, key) - 1, -1, -1):
+        position = bisect.bisect_left(line.attested_keys, key) - 1
+        while position >= 0:
             entry = line.attested[position]
-            if entry.version == version:  # its own release's earlier files: `Continuity.release`
+            if entry.version == version:  # its own release's earlier files (`Continuity.release`): skip the run
+                position = line.attested_run_start[position] - 1
                 continue
             publishers = self._publishers(entry, walk)
             if publishers:
                 return self._release(entry.version, key, publishers, walk)
+            position -= 1
         return None
 
     def _release(self, version: Version, key: Any, first: tuple[Publisher, ...], walk: _Walk) -> LineRelease | None:
-        """The bar set by `version`: the publishers of every file of it earlier than `key` with verified
-        provenance (None: none of them has any)."""
-        files = [entry for at, entry in self._attested.get(version, ()) if at < key]
+        """The bar set by `version`: the publishers of the verified provenance of its newest RELEASE_FILES files
+        earlier than `key` (None: none of them has any)."""
+        keys, every = self._attested.get(version, ((), ()))
+        end = bisect.bisect_left(keys, key)
+        files = list(every[max(0, end - RELEASE_FILES):end])
         publishers = dict.fromkeys(first)
         attested = []
         for entry in files:
@@ -200,7 +219,8 @@ class PageHistory:
             return None
         uploaded = [e.file.uploaded for e in attested if e.file.uploaded is not None]
         kept = tuple(publishers)[:MAX_PUBLISHERS]
-        return LineRelease(version=files[0].file.version, uploaded=max(uploaded, default=None), publishers=kept)
+        shown = files[0].file.version if files else str(version)
+        return LineRelease(version=shown, uploaded=max(uploaded, default=None), publishers=kept)
 
     def _publishers(self, entry: _Entry, walk: _Walk) -> tuple[Publisher, ...]:
         filename = entry.row.filename

@@ -10,7 +10,7 @@ import datetime as dt
 import pytest
 
 from gate.facts import Continuity, FileFacts, LineRelease, Publisher
-from gate.gather.history import Attested, PageHistory
+from gate.gather.history import RELEASE_FILES, Attested, PageHistory
 from gate.sources.filenames import python_file_facts
 from gate.sources.http import UpstreamError
 from gate.sources.pypi import SimpleFile
@@ -103,3 +103,27 @@ def test_an_earlier_file_whose_provenance_cannot_be_fetched_makes_the_history_un
     found, recheck = history.continuity(facts["p-1.1-py3-none-any.whl"], failing, NOW)
     assert not found.known and found.reason is not None and "could not be fetched: 503 from the index" in found.reason
     assert recheck is not None and recheck > NOW
+
+
+def test_a_release_of_hundreds_of_attested_files_is_judged_with_few_lookups() -> None:
+    """300 attested wheels of one release (platform wheels), then a file added to it: the history stays known
+    and looks at most RELEASE_FILES of them, and skipping the release's own files is constant work per file."""
+    rows = [_row("1.0", attested=True, day=0)]
+    base = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
+    for i in range(300):
+        filename = f"p-2.0-cp312-cp312-manylinux_2_17_x86_64.manylinux{i}.whl"
+        rows.append(SimpleFile(filename=filename.replace(f".manylinux{i}", f"_{i}"), url=f"https://f.example/{i}",
+                               hashes={"sha256": "0" * 64}, upload_time=base + dt.timedelta(minutes=i),
+                               provenance=f"https://p.example/{i}"))
+    rows.append(_row("2.0", day=60))  # added later, without provenance
+    history, facts = _history(*rows)
+    asked: list[str] = []
+
+    def lookup(row: SimpleFile, file: FileFacts, now: dt.datetime) -> Attested:
+        asked.append(row.filename)
+        return _lookup(row, file, now)
+
+    found = history.continuity(facts["p-2.0-py3-none-any.whl"], lookup, NOW)[0]
+    assert found.known and found.release is not None and found.release.publishers == (TRUSTED,)
+    assert found.major is not None and found.major.version == "1.0"
+    assert len(set(asked)) <= RELEASE_FILES + 1
