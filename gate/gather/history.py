@@ -133,19 +133,18 @@ class PageHistory:
         entries.sort(key=self._key)
         self._lines: dict[tuple[str, bool, tuple[int, ...]], _Line] = {}
         self._attested: dict[Version, tuple[list[Any], list[_Entry]]] = {}  # by version, in order
-        self._by_name: dict[str, _Entry] = {}
-        placed: dict[Version, tuple[bool, tuple[tuple[int, ...], ...]]] = {}
+        self._results: dict[tuple[Version, Any], tuple[Continuity, dt.datetime | None]] = {}
+        self._placed: dict[Version, tuple[bool, dict[str, tuple[int, ...]]]] = {}  # prerelease, lines
         for entry in entries:
             key, version = self._key(entry), entry.version
-            self._by_name.setdefault(entry.row.filename, entry)
             if entry.row.provenance is not None:
                 keys, files = self._attested.setdefault(version, ([], []))
                 keys.append(key)
                 files.append(entry)
-            if version not in placed:
-                placed[version] = (version.is_prerelease, tuple(line_of(version, scope) for scope in SCOPES))
-            prerelease, lines = placed[version]
-            for scope, line in zip(SCOPES, lines, strict=True):
+            if version not in self._placed:
+                self._placed[version] = (version.is_prerelease, {scope: line_of(version, scope) for scope in SCOPES})
+            prerelease, lines = self._placed[version]
+            for scope, line in lines.items():
                 # a final's history holds finals only; a prerelease's everything
                 for finals in (False,) if prerelease else (True, False):
                     found = self._lines.get((scope, finals, line))
@@ -162,13 +161,24 @@ class PageHistory:
         self, file: FileFacts, lookup: AttestedLookup, now: dt.datetime
     ) -> tuple[Continuity, dt.datetime | None]:
         """The file's `Continuity`, and when it may change (an earlier file's evidence may)."""
-        listed = self._by_name.get(file.filename)
-        version = listed.version if listed is not None and listed.file == file else version_of(file.version)
+        version = version_of(file.version)
         if version is None:
             return Continuity(known=False, reason=f"{file.version!r} is not a PEP 440 version"), None
         if self.by_time and file.uploaded is None:  # not a row of this page: no place in its order
             return Continuity(known=False, reason="the index gives no upload time for this file"), None
         key = file.uploaded if self.by_time else version
+        with self._lock:  # the files of a release uploaded together share it
+            kept = self._results.get((version, key))
+        if kept is not None and (kept[1] is None or now < kept[1]):
+            return kept
+        found = self._continuity(version, key, lookup, now)
+        with self._lock:
+            self._results[(version, key)] = found
+        return found
+
+    def _continuity(
+        self, version: Version, key: Any, lookup: AttestedLookup, now: dt.datetime
+    ) -> tuple[Continuity, dt.datetime | None]:
         walk = _Walk(lookup, now)
         bars: dict[str, LineRelease | None] = {}
         try:
