@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, Unidentified
+from gate.facts import AttestationFact, Ecosystem, Facts, FileFacts, Unidentified, with_signed_time
 from gate.gather.ports import FETCH_RETRY, Evidence, EvidenceCache, earliest
 from gate.gather.pypi import ReadsAttestations
 from gate.sources.conda import conda_file_facts, split_conda_filename
@@ -106,7 +106,7 @@ class CondaFacts:
         if not self.reads_attestations(file.ecosystem, file.name):
             return Facts(file), None
         evidence = self.sidecars(file, record, locate, now)
-        return Facts(file, evidence.facts), evidence.recheck
+        return Facts(with_signed_time(file, evidence.facts), evidence.facts), evidence.recheck
 
     def sidecar_fetch(
         self, file: FileFacts, record: Mapping[str, Any] | None, locate: SidecarLocator, now: dt.datetime,
