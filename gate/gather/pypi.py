@@ -205,17 +205,18 @@ class PypiFacts:
 
     def attested(self, row: SimpleFile, file: FileFacts, now: dt.datetime) -> Attested:
         """Who published an earlier file, by its verified provenance (none: no provenance, or none verifies);
-        raises UpstreamError when its provenance cannot be fetched."""
+        raises UpstreamError when its provenance cannot be fetched, or the page lists provenance the index does
+        not serve (an earlier release's evidence that goes missing must not lower the bar)."""
         url = row.provenance
         if url is None:
             return Attested((), None)
-        data, recheck = self.provenance_bytes(url, file.sha256, now)
+        data, _ = self.provenance_bytes(url, file.sha256, now)
         if data is None:
-            return Attested((), recheck)
+            raise UpstreamError(f"the index lists provenance for {row.filename} but serves none")
         target = Target(file.filename, file.sha256, Ecosystem.PYPI)
         verified = self.cache.verify(PROVENANCE, url, file.sha256, data, target, now=now)
         publishers = tuple(dict.fromkeys(a.publisher or Publisher(kind="") for a in verified.facts if a.verified))
-        return Attested(publishers, earliest(recheck, verified.recheck))
+        return Attested(publishers, verified.recheck)
 
     def provenance_bytes(self, url: str, sha256: str, now: dt.datetime) -> tuple[bytes | None, dt.datetime | None]:
         """The provenance object at `url` for the file with `sha256` (None: the index has none), through the

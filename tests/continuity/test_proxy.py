@@ -133,6 +133,18 @@ def test_an_earlier_release_whose_provenance_cannot_be_fetched_fails_closed(
     assert again.status_code == 403 and "4.0.2 has no provenance; 4.0.0 (2024-11-06)" in again.text
 
 
+def test_provenance_the_page_lists_but_the_index_does_not_serve_fails_closed(
+    gate: AppFactory, upstream: RunningUpstream
+) -> None:
+    """4.0.0's provenance goes missing (404): that must not make 4.0.0 a release without provenance."""
+    upstream.index.add_wheel("sampleproject", "4.0.1", upload_time=RECENT)
+    upstream.fail_provenance(SAMPLE_WHEEL, 404)
+    upstream.fail_provenance(SAMPLE_SDIST, 404)
+    response = gate(policy()).get(f"/files/sampleproject/{wheel('sampleproject', '4.0.1')}")
+    assert response.status_code == 403
+    assert f"the index lists provenance for {SAMPLE_SDIST} but serves none" in response.text
+
+
 def test_history_is_bounded_per_file(gate: AppFactory, upstream: RunningUpstream, tmp_path: Path) -> None:
     """Seventy newer releases whose provenance never verifies: one file's history fetches at most
     MAX_HISTORY_FILES of them, then says so (denied), instead of walking the whole page."""
