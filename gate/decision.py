@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from gate.facts import Facts, vulnerability_json
+from gate.facts import NO_HISTORY, Facts, vulnerability_json
 
 
 class Verdict(StrEnum):
@@ -63,7 +63,7 @@ class Decision(msgspec.Struct, frozen=True, gc=False):
         return tuple(v for v in self.violations if v.denies)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "file": self.facts.file.filename,
             "sha256": self.facts.file.sha256,
             "verdict": self.verdict.value,
@@ -74,6 +74,9 @@ class Decision(msgspec.Struct, frozen=True, gc=False):
             "attestations": [a.to_json() for a in self.facts.attestations],
             "vulnerabilities": [vulnerability_json(v) for v in self.facts.vulnerabilities],
         }
+        if self.facts.continuity is not NO_HISTORY:  # gathered: a policy reads it (spec.continuity)
+            out["continuity"] = msgspec.to_builtins(self.facts.continuity)
+        return out
 
 
 def overall(decisions: list[Decision]) -> Verdict:

@@ -44,6 +44,13 @@ def test_a_pip_report_is_judged_against_the_index_history(
     assert f"DENY  {wheel('sampleproject', '4.0.1')}" in out
     assert ("4.0.1 has no provenance; 4.0.0 (2024-11-06) was published by GitHub pypa/sampleproject release.yml"
             in out)
+    code = main(["check", "-p", str(_policy(tmp_path, policy())), "--now", WHEN, "--pip-report", str(report),
+                 "--index-url", upstream.url, "--format", "json"])
+    [decision] = json.loads(capsys.readouterr().out)["results"]
+    bar = decision["continuity"]["major"]
+    assert code == 1 and decision["continuity"]["known"] and bar["version"] == "4.0.0"
+    assert bar["publishers"] == [{"kind": "GitHub", "repository": "pypa/sampleproject", "workflow": "release.yml",
+                                  "environment": None, "workflowFilepath": None, "email": None}]
 
 
 def test_a_local_file_has_no_history(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
