@@ -1,7 +1,9 @@
 """Recognise an evidence document and verify every Sigstore bundle in it for one file.
 
 Accepted: a PEP 740 provenance object (all its attestations), a PEP 740 attestation object, a Sigstore
-bundle (message signature or DSSE), and a conda `.sigs` sidecar (a JSON array of bundles). Whatever
+bundle (message signature or DSSE), a conda `.sigs` sidecar (a JSON array of bundles), cosign's legacy
+`--bundle`, a plain DSSE envelope with its certificate (`gate.verify.cosign`), and JSON Lines of any of
+these one per line (slsa-github-generator's `*.intoto.jsonl`, at most MAX_LINES). Whatever
 cannot be parsed becomes one `verified: false` fact that says why: evidence is an outsider's document, so
 its size, encoding and nesting are bounded (`parse_json`) before pydantic or sigstore see it.
 """
@@ -18,7 +20,10 @@ from sigstore.models import Bundle
 
 from gate.facts import AttestationFact
 from gate.verify.bounded import EvidenceParseError, parse_json
+from gate.verify.cosign import is_cosign_bundle, is_plain_envelope, verify_cosign_bundle, verify_plain_envelope
 from gate.verify.sigstore import BundleVerifier, Target, describe_error
+
+MAX_LINES = 256  # envelopes in one JSON Lines file (a release's provenance has one or a few)
 
 
 def unverified(source: str, error: str) -> AttestationFact:
@@ -43,12 +48,29 @@ def _pep740(att: Attestation, source: str, target: Target, verifier: BundleVerif
     return verifier.verify(bundle, target, source, pep740=True)
 
 
+def _lines(data: bytes) -> list[Any] | None:
+    """The documents of a JSON Lines file (None: it is not one: fewer than two lines that are all JSON)."""
+    lines = [line for line in data.splitlines() if line.strip()]
+    if len(lines) < 2 or len(lines) > MAX_LINES:
+        return None
+    try:
+        return [parse_json(line) for line in lines]
+    except EvidenceParseError:
+        return None
+
+
 def verify_evidence(data: bytes, source: str, target: Target, verifier: BundleVerifier) -> list[AttestationFact]:
     """One fact per bundle in `data`; whatever `data` is, never an exception."""
     try:
         document = parse_json(data)
     except EvidenceParseError as err:
-        return [unverified(source, f"parse: {err}")]
+        if (documents := _lines(data)) is None:
+            return [unverified(source, f"parse: {err}")]
+        return [f for i, d in enumerate(documents) for f in _document(d, f"{source}#{i}", target, verifier)]
+    return _document(document, source, target, verifier)
+
+
+def _document(document: Any, source: str, target: Target, verifier: BundleVerifier) -> list[AttestationFact]:
     try:
         if isinstance(document, list):
             if not document:
@@ -68,8 +90,13 @@ def verify_evidence(data: bytes, source: str, target: Target, verifier: BundleVe
             return [_pep740(Attestation.model_validate(document), source, target, verifier)]
         if "mediaType" in document:
             return [_bundle(document, source, target, verifier)]
+        if is_cosign_bundle(document):
+            return [verify_cosign_bundle(document, source, target, verifier)]
+        if is_plain_envelope(document):
+            return [verify_plain_envelope(document, source, target, verifier)]
     except (ValidationError, SigstoreError, ValueError) as err:
         return [unverified(source, f"parse: {describe_error(err)}")]
     except Exception as err:  # a library fault on hostile input must not crash gate: fail closed
         return [unverified(source, f"internal: {describe_error(err)}")]
-    return [unverified(source, "parse: not a Sigstore bundle, PEP 740 attestation or provenance object")]
+    return [unverified(source, "parse: not a Sigstore bundle, cosign bundle, DSSE envelope, PEP 740 attestation or "
+                               "provenance object")]
