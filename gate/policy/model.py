@@ -32,6 +32,7 @@ STRUCTURED_RULES = (
     "attestations.signers",
     "attestations.predicateTypes",
     "attestations.targetChannel",
+    "attestations.slsa",
     "vulnerabilities.malicious",
     "vulnerabilities.maxSeverity",
 )
@@ -91,11 +92,24 @@ Signer = IdentitySigner | PublisherSigner
 
 
 @dataclass(frozen=True)
+class Slsa:
+    """`attestations.slsa`: slsa-verifier's options, as patterns over the facts of SLSA provenance
+    (`gate.verify.intoto`); `written` keeps each as the policy wrote it, for messages."""
+
+    source_uri: patterns.Pattern | None = None  # over `github.com/OWNER/REPO`
+    source_tag: patterns.Pattern | None = None  # over the ref, `refs/tags/<tag>`
+    source_branch: patterns.Pattern | None = None  # over the branch, `refs/heads/<branch>`
+    builder_id: patterns.Pattern | None = None
+    written: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Attestations:
     required: bool = True
     predicate_types: tuple[str, ...] = ()
     signers: tuple[Signer, ...] = ()
     target_channel: str | None = None  # "match" or a channel URL
+    slsa: Slsa | None = None
 
 
 MAX_IGNORED_IDS = 1000  # distinct record ids one policy's `spec.vulnerabilities.ignore` may name
@@ -251,7 +265,18 @@ class _Builder:
             predicate_types=tuple(raw.get("predicateTypes", [])),
             signers=tuple(s for s in signers if s is not None),
             target_channel=None if target is None else target.rstrip("/"),
+            slsa=self.slsa(raw["slsa"]) if "slsa" in raw else None,
         )
+
+    def slsa(self, raw: dict[str, Any]) -> Slsa:
+        path: Path_ = ("spec", "attestations", "slsa")
+        made = {
+            key: self.attempt("regex", (*path, key), functools.partial(patterns.slsa_pattern, key, value))
+            for key, value in raw.items()
+        }
+        written = tuple((k, v if isinstance(v, str) else f"regex:{v['regex']}") for k, v in raw.items())
+        get = made.get
+        return Slsa(get("sourceUri"), get("sourceTag"), get("sourceBranch"), get("builderId"), written)
 
     def vulnerabilities(self, raw: dict[str, Any]) -> Vulnerabilities:
         ignore = []
