@@ -43,8 +43,8 @@ from gate.verify.sigstore import BundleVerifier, EvidenceError, Target, statemen
 
 UNVERIFIABLE = "unverifiable"
 NO_TLOG = (
-    "no transparency-log entry or SignedEntryTimestamp proves the signature was made while the certificate was "
-    "valid (the certificate, its SCT, the signature and the subject all check); slsa-verifier and cosign look "
+    "no transparency-log entry proves when it was signed, so nothing shows its 10-minute certificate was valid "
+    "then (every other check passed: certificate chain, SCT, signature, subject); slsa-verifier and cosign look "
     "the entry up online: pass --rekor-url to let gate do so, or use evidence that carries it (a Sigstore "
     "bundle, cosign --bundle)"
 )
