@@ -30,6 +30,7 @@ from gate.sources.local import LocalOptions, UnidentifiedFileError, expand_paths
 from gate.sources.pip_report import planned_from_report, read_report, resolve_requirements
 from gate.sources.planned import PlannedFile
 from gate.sources.pylock import is_pylock, read_pylock
+from gate.sources.rekor import RekorLookup
 from gate.verify.sigstore import BundleVerifier
 
 HELP = "check distribution files against policies before installing them"
@@ -51,9 +52,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_osv_option(parser)
     parser.add_argument(
         "--attestation", action="append", type=Path, default=[], metavar="FILE",
-        help="evidence for the files: PEP 740 attestation/provenance, Sigstore bundle, conda .sigs (repeatable)",
+        help="evidence for the files: PEP 740 attestation/provenance, Sigstore or cosign bundle, SLSA *.intoto.jsonl, "
+        "a .sig (read with the .crt beside it), conda .sigs (repeatable)",
     )
     parser.add_argument("--trusted-root", type=Path, help="Sigstore trusted_root.json (default: production)")
+    parser.add_argument(
+        "--rekor-url", metavar="URL",
+        help="look up the Rekor entry of evidence that has none (plain DSSE, bare .sig + .crt) in this transparency "
+        "log, as slsa-verifier and cosign do (off by default: such evidence is unverifiable)",
+    )
     parser.add_argument("--uploaded", type=timestamp, help="upload time of the files (ISO 8601)")
     parser.add_argument("--channel", help="conda channel URL the packages are served from (for targetChannel)")
     parser.add_argument(
@@ -91,11 +98,12 @@ def run(args: argparse.Namespace) -> int:
     evaluator = Evaluator(compiled, unmatched=unmatched)
     reads_attestations = evaluator.reads_attestations
     vulnerabilities = osv_lookup(args)
+    rekor = RekorLookup(args.rekor_url) if args.rekor_url else None  # opted in: look entries up in this log
     options = LocalOptions(
         attestations=tuple(args.attestation),
         uploaded=args.uploaded,
         channel=args.channel,
-        verifier=BundleVerifier(args.trusted_root),
+        verifier=BundleVerifier(args.trusted_root, rekor_lookup=rekor),
         reads_attestations=reads_attestations,
         vulnerabilities=vulnerabilities,
     )

@@ -30,6 +30,7 @@ from gate.verify.intoto import SlsaFacts, slsa_facts
 from gate.verify.rekor_set import (
     CheckError,
     EntryLookup,
+    EntryLookupError,
     SignedEntry,
     b64decode,
     check_dsse_body,
@@ -136,7 +137,12 @@ def verify_signed(
             lookup: EntryLookup | None = verifier.rekor_lookup
             if lookup is None:
                 return fact(verified=False, error=f"{UNVERIFIABLE}: {NO_TLOG}")
-            return _looked_up(signed, lookup(signed.lookup_key(target)), target, verifier, fact)
+            try:
+                found = lookup(signed.lookup_key(target))
+            except EntryLookupError as err:
+                reason = f"{NO_TLOG.split(' (', maxsplit=1)[0]}; the transparency log lookup failed: {err}"
+                return fact(verified=False, error=f"{UNVERIFIABLE}: {reason}"[:500])
+            return _looked_up(signed, found, target, verifier, fact)
         entry.verify_set(trusted_root)
         verify_certificate_at(verifier.sigstore, cert, entry.when)
         predicate_type, slsa = signed.check_signature(target)

@@ -168,9 +168,13 @@ class SignedEntry:
 
 # A lookup in a transparency log the user opted into (`--rekor-url`, `gate.sources.rekor`): the entries that
 # may record evidence that came without one, found by the sha256 of the artifact (hashedrekord) or of the
-# DSSE payload; each is verified as if it had come with the evidence. It raises nothing: a failed lookup
-# gives no entries (and the evidence stays unverifiable).
+# DSSE payload; each is verified as if it had come with the evidence. A lookup that fails raises
+# EntryLookupError (and the evidence stays unverifiable, saying why).
 EntryLookup = Callable[[str], list["SignedEntry"]]
+
+
+class EntryLookupError(Exception):
+    """The transparency log could not be asked, or answered with something that is not a list of entries."""
 
 
 def _field(document: Any, *keys: str) -> Any:
