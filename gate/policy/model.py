@@ -112,6 +112,17 @@ class Attestations:
     slsa: Slsa | None = None
 
 
+@dataclass(frozen=True)
+class ReleaseSource:
+    """`spec.evidence.githubReleases`: the GitHub repository whose release `tag` (with `{version}` replaced by
+    the file's version) carries the provenance of a PyPI project's files as the asset `asset`."""
+
+    project: str  # normalized (PEP 503)
+    repository: str  # OWNER/REPO
+    tag: str = "{version}"
+    asset: str = "multiple.intoto.jsonl"
+
+
 MAX_IGNORED_IDS = 1000  # distinct record ids one policy's `spec.vulnerabilities.ignore` may name
 
 
@@ -195,6 +206,7 @@ class Policy:
     rules: tuple[CustomRule, ...]
     raw: RawPolicy
     vulnerabilities: Vulnerabilities | None = None
+    releases: tuple[ReleaseSource, ...] = ()  # spec.evidence.githubReleases
 
 
 class _Builder:
@@ -297,6 +309,15 @@ class _Builder:
             ignore=tuple(ignore),
         )
 
+    def releases(self, raw: dict[str, Any]) -> tuple[ReleaseSource, ...]:
+        out = []
+        for project, written in raw.items():
+            where = {"repository": written} if isinstance(written, str) else written  # the schema's patterns
+            name = re.sub(r"[-_.]+", "-", project).lower()
+            out.append(ReleaseSource(name, where["repository"], where.get("tag", "{version}"),
+                                     where.get("asset", "multiple.intoto.jsonl")))
+        return tuple(out)
+
     def selector(self, path: Path_, text: str) -> PackageSelector | None:
         return self.attempt("version-specifier", path, lambda: parse_selector(text))
 
@@ -347,6 +368,7 @@ class _Builder:
             rules=rules,
             raw=self.raw,
             vulnerabilities=self.vulnerabilities(spec["vulnerabilities"]) if "vulnerabilities" in spec else None,
+            releases=self.releases((spec.get("evidence") or {}).get("githubReleases") or {}),
         )
         return None if self.issues else policy
 
