@@ -3,11 +3,14 @@ against the signing certificate's Fulcio claims before a policy may see it.
 
 slsa-verifier's options read the predicate: builder id, source repository (`--source-uri`), ref
 (`--source-tag`, `--source-branch`), commit, workflow inputs. A statement is a document its signer wrote; the
-certificate is what Fulcio vouches for. So a source repository, ref or commit in the predicate that the
-certificate contradicts makes the evidence worthless (`provenance` stage: not verified), and a value the
-certificate cannot confirm is not given to the policy (null). The builder id must be the certificate's
-identity (the builder's reusable workflow signed it), except for slsa-github-generator's delegator workflows
-(BYOB: the trusted delegator signs for the builder it ran, and reports its id).
+certificate is what Fulcio vouches for. So when the certificate contradicts the predicate's source
+repository, ref, commit or builder id (or the predicate is malformed), no SLSA fact of that statement is
+given to policies (all null: `attestations.slsa` cannot pass on it), and a value the certificate does not
+carry is null too. The signature itself still verifies: the certificate's own identity and claims are facts,
+and signer rules judge them (slsa-verifier's wrong-signer case is denied by its signer, not trusted for its
+claimed source). The builder id must be the certificate's identity (the builder's reusable workflow signed
+it), except for slsa-github-generator's delegator workflows (BYOB: the trusted delegator signs for the builder
+it ran, and reports its id).
 """
 
 from __future__ import annotations
@@ -125,8 +128,17 @@ def _confirmed(name: str, claimed: str | None, certified: str | None) -> str | N
 def slsa_facts(statement: dict[str, Any], identity: str | None, issuer: str | None,
                certified: dict[str, str]) -> SlsaFacts:
     """The facts of an SLSA provenance statement that the certificate (its SAN `identity`, `issuer` and
-    `certified` source claims, `gate.verify.claims.source_claims`) confirms; none for other statements or a
-    certificate GitHub Actions did not issue. CheckError('provenance') when they contradict each other."""
+    `certified` source claims, `gate.verify.claims.source_claims`) confirms; none for other statements, a
+    certificate GitHub Actions did not issue, or a predicate the certificate contradicts (`checked_facts`)."""
+    try:
+        return checked_facts(statement, identity, issuer, certified)
+    except CheckError:
+        return SlsaFacts()
+
+
+def checked_facts(statement: dict[str, Any], identity: str | None, issuer: str | None,
+                  certified: dict[str, str]) -> SlsaFacts:
+    """`slsa_facts`, raising CheckError('provenance') where the predicate and the certificate disagree."""
     predicate_type = statement.get("predicateType")
     predicate = statement.get("predicate")
     if predicate_type not in SLSA_PREDICATE_TYPES or not isinstance(predicate, dict) or issuer != GITHUB_ISSUER:

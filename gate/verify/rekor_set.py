@@ -245,6 +245,22 @@ def check_intoto_body(
         _same_certificate(_field(entry, "publicKey"), cert, "the entry's public key")
 
 
+def _signed_times(verifier: Verifier, bundle: Bundle) -> list[dt.datetime]:
+    """Every verified time of the signature, as sigstore's `Verifier._establish_time` takes them: the RFC 3161
+    timestamps the bundle carries (each verified against the trusted root's timestamp authorities) and the
+    log's integrated time (bound by the SET)."""
+    times = []
+    if bundle.verification_material.timestamp_verification_data:
+        if not verifier._trusted_root.get_timestamp_authorities():
+            raise CheckError("tsa", "the bundle has a signed timestamp, but the trusted root no timestamp authority")
+        try:
+            times += [result.time for result in verifier._verify_timestamp_authority(bundle)]
+        except SigstoreError as err:
+            raise CheckError("tsa", str(err)[:200]) from None
+    times.append(dt.datetime.fromtimestamp(int(bundle.log_entry._inner.integrated_time or 0), dt.UTC))
+    return times
+
+
 def verify_intoto_bundle(verifier: Verifier, bundle: Bundle) -> tuple[str, bytes]:
     """`Verifier.verify_dsse` for a bundle whose Rekor entry is `intoto/0.0.2`: the inclusion proof, signed
     checkpoint and SET (`LogEntry._verify`, as sigstore runs it), the certificate at the SET-bound integrated
@@ -264,7 +280,8 @@ def verify_intoto_bundle(verifier: Verifier, bundle: Bundle) -> tuple[str, bytes
     except SigstoreError as err:
         raise CheckError("tlog", f"invalid log entry: {err}"[:300]) from None
     cert = bundle.signing_certificate
-    verify_certificate_at(verifier, cert, dt.datetime.fromtimestamp(int(inner.integrated_time), dt.UTC))
+    for when in _signed_times(verifier, bundle):
+        verify_certificate_at(verifier, cert, when)
     key = cert.public_key()
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise CheckError("signature", "the certificate's key is not an ECDSA key")

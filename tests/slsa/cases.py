@@ -40,6 +40,12 @@ class Case:
         return self.id.startswith("policy-")
 
     @property
+    def policy_level(self) -> bool:
+        """Genuine evidence the case's policy rejects (another signer or source than it asks for): it
+        verifies, and the policy denies it."""
+        return self.policy_only or self.raw["expected"].get("failure") in ("identity", "source")
+
+    @property
     def evidence(self) -> list[Path]:
         """The `--attestation` arguments: the bundle, provenance, or the detached .sig (its .crt and .rekor
         are found beside it)."""

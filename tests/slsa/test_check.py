@@ -70,7 +70,7 @@ def test_every_case_decides_as_the_manifest_says(
     if case.expected == "unverifiable":
         assert errors and all(e.startswith("unverifiable: no transparency-log entry") for e in errors), errors
         assert "unverifiable" in messages  # the reason reaches the denial
-    elif not case.policy_only:  # evidence that fails a check other than the time's
+    elif not case.policy_level:  # evidence that fails a check other than the time's
         assert errors and not any(a["verified"] for a in result["attestations"])
         assert not any(e.startswith("unverifiable") for e in errors), errors
     else:  # genuine evidence, another signer or source than the policy asks for
