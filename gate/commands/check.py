@@ -10,6 +10,7 @@ from pathlib import Path
 from gate.commands.common import (
     add_osv_option,
     add_policy_option,
+    add_release_option,
     add_unmatched_option,
     allowed_host,
     now,
@@ -68,6 +69,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="let an @EXPLICIT environment's packages come from HOST (port default 443; repeatable) even on an "
         "internal address; with --channel, only its host and these are fetched from",
     )
+    add_release_option(parser, "planned files (pip reports, requirements, pylock)")
     parser.add_argument("--now", type=timestamp, help="evaluate as of this time (ISO 8601)")
     parser.add_argument("--format", choices=("text", "json", "sarif"), default="text")
 
@@ -122,8 +124,9 @@ def run(args: argparse.Namespace) -> int:
     planned = _planned(args, locks)
     checked: list[Checked] = []
     if planned:
+        releases = ([source for p in compiled for source in p.policy.releases], args.github_releases)
         gatherer = IndexGatherer(args.index_url, options.verifier, reads_attestations=reads_attestations,
-                                 vulnerabilities=vulnerabilities)
+                                 vulnerabilities=vulnerabilities, releases=releases)
         with progress_bar(len(planned), "checking planned files") as advance:
             checked = check_planned(planned, compiled, gatherer, when, advance, unmatched=unmatched)
         located += [(c.decision, c.planned.source, c.planned.line) for c in checked]

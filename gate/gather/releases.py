@@ -13,14 +13,16 @@ sha256 among the subjects, `gate.verify`), cached by the asset's and the file's 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from gate.facts import Ecosystem, FileFacts
 from gate.gather.ports import FETCH_RETRY, NO_EVIDENCE, Evidence, EvidenceCache, earliest
-from gate.sources.http import UpstreamError
+from gate.sources.hosts import HostPolicy
+from gate.sources.http import HttpClient, UpstreamError
+from gate.verify.bounded import MAX_EVIDENCE_BYTES
 from gate.verify.evidence import unverified
 from gate.verify.sigstore import Target
 
@@ -38,6 +40,7 @@ class ReleaseSource(Protocol):
     def asset(self) -> str: ...
 
 
+DEFAULT_RELEASE_HOST = "https://github.com"
 RELEASES = "release-provenance"  # the evidence namespace of release assets
 NO_RELEASE_TTL = 3600.0  # a release's provenance may be uploaded after the files: ask again after this long
 
@@ -86,3 +89,21 @@ class ReleaseEvidence:
             facts.extend(verified.facts)
             recheck = earliest(recheck, verified.recheck)
         return Evidence(tuple(facts), recheck)
+
+
+def release_fetcher(base_url: str, timeout: float, session: Any = None) -> Callable[[str], bytes | None]:
+    """`fetch` for `ReleaseEvidence`: the one HTTP client, allowed only the release host (and the hosts it is
+    known to serve assets from, `gate.sources.hosts.KNOWN_FILE_HOSTS`), at most MAX_EVIDENCE_BYTES an asset;
+    a 404 is no asset."""
+    client = HttpClient(session, timeout, hosts=HostPolicy.for_upstreams([base_url]), max_bytes=MAX_EVIDENCE_BYTES)
+
+    def fetch(url: str) -> bytes | None:
+        return client.fetch_small(url, MAX_EVIDENCE_BYTES, absent={404})
+
+    return fetch
+
+
+def release_evidence_for(sources: Sequence[ReleaseSource], host: str, timeout: float,
+                         cache: EvidenceCache) -> ReleaseEvidence | None:
+    """`ReleaseEvidence` from `host` for `sources` (None when no policy names a release)."""
+    return ReleaseEvidence(host, sources, release_fetcher(host, timeout), cache) if sources else None

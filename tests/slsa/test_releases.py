@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
+from gate.cli import main
 from gate.errors import PolicyError
 from gate.gather.ports import Uncached
 from gate.gather.releases import ReleaseEvidence
@@ -23,6 +24,7 @@ from gate.verify.sigstore import BundleVerifier
 from tests.slsa.cases import CASES
 from tests.support.gate_app import gate_app
 from tests.support.gate_server import clean_env, running_gate
+from tests.support.pylock_writer import write_pylock
 from tests.support.pypi_model import UpstreamIndex
 from tests.support.pypi_upstream import RunningUpstream, serve
 from tests.support.release_host import ReleaseHost, release_host
@@ -168,3 +170,39 @@ def test_the_url_is_built_from_segments() -> None:
     releases = ReleaseEvidence("https://github.com/", [source], lambda url: None, Uncached(BundleVerifier()))
     assert releases.url(source, "1.0+local.1") == (
         f"https://github.com/{REPO}/releases/download/v1.0%2Blocal.1/{ASSET}")
+
+
+def test_gate_check_of_a_lock_and_gate_explain_decide_as_the_proxy(
+    tmp_path: Path, upstream: RunningUpstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One facts service: a pylock.toml naming both files, and `gate explain`, fetch the same release
+    provenance (from `--github-releases`) and reach the proxy's decisions: the wheel allowed, the sdist denied."""
+    host = ReleaseHost()
+    host.add(REPO, TAG, ASSET, CASE.evidence[0].read_bytes())
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    index = UpstreamIndex(work_dir=tmp_path / "lock-upstream")
+    for path in (WHEEL, SDIST):
+        index.add_file(path)
+    lock = write_pylock(tmp_path / "pylock.toml", index, upstream.url.removesuffix("simple/"))
+    common = ["--policy", str(policy), "--index-url", upstream.url, "--trusted-root", str(CASE.trusted_root),
+              "--now", NOW.isoformat()]
+    with release_host(host) as server:
+        capsys.readouterr()
+        code = main(["check", str(lock), *common, "--github-releases", server.base, "--format", "json"])
+        checked = json.loads(capsys.readouterr().out)
+        explained_code = main(["explain", "rekor-monitor", *common, "--github-releases", server.base,
+                               "--format", "json"])
+        explained = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert {r["file"]: r["verdict"] for r in checked["results"]} == {WHEEL.name: "allow", SDIST.name: "deny"}
+    assert explained_code == 0, explained
+    assert explained["newestAllowed"] == "4.0.1"
+    assert {f["filename"]: f["verdict"] for f in explained["files"]} == {WHEEL.name: "allow", SDIST.name: "deny"}
+    assert app_listed(tmp_path, upstream, host) == [WHEEL.name]
+
+
+def app_listed(tmp_path: Path, upstream: RunningUpstream, host: ReleaseHost) -> list[str]:
+    (tmp_path / "proxy").mkdir()
+    with release_host(host) as server:
+        return listed(app_client(tmp_path / "proxy", upstream, server.base))
