@@ -3,10 +3,12 @@ SLSA facts the verifier confirmed against the certificate."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gate.cli import main
 from gate.errors import PolicyError
 from gate.evaluate import evaluate
 from gate.policy.compile import load_policy_text
@@ -122,3 +124,21 @@ def test_compiled_cel_is_standard_and_shown() -> None:
         'generator_generic_slsa3\\\\.yml(?:@.*)?)$")))'
     )
     assert rule.native is not None
+
+
+@pytest.mark.parametrize(("slsa", "warned"), [
+    ("{sourceTag: 'v*'}", True),
+    ("{sourceUri: 'github.com/*'}", True),
+    ("{sourceUri: {regex: 'github\\.com/.*/urllib3'}}", True),
+    ("{sourceUri: 'github.com/urllib3/*'}", False),
+    ("{sourceUri: github.com/urllib3/urllib3}", False),
+])
+def test_lint_warns_of_slsa_without_one_source_repository(
+    slsa: str, warned: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "p.yaml"
+    signer = "    signers: [{identity: a@example.com, issuer: https://accounts.google.com}]\n"
+    path.write_text(POLICY.format(slsa=slsa) + signer)
+    assert main(["lint", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert ("[slsa-any-source]" in out + err) is warned
