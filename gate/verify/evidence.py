@@ -10,6 +10,7 @@ its size, encoding and nesting are bounded (`parse_json`) before pydantic or sig
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -24,6 +25,7 @@ from gate.verify.cosign import is_cosign_bundle, is_plain_envelope, verify_cosig
 from gate.verify.sigstore import BundleVerifier, Target, describe_error
 
 MAX_LINES = 256  # envelopes in one JSON Lines file (a release's provenance has one or a few)
+MAX_VERIFIED_LINES = 16  # of them verified for one file (as many attestations as rules read)
 
 
 def unverified(source: str, error: str) -> AttestationFact:
@@ -66,8 +68,46 @@ def verify_evidence(data: bytes, source: str, target: Target, verifier: BundleVe
     except EvidenceParseError as err:
         if (documents := _lines(data)) is None:
             return [unverified(source, f"parse: {err}")]
-        return [f for i, d in enumerate(documents) for f in _document(d, f"{source}#{i}", target, verifier)]
+        return _json_lines(documents, source, target, verifier)
     return _document(document, source, target, verifier)
+
+
+def _names_target(document: Any, target: Target) -> bool | None:
+    """Whether a line's DSSE statement has a subject with the target's sha256 (None: it has no statement to
+    read, or one that does not parse: the full verification says why), read before any signature is checked."""
+    envelope = document.get("dsseEnvelope") if isinstance(document, dict) and "mediaType" in document else (
+        document if is_plain_envelope(document) else None)
+    payload = envelope.get("payload") if isinstance(envelope, dict) else None
+    if not isinstance(payload, str):
+        return None
+    try:  # read here, not handed to a library: json alone (its own recursion guard), within the line's size
+        statement = json.loads(base64.b64decode(payload, validate=True))
+    except (ValueError, RecursionError):
+        return None
+    subjects = statement.get("subject") if isinstance(statement, dict) else None
+    if not isinstance(subjects, list):
+        return None
+    return any(isinstance(s, dict) and isinstance(s.get("digest"), dict) and s["digest"].get("sha256") == target.sha256
+               for s in subjects)
+
+
+def _json_lines(documents: list[Any], source: str, target: Target, verifier: BundleVerifier) -> list[AttestationFact]:
+    """Each line's facts. A line whose statement does not name the file is refused before its signatures are
+    checked (a release's provenance covers other files too), and at most MAX_VERIFIED_LINES lines are verified:
+    a file of MAX_LINES envelopes costs seconds of crypto, and rules read at most 16 attestations anyway."""
+    facts: list[AttestationFact] = []
+    verified = 0
+    for i, document in enumerate(documents):
+        where = f"{source}#{i}"
+        if _names_target(document, target) is False:
+            facts.append(unverified(where, f"subject-digest: no subject has this file's sha256 {target.sha256}"))
+        elif verified >= MAX_VERIFIED_LINES:
+            why = f"skipped: more than {MAX_VERIFIED_LINES} lines may be evidence for this file"
+            facts.append(unverified(where, why))
+        else:
+            verified += 1
+            facts.extend(_document(document, where, target, verifier))
+    return facts
 
 
 def _document(document: Any, source: str, target: Target, verifier: BundleVerifier) -> list[AttestationFact]:

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from gate.facts import Ecosystem
+from gate.verify import evidence
 from gate.verify.cosign import verify_detached
 from gate.verify.evidence import MAX_LINES, verify_evidence
 from gate.verify.sigstore import BundleVerifier, Target
@@ -149,6 +150,28 @@ def test_json_lines_are_bounded() -> None:
     assert len(facts) == 1 and not facts[0].verified and (facts[0].error or "").startswith("parse:")
     two = verify_evidence(line + b"\n" + line + b"\n", "test", SOMETHING, PRODUCTION)
     assert [f.source for f in two] == ["test#0", "test#1"] and not any(f.verified for f in two)
+
+
+def test_lines_that_do_not_name_the_file_cost_no_signature_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A release's provenance covers other files: a line whose statement lacks this file's digest is refused
+    before any crypto, and at most MAX_VERIFIED_LINES lines that do name it are verified."""
+    line = (SLSA_COSIGN / "slsa" / "annotated-tag.intoto.jsonl").read_bytes().splitlines()[0]
+    data = b"\n".join([line] * MAX_LINES)
+    checked: list[str] = []
+    real = evidence._document
+
+    def counting(document: Any, source: str, target: Target, verifier: BundleVerifier) -> list[Any]:
+        checked.append(source)
+        return real(document, source, target, verifier)
+
+    monkeypatch.setattr(evidence, "_document", counting)
+    others = verify_evidence(data, "test", SOMETHING, PRODUCTION)
+    assert checked == [] and len(others) == MAX_LINES
+    assert all((f.error or "").startswith("subject-digest: no subject has this file's sha256") for f in others)
+    named = verify_evidence(data, "test", target_for(SLSA_COSIGN / "artifacts" / "slsa" / "annotated-tag"), PRODUCTION)
+    assert len(checked) == evidence.MAX_VERIFIED_LINES and len(named) == MAX_LINES
+    skipped = sum((f.error or "").startswith("skipped: more than") for f in named)
+    assert skipped == MAX_LINES - evidence.MAX_VERIFIED_LINES
 
 
 def test_a_detached_pair_is_never_verified_without_a_log_entry() -> None:
