@@ -31,6 +31,8 @@ class FileKind(StrEnum):
     FILE = "file"
 
 
+MAX_WORKFLOW_INPUTS = 32  # workflow inputs of one SLSA provenance a rule may read (as many as claims)
+
 # The OIDC issuers of the trusted publishers PEP 740 knows, and the prefix of every certificate identity
 # (SAN) each issues (None: the identity is an email address).
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
@@ -77,11 +79,19 @@ class AttestationFact(msgspec.Struct, frozen=True, gc=False):
     # the earliest time the verification established for this bundle: a Rekor integrated time bound by an
     # inclusion promise, or an RFC 3161 timestamp from a trusted timestamp authority (None: unverified)
     signedTime: dt.datetime | None = None  # noqa: N815
+    # SLSA provenance (`gate.verify.intoto`): set only where the signing certificate confirms the predicate
+    builderId: str | None = None  # noqa: N815
+    sourceUri: str | None = None  # noqa: N815 (github.com/OWNER/REPO, as slsa-verifier's --source-uri)
+    sourceRef: str | None = None  # noqa: N815
+    sourceDigest: str | None = None  # noqa: N815
+    sourceBranch: str | None = None  # noqa: N815
+    workflowInputs: dict[str, str] = {}  # noqa: N815 (at most MAX_WORKFLOW_INPUTS)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["publisher"] = None if self.publisher is None else asdict(self.publisher)
         out["claims"] = dict(self.claims)
+        out["workflowInputs"] = dict(self.workflowInputs)
         out["integratedTime"] = _iso(self.integratedTime)
         out["signedTime"] = _iso(self.signedTime)
         return out

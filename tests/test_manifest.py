@@ -86,11 +86,16 @@ def _stage(case: dict[str, Any], tmp: Path) -> tuple[Path, list[str]]:
     return artifact, [*args, "--attestation", str(evidence)]
 
 
+# Divergences of sigstore-python the manifest records that gate resolves itself: intoto/0.0.2 entries are
+# verified by gate.verify.rekor_set (issue 13)
+RESOLVED_DIVERGENCES = frozenset({"conformance-intoto-with-custom-trust-root"})
+
+
 def _params() -> list[Any]:
     out = []
     for case in MANIFEST["cases"]:
         marks = []
-        if case.get("known_divergence"):
+        if case.get("known_divergence") and case["id"] not in RESOLVED_DIVERGENCES:
             marks.append(pytest.mark.xfail(reason=case["known_divergence"], strict=True))
         out.append(pytest.param(case, id=case["id"], marks=marks))
     return out

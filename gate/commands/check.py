@@ -10,6 +10,7 @@ from pathlib import Path
 from gate.commands.common import (
     add_osv_option,
     add_policy_option,
+    add_release_option,
     add_unmatched_option,
     allowed_host,
     now,
@@ -30,6 +31,7 @@ from gate.sources.local import LocalOptions, UnidentifiedFileError, expand_paths
 from gate.sources.pip_report import planned_from_report, read_report, resolve_requirements
 from gate.sources.planned import PlannedFile
 from gate.sources.pylock import is_pylock, read_pylock
+from gate.sources.rekor import RekorLookup
 from gate.verify.sigstore import BundleVerifier
 
 HELP = "check distribution files against policies before installing them"
@@ -51,9 +53,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_osv_option(parser)
     parser.add_argument(
         "--attestation", action="append", type=Path, default=[], metavar="FILE",
-        help="evidence for the files: PEP 740 attestation/provenance, Sigstore bundle, conda .sigs (repeatable)",
+        help="evidence for the files: PEP 740 attestation/provenance, Sigstore or cosign bundle, SLSA *.intoto.jsonl, "
+        "a .sig (read with the .crt beside it), conda .sigs (repeatable)",
     )
     parser.add_argument("--trusted-root", type=Path, help="Sigstore trusted_root.json (default: production)")
+    parser.add_argument(
+        "--rekor-url", metavar="URL",
+        help="look up the Rekor entry of evidence that has none (plain DSSE, bare .sig + .crt) in this transparency "
+        "log, as slsa-verifier and cosign do (off by default: such evidence is unverifiable)",
+    )
     parser.add_argument("--uploaded", type=timestamp, help="upload time of the files (ISO 8601)")
     parser.add_argument("--channel", help="conda channel URL the packages are served from (for targetChannel)")
     parser.add_argument(
@@ -61,6 +69,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="let an @EXPLICIT environment's packages come from HOST (port default 443; repeatable) even on an "
         "internal address; with --channel, only its host and these are fetched from",
     )
+    add_release_option(parser, "planned files (pip reports, requirements, pylock)")
     parser.add_argument("--now", type=timestamp, help="evaluate as of this time (ISO 8601)")
     parser.add_argument("--format", choices=("text", "json", "sarif"), default="text")
 
@@ -91,11 +100,12 @@ def run(args: argparse.Namespace) -> int:
     evaluator = Evaluator(compiled, unmatched=unmatched)
     reads_attestations = evaluator.reads_attestations
     vulnerabilities = osv_lookup(args)
+    rekor = RekorLookup(args.rekor_url) if args.rekor_url else None  # opted in: look entries up in this log
     options = LocalOptions(
         attestations=tuple(args.attestation),
         uploaded=args.uploaded,
         channel=args.channel,
-        verifier=BundleVerifier(args.trusted_root),
+        verifier=BundleVerifier(args.trusted_root, rekor_lookup=rekor),
         reads_attestations=reads_attestations,
         vulnerabilities=vulnerabilities,
     )
@@ -114,8 +124,10 @@ def run(args: argparse.Namespace) -> int:
     planned = _planned(args, locks)
     checked: list[Checked] = []
     if planned:
+        releases = ([source for p in compiled for source in p.policy.releases], args.github_releases)
         gatherer = IndexGatherer(args.index_url, options.verifier, reads_attestations=reads_attestations,
-                                 vulnerabilities=vulnerabilities, reads_history=evaluator.reads_continuity)
+                                 vulnerabilities=vulnerabilities, reads_history=evaluator.reads_continuity,
+                                 releases=releases)
         with progress_bar(len(planned), "checking planned files") as advance:
             checked = check_planned(planned, compiled, gatherer, when, advance, unmatched=unmatched)
         located += [(c.decision, c.planned.source, c.planned.line) for c in checked]

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from gate.evaluate import Unmatched
 from gate.facts import parse_time
 from gate.gather.ports import VulnerabilityLookup, no_vulnerabilities
+from gate.gather.releases import DEFAULT_RELEASE_HOST
 from gate.policy.compile import CompiledPolicy, load_policies
 from gate.sources.hosts import parse_host
 from gate.sources.osv import OsvDatabase
@@ -84,3 +86,21 @@ def osv_lookup(args: argparse.Namespace) -> VulnerabilityLookup:
     records at all without it."""
     paths: list[Path] = args.osv
     return OsvDatabase.load(paths).lookup if paths else no_vulnerabilities
+
+
+def release_host(text: str) -> str:
+    """`--github-releases`: an http(s) URL without credentials or query (argparse type)."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.username or parts.query:
+        raise argparse.ArgumentTypeError(f"expected an http(s) URL of a release host, got {text!r}")
+    return text
+
+
+def add_release_option(parser: argparse.ArgumentParser, for_what: str) -> None:
+    """`--github-releases URL`: where release provenance a policy names (`spec.evidence.githubReleases`) is
+    fetched from, for `for_what`."""
+    parser.add_argument(
+        "--github-releases", type=release_host, default=DEFAULT_RELEASE_HOST, metavar="URL",
+        help=f"where release provenance a policy's evidence.githubReleases names is fetched from for {for_what} "
+        "(default: %(default)s)",
+    )

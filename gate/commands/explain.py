@@ -13,6 +13,7 @@ from packaging.utils import canonicalize_name
 from gate.commands.common import (
     add_osv_option,
     add_policy_option,
+    add_release_option,
     add_unmatched_option,
     now,
     osv_lookup,
@@ -27,6 +28,7 @@ from gate.explain import explain, explanation_text
 from gate.facts import Ecosystem, Unidentified
 from gate.gather.ports import Uncached
 from gate.gather.pypi import PypiFacts, first_rows
+from gate.gather.releases import release_evidence_for
 from gate.redact import redact
 from gate.sources.hosts import HostPolicy
 from gate.sources.http import UpstreamError
@@ -44,6 +46,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index-url", metavar="URL", default=DEFAULT_UPSTREAM,
                         help="simple index to ask (default: https://pypi.org/simple/)")
     parser.add_argument("--trusted-root", type=Path, help="Sigstore trusted_root.json (default: production)")
+    add_release_option(parser, "the project's files")
     parser.add_argument("--now", type=timestamp, help="explain as of this time (ISO 8601)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
 
@@ -72,8 +75,11 @@ def run(args: argparse.Namespace) -> int:
     except UpstreamError as err:
         raise UsageError(f"cannot ask {client.base_url}: {err}") from err
     assert page is not None  # no validators were sent, so no 304
-    service = PypiFacts(client.base_url, client.fetch_provenance, Uncached(BundleVerifier(args.trusted_root)),
-                        evaluator.reads_attestations, vulnerabilities, reads_history=evaluator.reads_continuity)
+    cache = Uncached(BundleVerifier(args.trusted_root))
+    sources = [source for p in compiled for source in p.policy.releases]
+    releases = release_evidence_for(sources, args.github_releases, client.timeout, cache)
+    service = PypiFacts(client.base_url, client.fetch_provenance, cache, evaluator.reads_attestations,
+                        vulnerabilities, reads_history=evaluator.reads_continuity, releases=releases)
     rows, duplicates = first_rows(page)
     judged = []
     with progress_bar(len(rows), f"judging {page.name}") as advance:

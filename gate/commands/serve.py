@@ -73,6 +73,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     add_limit_options(parser)
     add_status_options(parser)
+    parser.add_argument(
+        "--github-releases", type=public_url, default="https://github.com", metavar="URL",
+        help="the host release provenance named by a policy's evidence.githubReleases is fetched from "
+        "(default: %(default)s)",
+    )
     parser.add_argument("--workers", type=int, default=1, help="gunicorn worker processes (default: 1)")
     parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker (default: 8)")
 
@@ -186,6 +191,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         osv=tuple(args.osv),
         osv_max_age=args.osv_max_age,
         osv_interval=args.osv_interval,
+        github_releases=args.github_releases,
     )
 
 

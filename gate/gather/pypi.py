@@ -34,6 +34,7 @@ from gate.gather.ports import (
     earliest,
     no_vulnerabilities,
 )
+from gate.gather.releases import ReleaseEvidence
 from gate.sources.filenames import pip_sdist_readings, python_file_facts
 from gate.sources.http import UpstreamError
 from gate.sources.pypi import ProjectPage, SimpleFile
@@ -153,7 +154,9 @@ class PypiFacts:
         self, index: str, fetch_provenance: Callable[[str], bytes | None], cache: EvidenceCache,
         reads_attestations: ReadsAttestations, vulnerabilities: VulnerabilityLookup = no_vulnerabilities, *,
         reads_history: ReadsAttestations = no_file,
+        releases: ReleaseEvidence | None = None,
     ) -> None:
+        self.releases = releases  # release provenance a policy points to (`gate.gather.releases`)
         self.index = index
         self.fetch_provenance = fetch_provenance
         self.cache = cache
@@ -173,6 +176,9 @@ class PypiFacts:
         evidence = NO_EVIDENCE
         if self.reads_attestations(Ecosystem.PYPI, file.name):
             evidence = self.provenance(row, file, now)
+            if self.releases is not None:
+                release = self.releases.evidence(file, now)
+                evidence = Evidence(evidence.facts + release.facts, earliest(evidence.recheck, release.recheck))
             file = with_signed_time(file, evidence.facts)
         records = known_vulnerabilities(self.vulnerabilities, file)
         continuity, recheck = NO_HISTORY, evidence.recheck

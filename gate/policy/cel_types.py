@@ -23,7 +23,15 @@ from typing import Any
 
 import msgspec
 
-from gate.facts import AttestationFact, Continuity, FileFacts, LineRelease, Publisher, Vulnerability
+from gate.facts import (
+    MAX_WORKFLOW_INPUTS,
+    AttestationFact,
+    Continuity,
+    FileFacts,
+    LineRelease,
+    Publisher,
+    Vulnerability,
+)
 from gate.verify.claims import CLAIM_OIDS
 
 # The most attestations, and claims per attestation, a rule is evaluated over; more is not judged.
@@ -131,6 +139,10 @@ OBJECT_NAMES: dict[type, str] = {
 }
 # Fields `gate.facts.to_activation` adds to a record's document beside its Struct's
 _DERIVED_FIELDS: dict[str, dict[str, Type]] = {"vulnerability": {"band": STRING}}
+# Maps other than `claims`: any key may be asked for (SLSA workflow inputs are the workflow's own names)
+_MAP_FIELDS: dict[str, dict[str, Type]] = {
+    "attestation": {"workflowInputs": map_of(STRING, STRING, MAX_WORKFLOW_INPUTS)},
+}
 
 
 @cache
@@ -138,7 +150,8 @@ def object_fields(name: str) -> dict[str, Type]:
     """The fields of a facts record (`file`, `attestation`, `publisher`, `vulnerability`, `continuity`,
     `release`) and their types."""
     struct = next(s for s, n in OBJECT_NAMES.items() if n == name)
-    return {f.name: _from_python(f.type) for f in msgspec.structs.fields(struct)} | _DERIVED_FIELDS.get(name, {})
+    declared = {f.name: _from_python(f.type) for f in msgspec.structs.fields(struct)}
+    return declared | _MAP_FIELDS.get(name, {}) | _DERIVED_FIELDS.get(name, {})
 
 
 # The keys a `claims` map can hold (it holds those the certificate carries)

@@ -45,6 +45,7 @@ from gate.policy.model import (
 from gate.policy.native import AnyVerified, NativeCheck, OldEnough, beyond_budget
 from gate.policy.patterns import Pattern
 from gate.policy.schema import schema_issues
+from gate.policy.slsa_rules import SlsaCheck, SlsaDescription, required_text, slsa_fields
 from gate.policy.trust_rules import (
     BACKDATING_RULE,
     CONTINUITY_RULE,
@@ -234,6 +235,18 @@ def _attestation_rules(att: Attestations) -> list[RuleSource]:
                 + _optional(att, f"attestations.exists(a, {_trusted(att, channel)})"),
                 f"no verified conda attestation whose targetChannel is {shown}",
                 describe=TargetChannelDescription(att),
+            )
+        )
+    if att.slsa is not None:
+        wanted = " && ".join(_field_matches(f"a.{fact}", pattern) for fact, pattern in slsa_fields(att.slsa))
+        rules.append(
+            RuleSource(
+                "attestations.slsa",
+                _optional(att, f"attestations.exists(a, {_trusted(att, wanted)})"),
+                f"no verified SLSA provenance with {required_text(att.slsa)}"
+                + (" from an allowed signer" if att.signers else ""),
+                SlsaCheck(att),
+                describe=SlsaDescription(att),
             )
         )
     return rules

@@ -64,6 +64,8 @@ CODES = {
     "any-signer": Code("Attestations are required without signers: any Sigstore identity passes.", Level.WARNING),
     "broad-signer": Code("A signer pattern anyone can match with an account or project of their own.", Level.WARNING),
     "broad-exception": Code("An exception that selects every package.", Level.WARNING),
+    "slsa-any-source": Code("attestations.slsa names no one source repository: provenance from any passes.",
+                            Level.WARNING),
     "empty-policy": Code("A policy with no rule: it allows every file it matches.", Level.WARNING),
     "ungoverned-ecosystem": Code(
         "No policy in enforce mode judges an ecosystem's packages in general: its files are denied by default "

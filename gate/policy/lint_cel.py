@@ -105,6 +105,12 @@ def representative_facts() -> Facts:
         integratedTime=_NOW - dt.timedelta(days=30),
         targetChannel="https://conda.example/channel",
         signedTime=_NOW - dt.timedelta(days=30, minutes=1),
+        builderId="https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_generic_slsa3.yml@refs/tags/v2.1.0",
+        sourceUri="github.com/example/example",
+        sourceRef="refs/tags/v1.0.0",
+        sourceDigest="0" * 40,
+        sourceBranch="refs/heads/main",
+        workflowInputs={"version": "1.0.0"},
     )
     vulnerability = Vulnerability(
         id="GHSA-0000-0000-0000", aliases=("CVE-2000-0000",), summary="example", severity=5.0,

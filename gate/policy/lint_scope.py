@@ -104,6 +104,14 @@ def weak_signer_issues(policy: Policy) -> Iterator[Finding]:
             "with an account of their own); list the publishers you trust under signers"
         )
         yield Finding("any-signer", _issue(policy, at, message))
+    source = None if att.slsa is None else att.slsa.source_uri
+    outsider = f"github.com/{PROBE}/"  # a repository of an owner anyone can be
+    if att.slsa is not None and (source is None or (not source.is_literal and can_start_with(source.regex, outsider))):
+        message = (
+            "slsa without a sourceUri naming one repository: provenance built from any repository passes "
+            "(slsa-verifier requires --source-uri); name the repository, as github.com/OWNER/REPO"
+        )
+        yield Finding("slsa-any-source", _issue(policy, ("spec", "attestations", "slsa"), message))
     for index, signer in enumerate(att.signers):
         for key, kind, pattern in _signer_fields(signer):
             if anyone_can_match(kind, pattern):

@@ -34,6 +34,7 @@ STRUCTURED_RULES = (
     "attestations.signers",
     "attestations.predicateTypes",
     "attestations.targetChannel",
+    "attestations.slsa",
     "vulnerabilities.malicious",
     "vulnerabilities.maxSeverity",
 )
@@ -120,11 +121,35 @@ Signer = IdentitySigner | PublisherSigner
 
 
 @dataclass(frozen=True)
+class Slsa:
+    """`attestations.slsa`: slsa-verifier's options, as patterns over the facts of SLSA provenance
+    (`gate.verify.intoto`); `written` keeps each as the policy wrote it, for messages."""
+
+    source_uri: patterns.Pattern | None = None  # over `github.com/OWNER/REPO`
+    source_tag: patterns.Pattern | None = None  # over the ref, `refs/tags/<tag>`
+    source_branch: patterns.Pattern | None = None  # over the branch, `refs/heads/<branch>`
+    builder_id: patterns.Pattern | None = None
+    written: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Attestations:
     required: bool = True
     predicate_types: tuple[str, ...] = ()
     signers: tuple[Signer, ...] = ()
     target_channel: str | None = None  # "match" or a channel URL
+    slsa: Slsa | None = None
+
+
+@dataclass(frozen=True)
+class ReleaseSource:
+    """`spec.evidence.githubReleases`: the GitHub repository whose release `tag` (with `{version}` replaced by
+    the file's version) carries the provenance of a PyPI project's files as the asset `asset`."""
+
+    project: str  # normalized (PEP 503)
+    repository: str  # OWNER/REPO
+    tag: str = "{version}"
+    asset: str = "multiple.intoto.jsonl"
 
 
 MAX_IGNORED_IDS = 1000  # distinct record ids one policy's `spec.vulnerabilities.ignore` may name
@@ -211,6 +236,7 @@ class Policy:
     raw: RawPolicy
     vulnerabilities: Vulnerabilities | None = None
     continuity: ContinuityRule | None = None
+    releases: tuple[ReleaseSource, ...] = ()  # spec.evidence.githubReleases
 
 
 class _Builder:
@@ -304,7 +330,18 @@ class _Builder:
             predicate_types=tuple(raw.get("predicateTypes", [])),
             signers=tuple(s for s in signers if s is not None),
             target_channel=None if target is None else target.rstrip("/"),
+            slsa=self.slsa(raw["slsa"]) if "slsa" in raw else None,
         )
+
+    def slsa(self, raw: dict[str, Any]) -> Slsa:
+        path: Path_ = ("spec", "attestations", "slsa")
+        made = {
+            key: self.attempt("regex", (*path, key), functools.partial(patterns.slsa_pattern, key, value))
+            for key, value in raw.items()
+        }
+        written = tuple((k, v if isinstance(v, str) else f"regex:{v['regex']}") for k, v in raw.items())
+        get = made.get
+        return Slsa(get("sourceUri"), get("sourceTag"), get("sourceBranch"), get("builderId"), written)
 
     def vulnerabilities(self, raw: dict[str, Any]) -> Vulnerabilities:
         ignore = []
@@ -324,6 +361,15 @@ class _Builder:
             max_severity=raw.get("maxSeverity"), deny_malicious=raw.get("malicious", "deny") == "deny",
             ignore=tuple(ignore),
         )
+
+    def releases(self, raw: dict[str, Any]) -> tuple[ReleaseSource, ...]:
+        out = []
+        for project, written in raw.items():
+            where = {"repository": written} if isinstance(written, str) else written  # the schema's patterns
+            name = re.sub(r"[-_.]+", "-", project).lower()
+            out.append(ReleaseSource(name, where["repository"], where.get("tag", "{version}"),
+                                     where.get("asset", "multiple.intoto.jsonl")))
+        return tuple(out)
 
     def selector(self, path: Path_, text: str) -> PackageSelector | None:
         return self.attempt("version-specifier", path, lambda: parse_selector(text))
@@ -376,6 +422,7 @@ class _Builder:
             raw=self.raw,
             vulnerabilities=self.vulnerabilities(spec["vulnerabilities"]) if "vulnerabilities" in spec else None,
             continuity=self.continuity(spec["continuity"]) if "continuity" in spec else None,
+            releases=self.releases((spec.get("evidence") or {}).get("githubReleases") or {}),
         )
         return None if self.issues else policy
 

@@ -34,7 +34,7 @@ def beyond_budget(attestations: int, claims: Iterable[int]) -> str | None:
     static cost estimate assumed, or None: a rule that reads attestations is then not run, and fails."""
     if attestations > MAX_ATTESTATIONS:
         return f"the file has {attestations} attestations; rules are evaluated over at most {MAX_ATTESTATIONS}"
-    for count in claims:
+    for count in claims:  # claims, and workflow inputs, which the verifier bounds to the same number
         if count > MAX_CLAIMS:
             return f"an attestation has {count} claims; rules are evaluated over at most {MAX_CLAIMS}"
     return None

@@ -127,3 +127,28 @@ class PackagePattern:
 
 def package_glob(text: str) -> PackagePattern:
     return PackagePattern(source=text, pypi=glob(_NAME_SEPARATORS.sub("-", text).lower()), exact=glob(text.lower()))
+
+
+# slsa-verifier's options as `attestations.slsa` keys: the prefix each fact's value has before what is written
+_SLSA_PREFIXES = {"sourceUri": "", "sourceTag": "refs/tags/", "sourceBranch": "refs/heads/", "builderId": ""}
+
+
+def slsa_pattern(key: str, value: str | dict[str, str]) -> Pattern:
+    """A pattern of `attestations.slsa` as slsa-verifier reads the option: `sourceUri` is `github.com/O/R`
+    (a `https://` or `git+https://` written before it is dropped); `sourceTag` / `sourceBranch` name the tag or
+    branch (`v*`), matched against `refs/tags/...` / `refs/heads/...`; a `builderId` without `@` matches any
+    version of that builder (`...generic_slsa3.yml` matches `...generic_slsa3.yml@refs/tags/v2.1.0`), as
+    `--builder-id` does. Globs and `{regex: ...}` otherwise as everywhere. ValueError for a regex RE2 rejects."""
+    prefix = _SLSA_PREFIXES[key]
+    if isinstance(value, dict):
+        return regex(f"{re2_escape(prefix)}(?:{value['regex']})" if prefix else value["regex"])
+    if key == "sourceUri":
+        value = value.removeprefix("git+").removeprefix("https://")
+    if key == "builderId" and "@" not in value and not any(c in value for c in "*?"):
+        return regex(glob_to_regex(value)[1:-1] + "(?:@.*)?")
+    return glob(prefix + value)
+
+
+def re2_escape(text: str) -> str:
+    """`text` as a regex that matches it literally."""
+    return "".join("\\" + c if c in _REGEX_SPECIAL else c for c in text)

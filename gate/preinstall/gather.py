@@ -9,12 +9,13 @@ itself claims (a lock's `upload-time`, its `attestation-identities`) is never ta
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from gate.facts import Ecosystem, Facts, FileFacts, FileKind, Unidentified, iso_z
 from gate.gather.ports import Uncached, VulnerabilityLookup, no_vulnerabilities
 from gate.gather.pypi import PypiFacts, ReadsAttestations, known_vulnerabilities, no_file
+from gate.gather.releases import DEFAULT_RELEASE_HOST, ReleaseSource, release_evidence_for
 from gate.sources.filenames import python_file_facts
 from gate.sources.hosts import HostPolicy
 from gate.sources.http import UpstreamError
@@ -68,9 +69,12 @@ class IndexGatherer:
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         vulnerabilities: VulnerabilityLookup = no_vulnerabilities,
         reads_history: ReadsAttestations = no_file,
+        releases: tuple[Sequence[ReleaseSource], str] = ((), DEFAULT_RELEASE_HOST),
     ) -> None:
         self.index_url = index_url
         self.reads_history = reads_history
+        sources, host = releases  # release provenance the policies point to, and the host it is fetched from
+        self.releases = release_evidence_for(sources, host, timeout, Uncached(verifier))
         self.vulnerabilities = vulnerabilities
         self.cache = Uncached(verifier)
         self.reads_attestations = reads_attestations
@@ -93,7 +97,7 @@ class IndexGatherer:
         if index not in self._services:
             client = SimpleClient(index, timeout=self.timeout, hosts=HostPolicy.for_upstreams([index]))
             facts = PypiFacts(client.base_url, client.fetch_provenance, self.cache, self.reads_attestations,
-                              self.vulnerabilities, reads_history=self.reads_history)
+                              self.vulnerabilities, reads_history=self.reads_history, releases=self.releases)
             self._services[index] = client, facts
         return self._services[index]
 

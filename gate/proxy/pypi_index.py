@@ -14,6 +14,7 @@ from gate.gather.ports import no_vulnerabilities
 from gate.gather.pypi import PypiFacts, first_rows
 from gate.proxy.decide import judge
 from gate.proxy.evidence import StoreEvidence
+from gate.proxy.releases import release_evidence
 from gate.proxy.state import Gate
 from gate.proxy.upstream import CachedUpstream
 from gate.sources.pypi import ProjectPage, SimpleClient, SimpleFile, parse_page
@@ -47,6 +48,7 @@ class PypiIndex:
             self.client.base_url, self.client.fetch_provenance, StoreEvidence(state),
             state.evaluator.reads_attestations, no_vulnerabilities if state.osv is None else state.osv.lookup,
             reads_history=state.evaluator.reads_continuity,
+            releases=release_evidence(state),
         )
         self.pages: CachedUpstream[ProjectPage] = CachedUpstream(
             state, PAGES, _parse_page, noun="page", memo=32, memo_bytes=MEMO_BYTES

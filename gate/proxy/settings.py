@@ -49,6 +49,7 @@ class Settings:
     osv: tuple[Path, ...] = ()  # OSV data (bulk export zips, directories of records): `--osv`
     osv_max_age: dt.timedelta | None = None  # older OSV data is a failure (503), not a warning
     osv_interval: float = 30.0  # seconds between checks of the OSV files for changes
+    github_releases: str = "https://github.com"  # where `spec.evidence.githubReleases` assets are fetched from
     # userinfo taken out of `upstream` and the channel URLs, sent only to their own origins
     credentials: tuple[Credential, ...] = field(default=(), repr=False)
 
@@ -74,8 +75,9 @@ class Settings:
         `GATE_AUDIT_REQUIRED=1`, `GATE_ALLOW_HOSTS` (whitespace-separated `HOST[:PORT]`), `GATE_MAX_PAGE_BYTES`,
         `GATE_MAX_REPODATA_BYTES`, `GATE_PUBLIC_URL`, `GATE_UPSTREAM_SLOTS`, `GATE_STATUS_ALLOW`
         (whitespace-separated addresses or CIDR networks, or `none`; default: loopback), `GATE_STATUS_TOKEN`,
-        `GATE_OSV` (os.pathsep-separated), `GATE_OSV_MAX_AGE` (`2d`) and `GATE_OSV_INTERVAL` (seconds), for a
-        bare gunicorn; raise ValueError for a value that is not understood."""
+        `GATE_OSV` (os.pathsep-separated), `GATE_OSV_MAX_AGE` (`2d`), `GATE_OSV_INTERVAL` (seconds) and
+        `GATE_GITHUB_RELEASES` (the release host), for a bare gunicorn; raise ValueError for a value that is not
+        understood."""
         env = os.environ if environ is None else environ
 
         def path(name: str) -> Path | None:
@@ -103,6 +105,7 @@ class Settings:
             osv=tuple(Path(p) for p in env.get("GATE_OSV", "").split(os.pathsep) if p),
             osv_max_age=parse_duration(env["GATE_OSV_MAX_AGE"]) if env.get("GATE_OSV_MAX_AGE") else None,
             osv_interval=float(env.get("GATE_OSV_INTERVAL", "30")),
+            github_releases=parse_public_url(env.get("GATE_GITHUB_RELEASES", "https://github.com")),
         )
 
 

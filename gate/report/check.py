@@ -85,6 +85,8 @@ def describe_attestation(att: AttestationFact) -> str:
         parts.append(f"publisher {pub.kind} {shown}{env}")
     if att.targetChannel:
         parts.append(f"targetChannel {att.targetChannel}")
+    if att.sourceUri or att.builderId:  # SLSA provenance the certificate confirmed (gate.verify.intoto)
+        parts.append(f"source {att.sourceUri} {att.sourceRef} ({att.sourceDigest}), builder {att.builderId}")
     return "verified: " + ", ".join(parts)
 
 

@@ -24,6 +24,7 @@ from gate.redact import origin, redact
 KNOWN_FILE_HOSTS: dict[str, tuple[str, ...]] = {
     "pypi.org": ("files.pythonhosted.org",),
     "test.pypi.org": ("test-files.pythonhosted.org",),
+    "github.com": ("objects.githubusercontent.com", "release-assets.githubusercontent.com"),  # release assets
 }
 HostPort = tuple[str, int]
 

@@ -123,10 +123,11 @@ class Answer:
 
 def open_checked(
     session: requests.Session, url: str, headers: Mapping[str, str] | None, *, hosts: HostPolicy | None,
-    deadline: Deadline, timeout: float,
+    deadline: Deadline, timeout: float, json_body: Any = None,
 ) -> requests.Response:
     """A streamed GET of `url`, redirects followed by hand (at most REDIRECTS), each hop checked against
-    `hosts` first; the connections are watched by `deadline`. The caller closes the response."""
+    `hosts` first; the connections are watched by `deadline`. The caller closes the response. With
+    `json_body`, a POST of that JSON instead, whose redirect is not followed (its answer is returned)."""
     for _ in range(REDIRECTS + 1):
         if hosts is not None:
             try:
@@ -136,6 +137,9 @@ def open_checked(
         per_read = max(min(timeout, deadline.remaining()), 0.001)
         try:
             with deadline.bound():
+                if json_body is not None:
+                    return session.post(url, json=json_body, headers=dict(headers or {}), timeout=per_read,
+                                        stream=True, allow_redirects=False)
                 response = session.get(
                     url, headers=dict(headers or {}), timeout=per_read, stream=True, allow_redirects=False
                 )
@@ -277,16 +281,18 @@ class HttpClient:
         self.max_bytes = max_bytes
 
     def stream(
-        self, url: str, headers: Mapping[str, str] | None = None, *, limit: int | None, pace: bool = False
+        self, url: str, headers: Mapping[str, str] | None = None, *, limit: int | None, pace: bool = False,
+        json_body: Any = None,
     ) -> Stream:
         """Open a GET of `url` (every redirect hop checked against `hosts`) under one deadline of `timeout`
         seconds, moved with the bytes received at MIN_RATE when `pace` (a download whose size is not known
         beforehand); its body is read from the `Stream`, at most `limit` decoded bytes (None: the caller
-        bounds it). The caller closes the stream (reading its body to the end closes it too)."""
+        bounds it). The caller closes the stream (reading its body to the end closes it too). `json_body`:
+        POST it as JSON instead (a Rekor search), no redirect followed."""
         deadline = Deadline(self.timeout)
         try:
             response = open_checked(self.session, url, headers, hosts=self.hosts, deadline=deadline,
-                                    timeout=self.timeout)
+                                    timeout=self.timeout, json_body=json_body)
         except BaseException:
             deadline.close()
             raise

@@ -21,20 +21,10 @@ from gate.sources.conda import is_conda_filename, record_for_bytes
 from gate.sources.conda_channel import MAX_REPODATA_BYTES, Record, find_record, parse_repodata
 from gate.sources.conda_evidence import MAX_SIDECAR_BYTES, SIGS, V0_SIGS, SidecarError
 from gate.sources.filenames import is_distribution_filename, pip_sdist_readings
+from gate.sources.local_evidence import Evidence, evidence_items, verify_item
 from gate.sources.localfile import read_regular, sha256_file
-from gate.verify.bounded import MAX_EVIDENCE_BYTES
-from gate.verify.evidence import verify_evidence
 from gate.verify.sigstore import BundleVerifier, Target
 
-# Evidence looked for next to a distribution file, as `<file><suffix>`.
-EVIDENCE_SUFFIXES = (
-    ".publish.attestation",
-    ".slsa.attestation",
-    ".attestation",
-    ".provenance",
-    ".sigstore",
-    ".sigstore.json",
-)
 
 class UnidentifiedFileError(GateError):
     """A local file with a distribution suffix whose name does not say which package it is."""
@@ -131,17 +121,15 @@ def identify(path: Path, options: LocalOptions) -> tuple[FileFacts, Record | Non
     return facts, record
 
 
-def evidence_paths(path: Path, options: LocalOptions) -> list[Path]:
-    """Evidence given on the command line, then evidence discovered beside a wheel or sdist.
+def evidence_paths(path: Path, options: LocalOptions) -> list[Evidence]:
+    """Evidence given on the command line, then evidence discovered beside a file (`gate.sources.local_evidence`).
 
     A conda package's own sidecars are left to `sidecar_attestations`, even when also given.
     """
     if is_conda_filename(path.name):
         own = {path.with_name(path.name + s).resolve() for s in (SIGS, V0_SIGS)}
         return [p for p in options.attestations if p.resolve() not in own]
-    given = {p.resolve() for p in options.attestations}
-    found = [path.with_name(path.name + s) for s in EVIDENCE_SUFFIXES]
-    return list(options.attestations) + [p for p in found if p.is_file() and p.resolve() not in given]
+    return evidence_items(path, options.attestations)
 
 
 def _beside(path: Path) -> SidecarLocator:
@@ -165,23 +153,13 @@ def _beside(path: Path) -> SidecarLocator:
     return locate
 
 
-def _read(evidence: Path) -> bytes:
-    """The evidence file's bytes, at most one more than any evidence may have (`verify_evidence` rejects
-    a larger document), so a huge file or a device never fills memory."""
-    try:
-        with evidence.open("rb") as handle:
-            return handle.read(MAX_EVIDENCE_BYTES + 1)
-    except OSError as err:
-        raise UsageError(f"cannot read attestation {evidence}: {err.strerror}") from err
-
-
 def local_facts(path: Path, options: LocalOptions, now: dt.datetime | None = None) -> Facts:
     """Everything gate knows about one local file, with every piece of evidence verified."""
     file, record = identify(path, options)
     target = Target(filename=file.filename, sha256=file.sha256, ecosystem=file.ecosystem)
     facts: list[AttestationFact] = []
     for evidence in evidence_paths(path, options):
-        facts.extend(verify_evidence(_read(evidence), str(evidence), target, options.verifier))
+        facts.extend(verify_item(evidence, target, options.verifier))
     if is_conda_filename(path.name):
         service = CondaFacts(Uncached(options.verifier), options.reads_attestations)
         found, _ = service.gather(file, record, _beside(path), now or dt.datetime.now(dt.UTC))

@@ -111,3 +111,28 @@ def publisher_from_claims(claims: dict[str, str], identity: str | None) -> Publi
     if issuer == GOOGLE_ISSUER and identity and "@" in identity:
         return Publisher(kind="Google", email=identity)
     return None
+
+
+# Fulcio's first GitHub Actions extensions (certificates before late 2022 carry only these), raw strings
+_LEGACY_GITHUB = {2: "buildTrigger", 3: "sourceRepositoryDigest", 5: "repository", 6: "sourceRepositoryRef"}
+
+
+def source_claims(cert: x509.Certificate) -> dict[str, str]:
+    """The source a GitHub Actions certificate names: `sourceRepositoryUri`, `sourceRepositoryRef`,
+    `sourceRepositoryDigest`, `buildTrigger`, from the current extensions or else the legacy .2-.6 ones."""
+    claims = certificate_claims(cert)
+    names = ("sourceRepositoryUri", "sourceRepositoryRef", "sourceRepositoryDigest", "buildTrigger")
+    found: dict[str, str] = {k: claims[k] for k in names if k in claims}
+    for suffix, name in _LEGACY_GITHUB.items():
+        raw = _extension(cert, suffix)
+        if raw is None:
+            continue
+        try:
+            value = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        if name == "repository":
+            found.setdefault("sourceRepositoryUri", f"https://github.com/{value}")
+        else:
+            found.setdefault(name, value)
+    return found

@@ -29,7 +29,9 @@ from sigstore_models.common.v1 import HashAlgorithm
 from gate.errors import GateError
 from gate.facts import AttestationFact, Ecosystem
 from gate.verify.bounded import EvidenceParseError, parse_json
-from gate.verify.claims import certificate_claims, certificate_identity, publisher_from_claims
+from gate.verify.claims import certificate_claims, certificate_identity, publisher_from_claims, source_claims
+from gate.verify.intoto import SlsaFacts, slsa_facts
+from gate.verify.rekor_set import CheckError, EntryLookup, verify_intoto_bundle
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 PRODUCTION_ROOT = "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev/trusted_root.json"
@@ -142,9 +144,15 @@ def _integrated_time(bundle: Bundle) -> dt.datetime | None:
 class BundleVerifier:
     """Verifies bundles against one trusted root (the production root shipped with sigstore by default)."""
 
-    def __init__(self, trusted_root: Path | None = None) -> None:
+    def __init__(self, trusted_root: Path | None = None, *, rekor_lookup: EntryLookup | None = None) -> None:
         self.trusted_root = (trusted_root or default_trusted_root_path()).resolve()
         self._verifier = _verifier(self.trusted_root)
+        self.rekor_lookup = rekor_lookup  # off unless the user opted in: `gate.verify.cosign`
+
+    @property
+    def sigstore(self) -> Verifier:
+        """sigstore-python's verifier for the trusted root (`gate.verify.rekor_set` runs its checks)."""
+        return self._verifier
 
     def verify(self, bundle: Bundle, target: Target, source: str, *, pep740: bool = False) -> AttestationFact:
         """Verify `bundle` as evidence for `target`; every failure is returned as `verified: false`."""
@@ -167,24 +175,26 @@ class BundleVerifier:
         )
         predicate_type: str | None = None
         target_channel: str | None = None
+        slsa = SlsaFacts()
         try:
             if bundle._dsse_envelope is not None:
-                payload_type, payload = self._verifier.verify_dsse(bundle, _IdentityJudgedByPolicy())
-                if payload_type != INTOTO_PAYLOAD_TYPE:
-                    raise EvidenceError("payload-type", f"expected {INTOTO_PAYLOAD_TYPE}, got {payload_type}")
-                exactly_one = pep740 or target.ecosystem is Ecosystem.CONDA
-                statement = check_statement(payload, target, exactly_one_subject=exactly_one)
-                declared = statement.get("predicateType")
-                predicate_type = declared if isinstance(declared, str) else None
+                kind = bundle.log_entry._inner.kind_version
+                if (kind.kind, kind.version) == ("intoto", "0.0.2"):  # sigstore-python refuses: gate.verify.rekor_set
+                    payload_type, payload = verify_intoto_bundle(self._verifier, bundle)
+                else:
+                    payload_type, payload = self._verifier.verify_dsse(bundle, _IdentityJudgedByPolicy())
+                statement = statement_for(payload_type, payload, target, pep740=pep740)
+                predicate_type = statement_type(statement)
                 predicate = statement.get("predicate")
                 if isinstance(predicate, dict) and isinstance(predicate.get("targetChannel"), str):
                     target_channel = predicate["targetChannel"].rstrip("/")
+                slsa = slsa_facts(statement, identity, claims.get("issuer"), source_claims(cert))
             else:
                 digest = Hashed(algorithm=HashAlgorithm.SHA2_256, digest=bytes.fromhex(target.sha256))
                 self._verifier.verify_artifact(digest, bundle, _IdentityJudgedByPolicy())
         except SigstoreError as err:
             return fact(verified=False, error=f"sigstore: {describe_error(err)}")
-        except EvidenceError as err:
+        except (EvidenceError, CheckError) as err:
             return fact(verified=False, error=str(err))
         return fact(
             verified=True,
@@ -192,7 +202,22 @@ class BundleVerifier:
             integratedTime=_integrated_time(bundle),
             targetChannel=target_channel,
             signedTime=_signed_time(self._verifier, bundle),
+            **slsa._asdict(),
         )
+
+
+def statement_for(payload_type: str, payload: bytes, target: Target, *, pep740: bool = False) -> dict[str, Any]:
+    """The in-toto statement of a verified DSSE envelope, which must name `target` (exactly one subject for
+    PEP 740 and conda, whose formats say so)."""
+    if payload_type != INTOTO_PAYLOAD_TYPE:
+        raise EvidenceError("payload-type", f"expected {INTOTO_PAYLOAD_TYPE}, got {payload_type}")
+    exactly_one = pep740 or target.ecosystem is Ecosystem.CONDA
+    return check_statement(payload, target, exactly_one_subject=exactly_one)
+
+
+def statement_type(statement: dict[str, Any]) -> str | None:
+    declared = statement.get("predicateType")
+    return declared if isinstance(declared, str) else None
 
 
 def describe_error(err: Exception) -> str:

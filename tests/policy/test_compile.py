@@ -32,6 +32,7 @@ attestations:
   predicateTypes: [https://docs.pypi.org/attestations/publish/v1]
   signers: [{publisher: {kind: GitHub, repository: pypa/*}}]
   targetChannel: match
+  slsa: {sourceUri: github.com/pypa/sampleproject}
 vulnerabilities: {maxSeverity: medium}
 rules: [{name: no-yanked, expression: '!file.yanked', message: no yanked}]
 """
@@ -43,6 +44,7 @@ rules: [{name: no-yanked, expression: '!file.yanked', message: no yanked}]
         "attestations.signers",
         "attestations.predicateTypes",
         "attestations.targetChannel",
+        "attestations.slsa",
         "vulnerabilities.malicious",
         "vulnerabilities.maxSeverity",
         "no-yanked",

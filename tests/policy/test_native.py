@@ -28,6 +28,7 @@ spec:
       - {{publisher: {{kind: GitHub, repository: pypa/sampleproject}}}}
       - {{identity: "https://github.com/pypa/*", issuer: "{github}"}}
     targetChannel: match
+    slsa: {{sourceUri: github.com/pypa/sampleproject, sourceTag: "v*", builderId: "{builder}"}}
   vulnerabilities: {{maxSeverity: medium}}
   continuity: {continuity}
   rules:
@@ -44,7 +45,7 @@ CONTINUITIES = ["{noDowngrade: true}", "{noDowngrade: true, within: project, ign
 def compiled(minimum_age: str, required: bool = True) -> CompiledPolicy:
     continuity = CONTINUITIES[len(minimum_age) % len(CONTINUITIES)]
     text = EVERY_FIELD.format(minimum_age=minimum_age, required=str(required).lower(), publish=f.PUBLISH,
-                              github=f.GITHUB, continuity=continuity)
+                              github=f.GITHUB, continuity=continuity, builder=BUILDER)
     (policy,) = load_policy_text(text)
     return policy
 
@@ -64,11 +65,28 @@ PUBLISHERS = [None, Publisher(kind=""), f.attestation().publisher,
               Publisher(kind="Google", email="someone@example.com")]
 
 
+BUILDER = "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_generic_slsa3.yml"
+
+
+def _slsa(rng: random.Random) -> dict[str, Any]:
+    """SLSA facts that meet the policy's `slsa` keys, miss one, or are absent (null)."""
+    return {
+        "sourceUri": rng.choice([None, "github.com/pypa/sampleproject", "github.com/pypa/sampleproject2"]),
+        "sourceRef": rng.choice([None, "refs/tags/v1.0", "refs/heads/v1.0", "refs/tags/1.0"]),
+        "builderId": rng.choice([None, BUILDER, f"{BUILDER}@refs/tags/v2.1.0", f"{BUILDER}x@refs/tags/v2"]),
+    }
+
+
 def _attestation(rng: random.Random) -> Any:
     claims = {f"c{i}": "v" for i in range(rng.choice([0, 1, MAX_CLAIMS, MAX_CLAIMS + 1]))}
     signed = None if rng.random() < 0.3 else _moment(rng)
+    signer: dict[str, Any] = rng.choice([
+        {}, {"publisher": None}, {"identity": None, "publisher": None},
+        {"identity": "https://github.com/evil/x", "publisher": Publisher(kind="GitHub", repository="evil/x")},
+        {"issuer": None, "publisher": Publisher(kind="GitLab", repository="pypa/sampleproject")},
+    ])
     return f.attestation(verified=rng.random() < 0.7, claims=claims, source=f"s{rng.randint(0, 3)}",
-                         signedTime=signed, publisher=rng.choice(PUBLISHERS))
+                         signedTime=signed, **({"publisher": rng.choice(PUBLISHERS)} | signer), **_slsa(rng))
 
 
 def _continuity(rng: random.Random) -> Continuity:
@@ -101,8 +119,8 @@ def test_each_structured_rule_the_compiler_makes_is_named_and_the_custom_one_has
     assert all(not rule.written for name, rule in rules.items() if name != "custom") and rules["custom"].written
     assert rules["custom"].native is None
     assert {name for name, rule in rules.items() if rule.native is not None} == {
-        "minimumAge", "attestations.required", "vulnerabilities.malicious", "vulnerabilities.maxSeverity",
-        "continuity"}
+        "minimumAge", "attestations.required", "attestations.slsa", "vulnerabilities.malicious",
+        "vulnerabilities.maxSeverity", "continuity"}
 
 
 @pytest.mark.parametrize("minimum_age", MINIMUM_AGES)

@@ -26,7 +26,7 @@ ATTESTATION = ATTESTATIONS / "pep740" / "sampleproject-4.0.0-py3-none-any.whl.pu
         (b"\xff\xfe garbage", "parse: evidence is not UTF-8"),
         (b"[]", "parse: empty list of bundles"),
         (b"42", "parse: expected a JSON object or array"),
-        (b'{"hello": "world"}', "parse: not a Sigstore bundle, PEP 740 attestation or provenance object"),
+        (b'{"hello": "world"}', "parse: not a Sigstore bundle, cosign bundle, DSSE envelope"),
         (b'{"version": 1, "attestation_bundles": []}', "parse: provenance holds no attestations"),
         (b'{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json"}', "parse: "),
         (b'[{"mediaType": "nope"}]', "parse: "),
