@@ -151,7 +151,8 @@ def verify_signed(
         return fact(verified=False, error=str(err))
     except Exception as err:  # a library fault on hostile input must not crash gate: fail closed
         return fact(verified=False, error=f"internal: {type(err).__name__}: {err}"[:300])
-    return fact(verified=True, predicateType=predicate_type, integratedTime=entry.when, **slsa._asdict())
+    return fact(verified=True, predicateType=predicate_type, integratedTime=entry.when,
+                signedTime=entry.when, **slsa._asdict())
 
 
 def _looked_up(signed: Signed, entries: list[SignedEntry], target: Target, verifier: BundleVerifier,
@@ -167,7 +168,8 @@ def _looked_up(signed: Signed, entries: list[SignedEntry], target: Target, verif
             reasons.append(str(err))
             continue
         predicate_type, slsa = signed.check_signature(target)
-        return fact(verified=True, predicateType=predicate_type, integratedTime=entry.when, **slsa._asdict())
+        return fact(verified=True, predicateType=predicate_type, integratedTime=entry.when,
+                signedTime=entry.when, **slsa._asdict())
     found = f"; the log's {len(entries)} entries do not record it: {'; '.join(reasons)[:300]}" if entries else (
         "; the transparency log has no entry for it")
     return fact(verified=False, error=f"{UNVERIFIABLE}: {NO_TLOG.split(' (', maxsplit=1)[0]}{found}")

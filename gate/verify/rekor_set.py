@@ -245,7 +245,7 @@ def check_intoto_body(
         _same_certificate(_field(entry, "publicKey"), cert, "the entry's public key")
 
 
-def _signed_times(verifier: Verifier, bundle: Bundle) -> list[dt.datetime]:
+def signed_times(verifier: Verifier, bundle: Bundle) -> list[dt.datetime]:
     """Every verified time of the signature, as sigstore's `Verifier._establish_time` takes them: the RFC 3161
     timestamps the bundle carries (each verified against the trusted root's timestamp authorities) and the
     log's integrated time (bound by the SET)."""
@@ -280,7 +280,7 @@ def verify_intoto_bundle(verifier: Verifier, bundle: Bundle) -> tuple[str, bytes
     except SigstoreError as err:
         raise CheckError("tlog", f"invalid log entry: {err}"[:300]) from None
     cert = bundle.signing_certificate
-    for when in _signed_times(verifier, bundle):
+    for when in signed_times(verifier, bundle):
         verify_certificate_at(verifier, cert, when)
     key = cert.public_key()
     if not isinstance(key, ec.EllipticCurvePublicKey):

@@ -31,7 +31,7 @@ from gate.facts import AttestationFact, Ecosystem
 from gate.verify.bounded import EvidenceParseError, parse_json
 from gate.verify.claims import certificate_claims, certificate_identity, publisher_from_claims, source_claims
 from gate.verify.intoto import SlsaFacts, slsa_facts
-from gate.verify.rekor_set import CheckError, EntryLookup, verify_intoto_bundle
+from gate.verify.rekor_set import CheckError, EntryLookup, signed_times, verify_intoto_bundle
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 PRODUCTION_ROOT = "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev/trusted_root.json"
@@ -176,11 +176,13 @@ class BundleVerifier:
         predicate_type: str | None = None
         target_channel: str | None = None
         slsa = SlsaFacts()
+        signed: dt.datetime | None = None
         try:
             if bundle._dsse_envelope is not None:
                 kind = bundle.log_entry._inner.kind_version
                 if (kind.kind, kind.version) == ("intoto", "0.0.2"):  # sigstore-python refuses: gate.verify.rekor_set
                     payload_type, payload = verify_intoto_bundle(self._verifier, bundle)
+                    signed = min(signed_times(self._verifier, bundle))  # the times it just verified
                 else:
                     payload_type, payload = self._verifier.verify_dsse(bundle, _IdentityJudgedByPolicy())
                 statement = statement_for(payload_type, payload, target, pep740=pep740)
@@ -201,7 +203,7 @@ class BundleVerifier:
             predicateType=predicate_type,
             integratedTime=_integrated_time(bundle),
             targetChannel=target_channel,
-            signedTime=_signed_time(self._verifier, bundle),
+            signedTime=signed or _signed_time(self._verifier, bundle),
             **slsa._asdict(),
         )
 

@@ -47,6 +47,10 @@ def test_case_verifies_as_the_manifest_says(case: Case) -> None:
         assert fact.predicateType == expected["predicate_type"]
     if "integrated_time" in expected:
         assert fact.integratedTime is not None and int(fact.integratedTime.timestamp()) == expected["integrated_time"]
+    # every verified format carries the time its verification established (minimumAge's transparencyLog source):
+    # the SET-bound integrated time, or an earlier RFC 3161 time
+    assert fact.signedTime is not None and fact.integratedTime is not None
+    assert fact.signedTime <= fact.integratedTime
     if case.raw["format"] == "slsa-provenance" and "builder_id_claimed_in_predicate" not in expected:
         # SLSA facts, each confirmed by the certificate (not those of the wrong signer's lying predicate)
         assert fact.sourceUri is not None and fact.sourceRef is not None and fact.builderId is not None
