@@ -19,7 +19,7 @@ from gate.errors import Finding, Issue, Level, PolicyError
 from gate.policy.compile import duplicate_name
 from gate.policy.lint_cel import cel_issues
 from gate.policy.lint_checks import exception_issues, match_issues, signer_issues
-from gate.policy.lint_scope import scope_issues, ungoverned_issues, weak_signer_issues
+from gate.policy.lint_scope import predicate_type_issues, scope_issues, ungoverned_issues, weak_signer_issues
 from gate.policy.load import RawPolicy, load_file, policy_files
 from gate.policy.model import Policy, build_policy
 from gate.policy.schema import Problem, schema_issues, schema_problems
@@ -66,6 +66,9 @@ CODES = {
     "broad-exception": Code("An exception that selects every package.", Level.WARNING),
     "slsa-any-source": Code("attestations.slsa names no one source repository: provenance from any passes.",
                             Level.WARNING),
+    "predicate-types-exclusive": Code(
+        "predicateTypes lists two SLSA provenance versions: each is asked of every file, which has one.", Level.WARNING
+    ),
     "empty-policy": Code("A policy with no rule: it allows every file it matches.", Level.WARNING),
     "ungoverned-ecosystem": Code(
         "No policy in enforce mode judges an ecosystem's packages in general: its files are denied by default "
@@ -141,7 +144,7 @@ def lint_document(raw: RawPolicy, options: LintOptions) -> tuple[Policy | None, 
         return None, findings
     findings += cel_issues(policy)
     findings += exception_issues(policy, options.now, options.expiry_warning)
-    for check in (signer_issues, match_issues, weak_signer_issues, scope_issues):
+    for check in (signer_issues, match_issues, weak_signer_issues, predicate_type_issues, scope_issues):
         findings += check(policy)
     return policy, findings
 

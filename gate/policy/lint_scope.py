@@ -123,6 +123,23 @@ def weak_signer_issues(policy: Policy) -> Iterator[Finding]:
                 yield Finding("broad-signer", _issue(policy, (*path, key), message))
 
 
+# Predicate types of which one statement carries only one: SLSA provenance is written in one version per release
+SLSA_PROVENANCE = ("https://slsa.dev/provenance/v0.1", "https://slsa.dev/provenance/v0.2", "https://slsa.dev/provenance/v1")
+
+
+def predicate_type_issues(policy: Policy) -> Iterator[Finding]:
+    """`predicateTypes` asks for each type it lists: two SLSA provenance versions are asked of every file."""
+    att = policy.attestations
+    listed = [t for t in (att.predicate_types if att is not None else ()) if t in SLSA_PROVENANCE]
+    if len(listed) > 1:
+        message = (
+            f"predicateTypes asks for each type it lists, and a release's provenance is written in one SLSA version: "
+            f"{' and '.join(listed)} together deny files built with either; list the one your builder writes, or "
+            "leave predicateTypes out (attestations.slsa is met only by SLSA provenance)"
+        )
+        yield Finding("predicate-types-exclusive", _issue(policy, ("spec", "attestations", "predicateTypes"), message))
+
+
 def scope_issues(policy: Policy) -> Iterator[Finding]:
     """Exceptions for every package, and a policy with no rule at all."""
     for index, exception in enumerate(policy.exceptions):

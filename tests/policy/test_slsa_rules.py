@@ -142,3 +142,21 @@ def test_lint_warns_of_slsa_without_one_source_repository(
     assert main(["lint", str(path)]) == 0
     out, err = capsys.readouterr()
     assert ("[slsa-any-source]" in out + err) is warned
+
+
+@pytest.mark.parametrize(("types", "warned"), [
+    ('["https://slsa.dev/provenance/v1", "https://slsa.dev/provenance/v0.2"]', True),
+    ('["https://slsa.dev/provenance/v1"]', False),
+    ('["https://slsa.dev/provenance/v1", "https://docs.pypi.org/attestations/publish/v1"]', False),
+])
+def test_lint_warns_of_predicate_types_no_single_provenance_has(
+    types: str, warned: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The issue's own example lists both SLSA versions: as `predicateTypes` asks for each, lint says so."""
+    path = tmp_path / "p.yaml"
+    signer = "    signers: [{identity: a@example.com, issuer: https://accounts.google.com}]\n"
+    slsa = POLICY.format(slsa="{sourceUri: github.com/urllib3/urllib3}")
+    path.write_text(slsa + f"    predicateTypes: {types}\n" + signer)
+    assert main(["lint", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert ("[predicate-types-exclusive]" in out + err) is warned
