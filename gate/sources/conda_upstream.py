@@ -34,9 +34,13 @@ class ChannelClient(HttpClient):
         self.url = url.rstrip("/")
 
     def fetch(self, url: str, headers: Mapping[str, str] | None = None, *, limit: int | None = None) -> Answer:
-        """`HttpClient.fetch`, the body gathered in one buffer that grows in place: a repodata body of hundreds
-        of MB is never held twice (as its pieces and their join). The body is a bytearray; everything that
-        reads a repodata body (msgspec, zstandard, hashlib, sqlite) takes any buffer."""
+        """`HttpClient.fetch`; for repodata (no `limit` given: `max_bytes`), the body gathered in one buffer that
+        grows in place, so that a body of hundreds of MB is never held twice (as its pieces and their join).
+        That body is a bytearray: everything that reads a repodata body (msgspec, zstandard, hashlib, sqlite)
+        takes any buffer, and it is never served as it is. Small files (sidecars, channeldata: a `limit`)
+        are bytes."""
+        if limit is not None:
+            return super().fetch(url, headers, limit=limit)
         with self.stream(url, headers, limit=self.max_bytes if limit is None else limit) as stream:
             body = bytearray()
             if stream.status == 200:
