@@ -10,7 +10,6 @@ directory or a package file (`gate.sources.local`) and of an `@EXPLICIT` environ
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -26,7 +25,7 @@ from gate.verify.sigstore import Target
 SIDECARS = "conda.sidecar"  # the evidence namespace of sidecars
 SIDECAR_TTL = 3600.0  # `.sigs` may gain bundles; ask again after this long
 
-_HEX64 = re.compile(r"[0-9a-f]{64}")
+_HEX_DIGITS = "0123456789abcdefABCDEF"
 
 # A sidecar's name -> (where it is, how to fetch its bytes: None when there is no such file). Either may
 # raise SidecarError (a name that cannot be located, a read that failed); the fetch may raise UpstreamError.
@@ -44,9 +43,9 @@ def _unidentified(filename: str, record: Mapping[str, Any], reason: str) -> Unid
 
 
 def record_sha256(record: Mapping[str, Any]) -> str | None:
-    """The record's `sha256`, lowercase, or None when it has no valid one."""
+    """The record's `sha256`, lowercase, or None when it has no valid one (64 hex digits)."""
     sha256 = record.get("sha256")
-    if isinstance(sha256, str) and _HEX64.fullmatch(sha256.lower()):
+    if isinstance(sha256, str) and len(sha256) == 64 and not sha256.strip(_HEX_DIGITS):
         return sha256.lower()
     return None
 

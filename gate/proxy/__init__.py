@@ -28,8 +28,11 @@ Layout (each piece is ecosystem-neutral unless named after one):
   for the clients `Settings.status_allow` and `status_token` admit; its template is `templates/status.html`.
 - `pypi`, `pypi_index`, `pypi_render`: the PyPI blueprint (`pypi_blueprint()`), its page service and its
   renderers.
-- `conda_routes`, `conda`, `conda_paths`: the conda blueprint (`conda_blueprint(channels)`), its repodata
-  service, and what is served under a subdir (`classify`; `served_repodata` drops `info.base_url`).
+- `conda_routes`, `conda`, `conda_paths`, `conda_repodata`: the conda blueprint (`conda_blueprint(channels)`),
+  its repodata service (`CondaChannels.judge_all`: records -> judgements, the one way it judges records),
+  what is served under a subdir (`classify`; `served_repodata` drops `info.base_url`), and the filtered
+  monolithic repodata built record by record from an indexed upstream body (`build`, with incremental
+  rebuilds).
 
 How an ecosystem blueprint plugs in (as `pypi.py` and `conda_routes.py` do):
 

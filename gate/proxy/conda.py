@@ -8,47 +8,55 @@ policy reads attestations. The routes are `gate.proxy.conda_routes`.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 from gate.decision import Decision
 from gate.evaluate import Judgement, unidentified
-from gate.facts import FileFacts, Unidentified
+from gate.facts import Facts, FileFacts, Unidentified
 from gate.gather.conda import CondaFacts, SidecarLocator, record_facts
-from gate.gather.ports import earliest
-from gate.proxy.conda_paths import served_repodata
-from gate.proxy.decide import audit_decisions, etag, judge, keep, visible
+from gate.proxy.cache import Memo
+from gate.proxy.conda_repodata import Judged, Record, build
+from gate.proxy.decide import audit_decisions, judge, keep, visible
 from gate.proxy.evidence import StoreEvidence
 from gate.proxy.state import Gate
 from gate.proxy.upstream import CachedUpstream
-from gate.sources.conda_channel import (
-    compress_zst,
-    duplicate_problem,
-    encode,
-    find_records,
-    parse_repodata,
-    unique_records,
-)
+from gate.sources.conda_channel import decompress_zst, duplicate_problem
 from gate.sources.conda_evidence import MAX_SIDECAR_BYTES, SidecarError
-from gate.sources.conda_upstream import ChannelClient
+from gate.sources.conda_index import RawRecord, RepodataIndex
+from gate.sources.conda_upstream import STORED_ZST, ChannelClient
 from gate.sources.segments import join
 
 UPSTREAM = "conda.repodata"  # upstream repodata bytes with their validators
-FILTERED = "conda.filtered"  # filtered repodata (`|zst`: compressed), valid while its decisions hold
-MEMO_BYTES = 1 << 30  # parsed repodata kept in a process, by the size of their bodies
+FILTERED = "conda.filtered"  # filtered repodata, compressed, valid while its decisions hold
+JUDGED = "conda.judged"  # per-record outcomes behind the filtered repodata, for another worker's rebuild
+MEMO_BYTES = 256 << 20  # indexed repodata kept in a process, by the size of their stored (compressed) bodies
+JUDGED_RECORDS = 2_000_000  # per-record outcomes kept in a process (about 18 bytes each)
 
 
-def _parse_repodata(_key: str, body: bytes, _meta: Mapping[str, Any]) -> dict[str, Any]:
-    return parse_repodata(body)  # a body is stored only after `ChannelClient.repodata` parsed it
+def _parse_repodata(_key: str, body: bytes, meta: Mapping[str, Any]) -> RepodataIndex:
+    """A stored body (stored only after `ChannelClient.repodata` indexed it), zstd-compressed as stored."""
+    return RepodataIndex(decompress_zst(body) if meta.get("stored") == STORED_ZST else body)
 
 
 class Listed(NamedTuple):
-    """One package listed in a subdir's upstream repodata: the decision on it, the repodata, its record."""
+    """One package listed in a subdir's upstream repodata: the decision on it, the repodata's top level as far
+    as downloads need it (`info`), its record."""
 
     decision: Decision
-    repodata: dict[str, Any]
+    repodata: Mapping[str, Any]
     record: dict[str, Any]
+
+
+class Served(NamedTuple):
+    """A subdir's filtered repodata: zstd-compressed, the ETags of the plain and the compressed body, and the
+    plain body's length."""
+
+    zst: bytes
+    etag: str
+    zst_etag: str
+    length: int
 
 
 class CondaChannels:
@@ -67,9 +75,10 @@ class CondaChannels:
             state.hosts.allow_upstream(url)  # channels given to the blueprint directly, as well as configured
         self.facts = CondaFacts(StoreEvidence(state), state.evaluator.reads_attestations)
         # a parsed conda-forge subdir is large: few are memoized
-        self.repodata: CachedUpstream[dict[str, Any]] = CachedUpstream(
+        self.repodata: CachedUpstream[RepodataIndex] = CachedUpstream(
             state, UPSTREAM, _parse_repodata, noun="repodata", memo=4, memo_bytes=MEMO_BYTES
         )
+        self._judged: Memo[Judged] = Memo(8, JUDGED_RECORDS)  # per-record outcomes, weighed by records
 
     # -- upstream repodata ---------------------------------------------------------------------------
 
@@ -95,71 +104,71 @@ class CondaChannels:
         return locate
 
     def judge_all(
-        self, client: ChannelClient, subdir: str, records: list[tuple[str, dict[str, Any]]], now: dt.datetime,
+        self, client: ChannelClient, subdir: str, records: Sequence[tuple[str, Record]], now: dt.datetime,
         conflicts: Mapping[str, str],
     ) -> list[Judgement]:
-        """One judgement per record, in order (facts from `gate.gather.conda`, as `gate check` has them);
-        sidecars are fetched in parallel when a policy reads them. A filename in `conflicts` (listed with
-        different records) is denied, with the reason."""
-        files = [record_facts(name, record, client.url, conflicts.get(name)) for name, record in records]
+        """One judgement per record (a dict, or a `RawRecord`), in order (facts from `gate.gather.conda`, as
+        `gate check` has them); sidecars are fetched in parallel when a policy reads them. A filename in
+        `conflicts` (listed with different records) is denied, with the reason. The one way the conda
+        blueprint judges records: the monolithic repodata (`gate.proxy.conda_repodata`), its downloads and
+        sidecars, and any other form of repodata."""
+        files = [record_facts(name, record.view if isinstance(record, RawRecord) else record, client.url,
+                              conflicts.get(name)) for name, record in records]
         locate = self._locate(client, subdir)
 
         def gather(i: int) -> Judgement:
             file = files[i]
             if isinstance(file, Unidentified):
                 return Judgement(unidentified(file), None)
-            facts, recheck = self.facts.gather(file, records[i][1], locate, now)
+            record = records[i][1]
+            facts, recheck = self.facts.gather(file, record.full() if isinstance(record, RawRecord) else record,
+                                               locate, now)
             return judge(self.state, facts, now, recheck)
 
         reads = self.state.evaluator.reads_attestations
         if not any(isinstance(f, FileFacts) and reads(f.ecosystem, f.name) for f in files):
-            return [gather(i) for i in range(len(files))]
+            state = self.state  # no evidence to gather: `gather` without its look-ups
+            return [Judgement(unidentified(f), None) if isinstance(f, Unidentified) else judge(state, Facts(f), now)
+                    for f in files]
         with ThreadPoolExecutor(self.state.settings.provenance_workers) as pool:
             return list(pool.map(gather, range(len(files))))
 
     # -- filtered repodata ---------------------------------------------------------------------------
 
-    def filtered(self, client: ChannelClient, subdir: str, *, zst: bool, requester: str | None) -> tuple[bytes, str]:
-        """(body, ETag) of the subdir's repodata with every denied record removed; the upstream repodata is
-        parsed only when no filtered copy of its current digest is cached (its decisions are audited as asked
-        for by `requester`, the client's address)."""
+    def filtered(self, client: ChannelClient, subdir: str, *, requester: str | None) -> Served:
+        """The subdir's repodata with every denied record removed (compressed, with the ETags of its plain
+        and compressed forms), cached while its decisions hold; the upstream repodata is parsed only when no
+        filtered copy of its current body is cached, and judged again only where decisions may have changed
+        (`gate.proxy.conda_repodata`; new decisions are audited as asked for by `requester`)."""
         state, now = self.state, self.state.now()
         digest = self.upstream_digest(client, subdir)
         key = "|".join((client.subdir_url(subdir), state.view_digest))
-        variant = key + ("|zst" if zst else "")
-        entry = state.store.get(FILTERED, variant, now=now.timestamp())
-        if entry is not None and entry.meta.get("upstream") == digest:
+        entry = state.store.get(FILTERED, key, now=now.timestamp())
+        if entry is not None and entry.meta.get("upstream") == digest and "length" in entry.meta:
             state.metrics.inc("gate_cache_hits_total", cache=FILTERED)
-            return entry.value, str(entry.meta["etag"])
+            meta = entry.meta
+            return Served(entry.value, str(meta["etag"]), str(meta["zst_etag"]), int(meta["length"]))
         state.metrics.inc("gate_cache_misses_total", cache=FILTERED)
-        plain = state.store.get(FILTERED, key, now=now.timestamp()) if zst else None
-        if plain is not None and plain.meta.get("upstream") == digest:
-            body, tag = plain.value, str(plain.meta["etag"])
-            until = None if plain.expires is None else dt.datetime.fromtimestamp(plain.expires, dt.UTC)
-        else:
-            repodata = self.repodata.parsed(client.subdir_url(subdir), digest)
-            body, until = self._filter(client, subdir, repodata, now, requester)
-            tag = self._keep(key, body, digest, until, now)
-        if zst:
-            body = compress_zst(body)
-            tag = self._keep(variant, body, digest, until, now)
-        return body, tag
+        index = self.repodata.parsed(client.subdir_url(subdir), digest)
+        memo = f"{key}\n{digest}"
+        built = build(
+            index, self._judged.get(memo) or self._stored(key, digest, len(index)), now,
+            judge=lambda records, conflicts: self.judge_all(client, subdir, records, now, conflicts),
+            visible=lambda decision: visible(state, decision),
+            audit=lambda decisions: audit_decisions(state, decisions, event="repodata", client=requester),
+        )
+        self._judged.put(memo, built.judged, len(index))
+        state.store.put(JUDGED, key, built.judged.dump(), {"upstream": digest, "count": len(index)})
+        meta = {"upstream": digest, "etag": built.etag, "zst_etag": built.zst_etag, "length": built.length}
+        keep(state, FILTERED, key, built.zst, meta, until=built.until, now=now)
+        return Served(built.zst, built.etag, built.zst_etag, built.length)
 
-    def _filter(
-        self, client: ChannelClient, subdir: str, repodata: dict[str, Any], now: dt.datetime, requester: str | None
-    ) -> tuple[bytes, dt.datetime | None]:
-        records, conflicts = unique_records(repodata)
-        judged = self.judge_all(client, subdir, records, now, conflicts)
-        audit_decisions(self.state, (j.decision for j in judged), event="repodata", client=requester)
-        allowed = {name for (name, _), j in zip(records, judged, strict=True) if visible(self.state, j.decision)}
-        body = encode(served_repodata(repodata, lambda name, _: name in allowed))
-        return body, earliest(*(j.valid_until for j in judged))
-
-    def _keep(self, key: str, body: bytes, digest: str, until: dt.datetime | None, now: dt.datetime) -> str:
-        """Keep `body` (filtered from the upstream repodata with `digest`) while its decisions hold; its ETag."""
-        tag = etag(body)
-        keep(self.state, FILTERED, key, body, {"upstream": digest, "etag": tag}, until=until, now=now)
-        return tag
+    def _stored(self, key: str, digest: str, count: int) -> Judged | None:
+        """The per-record outcomes another worker kept for the upstream body `digest` under this view."""
+        entry = self.state.store.get(JUDGED, key)
+        if entry is None or entry.meta.get("upstream") != digest or entry.meta.get("count") != count:
+            return None
+        return Judged.load(entry.value, count)
 
     # -- one package ---------------------------------------------------------------------------------
 
@@ -167,13 +176,13 @@ class CondaChannels:
         """The decision on one package listed in the upstream repodata (None: not listed), with the
         repodata and the package's record."""
         repodata = self.repodata.parsed(client.subdir_url(subdir), self.upstream_digest(client, subdir))
-        found = find_records(repodata, filename)
+        found = repodata.find(filename)
         if not found:
             return None
         problem = duplicate_problem(found)
         conflicts = {filename: problem} if problem else {}
         (judgement,) = self.judge_all(client, subdir, [(filename, found[0])], self.state.now(), conflicts)
-        return Listed(judgement.decision, repodata, found[0])
+        return Listed(judgement.decision, {"info": repodata.info}, found[0])
 
     def sidecar(self, client: ChannelClient, subdir: str, listed: Listed, name: str) -> tuple[str, bytes] | None:
         """The sidecar `name` of the package `listed` (through the cache its judgement used), or None."""

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import zstandard
 from flask import Blueprint, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
 
@@ -108,12 +109,23 @@ def subdir_file(name: str, subdir: str, rest: str) -> Response:
 
 
 def _repodata(service: CondaChannels, client: ChannelClient, subdir: str, *, zst: bool) -> Response:
-    body, etag = service.filtered(client, subdir, zst=zst, requester=request.remote_addr)
+    """The filtered repodata: kept compressed; `repodata.json` is decompressed as it is sent."""
+    served = service.filtered(client, subdir, requester=request.remote_addr)
+    etag = served.zst_etag if zst else served.etag
     headers = {"ETag": etag, "Cache-Control": "max-age=0, must-revalidate"}
     if not_modified(etag):
         return Response(status=304, headers=headers)
-    content_type = "application/zstd" if zst else "application/json"
-    return Response(body, headers=headers, content_type=content_type)
+    if zst:
+        return Response(served.zst, headers=headers, content_type="application/zstd")
+    headers["Content-Length"] = str(served.length)
+    return Response(_decompressed(served.zst), headers=headers, content_type="application/json")
+
+
+def _decompressed(data: bytes) -> Iterator[bytes]:
+    """The plain body of gate's own compressed repodata, a piece at a time (never whole in memory)."""
+    reader = zstandard.ZstdDecompressor().stream_reader(data)
+    while chunk := reader.read(1 << 20):
+        yield chunk
 
 
 def _shard_index(client: ChannelClient, subdir: str) -> Response:

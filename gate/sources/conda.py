@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,6 +11,7 @@ from gate.facts import Ecosystem, FileFacts, FileKind
 from gate.sources.versions import parse_version
 
 CONDA_SUFFIXES = (".conda", ".tar.bz2")
+_ABSENT = object()
 
 
 def is_conda_filename(filename: str) -> bool:
@@ -18,7 +20,12 @@ def is_conda_filename(filename: str) -> bool:
 
 def split_conda_filename(filename: str) -> tuple[str, str, str]:
     """`name-version-build.conda` -> (name, version, build); raise ValueError otherwise."""
-    stem = next((filename[: -len(s)] for s in CONDA_SUFFIXES if filename.endswith(s)), None)
+    if filename.endswith(".conda"):
+        stem = filename[:-6]
+    elif filename.endswith(".tar.bz2"):
+        stem = filename[:-8]
+    else:
+        stem = ""
     parts = stem.rsplit("-", 2) if stem else []
     if len(parts) != 3 or not all(parts):
         raise ValueError(f"not a conda package filename (name-version-build.conda): {filename}")
@@ -35,19 +42,38 @@ def record_for_bytes(record: dict[str, Any] | None, sha256: str) -> dict[str, An
 
 
 def record_time(value: Any) -> dt.datetime | None:
-    """Repodata times are milliseconds since the epoch; some old records use seconds."""
-    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+    """Repodata times are milliseconds since the epoch; some old records use seconds. None for no time (not
+    a number, or not positive); ValueError for a time no date has (the record cannot be judged)."""
+    if type(value) not in (int, float) and (not isinstance(value, int | float) or isinstance(value, bool)):
+        return None
+    if value <= 0:
         return None
     seconds = value / 1000 if value > 1e11 else value
-    return dt.datetime.fromtimestamp(seconds, dt.UTC)
+    try:
+        return dt.datetime.fromtimestamp(seconds, dt.UTC)
+    except (OverflowError, OSError, ValueError) as err:
+        raise ValueError(f"its repodata time {value!r} is not a date ({err})") from err
 
 
 def upload_time(record: Mapping[str, Any]) -> tuple[dt.datetime | None, str | None]:
     """Prefer CEP 47 `indexed_timestamp` (set by the channel) over builder-controlled `timestamp`."""
-    for key in ("indexed_timestamp", "timestamp"):
-        if (when := record_time(record.get(key))) is not None:
+    for key in _TIME_KEYS:
+        if (value := record.get(key)) is not None and (when := record_time(value)) is not None:
             return when, key
     return None, None
+
+
+_TIME_KEYS = ("indexed_timestamp", "timestamp")
+_RELEASE = re.compile(r"[0-9]{1,18}(?:\.[0-9]{1,18})*")  # a PEP 440 final release: never a pre-release
+
+
+def is_prerelease(version: str) -> bool:
+    """Whether `version` is a PEP 440 pre-release (False when it is not PEP 440); a plain release such as
+    `1.26.4` (most conda versions) is answered without parsing it."""
+    if _RELEASE.fullmatch(version):
+        return False
+    parsed = parse_version(version)
+    return parsed is not None and parsed[1]
 
 
 def check_record_names(filename: str, record: Mapping[str, Any], name: str, version: str, build: str) -> None:
@@ -55,9 +81,9 @@ def check_record_names(filename: str, record: Mapping[str, Any], name: str, vers
     (name, version, build) must describe the bytes a client installs, which conda names by filename (a record
     saying `numpy 9.9` for `signed-package-2.1.0-...conda` is a denial, never a rename)."""
     for field, from_name in (("name", name), ("version", version), ("build", build)):
-        if field not in record:
+        value = record.get(field, _ABSENT)
+        if value is _ABSENT or value == from_name:
             continue
-        value = record[field]
         said = value.lower() if field == "name" and isinstance(value, str) else value
         if said != from_name:
             raise ValueError(
@@ -81,7 +107,6 @@ def conda_file_facts(
     record = record or {}
     check_record_names(filename, record, name, version, build)
     uploaded, uploaded_from = upload_time(record)
-    parsed = parse_version(version)
     return FileFacts(
         ecosystem=Ecosystem.CONDA,
         name=name,
@@ -93,7 +118,7 @@ def conda_file_facts(
         index=channel.rstrip("/") if channel else None,
         uploaded=uploaded,
         uploadedFrom=uploaded_from,
-        prerelease=parsed is not None and parsed[1],
+        prerelease=is_prerelease(version),
         subdir=record.get("subdir"),
         build=build,
     )

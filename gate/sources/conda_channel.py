@@ -36,24 +36,34 @@ def parse_repodata(data: bytes) -> dict[str, Any]:
 
 def decompress_zst(data: bytes, limit: int = MAX_REPODATA_BYTES) -> bytes:
     """Decompress a `.zst` body (streaming, so frames without a content size work); raise ValueError."""
-    reader = zstandard.ZstdDecompressor().stream_reader(data)
-    out = bytearray()
     try:
-        while chunk := reader.read(1 << 20):
-            out += chunk
-            if len(out) > limit:
-                raise ValueError(f"decompressed repodata exceeds {limit} bytes")
+        declared = zstandard.frame_content_size(data)
     except zstandard.ZstdError as err:
         raise ValueError(f"not zstd: {err}") from err
-    return bytes(out)
+    if 0 <= declared <= limit:  # one frame of known size: decoded in place, no second copy
+        try:
+            return zstandard.ZstdDecompressor().decompress(data)
+        except zstandard.ZstdError as err:
+            raise ValueError(f"not zstd: {err}") from err
+    reader = zstandard.ZstdDecompressor().stream_reader(data)
+    chunks, size = [], 0
+    try:
+        while chunk := reader.read(4 << 20):
+            size += len(chunk)
+            if size > limit:
+                raise ValueError(f"decompressed repodata exceeds {limit} bytes")
+            chunks.append(chunk)
+    except zstandard.ZstdError as err:
+        raise ValueError(f"not zstd: {err}") from err
+    return b"".join(chunks)
 
 
 def encode(repodata: Mapping[str, Any]) -> bytes:
     return json.dumps(repodata, separators=(",", ":")).encode()
 
 
-def compress_zst(data: bytes) -> bytes:
-    return zstandard.ZstdCompressor(level=3).compress(data)
+def compress_zst(data: bytes, level: int = 3) -> bytes:
+    return zstandard.ZstdCompressor(level=level).compress(data)
 
 
 def iter_records(repodata: Mapping[str, Any]) -> Iterator[tuple[str, Record]]:

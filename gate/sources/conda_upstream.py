@@ -6,18 +6,21 @@ the PyPI simple API; validators, freshness and `Fetched` work the same way.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import cast
 
 import requests
 
-from gate.sources.conda_channel import MAX_REPODATA_BYTES, decompress_zst, parse_repodata
+from gate.sources.conda_channel import MAX_REPODATA_BYTES, compress_zst, decompress_zst
+from gate.sources.conda_index import RepodataIndex
 from gate.sources.hosts import HostPolicy
-from gate.sources.http import Failure, Fetched, HttpClient, UpstreamError, Validators
+from gate.sources.http import Answer, Failure, Fetched, HttpClient, UpstreamError, Validators
 from gate.sources.segments import join
 
 JSON = "repodata.json"
 ZST = "repodata.json.zst"
+STORED_ZST = "zst"  # `meta["stored"]` of a body kept zstd-compressed
 
 
 class ChannelClient(HttpClient):
@@ -30,15 +33,32 @@ class ChannelClient(HttpClient):
         super().__init__(session, timeout, hosts=hosts, max_bytes=max_bytes)
         self.url = url.rstrip("/")
 
+    def fetch(self, url: str, headers: Mapping[str, str] | None = None, *, limit: int | None = None) -> Answer:
+        """`HttpClient.fetch`; for repodata (no `limit` given: `max_bytes`), the body gathered in one buffer that
+        grows in place, so that a body of hundreds of MB is never held twice (as its pieces and their join).
+        That body is a bytearray: everything that reads a repodata body (msgspec, zstandard, hashlib, sqlite)
+        takes any buffer, and it is never served as it is. Small files (sidecars, channeldata: a `limit`)
+        are bytes."""
+        if limit is not None:
+            return super().fetch(url, headers, limit=limit)
+        with self.stream(url, headers, limit=self.max_bytes if limit is None else limit) as stream:
+            body = bytearray()
+            if stream.status == 200:
+                for chunk in stream.chunks():
+                    body += chunk
+            return Answer(stream.status, stream.url, stream.headers, cast(bytes, body))
+
     def subdir_url(self, subdir: str) -> str:
         """The subdir's URL (ValueError for a subdir that cannot be one path segment)."""
         return join(self.url, subdir)
 
     def repodata(
         self, subdir: str, validators: Validators | None = None, variant: str | None = None
-    ) -> Fetched[dict[str, Any]]:
-        """The subdir's parsed repodata, its `body` decompressed and `meta["variant"]` the upstream file that
-        answered (`repodata.json.zst` or `repodata.json`; None: a 304 to `validators`). It is fetched from
+    ) -> Fetched[RepodataIndex]:
+        """The subdir's repodata, indexed (`RepodataIndex`); its `body` the repodata zstd-compressed, as
+        the cache keeps it (the upstream's own `.zst` bytes when it sent those; `meta["stored"]` says so),
+        and `meta["variant"]` the upstream file that answered (`repodata.json.zst` or `repodata.json`;
+        None: a 304 to `validators`). It is fetched from
         `variant` when known (the one the validators belong to), else `.zst` falling back to plain
         `repodata.json`; both missing is an UpstreamError with status 404. A `variant` that is gone upstream
         (404/410) is given up: the subdir is asked for again without it."""
@@ -55,17 +75,19 @@ class ChannelClient(HttpClient):
                 raise UpstreamError(f"no {subdir} repodata at {self.url}", Failure.NOT_FOUND)
             if response.status != 200:
                 raise UpstreamError(f"upstream answered {response.status} for {url}")
-            body = response.body
+            body = stored = response.body
             if name == ZST:
                 try:
-                    body = decompress_zst(body, self.max_bytes)
+                    body = decompress_zst(stored, self.max_bytes)
                 except ValueError as err:
                     raise UpstreamError(f"upstream {url} is not valid zstd: {err}") from err
             try:
-                document = parse_repodata(body)
+                document = RepodataIndex(body)
             except ValueError as err:
                 raise UpstreamError(f"upstream {self.subdir_url(subdir)} repodata is not valid: {err}") from err
-            return replace(answer, page=document, body=body, meta={"variant": name})
+            if name != ZST:
+                stored = compress_zst(body, level=1)
+            return replace(answer, page=document, body=stored, meta={"variant": name, "stored": STORED_ZST})
         raise UpstreamError(f"no {subdir} repodata at {self.url}", Failure.NOT_FOUND)
 
     def file(self, *segments: str, limit: int) -> bytes | None:

@@ -74,6 +74,8 @@ class _ChannelHandler(SimpleHTTPRequestHandler):
         self.send_response(status)
         self.send_header("ETag", etag)
         self.send_header("Last-Modified", self.date_time_string(int(file.stat().st_mtime)))
+        if self.server.owner.cache_control:
+            self.send_header("Cache-Control", self.server.owner.cache_control)
         if status == 200:
             self.send_header("Content-Type", self.guess_type(str(file)))
             self.send_header("Content-Length", str(file.stat().st_size))
@@ -118,6 +120,7 @@ class ChannelServer:
         self.channel_dir = channel_dir
         self.not_found = set(not_found)  # live: tests may change it while serving
         self.failing: set[str] = set()  # fnmatch patterns of URL paths to answer 500 (live too)
+        self.cache_control: str | None = None  # sent with every file when set (live too)
         self.url = ""  # set on __enter__
         self._log: list[ServedRequest] = [] if request_log is None else request_log
         self._lock = threading.Lock()

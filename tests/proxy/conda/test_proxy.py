@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 
 from gate.gather.conda import SIDECAR_TTL
 from gate.proxy.conda_routes import conda_blueprint
-from gate.sources.conda_channel import parse_repodata
+from gate.sources.conda_index import RepodataIndex
 from tests.support.conda_channel import (
     add_fixture_signed_package,
     build_conda_package,
@@ -179,17 +179,17 @@ def test_repodata_is_parsed_only_when_its_records_are_needed(
     cache and no memo) answers it from a 304 revalidation without parsing the upstream repodata."""
     parsed: list[int] = []
 
-    def counting(data: bytes) -> dict[str, Any]:
+    def counting(data: bytes) -> RepodataIndex:
         parsed.append(len(data))
-        return parse_repodata(data)
+        return RepodataIndex(data)
 
     upstream.not_found.add("*/repodata_shards.msgpack.zst")  # unsharded: a download is judged from the repodata
-    monkeypatch.setattr("gate.proxy.conda.parse_repodata", counting)
-    monkeypatch.setattr("gate.sources.conda_upstream.parse_repodata", counting)
+    monkeypatch.setattr("gate.proxy.conda.RepodataIndex", counting)
+    monkeypatch.setattr("gate.sources.conda_upstream.RepodataIndex", counting)
     first = make_client().get("/conda/local/noarch/repodata.json")
     assert first.status_code == 200 and len(parsed) == 1  # a new upstream body is parsed once, to check it
     worker = make_client()
-    for path in ("repodata.json", "repodata.json.zst"):  # .zst: compressed from the cached plain copy
+    for path in ("repodata.json", "repodata.json.zst"):  # both from the one cached compressed copy
         assert worker.get(f"/conda/local/noarch/{path}").status_code == 200
     assert len(parsed) == 1
     assert [r.status for r in upstream.requests if "repodata" in r.path] == [200, 304, 304]

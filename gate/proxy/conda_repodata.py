@@ -1,0 +1,264 @@
+"""The filtered monolithic repodata of a subdir, built from an upstream `RepodataIndex` record by record.
+
+A build judges records in batches (decoded one batch at a time, then dropped: memory stays near the size of
+the upstream body) and keeps, per record, whether it is served, when its decision may change, whether its
+upstream bytes are already the bytes served, and how many bytes it takes (`Judged`). The body is then
+written once, hashed for its ETag and zstd-compressed as it goes (`RepodataWriter`); only the compressed
+body is kept. A rebuild of the same upstream body under the same view (policies, trust root, OSV data,
+audit mode) re-judges only the records whose decision may have changed by now (a `minimumAge` reached, an
+exception expired, a sidecar to fetch again): the others' decisions still hold, by the evaluator's
+`valid_until`. A record that cannot be judged (not decodable, listed twice with different records, no
+sha256...) is denied, so never served. Decisions are audited when they are made.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import hashlib
+import math
+import threading
+from array import array
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import count, islice
+from typing import Any
+
+from gate.decision import Decision
+from gate.evaluate import Judgement
+from gate.sources.conda_channel import compress_zst, decompress_zst
+from gate.sources.conda_index import ENCODE, RawRecord, RepodataIndex, RepodataWriter, Slot, decode
+
+BATCH = 2048  # records decoded and judged at once
+NEVER = math.inf  # a decision that does not change with time
+
+Record = RawRecord | dict[str, Any]
+# (records as (filename, record), conflicts: filename -> why it cannot be judged) -> one judgement each
+JudgeBatch = Callable[[list[tuple[str, Record]], Mapping[str, str]], list[Judgement]]
+Visible = Callable[[Decision], bool]
+Audit = Callable[[list[Decision]], None]
+
+
+@dataclass
+class Judged:
+    """Per record of one upstream index (by number), under one view: served or not, until when that holds
+    (a Unix time; `NEVER`), whether its upstream bytes are served as they are (`canonical`; else it is served
+    re-encoded from its decoded value), and its bytes in the served body (`"filename":record`; 0 when not
+    served)."""
+
+    served: bytearray
+    until: array[float]
+    canonical: bytearray
+    lengths: array[int]
+
+    @classmethod
+    def empty(cls, count: int) -> Judged:
+        return cls(bytearray(count), array("d", [-NEVER]) * count, bytearray(count), array("Q", [0]) * count)
+
+    def dump(self) -> bytes:
+        """The outcomes as bytes (`load` reads them back), for other workers."""
+        return compress_zst(
+            bytes(self.served) + bytes(self.canonical) + self.until.tobytes() + self.lengths.tobytes(), level=1)
+
+    @classmethod
+    def load(cls, data: bytes, count: int) -> Judged | None:
+        """The outcomes of `count` records `dump` wrote (None: not those, or not readable)."""
+        try:
+            raw = decompress_zst(data, 18 * count)
+        except ValueError:
+            return None
+        if len(raw) != 18 * count:
+            return None
+        until, lengths = array("d"), array("Q")
+        until.frombytes(raw[2 * count : 10 * count])
+        lengths.frombytes(raw[10 * count :])
+        return cls(bytearray(raw[:count]), until, bytearray(raw[count : 2 * count]), lengths)
+
+    def expires(self) -> float:
+        """The earliest moment a decision may change (NEVER: none will with time alone)."""
+        return min(self.until, default=NEVER)
+
+
+class Built:
+    """A built body: the compressed served repodata, the ETags of the plain and the compressed bodies, the
+    plain body's length, when it stops holding (None: not with time), and how many records were judged."""
+
+    __slots__ = ("etag", "judged", "length", "rejudged", "until", "zst", "zst_etag")
+
+    def __init__(self, zst: bytes, digest: str, length: int, judged: Judged, rejudged: int) -> None:
+        self.zst, self.length, self.judged, self.rejudged = zst, length, judged, rejudged
+        self.etag = f'"{digest[:32]}"'
+        self.zst_etag = f'"{hashlib.sha256(zst).hexdigest()[:32]}"'
+        expires = judged.expires()
+        self.until = None if expires == NEVER else dt.datetime.fromtimestamp(expires, dt.UTC)
+
+
+_gc_lock = threading.Lock()
+_gc_builds = 0
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Cyclic GC off while any build runs (a build makes millions of short-lived, acyclic objects; full
+    collections would walk them again and again); on again when the last one ends, however it ends."""
+    global _gc_builds  # noqa: PLW0603 (one count per process, guarded by its lock)
+    with _gc_lock:
+        _gc_builds += 1
+        was = gc.isenabled()
+        gc.disable()
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_builds -= 1
+            if _gc_builds == 0 and was:
+                gc.enable()
+
+
+def build(
+    index: RepodataIndex, previous: Judged | None, now: dt.datetime, *, judge: JudgeBatch, visible: Visible,
+    audit: Audit,
+) -> Built:
+    """The served repodata of `index` at `now`: every record judged (`judge`, in batches; each batch's
+    decisions given to `audit`), or, with `previous` (this index's outcome under the same view), only the
+    records whose decision may have changed by `now`."""
+    with _no_gc():
+        judged = Judged.empty(len(index)) if previous is None else _copy(previous)
+        for number in index.shadowed:  # never served: the earlier section's copy stands for it
+            judged.served[number], judged.until[number], judged.lengths[number] = 0, NEVER, 0
+        moment = now.timestamp()
+        if previous is None:  # every record but the shadowed ones
+            shadowed = index.shadowed
+            stale: Iterator[int] = (n for n in count() if n not in shadowed) if shadowed else count()
+        else:
+            stale = (n for n, until in enumerate(judged.until) if until <= moment)
+        rejudged = 0
+        for batch in _batches(index.slots_at(stale)):
+            rejudged += len(batch)
+            _judge_batch(index, batch, judged, judge=judge, visible=visible, audit=audit)
+        head = index.head
+        size = _size(index, head, judged)
+        writer = RepodataWriter(size, hashlib.sha256)
+        _write(index, head, judged, writer)
+        zst, digest = writer.finish()
+        return Built(zst, digest, size, judged, rejudged)
+
+
+def _copy(judged: Judged) -> Judged:
+    return Judged(bytearray(judged.served), array("d", judged.until), bytearray(judged.canonical),
+                  array("Q", judged.lengths))
+
+
+def _batches(slots: Iterator[tuple[int, Slot]]) -> Iterator[list[tuple[int, Slot]]]:
+    """`slots`, BATCH at a time."""
+    batch: list[tuple[int, Slot]] = []
+    for slot in slots:
+        batch.append(slot)
+        if len(batch) >= BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _judge_batch(
+    index: RepodataIndex, batch: Sequence[tuple[int, Slot]], judged: Judged, *, judge: JudgeBatch,
+    visible: Visible, audit: Audit,
+) -> None:
+    """Judge the records of `batch` and note each one's outcome in `judged`. A record whose bytes may be
+    served as they are (`RawRecord.passthrough`) is judged from the fields facts read; any other is decoded
+    whole, judged, and served re-encoded from that decoded value."""
+    records: list[tuple[str, Record]] = []
+    numbers: list[int] = []
+    problems: dict[str, str] = {}
+    for number, slot in batch:
+        try:
+            found = RawRecord.of(slot.raw)
+            record: Record | None = found if found is None or found.passthrough else found.full()
+        except ValueError as err:
+            record, problems[slot.filename] = {}, f"its repodata record cannot be read: {err}"
+        if record is None:  # not a map: no record (as `iter_records` has it), never served
+            judged.served[number], judged.until[number], judged.lengths[number] = 0, NEVER, 0
+            continue
+        records.append((slot.filename, record))
+        numbers.append(number)
+    judgements = judge(records, {**index.conflicts, **problems} if problems else index.conflicts)
+    audit([j.decision for j in judgements])
+    for number, (filename, record), judgement in zip(numbers, records, judgements, strict=True):
+        until = judgement.valid_until
+        judged.until[number] = NEVER if until is None else until.timestamp()
+        if not visible(judgement.decision):
+            judged.served[number], judged.lengths[number] = 0, 0
+            continue
+        raw = isinstance(record, RawRecord)
+        size = len(record.data) if isinstance(record, RawRecord) else len(ENCODE(record))
+        judged.served[number], judged.canonical[number] = 1, raw
+        judged.lengths[number] = len(ENCODE(filename)) + 1 + size
+
+
+def _size(index: RepodataIndex, head: list[tuple[str, bytes | None]], judged: Judged) -> int:
+    size = 2 + max(len(head) - 1, 0)  # braces, commas
+    for key, value in head:
+        size += len(ENCODE(key)) + 1
+        if value is not None:
+            size += len(value)
+            continue
+        offset, count = index.offset(key), len(index.sections[key])
+        kept = sum(judged.served[offset : offset + count])
+        size += 2 + max(kept - 1, 0) + sum(judged.lengths[offset : offset + count])
+    return size
+
+
+def _write(index: RepodataIndex, head: list[tuple[str, bytes | None]], judged: Judged, out: RepodataWriter) -> None:
+    layout = index.layout()
+    out.write(b"{")
+    for i, (key, value) in enumerate(head):
+        out.write(b"," + ENCODE(key) + b":" if i else ENCODE(key) + b":")
+        if value is not None:
+            out.write(value)
+        elif layout is None:
+            _write_records(index, key, judged, out)
+        else:
+            _write_runs(index, key, layout[key], judged, out)
+    out.write(b"}")
+
+
+def _write_records(index: RepodataIndex, section: str, judged: Judged, out: RepodataWriter) -> None:
+    """The served records of `section`, one by one."""
+    out.write(b"{")
+    number, first = index.offset(section), True
+    served, canonical = judged.served, judged.canonical
+    for filename, raw in index.sections[section].items():
+        if served[number]:
+            out.write(ENCODE(filename) + b":" if first else b"," + ENCODE(filename) + b":")
+            out.write(memoryview(raw) if canonical[number] else ENCODE(decode(raw)))
+            first = False
+        number += 1
+    out.write(b"}")
+
+
+def _write_runs(index: RepodataIndex, section: str, starts: array[int], judged: Judged, out: RepodataWriter) -> None:
+    """The served records of `section`: each run of records served as their own bytes is one slice of the
+    upstream body (commas included); any other record is written re-encoded."""
+    body, offset, count = memoryview(index.body), index.offset(section), len(index.sections[section])
+    served, canonical = judged.served, judged.canonical
+    whole = int.from_bytes(served[offset : offset + count], "big") & int.from_bytes(
+        canonical[offset : offset + count], "big")
+    verbatim = whole.to_bytes(count, "big")  # 1: served as its own bytes
+    items, position = iter(index.sections[section].items()), -1  # walked forward once for re-encoded records
+    out.write(b"{")
+    at, first = 0, True
+    while (at := served.find(1, offset + at, offset + count) - offset) >= 0:
+        if verbatim[at]:
+            end = verbatim.find(0, at)
+            end = count if end < 0 else end
+            out.write(body[starts[at] - (0 if first else 1) : starts[end] - 1])  # with the `,` before it
+        else:
+            filename, raw = next(islice(items, at - position - 1, None))
+            position = at
+            out.write((b"" if first else b",") + ENCODE(filename) + b":")
+            out.write(ENCODE(decode(raw)))
+            end = at + 1
+        first, at = False, end
+    out.write(b"}")

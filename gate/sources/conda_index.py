@@ -1,0 +1,318 @@
+"""Upstream repodata as the proxy reads it: indexed, not decoded whole, and written back filtered piece by piece.
+
+A conda-forge subdir is a few hundred MB of JSON with a quarter of a million records; decoded whole into
+Python dicts it takes a gigabyte. `RepodataIndex` decodes the body with msgspec only down to each record's
+raw JSON bytes (a `msgspec.Raw`: a view into the body), so a record is decoded when it is judged and then
+dropped. Its semantics are those of `json.loads` + `gate.sources.conda_channel`: a key given twice is the
+last one given (at the first one's place), a record that is not an object is no record, a filename listed
+in both sections is one record (`unique_records`: differing records are a conflict, which is denied), and
+unknown top-level maps of maps are dropped (`filter_repodata`).
+
+`RepodataWriter` writes the filtered repodata: the top-level values in upstream order (each re-encoded from
+its decoded value; `info` without `base_url`), and of each section only the records kept, each written as
+msgspec encodes its decoded value, which is the record's own bytes when those are already canonical
+(`canonical`): clients read exactly the record gate judged, never bytes it did not parse (a key given twice
+inside a record reaches no client). Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from array import array
+from collections.abc import Callable, Iterator
+from itertools import islice
+from typing import Any, NamedTuple, TypedDict
+
+import msgspec
+import zstandard
+
+from gate.sources.conda_channel import KNOWN_KEYS, SECTIONS, duplicate_problem
+
+_RAWS = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_ANY = msgspec.json.Decoder()
+ENCODE = msgspec.json.Encoder().encode
+_FLUSH = 1 << 20
+LEVEL = 1  # zstd level of the served `.zst`: a rebuild compresses the whole body again (level 3: 2.7x the time)
+
+
+def _is_object(raw: msgspec.Raw) -> bool:
+    return bytes(memoryview(raw)[:1]) == b"{"
+
+
+def decode(raw: msgspec.Raw | bytes) -> Any:
+    """The value of `raw`; ValueError when it cannot be decoded (invalid UTF-8, a number out of range)."""
+    try:
+        return _ANY.decode(raw)
+    except msgspec.DecodeError as err:
+        raise ValueError(str(err)) from err
+
+
+class RecordView(TypedDict, total=False):
+    """The fields of a record its facts are made of (`gate.gather.conda.record_facts`): decoded into a dict
+    of those present, without the rest of the record."""
+
+    name: Any
+    version: Any
+    build: Any
+    sha256: Any
+    size: Any
+    subdir: Any
+    timestamp: Any
+    indexed_timestamp: Any
+
+
+_VIEW = msgspec.json.Decoder(RecordView)
+
+
+class RawRecord:
+    """A record as judged from its raw JSON: `view` holds the fields facts are made of, `full()` decodes all
+    of it (for evidence, which reads more), `passthrough` says whether its own bytes may be served as they
+    are."""
+
+    __slots__ = ("data", "view")
+
+    def __init__(self, data: bytes, view: dict[str, Any]) -> None:
+        self.data, self.view = data, view
+
+    @classmethod
+    def of(cls, raw: msgspec.Raw) -> RawRecord | None:
+        """The record of `raw` (None: not a JSON object); ValueError when it cannot be decoded."""
+        try:
+            view: dict[str, Any] = _VIEW.decode(raw)  # type: ignore[assignment]  # a TypedDict is a dict
+        except msgspec.ValidationError:
+            return None
+        except msgspec.DecodeError as err:
+            raise ValueError(str(err)) from err
+        return cls(bytes(raw), view)
+
+    def full(self) -> dict[str, Any]:
+        value: dict[str, Any] = decode(self.data)
+        return value
+
+    @property
+    def passthrough(self) -> bool:
+        """Whether the bytes may be served as they are: clients then read the name, version and build gate
+        judged. They do when the record is ASCII without escapes (every key is written as it reads) and names
+        each of those keys at most once: a key given twice is the last one to gate (as to Python's json) but
+        the first one to some parsers. Any other record is served re-encoded from its decoded value."""
+        data = self.data
+        return (data.isascii() and b"\\" not in data and data.count(b'"name"') <= 1
+                and data.count(b'"version"') <= 1 and data.count(b'"build"') <= 1)
+
+
+class Slot(NamedTuple):
+    """One record of the index: its section, filename and raw JSON."""
+
+    section: str
+    filename: str
+    raw: msgspec.Raw
+
+
+class RepodataIndex:
+    """An upstream repodata body (decoded JSON bytes), its top-level values raw, its records raw.
+
+    Records are numbered `0..len-1` over the sections in SECTIONS order (`slot(i)`); `shadowed` are the
+    numbers of records not to judge nor serve (a later section's copy of a filename an earlier section
+    lists), `conflicts` the filenames listed with differing records, with the reason (they are denied).
+    """
+
+    __slots__ = ("_info", "_layout", "_offsets", "body", "conflicts", "head", "sections", "shadowed", "top")
+
+    def __init__(self, body: bytes) -> None:
+        """Raise ValueError for a body that is not a JSON object (an empty body is `{}`)."""
+        self.body = body
+        try:
+            self.top: dict[str, msgspec.Raw] = {} if not body or body.isspace() else _RAWS.decode(body)
+            self.sections = {
+                section: _RAWS.decode(raw) for section in SECTIONS
+                if (raw := self.top.get(section)) is not None and _is_object(raw)
+            }
+        except msgspec.ValidationError:
+            raise ValueError("repodata is not a JSON object") from None
+        except msgspec.DecodeError as err:
+            raise ValueError(f"repodata is not valid JSON: {err}") from None
+        offsets, total = {}, 0
+        for section in SECTIONS:
+            offsets[section] = total
+            total += len(self.sections.get(section, ()))
+        self._offsets = offsets
+        self._info: tuple[Any] | None = None
+        self._layout: tuple[dict[str, array[int]] | None] | None = None
+        self.shadowed: set[int] = set()
+        self.conflicts: dict[str, str] = {}
+        self._duplicates()
+        self.head = self._head()
+
+    def __len__(self) -> int:
+        return sum(len(records) for records in self.sections.values())
+
+    def _duplicates(self) -> None:
+        """`unique_records` over the sections: a filename's first record (a map) stands for it; a later copy
+        is shadowed, and makes the filename a conflict when the records differ."""
+        first, *later = SECTIONS
+        earlier = self.sections.get(first, {})
+        for section in later:
+            records = self.sections.get(section, {})
+            for filename in earlier.keys() & records.keys():
+                found = [r for r in (_try_decode(earlier[filename]), _try_decode(records[filename]))
+                         if isinstance(r, dict)]
+                if len(found) < 2:
+                    continue  # one of them is no record: the other is the only one
+                self.shadowed.add(self.number(section, filename))
+                if (problem := duplicate_problem(found)) is not None:
+                    self.conflicts[filename] = problem
+
+    def layout(self) -> dict[str, array[int]] | None:
+        """Where each section's records are in the body, when it is written compactly, as msgspec writes it
+        (None otherwise): per section, the offset of each record's key and, last, one past the section's
+        closing brace; record `i` with its key is `body[starts[i]:starts[i + 1] - 1]`. Proved by length
+        alone: whitespace, a key written with escapes or a key given twice (in a section or at the top level)
+        all add bytes, so a body exactly as long as its parts written compactly is laid out as computed."""
+        if self._layout is None:
+            self._layout = (_layout(self.body, self.top, self.sections),)
+        return self._layout[0]
+
+    def number(self, section: str, filename: str) -> int:
+        """The number of the record `filename` of `section` (KeyError: not listed there)."""
+        return self._offsets[section] + list(self.sections[section]).index(filename)
+
+    def slots_at(self, numbers: Iterator[int]) -> Iterator[tuple[int, Slot]]:
+        """The records `numbers` (increasing; past the last record, they end), each with its number; skipping
+        those between costs little."""
+        at, section_end = -1, -1
+        items: Iterator[tuple[str, msgspec.Raw]] = iter(())
+        sections = [s for s in SECTIONS if s in self.sections]
+        section = ""
+        for number in numbers:
+            while number >= section_end:
+                if not sections:
+                    return
+                section = sections.pop(0)
+                items, at = iter(self.sections[section].items()), self._offsets[section] - 1
+                section_end = self._offsets[section] + len(self.sections[section])
+            filename, raw = next(islice(items, number - at - 1, None))
+            at = number
+            yield number, Slot(section, filename, raw)
+
+    def slots(self) -> Iterator[tuple[int, Slot]]:
+        """Every record with its number, in SECTIONS order."""
+        number = 0
+        for section in SECTIONS:
+            for filename, raw in self.sections.get(section, {}).items():
+                yield number, Slot(section, filename, raw)
+                number += 1
+
+    def offset(self, section: str) -> int:
+        return self._offsets[section]
+
+    @property
+    def info(self) -> Any:
+        """The decoded `info` (None when absent or not decodable)."""
+        if self._info is None:
+            raw = self.top.get("info")
+            self._info = (_try_decode(raw) if raw is not None else None,)
+        return self._info[0]
+
+    def find(self, filename: str) -> list[dict[str, Any]]:
+        """Every record (a map) listed under `filename`, as `find_records` gives them."""
+        found = []
+        for section in SECTIONS:
+            raw = self.sections.get(section, {}).get(filename)
+            record = _try_decode(raw) if raw is not None else None
+            if isinstance(record, dict):
+                found.append(record)
+        return found
+
+    def _head(self) -> list[tuple[str, bytes | None]]:
+        """The top-level keys in upstream order, each with its value as served (None: a section, written
+        record by record); unknown maps of maps are left out (they could be records gate does not judge),
+        `info` loses `base_url` (clients download through gate). ValueError for a value that cannot be
+        decoded."""
+        out: list[tuple[str, bytes | None]] = []
+        for key, raw in self.top.items():
+            if key in self.sections:
+                out.append((key, None))
+                continue
+            value = decode(raw)
+            if key not in KNOWN_KEYS and isinstance(value, dict) and any(isinstance(v, dict) for v in value.values()):
+                continue
+            if key == "info" and isinstance(value, dict):
+                value.pop("base_url", None)
+            out.append((key, ENCODE(value)))
+        return out
+
+
+_SPACE = b" \t\r\n"
+_LEADING = re.compile(rb"[ \t\r\n]*")
+
+
+def _layout(
+    body: bytes, top: dict[str, msgspec.Raw], sections: dict[str, dict[str, msgspec.Raw]]
+) -> dict[str, array[int]] | None:
+    """`RepodataIndex.layout`."""
+    end = len(body)
+    while end and body[end - 1] in _SPACE:
+        end -= 1
+    match = _LEADING.match(body)
+    start = match.end() if match else 0
+    values: dict[str, int] = {}
+    at = start + 1  # past `{`
+    for key, raw in top.items():
+        at += len(ENCODE(key)) + 1
+        values[key] = at
+        at += len(raw) + 1  # the value and `,` (or the closing brace)
+    if not top or at != end:
+        return None
+    out: dict[str, array[int]] = {}
+    for section, records in sections.items():
+        starts = array("Q", [0]) * (len(records) + 1)
+        at = values[section] + 1  # past `{`
+        for i, (filename, raw) in enumerate(records.items()):
+            starts[i] = at
+            at += len(ENCODE(filename)) + 1 + len(raw) + 1
+        if at != values[section] + len(top[section]) - (0 if records else 1):
+            return None
+        starts[len(records)] = values[section] + len(top[section])
+        out[section] = starts
+    return out
+
+
+def _try_decode(raw: msgspec.Raw) -> Any:
+    try:
+        return _ANY.decode(raw)
+    except msgspec.DecodeError:
+        return None
+
+
+class RepodataWriter:
+    """The served repodata, written in pieces: its sha256, its length and its zstd-compressed bytes (a frame
+    with the content size, which is known before the first byte: `size`)."""
+
+    def __init__(self, size: int, digest: Callable[[], Any]) -> None:
+        self.size = size
+        self.written = 0
+        self._hash = digest()
+        self._zst = zstandard.ZstdCompressor(level=LEVEL).compressobj(size=size)
+        self._out = io.BytesIO()  # its value is taken without a copy (a list of pieces would be joined)
+        self._buffer = bytearray()
+
+    def write(self, piece: bytes | memoryview) -> None:
+        self._buffer += piece
+        if len(self._buffer) >= _FLUSH:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._hash.update(self._buffer)
+        self._out.write(self._zst.compress(self._buffer))
+        self.written += len(self._buffer)
+        self._buffer.clear()
+
+    def finish(self) -> tuple[bytes, str]:
+        """(the compressed body, the hex sha256 of the plain one); RuntimeError when fewer or more bytes
+        were written than announced (the body would not be what was judged: nothing is served)."""
+        self._flush()
+        self._out.write(self._zst.flush())
+        if self.written != self.size:
+            raise RuntimeError(f"filtered repodata is {self.written} bytes, {self.size} were announced")
+        return self._out.getvalue(), self._hash.hexdigest()
