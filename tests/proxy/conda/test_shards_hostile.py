@@ -1,0 +1,111 @@
+"""CEP 16 shards through gate against a hostile upstream channel and hostile clients (the red-team of the shard
+path): record values msgpack can hold and JSON cannot, the store's growth under clients and index rebuilds.
+A real sharded channel on loopback, the conda blueprint in a Flask test client."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from flask.testing import FlaskClient
+
+from gate.proxy.conda_routes import conda_blueprint
+from tests.support.conda_channel import build_conda_package, epoch_ms, index_channel, set_record_fields
+from tests.support.conda_policies import policy_document, write_policies
+from tests.support.conda_server import ChannelServer
+from tests.support.conda_shards import decode, shard_path, write_shard
+from tests.support.gate_app import gate_app
+
+DAY = dt.timedelta(days=1)
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+AGE = policy_document("age", ecosystems=["conda"], minimumAge="7d")
+BASE = "/conda/local/noarch"
+INDEX = f"{BASE}/repodata_shards.msgpack.zst"
+DEMO = "demo-1.0-0.conda"
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """noarch: demo 1.0 and other 1.0, both indexed 30 days ago (allowed by AGE)."""
+    channel = tmp_path_factory.mktemp("hostile-sharded") / "channel"
+    for name in ("demo", "other"):
+        build_conda_package(channel / "noarch", name, "1.0", timestamp_ms=epoch_ms(NOW - 40 * DAY))
+    index_channel(channel)
+    for filename in (DEMO, "other-1.0-0.conda"):
+        set_record_fields(channel, "noarch", filename, indexed_timestamp=epoch_ms(NOW - 30 * DAY))
+    return channel
+
+
+@pytest.fixture
+def upstream(pristine: Path, tmp_path: Path) -> Iterator[ChannelServer]:
+    with ChannelServer(Path(shutil.copytree(pristine, tmp_path / "channel"))) as server:
+        yield server
+
+
+Factory = Callable[..., FlaskClient]
+
+
+@pytest.fixture
+def make_client(tmp_path: Path, upstream: ChannelServer) -> Factory:
+    def make(clock: Callable[[], dt.datetime] = lambda: NOW) -> FlaskClient:
+        directory = write_policies(tmp_path / "policies", AGE)
+        blueprint = conda_blueprint({"local": upstream.url})
+        return gate_app(directory, cache_dir=tmp_path / "cache", clock=clock, blueprints=(blueprint,)).test_client()
+
+    return make
+
+
+def _address(client: FlaskClient, name: str) -> str:
+    response = client.get(INDEX)
+    assert response.status_code == 200, response.text
+    address: bytes = decode(response.data)["shards"][name]
+    return address.hex()
+
+
+def _set_demo(upstream: ChannelServer, **fields: Any) -> None:
+    """Rewrite demo's upstream shard (and its index entry) with `fields` set in demo 1.0's record."""
+    shard: dict[str, Any] = decode(shard_path(upstream.channel_dir, "noarch", "demo").read_bytes())
+    shard["packages.conda"][DEMO].update(fields)
+    write_shard(upstream.channel_dir, "noarch", "demo", shard)
+
+
+@pytest.mark.parametrize("size", [b"\x04\x00", msgspec.msgpack.Ext(5, b"xx"), 1e300, -1, True])
+def test_a_shard_record_whose_size_is_not_a_byte_count_is_denied(
+    make_client: Factory, upstream: ChannelServer, size: object
+) -> None:
+    """msgpack holds bin, ext and floats where a size belongs: such a record cannot bound its download, so it
+    is unjudgeable (it was a 500 on download: the size reached the integrity check)."""
+    _set_demo(upstream, size=size)
+    client = make_client()
+    shard = decode(client.get(f"{BASE}/shards/{_address(client, 'demo')}.msgpack.zst").data)
+    assert shard["packages.conda"] == {}
+    for path in (f"{BASE}/{DEMO}", f"{BASE}/{DEMO}.sigs"):
+        denied = client.get(path)
+        assert denied.status_code == 403, denied.text
+        assert "gate.unjudgeable" in denied.text and "size is not a byte count" in denied.text
+
+
+def test_a_repodata_record_whose_size_is_not_a_byte_count_is_denied(
+    make_client: Factory, upstream: ChannelServer
+) -> None:
+    """The same in `repodata.json` (a string size), where clients that do not speak shards read it."""
+    upstream.not_found.add("*/repodata_shards.msgpack.zst")
+    set_record_fields(upstream.channel_dir, "noarch", DEMO, size="1024")
+    client = make_client()
+    listed: dict[str, Any] = client.get(f"{BASE}/repodata.json").get_json()
+    assert DEMO not in listed["packages.conda"]
+    denied = client.get(f"{BASE}/{DEMO}")
+    assert denied.status_code == 403 and "size is not a byte count" in denied.text
+
+
+def _rows(cache: Path, namespace: str | None = None) -> int:
+    with sqlite3.connect(cache / "cache.sqlite3") as db:
+        if namespace is None:
+            return int(db.execute("SELECT count(*) FROM entries").fetchone()[0])
+        return int(db.execute("SELECT count(*) FROM entries WHERE namespace = ?", (namespace,)).fetchone()[0])
