@@ -56,8 +56,8 @@ UPSTREAM_SHARD = "conda.shards.upstream"  # (subdir, name) -> the upstream shard
 FILTERED = "conda.shards.filtered"  # (subdir, name, view) -> gate's shard of an upstream one, while it holds
 SERVED = "conda.shards.served"  # (subdir, gate's address) -> its bytes while they hold; meta: what they are
 INDEX = "conda.shards.gate-index"  # (subdir, view) -> gate's index, while every shard it names holds
-UNSHARDED = "conda.shards.absent"  # upstream subdirs without a shard index, for UNSHARDED_TTL seconds
-UNSHARDED_TTL = 300.0
+UNSHARDED_TTL = 300.0  # an upstream subdir without a shard index is asked again after this long
+UNSHARDED_MEMO = 4096  # such subdirs a process remembers (in memory: a client names any subdir it likes)
 IMMUTABLE = "public, max-age=31536000, immutable"
 _PENDING = b"gate pending shard\0"
 
@@ -100,6 +100,7 @@ class CondaShards:
         # address, expiry); an index build lists these (a shard another worker made is listed as pending)
         self._known: Memo[dict[str, tuple[str, str, float | None]]] = Memo(32)
         self._lock = threading.Lock()
+        self._unsharded: Memo[float] = Memo(UNSHARDED_MEMO)  # index URL -> until when it is known absent
 
     def _index_key(self, client: ChannelClient, subdir: str) -> str:
         return f"{client.subdir_url(subdir)}|{self.state.view_digest}"
@@ -108,13 +109,14 @@ class CondaShards:
         """(digest, parsed) of the upstream's shard index, asking upstream only when the cached copy is stale;
         an UpstreamError with status 404 when the upstream subdir is not sharded."""
         url = index_url(client, subdir)
-        if self.state.store.get(UNSHARDED, url) is not None:
+        absent = self._unsharded.get(url)
+        if absent is not None and absent > time.time():
             raise UpstreamError(f"no sharded {subdir} repodata at {client.url}", Failure.NOT_FOUND)
         try:
             digest = self.indexes.digest(url, lambda validators, _: fetch_index(client, subdir, validators))
         except UpstreamError as err:
-            if err.failure is Failure.NOT_FOUND:  # asked again only after a while (downloads ask here first)
-                self.state.store.put(UNSHARDED, url, b"", {}, time.time() + UNSHARDED_TTL)
+            if err.failure is Failure.NOT_FOUND:  # asked again only after a while (downloads ask here first);
+                self._unsharded.put(url, time.time() + UNSHARDED_TTL)  # not in the store: no row per subdir name
             raise
         return digest, self.indexes.parsed(url, digest)
 

@@ -109,3 +109,20 @@ def _rows(cache: Path, namespace: str | None = None) -> int:
         if namespace is None:
             return int(db.execute("SELECT count(*) FROM entries").fetchone()[0])
         return int(db.execute("SELECT count(*) FROM entries WHERE namespace = ?", (namespace,)).fetchone()[0])
+
+
+def test_subdirs_a_client_names_leave_no_rows_in_the_store(
+    make_client: Factory, upstream: ChannelServer, tmp_path: Path
+) -> None:
+    """Any client may name any subdir: each one the upstream has no shard index for is remembered (so that
+    downloads from it do not ask again) in the worker's bounded memory, never as a store row per name."""
+    client = make_client()
+    assert client.get(INDEX).status_code == 200
+    rows = _rows(tmp_path / "cache")
+    for i in range(20):
+        for _ in range(2):
+            assert client.get(f"/conda/local/made-up-{i}/repodata_shards.msgpack.zst").status_code == 404
+            assert client.get(f"/conda/local/made-up-{i}/{DEMO}").status_code in (404, 502)
+    assert _rows(tmp_path / "cache") == rows
+    asked = [path for path in upstream.paths() if path.endswith("/repodata_shards.msgpack.zst")]
+    assert len(asked) == 1 + 20  # each absent index asked for once, however often a client names it
