@@ -54,7 +54,8 @@ from gate.sources.http import Failure, UpstreamError
 UPSTREAM_INDEX = "conda.shards.index"  # upstream shard indexes (decompressed) with their validators
 UPSTREAM_SHARD = "conda.shards.upstream"  # (subdir, name) -> the upstream shard (decompressed) of its address
 FILTERED = "conda.shards.filtered"  # (subdir, name, view) -> gate's shard of an upstream one, while it holds
-SERVED = "conda.shards.served"  # (subdir, gate's address) -> its bytes while they hold; meta: what they are
+SERVED = "conda.shards.served"  # (subdir, gate's address) -> its bytes while they hold (a pending address:
+# none, meta `alias`: the entry of the sha256 it names holds them); meta: what they are
 INDEX = "conda.shards.gate-index"  # (subdir, view) -> gate's index, while every shard it names holds
 UNSHARDED_TTL = 300.0  # an upstream subdir without a shard index is asked again after this long
 UNSHARDED_MEMO = 4096  # such subdirs a process remembers (in memory: a client names any subdir it likes)
@@ -198,14 +199,25 @@ class CondaShards:
         client's index is stale, and a fresh one names other addresses. Served from the cache at once, else
         made while holding an upstream slot (waited for, at most the upstream timeout)."""
         state, now = self.state, self.state.now()
-        key = f"{client.subdir_url(subdir)}|{address}"
-        entry = state.store.get(SERVED, key, now=now.timestamp())
-        if entry is not None and entry.meta.get("view") == state.view_digest:
+        body = self._served(client, subdir, address, now.timestamp())
+        if body is not None:
             state.metrics.inc("gate_cache_hits_total", cache=SERVED)
-            return entry.value
+            return body
         state.metrics.inc("gate_cache_misses_total", cache=SERVED)
         with upstream_slot(state):
             return self._make(client, subdir, address, requester)
+
+    def _served(self, client: ChannelClient, subdir: str, address: str, now: float) -> bytes | None:
+        """The bytes stored for `address` while they hold under the current view; a pending address's entry
+        names the sha256 whose entry holds them (its bytes are stored once, however many builds name them)."""
+        for _ in range(2):
+            entry = self.state.store.get(SERVED, f"{client.subdir_url(subdir)}|{address}", now=now)
+            if entry is None or entry.meta.get("view") != self.state.view_digest:
+                return None
+            if not entry.meta.get("alias"):
+                return entry.value
+            address = str(entry.meta["sha256"])
+        return None
 
     def _make(self, client: ChannelClient, subdir: str, address: str, requester: str | None) -> bytes | None:
         state = self.state
@@ -221,10 +233,11 @@ class CondaShards:
             if not first and (origin is None or origin.get("sha256") != filtered.address):
                 self._hold_index_until(client, subdir, None, now=True)  # it names other bytes: a new index
                 return None
-        for served in {address, filtered.address}:
-            meta = {"name": name, "sha256": filtered.address, "view": state.view_digest}
-            until = None if filtered.until is None else filtered.until.timestamp()
-            state.store.put(SERVED, f"{client.subdir_url(subdir)}|{served}", filtered.body, meta, until)
+        meta = {"name": name, "sha256": filtered.address, "view": state.view_digest}
+        until = None if filtered.until is None else filtered.until.timestamp()
+        state.store.put(SERVED, f"{client.subdir_url(subdir)}|{filtered.address}", filtered.body, meta, until)
+        if address != filtered.address:
+            state.store.put(SERVED, key, b"", {**meta, "alias": True}, until)
         self._hold_index_until(client, subdir, filtered.until, now=False)
         return filtered.body
 

@@ -126,3 +126,30 @@ def test_subdirs_a_client_names_leave_no_rows_in_the_store(
     assert _rows(tmp_path / "cache") == rows
     asked = [path for path in upstream.paths() if path.endswith("/repodata_shards.msgpack.zst")]
     assert len(asked) == 1 + 20  # each absent index asked for once, however often a client names it
+
+
+def _bytes(cache: Path, namespace: str) -> int:
+    with sqlite3.connect(cache / "cache.sqlite3") as db:
+        query = "SELECT coalesce(sum(length(value)), 0) FROM entries WHERE namespace = ?"
+        return int(db.execute(query, (namespace,)).fetchone()[0])
+
+
+def test_a_shard_named_by_many_index_builds_is_stored_once(
+    make_client: Factory, upstream: ChannelServer, tmp_path: Path
+) -> None:
+    """Two workers (apps on one store): the one building the index has not made demo's shard, so each build
+    names it under a new pending address, which the other worker serves. The bytes are stored once, under
+    their sha256; each pending address only names them (the store grew by a shard's bytes per build)."""
+    builder, server = make_client(), make_client()
+    other: dict[str, Any] = decode(shard_path(upstream.channel_dir, "noarch", "other").read_bytes())
+    served: set[bytes] = set()
+    addresses = set()
+    for build in range(6):
+        write_shard(upstream.channel_dir, "noarch", "other", {**other, "removed": [f"other-0.{build}-0.conda"]})
+        addresses.add(address := _address(builder, "demo"))  # the upstream index changed: a new build
+        response = server.get(f"{BASE}/shards/{address}.msgpack.zst")
+        assert response.status_code == 200
+        served.add(response.data)
+        assert server.get(f"{BASE}/shards/{address}.msgpack.zst").data == response.data
+    assert len(addresses) == 6 and len(served) == 1
+    assert _bytes(tmp_path / "cache", "conda.shards.served") == len(served.pop())
