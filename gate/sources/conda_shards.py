@@ -17,7 +17,7 @@ import re
 from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import msgspec
 import zstandard
@@ -81,11 +81,21 @@ def parse_index(data: bytes) -> ShardIndex:
 
     return ShardIndex(
         subdir=text("subdir"),
-        base_url=text("base_url") or "",
-        shards_base_url=_or(text("shards_base_url"), "./shards/"),
+        base_url=_reference(text("base_url") or "", "base_url"),
+        shards_base_url=_reference(_or(text("shards_base_url"), "./shards/"), "shards_base_url"),
         created_at=_moment(info.get("created_at")),
         shards=out,
     )
+
+
+def _reference(value: str, key: str) -> str:
+    """`value`, a URL reference gate resolves against the subdir's URL; ValueError when it cannot be one
+    (`http://[`: every shard or download it locates would fail)."""
+    try:
+        urlsplit(value)
+    except ValueError as err:
+        raise ValueError(f"the shard index's info.{key} {value!r} is not a URL reference: {err}") from None
+    return value
 
 
 def _moment(value: object) -> str | None:

@@ -13,10 +13,18 @@ from typing import Any
 
 import msgspec
 import pytest
+import zstandard
 from flask.testing import FlaskClient
 
 from gate.proxy.conda_routes import conda_blueprint
-from tests.support.conda_channel import build_conda_package, epoch_ms, index_channel, set_record_fields
+from tests.support.conda_channel import (
+    build_conda_package,
+    epoch_ms,
+    index_channel,
+    read_repodata,
+    set_record_fields,
+    write_repodata,
+)
 from tests.support.conda_policies import policy_document, write_policies
 from tests.support.conda_server import ChannelServer
 from tests.support.conda_shards import decode, shard_path, write_shard
@@ -153,3 +161,32 @@ def test_a_shard_named_by_many_index_builds_is_stored_once(
         assert server.get(f"{BASE}/shards/{address}.msgpack.zst").data == response.data
     assert len(addresses) == 6 and len(served) == 1
     assert _bytes(tmp_path / "cache", "conda.shards.served") == len(served.pop())
+
+
+def _set_index_info(upstream: ChannelServer, **info: object) -> None:
+    index_file = upstream.channel_dir / "noarch" / "repodata_shards.msgpack.zst"
+    index = decode(index_file.read_bytes())
+    index["info"].update(info)
+    index_file.write_bytes(zstandard.ZstdCompressor().compress(msgspec.msgpack.encode(index)))
+
+
+@pytest.mark.parametrize("key", ["base_url", "shards_base_url"])
+def test_an_index_locating_files_at_no_url_is_a_bad_gateway(
+    make_client: Factory, upstream: ChannelServer, key: str
+) -> None:
+    """`http://[` cannot be resolved (it was a 500 for every shard or download it locates); a download is
+    judged from the repodata instead, and comes from beside it."""
+    _set_index_info(upstream, **{key: "http://["})
+    client = make_client()
+    response = client.get(INDEX)
+    assert response.status_code == 502 and f"info.{key} 'http://[' is not a URL reference" in response.text
+    assert client.get(f"{BASE}/{DEMO}").status_code == 200
+    assert "/noarch/repodata.json.zst" in upstream.paths()
+
+
+def test_a_repodata_base_url_that_is_no_url_is_a_bad_gateway(make_client: Factory, upstream: ChannelServer) -> None:
+    upstream.not_found.add("*/repodata_shards.msgpack.zst")
+    repodata = read_repodata(upstream.channel_dir, "noarch")
+    write_repodata(upstream.channel_dir, "noarch", {**repodata, "info": {**repodata["info"], "base_url": "http://["}})
+    response = make_client().get(f"{BASE}/{DEMO}")
+    assert response.status_code == 502 and "info.base_url 'http://[' is not a URL" in response.text
