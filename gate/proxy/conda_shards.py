@@ -41,6 +41,7 @@ from gate.sources.conda_shards import (
     encode_index,
     fetch_index,
     fetch_shard,
+    file_records,
     filtered_shard,
     index_url,
     parse_index,
@@ -282,9 +283,7 @@ class CondaShards:
         _, upstream = self.upstream(client, subdir)
         if name not in upstream.shards:
             return None
-        shard = parse_shard(self._upstream_shard(client, subdir, upstream, name))
-        records, problems = shard_records(shard, name, subdir)
-        found = [(listed, record) for listed, record in records if listed == filename]
+        found, problems = file_records(self._upstream_shard(client, subdir, upstream, name), name, subdir, filename)
         if not found:
             return None
         conflicts = {filename: problems[filename]} if filename in problems else {}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Container, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -165,19 +165,52 @@ def shard_records(shard: Mapping[str, Any], name: str, subdir: str) -> tuple[lis
     """One (filename, record as hex) per filename of `shard` (the shard of package `name` in `subdir`), and the
     filenames that cannot be judged, each with why: listed twice with different records (as in repodata),
     naming another package than the shard's, or in another subdir."""
-    listed: dict[str, list[Record]] = {}
-    problems: dict[str, str] = {}
+    return _judgeable(_pairs(shard), name, subdir)
+
+
+class _Sections(msgspec.Struct):
+    """A shard's record sections, each record left encoded (other keys are skipped, not decoded)."""
+
+    packages: msgspec.Raw = msgspec.Raw()
+    conda: msgspec.Raw = msgspec.field(default=msgspec.Raw(), name="packages.conda")
+
+
+def file_records(data: bytes, name: str, subdir: str, filename: str) -> tuple[list[tuple[str, Record]], dict[str, str]]:
+    """`shard_records` of the shard whose msgpack is `data`, for `filename` alone, decoding no other record (a
+    download from the shard of a package with thousands of builds costs a lookup, not the whole shard's
+    decoding); a shard the quick path cannot read (a key that is not a string, a section that is no map) is
+    read as `shard_records` reads it."""
+    try:
+        sections = msgspec.msgpack.decode(data, type=_Sections)
+        pairs = []
+        for raw in (sections.packages, sections.conda):
+            records = msgspec.msgpack.decode(raw, type=dict[str, msgspec.Raw]) if len(raw) else {}
+            if filename in records:
+                pairs.append((filename, msgspec.msgpack.decode(records[filename])))
+    except (msgspec.DecodeError, RecursionError):
+        pairs = [(listed, record) for listed, record in _pairs(parse_shard(data)) if listed == filename]
+    return _judgeable(pairs, name, subdir)
+
+
+def _pairs(shard: Mapping[str, Any]) -> Iterator[tuple[object, object]]:
     for section in SECTIONS:
         records = shard.get(section)
-        if not isinstance(records, dict):
-            continue
-        for filename, record in records.items():
-            if not isinstance(filename, str) or not isinstance(record, dict):
-                continue  # not a record: never served (filter_repodata keeps only what was judged)
-            listed.setdefault(filename, []).append(hex_record(record))
-            problem = _misplaced(filename, record, name, subdir)
-            if problem is not None:
-                problems.setdefault(filename, problem)
+        if isinstance(records, dict):
+            yield from records.items()
+
+
+def _judgeable(
+    pairs: Iterable[tuple[object, object]], name: str, subdir: str
+) -> tuple[list[tuple[str, Record]], dict[str, str]]:
+    listed: dict[str, list[Record]] = {}
+    problems: dict[str, str] = {}
+    for filename, record in pairs:
+        if not isinstance(filename, str) or not isinstance(record, dict):
+            continue  # not a record: never served (filter_repodata keeps only what was judged)
+        listed.setdefault(filename, []).append(hex_record(record))
+        problem = _misplaced(filename, record, name, subdir)
+        if problem is not None:
+            problems.setdefault(filename, problem)
     for filename, records in listed.items():
         if (problem := duplicate_problem(records)) is not None:
             problems[filename] = problem

@@ -17,6 +17,7 @@ import zstandard
 from flask.testing import FlaskClient
 
 from gate.proxy.conda_routes import conda_blueprint
+from gate.sources import conda_shards
 from tests.support.conda_channel import (
     build_conda_package,
     epoch_ms,
@@ -190,3 +191,60 @@ def test_a_repodata_base_url_that_is_no_url_is_a_bad_gateway(make_client: Factor
     write_repodata(upstream.channel_dir, "noarch", {**repodata, "info": {**repodata["info"], "base_url": "http://["}})
     response = make_client().get(f"{BASE}/{DEMO}")
     assert response.status_code == 502 and "info.base_url 'http://[' is not a URL" in response.text
+
+
+def _demo_record(version: str, **fields: Any) -> dict[str, Any]:
+    return {"name": "demo", "version": version, "build": "0", "build_number": 0, "depends": [], "subdir": "noarch",
+            "sha256": bytes(32), "size": 1, "indexed_timestamp": epoch_ms(NOW - 30 * DAY), **fields}
+
+
+def test_a_download_decodes_only_its_own_records(
+    make_client: Factory, upstream: ChannelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """demo's shard lists 2,000 builds: judging a download of one of them reads that record, not all 2,000
+    (each download request decoded the whole shard: seconds of CPU per request for a large one, which any
+    client could ask for again and again)."""
+    shard: dict[str, Any] = decode(shard_path(upstream.channel_dir, "noarch", "demo").read_bytes())
+    shard["packages.conda"].update({f"demo-1.{i}-0.conda": _demo_record(f"1.{i}") for i in range(1, 2001)})
+    write_shard(upstream.channel_dir, "noarch", "demo", shard)
+    read: list[str] = []
+    original = conda_shards.hex_record
+
+    def counted(record: dict[str, Any]) -> dict[str, Any]:
+        read.append(record["version"])
+        return original(record)
+
+    monkeypatch.setattr(conda_shards, "hex_record", counted)
+    client = make_client()
+    for _ in range(3):
+        assert client.get(f"{BASE}/{DEMO}").status_code == 200
+    assert read == ["1.0"] * 3
+
+
+SHAPES: list[tuple[str, bytes]] = [
+    ("duplicated across sections, different", msgspec.msgpack.encode(
+        {"packages": {DEMO: _demo_record("1.0")}, "packages.conda": {DEMO: _demo_record("1.0", size=2)}})),
+    ("duplicated across sections, same", msgspec.msgpack.encode(
+        {"packages": {DEMO: _demo_record("1.0")}, "packages.conda": {DEMO: _demo_record("1.0")}, "v3": {}})),
+    # a map listing demo-1.0 twice: the last one counts, as when the whole shard is decoded
+    ("a key twice in one map", b"\x81\xaepackages.conda\x82" + msgspec.msgpack.encode(DEMO)
+     + msgspec.msgpack.encode(_demo_record("1.0", size=3)) + msgspec.msgpack.encode(DEMO)
+     + msgspec.msgpack.encode(_demo_record("1.0", size=4))),
+    ("a key that is not a string", b"\x81\xaepackages.conda\x82\x01\x80" + msgspec.msgpack.encode(DEMO)
+     + msgspec.msgpack.encode(_demo_record("1.0"))),
+    ("a section that is no map",
+     msgspec.msgpack.encode({"packages": [1], "packages.conda": {DEMO: _demo_record("1.0")}})),
+    ("a record that is no map", msgspec.msgpack.encode({"packages": {DEMO: 7}, "packages.conda": {}})),
+    ("another package's record",
+     msgspec.msgpack.encode({"packages.conda": {"other-1.0-0.conda": _demo_record("1.0")}})),
+    ("another subdir", msgspec.msgpack.encode({"packages.conda": {DEMO: _demo_record("1.0", subdir="linux-64")}})),
+    ("nil sections", msgspec.msgpack.encode({"packages": None, "packages.conda": {DEMO: _demo_record("1.0")}})),
+]
+
+
+@pytest.mark.parametrize(("shape", "data"), SHAPES, ids=[shape for shape, _ in SHAPES])
+def test_one_file_is_read_from_a_shard_as_the_whole_shard_reads_it(shape: str, data: bytes) -> None:
+    for filename in (DEMO, "other-1.0-0.conda", "demo-9-0.conda"):
+        records, problems = conda_shards.shard_records(conda_shards.parse_shard(data), "demo", "noarch")
+        whole = ([(f, r) for f, r in records if f == filename], {f: p for f, p in problems.items() if f == filename})
+        assert conda_shards.file_records(data, "demo", "noarch", filename) == whole, shape
