@@ -50,6 +50,12 @@ def record_sha256(record: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _byte_count(value: object) -> bool:
+    """Whether a record's `size` can bound a download: absent, or a whole number of bytes (a msgpack shard
+    may hold bin, ext or float values where JSON repodata has numbers)."""
+    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
+
+
 def record_facts(
     filename: str, record: Mapping[str, Any], channel: str | None, problem: str | None = None, *,
     size: int | None = None,
@@ -57,13 +63,15 @@ def record_facts(
     """The facts of the package a channel lists under `filename` with `record` (`size`: of the bytes, when gate
     has read them; else the record's), or why it cannot be judged: `problem` (e.g. the repodata lists the
     filename with different records), a filename that cannot be a path segment, no valid sha256 (the download
-    could not be checked), a filename that is not name-version-build, or a record whose name, version or build
-    disagree with it."""
+    could not be checked), a size that is not a byte count, a filename that is not name-version-build, or a
+    record whose name, version or build disagree with it."""
     if problem is None and (bad := segment_problem(filename)) is not None:
         problem = f"its filename is {bad}"
     sha256 = record_sha256(record)
     if problem is None and sha256 is None:
         problem = "its repodata record has no valid sha256, so gate could not check its download"
+    if problem is None and size is None and not _byte_count(record.get("size")):
+        problem = "its repodata record's size is not a byte count, so gate could not check its download"
     if problem is not None or sha256 is None:
         return _unidentified(filename, record, problem or "")
     try:

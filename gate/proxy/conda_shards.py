@@ -41,6 +41,7 @@ from gate.sources.conda_shards import (
     encode_index,
     fetch_index,
     fetch_shard,
+    file_records,
     filtered_shard,
     index_url,
     parse_index,
@@ -54,10 +55,11 @@ from gate.sources.http import Failure, UpstreamError
 UPSTREAM_INDEX = "conda.shards.index"  # upstream shard indexes (decompressed) with their validators
 UPSTREAM_SHARD = "conda.shards.upstream"  # (subdir, name) -> the upstream shard (decompressed) of its address
 FILTERED = "conda.shards.filtered"  # (subdir, name, view) -> gate's shard of an upstream one, while it holds
-SERVED = "conda.shards.served"  # (subdir, gate's address) -> its bytes while they hold; meta: what they are
+SERVED = "conda.shards.served"  # (subdir, gate's address) -> its bytes while they hold (a pending address:
+# none, meta `alias`: the entry of the sha256 it names holds them); meta: what they are
 INDEX = "conda.shards.gate-index"  # (subdir, view) -> gate's index, while every shard it names holds
-UNSHARDED = "conda.shards.absent"  # upstream subdirs without a shard index, for UNSHARDED_TTL seconds
-UNSHARDED_TTL = 300.0
+UNSHARDED_TTL = 300.0  # an upstream subdir without a shard index is asked again after this long
+UNSHARDED_MEMO = 4096  # such subdirs a process remembers (in memory: a client names any subdir it likes)
 IMMUTABLE = "public, max-age=31536000, immutable"
 _PENDING = b"gate pending shard\0"
 
@@ -100,6 +102,7 @@ class CondaShards:
         # address, expiry); an index build lists these (a shard another worker made is listed as pending)
         self._known: Memo[dict[str, tuple[str, str, float | None]]] = Memo(32)
         self._lock = threading.Lock()
+        self._unsharded: Memo[float] = Memo(UNSHARDED_MEMO)  # index URL -> until when it is known absent
 
     def _index_key(self, client: ChannelClient, subdir: str) -> str:
         return f"{client.subdir_url(subdir)}|{self.state.view_digest}"
@@ -108,13 +111,14 @@ class CondaShards:
         """(digest, parsed) of the upstream's shard index, asking upstream only when the cached copy is stale;
         an UpstreamError with status 404 when the upstream subdir is not sharded."""
         url = index_url(client, subdir)
-        if self.state.store.get(UNSHARDED, url) is not None:
+        absent = self._unsharded.get(url)
+        if absent is not None and absent > time.time():
             raise UpstreamError(f"no sharded {subdir} repodata at {client.url}", Failure.NOT_FOUND)
         try:
             digest = self.indexes.digest(url, lambda validators, _: fetch_index(client, subdir, validators))
         except UpstreamError as err:
-            if err.failure is Failure.NOT_FOUND:  # asked again only after a while (downloads ask here first)
-                self.state.store.put(UNSHARDED, url, b"", {}, time.time() + UNSHARDED_TTL)
+            if err.failure is Failure.NOT_FOUND:  # asked again only after a while (downloads ask here first);
+                self._unsharded.put(url, time.time() + UNSHARDED_TTL)  # not in the store: no row per subdir name
             raise
         return digest, self.indexes.parsed(url, digest)
 
@@ -196,14 +200,25 @@ class CondaShards:
         client's index is stale, and a fresh one names other addresses. Served from the cache at once, else
         made while holding an upstream slot (waited for, at most the upstream timeout)."""
         state, now = self.state, self.state.now()
-        key = f"{client.subdir_url(subdir)}|{address}"
-        entry = state.store.get(SERVED, key, now=now.timestamp())
-        if entry is not None and entry.meta.get("view") == state.view_digest:
+        body = self._served(client, subdir, address, now.timestamp())
+        if body is not None:
             state.metrics.inc("gate_cache_hits_total", cache=SERVED)
-            return entry.value
+            return body
         state.metrics.inc("gate_cache_misses_total", cache=SERVED)
         with upstream_slot(state):
             return self._make(client, subdir, address, requester)
+
+    def _served(self, client: ChannelClient, subdir: str, address: str, now: float) -> bytes | None:
+        """The bytes stored for `address` while they hold under the current view; a pending address's entry
+        names the sha256 whose entry holds them (its bytes are stored once, however many builds name them)."""
+        for _ in range(2):
+            entry = self.state.store.get(SERVED, f"{client.subdir_url(subdir)}|{address}", now=now)
+            if entry is None or entry.meta.get("view") != self.state.view_digest:
+                return None
+            if not entry.meta.get("alias"):
+                return entry.value
+            address = str(entry.meta["sha256"])
+        return None
 
     def _make(self, client: ChannelClient, subdir: str, address: str, requester: str | None) -> bytes | None:
         state = self.state
@@ -219,10 +234,11 @@ class CondaShards:
             if not first and (origin is None or origin.get("sha256") != filtered.address):
                 self._hold_index_until(client, subdir, None, now=True)  # it names other bytes: a new index
                 return None
-        for served in {address, filtered.address}:
-            meta = {"name": name, "sha256": filtered.address, "view": state.view_digest}
-            until = None if filtered.until is None else filtered.until.timestamp()
-            state.store.put(SERVED, f"{client.subdir_url(subdir)}|{served}", filtered.body, meta, until)
+        meta = {"name": name, "sha256": filtered.address, "view": state.view_digest}
+        until = None if filtered.until is None else filtered.until.timestamp()
+        state.store.put(SERVED, f"{client.subdir_url(subdir)}|{filtered.address}", filtered.body, meta, until)
+        if address != filtered.address:
+            state.store.put(SERVED, key, b"", {**meta, "alias": True}, until)
         self._hold_index_until(client, subdir, filtered.until, now=False)
         return filtered.body
 
@@ -267,9 +283,7 @@ class CondaShards:
         _, upstream = self.upstream(client, subdir)
         if name not in upstream.shards:
             return None
-        shard = parse_shard(self._upstream_shard(client, subdir, upstream, name))
-        records, problems = shard_records(shard, name, subdir)
-        found = [(listed, record) for listed, record in records if listed == filename]
+        found, problems = file_records(self._upstream_shard(client, subdir, upstream, name), name, subdir, filename)
         if not found:
             return None
         conflicts = {filename: problems[filename]} if filename in problems else {}

@@ -12,6 +12,7 @@ from urllib.parse import urljoin
 
 import zstandard
 
+from gate.sources.http import UpstreamError
 from gate.sources.segments import quote_segment
 
 SECTIONS = ("packages", "packages.conda")
@@ -146,10 +147,14 @@ def filter_repodata(repodata: Mapping[str, Any], keep: Callable[[str, Record], b
 
 def package_url(subdir_url: str, repodata: Mapping[str, Any], filename: str) -> str:
     """Where the upstream serves `filename`: beside its repodata, or under `info.base_url` (CEP 15); the
-    filename percent-encoded as one path segment (ValueError when it cannot be one)."""
+    filename percent-encoded as one path segment (ValueError when it cannot be one; an UpstreamError when
+    `base_url` cannot be resolved)."""
     info = repodata.get("info")
     base = info.get("base_url") if isinstance(info, dict) else None
     root = subdir_url.rstrip("/") + "/"
     if isinstance(base, str) and base:
-        root = urljoin(root, base.rstrip("/") + "/")
+        try:
+            root = urljoin(root, base.rstrip("/") + "/")
+        except ValueError as err:  # `http://[`: the upstream's, not the client's, fault
+            raise UpstreamError(f"the upstream repodata's info.base_url {base!r} is not a URL: {err}") from None
     return root + quote_segment(filename)

@@ -14,10 +14,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Container, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import msgspec
 import zstandard
@@ -81,11 +81,21 @@ def parse_index(data: bytes) -> ShardIndex:
 
     return ShardIndex(
         subdir=text("subdir"),
-        base_url=text("base_url") or "",
-        shards_base_url=_or(text("shards_base_url"), "./shards/"),
+        base_url=_reference(text("base_url") or "", "base_url"),
+        shards_base_url=_reference(_or(text("shards_base_url"), "./shards/"), "shards_base_url"),
         created_at=_moment(info.get("created_at")),
         shards=out,
     )
+
+
+def _reference(value: str, key: str) -> str:
+    """`value`, a URL reference gate resolves against the subdir's URL; ValueError when it cannot be one
+    (`http://[`: every shard or download it locates would fail)."""
+    try:
+        urlsplit(value)
+    except ValueError as err:
+        raise ValueError(f"the shard index's info.{key} {value!r} is not a URL reference: {err}") from None
+    return value
 
 
 def _moment(value: object) -> str | None:
@@ -155,19 +165,52 @@ def shard_records(shard: Mapping[str, Any], name: str, subdir: str) -> tuple[lis
     """One (filename, record as hex) per filename of `shard` (the shard of package `name` in `subdir`), and the
     filenames that cannot be judged, each with why: listed twice with different records (as in repodata),
     naming another package than the shard's, or in another subdir."""
-    listed: dict[str, list[Record]] = {}
-    problems: dict[str, str] = {}
+    return _judgeable(_pairs(shard), name, subdir)
+
+
+class _Sections(msgspec.Struct):
+    """A shard's record sections, each record left encoded (other keys are skipped, not decoded)."""
+
+    packages: msgspec.Raw = msgspec.Raw()
+    conda: msgspec.Raw = msgspec.field(default=msgspec.Raw(), name="packages.conda")
+
+
+def file_records(data: bytes, name: str, subdir: str, filename: str) -> tuple[list[tuple[str, Record]], dict[str, str]]:
+    """`shard_records` of the shard whose msgpack is `data`, for `filename` alone, decoding no other record (a
+    download from the shard of a package with thousands of builds costs a lookup, not the whole shard's
+    decoding); a shard the quick path cannot read (a key that is not a string, a section that is no map) is
+    read as `shard_records` reads it."""
+    try:
+        sections = msgspec.msgpack.decode(data, type=_Sections)
+        pairs = []
+        for raw in (sections.packages, sections.conda):
+            records = msgspec.msgpack.decode(raw, type=dict[str, msgspec.Raw]) if len(raw) else {}
+            if filename in records:
+                pairs.append((filename, msgspec.msgpack.decode(records[filename])))
+    except (msgspec.DecodeError, RecursionError):
+        pairs = [(listed, record) for listed, record in _pairs(parse_shard(data)) if listed == filename]
+    return _judgeable(pairs, name, subdir)
+
+
+def _pairs(shard: Mapping[str, Any]) -> Iterator[tuple[object, object]]:
     for section in SECTIONS:
         records = shard.get(section)
-        if not isinstance(records, dict):
-            continue
-        for filename, record in records.items():
-            if not isinstance(filename, str) or not isinstance(record, dict):
-                continue  # not a record: never served (filter_repodata keeps only what was judged)
-            listed.setdefault(filename, []).append(hex_record(record))
-            problem = _misplaced(filename, record, name, subdir)
-            if problem is not None:
-                problems.setdefault(filename, problem)
+        if isinstance(records, dict):
+            yield from records.items()
+
+
+def _judgeable(
+    pairs: Iterable[tuple[object, object]], name: str, subdir: str
+) -> tuple[list[tuple[str, Record]], dict[str, str]]:
+    listed: dict[str, list[Record]] = {}
+    problems: dict[str, str] = {}
+    for filename, record in pairs:
+        if not isinstance(filename, str) or not isinstance(record, dict):
+            continue  # not a record: never served (filter_repodata keeps only what was judged)
+        listed.setdefault(filename, []).append(hex_record(record))
+        problem = _misplaced(filename, record, name, subdir)
+        if problem is not None:
+            problems.setdefault(filename, problem)
     for filename, records in listed.items():
         if (problem := duplicate_problem(records)) is not None:
             problems[filename] = problem
