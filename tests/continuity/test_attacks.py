@@ -6,14 +6,22 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
+from pathlib import Path
 
 import msgspec
 import pytest
 
+from gate.decision import Verdict
+from gate.evaluate import Evaluator
 from gate.gather.history import Attested
+from gate.policy.compile import load_policy_text
+from gate.sources.local import LocalOptions, local_facts
 from gate.sources.pypi import SimpleFile
 from tests.continuity.conftest import OLD_SDIST, RECENT, SAMPLE_SDIST, SAMPLE_WHEEL, AppFactory, listed, policy, wheel
 from tests.continuity.test_history import NOW, TRUSTED, _continuity, _history, _lookup, _row
+from tests.support.conda_channel import FIXTURE_CHANNEL
+from tests.support.conda_policies import SIGNED, channel_copy
 from tests.support.pypi_model import UpstreamIndex
 from tests.support.pypi_upstream import RunningUpstream
 
@@ -114,3 +122,55 @@ def test_a_wheel_added_to_the_first_attested_release_without_upload_times_is_ref
     response = client.get(f"/files/sampleproject/{added.filename}")
     assert response.status_code == 403 and "4.0.0.0 has no provenance" in response.text
     assert client.get(f"/files/sampleproject/{SAMPLE_WHEEL}").status_code == 200
+
+
+# --------------------------------------------------------------------------------------------------
+# Age: an index time earlier than the file's verified signed time, with the transparency log among the sources
+
+SIGNED_AGE = """
+apiVersion: gate/v1
+kind: Policy
+metadata: {name: age}
+spec:
+  match: {ecosystems: [pypi, conda]}
+  minimumAge: {age: 7d, timeSources: [index, transparencyLog]}
+"""
+SIGNED_AT = dt.datetime(2024, 11, 6, 22, 37, 8, tzinfo=dt.UTC)  # sampleproject 4.0.0's wheel, Rekor
+
+
+def test_a_backdated_upload_time_does_not_age_a_file_past_its_signed_time(
+    gate: AppFactory, upstream: RunningUpstream
+) -> None:
+    """A mirror says the wheel was uploaded in January 2024; its provenance was signed 2024-11-06. Two days
+    after signing, `[index, transparencyLog]` took the index's time (ten months old: allowed) without the
+    optional backdating rule: a file is never older than its verified evidence."""
+    file = upstream.index.get_file(SAMPLE_WHEEL)
+    assert file is not None
+    upstream.index.add(dataclasses.replace(file, upload_time=dt.datetime(2024, 1, 1, tzinfo=dt.UTC)))
+    client = gate(SIGNED_AGE, clock=lambda: SIGNED_AT + dt.timedelta(days=2))
+    response = client.get(f"/files/sampleproject/{SAMPLE_WHEEL}")
+    assert response.status_code == 403
+    assert ("signed 2024-11-06T22:37:08Z (uploadedFrom: transparency-log; the index's 2024-01-01T00:00:00Z is "
+            "earlier, but a file is not uploaded before it is signed); allowed from 2024-11-13T22:37:08Z"
+            ) in response.text
+    later = gate(SIGNED_AGE, clock=lambda: SIGNED_AT + dt.timedelta(days=8))
+    assert later.get(f"/files/sampleproject/{SAMPLE_WHEEL}").status_code == 200
+
+
+def test_a_conda_builders_timestamp_does_not_age_a_package_past_its_sidecar(tmp_path: Path) -> None:
+    """Repodata with only the builder-controlled `timestamp` (set to 2020 by whoever built the package) and the
+    real signed package's verified `.sigs` sidecar: the package is as old as its signature, not as 2020."""
+    package = channel_copy(FIXTURE_CHANNEL / "linux-64", SIGNED, tmp_path / "channel")
+    repodata = json.loads((package.parent / "repodata.json").read_text())
+    record = repodata["packages.conda"][SIGNED]
+    record.pop("indexed_timestamp", None)
+    record["timestamp"] = 1577836800000  # 2020-01-01
+    (package.parent / "repodata.json").write_text(json.dumps(repodata))
+    facts = local_facts(package, LocalOptions())
+    assert facts.file.uploadedFrom == "timestamp" and facts.file.signedTime is not None
+    signed = facts.file.signedTime
+    assert signed > dt.datetime(2020, 1, 2, tzinfo=dt.UTC)
+    (policy,) = load_policy_text(SIGNED_AGE)
+    evaluator = Evaluator([policy])
+    assert evaluator.judge(facts, signed + dt.timedelta(days=2)).decision.verdict is Verdict.DENY
+    assert evaluator.judge(facts, signed + dt.timedelta(days=8)).decision.verdict is Verdict.ALLOW
