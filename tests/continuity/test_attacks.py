@@ -7,17 +7,22 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import msgspec
 import pytest
 
+from gate.cli import main
 from gate.decision import Verdict
 from gate.evaluate import Evaluator
 from gate.gather.history import Attested
 from gate.policy.compile import load_policy_text
 from gate.sources.local import LocalOptions, local_facts
+from gate.sources.pip_report import pip_environment
 from gate.sources.pypi import SimpleFile
+from tests.continuity.conftest import NOW as AT
 from tests.continuity.conftest import OLD_SDIST, RECENT, SAMPLE_SDIST, SAMPLE_WHEEL, AppFactory, listed, policy, wheel
 from tests.continuity.test_history import NOW, TRUSTED, _continuity, _history, _lookup, _row
 from tests.support.conda_channel import FIXTURE_CHANNEL
@@ -174,3 +179,25 @@ def test_a_conda_builders_timestamp_does_not_age_a_package_past_its_sidecar(tmp_
     evaluator = Evaluator([policy])
     assert evaluator.judge(facts, signed + dt.timedelta(days=2)).decision.verdict is Verdict.DENY
     assert evaluator.judge(facts, signed + dt.timedelta(days=8)).decision.verdict is Verdict.ALLOW
+
+
+@pytest.mark.slow
+def test_gate_check_of_a_pip_report_refuses_the_second_release_of_a_line_a_token_started(
+    tmp_path: Path, upstream: RunningUpstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pip picks the token's 5.0.1 (the newest); `gate check` of its report judges it with the index's history."""
+    upstream.index.add_wheel("sampleproject", "5.0.0", upload_time=RECENT)
+    upstream.index.add_wheel("sampleproject", "5.0.1", upload_time=RECENT + dt.timedelta(minutes=5))
+    report = tmp_path / "report.json"
+    command = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--no-deps", "--quiet",
+               "--report", str(report), "--index-url", upstream.url, "sampleproject"]
+    result = subprocess.run(command, env=pip_environment(), capture_output=True, text=True, check=False, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert [i["metadata"]["version"] for i in json.loads(report.read_text())["install"]] == ["5.0.1"]
+    path = tmp_path / "policy.yaml"
+    path.write_text(policy(), encoding="utf-8")
+    code = main(["check", "-p", str(path), "--now", AT.isoformat(), "--pip-report", str(report),
+                 "--index-url", upstream.url])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "5.0.1 has no provenance; 4.0.0 (2024-11-06) was published by GitHub pypa/sampleproject" in out
