@@ -8,7 +8,10 @@ are earlier than the file (uploaded before it, when the index gives every file o
 else of a lower version), and, for a final release, not prereleases (prereleases never set the bar for finals).
 A line (PEP 440 epoch and release segments) with no earlier release at all is held to the project's bar: a new
 major line, or a new epoch, must not start with weaker provenance (an attacker's `99.0` or `1!0.1` sorts
-above everything, and would otherwise have no history to be held to).
+above everything, and would otherwise have no history to be held to); a line whose earlier releases had no
+verified provenance is held to the project's bar as it was when the line began (an attacker's second release
+of a line of their own must not find "history without provenance"). Without upload times, a file is held to
+all its release's other attested files (their order is unknown).
 
 Bounded: one file's history fetches the provenance of at most MAX_HISTORY_FILES earlier files, and says so
 when that is not enough; an earlier file whose provenance cannot be fetched makes the history unknown (fail
@@ -133,8 +136,9 @@ class PageHistory:
         entries.sort(key=self._key)
         self._lines: dict[tuple[str, bool, tuple[int, ...]], _Line] = {}
         self._attested: dict[Version, tuple[list[Any], list[_Entry]]] = {}  # by version, in order
-        self._results: dict[tuple[Version, Any], tuple[Continuity, dt.datetime | None]] = {}
+        self._results: dict[tuple[Version, Any, str | None], tuple[Continuity, dt.datetime | None]] = {}
         self._placed: dict[Version, tuple[bool, dict[str, tuple[int, ...]]]] = {}  # prerelease, lines
+        self._attested_names = {e.row.filename for e in entries if e.row.provenance is not None}
         for entry in entries:
             key, version = self._key(entry), entry.version
             if entry.row.provenance is not None:
@@ -167,24 +171,28 @@ class PageHistory:
         if self.by_time and file.uploaded is None:  # not a row of this page: no place in its order
             return Continuity(known=False, reason="the index gives no upload time for this file"), None
         key = file.uploaded if self.by_time else version
+        # Without upload times the order of a release's own files is unknown: each is held to all the others
+        # (a file added to an attested release later must not pass for one of its first files)
+        itself = None if self.by_time else file.filename
+        memo = (version, key, itself if itself in self._attested_names else None)
         with self._lock:  # the files of a release uploaded together share it
-            kept = self._results.get((version, key))
+            kept = self._results.get(memo)
         if kept is not None and (kept[1] is None or now < kept[1]):
             return kept
-        found = self._continuity(version, key, lookup, now)
+        found = self._continuity(version, key, memo[2], lookup, now)
         with self._lock:
-            self._results[(version, key)] = found
+            self._results[memo] = found
         return found
 
     def _continuity(
-        self, version: Version, key: Any, lookup: AttestedLookup, now: dt.datetime
+        self, version: Version, key: Any, itself: str | None, lookup: AttestedLookup, now: dt.datetime
     ) -> tuple[Continuity, dt.datetime | None]:
         walk = _Walk(lookup, now)
         bars: dict[str, LineRelease | None] = {}
         try:
             for scope in SCOPES:
                 bars[scope] = self._bar(scope, version, key, walk, bars.get("project"))
-            release = self._release(version, key, (), walk)
+            release = self._release(version, key, (), walk, own=itself or "")
         except _Unknown as unknown:
             return Continuity(known=False, reason=str(unknown)), walk.recheck
         continuity = Continuity(
@@ -196,10 +204,24 @@ class PageHistory:
         self, scope: str, version: Version, key: Any, walk: _Walk, project: LineRelease | None
     ) -> LineRelease | None:
         """The newest earlier release of another version in the line with verified provenance (a line with no
-        earlier release of another version: the project's bar)."""
-        line = self._lines.get((scope, not version.is_prerelease, line_of(version, scope)))
+        earlier release of another version: the project's bar; a line whose earlier releases had none: the
+        project's bar when the line began)."""
+        finals = not version.is_prerelease
+        line = self._lines.get((scope, finals, line_of(version, scope)))
         if line is None or not _earlier_other(line, key, version):
             return project  # no earlier release of this line at all: held to the project's bar
+        found = self._newest_attested(line, version, key, walk)
+        if found is not None or scope == "project":
+            return found
+        # The line has releases, none with verified provenance: it was started that way. Only a line begun
+        # before the project had provenance (an old line's backport) is without a bar; one begun after (an
+        # attacker's `5.0.0`, then `5.0.1`) is held to the project's bar of when its first file came.
+        first = self._lines[("project", finals, ())]
+        return self._newest_attested(first, line.versions[0], line.keys[0], walk)
+
+    def _newest_attested(self, line: _Line, version: Version, key: Any, walk: _Walk) -> LineRelease | None:
+        """The newest release of `line` earlier than `key`, of another version than `version`, with verified
+        provenance (None: none had any)."""
         position = bisect.bisect_left(line.attested_keys, key) - 1
         while position >= 0:
             entry = line.attested[position]
@@ -212,12 +234,18 @@ class PageHistory:
             position -= 1
         return None
 
-    def _release(self, version: Version, key: Any, first: tuple[Publisher, ...], walk: _Walk) -> LineRelease | None:
+    def _release(
+        self, version: Version, key: Any, first: tuple[Publisher, ...], walk: _Walk, *, own: str | None = None
+    ) -> LineRelease | None:
         """The bar set by `version`: the publishers of the verified provenance of its newest RELEASE_FILES files
-        earlier than `key` (None: none of them has any)."""
+        earlier than `key` (None: none of them has any). `own`: the bar a file of `version` is held to by its
+        own release (without upload times: all its other files, but `own`, the file's filename)."""
         keys, every = self._attested.get(version, ((), ()))
-        end = bisect.bisect_left(keys, key)
-        files = list(every[max(0, end - RELEASE_FILES):end])
+        if own is None or self.by_time:
+            end = bisect.bisect_left(keys, key)
+            files = list(every[max(0, end - RELEASE_FILES):end])
+        else:
+            files = [e for e in every if e.row.filename != own][-RELEASE_FILES:]
         publishers = dict.fromkeys(first)
         attested = []
         for entry in files:

@@ -109,7 +109,10 @@ class AgeDescription:
             allowed = "after the year 9999"
         if source is TimeSource.TRANSPARENCY_LOG:
             signed_from = earliest_signed(facts.attestations)[1]
-            index = "" if facts.file.uploaded is not None else "; the index gives no upload time"
+            index = "; the index gives no upload time" if facts.file.uploaded is None else ""
+            if facts.file.uploaded is not None and facts.file.uploaded < uploaded:
+                index = (f"; the index's {to_the_second(facts.file.uploaded)} is earlier, but a file is not "
+                         "uploaded before it is signed")
             signed = f"signed {to_the_second(uploaded)} (uploadedFrom: {signed_from}{index})"
             return f"{signed}; allowed from {allowed} {self._age}"
         return f"uploaded {to_the_second(uploaded)}; allowed from {allowed} {self._age}"

@@ -15,7 +15,7 @@ from gate.facts import IDENTITY_PREFIXES, Ecosystem
 from gate.policy import patterns
 from gate.policy.compile import rule_sources
 from gate.policy.load import Path_, format_path
-from gate.policy.model import IdentitySigner, Mode, Policy, PublisherSigner, Signer
+from gate.policy.model import IdentitySigner, Mode, Policy, PublisherSigner, Signer, TimeSource
 from gate.policy.reach import can_start_with
 
 PROBE = "gate-lint-probe"  # stands for whatever an outsider fills a wildcard with
@@ -95,6 +95,14 @@ def _signer_fields(signer: Signer) -> Iterator[tuple[str, str, patterns.Pattern]
 def weak_signer_issues(policy: Policy) -> Iterator[Finding]:
     """Attestations any identity satisfies: no signers at all, or a signer an outsider can match."""
     att = policy.attestations
+    age = policy.minimum_age
+    if age is not None and TimeSource.TRANSPARENCY_LOG in age.time_sources and (att is None or not att.signers):
+        message = (
+            "timeSources with transparencyLog but no attestations.signers: a file is aged by the signed time of "
+            "evidence from any Sigstore identity, and whoever can attach evidence can sign a file, wait, then "
+            "upload it; list the publishers you trust under attestations.signers"
+        )
+        yield Finding("any-signer-age", _issue(policy, ("spec", "minimumAge", "timeSources"), message))
     if att is None:
         return
     if not att.signers and (att.predicate_types or att.required):

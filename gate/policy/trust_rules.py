@@ -45,10 +45,10 @@ def age_expression(minimum: MinimumAge) -> str:
     time of the file's verified evidence (old enough when any verified signed time is)."""
     age = _duration(minimum.age)
     known = {TimeSource.INDEX: "file.uploaded != null", TimeSource.TRANSPARENCY_LOG: _SIGNED}
-    old = {
-        TimeSource.INDEX: f"now - file.uploaded >= {age}",
-        TimeSource.TRANSPARENCY_LOG: f"attestations.exists(a, a.signedTime != null && now - a.signedTime >= {age})",
-    }
+    signed_old = f"attestations.exists(a, a.signedTime != null && now - a.signedTime >= {age})"
+    old = {TimeSource.INDEX: f"now - file.uploaded >= {age}", TimeSource.TRANSPARENCY_LOG: signed_old}
+    if TimeSource.TRANSPARENCY_LOG in minimum.time_sources:  # never older than its evidence (`age_moment`)
+        old[TimeSource.INDEX] = f"now - file.uploaded >= {age} && (!{_SIGNED} || {signed_old})"
     if minimum.time_sources == (TimeSource.INDEX,):  # as it always was
         if minimum.allow_unknown:
             return f"file.uploaded == null || {old[TimeSource.INDEX]}"
@@ -60,10 +60,16 @@ def age_expression(minimum: MinimumAge) -> str:
 
 
 def age_moment(facts: Facts, sources: tuple[TimeSource, ...]) -> tuple[dt.datetime | None, TimeSource | None]:
-    """The file's time from the first source that knows it, and that source."""
+    """The file's time from the first source that knows it, and that source. With the transparency log among
+    the sources, a file is never older than its earliest verified signed time: nothing is uploaded before it
+    is signed, so an index time earlier than that (a mirror's backdated upload-time, a conda builder's
+    `timestamp`) gives way to the signed time."""
+    signed = earliest_signed(facts.attestations)[0] if TimeSource.TRANSPARENCY_LOG in sources else None
     for source in sources:
-        moment = facts.file.uploaded if source is TimeSource.INDEX else earliest_signed(facts.attestations)[0]
+        moment = facts.file.uploaded if source is TimeSource.INDEX else signed
         if moment is not None:
+            if signed is not None and signed > moment:
+                return signed, TimeSource.TRANSPARENCY_LOG
             return moment, source
     return None, None
 

@@ -30,6 +30,10 @@ RULE = "rules: [{name: r, expression: 'true', message: m}]\n"
         ),
         ("attestations: {required: true}\n", "any-signer", 5, "attestations without signers"),
         (
+            "minimumAge: {age: 7d, timeSources: [index, transparencyLog]}\n",
+            "any-signer-age", 5, "aged by the signed time of evidence from any Sigstore identity",
+        ),
+        (
             "attestations:\n  signers:\n    - publisher: {kind: GitHub, repository: '*'}\n",
             "broad-signer", 7, "repository '*' matches values anyone can obtain",
         ),
