@@ -12,6 +12,8 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import msgspec
+
 from gate.facts import Ecosystem, Facts, FileFacts, FileKind, Unidentified, iso_z
 from gate.gather.ports import Uncached, VulnerabilityLookup, no_vulnerabilities
 from gate.gather.pypi import PypiFacts, ReadsAttestations, known_vulnerabilities, no_file
@@ -127,7 +129,7 @@ class IndexGatherer:
         if isinstance(gathered.facts, Facts) and not gathered.facts.vulnerabilities:
             records = known_vulnerabilities(self.vulnerabilities, gathered.facts.file)
             if records:
-                return Gathered(Facts(gathered.facts.file, gathered.facts.attestations, records), gathered.notes)
+                return Gathered(msgspec.structs.replace(gathered.facts, vulnerabilities=records), gathered.notes)
         return gathered
 
     def _from_index(self, planned: PlannedFile, index: str) -> Gathered:
