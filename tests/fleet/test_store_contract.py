@@ -98,7 +98,8 @@ def raw_contents(engine: str, url: str | None, tmp_path: Path) -> bytes:
     if engine == "redis":
         assert url is not None
         client = redis.Redis.from_url(url)
-        return b"".join(k + b"".join(client.hgetall(k).values()) for k in client.keys("*"))
+        held = [str(k).encode() + repr(client.hgetall(k)).encode() for k in client.keys("*")]
+        return b"".join(held)
     assert url is not None
     with psycopg.connect(url) as connection:
         rows = connection.execute("SELECT namespace, key, value, meta FROM gate_cache").fetchall()
@@ -119,7 +120,7 @@ def test_keys_are_stored_hashed(
     assert b"TOKEN-A1" not in held and b"TOKEN-B2" not in held
 
 
-def forge(engine: str, url: str | None, tmp_path: Path, ns: str, key: str, value: bytes, meta: str) -> None:
+def forge(engine: str, url: str | None, tmp_path: Path, *, ns: str, key: str, value: bytes, meta: str) -> None:
     """Write an entry straight into the engine, as anyone with access to a shared engine could."""
     stored = stored_key(key)
     if engine == "sqlite":
@@ -142,20 +143,20 @@ def test_a_forged_or_altered_entry_is_a_miss(
 ) -> None:
     metrics = Metrics()
     store = make_store(metrics=metrics)
-    forge(engine, engine_url, tmp_path, ns, "verified", b'[{"verified": true}]', "{}")  # unsealed
+    forge(engine, engine_url, tmp_path, ns=ns, key="verified", value=b'[{"verified": true}]', meta="{}")  # unsealed
     assert store.get(ns, "verified") is None and store.get_meta(ns, "verified") is None
     store.put(ns, "page", b"the page gate rendered", {"etag": "x"})
     sealed = store.backend.read(ns, stored_key("page"))
     assert sealed is not None
     # the value swapped under a genuine seal, or the seal moved to another key: both misses
-    forge(engine, engine_url, tmp_path, ns, "page", b"a page listing denied files", sealed[1])
+    forge(engine, engine_url, tmp_path, ns=ns, key="page", value=b"a page listing denied files", meta=sealed[1])
     assert store.get(ns, "page") is None
-    forge(engine, engine_url, tmp_path, ns, "other", sealed[0], sealed[1])
+    forge(engine, engine_url, tmp_path, ns=ns, key="other", value=sealed[0], meta=sealed[1])
     assert store.get(ns, "other") is None
     # a revalidation does not bless a forged entry
     store.update_meta(ns, "page", {"etag": "y"}, None)
     assert store.get(ns, "page") is None
-    assert 'gate_store_errors_total{backend="%s",op="seal"}' % store.backend.name in metrics.render()
+    assert f'gate_store_errors_total{{backend="{store.backend.name}",op="seal"}}' in metrics.render()
     # another secret (another fleet) sees nothing either
     store.put(ns, "mine", b"value")
     assert make_store(secret=b"another-secret-0123456789abcdef!").get(ns, "mine") is None
