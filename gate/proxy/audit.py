@@ -53,13 +53,13 @@ _ENCODER = msgspec.json.Encoder(order="sorted")
 
 
 class Sink(Protocol):
-    """Where audit lines go. `append` raises one of `errors` when they were not all recorded."""
+    """Where audit records go, each with its line (`append` raises one of `errors` when not all were recorded)."""
 
     name: str  # file, stdout, log, postgresql
     where: str  # shown in logs, health and the status page: never a password
     errors: tuple[type[Exception], ...]
 
-    def append(self, lines: list[bytes]) -> None: ...
+    def append(self, records: list[dict[str, Any]], lines: list[bytes]) -> None: ...
 
     def close(self) -> None: ...
 
@@ -77,7 +77,7 @@ class FileSink:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
 
-    def append(self, lines: list[bytes]) -> None:
+    def append(self, records: list[dict[str, Any]], lines: list[bytes]) -> None:
         data = b"\n".join(lines) + b"\n"
         with self._lock:
             if self._fd is None:
@@ -98,7 +98,7 @@ class StdoutSink:
     where = "standard output"
     errors: tuple[type[Exception], ...] = (OSError,)
 
-    def append(self, lines: list[bytes]) -> None:
+    def append(self, records: list[dict[str, Any]], lines: list[bytes]) -> None:
         for line in lines:
             data = line + b"\n"
             while data:
@@ -115,7 +115,7 @@ class LogSink:
     where = "the gate.audit logger"
     errors: tuple[type[Exception], ...] = ()
 
-    def append(self, lines: list[bytes]) -> None:
+    def append(self, records: list[dict[str, Any]], lines: list[bytes]) -> None:
         for line in lines:
             logging.getLogger("gate.audit").info("%s", line.decode())
 
@@ -154,12 +154,13 @@ class AuditLog:
     def write(self, records: Iterable[dict[str, Any]]) -> None:
         """One compact JSON object per record, keys sorted (msgspec: a cold page of denied files audits
         thousands); JSON escapes every control character, so a value never breaks a line."""
-        lines = [_ENCODER.encode(r) for r in records]
+        batch = list(records)
+        lines = [_ENCODER.encode(r) for r in batch]
         self._local.ok = True
         if not lines:
             return
         try:
-            self.sink.append(lines)
+            self.sink.append(batch, lines)
         except self.sink.errors as err:
             self._lost(len(lines), err)
         else:

@@ -1,7 +1,8 @@
 """The audit trail in PostgreSQL: the table `gate_audit`, one row per record, written by every replica and read
-by every replica's status page. A batch (a page's decisions) is one INSERT of a JSON array; rows keep the
-record as `json` (not `jsonb`: a `\\u0000` an upstream put in a filename is stored, not refused), with its time,
-verdict and the replica (host name) that wrote it in columns of their own for queries and retention."""
+by every replica's status page. A batch (a page's decisions) is one INSERT; rows keep the record's text as
+`json` (not `jsonb`, and never parsed by the server: a `\\u0000` an upstream put in a filename is stored, not
+refused with the whole batch), with its time, verdict and the replica (host name) that wrote it in columns of
+their own for queries and retention."""
 
 from __future__ import annotations
 
@@ -28,9 +29,9 @@ AUDIT_SCHEMA = (
     "CREATE INDEX IF NOT EXISTS gate_audit_time ON gate_audit (time)",
 )
 
-_INSERT = (
+_INSERT = (  # columns from gate's own fields; the record's text is kept, never parsed by the server
     "INSERT INTO gate_audit (time, replica, verdict, record) "
-    "SELECT (r->>'time')::timestamptz, %s, coalesce(r->>'verdict', ''), r FROM json_array_elements(%s::json) AS r"
+    "SELECT t, %s, v, r::json FROM unnest(%s::timestamptz[], %s::text[], %s::text[]) AS u(t, v, r)"
 )
 
 
@@ -53,11 +54,13 @@ class TableSink:
         self.connections = PerThread(url, lambda c: create(c, *AUDIT_SCHEMA), timeout)
         self.breaker = Breaker("audit table", where, None, self.scrub)
 
-    def append(self, lines: list[bytes]) -> None:
+    def append(self, records: list[dict[str, Any]], lines: list[bytes]) -> None:
         if not self.breaker.closed():
             raise TableError(f"not tried: {self.where} failed moments ago ({self.breaker.error})")
+        times = [str(r.get("time")) for r in records]
+        verdicts = [str(r.get("verdict", "")) for r in records]
         try:
-            self.connections.run(_INSERT, (self.replica, (b"[" + b",".join(lines) + b"]").decode()))
+            self.connections.run(_INSERT, (self.replica, times, verdicts, [line.decode() for line in lines]))
         except (psycopg.Error, OSError) as err:
             self.breaker.failed("insert", err)
             raise TableError(self.scrub(f"{type(err).__name__}: {err}")) from None
