@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import glob
 import os
+import pwd
 import secrets
 import shutil
 import signal
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,14 +40,9 @@ def postgres_bin() -> Path:
 
 
 def _give(path: Path) -> None:
-    """Make `path` (and its parents up to /tmp) reachable by `nobody` when this is root."""
-    if os.geteuid() != 0:
-        return
-    shutil.chown(path, "nobody", "nogroup")
-    for parent in path.parents:
-        if str(parent) in ("/", "/tmp"):
-            break
-        parent.chmod(parent.stat().st_mode | 0o011)  # search only, for the server to reach its directory
+    """Make `path` `nobody`'s when this is root."""
+    if os.geteuid() == 0:
+        shutil.chown(path, "nobody", "nogroup")
 
 
 def _answers(url: str) -> bool:
@@ -58,22 +55,56 @@ def _answers(url: str) -> bool:
 
 @contextmanager
 def running_postgres(directory: Path) -> Iterator[BackendProcess]:
-    """A PostgreSQL cluster in `directory` with user and database `gate` (scram-sha-256 password); yields it
-    once it accepts connections."""
+    """A PostgreSQL cluster with user and database `gate` (scram-sha-256 password), its log in `directory`; yields
+    it once it accepts connections.
+
+    The cluster lives in a directory of its own under the system's temporary directory, not under pytest's
+    (whose root every pytest run, in any session, makes private again: `nobody` would lose its way in mid-run)."""
     binaries = postgres_bin()
     directory.mkdir(parents=True, exist_ok=True)
+    cluster = Path(tempfile.mkdtemp(prefix="gate-postgres-"))
+    before = shared_memory()
+    try:
+        with _cluster(binaries, cluster, directory / "postgres.log") as server:
+            yield server
+    finally:
+        shutil.rmtree(cluster, ignore_errors=True)
+        remove_shared_memory(before)
+
+
+def shared_memory() -> dict[str, tuple[str, str]]:
+    """The System V shared memory segments: id -> (owner uid, processes attached)."""
+    try:
+        rows = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+    except OSError:
+        return {}
+    return {f[1]: (f[7], f[6]) for f in (row.split() for row in rows) if len(f) > 7}
+
+
+def remove_shared_memory(before: dict[str, tuple[str, str]]) -> None:
+    """Remove the segments made since `before` by the user the server ran as that nothing uses any more
+    (PostgreSQL leaves its segment behind when killed, initdb's helper processes always)."""
+    uid = str(pwd.getpwnam("nobody").pw_uid if os.geteuid() == 0 else os.geteuid())
+    for segment, (owner, attached) in shared_memory().items():
+        if segment not in before and owner == uid and attached == "0":
+            subprocess.run(["ipcrm", "-m", segment], capture_output=True, check=False, timeout=30)
+
+
+@contextmanager
+def _cluster(binaries: Path, directory: Path, log: Path) -> Iterator[BackendProcess]:
     data, password = directory / "data", secrets.token_hex(16)
     data.mkdir()
     (directory / "pw").write_text(password + "\n")
     _give(directory)
     _give(data)
     _give(directory / "pw")
-    log = directory / "postgres.log"
-    subprocess.run(
+    made = subprocess.run(
         as_unprivileged([str(binaries / "initdb"), "-D", str(data), "-U", USER, "--auth=scram-sha-256",
                          f"--pwfile={directory / 'pw'}", "--no-sync", "-E", "UTF8", "--locale=C"]),
-        check=True, capture_output=True, timeout=120,
+        capture_output=True, text=True, timeout=120, check=False,
     )
+    if made.returncode != 0:
+        raise RuntimeError(f"initdb failed ({made.returncode}): {made.stdout[-2000:]}{made.stderr[-2000:]}")
     (directory / "pw").unlink()
     port = free_port()
     with log.open("wb") as out:
