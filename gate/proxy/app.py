@@ -26,8 +26,7 @@ from gate.proxy.pypi import pypi_blueprint
 from gate.proxy.settings import Settings
 from gate.proxy.state import EXTENSION, Gate, gate_state
 from gate.proxy.status import status_blueprint
-from gate.proxy.stores import Store, open_store, secrets_of, where
-from gate.proxy.stores.audit_table import TableSink
+from gate.proxy.stores import Store, audit_table, open_store
 from gate.sources.deadline import deadline_session
 from gate.sources.hosts import HostPolicy
 
@@ -170,7 +169,7 @@ def audit_sink(settings: Settings) -> Sink:
     if url == "stdout":
         return StdoutSink()
     if url is not None:
-        return TableSink(url, where(url), secrets_of(url))
+        return audit_table(url)
     path = settings.audit_log or (settings.cache_dir / "audit.jsonl" if settings.cache_dir else None)
     return LogSink() if path is None else FileSink(path)
 

@@ -52,6 +52,10 @@ def audit_record(
 _ENCODER = msgspec.json.Encoder(order="sorted")
 
 
+class SinkError(Exception):
+    """A sink did not record (or read back) records; the message says why, without secrets."""
+
+
 class Sink(Protocol):
     """Where audit records go, each with its line (`append` raises one of `errors` when not all were recorded)."""
 
@@ -60,6 +64,10 @@ class Sink(Protocol):
     errors: tuple[type[Exception], ...]
 
     def append(self, records: list[dict[str, Any]], lines: list[bytes]) -> None: ...
+
+    def recent_denials(self, limit: int) -> list[dict[str, Any]] | None:
+        """The newest `limit` denial records, newest first, when this sink can tell (raises SinkError); None
+        when it cannot (the status page reads a file's tail itself)."""
 
     def close(self) -> None: ...
 
@@ -85,6 +93,10 @@ class FileSink:
             if os.write(self._fd, data) != len(data):
                 raise OSError(f"short write to {self.path}")
 
+    def recent_denials(self, limit: int) -> list[dict[str, Any]] | None:
+        """None: the status page reads the file's tail (gate.proxy.status)."""
+        return None
+
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
@@ -104,6 +116,10 @@ class StdoutSink:
             while data:
                 data = data[os.write(1, data):]
 
+    def recent_denials(self, limit: int) -> list[dict[str, Any]] | None:
+        """None: what went to standard output cannot be read back."""
+        return None
+
     def close(self) -> None:
         """Nothing to close (standard output is the process's)."""
 
@@ -118,6 +134,10 @@ class LogSink:
     def append(self, records: list[dict[str, Any]], lines: list[bytes]) -> None:
         for line in lines:
             logging.getLogger("gate.audit").info("%s", line.decode())
+
+    def recent_denials(self, limit: int) -> list[dict[str, Any]] | None:
+        """None: what went to the logger cannot be read back."""
+        return None
 
     def close(self) -> None:
         """Nothing to close."""

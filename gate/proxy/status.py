@@ -30,11 +30,11 @@ from gate.evaluate import policy_digest
 from gate.facts import iso_z, parse_time
 from gate.policy.compile import CompiledPolicy
 from gate.policy.model import PolicyException
+from gate.proxy.audit import Sink, SinkError
 from gate.proxy.html import HTML, html_page
 from gate.proxy.metrics import Metrics
 from gate.proxy.settings import Network, Settings
 from gate.proxy.state import Gate, gate_state
-from gate.proxy.stores.audit_table import TableError, TableSink
 from gate.redact import redact
 
 log = logging.getLogger(__name__)
@@ -122,8 +122,7 @@ def status_report(state: Gate) -> dict[str, Any]:
     """Everything the page shows, as JSON-ready data."""
     now = state.now()
     settings = state.settings
-    sink = state.audit.sink
-    denials, audit_note = table_denials(sink) if isinstance(sink, TableSink) else recent_denials(state.audit.path)
+    denials, audit_note = sink_denials(state.audit.sink) or recent_denials(state.audit.path)
     return {
         "time": seconds(now),
         "upstream": redact(settings.upstream),
@@ -215,13 +214,15 @@ def cache_rates(metrics: Metrics) -> list[dict[str, Any]]:
 # The audit log's tail
 
 
-def table_denials(sink: TableSink) -> tuple[list[dict[str, Any]], str]:
-    """(the newest MAX_DENIALS denials of every replica, from the audit table; where they come from, or why
-    there are none)."""
+def sink_denials(sink: Sink) -> tuple[list[dict[str, Any]], str] | None:
+    """(the newest MAX_DENIALS denials of every replica, from a sink that reads them back: the audit table; where
+    they come from, or why there are none), or None for a sink that cannot (a file is read by `recent_denials`)."""
     try:
         records = sink.recent_denials(MAX_DENIALS)
-    except TableError as err:
+    except SinkError as err:
         return [], f"cannot read the audit table at {sink.where}: {err}"
+    if records is None:
+        return None
     return [denial(r) for r in records], f"newest first, every replica's, from the table gate_audit at {sink.where}"
 
 

@@ -27,7 +27,7 @@ from tests.support.pypi_upstream import RunningUpstream, serve
 from .engine import Engine, EngineUnavailableError, debian_base, private_engine, unavailable
 
 pytestmark = pytest.mark.slow
-WHEEL_COMMAND = "python3 -m pip download --dest wheels --only-binary :all: --python-version 3.11 . setuptools"
+WHEEL_COMMAND = "python3 -m pip download --dest wheels --only-binary :all: --python-version 3.11 '.[fleet]' setuptools"
 NOW = dt.datetime.now(dt.UTC)
 IMAGE = "gate-test:latest"
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 
+from gate.proxy.audit import SinkError
 from gate.proxy.stores.base import OP_TIMEOUT, Breaker, scrubber
 from gate.proxy.stores.postgres import PerThread, create
 
@@ -35,7 +36,7 @@ _INSERT = (  # columns from gate's own fields; the record's text is kept, never 
 )
 
 
-class TableError(Exception):
+class TableError(SinkError):
     """The table was not written (or read); the message says why, without secrets."""
 
 
