@@ -107,3 +107,12 @@ def test_the_urls_and_the_secret_come_from_the_environment(tmp_path: Path) -> No
     assert not any(s in repr(settings) for s in ("PW-R3d1s", "PW-P0stgr3s", "abcdef-SEAL"))
     with pytest.raises(ValueError, match="needs --cache-secret-file"):
         Settings.from_env({**env, "GATE_CACHE_SECRET": ""})
+
+
+def test_a_gate_without_shared_engines_loads_no_client_library() -> None:
+    """redis and psycopg (the `fleet` extra) are imported only when a URL names them."""
+    probe = ("import sys; from gate.proxy.app import open_storage; from gate.proxy.settings import Settings; "
+             "open_storage(Settings(policies=())); print(sorted(m for m in ('redis', 'psycopg') if m in sys.modules))")
+    loaded = subprocess.run([str(VENV_BIN / "python"), "-c", probe], capture_output=True, text=True, check=True,
+                            timeout=60)
+    assert loaded.stdout.strip() == "[]"
