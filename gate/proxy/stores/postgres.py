@@ -63,7 +63,8 @@ class PerThread:
         self._local = threading.local()
         self._lock = threading.Lock()
 
-    def run(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    def run(self, sql: str, params: tuple[Any, ...] = (), *, binary: bool = False) -> list[tuple[Any, ...]]:
+        """The rows of `sql` (`binary`: results in PostgreSQL's binary format: a bytea as its bytes, not hex)."""
         connection: TimedConnection | None = getattr(self._local, "connection", None)
         try:
             if connection is None or connection.closed:
@@ -73,7 +74,7 @@ class PerThread:
                     with self._lock:
                         self._prepare(connection)
                         self._prepared = True
-            cursor = connection.execute(sql, params)
+            cursor = connection.execute(sql, params, binary=binary)
             return cursor.fetchall() if cursor.description is not None else []
         except BaseException:
             self.close()
@@ -107,7 +108,8 @@ class PostgresBackend:
 
     def read(self, namespace: str, key: str) -> Raw | None:
         rows = self.connections.run(
-            "SELECT value, meta, expires FROM gate_cache WHERE namespace = %s AND key = %s", (namespace, key))
+            "SELECT value, meta, expires FROM gate_cache WHERE namespace = %s AND key = %s", (namespace, key),
+            binary=True)
         return (bytes(rows[0][0]), str(rows[0][1]), rows[0][2]) if rows else None
 
     def read_meta(self, namespace: str, key: str) -> tuple[str, float | None] | None:
