@@ -15,10 +15,12 @@ import pytest
 from gate.proxy.audit import AuditLog, StdoutSink
 from gate.proxy.metrics import Metrics
 from gate.proxy.settings import Settings
-from gate.proxy.stores import secrets_of, where
+from gate.proxy.stores import audit_table, open_store, secrets_of, where
 from gate.proxy.stores.audit_table import TableSink
 from tests.support.backend_process import BackendProcess
 from tests.support.gate_server import VENV_BIN, free_port
+
+from .conftest import SECRET
 
 
 def record(filename: str, verdict: str = "deny", **extra: Any) -> dict[str, Any]:
@@ -116,3 +118,33 @@ def test_a_gate_without_shared_engines_loads_no_client_library() -> None:
     loaded = subprocess.run([str(VENV_BIN / "python"), "-c", probe], capture_output=True, text=True, check=True,
                             timeout=60)
     assert loaded.stdout.strip() == "[]"
+
+
+def test_a_role_with_only_the_rights_it_needs(own_postgres: BackendProcess) -> None:
+    """Tables made beforehand (by the owner, or the first start): a role that may only insert and read audit
+    records (never change or delete them) and use the cache table, without CREATE on the schema, works."""
+    owner = own_postgres.url
+    first = AuditLog(audit_table(owner))
+    first.write([record("first.whl")])
+    first.close()
+    made = open_store(owner, None, secret=SECRET)
+    made.put("ns", "k", b"v")
+    made.close()
+    with psycopg.connect(owner, autocommit=True) as connection:
+        for statement in (
+            "CREATE ROLE replica LOGIN PASSWORD 'replica-password'", "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+            "GRANT INSERT, SELECT ON gate_audit TO replica", "GRANT USAGE ON SEQUENCE gate_audit_id_seq TO replica",
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON gate_cache TO replica",
+        ):
+            connection.execute(statement)
+    url = owner.replace(f"gate:{own_postgres.password}@", "replica:replica-password@")
+    audit = AuditLog(audit_table(url))
+    audit.write([record("second.whl")])
+    assert audit.written(), audit.error
+    store = open_store(url, None, secret=SECRET)
+    store.put("ns", "k2", b"v2")
+    assert (entry := store.get("ns", "k")) is not None and entry.value == b"v" and store.get("ns", "k2") is not None
+    audit.close()
+    store.close()
+    with psycopg.connect(url, autocommit=True) as connection, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        connection.execute("DELETE FROM gate_audit")

@@ -52,7 +52,7 @@ class TableSink:
         self.where = where
         self.replica = socket.gethostname()
         self.scrub = scrubber(*secrets)
-        self.connections = PerThread(url, lambda c: create(c, *AUDIT_SCHEMA), timeout)
+        self.connections = PerThread(url, lambda c: create(c, "gate_audit", *AUDIT_SCHEMA), timeout)
         self.breaker = Breaker("audit table", where, None, self.scrub)
 
     def append(self, records: list[dict[str, Any]], lines: list[bytes]) -> None:

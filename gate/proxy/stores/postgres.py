@@ -87,8 +87,13 @@ class PerThread:
             connection.close()
 
 
-def create(connection: TimedConnection, *statements: str) -> None:
-    """Run CREATE ... IF NOT EXISTS `statements` in one transaction under gate's advisory lock."""
+def create(connection: TimedConnection, table: str, *statements: str) -> None:
+    """Make `table` with `statements` (CREATE ... IF NOT EXISTS, in one transaction under gate's advisory lock)
+    unless it exists: a role without CREATE on the schema (only the rights it needs on a table made for it,
+    docs/deploy.md) uses it as it is."""
+    found = connection.execute("SELECT to_regclass(%s)", (table,)).fetchone()
+    if found is not None and found[0] is not None:
+        return
     with connection.transaction():
         connection.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
         for statement in statements:
@@ -101,7 +106,7 @@ class PostgresBackend:
 
     def __init__(self, url: str, where: str, *, timeout: float = OP_TIMEOUT) -> None:
         self.where = where
-        self.connections = PerThread(url, lambda c: create(c, CACHE_SCHEMA), timeout)
+        self.connections = PerThread(url, lambda c: create(c, "gate_cache", CACHE_SCHEMA), timeout)
 
     def close(self) -> None:
         self.connections.close()
