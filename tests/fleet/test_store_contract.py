@@ -194,3 +194,13 @@ def test_a_dead_or_hung_engine_is_a_bounded_miss(
     finally:
         server.resume()
         store.close()
+
+
+def test_a_large_value_round_trips(make_store: StoreFactory, ns: str) -> None:
+    """A value of tens of MB (a conda repodata) is written and read within its size's deadline, not cut at the
+    few seconds a small operation gets."""
+    store = make_store()
+    value = bytes(range(256)) * (48 << 12)  # 48 MiB
+    store.put(ns, "repodata", value, {"etag": "big"})
+    entry = store.get(ns, "repodata")
+    assert entry is not None and entry.value == value and not store.breaker.failing

@@ -61,7 +61,8 @@ class TableSink:
         times = [str(r.get("time")) for r in records]
         verdicts = [str(r.get("verdict", "")) for r in records]
         try:
-            self.connections.run(_INSERT, (self.replica, times, verdicts, [line.decode() for line in lines]))
+            self.connections.run(_INSERT, (self.replica, times, verdicts, [line.decode() for line in lines]),
+                                 size=sum(len(line) for line in lines))
         except (psycopg.Error, OSError) as err:
             self.breaker.failed("insert", err)
             raise TableError(self.scrub(f"{type(err).__name__}: {err}")) from None

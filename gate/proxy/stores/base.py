@@ -38,6 +38,12 @@ log = logging.getLogger("gate.proxy.cache")
 T = TypeVar("T")
 RETRY_AFTER = 5.0  # seconds an engine is left alone after it failed
 OP_TIMEOUT = 3.0  # seconds for one operation of a network engine (connect, send, answer)
+BYTES_PER_SECOND = 8 << 20  # and one more second per 8 MiB a value moves (conda repodata is hundreds of MB)
+
+
+def budget(size: int, timeout: float = OP_TIMEOUT) -> float:
+    """Seconds one operation that moves a value of `size` bytes may take."""
+    return timeout + size / BYTES_PER_SECOND
 
 Raw = tuple[bytes, str, float | None]  # (value, meta text, expires) as an engine keeps them
 

@@ -1,8 +1,9 @@
 """The PostgreSQL engine (psycopg 3): the table `gate_cache`, made when missing (under an advisory lock, so
-replicas starting together do not race). A connection per thread, in autocommit; every operation is bounded on
-both sides: `connect_timeout`, the server's `statement_timeout`, and a client-side deadline on every wait for
-the server (`TimedConnection`), so a hung server (one that accepts connections and never answers) fails the
-operation instead of holding the request."""
+replicas starting together do not race). A connection per thread, in autocommit; every operation is bounded:
+`connect_timeout`, a client-side deadline on every wait for the server (`TimedConnection`: OP_TIMEOUT, plus a
+second per 8 MiB of a value read or written, whose size is asked for first), and the server's own
+`statement_timeout` (STATEMENT_TIMEOUT, against a statement stuck on a lock); so a hung server (one that accepts
+connections and never answers) fails the operation instead of holding the request."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.abc import PQGen
 
-from gate.proxy.stores.base import OP_TIMEOUT, Raw
+from gate.proxy.stores.base import OP_TIMEOUT, Raw, budget
 
 RV = TypeVar("RV")
+STATEMENT_TIMEOUT = 120  # seconds: the server's bound (the client's deadline is the one that counts)
 SCHEMA_LOCK = 0x6761_7465  # pg_advisory_xact_lock key of gate's CREATE statements ("gate")
 
 CACHE_SCHEMA = """
@@ -45,7 +47,7 @@ def connect(url: str, timeout: float = OP_TIMEOUT) -> TimedConnection:
     """An autocommit connection to `url` whose connect, statements and waits are all bounded by `timeout`."""
     connection = TimedConnection.connect(
         url, autocommit=True, connect_timeout=max(int(timeout + 0.999), 2),
-        options=f"-c statement_timeout={int(timeout * 1000)}", application_name="gate",
+        options=f"-c statement_timeout={STATEMENT_TIMEOUT * 1000}", application_name="gate",
     )
     connection.deadline = timeout
     return connection
@@ -63,8 +65,10 @@ class PerThread:
         self._local = threading.local()
         self._lock = threading.Lock()
 
-    def run(self, sql: str, params: tuple[Any, ...] = (), *, binary: bool = False) -> list[tuple[Any, ...]]:
-        """The rows of `sql` (`binary`: results in PostgreSQL's binary format: a bytea as its bytes, not hex)."""
+    def run(self, sql: str, params: tuple[Any, ...] = (), *, binary: bool = False, size: int = 0,
+            ) -> list[tuple[Any, ...]]:
+        """The rows of `sql` (`binary`: results in PostgreSQL's binary format: a bytea as its bytes, not hex),
+        within the deadline of an operation that moves `size` bytes."""
         connection: TimedConnection | None = getattr(self._local, "connection", None)
         try:
             if connection is None or connection.closed:
@@ -74,6 +78,7 @@ class PerThread:
                     with self._lock:
                         self._prepare(connection)
                         self._prepared = True
+            connection.deadline = budget(size, self.timeout)
             cursor = connection.execute(sql, params, binary=binary)
             return cursor.fetchall() if cursor.description is not None else []
         except BaseException:
@@ -112,10 +117,18 @@ class PostgresBackend:
         self.connections.close()
 
     def read(self, namespace: str, key: str) -> Raw | None:
+        """The entry, in two steps: its size (and meta), then its value within the deadline of that size (the
+        same meta: another writer may have replaced it in between, which is then a miss)."""
         rows = self.connections.run(
-            "SELECT value, meta, expires FROM gate_cache WHERE namespace = %s AND key = %s", (namespace, key),
-            binary=True)
-        return (bytes(rows[0][0]), str(rows[0][1]), rows[0][2]) if rows else None
+            "SELECT meta, expires, octet_length(value) FROM gate_cache WHERE namespace = %s AND key = %s",
+            (namespace, key))
+        if not rows:
+            return None
+        meta, expires, size = rows[0]
+        values = self.connections.run(
+            "SELECT value FROM gate_cache WHERE namespace = %s AND key = %s AND meta = %s", (namespace, key, meta),
+            binary=True, size=int(size))
+        return (bytes(values[0][0]), str(meta), expires) if values else None
 
     def read_meta(self, namespace: str, key: str) -> tuple[str, float | None] | None:
         rows = self.connections.run(
@@ -127,7 +140,7 @@ class PostgresBackend:
             "INSERT INTO gate_cache (namespace, key, value, meta, expires) VALUES (%s, %s, %s, %s, %s) "
             "ON CONFLICT (namespace, key) DO UPDATE SET value = EXCLUDED.value, meta = EXCLUDED.meta, "
             "expires = EXCLUDED.expires",
-            (namespace, key, value, meta, expires),
+            (namespace, key, value, meta, expires), size=len(value),
         )
 
     def write_meta(self, namespace: str, key: str, meta: str, expires: float | None) -> None:

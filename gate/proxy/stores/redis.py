@@ -1,8 +1,9 @@
 """The Redis engine (redis-py): one hash per entry, `gate:<namespace>:<sha256 of key>` with fields `value`,
 `meta` and `expires`. Redis forgets an entry a day after it expired (`GRACE`: its meta stays readable for a
 conditional request meanwhile); entries without expiry are kept until replaced, so give Redis a `maxmemory`
-with `maxmemory-policy allkeys-lru` (docs/deploy.md). Every operation is bounded by OP_TIMEOUT (connect and
-answer), without retries: a dead or hung server is a miss."""
+with `maxmemory-policy allkeys-lru` (docs/deploy.md). Every operation is bounded by OP_TIMEOUT (connecting,
+and each send or receive on the socket: a large value keeps moving), without retries: a dead or hung server is
+a miss."""
 
 from __future__ import annotations
 
