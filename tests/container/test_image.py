@@ -155,6 +155,13 @@ def test_image_has_no_pip_or_setuptools(engine: Engine, image: str) -> None:
     assert result.stdout.strip() == "[]"
 
 
+def test_image_has_the_fleet_clients(engine: Engine, image: str) -> None:
+    """The Redis and PostgreSQL clients of --cache-url and --audit-url (the `fleet` extra; docs/deploy.md)."""
+    probe = "import hiredis, psycopg, redis; print(psycopg.pq.__impl__)"
+    result = engine.run("run", "--rm", "--network", "none", "--entrypoint", "python3", image, "-c", probe)
+    assert result.stdout.strip() == "binary"
+
+
 def test_image_healthy_on_another_port(
     engine: Engine, image: str, policies: Path, upstream: RunningUpstream
 ) -> None:
