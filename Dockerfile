@@ -1,6 +1,6 @@
 # gate serve under gunicorn, built without network access from a local base image and wheels downloaded
 # beforehand (docs/proxy.md, "Container image, built offline"):
-#   python3 -m pip download --dest wheels --only-binary :all: --python-version 3.11 . setuptools
+#   python3 -m pip download --dest wheels --only-binary :all: --python-version 3.11 '.[fleet]' setuptools
 #   docker build --network=none --build-arg BASE=python:3.11-slim -t gate .
 # BASE is any Debian-like image with python3 (3.11 or newer, with the venv module) and ca-certificates.
 ARG BASE=python:3.11-slim
@@ -9,9 +9,10 @@ FROM ${BASE} AS build
 COPY wheels/ /wheels/
 COPY pyproject.toml README.md /src/
 COPY gate/ /src/gate/
-# gate and its dependencies from /wheels only; then pip and setuptools leave the runtime venv.
+# gate, its dependencies and the fleet extra (Redis, PostgreSQL clients) from /wheels only; then pip and
+# setuptools leave the runtime venv.
 RUN python3 -m venv /opt/gate \
- && /opt/gate/bin/python -m pip install --no-index --find-links /wheels --no-cache-dir /src \
+ && /opt/gate/bin/python -m pip install --no-index --find-links /wheels --no-cache-dir '/src[fleet]' \
  && /opt/gate/bin/python -m pip uninstall --yes pip setuptools \
  && rm -rf /opt/gate/bin/activate* /opt/gate/bin/Activate.ps1
 

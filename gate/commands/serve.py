@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 from pathlib import Path
 
 from gate.commands.common import add_osv_option, add_policy_option, add_unmatched_option, allowed_host, byte_size
@@ -16,7 +17,10 @@ from gate.policy.duration import parse_duration
 from gate.proxy.settings import (
     Network,
     Settings,
+    check_cache_secret,
     check_status_token,
+    parse_audit_url,
+    parse_cache_url,
     parse_channel,
     parse_network,
     parse_public_url,
@@ -78,6 +82,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="the host release provenance named by a policy's evidence.githubReleases is fetched from "
         "(default: %(default)s)",
     )
+    add_fleet_options(parser)
     parser.add_argument("--workers", type=int, default=1, help="gunicorn worker processes (default: 1)")
     parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker (default: 8)")
 
@@ -120,6 +125,52 @@ def add_status_options(parser: argparse.ArgumentParser) -> None:
         help="a file holding a token (16+ characters) that opens the status page to any client sending "
         "'Authorization: Bearer TOKEN'",
     )
+
+
+def add_fleet_options(parser: argparse.ArgumentParser) -> None:
+    """Shared state for several replicas (docs/deploy.md): the store and the audit trail."""
+    parser.add_argument(
+        "--cache-url", type=cache_url, default=os.environ.get("GATE_CACHE_URL") or None, metavar="URL",
+        help="keep fetched evidence, verifications and pages in redis://HOST[:PORT][/DB] or postgresql://... shared "
+        "by every replica (default: $GATE_CACHE_URL, else SQLite in --cache-dir); keep its password in the "
+        "environment, not on the command line",
+    )
+    parser.add_argument(
+        "--cache-secret-file", type=cache_secret, default=None, metavar="FILE",
+        help="a file holding the secret (16+ characters, the same on every replica) that seals shared cache "
+        "entries; required with --cache-url (default: $GATE_CACHE_SECRET)",
+    )
+    parser.add_argument(
+        "--audit-url", type=audit_url, default=os.environ.get("GATE_AUDIT_URL") or None, metavar="stdout|URL",
+        help="write the audit trail to standard output or to the table gate_audit at postgresql://... (every "
+        "replica's status page then shows every replica's denials; default: $GATE_AUDIT_URL, else --audit-log)",
+    )
+
+
+def cache_url(text: str) -> str:
+    """`--cache-url` (`gate.proxy.settings.parse_cache_url`, as an argparse type)."""
+    try:
+        return parse_cache_url(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
+def audit_url(text: str) -> str:
+    """`--audit-url` (`gate.proxy.settings.parse_audit_url`, as an argparse type)."""
+    try:
+        return parse_audit_url(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
+def cache_secret(path: str) -> bytes:
+    """The secret in the file `--cache-secret-file` names (on the command line it would show in `ps`)."""
+    try:
+        secret = Path(path).read_bytes().strip()
+        check_cache_secret(secret)
+    except (OSError, ValueError) as err:
+        raise argparse.ArgumentTypeError(f"{path}: {err}") from err
+    return secret
 
 
 def status_network(text: str) -> str:
@@ -168,7 +219,13 @@ def conda_channel(text: str) -> tuple[str, str]:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
+    try:
+        return _settings(args)
+    except ValueError as err:
+        raise UsageError(str(err)) from err
 
+
+def _settings(args: argparse.Namespace) -> Settings:
     return Settings(
         policies=tuple(args.policy),
         upstream=args.upstream,
@@ -192,7 +249,16 @@ def settings_from(args: argparse.Namespace) -> Settings:
         osv_max_age=args.osv_max_age,
         osv_interval=args.osv_interval,
         github_releases=args.github_releases,
+        cache_url=args.cache_url,
+        cache_secret=args.cache_secret_file or env_secret(),
+        audit_url=args.audit_url,
     )
+
+
+def env_secret() -> bytes | None:
+    """`GATE_CACHE_SECRET`, the cache secret given in the environment (None: not given)."""
+    secret = os.environ.get("GATE_CACHE_SECRET", "").strip()
+    return secret.encode() if secret else None
 
 
 def status_allow(args: argparse.Namespace) -> tuple[Network, ...]:

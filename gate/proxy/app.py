@@ -17,8 +17,7 @@ from werkzeug.wsgi import ClosingIterator
 
 from gate.evaluate import require_policies
 from gate.policy.compile import load_policies
-from gate.proxy.audit import AuditLog
-from gate.proxy.cache import Store
+from gate.proxy.audit import AuditLog, FileSink, LogSink, Sink, StdoutSink
 from gate.proxy.conda_paths import is_shard_path
 from gate.proxy.conda_routes import conda_blueprint
 from gate.proxy.metrics import Metrics
@@ -27,6 +26,7 @@ from gate.proxy.pypi import pypi_blueprint
 from gate.proxy.settings import Settings
 from gate.proxy.state import EXTENSION, Gate, gate_state
 from gate.proxy.status import status_blueprint
+from gate.proxy.stores import Store, audit_table, open_store
 from gate.sources.deadline import deadline_session
 from gate.sources.hosts import HostPolicy
 
@@ -87,11 +87,14 @@ def _once(action: Callable[[], None]) -> Callable[[], None]:
 @core.get("/-/health")
 def health() -> Response:
     """`ok`; `degraded` while audit records are being lost (503 in compliance mode, which then refuses
-    downloads), with the count of records lost in this process and the last error."""
+    downloads), with the count of records lost in this process and the last error, or while the store fails (its
+    reads miss: slower, never less strict); the store's engine and the audit sink, redacted."""
     state = gate_state()
     audit = state.audit
-    body: dict[str, object] = {"status": "degraded" if audit.failing else "ok", "policies": len(state.policies),
-                               "policy_digest": state.policy_digest}
+    store = state.store.health()
+    body: dict[str, object] = {"status": "degraded" if audit.failing or store["failing"] else "ok",
+                               "policies": len(state.policies), "policy_digest": state.policy_digest,
+                               "cache": store, "audit": {"sink": audit.sink.name, "where": audit.sink.where}}
     if audit.failures:
         body |= {"audit_failures": audit.failures, "audit_error": audit.error}
     status = 503 if audit.failing and state.settings.audit_required else 200
@@ -143,19 +146,32 @@ def osv_guard(state: Gate) -> Callable[[], Response | None]:
 
 
 def open_storage(settings: Settings) -> tuple[Store, AuditLog, Metrics]:
-    """The store, audit log and metrics in the cache directory; a ValueError naming the directory (or the
-    audit log) and the reason when they cannot be used (read-only, not a directory, a corrupt database)."""
+    """The store (`--cache-url`, else SQLite in the cache directory), the audit log (`--audit-url`, else the
+    file) and the metrics; a ValueError naming the directory (or the audit log) and the reason when they cannot be
+    used (read-only, not a directory, a corrupt database). A shared engine that does not answer yet is no error:
+    it is a miss (the store) or a lost record (the audit) until it does, and health says so."""
     cache_dir = settings.cache_dir
-    audit_path = settings.audit_log or (cache_dir / "audit.jsonl" if cache_dir else None)
-    where = f"the cache directory {cache_dir}"
+    where_ = f"the cache directory {cache_dir}"
     try:
-        store = Store(cache_dir / "cache.sqlite3" if cache_dir else None)
         metrics = Metrics(cache_dir / "metrics" if cache_dir else None)
-        where = f"the audit log {audit_path}"
-        audit = AuditLog(audit_path, metrics)
+        store = open_store(settings.cache_url, cache_dir / "cache.sqlite3" if cache_dir else None, metrics=metrics,
+                           secret=settings.cache_secret)
+        where_ = f"the audit log {settings.audit_log or settings.audit_url or ''}".rstrip()
+        audit = AuditLog(audit_sink(settings), metrics)
     except (OSError, sqlite3.Error) as err:
-        raise ValueError(f"cannot use {where}: {err}") from err
+        raise ValueError(f"cannot use {where_}: {err}") from err
     return store, audit, metrics
+
+
+def audit_sink(settings: Settings) -> Sink:
+    """`--audit-url` (stdout, a PostgreSQL table), else `--audit-log` or CACHE_DIR/audit.jsonl, else the logger."""
+    url = settings.audit_url
+    if url == "stdout":
+        return StdoutSink()
+    if url is not None:
+        return audit_table(url)
+    path = settings.audit_log or (settings.cache_dir / "audit.jsonl" if settings.cache_dir else None)
+    return LogSink() if path is None else FileSink(path)
 
 
 def check_storage(settings: Settings) -> None:

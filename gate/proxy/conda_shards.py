@@ -27,10 +27,11 @@ from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 from gate.gather.ports import earliest
-from gate.proxy.cache import Entry, Memo
+from gate.proxy.cache import Memo
 from gate.proxy.conda import CondaChannels, Listed
 from gate.proxy.decide import audit_decisions, etag, visible
 from gate.proxy.state import Gate
+from gate.proxy.stores import Entry
 from gate.proxy.upstream import CachedUpstream
 from gate.sources.conda import split_conda_filename
 from gate.sources.conda_channel import decompress_zst

@@ -28,6 +28,8 @@ HELP = {
     "gate_upstream_seconds": ("summary", "seconds spent waiting for upstream index pages"),
     "gate_integrity_failures_total": ("counter", "downloads aborted because the bytes did not match"),
     "gate_audit_failures_total": ("counter", "audit records that could not be written (lost)"),
+    "gate_store_errors_total": ("counter", "store operations that failed (a miss or a dropped write), by backend and "
+                                "op (skipped: not tried while the backend recovers; seal: an entry not gate's)"),
     "gate_busy_total": ("counter", "requests answered 503 because every upstream slot was taken"),
     "gate_osv_reloads_total": ("counter", "reloads of the OSV data after its files changed, by outcome (ok, failed)"),
     "gate_osv_stale_total": ("counter", "requests answered 503 because the OSV data is older than --osv-max-age"),

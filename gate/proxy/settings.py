@@ -52,6 +52,9 @@ class Settings:
     github_releases: str = "https://github.com"  # where `spec.evidence.githubReleases` assets are fetched from
     # userinfo taken out of `upstream` and the channel URLs, sent only to their own origins
     credentials: tuple[Credential, ...] = field(default=(), repr=False)
+    cache_url: str | None = field(default=None, repr=False)  # redis:// or postgresql:// store (None: SQLite)
+    cache_secret: bytes | None = field(default=None, repr=False)  # seals entries in a shared store
+    audit_url: str | None = field(default=None, repr=False)  # `stdout` or a postgresql:// table (None: the file)
 
     def __post_init__(self) -> None:
         upstream, found = split_credentials(self.upstream)
@@ -66,6 +69,19 @@ class Settings:
         object.__setattr__(self, "credentials", (*self.credentials, *credentials))
         if self.status_token is not None:
             check_status_token(self.status_token)
+        if self.cache_url is not None:
+            parse_cache_url(self.cache_url)
+            if self.cache_secret is None:
+                raise ValueError(
+                    "a shared cache (--cache-url) needs --cache-secret-file (GATE_CACHE_SECRET): entries are sealed "
+                    "with it, so that only gate's replicas can put anything in front of a client"
+                )
+        if self.cache_secret is not None:
+            check_cache_secret(self.cache_secret)
+        if self.audit_url is not None:
+            parse_audit_url(self.audit_url)
+            if self.audit_log is not None:
+                raise ValueError("give --audit-log (a file) or --audit-url (stdout, postgresql://...), not both")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -75,9 +91,9 @@ class Settings:
         `GATE_AUDIT_REQUIRED=1`, `GATE_ALLOW_HOSTS` (whitespace-separated `HOST[:PORT]`), `GATE_MAX_PAGE_BYTES`,
         `GATE_MAX_REPODATA_BYTES`, `GATE_PUBLIC_URL`, `GATE_UPSTREAM_SLOTS`, `GATE_STATUS_ALLOW`
         (whitespace-separated addresses or CIDR networks, or `none`; default: loopback), `GATE_STATUS_TOKEN`,
-        `GATE_OSV` (os.pathsep-separated), `GATE_OSV_MAX_AGE` (`2d`), `GATE_OSV_INTERVAL` (seconds) and
-        `GATE_GITHUB_RELEASES` (the release host), for a bare gunicorn; raise ValueError for a value that is not
-        understood."""
+        `GATE_OSV` (os.pathsep-separated), `GATE_OSV_MAX_AGE` (`2d`), `GATE_OSV_INTERVAL` (seconds),
+        `GATE_GITHUB_RELEASES` (the release host), `GATE_CACHE_URL`, `GATE_CACHE_SECRET` and `GATE_AUDIT_URL`,
+        for a bare gunicorn; raise ValueError for a value that is not understood."""
         env = os.environ if environ is None else environ
 
         def path(name: str) -> Path | None:
@@ -106,6 +122,9 @@ class Settings:
             osv_max_age=parse_duration(env["GATE_OSV_MAX_AGE"]) if env.get("GATE_OSV_MAX_AGE") else None,
             osv_interval=float(env.get("GATE_OSV_INTERVAL", "30")),
             github_releases=parse_public_url(env.get("GATE_GITHUB_RELEASES", "https://github.com")),
+            cache_url=env.get("GATE_CACHE_URL") or None,
+            cache_secret=env["GATE_CACHE_SECRET"].strip().encode() if env.get("GATE_CACHE_SECRET") else None,
+            audit_url=env.get("GATE_AUDIT_URL") or None,
         )
 
 
@@ -125,6 +144,46 @@ def parse_public_url(text: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.query or parts.fragment:
         raise ValueError(f"expected an http(s) URL such as https://gate.example/, got {redact_text(text)!r}")
     return text
+
+
+CACHE_SCHEMES = ("redis", "rediss", "postgresql", "postgres")
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def parse_cache_url(text: str) -> str:
+    """A shared store (`--cache-url`, `GATE_CACHE_URL`): redis://, rediss:// or postgresql:// (a password in it is
+    never shown); raise ValueError otherwise."""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 (raises ValueError for a port that is no number)
+    except ValueError as err:
+        raise ValueError(f"cannot read the cache URL {redact_text(text)!r}: {err}") from None
+    if parts.scheme not in CACHE_SCHEMES or (parts.scheme.startswith("redis") and not parts.hostname):
+        raise ValueError(f"a cache URL is redis://HOST[:PORT][/DB] or postgresql://..., got {redact_text(text)!r}")
+    return text
+
+
+def parse_audit_url(text: str) -> str:
+    """An audit sink (`--audit-url`, `GATE_AUDIT_URL`): `stdout`, or a postgresql:// database; raise ValueError
+    otherwise."""
+    if text == "stdout":
+        return text
+    try:
+        scheme = urlsplit(text).scheme
+    except ValueError:
+        scheme = ""
+    if scheme not in POSTGRES_SCHEMES:
+        raise ValueError(f"an audit URL is stdout or postgresql://..., got {redact_text(text)!r}")
+    return text
+
+
+def check_cache_secret(secret: bytes) -> None:
+    """A cache secret is at least MIN_TOKEN_LENGTH bytes (it seals entries; never shown); raise ValueError."""
+    if len(secret) < MIN_TOKEN_LENGTH:
+        raise ValueError(
+            f"the cache secret must be at least {MIN_TOKEN_LENGTH} characters, the same on every replica "
+            "(e.g. from `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+        )
 
 
 def parse_slots(text: str) -> int:

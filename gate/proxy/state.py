@@ -19,10 +19,10 @@ from flask import current_app
 from gate.evaluate import Evaluator, Unmatched, policy_digest
 from gate.policy.compile import CompiledPolicy
 from gate.proxy.audit import AuditLog
-from gate.proxy.cache import Store
 from gate.proxy.metrics import Metrics
 from gate.proxy.osv_data import OsvData
 from gate.proxy.settings import Settings
+from gate.proxy.stores import Store
 from gate.redact import OriginAuth
 from gate.sources.hosts import HostPolicy
 from gate.verify.sigstore import BundleVerifier, default_trusted_root_path

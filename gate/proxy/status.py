@@ -30,6 +30,7 @@ from gate.evaluate import policy_digest
 from gate.facts import iso_z, parse_time
 from gate.policy.compile import CompiledPolicy
 from gate.policy.model import PolicyException
+from gate.proxy.audit import Sink, SinkError
 from gate.proxy.html import HTML, html_page
 from gate.proxy.metrics import Metrics
 from gate.proxy.settings import Network, Settings
@@ -121,7 +122,7 @@ def status_report(state: Gate) -> dict[str, Any]:
     """Everything the page shows, as JSON-ready data."""
     now = state.now()
     settings = state.settings
-    denials, audit_note = recent_denials(state.audit.path)
+    denials, audit_note = sink_denials(state.audit.sink) or recent_denials(state.audit.path)
     return {
         "time": seconds(now),
         "upstream": redact(settings.upstream),
@@ -133,6 +134,7 @@ def status_report(state: Gate) -> dict[str, Any]:
         "denials": denials,
         "audit": audit_note,
         "audit_failing": state.audit.failing,
+        "cache_backend": state.store.health(),
         "waivers": expiring_waivers(state.policies, now),
         "upstream_health": upstream_health(state.metrics),
         "caches": cache_rates(state.metrics),
@@ -212,11 +214,23 @@ def cache_rates(metrics: Metrics) -> list[dict[str, Any]]:
 # The audit log's tail
 
 
+def sink_denials(sink: Sink) -> tuple[list[dict[str, Any]], str] | None:
+    """(the newest MAX_DENIALS denials of every replica, from a sink that reads them back: the audit table; where
+    they come from, or why there are none), or None for a sink that cannot (a file is read by `recent_denials`)."""
+    try:
+        records = sink.recent_denials(MAX_DENIALS)
+    except SinkError as err:
+        return [], f"cannot read the audit table at {sink.where}: {err}"
+    if records is None:
+        return None
+    return [denial(r) for r in records], f"newest first, every replica's, from the table gate_audit at {sink.where}"
+
+
 def recent_denials(path: Path | None) -> tuple[list[dict[str, Any]], str]:
     """(the newest denials in the last TAIL_BYTES of the audit log, at most MAX_DENIALS; a note on where
     they come from, or why there are none)."""
     if path is None:
-        return [], "no audit log file: records go to the gate.audit logger (give --cache-dir or --audit-log)"
+        return [], "no audit log file or table to read (give --cache-dir, --audit-log or --audit-url postgresql://...)"
     try:
         lines = tail_lines(path, TAIL_BYTES)
     except OSError as err:

@@ -27,7 +27,7 @@ from tests.support.pypi_upstream import RunningUpstream, serve
 from .engine import Engine, EngineUnavailableError, debian_base, private_engine, unavailable
 
 pytestmark = pytest.mark.slow
-WHEEL_COMMAND = "python3 -m pip download --dest wheels --only-binary :all: --python-version 3.11 . setuptools"
+WHEEL_COMMAND = "python3 -m pip download --dest wheels --only-binary :all: --python-version 3.11 '.[fleet]' setuptools"
 NOW = dt.datetime.now(dt.UTC)
 IMAGE = "gate-test:latest"
 
@@ -153,6 +153,13 @@ def test_image_has_no_pip_or_setuptools(engine: Engine, image: str) -> None:
     probe = "import importlib.util as u; print([m for m in ('pip', 'setuptools') if u.find_spec(m)])"
     result = engine.run("run", "--rm", "--network", "none", "--entrypoint", "python3", image, "-c", probe)
     assert result.stdout.strip() == "[]"
+
+
+def test_image_has_the_fleet_clients(engine: Engine, image: str) -> None:
+    """The Redis and PostgreSQL clients of --cache-url and --audit-url (the `fleet` extra; docs/deploy.md)."""
+    probe = "import hiredis, psycopg, redis; print(psycopg.pq.__impl__)"
+    result = engine.run("run", "--rm", "--network", "none", "--entrypoint", "python3", image, "-c", probe)
+    assert result.stdout.strip() == "binary"
 
 
 def test_image_healthy_on_another_port(

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from gate.facts import Ecosystem
-from gate.proxy.cache import Store
 from gate.proxy.evidence import NAMESPACE, verified
 from gate.proxy.state import EXTENSION, Gate
+from gate.proxy.stores import open_store
 from gate.proxy.upstream import CachedUpstream
 from gate.sources.http import Fetched, Validators
 from gate.verify.sigstore import Target
@@ -87,7 +87,7 @@ def test_cached_facts_equal_verified_ones_and_a_broken_entry_is_verified_again(t
 
 
 def test_keys_with_different_tokens_never_share_an_entry_and_stay_off_disk(tmp_path: Path) -> None:
-    store = Store(tmp_path / "cache.sqlite3")
+    store = open_store(None, tmp_path / "cache.sqlite3")
     first, second = "https://conda.example/t/TOKEN-A1/ch/noarch", "https://conda.example/t/TOKEN-B2/ch/noarch"
     store.put("conda.repodata", first, b"what A may see")
     store.put("conda.repodata", second, b"what B may see")

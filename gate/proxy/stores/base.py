@@ -1,0 +1,259 @@
+"""The store every part of the proxy keeps fetched and computed things in (`Store`), over one of three
+engines (`Backend`): SQLite in the cache directory (the embedded default), Redis or PostgreSQL (shared by
+the replicas of a fleet).
+
+Semantics, the same on every engine (tests/fleet/test_store_contract.py holds all three to them):
+entries `(namespace, key) -> (value bytes, meta dict, expires)`; `get` returns nothing after `expires` (a Unix
+time; None: kept until replaced), `get_meta` returns the meta whether or not it expired (validators for a
+conditional request), `update_meta` changes meta and expiry of an existing entry only. Keys are stored as their
+sha256 (a key holding a URL with a token keeps no secret in the engine, and two tokens never share an entry).
+
+A broken engine is never fatal and never an allow: an operation that fails is a miss (reads) or a dropped write,
+with a log line and `gate_store_errors_total{backend,op}`; after a failure the engine is left alone for
+RETRY_AFTER seconds (operations then miss at once, op="skipped"), so a dead or hung engine costs each request
+at most one bounded timeout, not one per lookup.
+
+A shared engine is reachable over the network: whoever can write to it could plant a "verified" outcome or a
+rendered page. Entries written with a `secret` (required for Redis and PostgreSQL) are sealed: an HMAC-SHA256
+over the namespace, the stored key, the value's sha256, the meta and the expiry; an entry whose seal does not
+match is a miss (op="seal"), so only the replicas holding the secret can put anything in front of a client.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from gate.proxy.metrics import Metrics
+from gate.redact import redact_text
+
+log = logging.getLogger("gate.proxy.cache")
+T = TypeVar("T")
+RETRY_AFTER = 5.0  # seconds an engine is left alone after it failed
+OP_TIMEOUT = 3.0  # seconds for one operation of a network engine (connect, send, answer)
+BYTES_PER_SECOND = 8 << 20  # and one more second per 8 MiB a value moves (conda repodata is hundreds of MB)
+
+
+def budget(size: int, timeout: float = OP_TIMEOUT) -> float:
+    """Seconds one operation that moves a value of `size` bytes may take."""
+    return timeout + size / BYTES_PER_SECOND
+
+Raw = tuple[bytes, str, float | None]  # (value, meta text, expires) as an engine keeps them
+
+
+def stored_key(key: str) -> str:
+    """How a key is stored: its sha256 (`key` may hold a URL with a token: the digest keeps it out of the engine)."""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    value: bytes
+    meta: dict[str, Any] = field(default_factory=dict)
+    expires: float | None = None
+
+
+class Backend(Protocol):
+    """One engine. Each method raises one of `errors` when the engine fails; keys come hashed."""
+
+    name: str  # sqlite, redis, postgresql
+    where: str  # shown in logs, health and the status page: never a password
+    errors: tuple[type[Exception], ...]
+
+    def read(self, namespace: str, key: str) -> Raw | None: ...
+
+    def read_meta(self, namespace: str, key: str) -> tuple[str, float | None] | None: ...
+
+    def write(self, namespace: str, key: str, value: bytes, meta: str, expires: float | None) -> None: ...
+
+    def write_meta(self, namespace: str, key: str, meta: str, expires: float | None) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Breaker:
+    """Whether an engine may be asked now: after a failure, not for `retry_after` seconds. Counts and logs
+    failures (once per trip, not per operation: an outage does not flood the log); `scrub` keeps secrets out."""
+
+    def __init__(self, name: str, where: str, metrics: Metrics | None, scrub: Callable[[str], str],
+                 retry_after: float = RETRY_AFTER) -> None:
+        self.name, self.where, self.metrics, self.scrub = name, where, metrics, scrub
+        self.retry_after = retry_after
+        self.failures = 0
+        self.error: str | None = None
+        self._until = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def failing(self) -> bool:
+        return self.error is not None
+
+    def closed(self) -> bool:
+        """True when the engine may be asked; else counts the skipped operation."""
+        if self._until <= time.monotonic():
+            return True
+        self.count("skipped")
+        return False
+
+    def count(self, op: str) -> None:
+        if self.metrics is not None:
+            self.metrics.inc("gate_store_errors_total", backend=self.name, op=op)
+
+    def failed(self, op: str, err: BaseException) -> None:
+        text = self.scrub(f"{type(err).__name__}: {err}".strip())
+        self.count(op)
+        with self._lock:
+            self.failures += 1
+            tripped = self._until <= time.monotonic()
+            self._until = time.monotonic() + self.retry_after
+            self.error = text
+        if tripped:
+            log.warning("%s %s (%s) failed: %s; not asked again for %g s (misses meanwhile)",
+                        self.name, op, self.where, text, self.retry_after)
+
+    def succeeded(self) -> None:
+        if self.error is not None:
+            with self._lock:
+                if self.error is not None:
+                    log.warning("%s (%s) answers again", self.name, self.where)
+                self.error = None
+
+
+def scrubber(*secrets: str | None) -> Callable[[str], str]:
+    """A function that hides `secrets` (passwords from a URL) and URL credentials in a text."""
+    hidden = [s for s in secrets if s]
+
+    def scrub(text: str) -> str:
+        for secret in hidden:
+            text = text.replace(secret, "***")
+        return redact_text(text)
+
+    return scrub
+
+
+class Store:
+    """Entries in one engine, with the semantics above (the module docstring)."""
+
+    def __init__(self, backend: Backend, *, metrics: Metrics | None = None, secret: bytes | None = None,
+                 scrub: Callable[[str], str] = redact_text, retry_after: float = RETRY_AFTER) -> None:
+        self.backend = backend
+        self.secret = secret
+        self.breaker = Breaker(backend.name, backend.where, metrics, scrub, retry_after)
+
+    def close(self) -> None:
+        """Close this thread's connection (a store checked before gunicorn forks keeps nothing open)."""
+        try:
+            self.backend.close()
+        except self.backend.errors as err:
+            log.debug("closing %s: %s", self.backend.name, err)
+
+    def health(self) -> dict[str, Any]:
+        """The engine, where it is (redacted), and whether its last operation failed."""
+        shown: dict[str, Any] = {"backend": self.backend.name, "where": self.backend.where,
+                                 "failing": self.breaker.failing}
+        if self.breaker.failures:
+            shown |= {"errors": self.breaker.failures, "error": self.breaker.error}
+        return shown
+
+    def _call(self, op: str, action: Callable[[], T], default: T) -> T:
+        if not self.breaker.closed():
+            return default
+        try:
+            result = action()
+        except self.backend.errors as err:
+            self.breaker.failed(op, err)
+            return default
+        self.breaker.succeeded()
+        return result
+
+    def get(self, namespace: str, key: str, *, now: float | None = None) -> Entry | None:
+        """The entry, or None when absent, expired, unreadable or (sealed) not gate's."""
+        stored = stored_key(key)
+        raw = self._call("get", lambda: self.backend.read(namespace, stored), None)
+        if raw is None:
+            return None
+        value, meta_text, expires = raw
+        if expires is not None and expires <= (time.time() if now is None else now):
+            return None
+        opened = self._open(namespace, stored, meta_text, expires, value)
+        return None if opened is None else Entry(value, opened[0], expires)
+
+    def put(self, namespace: str, key: str, value: bytes, meta: dict[str, Any] | None = None,
+            expires: float | None = None) -> None:
+        stored = stored_key(key)
+        text = self._seal(namespace, stored, meta or {}, expires, hashlib.sha256(value).hexdigest())
+        self._call("put", lambda: self.backend.write(namespace, stored, value, text, expires), None)
+
+    def update_meta(self, namespace: str, key: str, meta: dict[str, Any], expires: float | None) -> None:
+        """Change an entry's meta and expiry without rewriting its value (a 304 revalidation)."""
+        stored = stored_key(key)
+        digest = None
+        if self.secret is not None:  # the seal covers the value: take its digest from the entry's own (checked) seal
+            old = self._call("get_meta", lambda: self.backend.read_meta(namespace, stored), None)
+            opened = None if old is None else self._open(namespace, stored, *old)
+            if opened is None:
+                return
+            digest = opened[1]
+        text = self._seal(namespace, stored, meta, expires, digest)
+        self._call("update_meta", lambda: self.backend.write_meta(namespace, stored, text, expires), None)
+
+    def get_meta(self, namespace: str, key: str) -> dict[str, Any] | None:
+        """An entry's meta whether or not it has expired (validators for a conditional request)."""
+        stored = stored_key(key)
+        raw = self._call("get_meta", lambda: self.backend.read_meta(namespace, stored), None)
+        opened = None if raw is None else self._open(namespace, stored, *raw)
+        return None if opened is None else opened[0]
+
+    # Seals
+
+    def _mac(self, namespace: str, stored: str, meta: str, expires: float | None, digest: str) -> str:
+        assert self.secret is not None
+        message = "\0".join((namespace, stored, digest, meta, repr(expires))).encode("utf-8", "surrogatepass")
+        return hmac.new(self.secret, message, hashlib.sha256).hexdigest()
+
+    def _seal(self, namespace: str, stored: str, meta: dict[str, Any], expires: float | None,
+              digest: str | None) -> str:
+        text = json.dumps(meta, sort_keys=True)
+        if self.secret is None or digest is None:
+            return text
+        mac = self._mac(namespace, stored, text, expires, digest)
+        return json.dumps({"meta": text, "sha256": digest, "seal": mac})
+
+    def _open(self, namespace: str, stored: str, text: str, expires: float | None,
+              value: bytes | None = None) -> tuple[dict[str, Any], str] | None:
+        """(the meta in `text`, the value digest it is sealed with): unsealed without a secret; with one, only
+        when the seal matches (and `value`, when given, matches the digest); else counted and None."""
+        if self.secret is None:
+            meta = _json_object(text)
+            if meta is None:
+                self.breaker.count("unreadable")
+            return None if meta is None else (meta, "")
+        envelope = _json_object(text) or {}
+        inner, digest, seal = envelope.get("meta"), envelope.get("sha256"), envelope.get("seal")
+        meta = None
+        if (
+            isinstance(inner, str) and isinstance(digest, str) and isinstance(seal, str)
+            and hmac.compare_digest(self._mac(namespace, stored, inner, expires, digest), seal)
+            and (value is None or hmac.compare_digest(hashlib.sha256(value).hexdigest(), digest))
+        ):
+            meta = _json_object(inner)
+        if meta is None or not isinstance(digest, str):
+            self.breaker.count("seal")
+            log.warning("a %s entry in %s failed its seal check: ignored", self.backend.name, namespace)
+            return None
+        return meta, digest
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None

@@ -1,0 +1,74 @@
+"""The Redis engine (redis-py): one hash per entry, `gate:<namespace>:<sha256 of key>` with fields `value`,
+`meta` and `expires`. Redis forgets an entry a day after it expired (`GRACE`: its meta stays readable for a
+conditional request meanwhile); entries without expiry are kept until replaced, so give Redis a `maxmemory`
+with `maxmemory-policy allkeys-lru` (docs/deploy.md). Every operation is bounded by OP_TIMEOUT (connecting,
+and each send or receive on the socket: a large value keeps moving), without retries: a dead or hung server is
+a miss."""
+
+from __future__ import annotations
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from gate.proxy.stores.base import OP_TIMEOUT, Raw
+
+PREFIX = "gate:"
+GRACE = 86400.0  # seconds past `expires` that Redis keeps an entry (for its meta)
+
+# KEYS[1] the entry, ARGV: meta, expires ("" for none), Unix milliseconds to forget it at ("" for never)
+_UPDATE_META = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'meta', ARGV[1], 'expires', ARGV[2])
+if ARGV[3] == '' then redis.call('PERSIST', KEYS[1]) else redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
+return 1
+"""
+
+
+def _bytes(data: bytes | str) -> bytes:
+    return data.encode() if isinstance(data, str) else bytes(data)
+
+
+def _expires(text: bytes | str | None) -> float | None:
+    return float(text) if text else None
+
+
+class RedisBackend:
+    name = "redis"
+    errors: tuple[type[Exception], ...] = (redis.RedisError, OSError, ValueError)
+
+    def __init__(self, url: str, where: str, *, timeout: float = OP_TIMEOUT) -> None:
+        self.where = where
+        self.client = redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+        )
+        self._update_meta = self.client.register_script(_UPDATE_META)
+
+    def close(self) -> None:
+        self.client.connection_pool.disconnect()
+
+    def read(self, namespace: str, key: str) -> Raw | None:
+        value, meta, expires = self.client.hmget(PREFIX + namespace + ":" + key, ["value", "meta", "expires"])
+        if value is None or meta is None:
+            return None
+        return _bytes(value), _bytes(meta).decode(), _expires(expires)
+
+    def read_meta(self, namespace: str, key: str) -> tuple[str, float | None] | None:
+        meta, expires = self.client.hmget(PREFIX + namespace + ":" + key, ["meta", "expires"])
+        return None if meta is None else (_bytes(meta).decode(), _expires(expires))
+
+    def write(self, namespace: str, key: str, value: bytes, meta: str, expires: float | None) -> None:
+        name = PREFIX + namespace + ":" + key
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(name, mapping={"value": value, "meta": meta, "expires": "" if expires is None else repr(expires)})
+            if expires is None:
+                pipe.persist(name)
+            else:
+                pipe.pexpireat(name, int((expires + GRACE) * 1000))
+            pipe.execute()
+
+    def write_meta(self, namespace: str, key: str, meta: str, expires: float | None) -> None:
+        forget = "" if expires is None else str(int((expires + GRACE) * 1000))
+        self._update_meta(keys=[PREFIX + namespace + ":" + key],
+                          args=[meta, "" if expires is None else repr(expires), forget])

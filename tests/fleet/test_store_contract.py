@@ -1,0 +1,206 @@
+"""One contract, three real engines: SQLite, Redis and PostgreSQL stores behave alike (namespaces, expiry,
+meta, hashed keys), sealed entries cannot be forged by whoever can write to a shared engine, and a dead or
+hung engine is a bounded miss with a log line and a metric, never an exception."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+from gate.proxy.metrics import Metrics
+from gate.proxy.stores import Store, open_store, stored_key
+from tests.support.backend_process import BackendProcess
+
+from .conftest import SECRET
+
+ENGINES = ["sqlite", "redis", "postgresql"]
+StoreFactory = Callable[..., Store]
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def engine_url(engine: str, request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    if engine == "sqlite":
+        return None
+    server: BackendProcess = request.getfixturevalue("shared_redis" if engine == "redis" else "shared_postgres")
+    return server.url
+
+
+@pytest.fixture
+def make_store(engine_url: str | None, tmp_path: Path) -> Iterator[StoreFactory]:
+    made: list[Store] = []
+
+    def make(*, secret: bytes | None = SECRET, metrics: Metrics | None = None) -> Store:
+        store = open_store(engine_url, tmp_path / "cache.sqlite3", metrics=metrics, secret=secret)
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        store.close()
+
+
+@pytest.fixture
+def ns() -> str:
+    """A namespace of this test's own (the engines are shared by the session)."""
+    return f"test.{uuid.uuid4().hex[:12]}"
+
+
+@pytest.mark.parametrize("secret", [SECRET, None], ids=["sealed", "plain"])
+def test_put_get_replace_and_namespaces(make_store: StoreFactory, ns: str, secret: bytes | None) -> None:
+    store = make_store(secret=secret)
+    assert store.get(ns, "k") is None and store.get_meta(ns, "k") is None
+    store.put(ns, "k", b"\x00value\xff", {"etag": "v1", "n": 1})
+    entry = store.get(ns, "k")
+    assert entry is not None and entry.value == b"\x00value\xff" and entry.meta == {"etag": "v1", "n": 1}
+    assert entry.expires is None
+    assert store.get(ns + ".other", "k") is None  # namespaces are apart
+    store.put(ns, "k", b"second", None, 4102444800.5)
+    entry = store.get(ns, "k")
+    assert entry is not None and entry.value == b"second" and entry.meta == {} and entry.expires == 4102444800.5
+    store.put(ns, "empty", b"")
+    assert (empty := store.get(ns, "empty")) is not None and empty.value == b""
+
+
+@pytest.mark.parametrize("secret", [SECRET, None], ids=["sealed", "plain"])
+def test_expiry_and_meta_updates(make_store: StoreFactory, ns: str, secret: bytes | None) -> None:
+    store = make_store(secret=secret)
+    now = time.time()
+    store.put(ns, "page", b"body", {"etag": "a"}, now - 1)
+    assert store.get(ns, "page") is None  # expired: not returned
+    assert store.get(ns, "page", now=now - 10) is not None  # as of a time before it expired
+    assert store.get_meta(ns, "page") == {"etag": "a"}  # but its validators are (a conditional request)
+    store.update_meta(ns, "page", {"etag": "a", "fresh_until": 5}, now + 3600)  # a 304: fresh again
+    entry = store.get(ns, "page")
+    assert entry is not None and entry.value == b"body" and entry.meta == {"etag": "a", "fresh_until": 5}
+    assert entry.expires == now + 3600
+    store.update_meta(ns, "page", {"etag": "b"}, None)
+    assert (entry := store.get(ns, "page")) is not None and entry.expires is None and entry.meta == {"etag": "b"}
+    store.update_meta(ns, "absent", {"etag": "x"}, None)  # only an existing entry is updated
+    assert store.get(ns, "absent") is None and store.get_meta(ns, "absent") is None
+
+
+def raw_contents(engine: str, url: str | None, tmp_path: Path) -> bytes:
+    """Everything the engine holds, as bytes (to look for what must not be there)."""
+    if engine == "sqlite":
+        return b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    if engine == "redis":
+        assert url is not None
+        client = redis.Redis.from_url(url)
+        held = [str(k).encode() + repr(client.hgetall(k)).encode() for k in client.keys("*")]
+        return b"".join(held)
+    assert url is not None
+    with psycopg.connect(url) as connection:
+        rows = connection.execute("SELECT namespace, key, value, meta FROM gate_cache").fetchall()
+    return b"".join(n.encode() + k.encode() + bytes(v) + m.encode() for n, k, v, m in rows)
+
+
+def test_keys_are_stored_hashed(
+    make_store: StoreFactory, ns: str, engine: str, engine_url: str | None, tmp_path: Path
+) -> None:
+    store = make_store()
+    first, second = "https://conda.example/t/TOKEN-A1/ch/noarch", "https://conda.example/t/TOKEN-B2/ch/noarch"
+    store.put(ns, first, b"what A may see")
+    store.put(ns, second, b"what B may see")
+    assert (entry := store.get(ns, first)) is not None and entry.value == b"what A may see"
+    assert (entry := store.get(ns, second)) is not None and entry.value == b"what B may see"
+    held = raw_contents(engine, engine_url, tmp_path)
+    assert stored_key(first).encode() in held
+    assert b"TOKEN-A1" not in held and b"TOKEN-B2" not in held
+
+
+def forge(engine: str, url: str | None, tmp_path: Path, *, ns: str, key: str, value: bytes, meta: str) -> None:
+    """Write an entry straight into the engine, as anyone with access to a shared engine could."""
+    stored = stored_key(key)
+    if engine == "sqlite":
+        store = open_store(None, tmp_path / "cache.sqlite3")
+        store.backend.write(ns, stored, value, meta, None)
+        store.close()
+    elif engine == "redis":
+        assert url is not None
+        redis.Redis.from_url(url).hset(f"gate:{ns}:{stored}", mapping={"value": value, "meta": meta, "expires": ""})
+    else:
+        assert url is not None
+        with psycopg.connect(url) as connection:
+            connection.execute(
+                "INSERT INTO gate_cache VALUES (%s, %s, %s, %s, NULL) ON CONFLICT (namespace, key) DO UPDATE "
+                "SET value = EXCLUDED.value, meta = EXCLUDED.meta, expires = NULL", (ns, stored, value, meta))
+
+
+def test_a_forged_or_altered_entry_is_a_miss(
+    make_store: StoreFactory, ns: str, engine: str, engine_url: str | None, tmp_path: Path
+) -> None:
+    metrics = Metrics()
+    store = make_store(metrics=metrics)
+    forge(engine, engine_url, tmp_path, ns=ns, key="verified", value=b'[{"verified": true}]', meta="{}")  # unsealed
+    assert store.get(ns, "verified") is None and store.get_meta(ns, "verified") is None
+    store.put(ns, "page", b"the page gate rendered", {"etag": "x"})
+    sealed = store.backend.read(ns, stored_key("page"))
+    assert sealed is not None
+    # the value swapped under a genuine seal, or the seal moved to another key: both misses
+    forge(engine, engine_url, tmp_path, ns=ns, key="page", value=b"a page listing denied files", meta=sealed[1])
+    assert store.get(ns, "page") is None
+    forge(engine, engine_url, tmp_path, ns=ns, key="other", value=sealed[0], meta=sealed[1])
+    assert store.get(ns, "other") is None
+    # a revalidation does not bless a forged entry
+    store.update_meta(ns, "page", {"etag": "y"}, None)
+    assert store.get(ns, "page") is None
+    assert f'gate_store_errors_total{{backend="{store.backend.name}",op="seal"}}' in metrics.render()
+    # another secret (another fleet) sees nothing either
+    store.put(ns, "mine", b"value")
+    assert make_store(secret=b"another-secret-0123456789abcdef!").get(ns, "mine") is None
+
+
+@pytest.mark.parametrize("engine", ["redis", "postgresql"])
+@pytest.mark.parametrize("how", ["kill", "pause"])
+def test_a_dead_or_hung_engine_is_a_bounded_miss(
+    engine: str, how: str, request: pytest.FixtureRequest, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server: BackendProcess = request.getfixturevalue("own_redis" if engine == "redis" else "own_postgres")
+    metrics = Metrics()
+    store = open_store(server.url, None, metrics=metrics, secret=SECRET)
+    store.put("ns", "k", b"v")
+    assert store.get("ns", "k") is not None
+    server.kill() if how == "kill" else server.pause()
+    try:
+        started = time.monotonic()
+        with caplog.at_level(logging.WARNING, logger="gate.proxy.cache"):
+            for _ in range(20):
+                assert store.get("ns", "k") is None  # a miss, never an exception
+                store.put("ns", "k", b"v2")  # dropped
+                assert store.get_meta("ns", "k") is None
+        elapsed = time.monotonic() - started
+        assert elapsed < 60, elapsed  # hang detection only: one bounded timeout, then skipped at once
+        rendered = metrics.render()
+        assert f'gate_store_errors_total{{backend="{store.backend.name}",op="get"}} 1' in rendered
+        assert f'gate_store_errors_total{{backend="{store.backend.name}",op="skipped"}} 59' in rendered
+        warnings = [r.getMessage() for r in caplog.records if r.name == "gate.proxy.cache"]
+        assert len(warnings) == 1 and "not asked again" in warnings[0], warnings
+        health = store.health()
+        assert health["failing"] and health["errors"] == 1
+        shown = " ".join([*warnings, str(health)])
+        assert server.password not in shown and server.password not in store.backend.where
+    finally:
+        server.resume()
+        store.close()
+
+
+def test_a_large_value_round_trips(make_store: StoreFactory, ns: str) -> None:
+    """A value of tens of MB (a conda repodata) is written and read within its size's deadline, not cut at the
+    few seconds a small operation gets."""
+    store = make_store()
+    value = bytes(range(256)) * (48 << 12)  # 48 MiB
+    store.put(ns, "repodata", value, {"etag": "big"})
+    entry = store.get(ns, "repodata")
+    assert entry is not None and entry.value == value and not store.breaker.failing
