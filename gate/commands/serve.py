@@ -15,6 +15,7 @@ from gate.commands.common import add_osv_option, add_policy_option, add_unmatche
 from gate.errors import UsageError
 from gate.policy.duration import parse_duration
 from gate.proxy.settings import (
+    DEFAULT_INDEX_TTL,
     Network,
     Settings,
     check_cache_secret,
@@ -25,6 +26,7 @@ from gate.proxy.settings import (
     parse_network,
     parse_public_url,
     parse_status_allow,
+    parse_ttl,
 )
 from gate.sources.conda_channel import MAX_REPODATA_BYTES
 from gate.sources.http import MAX_FILE_BYTES, MAX_PAGE_BYTES
@@ -56,6 +58,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--timeout", type=float, default=20.0,
         help="total seconds for one upstream request, however slowly it sends (default: 20; a file also gets "
         "its length at 256 KiB/s)",
+    )
+    parser.add_argument(
+        "--index-ttl", type=index_ttl, default=DEFAULT_INDEX_TTL, metavar="SECONDS",
+        help="how long an upstream project page is reused when the upstream states no freshness (no "
+        "Cache-Control max-age, no Expires); then it is revalidated (ETag, Last-Modified) (default: 600; "
+        "0: ask on every request)",
     )
     parser.add_argument(
         "--unsafe-audit-only", action="store_true",
@@ -209,6 +217,14 @@ def public_url(text: str) -> str:
         raise argparse.ArgumentTypeError(str(err)) from err
 
 
+def index_ttl(text: str) -> float:
+    """`--index-ttl` seconds."""
+    try:
+        return parse_ttl(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
 def conda_channel(text: str) -> tuple[str, str]:
     """`NAME=URL` of `--conda-channel`."""
 
@@ -252,6 +268,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         cache_url=args.cache_url,
         cache_secret=args.cache_secret_file or env_secret(),
         audit_url=args.audit_url,
+        index_ttl=args.index_ttl,
     )
 
 

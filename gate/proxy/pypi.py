@@ -94,7 +94,9 @@ def metadata_url(url: str) -> str:
     return urlunsplit(parts._replace(path=parts.path + ".metadata", fragment=""))
 
 
-def _serve_rendered(body_gz: bytes, meta: dict[str, Any]) -> Response:
+def _serve_rendered(body_gz: bytes, meta: dict[str, Any], identity: bytes | None = None) -> Response:
+    """A stored rendered page: gzip as stored to a client that accepts it, else its identity copy (`identity`,
+    just rendered, or the process's copy kept by ETag: decompressed once, not per request)."""
     headers = {
         "ETag": meta["etag"],
         "Vary": "Accept, Accept-Encoding",
@@ -106,7 +108,10 @@ def _serve_rendered(body_gz: bytes, meta: dict[str, Any]) -> Response:
         headers["Content-Encoding"] = "gzip"
         body = body_gz
     else:
-        body = gzip.decompress(body_gz)
+        tag, copies = meta["etag"], _index().identity
+        if identity is not None:
+            copies.put(tag, identity)
+        body = copies.get_or_make(tag, lambda: gzip.decompress(body_gz))
     return Response(body, headers=headers, content_type=meta["content_type"])
 
 
@@ -166,7 +171,7 @@ def project_page(project: str) -> BaseResponse:
     compressed = gzip.compress(body, 1)  # fast: most of a cold page's time is elsewhere
     if cacheable:
         keep(state, RENDERED, key, compressed, meta, until=earliest(*(j.valid_until for j in judged)), now=now)
-    return _serve_rendered(compressed, meta)
+    return _serve_rendered(compressed, meta, body)
 
 
 def explain_url(root: str, project: str) -> str:

@@ -12,6 +12,7 @@ from gate.evaluate import unidentified
 from gate.facts import Ecosystem, Unidentified
 from gate.gather.ports import no_vulnerabilities
 from gate.gather.pypi import PypiFacts, first_rows
+from gate.memo import Memo
 from gate.proxy.decide import judge
 from gate.proxy.evidence import StoreEvidence
 from gate.proxy.releases import release_evidence
@@ -21,6 +22,7 @@ from gate.sources.pypi import ProjectPage, SimpleClient, SimpleFile, parse_page
 
 PAGES = "pypi.page"
 MEMO_BYTES = 64 << 20  # parsed pages kept in a process, by the size of their bodies (most are a few kB)
+IDENTITY_BYTES = 32 << 20  # rendered pages kept uncompressed in a process, for clients without gzip
 
 
 class JudgedFile(NamedTuple):  # a NamedTuple, not a dataclass: one is made for every file of a page
@@ -34,7 +36,8 @@ def _parse_page(project: str, body: bytes, meta: Mapping[str, Any]) -> ProjectPa
 
 
 class PypiIndex:
-    """Pages are kept with their validators and reused while the upstream's `Cache-Control` allows;
+    """Pages are kept with their validators and reused while the upstream's `Cache-Control` (or `Expires`)
+    allows, or for `--index-ttl` when it says nothing;
     decisions are made per file, fetching and verifying provenance only when a policy reads it."""
 
     def __init__(self, state: Gate) -> None:
@@ -50,8 +53,10 @@ class PypiIndex:
             reads_history=state.evaluator.reads_continuity,
             releases=release_evidence(state),
         )
+        # ETag -> the identity body of a stored (gzip) rendered page: decompressed once per process
+        self.identity: Memo[str, bytes] = Memo(IDENTITY_BYTES, lambda _, body: len(body))
         self.pages: CachedUpstream[ProjectPage] = CachedUpstream(
-            state, PAGES, _parse_page, noun="page", memo=32, memo_bytes=MEMO_BYTES
+            state, PAGES, _parse_page, noun="page", memo=32, memo_bytes=MEMO_BYTES, default_ttl=settings.index_ttl
         )
 
     # -- pages ---------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from gate.sources.pypi import DEFAULT_UPSTREAM
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 LOOPBACK: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 MIN_TOKEN_LENGTH = 16
+DEFAULT_INDEX_TTL = 600.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,9 @@ class Settings:
     osv_max_age: dt.timedelta | None = None  # older OSV data is a failure (503), not a warning
     osv_interval: float = 30.0  # seconds between checks of the OSV files for changes
     github_releases: str = "https://github.com"  # where `spec.evidence.githubReleases` assets are fetched from
+    # seconds an upstream project page is reused when the upstream states no freshness (no `Cache-Control`
+    # max-age, no `Expires`): PyPI's own max-age; 0 asks upstream (conditionally) on every request
+    index_ttl: float = DEFAULT_INDEX_TTL
     # userinfo taken out of `upstream` and the channel URLs, sent only to their own origins
     credentials: tuple[Credential, ...] = field(default=(), repr=False)
     cache_url: str | None = field(default=None, repr=False)  # redis:// or postgresql:// store (None: SQLite)
@@ -89,11 +93,11 @@ class Settings:
         `GATE_AUDIT_LOG`, `GATE_TRUSTED_ROOT`, `GATE_AUDIT_ONLY=1`, `GATE_TIMEOUT`, `GATE_CONDA_CHANNELS`
         (whitespace-separated `NAME=URL`), `GATE_UNMATCHED` (deny, warn, allow), `GATE_MAX_SPOOL` (bytes),
         `GATE_AUDIT_REQUIRED=1`, `GATE_ALLOW_HOSTS` (whitespace-separated `HOST[:PORT]`), `GATE_MAX_PAGE_BYTES`,
-        `GATE_MAX_REPODATA_BYTES`, `GATE_PUBLIC_URL`, `GATE_UPSTREAM_SLOTS`, `GATE_STATUS_ALLOW`
-        (whitespace-separated addresses or CIDR networks, or `none`; default: loopback), `GATE_STATUS_TOKEN`,
-        `GATE_OSV` (os.pathsep-separated), `GATE_OSV_MAX_AGE` (`2d`), `GATE_OSV_INTERVAL` (seconds),
-        `GATE_GITHUB_RELEASES` (the release host), `GATE_CACHE_URL`, `GATE_CACHE_SECRET` and `GATE_AUDIT_URL`,
-        for a bare gunicorn; raise ValueError for a value that is not understood."""
+        `GATE_MAX_REPODATA_BYTES`, `GATE_PUBLIC_URL`, `GATE_UPSTREAM_SLOTS`, `GATE_INDEX_TTL` (seconds),
+        `GATE_STATUS_ALLOW` (whitespace-separated addresses or CIDR networks, or `none`; default: loopback),
+        `GATE_STATUS_TOKEN`, `GATE_OSV` (os.pathsep-separated), `GATE_OSV_MAX_AGE` (`2d`), `GATE_OSV_INTERVAL`
+        (seconds), `GATE_GITHUB_RELEASES` (the release host), `GATE_CACHE_URL`, `GATE_CACHE_SECRET` and
+        `GATE_AUDIT_URL`, for a bare gunicorn; raise ValueError for a value that is not understood."""
         env = os.environ if environ is None else environ
 
         def path(name: str) -> Path | None:
@@ -125,6 +129,7 @@ class Settings:
             cache_url=env.get("GATE_CACHE_URL") or None,
             cache_secret=env["GATE_CACHE_SECRET"].strip().encode() if env.get("GATE_CACHE_SECRET") else None,
             audit_url=env.get("GATE_AUDIT_URL") or None,
+            index_ttl=parse_ttl(env.get("GATE_INDEX_TTL", str(DEFAULT_INDEX_TTL))),
         )
 
 
@@ -184,6 +189,17 @@ def check_cache_secret(secret: bytes) -> None:
             f"the cache secret must be at least {MIN_TOKEN_LENGTH} characters, the same on every replica "
             "(e.g. from `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
         )
+
+
+def parse_ttl(text: str) -> float:
+    """`--index-ttl`: seconds, 0 or more (finite)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 365 * 86400:  # NaN fails this too
+        raise ValueError(f"expected seconds from 0 to 31536000, got {text!r}")
+    return value
 
 
 def parse_slots(text: str) -> int:

@@ -2,8 +2,11 @@
 
 `CachedUpstream` keeps the latest upstream body of each key in one store namespace, with meta `digest`
 (sha256 of the body), whatever the fetch keeps for parsing it again (`Fetched.meta`), `etag`,
-`last_modified` and `fresh_until` (from `Cache-Control`); parsed documents are memoized by key and digest.
-The PyPI blueprint keeps project pages in it, the conda one subdir repodata.
+`last_modified` and `fresh_until`: the upstream's own freshness (`Cache-Control`, `Expires`) when it states
+one, else `default_ttl` (the PyPI blueprint's `--index-ttl`); parsed documents are memoized by key and
+digest. A stale body is revalidated with its validators (`If-None-Match`, `If-Modified-Since`): a 304 keeps
+it. A `no-store` answer is never reused nor revalidated. The PyPI blueprint keeps project pages in it, the
+conda one subdir repodata.
 """
 
 from __future__ import annotations
@@ -30,9 +33,12 @@ class CachedUpstream(Generic[T]):
     `noun` names a document in errors ("page", "repodata")."""
 
     def __init__(
-        self, state: Gate, namespace: str, parse: Parse[T], *, noun: str, memo: int, memo_bytes: int | None = None
+        self, state: Gate, namespace: str, parse: Parse[T], *, noun: str, memo: int, memo_bytes: int | None = None,
+        default_ttl: float = 0.0,
     ) -> None:
         self.state = state
+        self.default_ttl = default_ttl  # seconds a body is fresh when the upstream says nothing about it
+        self.clock: Callable[[], float] = time.time  # what `fresh_until` is measured by (tests move it)
         self.namespace = namespace
         self.noun = noun
         self._parse = parse
@@ -43,11 +49,12 @@ class CachedUpstream(Generic[T]):
         stored one is stale; a new body is stored and its parsed document memoized."""
         state, namespace = self.state, self.namespace
         meta = state.store.get_meta(namespace, key)
-        if meta is not None and meta["fresh_until"] > time.time():
+        if meta is not None and meta["fresh_until"] > self.clock():
             state.metrics.inc("gate_cache_hits_total", cache=namespace)
             return str(meta["digest"])
         state.metrics.inc("gate_cache_misses_total", cache=namespace)
-        validators = Validators(meta.get("etag"), meta.get("last_modified")) if meta else None
+        revalidate = meta is not None and not meta.get("no_store")
+        validators = Validators(meta.get("etag"), meta.get("last_modified")) if revalidate and meta else None
         try:
             fetched = fetch(validators, meta or {})
         except UpstreamError as err:
@@ -55,9 +62,11 @@ class CachedUpstream(Generic[T]):
             raise
         state.metrics.observe("gate_upstream_seconds", fetched.latency)
         state.metrics.inc("gate_upstream_requests_total", outcome="304" if fetched.page is None else "200")
-        fresh_until = time.time() + fetched.max_age
+        stated = fetched.max_age
+        fresh_until = 0.0 if fetched.no_store else self.clock() + (self.default_ttl if stated is None else stated)
         if fetched.page is None and meta is not None:
-            state.store.update_meta(namespace, key, {**meta, "fresh_until": fresh_until}, None)
+            kept = {**meta, "etag": fetched.validators.etag, "last_modified": fetched.validators.last_modified}
+            state.store.update_meta(namespace, key, {**kept, "fresh_until": fresh_until}, None)
             return str(meta["digest"])
         if fetched.page is None:  # a 304 to a request without validators: not a usable answer
             raise UpstreamError(f"upstream answered 304 for {key} without being asked conditionally")
@@ -69,6 +78,7 @@ class CachedUpstream(Generic[T]):
             "etag": fetched.validators.etag,
             "last_modified": fetched.validators.last_modified,
             "fresh_until": fresh_until,
+            "no_store": fetched.no_store,
         }
         if unchanged:
             state.store.update_meta(namespace, key, meta, None)  # the stored body is this one

@@ -12,10 +12,12 @@ bad answer or a refused host, not found); its message shows URLs redacted.
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import time
 import zlib
 from collections.abc import Container, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 from urllib.parse import urljoin
@@ -86,28 +88,68 @@ class Fetched(Generic[T]):
 
     page: T | None
     validators: Validators
-    max_age: float  # seconds the answer may be reused without asking again (0: revalidate every time)
+    # seconds the answer may be reused without asking again, as its headers say (0: revalidate every time;
+    # None: they say nothing, and the cache picks a default)
+    max_age: float | None
     latency: float  # seconds the upstream took
     body: bytes = field(default=b"", repr=False)  # the raw answer, to parse again later (empty on 304)
     meta: dict[str, str] = field(default_factory=dict)  # what parsing `body` again needs (content type, URL...)
+    no_store: bool = False  # `Cache-Control: no-store`: never reused, never revalidated with its validators
 
 
-def freshness(headers: Any) -> float:
-    """Seconds a response may be reused per its `Cache-Control` (`no-cache`/`no-store`/none: 0)."""
+MAX_FRESHNESS = 365 * 86400.0  # an upstream's `max-age=1e400` is a year, not infinity
+
+
+def _directives(headers: Any) -> dict[str, str]:
     directives = {}
     for part in str(headers.get("Cache-Control", "")).split(","):
         key, _, value = part.strip().partition("=")
         directives[key.lower()] = value.strip('"')
+    return directives
+
+
+def no_store(headers: Any) -> bool:
+    """Whether the response forbids storing it (`Cache-Control: no-store`)."""
+    return "no-store" in _directives(headers)
+
+
+def freshness(headers: Any) -> float | None:
+    """Seconds a response may be reused per its `Cache-Control` (`no-cache`/`no-store`: 0; `s-maxage`, then
+    `max-age`), else its `Expires` (relative to its `Date`; one that cannot be read is in the past: 0), at most
+    MAX_FRESHNESS; None when the response says nothing about freshness."""
+    directives = _directives(headers)
     if "no-store" in directives or "no-cache" in directives:
         return 0.0
     for key in ("s-maxage", "max-age"):
         try:
-            return max(float(directives[key]), 0.0)
+            value = float(directives[key])
         except (KeyError, ValueError):
             continue
-    return 0.0
+        return min(value, MAX_FRESHNESS) if value > 0 else 0.0  # NaN and negatives: 0
+    expires = headers.get("Expires")
+    if expires is None:
+        return None
+    moment, date = _http_date(expires), _http_date(headers.get("Date"))
+    if moment is None:
+        return 0.0
+    seconds = moment - (time.time() if date is None else date)
+    return min(seconds, MAX_FRESHNESS) if seconds > 0 else 0.0
 
 
+def _http_date(text: str | None) -> float | None:
+    """An HTTP date as a Unix time, or None when absent or unreadable."""
+    if not text:
+        return None
+    try:
+        moment = email.utils.parsedate_to_datetime(str(text))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    try:
+        return moment.timestamp()
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -330,6 +372,7 @@ class HttpClient:
         latency = time.perf_counter() - started
         got = Validators.of(response.headers)
         if response.status == 304 and validators is not None:
-            return None, Fetched(None, validators.merged(got), freshness(response.headers), latency)
-        return response, Fetched(None, got, freshness(response.headers), latency)
+            fetched: Fetched[Any] = Fetched(None, validators.merged(got), freshness(response.headers), latency)
+            return None, replace(fetched, no_store=no_store(response.headers))
+        return response, Fetched(None, got, freshness(response.headers), latency, no_store=no_store(response.headers))
 

@@ -22,8 +22,10 @@ def gate_app(
     **settings: Any,
 ) -> Flask:
     """An app (testing mode) with the policies under `policies`, its cache in `cache_dir`, a 2 s upstream
-    timeout unless given, and `clock`; `settings` are further `Settings` fields."""
-    options: dict[str, Any] = {"cache_dir": cache_dir, "timeout": 2.0, **settings}
+    timeout and no index TTL unless given (a page the upstream sends without freshness is asked for again on
+    every request, so a test sees each change it scripts at once; tests/proxy/test_freshness.py sets one), and
+    `clock`; `settings` are further `Settings` fields."""
+    options: dict[str, Any] = {"cache_dir": cache_dir, "timeout": 2.0, "index_ttl": 0.0, **settings}
     app = create_app(Settings(policies=(policies,), **options), blueprints=blueprints, clock=clock)
     app.testing = True
     return app
