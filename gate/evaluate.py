@@ -202,8 +202,8 @@ class _Rule:
 
     def evaluate(self, facts: Facts, now: dt.datetime, derived: _Derived) -> RuleResult:
         """(passed, error, when the outcome may change)."""
-        if self.rule.native is not None:
-            return self.rule.native(facts, now)
+        if self.rule.native is not None and (judged := self.rule.native(facts, now)) is not None:
+            return judged
         key = self.reads.key(facts, now, lambda: derived.attestations(self.reads_source))
         found = self._memo.get(key)
         if found is MISSING:

@@ -163,10 +163,9 @@ def test_attestation_rules_are_memoized_across_files(
     monkeypatch.setattr(CompiledRule, "evaluate", counting)
     files = _sample_facts(*(f"https://pypi/integrity/{i}/provenance" for i in range(5)))
     decisions = [evaluator.judge(each, NOW).decision for each in files]
-    # the compiler's attestation rules ran as CEL for the first file only (the files differ only in name,
-    # digest and `source`), and `attestations.required` not at all (it is native); a custom rule reading
-    # attestations may read `source`, so it runs for each source
-    assert sorted(n for n in runs if n.startswith("attestations.")) == ["attestations.signers"]
+    # the compiler's attestation rules ran no CEL at all (they are native: tests/policy/test_native_attestations.py);
+    # a custom rule reading attestations may read `source`, so it runs for each source
+    assert sorted(n for n in runs if n.startswith("attestations.")) == []
     assert runs.count("root-scoped") == len(files)
     assert decisions == [cel_decision(attested, each, NOW) for each in files]
 

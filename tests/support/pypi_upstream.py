@@ -178,7 +178,9 @@ class _Handler(QuietHandler):
         return negotiate(formats[0] if formats else self.headers.get("Accept"))
 
     def _send_page(self, body: bytes, etag: str, content_type: str) -> None:
-        headers = {"ETag": etag, "Vary": "Accept", "Cache-Control": self.upstream.cache_control}
+        headers = {"ETag": etag, "Vary": "Accept"}
+        if self.upstream.cache_control:  # none at all: an upstream that states no freshness
+            headers["Cache-Control"] = self.upstream.cache_control
         if etag_matches(self.headers.get("If-None-Match"), etag):
             self.send_response(304)
             for key, value in headers.items():
@@ -343,7 +345,7 @@ class RunningUpstream:
         return body
 
     def set_cache_control(self, value: str) -> None:
-        """Send ``value`` as the pages' ``Cache-Control`` (default ``max-age=0, must-revalidate``)."""
+        """Send ``value`` as the pages' ``Cache-Control`` (default ``max-age=0, must-revalidate``; empty: none)."""
         self._server.cache_control = value
 
     def clear_faults(self) -> None:
