@@ -8,12 +8,16 @@ with 2 workers in front of it. One load tool (the threaded http.client loop belo
 
 - cold p50: the first request for each of several never-seen projects (one request at a time);
 - warm p50: repeated requests for one project (one at a time, after warming every worker);
-- warm req/s: THREADS keep-alive connections requesting one project for SECONDS.
+- warm req/s: THREADS keep-alive connections (one process each) requesting one project for SECONDS.
 
 With `--denied`, every file was uploaded in the last 14 days, so the 30-day minimum age denies all 4000:
-gate's page lists none, and every file's decision carries its own message (and is audited).
+gate's page lists none, and every file's decision carries its own message (and is audited). With
+`--identity`, the load tool sends no `Accept-Encoding` (a client without gzip: gate serves the identity copy
+of its stored page). With `--cache-control ''`, the upstream sends no `Cache-Control` at all (a static
+mirror): gate then reuses a page for its `--index-ttl` (default 600 s), proxpi for its index TTL.
 
-Run: `.venv/bin/python benchmarks/proxy_bench.py [--seconds 10] [--threads 8] [--cold 7] [--denied]`; the table is
+Run: `.venv/bin/python benchmarks/proxy_bench.py [--seconds 10] [--threads 8] [--cold 7] [--denied] [--identity]
+[--cache-control VALUE]`; the table is
 printed and written to benchmarks/results/ (and was copied by hand into benchmarks/RESULTS.md).
 """
 
@@ -22,13 +26,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import http.client
+import multiprocessing
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -55,7 +59,7 @@ spec:
 """
 
 
-def run_upstream(projects: int, denied: bool) -> None:
+def run_upstream(projects: int, denied: bool, cache_control: str) -> None:
     """Child mode: serve `projects` synthetic projects until stdin closes; print the URL first. `denied`:
     uploaded in the last 14 days (younger than the policy's 30), else from 2023 to 2025."""
     index = UpstreamIndex()
@@ -64,7 +68,7 @@ def run_upstream(projects: int, denied: bool) -> None:
     for i in range(projects):
         synthetic_project(index, f"bench-{i}", start=start, step=step)
     with serve(index) as upstream:
-        upstream.set_cache_control("max-age=600, public")
+        upstream.set_cache_control(cache_control)
         print(upstream.url, flush=True)
         sys.stdin.read()
 
@@ -89,8 +93,11 @@ class Target:
         return self.page_path.format(project)
 
 
+HEADERS = {"Accept": ACCEPT, "Accept-Encoding": "gzip"}
+
+
 def fetch(connection: http.client.HTTPConnection, path: str) -> int:
-    connection.request("GET", path, headers={"Accept": ACCEPT, "Accept-Encoding": "gzip"})
+    connection.request("GET", path, headers=HEADERS)
     response = connection.getresponse()
     body = response.read()
     if response.status != 200:
@@ -114,24 +121,32 @@ def latencies(base: str, paths: list[str]) -> list[float]:
     return out
 
 
-def throughput(base: str, path: str, threads: int, seconds: float) -> float:
-    counts = [0] * threads
+def _load(base: str, path: str, seconds: float, counts: Any, slot: int) -> None:
+    connection = connect(base)
     stop = time.perf_counter() + seconds
+    done = 0
+    while time.perf_counter() < stop:
+        fetch(connection, path)
+        done += 1
+    counts[slot] = done
+    connection.close()
 
-    def loop(slot: int) -> None:
-        connection = connect(base)
-        while time.perf_counter() < stop:
-            fetch(connection, path)
-            counts[slot] += 1
-        connection.close()
 
-    workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
+def throughput(base: str, path: str, connections: int, seconds: float) -> float:
+    """Requests per second over `connections` keep-alive connections, each in its own process (so the load
+    tool's reading of large bodies is not held to one core by the GIL)."""
+    context = multiprocessing.get_context("fork")
+    counts = context.Array("q", connections)
+    workers = [context.Process(target=_load, args=(base, path, seconds, counts, i)) for i in range(connections)]
     started = time.perf_counter()
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
-    return sum(counts) / (time.perf_counter() - started)
+        if worker.exitcode != 0:
+            raise RuntimeError(f"a load process failed against {base}{path}")
+    total: int = sum(int(n) for n in counts[:])
+    return total / (time.perf_counter() - started)
 
 
 def measure(target: Target, cold: int, threads: int, seconds: float) -> dict[str, Any]:
@@ -153,16 +168,22 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--cold", type=int, default=7, help="never-seen projects per target for the cold p50")
     parser.add_argument("--denied", action="store_true", help="every file too young: the policy denies all 4000")
+    parser.add_argument("--identity", action="store_true", help="send no Accept-Encoding (a client without gzip)")
+    parser.add_argument("--cache-control", default="max-age=600, public",
+                        help="the upstream's Cache-Control (default: PyPI's; '' sends none)")
     parser.add_argument("--serve-upstream", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_upstream:
-        run_upstream(args.serve_upstream, args.denied)
+        run_upstream(args.serve_upstream, args.denied, args.cache_control)
         return 0
+    if args.identity:
+        del HEADERS["Accept-Encoding"]
     work = Path(tempfile.mkdtemp(prefix="gate-bench-"))
     processes: list[subprocess.Popen[bytes]] = []
     try:
         upstream_process = subprocess.Popen(
-            [sys.executable, __file__, "--serve-upstream", str(args.cold + 1), *(["--denied"] if args.denied else [])],
+            [sys.executable, __file__, "--serve-upstream", str(args.cold + 1), *(["--denied"] if args.denied else []),
+             f"--cache-control={args.cache_control}"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         )
         processes.append(upstream_process)
@@ -192,6 +213,10 @@ def main() -> int:
             Target("gate (gunicorn -w 2)", f"http://127.0.0.1:{gate_port}", "/simple/{}/"),
         ]
         rows = [(t.name, measure(t, args.cold, args.threads, args.seconds)) for t in targets]
+        metrics = requests.get(f"http://127.0.0.1:{gate_port}/-/metrics", timeout=10).text
+        upstream_asks = [line for line in metrics.splitlines()
+                         if line.startswith(("gate_cache_misses_total{cache=\"pypi.page\"}",
+                                             "gate_cache_hits_total{cache=\"pypi.page\"}"))]
     finally:
         for process in reversed(processes):
             if process.stdin:
@@ -200,7 +225,8 @@ def main() -> int:
             process.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
     lines = [
-        f"4000 files per project (1000 versions x 4), JSON with gzip; cold = first request for each of {args.cold}"
+        f"4000 files per project (1000 versions x 4), JSON {'without' if args.identity else 'with'} gzip;"
+        f" upstream Cache-Control: {args.cache_control or '(none)'}; cold = first request for each of {args.cold}"
         f" projects, warm req/s = {args.threads} threads for {args.seconds:g}s; {os.cpu_count()} cores"
         + ("; every file denied (--denied)." if args.denied else "."),
         "",
@@ -217,6 +243,7 @@ def main() -> int:
         f"gate warm req/s / proxpi warm req/s = {gate_row['rps'] / proxpi_row['rps']:.1f} (target >= 10)",
         f"gate cold p50 / proxpi cold p50 = {gate_row['cold'] / proxpi_row['cold']:.2f} (target <= 1.5)",
     ]
+    lines += ["", "gate's upstream page cache over the whole run (a miss asks upstream):", *upstream_asks]
     text = "\n".join(lines)
     print(text)
     results = REPO / "benchmarks" / "results"

@@ -26,6 +26,8 @@ from gate.evaluate import Judgement
 from gate.explain import explain
 from gate.facts import Ecosystem
 from gate.gather.ports import earliest
+from gate.memo import MISSING
+from gate.proxy.cache import Entry
 from gate.proxy.decide import (
     audit_decisions,
     etag,
@@ -148,8 +150,8 @@ def project_page(project: str) -> BaseResponse:
     root, cacheable = state.page_root(request.url_root)
     key = "|".join((project, content_type, root, state.view_digest))
     now = state.now()
-    entry = state.store.get(RENDERED, key, now=now.timestamp()) if cacheable else None
-    if entry is not None and entry.meta.get("page_digest") == digest:
+    entry = _rendered(index, key, digest, now.timestamp()) if cacheable else None
+    if entry is not None:
         state.metrics.inc("gate_cache_hits_total", cache=RENDERED)
         return _serve_rendered(entry.value, entry.meta)
     state.metrics.inc("gate_cache_misses_total", cache=RENDERED)
@@ -169,9 +171,26 @@ def project_page(project: str) -> BaseResponse:
         body = render_html(page, files, urls)
     meta = {"etag": etag(body), "content_type": content_type, "page_digest": digest}
     compressed = gzip.compress(body, 1)  # fast: most of a cold page's time is elsewhere
+    until = earliest(*(j.valid_until for j in judged))
     if cacheable:
-        keep(state, RENDERED, key, compressed, meta, until=earliest(*(j.valid_until for j in judged)), now=now)
+        keep(state, RENDERED, key, compressed, meta, until=until, now=now)
+        if until is None or until > now:
+            index.rendered.put(key, Entry(compressed, meta, None if until is None else until.timestamp()))
     return _serve_rendered(compressed, meta, body)
+
+
+def _rendered(index: PypiIndex, key: str, digest: str, now: float) -> Entry | None:
+    """The stored rendering under `key` of the page whose digest is `digest`, current at `now`: this process's
+    copy, else the store's (then kept here). Both hold the same bytes: a rendering is made from the page, the
+    decision view (in `key`) and the time, and is kept only until its first decision changes."""
+    kept = index.rendered.get(key)
+    if kept is not MISSING and kept.meta.get("page_digest") == digest and (kept.expires is None or kept.expires > now):
+        return kept
+    entry = index.state.store.get(RENDERED, key, now=now)
+    if entry is None or entry.meta.get("page_digest") != digest:
+        return None
+    index.rendered.put(key, entry)
+    return entry
 
 
 def explain_url(root: str, project: str) -> str:

@@ -13,6 +13,7 @@ from gate.facts import Ecosystem, Unidentified
 from gate.gather.ports import no_vulnerabilities
 from gate.gather.pypi import PypiFacts, first_rows
 from gate.memo import Memo
+from gate.proxy.cache import Entry
 from gate.proxy.decide import judge
 from gate.proxy.evidence import StoreEvidence
 from gate.proxy.releases import release_evidence
@@ -22,6 +23,7 @@ from gate.sources.pypi import ProjectPage, SimpleClient, SimpleFile, parse_page
 
 PAGES = "pypi.page"
 MEMO_BYTES = 64 << 20  # parsed pages kept in a process, by the size of their bodies (most are a few kB)
+RENDERED_BYTES = 16 << 20  # rendered pages (gzip) kept in a process, so a warm page reads nothing from the store
 IDENTITY_BYTES = 32 << 20  # rendered pages kept uncompressed in a process, for clients without gzip
 
 
@@ -55,6 +57,8 @@ class PypiIndex:
         )
         # ETag -> the identity body of a stored (gzip) rendered page: decompressed once per process
         self.identity: Memo[str, bytes] = Memo(IDENTITY_BYTES, lambda _, body: len(body))
+        # rendered-page key -> its stored entry (gzip), as this process last read or wrote it
+        self.rendered: Memo[str, Entry] = Memo(RENDERED_BYTES, lambda _, entry: len(entry.value))
         self.pages: CachedUpstream[ProjectPage] = CachedUpstream(
             state, PAGES, _parse_page, noun="page", memo=32, memo_bytes=MEMO_BYTES, default_ttl=settings.index_ttl
         )

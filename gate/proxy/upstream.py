@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
+from gate.memo import MISSING
+from gate.memo import Memo as Bounded
 from gate.proxy.cache import Memo
 from gate.proxy.decide import upstream_status
 from gate.proxy.state import Gate
@@ -24,6 +26,7 @@ from gate.sources.http import Failure, Fetched, UpstreamError, Validators
 T = TypeVar("T")
 # (validators of the stored body or None, its meta or {}) -> the upstream's answer
 Fetch = Callable[[Validators | None, Mapping[str, Any]], Fetched[T]]
+FRESH_KEYS = 65_536  # documents whose freshness a process remembers
 # (key, stored body, its meta) -> the parsed document
 Parse = Callable[[str, bytes, Mapping[str, Any]], T]
 
@@ -43,14 +46,22 @@ class CachedUpstream(Generic[T]):
         self.noun = noun
         self._parse = parse
         self._memo: Memo[T] = Memo(memo, memo_bytes)  # parsed documents, weighed by the bytes parsed
+        # key -> (digest, fresh_until) as this process last read or wrote them: a fresh body is known without
+        # reading the store (another worker cannot have replaced it before then: nobody asks upstream sooner)
+        self._fresh: Bounded[str, tuple[str, float]] = Bounded(FRESH_KEYS)
 
     def digest(self, key: str, fetch: Fetch[T]) -> str:
         """The digest of the current upstream body of `key`, asking upstream (conditionally) only when the
         stored one is stale; a new body is stored and its parsed document memoized."""
         state, namespace = self.state, self.namespace
+        known = self._fresh.get(key)
+        if known is not MISSING and known[1] > self.clock():
+            state.metrics.inc("gate_cache_hits_total", cache=namespace)
+            return known[0]
         meta = state.store.get_meta(namespace, key)
         if meta is not None and meta["fresh_until"] > self.clock():
             state.metrics.inc("gate_cache_hits_total", cache=namespace)
+            self._fresh.put(key, (str(meta["digest"]), float(meta["fresh_until"])))
             return str(meta["digest"])
         state.metrics.inc("gate_cache_misses_total", cache=namespace)
         revalidate = meta is not None and not meta.get("no_store")
@@ -67,6 +78,7 @@ class CachedUpstream(Generic[T]):
         if fetched.page is None and meta is not None:
             kept = {**meta, "etag": fetched.validators.etag, "last_modified": fetched.validators.last_modified}
             state.store.update_meta(namespace, key, {**kept, "fresh_until": fresh_until}, None)
+            self._fresh.put(key, (str(meta["digest"]), fresh_until))
             return str(meta["digest"])
         if fetched.page is None:  # a 304 to a request without validators: not a usable answer
             raise UpstreamError(f"upstream answered 304 for {key} without being asked conditionally")
@@ -85,6 +97,7 @@ class CachedUpstream(Generic[T]):
         else:
             state.store.put(namespace, key, fetched.body, meta)
         self._memo.put(f"{key}\n{digest}", fetched.page, len(fetched.body))
+        self._fresh.put(key, (digest, fresh_until))
         return digest
 
     def parsed(self, key: str, digest: str) -> T:
