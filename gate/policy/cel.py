@@ -40,7 +40,8 @@ __all__ = [
     "run",
 ]
 
-_ENV = celpy.Environment(runner_class=celpy.CompiledRunner)
+_ENV: celpy.Environment | None = None  # built on first use: its parser takes ~0.3 s to make (`_env`)
+_ENV_LOCK = threading.Lock()
 # The transpiled code runs in celpy.evaluation's module globals (it stores the activation there), so
 # two evaluations at once in one process would read each other's facts: evaluations are serialised.
 _RUN_LOCK = threading.Lock()
@@ -63,6 +64,16 @@ _NESTING = frozenset({
     "member_dot", "member_dot_arg", "member_index", "member_object", "ident_arg", "dot_ident_arg",
     "paren_expr", "list_lit", "map_lit",
 })
+
+
+def _env() -> celpy.Environment:
+    """The one CEL environment, made when the first expression is parsed (building cel-python's LALR parser
+    is most of a `gate check` start-up that needs no CEL: an age-only policy runs its native check)."""
+    global _ENV  # noqa: PLW0603 (one process-wide parser, as cel-python keeps it)
+    with _ENV_LOCK:
+        if _ENV is None:
+            _ENV = celpy.Environment(runner_class=celpy.CompiledRunner)
+        return _ENV
 
 
 class CELLimitError(CELParseError):
@@ -113,7 +124,7 @@ def parse(expression: str, *, written: bool = True) -> Tree[Any]:
     from structured fields, as long as the policy's list of signers (bounded by the policy file's size)."""
     if written and len(expression) > MAX_LENGTH:
         raise CELLimitError(f"the expression is {len(expression)} characters long; the limit is {MAX_LENGTH}")
-    tree = _ENV.compile(expression)
+    tree = _env().compile(expression)
     _check_depth(tree)
     return tree
 
@@ -122,7 +133,7 @@ def program(tree: Tree[Any]) -> Any:
     """A runnable CEL program (celpy Runner; untyped) from a parse tree; raises CELCompileError when
     cel-python cannot build one (it raises IndexError, ValueError, RecursionError ... on some trees)."""
     try:
-        return _ENV.program(tree)
+        return _env().program(tree)
     except Exception as err:  # any failure of the library on a user's tree is a policy error
         raise CELCompileError(f"cel-python cannot compile it ({type(err).__name__}: {err})"[:300]) from err
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from gate.errors import Finding, Issue, PolicyError
 from gate.facts import Facts
@@ -68,7 +69,7 @@ class CompiledRule:
     name: str
     expression: str
     message: str
-    program: Any  # celpy Runner; untyped library
+    program: Any  # celpy Runner (untyped library), or `Deferred`: use `compiled()`
     reads: frozenset[str]  # the identifiers the expression names (`file`, `attestations`, `now`, fields ...)
     file_fields: tuple[str, ...] | None  # the fields it reads as `file.<field>`; None: it may read all of `file`
     cost: int = 0  # the most evaluation steps it may take (gate.policy.cel_check)
@@ -84,6 +85,10 @@ class CompiledRule:
             return shown(self.describe_at(facts, now), MAX_MESSAGE)
         return self.message if self.describe is None else shown(self.describe(facts), MAX_MESSAGE)
 
+    def compiled(self) -> Any:
+        """The rule's CEL program (a deferred one is checked and compiled now; RuleError if it cannot be)."""
+        return self.program.program() if isinstance(self.program, Deferred) else self.program
+
     def evaluate(self, activation: dict[str, Any]) -> tuple[bool, str | None]:
         """(passed, error): a rule that errors or yields a non-boolean fails closed, and so does one over
         more attestations or claims than its cost was checked for (it is not run)."""
@@ -92,7 +97,7 @@ class CompiledRule:
         if "vulnerabilities" in self.reads and (beyond := _records_beyond_budget(activation)) is not None:
             return False, f"rule not evaluated: {beyond}"
         try:
-            result = cel.outcome(self.program, activation)
+            result = cel.outcome(self.compiled(), activation)
         except Exception as err:  # cel-python may raise anything on hostile values; deny
             return False, f"rule could not be evaluated: {type(err).__name__}: {err}"[:300]
         if result.error is not None:
@@ -100,6 +105,35 @@ class CompiledRule:
         if result.passed is None:
             return False, f"rule must yield a bool, got {type(result.value).__name__}"
         return result.passed, None
+
+
+class Declared(NamedTuple):
+    """What the compiler knows of a rule it makes without parsing its CEL: the identifiers it names, the
+    `file` fields it reads and its cost (tests/policy/test_deferred.py holds each to its parse)."""
+
+    reads: frozenset[str]
+    file_fields: tuple[str, ...] | None
+    cost: int
+
+
+class Deferred:
+    """The CEL of a compiler-made rule judged by its exact native check: checked and compiled only if it is
+    ever run (a reference run, a test), so loading a policy that needs no CEL never builds the CEL parser.
+    Raises RuleError when it cannot be used (then the rule fails closed, with the reason)."""
+
+    def __init__(self, expression: str) -> None:
+        self.expression = expression
+        self._program: Any = None
+        self._lock = threading.Lock()
+
+    def program(self) -> Any:
+        with self._lock:
+            if self._program is None:
+                checked = check_expression(self.expression, written=False)
+                if checked.problem is not None or checked.tree is None:
+                    raise RuleError(checked.problem or RuleProblem("cel-syntax", "invalid CEL"))
+                self._program = cel.program(checked.tree)
+            return self._program
 
 
 def _beyond_budget(activation: dict[str, Any]) -> str | None:
@@ -187,6 +221,7 @@ class RuleSource:
     written: bool = False  # a custom rule, as the policy wrote it
     describe: Describe | None = None  # the per-file message of a structured rule
     describe_at: DescribeAt | None = None  # its per-file message (spec.vulnerabilities)
+    declared: Declared | None = None  # with an exact `native`: its CEL is not parsed until it is run
 
 
 def _attestation_rules(att: Attestations) -> list[RuleSource]:
@@ -204,6 +239,7 @@ def _attestation_rules(att: Attestations) -> list[RuleSource]:
                 "no verified attestation for this file",
                 AnyVerified(),
                 describe=RequiredDescription(),
+                declared=Declared(frozenset({"a", "attestations", "exists", "verified"}), (), 50),
             )
         )
     if att.signers:
@@ -260,6 +296,9 @@ def _attestation_rules(att: Attestations) -> list[RuleSource]:
     return rules
 
 
+_INDEX_AGE = Declared(frozenset({"duration", "file", "now", "uploaded"}), ("uploaded",), 12)
+
+
 def _minimum_age_rules(minimum: MinimumAge) -> list[RuleSource]:
     """`minimumAge`, from its time sources, and `minimumAge.backdating` when it is asked for."""
     age = dt.timedelta(seconds=int(minimum.age.total_seconds()))
@@ -271,7 +310,10 @@ def _minimum_age_rules(minimum: MinimumAge) -> list[RuleSource]:
         message = f"published less than {shown} ago"
     else:
         message = f"published less than {shown} ago, or its upload time is unknown (minimum age {shown})"
-    rules = [RuleSource("minimumAge", age_expression(minimum), message, native, describe=AgeDescription(minimum))]
+    # the index's time alone (as it always was): known reads, so its CEL is parsed only if it is ever run
+    declared = _INDEX_AGE if minimum.time_sources == (TimeSource.INDEX,) else None
+    rules = [RuleSource("minimumAge", age_expression(minimum), message, native, describe=AgeDescription(minimum),
+                        declared=declared)]
     if minimum.backdating is not None:
         tolerance = minimum.backdating
         rules.append(RuleSource(
@@ -317,12 +359,16 @@ class RuleError(ValueError):
 
 def compile_rule(
     name: str, expression: str, message: str, *, written: bool = True, native: NativeCheck | None = None,
-    describe: Describe | None = None,
+    describe: Describe | None = None, declared: Declared | None = None,
 ) -> CompiledRule:
     """A rule checked statically (`gate.policy.cel_check`) and compiled; raises RuleError. `written=False`:
     one gate made of structured fields (no length or per-rule cost limit: see `cel.parse`), with its
     `native` form when it has one and the `describe` that makes its per-file message. Its `message` is
-    kept as one line (`gate.policy.describe.one_line`): reports, 403s and the audit log print it as one."""
+    kept as one line (`gate.policy.describe.one_line`): reports, 403s and the audit log print it as one.
+    `declared` (a compiler-made rule with an exact native check): its CEL is checked when first run."""
+    if declared is not None and native is not None and not written:
+        return CompiledRule(name, expression, one_line(message), Deferred(expression), declared.reads,
+                            declared.file_fields, declared.cost, native, written, describe)
     checked = check_expression(expression, written=written)
     if checked.problem is not None or checked.tree is None:
         raise RuleError(checked.problem or RuleProblem("cel-syntax", "invalid CEL"))
@@ -344,7 +390,7 @@ def compile_rules(policy: Policy) -> tuple[list[CompiledRule], list[Finding]]:
         name = source.name
         try:
             rule = compile_rule(name, source.expression, source.message, written=source.written,
-                                native=source.native, describe=source.describe)
+                                native=source.native, describe=source.describe, declared=source.declared)
             rules.append(rule if source.describe_at is None else replace(rule, describe_at=source.describe_at))
         except RuleError as err:
             custom = next((rule for rule in policy.rules if rule.name == name), None) if source.written else None

@@ -85,8 +85,8 @@ def test_compiled_runner_matches_interpreter(now: dt.datetime) -> None:
         for policy in policies:
             for rule in policy.rules:
                 ast = cel.parse(rule.expression)
-                interpreted = celpy.InterpretedRunner(cel._ENV, ast)
-                outcome = _outcome(rule.program, activation)
+                interpreted = celpy.InterpretedRunner(cel._env(), ast)
+                outcome = _outcome(rule.compiled(), activation)
                 assert outcome == _outcome(interpreted, activation), rule.expression
                 seen.add(outcome)
     assert {"error", "BoolType(True)", "BoolType(False)"} <= seen  # the corpus exercises every outcome

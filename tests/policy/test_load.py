@@ -133,7 +133,7 @@ def test_too_much_cel_is_refused_before_any_is_parsed(monkeypatch: pytest.Monkey
     def no_parsing(expression: str) -> None:
         raise AssertionError("CEL was parsed before the size check")
 
-    monkeypatch.setattr(cel._ENV, "compile", no_parsing)
+    monkeypatch.setattr(cel._env(), "compile", no_parsing)
     message = (
         f"the rule expressions of this file add up to more than {MAX_CEL_TEXT} characters of CEL "
         "(the limit per policy file, checked before any is parsed): shorten or split the rules"
@@ -147,13 +147,13 @@ def test_too_much_cel_is_refused_before_any_is_parsed(monkeypatch: pytest.Monkey
 def test_each_expression_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """The schema's syntax check and the static check used to parse every expression each."""
     parsed: list[str] = []
-    compile_ = cel._ENV.compile
+    compile_ = cel._env().compile
 
     def counted(expression: str) -> object:
         parsed.append(expression)
         return compile_(expression)
 
-    monkeypatch.setattr(cel._ENV, "compile", counted)
+    monkeypatch.setattr(cel._env(), "compile", counted)
     rules = "".join(f"    - {{name: r{i}, expression: 'size([{i}]) > 0', message: m}}\n" for i in range(3))
     [policy] = load_policy_text(HEADER + "spec:\n  rules:\n" + rules, "p.yaml")
     assert sorted(parsed) == [f"size([{i}]) > 0" for i in range(3)]
