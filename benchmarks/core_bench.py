@@ -59,7 +59,8 @@ def main() -> None:
     assert verify_evidence(data, "bench", target, verifier)[0].verified
 
     cel_us = per_call_us(lambda: evaluate(policies, facts, NOW), args.iterations)
-    interpreted = [celpy.InterpretedRunner(cel._env(), cel._env().compile(r.expression)) for p in policies for r in p.rules]
+    env = cel._env()
+    interpreted = [celpy.InterpretedRunner(env, env.compile(r.expression)) for p in policies for r in p.rules]
 
     def interpret() -> None:
         activation = to_activation(facts, NOW)

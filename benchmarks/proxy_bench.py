@@ -17,7 +17,8 @@ of its stored page). With `--cache-control ''`, the upstream sends no `Cache-Con
 mirror): gate then reuses a page for its `--index-ttl` (default 600 s), proxpi for its index TTL.
 
 Run: `.venv/bin/python benchmarks/proxy_bench.py [--seconds 10] [--threads 8] [--cold 7] [--denied] [--identity]
-[--cache-control VALUE]`; the table is
+[--cache-control VALUE] [--rounds N]` (N throughput rounds per target, alternating between targets, the median
+kept: on a shared machine one round is at the mercy of its neighbours); the table is
 printed and written to benchmarks/results/ (and was copied by hand into benchmarks/RESULTS.md).
 """
 
@@ -159,7 +160,7 @@ def measure(target: Target, cold: int, threads: int, seconds: float) -> dict[str
     warm_times = latencies(target.base, [warm_path] * 30)
     rate = throughput(target.base, warm_path, threads, seconds)
     return {"cold": statistics.median(cold_times), "warm": statistics.median(warm_times), "rps": rate, "size": size,
-            "cold_samples": cold_times}
+            "cold_samples": cold_times, "rps_samples": [rate]}
 
 
 def main() -> int:
@@ -168,6 +169,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--cold", type=int, default=7, help="never-seen projects per target for the cold p50")
     parser.add_argument("--denied", action="store_true", help="every file too young: the policy denies all 4000")
+    parser.add_argument("--rounds", type=int, default=1, help="throughput rounds per target, alternating (median)")
     parser.add_argument("--identity", action="store_true", help="send no Accept-Encoding (a client without gzip)")
     parser.add_argument("--cache-control", default="max-age=600, public",
                         help="the upstream's Cache-Control (default: PyPI's; '' sends none)")
@@ -213,6 +215,11 @@ def main() -> int:
             Target("gate (gunicorn -w 2)", f"http://127.0.0.1:{gate_port}", "/simple/{}/"),
         ]
         rows = [(t.name, measure(t, args.cold, args.threads, args.seconds)) for t in targets]
+        for _ in range(args.rounds - 1):  # more throughput rounds, the targets alternating: the median is kept
+            for target, (_, row) in zip(targets, rows, strict=True):
+                row["rps_samples"].append(throughput(target.base, target.path("bench-0"), args.threads, args.seconds))
+        for _, row in rows:
+            row["rps"] = statistics.median(row["rps_samples"])
         metrics = requests.get(f"http://127.0.0.1:{gate_port}/-/metrics", timeout=10).text
         upstream_asks = [line for line in metrics.splitlines()
                          if line.startswith(("gate_cache_misses_total{cache=\"pypi.page\"}",
@@ -236,6 +243,9 @@ def main() -> int:
     for name, r in rows:
         lines.append(f"| {name} | {r['cold'] * 1000:.1f} | {r['warm'] * 1000:.2f} | {r['rps']:.0f} | {r['size']:.0f} |")
     proxpi_row, gate_row = rows[1][1], rows[2][1]
+    if args.rounds > 1:
+        lines += ["", f"warm req/s per round (median of {args.rounds} in the table):"]
+        lines += [f"- {name}: {', '.join(f'{x:.0f}' for x in r['rps_samples'])}" for name, r in rows]
     lines += ["", "cold samples, in request order (ms):"]
     lines += [f"- {name}: {', '.join(f'{t * 1000:.0f}' for t in r['cold_samples'])}" for name, r in rows]
     lines += [
