@@ -21,8 +21,8 @@ from gate.facts import Ecosystem, to_activation
 from gate.policy import cel
 from gate.policy.compile import load_policies
 from gate.sources.local import LocalOptions, local_facts
-from gate.verify.evidence import verify_evidence
-from gate.verify.sigstore import BundleVerifier, Target
+from gate.verify.api import BundleVerifier, verify_evidence
+from gate.verify.target import Target
 
 REPO = Path(__file__).resolve().parent.parent
 WHEEL = REPO / "examples" / "pypi" / "circleci_sign_publish_example-0.0.1.dev137-py3-none-any.whl"

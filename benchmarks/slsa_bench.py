@@ -18,9 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gate.facts import AttestationFact, Ecosystem
-from gate.verify.cosign import verify_detached
-from gate.verify.evidence import MAX_LINES, verify_evidence
-from gate.verify.sigstore import BundleVerifier, Target
+from gate.verify.api import BundleVerifier, verify_detached, verify_evidence
+from gate.verify.evidence import MAX_LINES
+from gate.verify.target import Target
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "slsa-cosign"
 PRODUCTION = FIXTURES / "trust" / "sigstore-production-trusted_root.json"

@@ -78,13 +78,16 @@ def test_a_cycle_through_a_function_level_import_is_found(tmp_path: Path) -> Non
 
 # Imports inside functions that are there on purpose: `gate serve` loads Flask and gunicorn when it runs, a
 # progress bar loads rich when it draws on a terminal, the Redis and PostgreSQL engines load their client
-# libraries (the `fleet` extra) when a URL names them.
+# libraries (the `fleet` extra) when a URL names them, verification loads sigstore when there is evidence.
 DEFERRED = {
     "gate/commands/serve.py": {"gate.proxy.server"},
     "gate/proxy/stores/__init__.py": {
         "gate.proxy.stores.redis", "gate.proxy.stores.postgres", "gate.proxy.stores.audit_table",
     },
     "gate/commands/progress.py": {"rich.console", "rich.progress"},
+    # the Sigstore stack (sigstore, tuf, pypi-attestations, pydantic: most of a second) only for evidence
+    "gate/verify/api.py": {"gate.verify.sigstore", "gate.verify.evidence", "gate.verify.cosign"},
+    "gate/commands/check.py": {"gate.sources.rekor"},  # the Rekor lookup (sigstore) only with --rekor-url
 }
 
 

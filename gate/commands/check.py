@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gate.commands.common import (
     add_osv_option,
@@ -31,8 +32,10 @@ from gate.sources.local import LocalOptions, UnidentifiedFileError, expand_paths
 from gate.sources.pip_report import planned_from_report, read_report, resolve_requirements
 from gate.sources.planned import PlannedFile
 from gate.sources.pylock import is_pylock, read_pylock
-from gate.sources.rekor import RekorLookup
-from gate.verify.sigstore import BundleVerifier
+from gate.verify.api import BundleVerifier
+
+if TYPE_CHECKING:
+    from gate.verify.rekor_set import EntryLookup
 
 HELP = "check distribution files against policies before installing them"
 
@@ -100,12 +103,13 @@ def run(args: argparse.Namespace) -> int:
     evaluator = Evaluator(compiled, unmatched=unmatched)
     reads_attestations = evaluator.reads_attestations
     vulnerabilities = osv_lookup(args)
-    rekor = RekorLookup(args.rekor_url) if args.rekor_url else None  # opted in: look entries up in this log
+    rekor = _rekor(args.rekor_url) if args.rekor_url else None  # opted in: look entries up in this log
     options = LocalOptions(
         attestations=tuple(args.attestation),
         uploaded=args.uploaded,
         channel=args.channel,
-        verifier=BundleVerifier(args.trusted_root, rekor_lookup=rekor),
+        # the Sigstore stack is loaded when there is evidence to verify; a --trusted-root given is read now
+        verifier=BundleVerifier(args.trusted_root, rekor_lookup=rekor, lazy=args.trusted_root is None),
         reads_attestations=reads_attestations,
         vulnerabilities=vulnerabilities,
     )
@@ -143,6 +147,13 @@ def run(args: argparse.Namespace) -> int:
             print()
             print(summary_table([c.decision for c in checked], [c.notes for c in checked]))
     return exit_code(decisions)
+
+
+def _rekor(url: str) -> EntryLookup:
+    """The transparency-log lookup `--rekor-url` opts into (it loads the Sigstore stack: only then)."""
+    from gate.sources.rekor import RekorLookup  # noqa: PLC0415 (sigstore only when asked for)
+
+    return RekorLookup(url)
 
 
 def _planned(args: argparse.Namespace, locks: list[Path]) -> list[PlannedFile]:

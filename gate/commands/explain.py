@@ -33,7 +33,7 @@ from gate.redact import redact
 from gate.sources.hosts import HostPolicy
 from gate.sources.http import UpstreamError
 from gate.sources.pypi import DEFAULT_UPSTREAM, ProjectNotFoundError, SimpleClient
-from gate.verify.sigstore import BundleVerifier
+from gate.verify.api import BundleVerifier
 
 HELP = "explain why each file of a project is allowed or denied, and the newest allowed version"
 

@@ -20,7 +20,7 @@ from gate.sources.conda import conda_file_facts, split_conda_filename
 from gate.sources.conda_evidence import SidecarError, SidecarFetch, sidecar_attestations
 from gate.sources.http import UpstreamError
 from gate.sources.segments import segment_problem
-from gate.verify.sigstore import Target
+from gate.verify.target import Target
 
 SIDECARS = "conda.sidecar"  # the evidence namespace of sidecars
 SIDECAR_TTL = 3600.0  # `.sigs` may gain bundles; ask again after this long

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol
 
 from gate.facts import AttestationFact, Ecosystem, Vulnerability
-from gate.verify.evidence import verify_evidence
-from gate.verify.sigstore import BundleVerifier, Target
+from gate.verify.api import BundleVerifier, verify_evidence
+from gate.verify.target import Target
 
 FETCH_RETRY = dt.timedelta(seconds=60)  # evidence that could not be fetched is asked for again after this long
 

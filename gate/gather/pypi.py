@@ -39,8 +39,7 @@ from gate.sources.filenames import pip_sdist_readings, python_file_facts
 from gate.sources.http import UpstreamError
 from gate.sources.pypi import ProjectPage, SimpleFile
 from gate.sources.segments import segment_problem
-from gate.verify.evidence import unverified
-from gate.verify.sigstore import Target
+from gate.verify.target import Target, unverified
 
 PROVENANCE = "provenance"  # the evidence namespace of PEP 740 provenance objects
 NO_PROVENANCE_TTL = 3600.0  # provenance can be added to a file later: ask again after this long

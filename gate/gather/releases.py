@@ -23,8 +23,7 @@ from gate.gather.ports import FETCH_RETRY, NO_EVIDENCE, Evidence, EvidenceCache,
 from gate.sources.hosts import HostPolicy
 from gate.sources.http import HttpClient, UpstreamError
 from gate.verify.bounded import MAX_EVIDENCE_BYTES
-from gate.verify.evidence import unverified
-from gate.verify.sigstore import Target
+from gate.verify.target import Target, unverified
 
 
 class ReleaseSource(Protocol):

@@ -15,7 +15,7 @@ from gate.policy.compile import CompiledPolicy, load_policies
 from gate.policy.model import names_rule
 from gate.policytest.cases import CaseFile, PolicyCase
 from gate.sources.local import LocalOptions, UnidentifiedFileError, local_facts
-from gate.verify.sigstore import BundleVerifier
+from gate.verify.api import BundleVerifier
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from gate.sources.hosts import HostPolicy
 from gate.sources.http import UpstreamError
 from gate.sources.planned import PlannedFile
 from gate.sources.pypi import DEFAULT_UPSTREAM, ProjectPage, SimpleClient
-from gate.verify.sigstore import BundleVerifier
+from gate.verify.api import BundleVerifier
 
 
 @dataclass(frozen=True)

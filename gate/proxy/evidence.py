@@ -20,8 +20,8 @@ import msgspec
 from gate.facts import AttestationFact
 from gate.gather.ports import Evidence, failed
 from gate.proxy.state import Gate
-from gate.verify.evidence import verify_evidence
-from gate.verify.sigstore import Target
+from gate.verify.api import verify_evidence
+from gate.verify.target import Target
 
 NAMESPACE = "verified"
 FAILURE_TTL = 300.0  # seconds: evidence that did not verify is fetched (and verified) again after this long

@@ -25,7 +25,8 @@ from gate.proxy.settings import Settings
 from gate.proxy.stores import Store
 from gate.redact import OriginAuth
 from gate.sources.hosts import HostPolicy
-from gate.verify.sigstore import BundleVerifier, default_trusted_root_path
+from gate.verify.api import BundleVerifier
+from gate.verify.target import default_trusted_root_path
 
 log = logging.getLogger(__name__)
 EXTENSION = "gate"

@@ -14,9 +14,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from gate.facts import AttestationFact
+from gate.verify.api import BundleVerifier, verify_evidence
 from gate.verify.bounded import MAX_EVIDENCE_BYTES
-from gate.verify.evidence import unverified, verify_evidence
-from gate.verify.sigstore import BundleVerifier, Target
+from gate.verify.target import Target, unverified
 
 SIGS = ".sigs"
 V0_SIGS = ".v0.sigs"

@@ -23,7 +23,8 @@ from gate.sources.conda_evidence import MAX_SIDECAR_BYTES, SIGS, V0_SIGS, Sideca
 from gate.sources.filenames import is_distribution_filename, pip_sdist_readings
 from gate.sources.local_evidence import Evidence, evidence_items, verify_item
 from gate.sources.localfile import read_regular, sha256_file
-from gate.verify.sigstore import BundleVerifier, Target
+from gate.verify.api import BundleVerifier
+from gate.verify.target import Target
 
 
 class UnidentifiedFileError(GateError):
@@ -64,7 +65,7 @@ class LocalOptions:
     attestations: tuple[Path, ...] = ()
     uploaded: dt.datetime | None = None
     channel: str | None = None
-    verifier: BundleVerifier = field(default_factory=BundleVerifier)
+    verifier: BundleVerifier = field(default_factory=lambda: BundleVerifier(lazy=True))
     reads_attestations: ReadsAttestations = every_file
     vulnerabilities: VulnerabilityLookup = no_vulnerabilities  # the OSV records of a release (--osv)
 

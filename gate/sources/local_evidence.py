@@ -14,10 +14,9 @@ from pathlib import Path
 
 from gate.errors import UsageError
 from gate.facts import AttestationFact
+from gate.verify.api import BundleVerifier, verify_detached, verify_evidence
 from gate.verify.bounded import MAX_EVIDENCE_BYTES
-from gate.verify.cosign import verify_detached
-from gate.verify.evidence import unverified, verify_evidence
-from gate.verify.sigstore import BundleVerifier, Target
+from gate.verify.target import Target, unverified
 
 # Evidence looked for next to a distribution file, as `<file><suffix>`.
 EVIDENCE_SUFFIXES = (

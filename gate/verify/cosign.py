@@ -40,7 +40,8 @@ from gate.verify.rekor_set import (
     verify_certificate_at,
     verify_signature,
 )
-from gate.verify.sigstore import BundleVerifier, EvidenceError, Target, statement_for, statement_type
+from gate.verify.sigstore import EvidenceError, SigstoreVerifier, statement_for, statement_type
+from gate.verify.target import Target
 
 UNVERIFIABLE = "unverifiable"
 NO_TLOG = (
@@ -117,7 +118,7 @@ class Signed:
 
 
 def verify_signed(
-    signed: Signed, entry: SignedEntry | None, source: str, target: Target, verifier: BundleVerifier,
+    signed: Signed, entry: SignedEntry | None, source: str, target: Target, verifier: SigstoreVerifier,
 ) -> AttestationFact:
     """Every check of signed material; `verified` only with a transparency-log entry (given, or found by the
     verifier's opted-in lookup). Never raises."""
@@ -155,7 +156,7 @@ def verify_signed(
                 signedTime=entry.when, **slsa._asdict())
 
 
-def _looked_up(signed: Signed, entries: list[SignedEntry], target: Target, verifier: BundleVerifier,
+def _looked_up(signed: Signed, entries: list[SignedEntry], target: Target, verifier: SigstoreVerifier,
                fact: Callable[..., AttestationFact]) -> AttestationFact:
     """The first entry the log gave that verifies for this evidence (SET, time, body); none: unverifiable."""
     reasons = []
@@ -195,7 +196,7 @@ def _failed(source: str, err: CheckError) -> AttestationFact:
 
 
 def verify_cosign_bundle(document: dict[str, Any], source: str, target: Target,
-                         verifier: BundleVerifier) -> AttestationFact:
+                         verifier: SigstoreVerifier) -> AttestationFact:
     """`cosign sign-blob --bundle` / `attest-blob --bundle`: base64Signature (a signature, or a DSSE
     envelope), cert (base64 PEM), rekorBundle (the entry and its SET)."""
     try:
@@ -215,7 +216,7 @@ def verify_cosign_bundle(document: dict[str, Any], source: str, target: Target,
 
 
 def verify_plain_envelope(document: dict[str, Any], source: str, target: Target,
-                          verifier: BundleVerifier) -> AttestationFact:
+                          verifier: SigstoreVerifier) -> AttestationFact:
     """A DSSE envelope whose signature carries its certificate (`signatures[0].cert`, PEM) and no log entry."""
     try:
         envelope = Envelope.parse(document)
@@ -229,7 +230,8 @@ def verify_plain_envelope(document: dict[str, Any], source: str, target: Target,
 
 
 def verify_detached(
-    signature: bytes, certificate: bytes, rekor: bytes | None, *, source: str, target: Target, verifier: BundleVerifier
+    signature: bytes, certificate: bytes, rekor: bytes | None, *, source: str, target: Target,
+    verifier: SigstoreVerifier,
 ) -> AttestationFact:
     """A detached `.sig` (base64 DER ECDSA) and `.crt` (PEM), and the `.rekor` SET file when there is one."""
     try:

@@ -22,18 +22,14 @@ from sigstore.models import Bundle
 from gate.facts import AttestationFact
 from gate.verify.bounded import EvidenceParseError, parse_json
 from gate.verify.cosign import is_cosign_bundle, is_plain_envelope, verify_cosign_bundle, verify_plain_envelope
-from gate.verify.sigstore import BundleVerifier, Target, describe_error
+from gate.verify.sigstore import SigstoreVerifier
+from gate.verify.target import Target, describe_error, unverified
 
 MAX_LINES = 256  # envelopes in one JSON Lines file (a release's provenance has one or a few)
 MAX_VERIFIED_LINES = 16  # of them verified for one file (as many attestations as rules read)
 
 
-def unverified(source: str, error: str) -> AttestationFact:
-    """The fact for evidence at `source` that could not be fetched or parsed: `verified: false`, and why."""
-    return AttestationFact(verified=False, source=source, error=error)
-
-
-def _bundle(document: Any, source: str, target: Target, verifier: BundleVerifier) -> AttestationFact:
+def _bundle(document: Any, source: str, target: Target, verifier: SigstoreVerifier) -> AttestationFact:
     """Verify one bundle document; a bundle that does not parse is an unverified fact of its own."""
     try:
         bundle = Bundle.from_json(json.dumps(document))
@@ -42,7 +38,7 @@ def _bundle(document: Any, source: str, target: Target, verifier: BundleVerifier
     return verifier.verify(bundle, target, source)
 
 
-def _pep740(att: Attestation, source: str, target: Target, verifier: BundleVerifier) -> AttestationFact:
+def _pep740(att: Attestation, source: str, target: Target, verifier: SigstoreVerifier) -> AttestationFact:
     try:
         bundle = att.to_bundle()
     except (ConversionError, SigstoreError, ValueError) as err:
@@ -61,7 +57,7 @@ def _lines(data: bytes) -> list[Any] | None:
         return None
 
 
-def verify_evidence(data: bytes, source: str, target: Target, verifier: BundleVerifier) -> list[AttestationFact]:
+def verify_evidence(data: bytes, source: str, target: Target, verifier: SigstoreVerifier) -> list[AttestationFact]:
     """One fact per bundle in `data`; whatever `data` is, never an exception."""
     try:
         document = parse_json(data)
@@ -91,7 +87,7 @@ def _names_target(document: Any, target: Target) -> bool | None:
                for s in subjects)
 
 
-def _json_lines(documents: list[Any], source: str, target: Target, verifier: BundleVerifier) -> list[AttestationFact]:
+def _json_lines(documents: list[Any], source: str, target: Target, verifier: SigstoreVerifier) -> list[AttestationFact]:
     """Each line's facts. A line whose statement does not name the file is refused before its signatures are
     checked (a release's provenance covers other files too), and at most MAX_VERIFIED_LINES lines are verified:
     a file of MAX_LINES envelopes costs seconds of crypto, and rules read at most 16 attestations anyway."""
@@ -110,7 +106,7 @@ def _json_lines(documents: list[Any], source: str, target: Target, verifier: Bun
     return facts
 
 
-def _document(document: Any, source: str, target: Target, verifier: BundleVerifier) -> list[AttestationFact]:
+def _document(document: Any, source: str, target: Target, verifier: SigstoreVerifier) -> list[AttestationFact]:
     try:
         if isinstance(document, list):
             if not document:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
 from functools import cache, partial
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +30,9 @@ from gate.verify.bounded import EvidenceParseError, parse_json
 from gate.verify.claims import certificate_claims, certificate_identity, publisher_from_claims, source_claims
 from gate.verify.intoto import SlsaFacts, slsa_facts
 from gate.verify.rekor_set import CheckError, EntryLookup, signed_times, verify_intoto_bundle
+from gate.verify.target import Target, describe_error
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
-PRODUCTION_ROOT = "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev/trusted_root.json"
-
-
-@dataclass(frozen=True)
-class Target:
-    """The file a bundle must be evidence for."""
-
-    filename: str
-    sha256: str
-    ecosystem: Ecosystem
 
 
 class EvidenceError(Exception):
@@ -62,12 +51,6 @@ class _IdentityJudgedByPolicy:
 
     def verify(self, cert: x509.Certificate) -> None:
         return None
-
-
-def default_trusted_root_path() -> Path:
-    """The production trusted root shipped inside the `sigstore` package (never the user's cache)."""
-    path = resources.files("sigstore").joinpath("_store", PRODUCTION_ROOT)
-    return Path(str(path))
 
 
 class TrustRootError(GateError):
@@ -141,11 +124,12 @@ def _integrated_time(bundle: Bundle) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(int(raw), dt.UTC) if raw else None
 
 
-class BundleVerifier:
-    """Verifies bundles against one trusted root (the production root shipped with sigstore by default)."""
+class SigstoreVerifier:
+    """Verifies bundles against one trusted root (a resolved path; `gate.verify.api.BundleVerifier` holds one,
+    made on first use)."""
 
-    def __init__(self, trusted_root: Path | None = None, *, rekor_lookup: EntryLookup | None = None) -> None:
-        self.trusted_root = (trusted_root or default_trusted_root_path()).resolve()
+    def __init__(self, trusted_root: Path, *, rekor_lookup: EntryLookup | None = None) -> None:
+        self.trusted_root = trusted_root
         self._verifier = _verifier(self.trusted_root)
         self.rekor_lookup = rekor_lookup  # off unless the user opted in: `gate.verify.cosign`
 
@@ -220,8 +204,3 @@ def statement_for(payload_type: str, payload: bytes, target: Target, *, pep740: 
 def statement_type(statement: dict[str, Any]) -> str | None:
     declared = statement.get("predicateType")
     return declared if isinstance(declared, str) else None
-
-
-def describe_error(err: Exception) -> str:
-    """An exception as one short line for a fact's `error`: its type and message."""
-    return " ".join(f"{type(err).__name__}: {err}".split())[:300]

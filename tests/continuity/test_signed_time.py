@@ -12,7 +12,7 @@ from gate.facts import Facts
 from gate.gather.ports import Uncached
 from gate.gather.pypi import PypiFacts, every_file
 from gate.sources.pypi import SimpleClient
-from gate.verify.sigstore import BundleVerifier
+from gate.verify.api import BundleVerifier
 from tests.continuity.conftest import NOW, OLD_SDIST, SAMPLE_SDIST, SAMPLE_WHEEL, AppFactory, listed
 from tests.support.pypi_model import UpstreamIndex
 from tests.support.pypi_upstream import RunningUpstream

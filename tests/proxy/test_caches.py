@@ -17,7 +17,7 @@ from gate.proxy.state import EXTENSION, Gate
 from gate.proxy.stores import open_store
 from gate.proxy.upstream import CachedUpstream
 from gate.sources.http import Fetched, Validators
-from gate.verify.sigstore import Target
+from gate.verify.target import Target
 from tests.conftest import ATTESTATIONS
 from tests.support.gate_app import gate_app
 

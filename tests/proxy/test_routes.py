@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 
 import gate.sources.pypi
 from gate.gather.pypi import NO_PROVENANCE_TTL
-from gate.verify.sigstore import default_trusted_root_path
+from gate.verify.target import default_trusted_root_path
 from tests.conftest import PolicyWriter
 from tests.support.pypi_upstream import RunningUpstream
 

@@ -16,9 +16,10 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from gate.facts import Ecosystem
 from gate.verify import evidence
-from gate.verify.cosign import verify_detached
-from gate.verify.evidence import MAX_LINES, verify_evidence
-from gate.verify.sigstore import BundleVerifier, Target
+from gate.verify.api import BundleVerifier, verify_detached, verify_evidence
+from gate.verify.evidence import MAX_LINES
+from gate.verify.sigstore import SigstoreVerifier
+from gate.verify.target import Target
 from tests.slsa.cases import SLSA_COSIGN
 
 PRODUCTION = BundleVerifier(SLSA_COSIGN / "trust" / "sigstore-production-trusted_root.json")
@@ -160,7 +161,7 @@ def test_lines_that_do_not_name_the_file_cost_no_signature_check(monkeypatch: py
     checked: list[str] = []
     real = evidence._document
 
-    def counting(document: Any, source: str, target: Target, verifier: BundleVerifier) -> list[Any]:
+    def counting(document: Any, source: str, target: Target, verifier: SigstoreVerifier) -> list[Any]:
         checked.append(source)
         return real(document, source, target, verifier)
 

@@ -20,7 +20,7 @@ from gate.gather.ports import Uncached
 from gate.gather.releases import ReleaseEvidence
 from gate.policy.compile import load_policy_text
 from gate.policy.model import ReleaseSource
-from gate.verify.sigstore import BundleVerifier
+from gate.verify.api import BundleVerifier
 from tests.slsa.cases import CASES
 from tests.support.gate_app import gate_app
 from tests.support.gate_server import clean_env, running_gate

@@ -10,9 +10,9 @@ import pytest
 
 from gate.facts import AttestationFact
 from gate.sources.local import LocalOptions, local_facts
+from gate.verify.api import BundleVerifier
 from gate.verify.intoto import checked_facts
 from gate.verify.rekor_set import CheckError
-from gate.verify.sigstore import BundleVerifier
 from tests.slsa.cases import CASES, Case
 
 

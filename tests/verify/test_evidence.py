@@ -7,8 +7,9 @@ import json
 import pytest
 
 from gate.facts import Ecosystem
-from gate.verify.evidence import verify_evidence
-from gate.verify.sigstore import BundleVerifier, EvidenceError, Target, check_statement
+from gate.verify.api import BundleVerifier, verify_evidence
+from gate.verify.sigstore import EvidenceError, check_statement
+from gate.verify.target import Target
 from tests.conftest import ATTESTATIONS
 
 WHEEL = Target(
@@ -89,6 +90,6 @@ def test_library_fault_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(*args: object) -> None:
         raise RuntimeError("unexpected")
 
-    monkeypatch.setattr(verifier._verifier, "verify_dsse", boom)
+    monkeypatch.setattr(verifier.engine._verifier, "verify_dsse", boom)
     (fact,) = verify_evidence(ATTESTATION.read_bytes(), "t", WHEEL, verifier)
     assert not fact.verified and fact.error == "internal: RuntimeError: unexpected"

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from gate.cli import main
+from gate.verify.api import BundleVerifier, verify_evidence
 from gate.verify.bounded import MAX_EVIDENCE_BYTES, MAX_EVIDENCE_DEPTH
-from gate.verify.evidence import verify_evidence
-from gate.verify.sigstore import BundleVerifier, EvidenceError, check_statement
+from gate.verify.sigstore import EvidenceError, check_statement
 from tests.conftest import REPO
 from tests.support.conda_policies import SIGNED, SIGNED_PATH, policy_document, signer_attestations, write_policies
 from tests.verify.test_evidence import WHEEL

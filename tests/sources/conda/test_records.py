@@ -15,7 +15,7 @@ from gate.facts import AttestationFact, Ecosystem, FileFacts, Unidentified
 from gate.gather.conda import record_facts
 from gate.proxy.conda_routes import conda_blueprint
 from gate.sources.conda_evidence import sidecar_attestations
-from gate.verify.sigstore import Target
+from gate.verify.target import Target
 from tests.conftest import FIXTURES
 from tests.support.conda_channel import build_conda_package, epoch_ms, index_channel, set_record_fields
 from tests.support.conda_policies import (
