@@ -88,6 +88,8 @@ DEFERRED = {
     # the Sigstore stack (sigstore, tuf, pypi-attestations, pydantic: most of a second) only for evidence
     "gate/verify/api.py": {"gate.verify.sigstore", "gate.verify.evidence", "gate.verify.cosign"},
     "gate/commands/check.py": {"gate.sources.rekor"},  # the Rekor lookup (sigstore) only with --rekor-url
+    # a subcommand's module (and all it loads) only when that subcommand runs
+    "gate/cli.py": {"gate.commands"},
 }
 
 

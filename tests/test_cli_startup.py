@@ -1,0 +1,66 @@
+"""`gate check` starts without what it does not need: a wheel under an age-only policy loads neither the
+Sigstore stack (sigstore, tuf, pypi-attestations, pydantic) nor the server, and builds no CEL parser; each
+subcommand's module is imported only when it runs (benchmarks/startup_bench.py times it against pip)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gate import cli
+from tests.conftest import REPO
+
+AGE_ONLY = "apiVersion: gate/v1\nkind: Policy\nmetadata: {name: age}\nspec: {minimumAge: 7d}\n"
+WHEEL = REPO / "examples" / "pypi" / "circleci_sign_publish_example-0.0.1.dev137-py3-none-any.whl"
+HEAVY = ("sigstore", "tuf", "pypi_attestations", "pydantic", "flask", "werkzeug", "gunicorn", "rich.progress")
+
+PROBE = """
+import json, sys
+from gate import cli
+from gate.policy import cel
+code = cli.main(sys.argv[1:])
+print(json.dumps({"code": code, "loaded": sorted(m for m in %r if m in sys.modules), "parser": cel._ENV is not None}))
+"""
+
+
+def _run(tmp_path: Path, *args: str) -> dict[str, object]:
+    probe = subprocess.run([sys.executable, "-c", PROBE % (HEAVY,), *args], capture_output=True, text=True,
+                           cwd=REPO, check=False, timeout=120)
+    result: dict[str, object] = json.loads(probe.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_gate_check_of_a_wheel_under_an_age_only_policy_loads_no_sigstore(tmp_path: Path) -> None:
+    wheel = tmp_path / WHEEL.name  # without the attestation beside it in examples/
+    wheel.write_bytes(WHEEL.read_bytes())
+    (tmp_path / "age.yaml").write_text(AGE_ONLY)
+    result = _run(tmp_path, "check", str(wheel), "--policy", str(tmp_path / "age.yaml"),
+                  "--uploaded", "2025-01-01T00:00:00Z", "--now", "2025-02-01T00:00:00Z")
+    assert result == {"code": 0, "loaded": [], "parser": False}
+
+
+def test_evidence_beside_the_wheel_loads_sigstore_and_is_verified(tmp_path: Path) -> None:
+    """The other side: evidence present is verified (the Sigstore stack is loaded then, not skipped)."""
+    (tmp_path / "age.yaml").write_text(AGE_ONLY)
+    result = _run(tmp_path, "check", str(WHEEL), "--policy", str(tmp_path / "age.yaml"),
+                  "--uploaded", "2025-01-01T00:00:00Z", "--now", "2025-02-01T00:00:00Z", "--format", "json")
+    assert result["code"] == 0 and "sigstore" in result["loaded"]  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("name", list(cli.COMMANDS))
+def test_each_subcommand_help_is_its_modules(name: str) -> None:
+    assert cli.COMMANDS[name] == cli.command_module(name).HELP
+
+
+def test_every_subcommand_is_listed_and_parsed(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--help"]) == 0
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in cli.COMMANDS)
+    assert cli.main(["check", "--help"]) == 0 and "--pip-report" in capsys.readouterr().out
+    assert cli.main(["nonsense"]) == 2
+    capsys.readouterr()
+    assert cli.main(["check"]) == 2 and "required: --policy" in capsys.readouterr().err
