@@ -32,7 +32,7 @@ from gate.facts import (
     Publisher,
     Vulnerability,
 )
-from gate.verify.claims import CLAIM_OIDS
+from gate.verify.target import CLAIM_OIDS
 
 # The most attestations, and claims per attestation, a rule is evaluated over; more is not judged.
 MAX_ATTESTATIONS = 16

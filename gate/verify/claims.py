@@ -7,27 +7,9 @@ from cryptography.hazmat import asn1
 from cryptography.x509.oid import ObjectIdentifier
 
 from gate.facts import GITHUB_ISSUER, GITLAB_ISSUER, GOOGLE_ISSUER, Publisher
+from gate.verify.target import CLAIM_OIDS
 
-_FULCIO = "1.3.6.1.4.1.57264.1."
-# OID suffix -> claim name (camelCase, as policies read them). .1 is a raw string, .8 and up DER UTF8String.
-CLAIM_OIDS = {
-    8: "issuer",
-    9: "buildSignerUri",
-    10: "buildSignerDigest",
-    11: "runnerEnvironment",
-    12: "sourceRepositoryUri",
-    13: "sourceRepositoryDigest",
-    14: "sourceRepositoryRef",
-    15: "sourceRepositoryIdentifier",
-    16: "sourceRepositoryOwnerUri",
-    17: "sourceRepositoryOwnerIdentifier",
-    18: "buildConfigUri",
-    19: "buildConfigDigest",
-    20: "buildTrigger",
-    21: "runInvocationUri",
-    22: "sourceRepositoryVisibility",
-    23: "deploymentEnvironment",
-}
+_FULCIO = "1.3.6.1.4.1.57264.1."  # CLAIM_OIDS: OID suffix -> claim name; .1 is a raw string, .8 and up DER UTF8String
 
 
 def _der_utf8(data: bytes) -> str:

@@ -13,6 +13,26 @@ from pathlib import Path
 from gate.facts import AttestationFact, Ecosystem
 
 PRODUCTION_ROOT = "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev/trusted_root.json"
+# Fulcio certificate extensions (OID suffix after 1.3.6.1.4.1.57264.1.) -> claim name (camelCase, as policies
+# read them); here, apart from the certificate parsing in gate.verify.claims, for the CEL types too
+CLAIM_OIDS = {
+    8: "issuer",
+    9: "buildSignerUri",
+    10: "buildSignerDigest",
+    11: "runnerEnvironment",
+    12: "sourceRepositoryUri",
+    13: "sourceRepositoryDigest",
+    14: "sourceRepositoryRef",
+    15: "sourceRepositoryIdentifier",
+    16: "sourceRepositoryOwnerUri",
+    17: "sourceRepositoryOwnerIdentifier",
+    18: "buildConfigUri",
+    19: "buildConfigDigest",
+    20: "buildTrigger",
+    21: "runInvocationUri",
+    22: "sourceRepositoryVisibility",
+    23: "deploymentEnvironment",
+}
 
 
 @dataclass(frozen=True)
