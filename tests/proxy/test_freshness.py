@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from gate.cli import build_parser
+from gate.commands.serve import settings_from
 from gate.proxy.pypi import SERVICE
 from gate.proxy.pypi_index import PAGES, PypiIndex
 from gate.proxy.settings import DEFAULT_INDEX_TTL, Settings, parse_ttl
@@ -229,3 +231,13 @@ def test_index_ttl_setting() -> None:
     for bad in ("-1", "nan", "inf", "soon", "1e9"):
         with pytest.raises(ValueError, match="expected seconds"):
             parse_ttl(bad)
+
+
+def test_index_ttl_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    parser = build_parser(["serve"])
+    policy = str(tmp_path)
+    assert settings_from(parser.parse_args(["serve", "-p", policy])).index_ttl == 600
+    assert settings_from(parser.parse_args(["serve", "-p", policy, "--index-ttl", "0"])).index_ttl == 0
+    with pytest.raises(SystemExit):
+        parser.parse_args(["serve", "-p", policy, "--index-ttl", "-5"])
+    assert "expected seconds" in capsys.readouterr().err
