@@ -18,7 +18,9 @@ from tests.policy.test_native import MINIMUM_AGES, compiled
 def test_declared_reads_are_the_parsed_ones(minimum_age: str, required: bool) -> None:
     policy = compiled(minimum_age, required)
     sources = [s for s in rule_sources(policy.policy) if s.declared is not None]
-    assert {s.name for s in sources} == ({"minimumAge", "attestations.required"} if required else {"minimumAge"})
+    names = {s.name for s in sources}  # minimumAge: with the index's time alone (other sources read evidence)
+    assert names <= {"minimumAge", "attestations.required"} and ("attestations.required" in names) == required
+    assert ("minimumAge" in names) == ("timeSources" not in minimum_age)
     for source, rule in ((s, next(r for r in policy.rules if r.name == s.name)) for s in sources):
         eager = compile_rule(source.name, source.expression, source.message, written=False, native=source.native)
         assert source.declared is not None and isinstance(rule.program, Deferred)
