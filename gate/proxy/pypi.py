@@ -27,7 +27,6 @@ from gate.explain import explain
 from gate.facts import Ecosystem
 from gate.gather.ports import earliest
 from gate.memo import MISSING
-from gate.proxy.cache import Entry
 from gate.proxy.decide import (
     audit_decisions,
     etag,
@@ -46,6 +45,7 @@ from gate.proxy.paths import refuse_bad_paths
 from gate.proxy.pypi_index import PypiIndex
 from gate.proxy.pypi_render import Urls, negotiate, render_html, render_json, render_root
 from gate.proxy.state import EXTENSION, gate_state
+from gate.proxy.stores.base import Entry
 from gate.redact import redact
 from gate.sources.http import UpstreamError
 from gate.sources.pypi import JSON_V1, ProjectPage, SimpleFile

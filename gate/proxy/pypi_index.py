@@ -13,11 +13,11 @@ from gate.facts import Ecosystem, Unidentified
 from gate.gather.ports import no_vulnerabilities
 from gate.gather.pypi import PypiFacts, first_rows
 from gate.memo import Memo
-from gate.proxy.cache import Entry
 from gate.proxy.decide import judge
 from gate.proxy.evidence import StoreEvidence
 from gate.proxy.releases import release_evidence
 from gate.proxy.state import Gate
+from gate.proxy.stores.base import Entry
 from gate.proxy.upstream import CachedUpstream
 from gate.sources.pypi import ProjectPage, SimpleClient, SimpleFile, parse_page
 
