@@ -1,0 +1,134 @@
+"""Red-team findings on SLSA provenance and cosign evidence (issue 13): each test is a way an outsider who
+holds valid Sigstore signatures of their own, real evidence of others, or a log or release host, got ALLOW (or
+verified evidence) where slsa-verifier, cosign or sigstore-go would have refused."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gate.verify.evidence import verify_evidence
+from gate.verify.intoto import checked_facts
+from gate.verify.rekor_set import CheckError
+from gate.verify.sigstore import BundleVerifier
+from tests.policy.test_slsa_rules import GENERIC, judged
+from tests.slsa.cases import CASES
+from tests.slsa.test_hostile import INTOTO, JAR, LEGACY, PRODUCTION, SOMETHING, only
+from tests.slsa.test_verify import facts_of
+
+ROOT = Path(PRODUCTION.trusted_root)
+REKOR_LOG_ID = "wNI9atQGlz+VWfO6LRygH4QUfY/8W4RFwiT5i5WRgB0="
+
+
+# --- builderId without `@`: only a release of the builder, as slsa-verifier (IsValidBuilderTag) ----------------
+
+@pytest.mark.parametrize(
+    ("ref", "allowed"),
+    [
+        ("@refs/tags/v2.1.0", True),
+        ("@refs/tags/v1.10.0", True),
+        ("", True),  # the bare name
+        ("@0123456789abcdef0123456789abcdef01234567", False),  # a commit: may be an imposter commit of a fork
+        ("@refs/heads/main", False),  # unreleased code
+        ("@refs/heads/evil", False),
+        ("@refs/tags/v2.1.0-rc.0", False),  # slsa-verifier: no prerelease, no build metadata
+        ("@refs/tags/v2.1.0/../evil", False),
+        ("@refs/tags/v2", False),
+        ("@refs/tags/v02.1.0", False),
+        (".evil@refs/tags/v2.1.0", False),
+    ],
+)
+def test_a_builder_id_without_version_matches_only_releases(ref: str, allowed: bool) -> None:
+    messages = judged(f"{{builderId: '{GENERIC}'}}", builderId=GENERIC + ref)
+    assert (not messages) is allowed, messages
+
+
+def test_a_builder_id_written_with_a_version_or_glob_is_the_policy_s_own() -> None:
+    assert not judged(f"{{builderId: '{GENERIC}@refs/heads/main'}}", builderId=f"{GENERIC}@refs/heads/main")
+    assert not judged(f"{{builderId: '{GENERIC}@*'}}", builderId=f"{GENERIC}@0123abcd")
+
+
+# --- the delegator exception: only slsa-github-generator's two delegators, at a release -----------------------
+
+def _gradle_statement() -> tuple[dict[str, Any], Any]:
+    (case,) = [c for c in CASES if c.id == "slsa-gradle-v2.1.0-intoto002-workflow_dispatch"]
+    (fact,) = facts_of(case)
+    envelope = json.loads(INTOTO.read_bytes())["dsseEnvelope"]
+    return json.loads(base64.b64decode(envelope["payload"])), fact
+
+
+def _certified(fact: Any) -> dict[str, str]:
+    keys = ("sourceRepositoryUri", "sourceRepositoryRef", "sourceRepositoryDigest")
+    return {k: fact.claims[k] for k in keys if k in fact.claims}
+
+
+def test_the_real_delegated_build_keeps_its_builder_id() -> None:
+    statement, fact = _gradle_statement()
+    assert fact.identity.endswith("/delegator_lowperms-generic_slsa3.yml@refs/tags/v2.1.0")
+    facts = checked_facts(statement, fact.identity, fact.issuer, _certified(fact))
+    assert facts.builderId is not None and "builder_gradle_slsa3.yml" in facts.builderId
+
+
+@pytest.mark.parametrize(
+    "identity",
+    [
+        # an imposter commit: a fork's workflow, served by GitHub under slsa-framework's name at a sha
+        "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/delegator_generic_slsa3.yml"
+        "@0123456789abcdef0123456789abcdef01234567",
+        "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/delegator_evil_slsa3.yml"
+        "@0123456789abcdef0123456789abcdef01234567",
+        "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/delegator_generic_slsa3.yml"
+        "@refs/heads/attacker-branch",
+        "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/delegator_generic_slsa3.yml.evil"
+        "@refs/tags/v2.1.0",
+    ],
+)
+def test_a_workflow_named_like_a_delegator_cannot_sign_for_another_builder(identity: str) -> None:
+    """A certificate whose identity only looks like a delegator's: the predicate's builder id must then be
+    the certificate's own identity, and it is not, so no SLSA fact reaches a policy."""
+    statement, fact = _gradle_statement()
+    with pytest.raises(CheckError, match="builder id"):
+        checked_facts(statement, identity, fact.issuer, _certified(fact))
+
+
+# --- the SET's log key: named by the trusted root, valid at the integrated time (sigstore-go's check) ---------
+
+def _root_with_rekor_validity(tmp_path: Path, start: str, end: str | None = None) -> BundleVerifier:
+    root = json.loads(ROOT.read_bytes())
+    for tlog in root["tlogs"]:
+        if tlog["logId"]["keyId"] == REKOR_LOG_ID:
+            tlog["publicKey"]["validFor"] = {"start": start} | ({"end": end} if end else {})
+    path = tmp_path / "trusted_root.json"
+    path.write_text(json.dumps(root))
+    return BundleVerifier(path)
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [("2026-01-01T00:00:00Z", None), ("2021-01-12T11:53:27Z", "2022-01-01T00:00:00Z")],
+)
+def test_a_set_outside_its_log_key_validity_is_not_evidence(tmp_path: Path, start: str, end: str | None) -> None:
+    """A log key retired (or not yet valid) at the entry's integrated time vouches for nothing: the legacy
+    cosign bundle (integrated 2022-11) and the intoto/0.0.2 bundle (2025-02) under a root whose Rekor key is
+    valid only outside those times."""
+    verifier = _root_with_rekor_validity(tmp_path, start, end)
+    for data, target in ((LEGACY.read_bytes(), SOMETHING), (INTOTO.read_bytes(), JAR)):
+        assert only(data, target) == (True, "")  # the production root: verified
+        (fact,) = verify_evidence(data, "test", target, verifier)
+        assert not fact.verified and (fact.error or "").startswith("tlog-key: integrated at"), fact.error
+
+
+def test_a_set_under_a_log_the_root_does_not_name_is_not_evidence(tmp_path: Path) -> None:
+    root = json.loads(ROOT.read_bytes())
+    root["tlogs"] = [t for t in root["tlogs"] if t["logId"]["keyId"] != REKOR_LOG_ID] + [
+        t | {"logId": {"keyId": base64.b64encode(b"\1" * 32).decode()}}
+        for t in root["tlogs"] if t["logId"]["keyId"] == REKOR_LOG_ID
+    ]
+    path = tmp_path / "trusted_root.json"
+    path.write_text(json.dumps(root))
+    (fact,) = verify_evidence(LEGACY.read_bytes(), "test", SOMETHING, BundleVerifier(path))
+    assert not fact.verified and (fact.error or "").startswith("tlog-key: the entry's logID"), fact.error
