@@ -5,12 +5,17 @@ verified evidence) where slsa-verifier, cosign or sigstore-go would have refused
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gate.facts import Ecosystem, FileFacts, FileKind
+from gate.gather.ports import Uncached
+from gate.gather.releases import ReleaseEvidence
+from gate.policy.model import ReleaseSource
 from gate.verify.evidence import verify_evidence
 from gate.verify.intoto import checked_facts
 from gate.verify.rekor_set import CheckError
@@ -132,3 +137,25 @@ def test_a_set_under_a_log_the_root_does_not_name_is_not_evidence(tmp_path: Path
     path.write_text(json.dumps(root))
     (fact,) = verify_evidence(LEGACY.read_bytes(), "test", SOMETHING, BundleVerifier(path))
     assert not fact.verified and (fact.error or "").startswith("tlog-key: the entry's logID"), fact.error
+
+
+# --- githubReleases: the version of a direct file in a lock is a claim, never a path ---------------------------
+
+@pytest.mark.parametrize("version", ["..", ".", "1.0/../../evil", "%2e%2e"])
+def test_a_version_that_is_no_pep440_version_names_no_release(version: str) -> None:
+    """A pylock.toml or pip report names a direct file's version itself: `..` as the tag would climb out of
+    `releases/download/` (requests drops dot segments). No request is made; the evidence says why."""
+    asked: list[str] = []
+
+    def fetch(url: str) -> bytes | None:
+        asked.append(url)
+        return None
+
+    source = ReleaseSource("sample", "owner/repo")
+    releases = ReleaseEvidence("https://github.com", [source], fetch, Uncached(PRODUCTION))
+    file = FileFacts(ecosystem=Ecosystem.PYPI, name="sample", version=version, filename="sample",
+                     kind=FileKind.FILE, sha256="0" * 64)
+    evidence = releases.evidence(file, dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    assert asked == []
+    (fact,) = evidence.facts
+    assert not fact.verified and (fact.error or "").startswith("release: the file's version")
