@@ -12,20 +12,27 @@ from typing import Any
 
 import pytest
 
+from gate.evaluate import evaluate
 from gate.facts import Ecosystem, FileFacts, FileKind
 from gate.gather.ports import Uncached
 from gate.gather.releases import ReleaseEvidence
+from gate.policy.compile import load_policy_text
 from gate.policy.model import ReleaseSource
 from gate.verify.evidence import verify_evidence
 from gate.verify.intoto import checked_facts
 from gate.verify.rekor_set import CheckError
 from gate.verify.sigstore import BundleVerifier
+from tests import factories as f
 from tests.policy.test_slsa_rules import GENERIC, judged
 from tests.slsa.cases import CASES
 from tests.slsa.test_hostile import INTOTO, JAR, LEGACY, PRODUCTION, SOMETHING, only
 from tests.slsa.test_verify import facts_of
 
 ROOT = Path(PRODUCTION.trusted_root)
+PROVENANCE_FACTS: dict[str, Any] = {
+    "identity": f"{GENERIC}@refs/tags/v2.1.0", "sourceUri": "github.com/urllib3/urllib3",
+    "sourceRef": "refs/tags/2.0.0", "builderId": f"{GENERIC}@refs/tags/v2.1.0",
+}
 REKOR_LOG_ID = "wNI9atQGlz+VWfO6LRygH4QUfY/8W4RFwiT5i5WRgB0="
 
 
@@ -159,3 +166,43 @@ def test_a_version_that_is_no_pep440_version_names_no_release(version: str) -> N
     assert asked == []
     (fact,) = evidence.facts
     assert not fact.verified and (fact.error or "").startswith("release: the file's version")
+
+
+# --- docs/slsa.md's workflow-input rule asks for the inputs of the provenance it trusts -------------------------
+
+def _release_input_rule(expression: str) -> str:
+    return f"""apiVersion: gate/v1
+kind: Policy
+metadata: {{name: p}}
+spec:
+  rules:
+    - name: release-input
+      expression: {json.dumps(expression)}
+      message: not built with release_version 1.2.3
+"""
+
+
+def _documented_rule() -> str:
+    text = (Path(__file__).parents[2] / "docs" / "slsa.md").read_text()
+    block = text.split("  - name: release-input\n    expression: >-\n", 1)[1].split("    message:", 1)[0]
+    return " ".join(block.split())
+
+
+def test_the_documented_input_rule_is_not_met_by_someone_elses_statement() -> None:
+    """The real provenance (source, builder, no such input) and an outsider's own statement for the same digest
+    with the input: the rule of docs/slsa.md denies; a rule asking for the input alone would allow."""
+    real = f.attestation(**PROVENANCE_FACTS)
+    outsider = f.attestation(identity="https://github.com/evil/x/.github/workflows/x.yml@refs/heads/main",
+                             sourceUri="github.com/evil/x", builderId="https://github.com/evil/x/.github/workflows/"
+                             "x.yml@refs/heads/main", workflowInputs={"release_version": "1.2.3"})
+    naive = 'attestations.exists(a, a.verified && a.workflowInputs["release_version"] == "1.2.3")'
+    documented = _documented_rule()
+    assert "release_version" in documented and "sourceUri" in documented
+    for expression, attestations, denied in [
+        (naive, (real, outsider), False),
+        (documented, (real, outsider), True),
+        (documented, (f.attestation(**(PROVENANCE_FACTS | {"workflowInputs": {"release_version": "1.2.3"}})),), False),
+    ]:
+        policies = load_policy_text(_release_input_rule(expression))
+        decision = evaluate(policies, f.facts(*attestations), f.NOW)
+        assert bool(decision.violations) is denied, (expression, decision.violations)
