@@ -24,8 +24,8 @@ from gate.verify.rekor_set import CheckError
 from gate.verify.sigstore import BundleVerifier
 from tests import factories as f
 from tests.policy.test_slsa_rules import GENERIC, judged
-from tests.slsa.cases import CASES
-from tests.slsa.test_hostile import INTOTO, JAR, LEGACY, PRODUCTION, SOMETHING, only
+from tests.slsa.cases import CASES, SLSA_COSIGN
+from tests.slsa.test_hostile import INTOTO, JAR, LEGACY, PRODUCTION, SOMETHING, only, target_for
 from tests.slsa.test_verify import facts_of
 
 ROOT = Path(PRODUCTION.trusted_root)
@@ -206,3 +206,21 @@ def test_the_documented_input_rule_is_not_met_by_someone_elses_statement() -> No
         policies = load_policy_text(_release_input_rule(expression))
         decision = evaluate(policies, f.facts(*attestations), f.NOW)
         assert bool(decision.violations) is denied, (expression, decision.violations)
+
+
+@pytest.mark.parametrize(
+    ("evidence_path", "artifact"),
+    [
+        ("cosign/AadarshLN-artifact.md.sigstore.json", "artifacts/cosign/AadarshLN-artifact.md"),  # hashedrekord
+        ("slsa/MODULE.bazel.intoto.jsonl", "artifacts/slsa/MODULE.bazel"),  # dsse
+    ],
+)
+def test_bundles_sigstore_verifies_are_held_to_the_log_key_validity_too(
+    tmp_path: Path, evidence_path: str, artifact: str
+) -> None:
+    data = (SLSA_COSIGN / evidence_path).read_bytes()
+    target = target_for(SLSA_COSIGN / artifact)
+    assert only(data, target) == (True, "")
+    verifier = _root_with_rekor_validity(tmp_path, "2021-01-12T11:53:27Z", "2022-01-01T00:00:00Z")
+    (fact,) = verify_evidence(data, "test", target, verifier)
+    assert not fact.verified and (fact.error or "").startswith("tlog-key: integrated at"), fact.error
