@@ -18,15 +18,17 @@ from gate.gather.ports import Uncached
 from gate.gather.releases import ReleaseEvidence
 from gate.policy.compile import load_policy_text
 from gate.policy.model import ReleaseSource
+from gate.sources.rekor import RekorLookup
 from gate.verify.evidence import verify_evidence
 from gate.verify.intoto import checked_facts
-from gate.verify.rekor_set import CheckError
+from gate.verify.rekor_set import CheckError, EntryLookupError
 from gate.verify.sigstore import BundleVerifier
 from tests import factories as f
 from tests.policy.test_slsa_rules import GENERIC, judged
 from tests.slsa.cases import CASES, SLSA_COSIGN
 from tests.slsa.test_hostile import INTOTO, JAR, LEGACY, PRODUCTION, SOMETHING, only, target_for
 from tests.slsa.test_verify import facts_of
+from tests.support.rekor_log import RekorLog, rekor_log
 
 ROOT = Path(PRODUCTION.trusted_root)
 PROVENANCE_FACTS: dict[str, Any] = {
@@ -224,3 +226,22 @@ def test_bundles_sigstore_verifies_are_held_to_the_log_key_validity_too(
     verifier = _root_with_rekor_validity(tmp_path, "2021-01-12T11:53:27Z", "2022-01-01T00:00:00Z")
     (fact,) = verify_evidence(data, "test", target, verifier)
     assert not fact.verified and (fact.error or "").startswith("tlog-key: integrated at"), fact.error
+
+
+# --- --rekor-url: a slow log costs a bounded time per run; a digest is asked once ------------------------------
+
+def test_the_log_is_asked_within_one_budget_per_run_and_once_per_digest() -> None:
+    bundle = json.loads(LEGACY.read_bytes())
+    log = RekorLog()
+    log.record(SOMETHING.sha256, bundle["rekorBundle"])
+    with rekor_log(log) as server:
+        lookup = RekorLookup(server.base)
+        (entry,) = lookup(SOMETHING.sha256)
+        asked = len(log.requests)
+        assert asked == 2 and lookup(SOMETHING.sha256) == [entry] and len(log.requests) == asked
+        spent = RekorLookup(server.base, budget=0.0)  # a run whose budget the log has used up
+        with pytest.raises(EntryLookupError, match="took 0s in all this run"):
+            spent(SOMETHING.sha256)
+        with pytest.raises(EntryLookupError, match="took 0s in all this run"):
+            spent("0" * 64)
+    assert len(log.requests) == asked
