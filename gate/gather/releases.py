@@ -22,6 +22,7 @@ from gate.facts import Ecosystem, FileFacts
 from gate.gather.ports import FETCH_RETRY, NO_EVIDENCE, Evidence, EvidenceCache, earliest
 from gate.sources.hosts import HostPolicy
 from gate.sources.http import HttpClient, UpstreamError
+from gate.sources.versions import parse_version
 from gate.verify.bounded import MAX_EVIDENCE_BYTES
 from gate.verify.target import Target, unverified
 
@@ -69,6 +70,9 @@ class ReleaseEvidence:
         sources = self.sources.get(file.name) if file.ecosystem is Ecosystem.PYPI else None
         if not sources or not file.version:
             return NO_EVIDENCE
+        if parse_version(file.version) is None:  # a lock's or report's claim for a direct file: `..` would climb
+            why = f"release: the file's version {file.version[:100]!r} is not a PEP 440 version, so it names no tag"
+            return Evidence(tuple(unverified(f"{s.repository} release", why) for s in sources), None)
         facts = []
         recheck: dt.datetime | None = None
         target = Target(file.filename, file.sha256, Ecosystem.PYPI)

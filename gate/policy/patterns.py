@@ -133,19 +133,25 @@ def package_glob(text: str) -> PackagePattern:
 _SLSA_PREFIXES = {"sourceUri": "", "sourceTag": "refs/tags/", "sourceBranch": "refs/heads/", "builderId": ""}
 
 
+# the refs a builder id without `@` matches: a release tag vX.Y.Z (slsa-verifier's IsValidBuilderTag), never a
+# branch or a commit sha (which may be an imposter commit from a fork, served under the builder's repository)
+RELEASE_REF = r"refs/tags/v(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*)){2}"
+
+
 def slsa_pattern(key: str, value: str | dict[str, str]) -> Pattern:
     """A pattern of `attestations.slsa` as slsa-verifier reads the option: `sourceUri` is `github.com/O/R`
     (a `https://` or `git+https://` written before it is dropped); `sourceTag` / `sourceBranch` name the tag or
     branch (`v*`), matched against `refs/tags/...` / `refs/heads/...`; a `builderId` without `@` matches any
     version of that builder (`...generic_slsa3.yml` matches `...generic_slsa3.yml@refs/tags/v2.1.0`), as
-    `--builder-id` does. Globs and `{regex: ...}` otherwise as everywhere. ValueError for a regex RE2 rejects."""
+    `--builder-id` does: a release, `@refs/tags/vX.Y.Z`, as slsa-verifier requires of a builder's ref. Globs and
+    `{regex: ...}` otherwise as everywhere. ValueError for a regex RE2 rejects."""
     prefix = _SLSA_PREFIXES[key]
     if isinstance(value, dict):
         return regex(f"{re2_escape(prefix)}(?:{value['regex']})" if prefix else value["regex"])
     if key == "sourceUri":
         value = value.removeprefix("git+").removeprefix("https://")
     if key == "builderId" and "@" not in value and not any(c in value for c in "*?"):
-        return regex(glob_to_regex(value)[1:-1] + "(?:@.*)?")
+        return regex(glob_to_regex(value)[1:-1] + f"(?:@{RELEASE_REF})?")
     return glob(prefix + value)
 
 

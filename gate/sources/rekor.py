@@ -12,6 +12,7 @@ by the trusted root's Rekor key, the certificate at the signed time, the body eq
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,6 +24,7 @@ from gate.verify.bounded import EvidenceParseError, parse_json
 from gate.verify.rekor_set import CheckError, EntryLookupError, SignedEntry
 
 MAX_ENTRIES = 8  # entries read for one digest (a blob signed many times has many; each is a request)
+BUDGET = 120.0  # seconds one run may spend waiting for the log in all (each request is also bounded by TIMEOUT)
 MAX_ANSWER_BYTES = 256 << 10  # one Rekor answer (an entry is a few kB)
 TIMEOUT = 30.0
 _UUID = re.compile(r"^[0-9a-f]{64}([0-9a-f]{16})?$")
@@ -31,20 +33,31 @@ _UUID = re.compile(r"^[0-9a-f]{64}([0-9a-f]{16})?$")
 class RekorLookup:
     """`gate.verify.rekor_set.EntryLookup` over a Rekor v1 API at `url`."""
 
-    def __init__(self, url: str, client: HttpClient | None = None) -> None:
+    def __init__(self, url: str, client: HttpClient | None = None, *, budget: float = BUDGET) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.username:
             raise UsageError(f"--rekor-url must be an http(s) URL of a Rekor server, got {redact(url)!r}")
         self.url = url.rstrip("/")
         self.client = client or HttpClient(None, TIMEOUT, hosts=HostPolicy.for_upstreams([self.url]),
                                            max_bytes=MAX_ANSWER_BYTES)
+        # a slow or hostile log costs at most `budget` seconds (and one request's TIMEOUT) in one run, however
+        # many pieces of evidence ask it; a digest is asked once (the same envelope may be in two files)
+        self.budget = budget
+        self._spent = 0.0
+        self._asked: dict[str, list[SignedEntry] | EntryLookupError] = {}
 
     def _json(self, path: str, body: Any = None) -> Any:
+        if self._spent >= self.budget:
+            raise EntryLookupError(f"the transparency log took {self.budget:g}s in all this run: not asked again")
         url = f"{self.url}{path}"
-        with self.client.stream(url, limit=MAX_ANSWER_BYTES, json_body=body) as stream:
-            data = stream.read() if stream.status == 200 else b""
-            if stream.status != 200:
-                raise EntryLookupError(f"the transparency log answered {stream.status} for {path}")
+        start = time.monotonic()
+        try:
+            with self.client.stream(url, limit=MAX_ANSWER_BYTES, json_body=body) as stream:
+                data = stream.read() if stream.status == 200 else b""
+                if stream.status != 200:
+                    raise EntryLookupError(f"the transparency log answered {stream.status} for {path}")
+        finally:
+            self._spent += time.monotonic() - start
         try:
             return parse_json(data, "the transparency log's answer")
         except EvidenceParseError as err:
@@ -52,6 +65,17 @@ class RekorLookup:
 
     def __call__(self, sha256: str) -> list[SignedEntry]:
         """The entries the log indexes under `sha256`; EntryLookupError when it cannot be asked or answers badly."""
+        if sha256 not in self._asked:
+            try:
+                self._asked[sha256] = self._lookup(sha256)
+            except EntryLookupError as err:
+                self._asked[sha256] = err
+        found = self._asked[sha256]
+        if isinstance(found, EntryLookupError):
+            raise found
+        return found
+
+    def _lookup(self, sha256: str) -> list[SignedEntry]:
         try:
             uuids = self._json("/api/v1/index/retrieve", {"hash": f"sha256:{sha256}"})
             if not isinstance(uuids, list) or not all(isinstance(u, str) and _UUID.match(u) for u in uuids):

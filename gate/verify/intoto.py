@@ -9,13 +9,14 @@ given to policies (all null: `attestations.slsa` cannot pass on it), and a value
 carry is null too. The signature itself still verifies: the certificate's own identity and claims are facts,
 and signer rules judge them (slsa-verifier's wrong-signer case is denied by its signer, not trusted for its
 claimed source). The builder id must be the certificate's identity (the builder's reusable workflow signed
-it), except for slsa-github-generator's delegator workflows (BYOB: the trusted delegator signs for the builder
-it ran, and reports its id).
+it), except for slsa-github-generator's two delegator workflows at a release tag (BYOB: the trusted delegator
+signs for the builder it ran, and reports its id).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, NamedTuple
 
 from gate.facts import GITHUB_ISSUER, MAX_WORKFLOW_INPUTS
@@ -24,8 +25,14 @@ from gate.verify.rekor_set import CheckError
 SLSA_V02 = "https://slsa.dev/provenance/v0.2"
 SLSA_V1 = "https://slsa.dev/provenance/v1"
 SLSA_PREDICATE_TYPES = (SLSA_V02, SLSA_V1)
-# slsa-github-generator's trusted reusable workflows that sign provenance for another builder (BYOB)
-DELEGATOR_PREFIX = "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/delegator_"
+# slsa-github-generator's trusted reusable workflows that sign provenance for another builder (BYOB), at a
+# release tag vX.Y.Z (slsa-verifier's defaultBYOBReusableWorkflows and verifyTrustedBuilderRef): not any
+# `delegator_*` file at any ref, since a workflow at a commit sha may be an "imposter commit" of a fork,
+# which GitHub serves under the parent repository's name, and it would sign any builder id it liked.
+DELEGATOR = re.compile(
+    r"https://github\.com/slsa-framework/slsa-github-generator/\.github/workflows/"
+    r"delegator_(?:generic|lowperms-generic)_slsa3\.yml@refs/tags/v(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*)){2}"
+)
 MAX_FACT = 1000  # characters of one fact from a predicate
 
 
@@ -152,7 +159,7 @@ def checked_facts(statement: dict[str, Any], identity: str | None, issuer: str |
     source_ref = _confirmed("source ref", ref, certified.get("sourceRepositoryRef"))
     digest = _confirmed("source commit", claimed.digest, certified.get("sourceRepositoryDigest"))
     builder = claimed.builder
-    if builder is not None and identity is not None and not identity.startswith(DELEGATOR_PREFIX):
+    if builder is not None and identity is not None and not DELEGATOR.fullmatch(identity):
         builder = _confirmed("builder id", builder, identity)
     elif identity is None:
         builder = None

@@ -109,6 +109,22 @@ def verify_signature(cert: x509.Certificate, signature: bytes, data: bytes) -> N
         raise CheckError("signature", "the signature does not verify with the certificate's key") from None
 
 
+def check_log_key(trusted_root: TrustedRoot, log_id: bytes, when: dt.datetime) -> None:
+    """The entry's logID names a transparency log of the trusted root, and its integrated time lies within
+    that log key's validity (as sigstore-go checks; sigstore-python's keyring would try every key for an
+    unknown logID and never looks at the validity): a retired or not-yet-valid log key vouches for nothing."""
+    for tlog in trusted_root._inner.tlogs:
+        if tlog.log_id.key_id != log_id:
+            continue
+        valid = tlog.public_key.valid_for
+        if valid is not None and (when < valid.start or (valid.end is not None and when > valid.end)):
+            end = valid.end.isoformat() if valid.end is not None else "open"
+            raise CheckError("tlog-key", f"integrated at {when.isoformat()}, outside the validity of the log key "
+                                         f"{log_id.hex()[:16]}... ({valid.start.isoformat()} to {end})")
+        return
+    raise CheckError("tlog-key", f"the entry's logID {log_id.hex()[:16]}... is no transparency log of the trusted root")
+
+
 class SignedEntry:
     """A Rekor v1 entry as its SET signs it: `{body, integratedTime, logIndex, logID}` (cosign's
     `rekorBundle.Payload`, Rekor's `GET /api/v1/log/entries/{uuid}` value), and the SET."""
@@ -143,7 +159,8 @@ class SignedEntry:
 
     def verify_set(self, trusted_root: TrustedRoot) -> None:
         """The SET is the signature of the Rekor key named by logID (a key of the trusted root) over the
-        RFC 8785 JSON of the entry: body, integratedTime, logIndex and logID are all bound by it."""
+        RFC 8785 JSON of the entry: body, integratedTime, logIndex and logID are all bound by it; and that key
+        was valid at the integrated time (`check_log_key`)."""
         signed = rfc8785.dumps({
             "body": self.body_text, "integratedTime": self.integrated_time, "logIndex": self.log_index,
             "logID": self.log_id_hex,
@@ -154,6 +171,7 @@ class SignedEntry:
             )
         except SigstoreError as err:
             raise CheckError("tlog-set", f"the SignedEntryTimestamp does not verify: {err}"[:300]) from None
+        check_log_key(trusted_root, self.log_id, self.when)
 
     def body(self) -> dict[str, Any]:
         """The entry body (kind, apiVersion, spec), parsed within bounds."""
@@ -279,6 +297,7 @@ def verify_intoto_bundle(verifier: Verifier, bundle: Bundle) -> tuple[str, bytes
         entry._verify(trusted_root.rekor_keyring(KeyringPurpose.VERIFY))
     except SigstoreError as err:
         raise CheckError("tlog", f"invalid log entry: {err}"[:300]) from None
+    check_log_key(trusted_root, inner.log_id.key_id, dt.datetime.fromtimestamp(inner.integrated_time, dt.UTC))
     cert = bundle.signing_certificate
     for when in signed_times(verifier, bundle):
         verify_certificate_at(verifier, cert, when)

@@ -29,7 +29,7 @@ from gate.facts import AttestationFact, Ecosystem
 from gate.verify.bounded import EvidenceParseError, parse_json
 from gate.verify.claims import certificate_claims, certificate_identity, publisher_from_claims, source_claims
 from gate.verify.intoto import SlsaFacts, slsa_facts
-from gate.verify.rekor_set import CheckError, EntryLookup, signed_times, verify_intoto_bundle
+from gate.verify.rekor_set import CheckError, EntryLookup, check_log_key, signed_times, verify_intoto_bundle
 from gate.verify.target import Target, describe_error
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -118,6 +118,15 @@ def _signed_time(verifier: Verifier, bundle: Bundle) -> dt.datetime | None:
     return min((t if t.tzinfo else t.replace(tzinfo=dt.UTC) for t in times), default=None)
 
 
+def _check_log_key(verifier: Verifier, bundle: Bundle) -> None:
+    """The log key of an entry with an integrated time (a Rekor v1 SET) was valid then (`check_log_key`), which
+    sigstore-python's `Verifier` does not check: the same strictness on every path a SET takes."""
+    inner = bundle.log_entry._inner
+    if inner.integrated_time:
+        when = dt.datetime.fromtimestamp(inner.integrated_time, dt.UTC)
+        check_log_key(verifier._trusted_root, inner.log_id.key_id, when)
+
+
 def _integrated_time(bundle: Bundle) -> dt.datetime | None:
     entries = json.loads(bundle.to_json()).get("verificationMaterial", {}).get("tlogEntries", [])
     raw = entries[0].get("integratedTime") if entries else None
@@ -178,6 +187,7 @@ class SigstoreVerifier:
             else:
                 digest = Hashed(algorithm=HashAlgorithm.SHA2_256, digest=bytes.fromhex(target.sha256))
                 self._verifier.verify_artifact(digest, bundle, _IdentityJudgedByPolicy())
+            _check_log_key(self._verifier, bundle)
         except SigstoreError as err:
             return fact(verified=False, error=f"sigstore: {describe_error(err)}")
         except (EvidenceError, CheckError) as err:

@@ -121,7 +121,7 @@ def test_compiled_cel_is_standard_and_shown() -> None:
     assert rule.expression == (
         'attestations.exists(a, a.verified && a.sourceUri == "github.com/a/b" && (a.builderId != null && '
         'a.builderId.matches("^(?:https://github\\\\.com/slsa-framework/slsa-github-generator/\\\\.github/workflows/'
-        'generator_generic_slsa3\\\\.yml(?:@.*)?)$")))'
+        'generator_generic_slsa3\\\\.yml(?:@refs/tags/v(?:0|[1-9][0-9]*)(?:\\\\.(?:0|[1-9][0-9]*)){2})?)$")))'
     )
     assert rule.native is not None
 
