@@ -106,3 +106,16 @@ def test_outcomes_in_the_store_that_do_not_fit_the_body_are_judged_afresh(tmp_pa
         response = other.get(PATH)
     assert response.status_code == 200
     assert json.loads(response.data)["packages.conda"] == records
+
+
+@pytest.mark.parametrize("timestamp", [10**17, 10**15, 253402300799999, -(10**17), 2**63 - 1, 1e300, -1e300])
+def test_a_channel_whose_only_record_is_dated_at_an_extreme_is_served(tmp_path: Path, timestamp: Any) -> None:
+    """The filtered body is kept until its earliest decision may change: a record dated in year 5000 or
+    before year 1 must not make that moment a date Python cannot represent (a 500)."""
+    body = json.dumps({"packages.conda": {"far-1.0-0.conda": _record("far", timestamp)}}).encode()
+    with _serve(tmp_path, body) as server:
+        client = _app(tmp_path, server.url).test_client()
+        response = client.get(PATH)
+        again = client.get(PATH)
+    assert response.status_code == again.status_code == 200
+    assert json.loads(response.data) == {"packages.conda": {}}  # not of age, or not a time: denied
