@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import hashlib
+import logging
 import math
 import threading
 from array import array
@@ -29,6 +30,8 @@ from gate.decision import Decision
 from gate.evaluate import Judgement
 from gate.sources.conda_channel import compress_zst, decompress_zst
 from gate.sources.conda_index import ENCODE, RawRecord, RepodataIndex, RepodataWriter, Slot, decode
+
+log = logging.getLogger(__name__)
 
 BATCH = 2048  # records decoded and judged at once
 NEVER = math.inf  # a decision that does not change with time
@@ -122,7 +125,21 @@ def build(
 ) -> Built:
     """The served repodata of `index` at `now`: every record judged (`judge`, in batches; each batch's
     decisions given to `audit`), or, with `previous` (this index's outcome under the same view), only the
-    records whose decision may have changed by `now`."""
+    records whose decision may have changed by `now`. Outcomes that do not fit the body (their lengths do not
+    add up: kept by another gate version, or damaged in the store) are not trusted: every record is judged
+    afresh."""
+    if previous is not None:
+        try:
+            return _build(index, previous, now, judge=judge, visible=visible, audit=audit)
+        except RuntimeError:
+            log.warning("kept repodata outcomes do not fit the upstream body; judging every record again")
+    return _build(index, None, now, judge=judge, visible=visible, audit=audit)
+
+
+def _build(
+    index: RepodataIndex, previous: Judged | None, now: dt.datetime, *, judge: JudgeBatch, visible: Visible,
+    audit: Audit,
+) -> Built:
     with _no_gc():
         judged = Judged.empty(len(index)) if previous is None else _copy(previous)
         for number in index.shadowed:  # never served: the earlier section's copy stands for it

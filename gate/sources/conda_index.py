@@ -33,6 +33,7 @@ _RAWS = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _ANY = msgspec.json.Decoder()
 ENCODE = msgspec.json.Encoder().encode
 _FLUSH = 1 << 20
+DEEP = "repodata nests too deep"
 LEVEL = 1  # zstd level of the served `.zst`: a rebuild compresses the whole body again (level 3: 2.7x the time)
 
 
@@ -46,6 +47,8 @@ def decode(raw: msgspec.Raw | bytes) -> Any:
         return _ANY.decode(raw)
     except msgspec.DecodeError as err:
         raise ValueError(str(err)) from err
+    except RecursionError:  # msgspec's depth guard: hostile nesting is an error like any malformed JSON
+        raise ValueError(DEEP) from None
 
 
 class RecordView(TypedDict, total=False):
@@ -84,6 +87,8 @@ class RawRecord:
             return None
         except msgspec.DecodeError as err:
             raise ValueError(str(err)) from err
+        except RecursionError:
+            raise ValueError(DEEP) from None
         return cls(bytes(raw), view)
 
     def full(self) -> dict[str, Any]:
@@ -132,6 +137,8 @@ class RepodataIndex:
             raise ValueError("repodata is not a JSON object") from None
         except msgspec.DecodeError as err:
             raise ValueError(f"repodata is not valid JSON: {err}") from None
+        except RecursionError:  # msgspec's depth guard (skipping a value recurses too)
+            raise ValueError(DEEP) from None
         offsets, total = {}, 0
         for section in SECTIONS:
             offsets[section] = total
@@ -149,17 +156,21 @@ class RepodataIndex:
 
     def _duplicates(self) -> None:
         """`unique_records` over the sections: a filename's first record (a map) stands for it; a later copy
-        is shadowed, and makes the filename a conflict when the records differ."""
+        is shadowed, and makes the filename a conflict when the records differ. Linear: a channel may list
+        every filename in both sections."""
         first, *later = SECTIONS
         earlier = self.sections.get(first, {})
         for section in later:
             records = self.sections.get(section, {})
-            for filename in earlier.keys() & records.keys():
+            both = earlier.keys() & records.keys()
+            at = self._offsets[section]
+            numbers = {filename: at + i for i, filename in enumerate(records) if filename in both}
+            for filename in both:
                 found = [r for r in (_try_decode(earlier[filename]), _try_decode(records[filename]))
                          if isinstance(r, dict)]
                 if len(found) < 2:
                     continue  # one of them is no record: the other is the only one
-                self.shadowed.add(self.number(section, filename))
+                self.shadowed.add(numbers[filename])
                 if (problem := duplicate_problem(found)) is not None:
                     self.conflicts[filename] = problem
 
@@ -172,10 +183,6 @@ class RepodataIndex:
         if self._layout is None:
             self._layout = (_layout(self.body, self.top, self.sections),)
         return self._layout[0]
-
-    def number(self, section: str, filename: str) -> int:
-        """The number of the record `filename` of `section` (KeyError: not listed there)."""
-        return self._offsets[section] + list(self.sections[section]).index(filename)
 
     def slots_at(self, numbers: Iterator[int]) -> Iterator[tuple[int, Slot]]:
         """The records `numbers` (increasing; past the last record, they end), each with its number; skipping
@@ -281,7 +288,7 @@ def _layout(
 def _try_decode(raw: msgspec.Raw) -> Any:
     try:
         return _ANY.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None
 
 
@@ -303,6 +310,8 @@ class RepodataWriter:
             self._flush()
 
     def _flush(self) -> None:
+        if self.written + len(self._buffer) > self.size:  # zstd would refuse it: say why
+            raise RuntimeError(f"filtered repodata exceeds the {self.size} bytes announced")
         self._hash.update(self._buffer)
         self._out.write(self._zst.compress(self._buffer))
         self.written += len(self._buffer)
@@ -312,7 +321,7 @@ class RepodataWriter:
         """(the compressed body, the hex sha256 of the plain one); RuntimeError when fewer or more bytes
         were written than announced (the body would not be what was judged: nothing is served)."""
         self._flush()
-        self._out.write(self._zst.flush())
-        if self.written != self.size:
+        if self.written != self.size:  # checked first: zstd refuses to end a frame of another size
             raise RuntimeError(f"filtered repodata is {self.written} bytes, {self.size} were announced")
+        self._out.write(self._zst.flush())
         return self._out.getvalue(), self._hash.hexdigest()
