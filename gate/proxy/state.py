@@ -11,11 +11,13 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import requests
 from flask import current_app
 
+import gate
 from gate.evaluate import Evaluator, Unmatched, policy_digest
 from gate.policy.compile import CompiledPolicy
 from gate.proxy.audit import AuditLog
@@ -43,6 +45,19 @@ def trust_root_digest(trusted_root: Path | None) -> str:
         raise ValueError(f"cannot read the Sigstore trusted root {path}: {err}") from err
 
 
+@cache
+def code_digest() -> str:
+    """The sha256 of gate's own code and data (every file of the installed package but bytecode): what gate
+    verified and decided is cached under it too, so an upgrade (a verifier or policy-engine fix) never serves
+    what an older gate judged, in this replica or from a store other versions share."""
+    root = Path(gate.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix not in (".pyc", ".pyo")):
+        digest.update(f"{path.relative_to(root).as_posix()}\0{path.stat().st_size}\0".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 @dataclass
 class Gate:
     """Shared by every blueprint of one app: policies, evaluator, store, audit log, metrics, HTTP session."""
@@ -58,7 +73,7 @@ class Gate:
     osv: OsvData | None = None  # the OSV data (`--osv`), reloaded when its files change
     evaluator: Evaluator = field(init=False)
     policy_digest: str = field(init=False)
-    trust_digest: str = field(init=False)  # of the trusted root: verification outcomes depend on it
+    trust_digest: str = field(init=False)  # of the trusted root and gate's code: verification outcomes depend on both
     slots: threading.BoundedSemaphore | None = field(init=False)  # upstream work in progress (None: unbounded)
     _verifier: BundleVerifier | None = field(default=None, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -73,7 +88,9 @@ class Gate:
         if self.settings.unmatched is not Unmatched.DENY:  # said once per process, where operators look
             log.warning("unmatched %s: files no policy matches are served", self.settings.unmatched.value)
         self.policy_digest = policy_digest(self.policies, self.settings.unmatched)
-        self.trust_digest = trust_root_digest(self.settings.trusted_root)
+        # verification outcomes depend on the trusted root and on the code that checked them
+        self.trust_digest = hashlib.sha256(
+            f"{trust_root_digest(self.settings.trusted_root)}|{code_digest()}".encode()).hexdigest()
 
     @property
     def decision_digest(self) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from gate.facts import Ecosystem
+from gate.proxy import state as state_module
 from gate.proxy.evidence import NAMESPACE, verified
 from gate.proxy.state import EXTENSION, Gate
 from gate.proxy.stores import open_store
@@ -84,6 +85,24 @@ def test_cached_facts_equal_verified_ones_and_a_broken_entry_is_verified_again(t
     assert verified(state, data, "attestation", target) == first  # verified again, not trusted
     assert _rows(tmp_path) != [b'[{"verified": "yes"}]']
     assert 'gate_cache_hits_total{cache="verified"} 1' in state.metrics.render()
+
+
+def test_what_another_version_of_gate_verified_or_rendered_is_not_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store outlives upgrades and is shared by replicas: an outcome an older gate verified (before a verifier
+    fix) is verified again by the new code, and its pages are rendered again, under the same policies."""
+    old = _state(tmp_path)
+    target = Target(WHEEL.name, hashlib.sha256(WHEEL.read_bytes()).hexdigest(), Ecosystem.PYPI)
+    data = ATTESTATION.read_bytes()
+    first = verified(old, data, "attestation", target)
+    monkeypatch.setattr(state_module, "code_digest", lambda: "0" * 64)  # another version's code
+    new = _state(tmp_path)
+    assert new.policy_digest == old.policy_digest and new.view_digest != old.view_digest
+    assert verified(new, data, "attestation", target) == first
+    assert 'gate_cache_hits_total{cache="verified"}' not in new.metrics.render()  # verified afresh, not reused
+    assert verified(old, data, "attestation", target) == first
+    assert 'gate_cache_hits_total{cache="verified"} 1' in old.metrics.render()  # (the same code does reuse it)
 
 
 def test_keys_with_different_tokens_never_share_an_entry_and_stay_off_disk(tmp_path: Path) -> None:
