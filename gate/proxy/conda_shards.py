@@ -206,8 +206,21 @@ class CondaShards:
             state.metrics.inc("gate_cache_hits_total", cache=SERVED)
             return body
         state.metrics.inc("gate_cache_misses_total", cache=SERVED)
+        if self._unknown(client, subdir, address):
+            return None
         with upstream_slot(state):
             return self._make(client, subdir, address, requester)
+
+    def _unknown(self, client: ChannelClient, subdir: str, address: str) -> bool:
+        """Whether `address` is in no index of `subdir` this worker holds the names of (its current one, by
+        the stored index's metadata): known without an upstream slot, or reading the stored index. An
+        address of an index this worker has not read (another worker built it) is looked up by `_make`."""
+        key = self._index_key(client, subdir)
+        meta = self.state.store.get_meta(INDEX, key)
+        if meta is None:
+            return False
+        names = self._names.get(f"{key}|{meta.get('etag')}")
+        return names is not None and address not in names
 
     def _served(self, client: ChannelClient, subdir: str, address: str, now: float) -> bytes | None:
         """The bytes stored for `address` while they hold under the current view; a pending address's entry
@@ -259,12 +272,19 @@ class CondaShards:
             until = None if kept.expires is None else dt.datetime.fromtimestamp(kept.expires, dt.UTC)
             known[name] = (upstream.shards[name], str(kept.meta["address"]), kept.expires)
             return Filtered(kept.value, str(kept.meta["address"]), until)
-        shard = parse_shard(self._upstream_shard(client, subdir, upstream, name))
-        records, problems = shard_records(shard, name, subdir)
+        data = self._upstream_shard(client, subdir, upstream, name)
+        try:
+            shard = parse_shard(data)
+            records, problems = shard_records(shard, name, subdir)
+        except ValueError as err:
+            raise UpstreamError(f"the upstream shard of {name!r} in {subdir} is not valid: {err}") from err
         judged = self.channels.judge_all(client, subdir, records, now, problems)
         audit_decisions(state, (j.decision for j in judged), event="shard", client=requester)
         allowed = {filename for (filename, _), j in zip(records, judged, strict=True) if visible(state, j.decision)}
-        body = compress(filtered_shard(shard, allowed))
+        try:
+            body = compress(filtered_shard(shard, allowed))
+        except ValueError as err:
+            raise UpstreamError(f"the upstream shard of {name!r} in {subdir} is not valid: {err}") from err
         address = hashlib.sha256(body).hexdigest()
         until = earliest(*(j.valid_until for j in judged))
         if until is None or until > now:
@@ -284,12 +304,16 @@ class CondaShards:
         _, upstream = self.upstream(client, subdir)
         if name not in upstream.shards:
             return None
-        found, problems = file_records(self._upstream_shard(client, subdir, upstream, name), name, subdir, filename)
-        if not found:
-            return None
+        try:
+            found, problems = file_records(self._upstream_shard(client, subdir, upstream, name), name, subdir, filename)
+            if not found:
+                return None
+            record = found[0][1].full()
+        except ValueError as err:
+            raise UpstreamError(f"the upstream shard of {name!r} in {subdir} is not valid: {err}") from err
         conflicts = {filename: problems[filename]} if filename in problems else {}
         (judgement,) = self.channels.judge_all(client, subdir, found, self.state.now(), conflicts)
-        return Listed(judgement.decision, {"info": {"base_url": upstream.base_url}}, found[0][1])
+        return Listed(judgement.decision, {"info": {"base_url": upstream.base_url}}, record)
 
     def _upstream_shard(self, client: ChannelClient, subdir: str, upstream: ShardIndex, name: str) -> bytes:
         """The upstream's shard of `name` (decompressed msgpack), fetched once: it is content-addressed."""

@@ -14,9 +14,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Container, Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urljoin, urlsplit
 
 import msgspec
@@ -24,12 +24,15 @@ import zstandard
 
 from gate.sources.conda import split_conda_filename
 from gate.sources.conda_channel import SECTIONS, Record, decompress_zst, duplicate_problem
+from gate.sources.conda_index import RawRecord
 from gate.sources.conda_upstream import ChannelClient
 from gate.sources.http import Failure, Fetched, UpstreamError, Validators
 
 INDEX = "repodata_shards.msgpack.zst"
 MAX_INDEX_BYTES = 64 << 20  # decoded; conda-forge linux-64's index is under 1 MB compressed
-MAX_SHARD_BYTES = 32 << 20  # decoded; real shards are bytes to a few MB
+MAX_SHARD_BYTES = 64 << 20  # decoded; real shards reach 49 MB (conda-pypi's boto3-stubs), conda allows 64 MiB
+MAX_RECORDS = 200_000  # records in one shard (a package's builds: conda-forge's largest have thousands)
+MAX_RECORD_BYTES = 1 << 20  # msgpack of one record (a real one is at most tens of KB)
 MAX_NAMES = 250_000  # package names in one index; conda-forge's largest subdir has about 30,000
 BINARY_FIELDS = ("md5", "sha256", "legacy_bz2_md5", "attestations_sha256")  # hex in JSON, bin in shards
 SHARD_FILE = re.compile(r"shards/([0-9a-f]{64})\.msgpack\.zst")  # gate's own shard paths under a subdir
@@ -47,44 +50,65 @@ class ShardIndex:
     shards: dict[str, str]
 
 
-def _decode(data: bytes, what: str) -> Any:
+class _Index(msgspec.Struct):
+    """A shard index as decoded: its two maps left encoded, every other key skipped (not decoded)."""
+
+    info: msgspec.Raw
+    shards: msgspec.Raw
+
+
+class _Info(msgspec.Struct):
+    subdir: str | None = None
+    base_url: str | None = None
+    shards_base_url: str | None = None
+    created_at: msgspec.Raw = msgspec.Raw()
+
+
+class _Shard(msgspec.Struct):
+    """A shard as decoded: its sections and `removed` left encoded, every other key skipped (not decoded)."""
+
+    packages: msgspec.Raw = msgspec.Raw()
+    conda: msgspec.Raw = msgspec.field(default=msgspec.Raw(), name="packages.conda")
+    removed: msgspec.Raw = msgspec.Raw()
+
+
+def _decode(data: bytes | msgspec.Raw, what: str, kind: Any = Any) -> Any:
+    """`data` decoded as `kind` (msgspec skips what `kind` does not name without building it, and checks a
+    map's or array's length against its `max_length` before reading its items); ValueError when it is not."""
     try:
-        return msgspec.msgpack.decode(data)
+        return msgspec.msgpack.decode(data, type=kind)
     except RecursionError:
         raise ValueError(f"{what} nests too deep") from None
+    except msgspec.ValidationError as err:
+        raise ValueError(f"{what} is not as expected: {err}") from err
     except msgspec.DecodeError as err:
         raise ValueError(f"{what} is not msgpack: {err}") from err
 
 
 def parse_index(data: bytes) -> ShardIndex:
     """A shard index from its decompressed msgpack; ValueError when it is not one (every address must be
-    32 bytes, every name a string, `info` a map, at most MAX_NAMES names)."""
-    document = _decode(data, "the shard index")
-    if not isinstance(document, dict) or not isinstance(document.get("info"), dict):
-        raise ValueError("the shard index is not a map with an `info` map")
-    info, shards = document["info"], document.get("shards")
-    if not isinstance(shards, dict):
-        raise ValueError("the shard index has no `shards` map")
-    if len(shards) > MAX_NAMES:
-        raise ValueError(f"the shard index lists {len(shards)} package names, more than {MAX_NAMES}")
-    out: dict[str, str] = {}
-    for name, digest in shards.items():
-        if not isinstance(name, str) or not isinstance(digest, bytes) or len(digest) != 32:
-            raise ValueError(f"the shard index lists {name!r} with {digest!r}, not a 32-byte sha256")
-        out[name] = digest.hex()
-
-    def text(key: str) -> str | None:
-        value = info.get(key)
-        if value is not None and not isinstance(value, str):
-            raise ValueError(f"the shard index's info.{key} is not a string")
-        return value
-
+    32 bytes, every name a string, `info` a map, at most MAX_NAMES names). Only `info`'s known keys and the
+    `shards` map are decoded: nothing an upstream adds costs more than its bytes."""
+    document = _decode(data, "the shard index", _Index)
+    info = _decode(document.info, "the shard index's `info`", _Info)
+    names = Annotated[dict[str, Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]],
+                      msgspec.Meta(max_length=MAX_NAMES)]
+    try:
+        shards = msgspec.msgpack.decode(document.shards, type=names)
+    except msgspec.ValidationError as err:
+        if str(err).startswith("Expected `object` of length <="):
+            raise ValueError(f"the shard index lists more than {MAX_NAMES} package names") from None
+        raise ValueError(f"the shard index lists a name with something not a 32-byte sha256: {err}") from None
+    except (msgspec.DecodeError, RecursionError) as err:
+        raise ValueError(f"the shard index's `shards` is not msgpack: {err}") from None
+    short = 0 < len(info.created_at) <= 80  # a time is short: a longer value is no time, and is not decoded
+    created_at = _decode(info.created_at, "the shard index's info.created_at") if short else None
     return ShardIndex(
-        subdir=text("subdir"),
-        base_url=_reference(text("base_url") or "", "base_url"),
-        shards_base_url=_reference(_or(text("shards_base_url"), "./shards/"), "shards_base_url"),
-        created_at=_moment(info.get("created_at")),
-        shards=out,
+        subdir=info.subdir,
+        base_url=_reference(info.base_url or "", "base_url"),
+        shards_base_url=_reference(_or(info.shards_base_url, "./shards/"), "shards_base_url"),
+        created_at=_moment(created_at),
+        shards={name: digest.hex() for name, digest in shards.items()},
     )
 
 
@@ -128,31 +152,101 @@ def compress(document: Mapping[str, Any]) -> bytes:
     return zstandard.ZstdCompressor(level=3).compress(msgspec.msgpack.encode(document))
 
 
-def parse_shard(data: bytes) -> dict[str, Any]:
-    """A shard from its decompressed msgpack; ValueError unless it is a map."""
-    document = _decode(data, "the shard")
-    if not isinstance(document, dict):
-        raise ValueError("the shard is not a map")
-    return document
+class Unreadable:
+    """In a record's view, a field whose value is a map or array (kept as this marker, not as the value):
+    no field facts are made of is one, so the record cannot be judged by it."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<a map or array>"
 
 
-def filtered_shard(shard: Mapping[str, Any], keep: Container[str]) -> dict[str, Any]:
+UNREADABLE = Unreadable()
+VIEW_FIELDS = ("name", "version", "build", "sha256", "size", "subdir", "timestamp", "indexed_timestamp")
+
+
+class ShardRecord(RawRecord):
+    """A shard's record: its msgpack (`data`), and the fields facts are made of (`view`, hash fields as
+    hex); `full()` decodes all of it again, for evidence. A shard's records are judged together, so only
+    their views are held at once; a record is decoded whole one at a time, and dropped."""
+
+    __slots__ = ()
+
+    @classmethod
+    def read(cls, raw: msgspec.Raw) -> ShardRecord | None:
+        """The record of `raw` (None: not a map); ValueError when it cannot be decoded."""
+        if len(raw) > MAX_RECORD_BYTES:
+            raise ValueError(f"the shard has a record of {len(raw)} bytes, more than {MAX_RECORD_BYTES}")
+        record = _decode(raw, "a record of the shard")
+        if not isinstance(record, dict):
+            return None
+        view = {k: UNREADABLE if isinstance(record[k], dict | list) else record[k] for k in VIEW_FIELDS if k in record}
+        return cls(bytes(raw), hex_record(view))
+
+    def full(self) -> dict[str, Any]:
+        return hex_record(_decode(self.data, "a record of the shard"))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ShardRecord):
+            return NotImplemented
+        return self.data == other.data or self.full() == other.full()
+
+    __hash__ = None  # type: ignore[assignment]  # equal records may be encoded differently
+
+    def __repr__(self) -> str:
+        return f"ShardRecord({self.view!r})"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """A shard as gate reads it: each section's records by filename, still encoded (at most MAX_RECORDS in
+    all, each at most MAX_RECORD_BYTES), and its `removed` filenames."""
+
+    sections: tuple[dict[str, msgspec.Raw], ...]  # in SECTIONS order
+    removed: list[str]
+
+
+def parse_shard(data: bytes) -> Shard:
+    """A shard from its decompressed msgpack; ValueError unless it is a map whose sections are maps of
+    filenames (or nil) within MAX_RECORDS records. Keys gate does not know are skipped, not decoded; the
+    records are left encoded (`shard_records`, `file_records` decode them one at a time)."""
+    document = _decode(data, "the shard", _Shard)
+    records = Annotated[dict[str, msgspec.Raw], msgspec.Meta(max_length=MAX_RECORDS)] | None
+    sections = []
+    for section, raw in zip(SECTIONS, (document.packages, document.conda), strict=True):
+        sections.append((_decode(raw, f"the shard's `{section}`", records) if len(raw) else None) or {})
+    if (count := sum(len(s) for s in sections)) > MAX_RECORDS:
+        raise ValueError(f"the shard lists {count} records, more than {MAX_RECORDS}")
+    listed = Annotated[list[msgspec.Raw], msgspec.Meta(max_length=MAX_RECORDS)] | None
+    removed = _decode(document.removed, "the shard's `removed`", listed) if len(document.removed) else None
+    return Shard(tuple(sections), [r for r in map(_text, removed or ()) if r is not None])
+
+
+def _text(raw: msgspec.Raw) -> str | None:
+    """The string `raw` encodes; None when it is something else (not decoded)."""
+    try:
+        return msgspec.msgpack.decode(raw, type=str)
+    except msgspec.DecodeError:
+        return None
+
+
+def filtered_shard(shard: Shard, keep: Container[str]) -> dict[str, Any]:
     """The shard with only the records whose filename is in `keep` (each filename once, in its first
-    section), its `removed` names, and nothing else (an unknown key may hold records gate did not judge,
-    like rattler's experimental `v3` wheels)."""
+    section; each re-encoded from its decoded value, one at a time), its `removed` names, and nothing else
+    (an unknown key may hold records gate did not judge, like rattler's experimental `v3` wheels)."""
     out: dict[str, Any] = {}
     seen: set[str] = set()
-    for section in SECTIONS:
-        records = shard.get(section)
-        kept: dict[str, Any] = {}
-        if isinstance(records, dict):
-            for filename, record in records.items():
-                if isinstance(filename, str) and isinstance(record, dict) and filename in keep and filename not in seen:
-                    kept[filename] = record
+    for section, records in zip(SECTIONS, shard.sections, strict=True):
+        kept: dict[str, msgspec.Raw] = {}
+        for filename, raw in records.items():
+            if filename in keep and filename not in seen:
+                record = _decode(raw, "a record of the shard")
+                if isinstance(record, dict):
+                    kept[filename] = msgspec.Raw(msgspec.msgpack.encode(record))
                     seen.add(filename)
         out[section] = kept
-    removed = shard.get("removed")
-    out["removed"] = [r for r in removed if isinstance(r, str)] if isinstance(removed, list) else []
+    out["removed"] = shard.removed
     return out
 
 
@@ -161,58 +255,38 @@ def hex_record(record: Record) -> Record:
     return {k: v.hex() if k in BINARY_FIELDS and isinstance(v, bytes) else v for k, v in record.items()}
 
 
-def shard_records(shard: Mapping[str, Any], name: str, subdir: str) -> tuple[list[tuple[str, Record]], dict[str, str]]:
-    """One (filename, record as hex) per filename of `shard` (the shard of package `name` in `subdir`), and the
+def shard_records(shard: Shard, name: str, subdir: str) -> tuple[list[tuple[str, ShardRecord]], dict[str, str]]:
+    """One (filename, record) per filename of `shard` (the shard of package `name` in `subdir`), and the
     filenames that cannot be judged, each with why: listed twice with different records (as in repodata),
     naming another package than the shard's, or in another subdir."""
-    return _judgeable(_pairs(shard), name, subdir)
+    return _judgeable(((f, raw) for records in shard.sections for f, raw in records.items()), name, subdir)
 
 
-class _Sections(msgspec.Struct):
-    """A shard's record sections, each record left encoded (other keys are skipped, not decoded)."""
-
-    packages: msgspec.Raw = msgspec.Raw()
-    conda: msgspec.Raw = msgspec.field(default=msgspec.Raw(), name="packages.conda")
-
-
-def file_records(data: bytes, name: str, subdir: str, filename: str) -> tuple[list[tuple[str, Record]], dict[str, str]]:
+def file_records(
+    data: bytes, name: str, subdir: str, filename: str
+) -> tuple[list[tuple[str, ShardRecord]], dict[str, str]]:
     """`shard_records` of the shard whose msgpack is `data`, for `filename` alone, decoding no other record (a
-    download from the shard of a package with thousands of builds costs a lookup, not the whole shard's
-    decoding); a shard the quick path cannot read (a key that is not a string, a section that is no map) is
-    read as `shard_records` reads it."""
-    try:
-        sections = msgspec.msgpack.decode(data, type=_Sections)
-        pairs = []
-        for raw in (sections.packages, sections.conda):
-            records = msgspec.msgpack.decode(raw, type=dict[str, msgspec.Raw]) if len(raw) else {}
-            if filename in records:
-                pairs.append((filename, msgspec.msgpack.decode(records[filename])))
-    except (msgspec.DecodeError, RecursionError):
-        pairs = [(listed, record) for listed, record in _pairs(parse_shard(data)) if listed == filename]
-    return _judgeable(pairs, name, subdir)
-
-
-def _pairs(shard: Mapping[str, Any]) -> Iterator[tuple[object, object]]:
-    for section in SECTIONS:
-        records = shard.get(section)
-        if isinstance(records, dict):
-            yield from records.items()
+    download from the shard of a package with thousands of builds costs a lookup, not every record's
+    decoding); read within the same bounds as `parse_shard`."""
+    shard = parse_shard(data)
+    return _judgeable(((filename, s[filename]) for s in shard.sections if filename in s), name, subdir)
 
 
 def _judgeable(
-    pairs: Iterable[tuple[object, object]], name: str, subdir: str
-) -> tuple[list[tuple[str, Record]], dict[str, str]]:
-    listed: dict[str, list[Record]] = {}
+    pairs: Iterable[tuple[str, msgspec.Raw]], name: str, subdir: str
+) -> tuple[list[tuple[str, ShardRecord]], dict[str, str]]:
+    listed: dict[str, list[ShardRecord]] = {}
     problems: dict[str, str] = {}
-    for filename, record in pairs:
-        if not isinstance(filename, str) or not isinstance(record, dict):
+    for filename, raw in pairs:
+        record = ShardRecord.read(raw)
+        if record is None:
             continue  # not a record: never served (filter_repodata keeps only what was judged)
-        listed.setdefault(filename, []).append(hex_record(record))
-        problem = _misplaced(filename, record, name, subdir)
+        listed.setdefault(filename, []).append(record)
+        problem = _misplaced(filename, record.view, name, subdir)
         if problem is not None:
             problems.setdefault(filename, problem)
     for filename, records in listed.items():
-        if (problem := duplicate_problem(records)) is not None:
+        if (problem := duplicate_problem(records)) is not None:  # type: ignore[arg-type]
             problems[filename] = problem
     return [(filename, records[0]) for filename, records in listed.items()], problems
 

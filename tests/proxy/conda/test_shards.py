@@ -184,10 +184,13 @@ def test_records_misplaced_in_a_shard_are_dropped(make_client: Factory, upstream
 @pytest.mark.parametrize(
     ("blob", "message"),
     [
-        (zstandard.ZstdCompressor().compress(b"\0" * ((32 << 20) + 1)), "exceeds"),  # a zstd bomb
+        (zstandard.ZstdCompressor().compress(b"\0" * ((64 << 20) + 1)), "exceeds"),  # a zstd bomb
         (b"not zstd at all", "not valid zstd"),
-        (zstandard.ZstdCompressor().compress(b"\x91" * 100_000 + b"\xc0"), "nests too deep"),
-        (zstandard.ZstdCompressor().compress(b"\x93\x01"), "not msgpack"),
+        (zstandard.ZstdCompressor().compress(b"\x91" * 100_000 + b"\xc0"), "Expected `object`, got `array`"),
+        # nesting under a key gate skips: msgspec's guard holds while skipping too
+        (zstandard.ZstdCompressor().compress(b"\x81\xa2v3" + b"\x91" * 100_000 + b"\xc0"), "nests too deep"),
+        (zstandard.ZstdCompressor().compress(b"\x81\xa8packages\x91\x01"), "`packages` is not as expected"),
+        (zstandard.ZstdCompressor().compress(b"\x82\xa1a"), "not msgpack"),
     ],
 )
 def test_a_hostile_upstream_shard_is_a_bad_gateway(
@@ -261,7 +264,7 @@ def test_an_index_with_too_many_names_is_a_bad_gateway(
 ) -> None:
     monkeypatch.setattr("gate.sources.conda_shards.MAX_NAMES", 2)
     response = make_client().get(INDEX)
-    assert response.status_code == 502 and "lists 3 package names, more than 2" in response.text
+    assert response.status_code == 502 and "lists more than 2 package names" in response.text
 
 
 @pytest.mark.parametrize("created_at", ["yesterday", "2024-01-01", "2024-01-01T00:00:00", 12])
