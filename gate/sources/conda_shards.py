@@ -31,7 +31,7 @@ from gate.sources.http import Failure, Fetched, UpstreamError, Validators
 INDEX = "repodata_shards.msgpack.zst"
 MAX_INDEX_BYTES = 64 << 20  # decoded; conda-forge linux-64's index is under 1 MB compressed
 MAX_SHARD_BYTES = 64 << 20  # decoded; real shards reach 49 MB (conda-pypi's boto3-stubs), conda allows 64 MiB
-MAX_RECORDS = 200_000  # records in one shard (a package's builds: conda-forge's largest have thousands)
+MAX_RECORDS = 50_000  # records in one shard (a package's builds: conda-forge's largest have a few thousand)
 MAX_RECORD_BYTES = 1 << 20  # msgpack of one record (a real one is at most tens of KB)
 MAX_NAMES = 250_000  # package names in one index; conda-forge's largest subdir has about 30,000
 BINARY_FIELDS = ("md5", "sha256", "legacy_bz2_md5", "attestations_sha256")  # hex in JSON, bin in shards

@@ -191,6 +191,9 @@ def test_records_misplaced_in_a_shard_are_dropped(make_client: Factory, upstream
         (zstandard.ZstdCompressor().compress(b"\x81\xa2v3" + b"\x91" * 100_000 + b"\xc0"), "nests too deep"),
         (zstandard.ZstdCompressor().compress(b"\x81\xa8packages\x91\x01"), "`packages` is not as expected"),
         (zstandard.ZstdCompressor().compress(b"\x82\xa1a"), "not msgpack"),
+        # a record larger than any real one (2 MiB): refused unread
+        (zstandard.ZstdCompressor().compress(b"\x81\xaepackages.conda\x81\xa1x\xc6\x00\x20\x00\x00"
+                                             + bytes(2 << 20)), "more than 1048576"),
     ],
 )
 def test_a_hostile_upstream_shard_is_a_bad_gateway(

@@ -69,7 +69,7 @@ def test_a_shard_listing_millions_of_records_is_refused_unbuilt() -> None:
     data = b"\x81\xaepackages.conda\xdf" + count.to_bytes(4, "big") + entries
 
     def read() -> None:
-        with pytest.raises(ValueError, match="length <= 200000"):
+        with pytest.raises(ValueError, match=f"length <= {conda_shards.MAX_RECORDS}"):
             conda_shards.parse_shard(data)
 
     assert _peak(read) < PEAK

@@ -16,6 +16,7 @@ import pytest
 import zstandard
 from flask.testing import FlaskClient
 
+from gate.proxy import conda_shards as conda_shards_proxy
 from gate.proxy.conda_routes import conda_blueprint
 from gate.sources import conda_shards
 from tests.support.conda_channel import (
@@ -255,3 +256,31 @@ def test_one_file_is_read_from_a_shard_as_the_whole_shard_reads_it(shape: str, d
             continue
         whole = ([(f, r) for f, r in records if f == filename], {f: p for f, p in problems.items() if f == filename})
         assert conda_shards.file_records(data, "demo", "noarch", filename) == whole, shape
+
+
+def test_a_made_up_shard_address_takes_no_upstream_slot(
+    make_client: Factory, upstream: ChannelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client asking for random shard addresses is answered 404 from the index's metadata and the names the
+    worker holds in memory: it waits for no upstream slot (which it could exhaust) and reads no stored index
+    (it took a slot and read the whole index, up to 64 MiB, per request)."""
+    client = make_client()
+    assert client.get(INDEX).status_code == 200
+    slots: list[str] = []
+    original = conda_shards_proxy.upstream_slot
+
+    def counted(state: Any) -> Any:
+        slots.append("slot")
+        return original(state)
+
+    def unread(*_: object) -> object:
+        raise AssertionError("the stored index was read for an address it cannot name")
+
+    monkeypatch.setattr(conda_shards_proxy, "upstream_slot", counted)
+    monkeypatch.setattr(conda_shards_proxy.CondaShards, "_last_index", unread)
+    for i in range(20):
+        response = client.get(f"{BASE}/shards/{i:064x}.msgpack.zst")
+        assert response.status_code == 404, response.text
+    assert slots == []
+    monkeypatch.undo()
+    assert client.get(f"{BASE}/shards/{_address(client, 'demo')}.msgpack.zst").status_code == 200
