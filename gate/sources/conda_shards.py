@@ -176,8 +176,6 @@ class ShardRecord(RawRecord):
     @classmethod
     def read(cls, raw: msgspec.Raw) -> ShardRecord | None:
         """The record of `raw` (None: not a map); ValueError when it cannot be decoded."""
-        if len(raw) > MAX_RECORD_BYTES:
-            raise ValueError(f"the shard has a record of {len(raw)} bytes, more than {MAX_RECORD_BYTES}")
         record = _decode(raw, "a record of the shard")
         if not isinstance(record, dict):
             return None
@@ -209,15 +207,19 @@ class Shard:
 
 def parse_shard(data: bytes) -> Shard:
     """A shard from its decompressed msgpack; ValueError unless it is a map whose sections are maps of
-    filenames (or nil) within MAX_RECORDS records. Keys gate does not know are skipped, not decoded; the
-    records are left encoded (`shard_records`, `file_records` decode them one at a time)."""
+    filenames (or nil) within MAX_RECORDS records of at most MAX_RECORD_BYTES each. Keys gate does not know
+    are skipped, not decoded; the records are left encoded (`shard_records`, `file_records` decode them one
+    at a time)."""
     document = _decode(data, "the shard", _Shard)
-    records = Annotated[dict[str, msgspec.Raw], msgspec.Meta(max_length=MAX_RECORDS)] | None
-    sections = []
+    by_filename = Annotated[dict[str, msgspec.Raw], msgspec.Meta(max_length=MAX_RECORDS)] | None
+    sections: list[dict[str, msgspec.Raw]] = []
     for section, raw in zip(SECTIONS, (document.packages, document.conda), strict=True):
-        sections.append((_decode(raw, f"the shard's `{section}`", records) if len(raw) else None) or {})
+        sections.append((_decode(raw, f"the shard's `{section}`", by_filename) if len(raw) else None) or {})
     if (count := sum(len(s) for s in sections)) > MAX_RECORDS:
         raise ValueError(f"the shard lists {count} records, more than {MAX_RECORDS}")
+    for records in sections:
+        if (size := max(map(len, records.values()), default=0)) > MAX_RECORD_BYTES:
+            raise ValueError(f"the shard has a record of {size} bytes, more than {MAX_RECORD_BYTES}")
     listed = Annotated[list[msgspec.Raw], msgspec.Meta(max_length=MAX_RECORDS)] | None
     removed = _decode(document.removed, "the shard's `removed`", listed) if len(document.removed) else None
     return Shard(tuple(sections), [r for r in map(_text, removed or ()) if r is not None])

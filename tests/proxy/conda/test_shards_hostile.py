@@ -240,6 +240,16 @@ SHAPES: list[tuple[str, bytes]] = [
      msgspec.msgpack.encode({"packages.conda": {"other-1.0-0.conda": _demo_record("1.0")}})),
     ("another subdir", msgspec.msgpack.encode({"packages.conda": {DEMO: _demo_record("1.0", subdir="linux-64")}})),
     ("nil sections", msgspec.msgpack.encode({"packages": None, "packages.conda": {DEMO: _demo_record("1.0")}})),
+    ("an unknown key holding maps", msgspec.msgpack.encode({"v3": [{}] * 1000, "packages.conda": {DEMO: _demo_record(
+        "1.0", extra=[[{}]] * 100)}})),
+    ("a name that is a map", msgspec.msgpack.encode({"packages.conda": {DEMO: _demo_record("1.0", name={"x": 1})}})),
+    ("removed not strings", msgspec.msgpack.encode({"removed": [1, {}, "x"], "packages.conda": {DEMO: _demo_record(
+        "1.0")}})),
+    ("a record too large", b"\x81\xaepackages.conda\x81" + msgspec.msgpack.encode(DEMO) + b"\xc6\x00\x20\x00\x00"
+     + bytes(2 << 20)),
+    ("a duplicate encoded otherwise", msgspec.msgpack.encode({"packages": {DEMO: _demo_record("1.0")}})[:-0 or None]
+     .replace(b"\x81\xa8packages", b"\x82\xa8packages") + b"\xaepackages.conda\x81" + msgspec.msgpack.encode(DEMO)
+     + msgspec.msgpack.encode(dict(reversed(_demo_record("1.0").items())))),
 ]
 
 
