@@ -15,11 +15,11 @@ from flask import Flask
 
 from gate.proxy.conda import JUDGED, CondaChannels
 from gate.proxy.conda_repodata import Judged
-from gate.proxy.conda_routes import SERVICE, conda_blueprint
+from gate.proxy.conda_routes import SERVICE
 from gate.sources.conda_index import RepodataIndex
-from tests.support.conda_policies import policy_document, write_policies
+from tests.support.conda_app import conda_app
+from tests.support.conda_policies import policy_document
 from tests.support.conda_server import ChannelServer
-from tests.support.gate_app import gate_app
 
 NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 NOW_MS = int(NOW.timestamp() * 1000)
@@ -35,8 +35,7 @@ def _record(name: str, timestamp: int) -> dict[str, Any]:
 
 
 def _app(tmp_path: Path, url: str, clock: Any = lambda: NOW) -> Flask:
-    directory = write_policies(tmp_path / "policies", AGE)
-    return gate_app(directory, cache_dir=tmp_path / "cache", clock=clock, blueprints=(conda_blueprint({CHANNEL: url}),))
+    return conda_app(tmp_path, {CHANNEL: url}, AGE, clock=clock)
 
 
 def _serve(tmp_path: Path, body: bytes) -> ChannelServer:

@@ -21,13 +21,12 @@ from gate.facts import Facts, Unidentified
 from gate.gather.conda import record_facts
 from gate.policy.compile import load_policies
 from gate.proxy.conda_paths import served_repodata
-from gate.proxy.conda_routes import conda_blueprint
 from gate.sources.conda_channel import encode, parse_repodata, unique_records
 from gate.sources.conda_index import RepodataIndex
+from tests.support.conda_app import conda_app
 from tests.support.conda_forge import forge_repodata
-from tests.support.conda_policies import policy_document, write_policies
+from tests.support.conda_policies import policy_document
 from tests.support.conda_server import ChannelServer
-from tests.support.gate_app import gate_app
 
 NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 NOW_MS = int(NOW.timestamp() * 1000)
@@ -157,9 +156,7 @@ Factory = Callable[..., FlaskClient]
 @pytest.fixture
 def make_client(tmp_path: Path, upstream: ChannelServer) -> Factory:
     def make(*policies: dict[str, Any], clock: Callable[[], dt.datetime] = lambda: NOW) -> FlaskClient:
-        directory = write_policies(tmp_path / "policies", *(policies or (AGE,)))
-        blueprint = conda_blueprint({CHANNEL: upstream.url})
-        return gate_app(directory, cache_dir=tmp_path / "cache", clock=clock, blueprints=(blueprint,)).test_client()
+        return conda_app(tmp_path, {CHANNEL: upstream.url}, *(policies or (AGE,)), clock=clock).test_client()
 
     return make
 
@@ -215,12 +212,10 @@ def test_a_compact_channel_too(compact: Path, tmp_path: Path) -> None:
     """Served from runs of upstream bytes: the same document, byte for byte as the straightforward path's
     but for the records it re-encodes (json.dumps escapes non-ASCII)."""
     with ChannelServer(compact) as server:
-        directory = write_policies(tmp_path / "policies", AGE)
-        blueprint = conda_blueprint({CHANNEL: server.url})
-        app = gate_app(directory, cache_dir=tmp_path / "cache", clock=lambda: NOW, blueprints=(blueprint,))
-        client = app.test_client()
+        client = conda_app(tmp_path, {CHANNEL: server.url}, AGE, clock=lambda: NOW).test_client()
         body = client.get(f"/conda/{CHANNEL}/noarch/repodata.json").data
-        expected, rules = _old_path((compact / "noarch" / "repodata.json").read_bytes(), directory, server.url)
+        expected, rules = _old_path((compact / "noarch" / "repodata.json").read_bytes(), tmp_path / "policies",
+                                    server.url)
     assert json.loads(body) == expected
     assert body == json.dumps(expected, separators=(",", ":"), ensure_ascii=False).encode()
     assert _audited(tmp_path) == {name: r for name, r in rules.items() if r}
@@ -330,8 +325,6 @@ def test_repodata_gate_cannot_read_is_a_502_and_not_kept(tmp_path: Path, body: b
     (tmp_path / "channel" / "noarch").mkdir(parents=True)
     (tmp_path / "channel" / "noarch" / "repodata.json").write_bytes(body)
     with ChannelServer(tmp_path / "channel") as server:
-        directory = write_policies(tmp_path / "policies", AGE)
-        app = gate_app(directory, cache_dir=tmp_path / "cache", clock=lambda: NOW,
-                       blueprints=(conda_blueprint({CHANNEL: server.url}),))
-        response = app.test_client().get(f"/conda/{CHANNEL}/noarch/repodata.json")
+        client = conda_app(tmp_path, {CHANNEL: server.url}, AGE, clock=lambda: NOW).test_client()
+        response = client.get(f"/conda/{CHANNEL}/noarch/repodata.json")
     assert response.status_code == 502 and message.lower() in response.text.lower()
