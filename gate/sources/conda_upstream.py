@@ -41,7 +41,7 @@ class ChannelClient(HttpClient):
         are bytes."""
         if limit is not None:
             return super().fetch(url, headers, limit=limit)
-        with self.stream(url, headers, limit=self.max_bytes if limit is None else limit) as stream:
+        with self.stream(url, headers, limit=self.max_bytes) as stream:
             body = bytearray()
             if stream.status == 200:
                 for chunk in stream.chunks():
