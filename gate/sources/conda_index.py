@@ -286,9 +286,10 @@ def _layout(
 
 
 def _try_decode(raw: msgspec.Raw) -> Any:
+    """`decode`, None for a value that cannot be decoded."""
     try:
-        return _ANY.decode(raw)
-    except (msgspec.DecodeError, RecursionError):
+        return decode(raw)
+    except ValueError:
         return None
 
 
