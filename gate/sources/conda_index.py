@@ -117,7 +117,7 @@ class Slot(NamedTuple):
 class RepodataIndex:
     """An upstream repodata body (decoded JSON bytes), its top-level values raw, its records raw.
 
-    Records are numbered `0..len-1` over the sections in SECTIONS order (`slot(i)`); `shadowed` are the
+    Records are numbered `0..len-1` over the sections in SECTIONS order (`slots_at`); `shadowed` are the
     numbers of records not to judge nor serve (a later section's copy of a filename an earlier section
     lists), `conflicts` the filenames listed with differing records, with the reason (they are denied).
     """
@@ -201,14 +201,6 @@ class RepodataIndex:
             filename, raw = next(islice(items, number - at - 1, None))
             at = number
             yield number, Slot(section, filename, raw)
-
-    def slots(self) -> Iterator[tuple[int, Slot]]:
-        """Every record with its number, in SECTIONS order."""
-        number = 0
-        for section in SECTIONS:
-            for filename, raw in self.sections.get(section, {}).items():
-                yield number, Slot(section, filename, raw)
-                number += 1
 
     def offset(self, section: str) -> int:
         return self._offsets[section]
