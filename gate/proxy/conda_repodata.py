@@ -99,23 +99,26 @@ class Built:
 
 _gc_lock = threading.Lock()
 _gc_builds = 0
+_gc_was = False  # whether GC was on when the first of the running builds began
 
 
 @contextmanager
 def _no_gc() -> Iterator[None]:
     """Cyclic GC off while any build runs (a build makes millions of short-lived, acyclic objects; full
-    collections would walk them again and again); on again when the last one ends, however it ends."""
-    global _gc_builds  # noqa: PLW0603 (one count per process, guarded by its lock)
+    collections would walk them again and again); on again when the last one ends, however it ends and
+    whichever build began first, if it was on before the first began."""
+    global _gc_builds, _gc_was  # noqa: PLW0603 (one count per process, guarded by its lock)
     with _gc_lock:
+        if _gc_builds == 0:
+            _gc_was = gc.isenabled()
+            gc.disable()
         _gc_builds += 1
-        was = gc.isenabled()
-        gc.disable()
     try:
         yield
     finally:
         with _gc_lock:
             _gc_builds -= 1
-            if _gc_builds == 0 and was:
+            if _gc_builds == 0 and _gc_was:
                 gc.enable()
 
 

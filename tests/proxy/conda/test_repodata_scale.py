@@ -5,6 +5,7 @@ generated channel full of edge records; and rebuilds that re-judge only what may
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 from array import array
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from gate.facts import Facts, Unidentified
 from gate.gather.conda import record_facts
 from gate.policy.compile import load_policies
 from gate.proxy.conda_paths import served_repodata
+from gate.proxy.conda_repodata import _no_gc
 from gate.sources.conda_channel import encode, parse_repodata, unique_records
 from gate.sources.conda_index import RepodataIndex
 from tests.support.conda_app import conda_app
@@ -328,3 +330,20 @@ def test_repodata_gate_cannot_read_is_a_502_and_not_kept(tmp_path: Path, body: b
         client = conda_app(tmp_path, {CHANNEL: server.url}, AGE, clock=lambda: NOW).test_client()
         response = client.get(f"/conda/{CHANNEL}/noarch/repodata.json")
     assert response.status_code == 502 and message.lower() in response.text.lower()
+
+
+def test_gc_is_on_again_when_overlapping_builds_end_in_any_order() -> None:
+    """Each build noted whether GC was on when it began: a build that began while another ran saw it off, so
+    when the first ended before it, the last to end left GC off for the life of the process."""
+    assert gc.isenabled()
+    first, second = _no_gc(), _no_gc()
+    try:
+        first.__enter__()
+        second.__enter__()
+        assert not gc.isenabled()
+        first.__exit__(None, None, None)
+        assert not gc.isenabled()  # a build still runs
+        second.__exit__(None, None, None)
+        assert gc.isenabled()
+    finally:
+        gc.enable()
