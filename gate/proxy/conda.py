@@ -35,9 +35,14 @@ MEMO_BYTES = 256 << 20  # indexed repodata kept in a process, by the size of the
 JUDGED_RECORDS = 2_000_000  # per-record outcomes kept in a process (about 18 bytes each)
 
 
-def _parse_repodata(_key: str, body: bytes, meta: Mapping[str, Any]) -> RepodataIndex:
-    """A stored body (stored only after `ChannelClient.repodata` indexed it), zstd-compressed as stored."""
-    return RepodataIndex(decompress_zst(body) if meta.get("stored") == STORED_ZST else body)
+def _repodata_parser(limit: int) -> Callable[[str, bytes, Mapping[str, Any]], RepodataIndex]:
+    """How a stored body is read again (stored only after `ChannelClient.repodata` indexed it, within the
+    same `limit` of decoded bytes), zstd-compressed as stored."""
+
+    def parse(_key: str, body: bytes, meta: Mapping[str, Any]) -> RepodataIndex:
+        return RepodataIndex(decompress_zst(body, limit) if meta.get("stored") == STORED_ZST else body)
+
+    return parse
 
 
 class Listed(NamedTuple):
@@ -76,7 +81,8 @@ class CondaChannels:
         self.facts = CondaFacts(StoreEvidence(state), state.evaluator.reads_attestations)
         # a parsed conda-forge subdir is large: few are memoized
         self.repodata: CachedUpstream[RepodataIndex] = CachedUpstream(
-            state, UPSTREAM, _parse_repodata, noun="repodata", memo=4, memo_bytes=MEMO_BYTES
+            state, UPSTREAM, _repodata_parser(settings.max_repodata_bytes), noun="repodata", memo=4,
+            memo_bytes=MEMO_BYTES,
         )
         self._judged: Memo[Judged] = Memo(8, JUDGED_RECORDS)  # per-record outcomes, weighed by records
 

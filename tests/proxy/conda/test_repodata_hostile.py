@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import zstandard
 from flask import Flask
 
 from gate.proxy.conda import JUDGED, CondaChannels
 from gate.proxy.conda_repodata import Judged
 from gate.proxy.conda_routes import SERVICE
+from gate.sources import conda_channel
 from gate.sources.conda_index import RepodataIndex
 from tests.support.conda_app import conda_app
 from tests.support.conda_policies import policy_document
@@ -118,3 +120,23 @@ def test_a_channel_whose_only_record_is_dated_at_an_extreme_is_served(tmp_path: 
         again = client.get(PATH)
     assert response.status_code == again.status_code == 200
     assert json.loads(response.data) == {"packages.conda": {}}  # not of age, or not a time: denied
+
+
+def test_a_stored_zst_body_is_read_again_within_the_configured_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The upstream `.zst` is kept as sent and decompressed again by a worker without it in memory; that
+    read used `decompress_zst`'s built-in limit, not `max_repodata_bytes`, so with a limit configured above
+    the built-in one a body between the two was served by the first worker and a 500 in every other. The
+    built-in limit is lowered here to stand for that body."""
+    records = {f"p{i}-1.0-0.conda": _record(f"p{i}", NOW_MS - 30 * DAY_MS) for i in range(20)}
+    body = json.dumps({"info": {"subdir": "noarch"}, "packages.conda": records}).encode()
+    (tmp_path / "channel" / "noarch").mkdir(parents=True)
+    (tmp_path / "channel" / "noarch" / "repodata.json.zst").write_bytes(zstandard.ZstdCompressor().compress(body))
+    monkeypatch.setattr(conda_channel.decompress_zst, "__defaults__", (len(body) // 2,))
+    with ChannelServer(tmp_path / "channel") as server:
+        first = _app(tmp_path, server.url).test_client().get(PATH)
+        other = _app(tmp_path, server.url).test_client()  # fresh process memory: the stored body is read
+        unlisted = other.get(f"/conda/{CHANNEL}/noarch/absent-1.0-0.conda")
+    assert first.status_code == 200 and json.loads(first.data)["packages.conda"] == records
+    assert unlisted.status_code == 404
