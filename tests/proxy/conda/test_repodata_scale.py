@@ -261,7 +261,7 @@ def test_a_record_that_comes_of_age_appears_and_only_it_is_judged_again(make_cli
     assert _judged(client) == judged + 1  # the one record whose decision could change, not the channel again
 
 
-def test_another_worker_without_the_decisions_judges_afresh_and_agrees(make_client: Factory) -> None:
+def test_another_worker_serves_the_filtered_body_kept_in_the_store(make_client: Factory) -> None:
     moment = [NOW + dt.timedelta(milliseconds=1)]
     first = make_client(clock=lambda: moment[0])
     body = first.get(f"/conda/{CHANNEL}/noarch/repodata.json").data
