@@ -12,27 +12,15 @@ Run: `.venv/bin/python benchmarks/shard_memory_bench.py [--records 20000]`.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import time
 import tracemalloc
 from collections.abc import Callable
 from functools import partial
 
 import msgspec
+from shard_file_bench import shard  # the same synthetic shard (RECORDS builds, hashes as bin)
 
 from gate.sources.conda_shards import filtered_shard, parse_shard, shard_records
-
-
-def shard(records: int) -> bytes:
-    """A package with `records` builds, as `benchmarks/shard_file_bench.py` makes it (hashes as bin)."""
-    def record(i: int) -> dict[str, object]:
-        digest = hashlib.sha256(str(i).encode()).digest()
-        return {"name": "demo", "version": f"1.{i}", "build": "0", "build_number": 0, "subdir": "noarch",
-                "depends": [f"dep{j} >=1.0" for j in range(15)], "sha256": digest, "md5": digest[:16],
-                "size": 12345, "timestamp": 1_700_000_000_000, "license": "MIT"}
-
-    return msgspec.msgpack.encode({"packages": {}, "packages.conda": {f"demo-1.{i}-0.conda": record(i)
-                                                                      for i in range(records)}, "removed": []})
 
 
 def measure(read: Callable[[], object]) -> tuple[float, float]:

@@ -80,7 +80,7 @@ class Built(NamedTuple):
 
     def pending(self, name: str) -> str:
         """The pending address of `name` in this build of the index (hex)."""
-        return hashlib.sha256(_PENDING + self.build + name.encode()).hexdigest()
+        return _pending(self.build, name).hex()
 
 
 class Filtered(NamedTuple):
@@ -146,7 +146,7 @@ class CondaShards:
                 if made[2] is not None:
                     untils.append(made[2])
             else:
-                shards[name] = hashlib.sha256(_PENDING + build + name.encode()).digest()
+                shards[name] = _pending(build, name)
         body = encode_index(subdir, shards, upstream.created_at)
         tag = etag(body)
         until = min(untils, default=None)
@@ -344,6 +344,11 @@ def upstream_slot(state: Gate) -> Iterator[None]:
         yield
     finally:
         slots.release()
+
+
+def _pending(build: bytes, name: str) -> bytes:
+    """The pending address of `name` in the index build `build`: unique to it, and never a filtered shard's."""
+    return hashlib.sha256(_PENDING + build + name.encode()).digest()
 
 
 def _invert(shards: Mapping[str, str]) -> dict[str, str]:

@@ -43,7 +43,6 @@ class ShardIndex:
     """A parsed shard index: where packages and shards are (relative to the index URL) and each package
     name's shard address (lower-case hex sha256)."""
 
-    subdir: str | None
     base_url: str
     shards_base_url: str
     created_at: str | None
@@ -58,7 +57,7 @@ class _Index(msgspec.Struct):
 
 
 class _Info(msgspec.Struct):
-    subdir: str | None = None
+    subdir: str | None = None  # checked to be a string, not kept: gate's index names the subdir it serves
     base_url: str | None = None
     shards_base_url: str | None = None
     created_at: msgspec.Raw = msgspec.Raw()
@@ -104,7 +103,6 @@ def parse_index(data: bytes) -> ShardIndex:
     short = 0 < len(info.created_at) <= 80  # a time is short: a longer value is no time, and is not decoded
     created_at = _decode(info.created_at, "the shard index's info.created_at") if short else None
     return ShardIndex(
-        subdir=info.subdir,
         base_url=_reference(info.base_url or "", "base_url"),
         shards_base_url=_reference(_or(info.shards_base_url, "./shards/"), "shards_base_url"),
         created_at=_moment(created_at),

@@ -7,7 +7,7 @@ import hashlib
 import json
 import re
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from flask.testing import FlaskClient
 from gate.gather.conda import SIDECAR_TTL
 from gate.proxy.conda_routes import conda_blueprint
 from gate.sources.conda_index import RepodataIndex
+from tests.proxy.conda.conftest import CondaGate
 from tests.support.conda_channel import (
     add_fixture_signed_package,
     build_conda_package,
@@ -57,21 +58,13 @@ def channel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return channel_dir
 
 
-@pytest.fixture
-def upstream(channel: Path) -> Iterator[ChannelServer]:
-    with ChannelServer(channel) as server:
-        yield server
-
-
 Factory = Callable[..., FlaskClient]
 
 
 @pytest.fixture
-def make_client(tmp_path: Path, upstream: ChannelServer) -> Factory:
+def make_client(conda_gate: CondaGate) -> Factory:
     def make(*policies: dict[str, Any], clock: Callable[[], dt.datetime] = lambda: NOW, url: str = "") -> FlaskClient:
-        directory = write_policies(tmp_path / "policies", *(policies or (AGE,)))
-        blueprint = conda_blueprint({"local": url or upstream.url})
-        return gate_app(directory, cache_dir=tmp_path / "cache", clock=clock, blueprints=(blueprint,)).test_client()
+        return conda_gate(policies or (AGE,), clock, url)
 
     return make
 

@@ -8,7 +8,7 @@ import datetime as dt
 import hashlib
 import shutil
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +17,11 @@ import pytest
 import zstandard
 from flask.testing import FlaskClient
 
-from gate.proxy.conda_routes import conda_blueprint
+from tests.proxy.conda.conftest import CondaGate
 from tests.support.conda_channel import build_conda_package, epoch_ms, index_channel, set_record_fields
-from tests.support.conda_policies import policy_document, write_policies
+from tests.support.conda_policies import policy_document
 from tests.support.conda_server import ChannelServer
 from tests.support.conda_shards import decode, shard_addresses, shard_path, tamper_shard, write_shard
-from tests.support.gate_app import gate_app
 
 DAY = dt.timedelta(days=1)
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -53,21 +52,13 @@ def channel(pristine: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(pristine, tmp_path / "channel"))
 
 
-@pytest.fixture
-def upstream(channel: Path) -> Iterator[ChannelServer]:
-    with ChannelServer(channel) as server:
-        yield server
-
-
 Factory = Callable[..., FlaskClient]
 
 
 @pytest.fixture
-def make_client(tmp_path: Path, upstream: ChannelServer) -> Factory:
+def make_client(conda_gate: CondaGate) -> Factory:
     def make(*policies: dict[str, Any], clock: Callable[[], dt.datetime] = lambda: NOW) -> FlaskClient:
-        directory = write_policies(tmp_path / "policies", *(policies or (AGE,)))
-        blueprint = conda_blueprint({"local": upstream.url})
-        return gate_app(directory, cache_dir=tmp_path / "cache", clock=clock, blueprints=(blueprint,)).test_client()
+        return conda_gate(policies or (AGE,), clock)
 
     return make
 

@@ -17,8 +17,8 @@ import zstandard
 from flask.testing import FlaskClient
 
 from gate.proxy import conda_shards as conda_shards_proxy
-from gate.proxy.conda_routes import conda_blueprint
 from gate.sources import conda_shards
+from tests.proxy.conda.conftest import CondaGate
 from tests.support.conda_channel import (
     build_conda_package,
     epoch_ms,
@@ -27,10 +27,9 @@ from tests.support.conda_channel import (
     set_record_fields,
     write_repodata,
 )
-from tests.support.conda_policies import policy_document, write_policies
+from tests.support.conda_policies import policy_document
 from tests.support.conda_server import ChannelServer
 from tests.support.conda_shards import decode, shard_path, write_shard
-from tests.support.gate_app import gate_app
 
 DAY = dt.timedelta(days=1)
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -62,11 +61,9 @@ Factory = Callable[..., FlaskClient]
 
 
 @pytest.fixture
-def make_client(tmp_path: Path, upstream: ChannelServer) -> Factory:
+def make_client(conda_gate: CondaGate) -> Factory:
     def make(clock: Callable[[], dt.datetime] = lambda: NOW) -> FlaskClient:
-        directory = write_policies(tmp_path / "policies", AGE)
-        blueprint = conda_blueprint({"local": upstream.url})
-        return gate_app(directory, cache_dir=tmp_path / "cache", clock=clock, blueprints=(blueprint,)).test_client()
+        return conda_gate((AGE,), clock)
 
     return make
 
