@@ -11,10 +11,8 @@ from typing import Any, Protocol
 import pytest
 from flask.testing import FlaskClient
 
-from gate.proxy.conda_routes import conda_blueprint
-from tests.support.conda_policies import write_policies
+from tests.support.conda_app import conda_app
 from tests.support.conda_server import ChannelServer
-from tests.support.gate_app import gate_app
 
 
 class CondaGate(Protocol):
@@ -36,8 +34,6 @@ def conda_gate(tmp_path: Path, upstream: ChannelServer) -> CondaGate:
     from `url`); policies and cache under `tmp_path`."""
 
     def make(policies: Sequence[dict[str, Any]], clock: Callable[[], dt.datetime], url: str = "") -> FlaskClient:
-        directory = write_policies(tmp_path / "policies", *policies)
-        blueprint = conda_blueprint({"local": url or upstream.url})
-        return gate_app(directory, cache_dir=tmp_path / "cache", clock=clock, blueprints=(blueprint,)).test_client()
+        return conda_app(tmp_path, {"local": url or upstream.url}, *policies, clock=clock).test_client()
 
     return make
