@@ -30,7 +30,7 @@ Layout (each piece is ecosystem-neutral unless named after one):
   renderers.
 - `conda_routes`, `conda`, `conda_paths`, `conda_repodata`: the conda blueprint (`conda_blueprint(channels)`),
   its repodata service (`CondaChannels.judge_all`: records -> judgements, the one way it judges records),
-  what is served under a subdir (`classify`; `served_repodata` drops `info.base_url`), and the filtered
+  what is served under a subdir (`classify`), and the filtered
   monolithic repodata built record by record from an indexed upstream body (`build`, with incremental
   rebuilds).
 

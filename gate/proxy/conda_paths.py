@@ -4,19 +4,16 @@
 and serves CEP 16 sharded repodata as its own index and filtered shards; every other repodata variant
 (`.bz2`, `current_repodata.json`, `.jlap` patches) is answered 404, which makes rattler, pixi, mamba and
 conda fall back to `repodata.json(.zst)`. An unfiltered
-variant is never passed through. `served_repodata` is the filtered repodata without `info.base_url`, so
+variant is never passed through. the filtered repodata is served without `info.base_url`, so
 that clients download every package through gate.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
 from enum import StrEnum
-from typing import Any
 
 from gate.sources.conda import is_conda_filename
-from gate.sources.conda_channel import Record, filter_repodata
 from gate.sources.conda_shards import SHARD_FILE
 
 _SUBDIR = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
@@ -70,14 +67,3 @@ def is_shard_path(path: str) -> bool:
     (`gate.proxy.conda_shards.upstream_slot`); one served from the cache needs none."""
     parts = path.split("/", 4)
     return len(parts) == 5 and parts[1] == "conda" and SHARD_FILE.fullmatch(parts[4]) is not None
-
-
-def served_repodata(repodata: Mapping[str, Any], keep: Callable[[str, Record], bool]) -> dict[str, Any]:
-    """`filter_repodata` (only the records `keep` accepts) without `info.base_url` (repodata v2), so that
-    clients resolve package URLs against gate's own subdir URL instead of downloading from the upstream
-    (or wherever `base_url` points) directly. `repodata` is not changed."""
-    out = filter_repodata(repodata, keep)
-    info = out.get("info")
-    if isinstance(info, dict) and "base_url" in info:
-        out["info"] = {k: v for k, v in info.items() if k != "base_url"}
-    return out

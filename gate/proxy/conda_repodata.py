@@ -198,7 +198,7 @@ def _judge_batch(
             record: Record | None = found if found is None or found.passthrough else found.full()
         except ValueError as err:
             record, problems[slot.filename] = {}, f"its repodata record cannot be read: {err}"
-        if record is None:  # not a map: no record (as `iter_records` has it), never served
+        if record is None:  # not a map: no record, never served
             judged.served[number], judged.until[number], judged.lengths[number] = 0, NEVER, 0
             continue
         records.append((slot.filename, record))

@@ -6,7 +6,7 @@ Pure (no I/O). What the proxy serves from it, and how, is `gate.proxy.conda_path
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urljoin
 
@@ -59,22 +59,8 @@ def decompress_zst(data: bytes, limit: int = MAX_REPODATA_BYTES) -> bytes:
     return b"".join(chunks)
 
 
-def encode(repodata: Mapping[str, Any]) -> bytes:
-    return json.dumps(repodata, separators=(",", ":")).encode()
-
-
 def compress_zst(data: bytes, level: int = 3) -> bytes:
     return zstandard.ZstdCompressor(level=level).compress(data)
-
-
-def iter_records(repodata: Mapping[str, Any]) -> Iterator[tuple[str, Record]]:
-    """(filename, record) for every `.tar.bz2` and `.conda` record."""
-    for section in SECTIONS:
-        records = repodata.get(section)
-        if isinstance(records, dict):
-            for filename, record in records.items():
-                if isinstance(record, dict):
-                    yield filename, record
 
 
 def find_record(repodata: Mapping[str, Any], filename: str) -> Record | None:
@@ -91,7 +77,7 @@ def find_record(repodata: Mapping[str, Any], filename: str) -> Record | None:
 
 def find_records(repodata: Mapping[str, Any], filename: str) -> list[Record]:
     """Every record listed under `filename` (in `packages` and `packages.conda`: more than one is a
-    duplicate, see `unique_records`)."""
+    duplicate, denied unless identical: `duplicate_problem`)."""
     found = []
     for section in SECTIONS:
         records = repodata.get(section)
@@ -107,42 +93,6 @@ def duplicate_problem(records: list[Record]) -> str | None:
     if any(r != records[0] for r in records[1:]):
         return f"the repodata lists this filename {len(records)} times with different records"
     return None
-
-
-def unique_records(repodata: Mapping[str, Any]) -> tuple[list[tuple[str, Record]], dict[str, str]]:
-    """One (filename, record) per filename in `iter_records` order (identical duplicates collapse to the
-    first), and the filenames listed with records that differ, each with `duplicate_problem`'s reason."""
-    listed: dict[str, list[Record]] = {}
-    for filename, record in iter_records(repodata):
-        listed.setdefault(filename, []).append(record)
-    problems = {name: p for name, records in listed.items() if (p := duplicate_problem(records)) is not None}
-    return [(name, records[0]) for name, records in listed.items()], problems
-
-
-def _unknown_records(key: str, value: Any) -> bool:
-    """Whether a top-level key gate does not filter may hold package records: a map whose values are maps
-    (a future section like `packages.conda` would otherwise reach clients unfiltered)."""
-    return key not in KNOWN_KEYS and isinstance(value, dict) and any(isinstance(v, dict) for v in value.values())
-
-
-def filter_repodata(repodata: Mapping[str, Any], keep: Callable[[str, Record], bool]) -> dict[str, Any]:
-    """A copy of `repodata` holding only the records `keep` accepts.
-
-    Unknown top-level maps of maps are dropped (fail closed: they could be records gate does not know to
-    judge); other unknown keys pass. A filename already kept from an earlier section is not kept again.
-    """
-    out = {key: value for key, value in repodata.items() if not _unknown_records(key, value)}
-    kept: set[str] = set()  # a filename listed again in a later section is dropped: one record per filename
-    for section in SECTIONS:
-        records = repodata.get(section)
-        if isinstance(records, dict):
-            out[section] = {
-                name: record
-                for name, record in records.items()
-                if isinstance(record, dict) and name not in kept and keep(name, record)
-            }
-            kept.update(out[section])
-    return out
 
 
 def package_url(subdir_url: str, repodata: Mapping[str, Any], filename: str) -> str:

@@ -3,10 +3,11 @@
 A conda-forge subdir is a few hundred MB of JSON with a quarter of a million records; decoded whole into
 Python dicts it takes a gigabyte. `RepodataIndex` decodes the body with msgspec only down to each record's
 raw JSON bytes (a `msgspec.Raw`: a view into the body), so a record is decoded when it is judged and then
-dropped. Its semantics are those of `json.loads` + `gate.sources.conda_channel`: a key given twice is the
+dropped. Its semantics are those of `json.loads` + the straightforward filter it replaced (kept as the tests'
+reference, tests/support/conda_reference.py): a key given twice is the
 last one given (at the first one's place), a record that is not an object is no record, a filename listed
-in both sections is one record (`unique_records`: differing records are a conflict, which is denied), and
-unknown top-level maps of maps are dropped (`filter_repodata`).
+in both sections is one record (differing records are a conflict, which is denied:
+`conda_channel.duplicate_problem`), and unknown top-level maps of maps are dropped.
 
 `RepodataWriter` writes the filtered repodata: the top-level values in upstream order (each re-encoded from
 its decoded value; `info` without `base_url`), and of each section only the records kept, each written as
@@ -155,7 +156,7 @@ class RepodataIndex:
         return sum(len(records) for records in self.sections.values())
 
     def _duplicates(self) -> None:
-        """`unique_records` over the sections: a filename's first record (a map) stands for it; a later copy
+        """One record per filename over the sections: a filename's first record (a map) stands for it; a later copy
         is shadowed, and makes the filename a conflict when the records differ. Linear: a channel may list
         every filename in both sections."""
         first, *later = SECTIONS

@@ -280,7 +280,7 @@ def _judgeable(
     for filename, raw in pairs:
         record = ShardRecord.read(raw)
         if record is None:
-            continue  # not a record: never served (filter_repodata keeps only what was judged)
+            continue  # not a record: never served (only what was judged is kept)
         listed.setdefault(filename, []).append(record)
         problem = _misplaced(filename, record.view, name, subdir)
         if problem is not None:

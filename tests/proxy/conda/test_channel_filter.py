@@ -10,20 +10,17 @@ import zstandard
 
 from gate.facts import FileFacts, Unidentified
 from gate.gather.conda import record_facts
-from gate.proxy.conda_paths import Served, classify, served_repodata, valid_subdir
+from gate.proxy.conda_paths import Served, classify, valid_subdir
 from gate.sources.conda_channel import (
     compress_zst,
     decompress_zst,
-    encode,
-    filter_repodata,
     find_record,
     find_records,
-    iter_records,
     package_url,
     parse_repodata,
-    unique_records,
 )
 from tests.conftest import FIXTURES
+from tests.support.conda_reference import encode, filter_repodata, iter_records, served_repodata, unique_records
 
 SHA = "ab" * 32
 

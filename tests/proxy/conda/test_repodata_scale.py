@@ -21,13 +21,13 @@ from gate.evaluate import Evaluator, unidentified
 from gate.facts import Facts, Unidentified
 from gate.gather.conda import record_facts
 from gate.policy.compile import load_policies
-from gate.proxy.conda_paths import served_repodata
 from gate.proxy.conda_repodata import _no_gc
-from gate.sources.conda_channel import encode, parse_repodata, unique_records
+from gate.sources.conda_channel import parse_repodata
 from gate.sources.conda_index import RepodataIndex
 from tests.support.conda_app import conda_app
 from tests.support.conda_forge import forge_repodata
 from tests.support.conda_policies import policy_document
+from tests.support.conda_reference import encode, served_repodata, unique_records
 from tests.support.conda_server import ChannelServer
 
 NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
