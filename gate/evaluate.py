@@ -53,10 +53,10 @@ def waiver(policy: CompiledPolicy, rule: str, facts: Facts, now: dt.datetime) ->
 
 def _violation(
     policy: CompiledPolicy, rule: CompiledRule, facts: Facts, error: str | None, exception: PolicyException | None,
-    *, now: dt.datetime | None = None,
+    *, now: dt.datetime,
 ) -> Violation:
-    """The violation of `rule` by `facts` (its message made for this file, never memoized: it reads facts a
-    memoized outcome may not); `exception` is the one waiving it, if any."""
+    """The violation of `rule` by `facts` at `now` (its message made for this file, never memoized: it reads
+    facts a memoized outcome may not); `exception` is the one waiving it, if any."""
     message = rule.failure(facts, now)
     return Violation(
         policy=policy.name,
@@ -310,7 +310,7 @@ class _Plan(NamedTuple):
     names: tuple[str, ...]
     rules: tuple[tuple[CompiledPolicy, _Rule], ...]
     reads_attestations: bool
-    reads_continuity: bool = False
+    reads_continuity: bool
 
 
 def policy_digest(policies: Sequence[CompiledPolicy], unmatched: Unmatched = Unmatched.DENY) -> str:

@@ -58,6 +58,7 @@ from gate.policy.trust_rules import (
     age_expression,
     backdating_expression,
     continuity_expression,
+    line_text,
 )
 from gate.policy.vuln_rules import DescribeAt, records_beyond_budget, vulnerability_rules
 
@@ -325,10 +326,9 @@ def _minimum_age_rules(minimum: MinimumAge) -> list[RuleSource]:
 
 
 def _continuity_rule(rule: ContinuityRule) -> RuleSource:
-    line = {"major": "major line", "minor": "minor line", "project": "project"}[rule.within.value]
     return RuleSource(
         CONTINUITY_RULE, continuity_expression(rule),
-        f"weaker verified provenance than the earlier release of its {line} that sets the bar",
+        f"weaker verified provenance than the earlier release of its {line_text(rule)} that sets the bar",
         NoDowngrade(rule), describe=ContinuityDescription(rule),
     )
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from functools import cached_property
 
 from gate.facts import AttestationFact, Ecosystem, Facts, LineRelease, Publisher, earliest_signed, visible_attestations
 from gate.policy.duration import format_duration
@@ -171,6 +170,11 @@ def continuity_expression(rule: ContinuityRule) -> str:
     return f'file.ecosystem != "pypi" || {known} {joined} {judged}'
 
 
+def line_text(rule: ContinuityRule) -> str:
+    """The line a `continuity` rule judges within, as messages name it: `major line`, `minor line`, `project`."""
+    return {"major": "major line", "minor": "minor line", "project": "project"}[rule.within.value]
+
+
 def same_publisher(have: Publisher | None, bar: Publisher) -> bool:
     """Whether evidence from `have` (None: no publisher) meets a bar set by `bar`."""
     if not bar.kind:
@@ -247,10 +251,6 @@ class ContinuityDescription:
 
     rule: ContinuityRule
 
-    @cached_property
-    def _line(self) -> str:
-        return {"major": "major line", "minor": "minor line", "project": "project"}[self.rule.within.value]
-
     def __call__(self, facts: Facts) -> str:
         version = facts.file.version
         if not facts.continuity.known:
@@ -262,9 +262,9 @@ class ContinuityDescription:
         if own is not None and own.publishers and not _meets(visible, own):
             bar, line = own, "release"
         elif bar is None or not bar.publishers:
-            return f"{version}: no earlier release of its {self._line} had verified provenance"
+            return f"{version}: no earlier release of its {line_text(self.rule)} had verified provenance"
         else:
-            line = self._line
+            line = line_text(self.rule)
         when = f" ({bar.uploaded.astimezone(dt.UTC).date().isoformat()})" if bar.uploaded is not None else ""
         files = f"{bar.version}'s files uploaded before it" if line == "release" else bar.version
         earlier = f"{files}{when} {'were' if line == 'release' else 'was'} published by {_listed(bar.publishers)}"

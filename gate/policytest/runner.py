@@ -10,7 +10,7 @@ from pathlib import Path
 from gate.decision import Decision, Violation
 from gate.errors import GateError, PolicyError, UsageError
 from gate.evaluate import evaluate, unidentified
-from gate.facts import Facts, Unidentified
+from gate.facts import Facts, Unidentified, with_signed_time
 from gate.policy.compile import CompiledPolicy, load_policies
 from gate.policy.model import names_rule
 from gate.policytest.cases import CaseFile, PolicyCase
@@ -80,7 +80,10 @@ def check(case: PolicyCase, decision: Decision) -> list[str]:
 def case_facts(case: PolicyCase, verifier: Callable[[], BundleVerifier]) -> Facts:
     if case.artifact is None:
         assert case.facts is not None
-        return Facts(file=case.facts, attestations=case.attestations, vulnerabilities=case.vulnerabilities,
+        # `file.signedTime` as every gatherer derives it (`with_signed_time`): a custom rule that reads it is
+        # tested against what `gate check` and the proxy would give it
+        file = with_signed_time(case.facts, case.attestations)
+        return Facts(file=file, attestations=case.attestations, vulnerabilities=case.vulnerabilities,
                      continuity=case.continuity)
     artifact = case.artifact
     for path in (artifact.path, *artifact.evidence):  # a test file comes in a pull request: no /dev/zero

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from pathlib import Path
 
 from gate.facts import Facts
 from gate.gather.ports import Uncached
 from gate.gather.pypi import PypiFacts, every_file
+from gate.policytest.cases import load_case_file
+from gate.policytest.runner import case_facts
 from gate.sources.pypi import SimpleClient
 from gate.verify.api import BundleVerifier
 from tests.continuity.conftest import NOW, OLD_SDIST, SAMPLE_SDIST, SAMPLE_WHEEL, AppFactory, listed
@@ -85,3 +88,22 @@ def test_an_upload_time_earlier_than_the_signed_time_is_backdating(gate: AppFact
     assert response.status_code == 403 and "minimumAge.backdating" in response.text
     assert ("the index says it was uploaded 2024-01-01T00:00:00Z, but its evidence was signed 2024-11-06T22:37:08Z "
             "(transparency-log)") in response.text
+
+
+def test_a_policy_test_case_derives_the_signed_time_as_gatherers_do(tmp_path: Path) -> None:
+    """`gate test` gives a case's file the `signedTime` the proxy and `gate check` derive from its verified
+    evidence: a custom rule that reads `file.signedTime` is tested against what it will see."""
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "signed.yaml").write_text(
+        "apiVersion: gate/v1\nkind: Policy\nmetadata: {name: signed}\nspec:\n  rules:\n    - name: signed\n"
+        "      expression: file.signedTime != null\n      message: no signed time\n", encoding="utf-8")
+    cases = tmp_path / "tests" / "signed.gate-test.yaml"
+    cases.write_text(
+        "now: 2026-11-22T00:00:00Z\ncases:\n  - name: signed\n    file: {name: demo, version: '1.0'}\n"
+        "    attestations:\n      - {verified: true, signedTime: 2026-01-02T00:00:00Z}\n"
+        "      - {verified: false, signedTime: 2025-01-01T00:00:00Z}\n"
+        "    expect: {verdict: allow}\n", encoding="utf-8")
+    (case,) = load_case_file(cases).cases
+    file = case_facts(case, BundleVerifier).file
+    assert file.signedTime == dt.datetime(2026, 1, 2, tzinfo=dt.UTC)  # the verified evidence's, never the other's
+    assert file.signedFrom == "timestamp-authority"
