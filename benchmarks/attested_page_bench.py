@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
-import re
 import shutil
 import sys
 import tempfile
@@ -67,9 +66,9 @@ def index(files: int) -> UpstreamIndex:
 
 
 def counter(app: Any, name: str, cache: str) -> int:
-    text = app.extensions[EXTENSION].metrics.render()
-    found = re.search(rf'^{name}{{cache="{cache}"}} (\S+)$', text, re.M)
-    return int(float(found.group(1))) if found else 0
+    """The value of counter `name` for `cache` (`Metrics.totals`, as the status page reads it)."""
+    totals = app.extensions[EXTENSION].metrics.totals(name)
+    return int(sum(value for labels, value in totals if labels == {"cache": cache}))
 
 
 def timed_page(app: Any, accept: str = JSON) -> tuple[float, int]:

@@ -45,6 +45,8 @@ import requests
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from _common import write_results  # noqa: E402  (benchmarks/_common.py, beside this script)
+
 from tests.support.gate_server import free_port  # noqa: E402
 from tests.support.pypi_model import UpstreamIndex, synthetic_project  # noqa: E402
 from tests.support.pypi_upstream import serve  # noqa: E402
@@ -257,11 +259,7 @@ def main() -> int:
         f"gate cold p50 / proxpi cold p50 = {gate_row['cold'] / proxpi_row['cold']:.2f} (target <= 1.5)",
     ]
     lines += ["", "gate's upstream page cache over the whole run (a miss asks upstream):", *upstream_asks]
-    text = "\n".join(lines)
-    print(text)
-    results = REPO / "benchmarks" / "results"
-    results.mkdir(exist_ok=True)
-    (results / f"proxy-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.md").write_text(text + "\n")
+    write_results("proxy", "\n".join(lines))
     return 0
 
 

@@ -3,8 +3,9 @@
 Each command runs --runs times, the commands alternating (a noisy neighbour slows both alike); the best
 wall time and the best CPU time (user + system, from `getrusage`) of each are kept: on a shared machine the
 wall time is mostly waiting for a core, so the CPU time is the steadier figure. The wheel is examples/pypi's
-CircleCI wheel copied without its attestation (no
-evidence: nothing to verify). With `--baseline DIR`, the same `gate check` also runs from another checkout
+CircleCI wheel copied without its attestation (no evidence: nothing to verify). `gate check` is this
+checkout's (`PYTHONPATH=<repo> python -m gate`, not the venv's `gate` script, which runs whichever checkout
+is installed in it); with `--baseline DIR`, the same `gate check` also runs from another checkout
 (`PYTHONPATH=DIR python -m gate`, e.g. /work/main: the code before a change).
 
 Run: `.venv/bin/python benchmarks/startup_bench.py [--runs 9] [--baseline /work/main]`
@@ -41,7 +42,7 @@ def main() -> int:
                  "--uploaded", "2025-01-01T00:00:00Z", "--now", "2025-02-01T00:00:00Z"]
         commands: dict[str, tuple[list[str], dict[str, str]]] = {
             "pip --version": ([str(BIN / "pip"), "--version"], dict(os.environ)),
-            "gate check": ([str(BIN / "gate"), *check], dict(os.environ)),
+            "gate check": ([sys.executable, "-m", "gate", *check], {**os.environ, "PYTHONPATH": str(REPO)}),
         }
         if args.baseline:
             env = {**os.environ, "PYTHONPATH": str(args.baseline)}
@@ -52,7 +53,7 @@ def main() -> int:
             for name, (command, env) in commands.items():
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 started = time.perf_counter()
-                subprocess.run(command, env=env, cwd=work, stdout=subprocess.DEVNULL, check=True)  # not this checkout
+                subprocess.run(command, env=env, cwd=work, stdout=subprocess.DEVNULL, check=True)
                 best[name] = min(best[name], time.perf_counter() - started)
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
                 used = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime

@@ -27,28 +27,33 @@ print(json.dumps({"code": code, "loaded": sorted(m for m in %r if m in sys.modul
 """
 
 
-def _run(tmp_path: Path, *args: str) -> dict[str, object]:
+def _run(*args: str) -> tuple[dict[str, object], str]:
+    """The probe's line (exit code, heavy modules loaded, CEL parser built) and what gate printed before it."""
     probe = subprocess.run([sys.executable, "-c", PROBE % (HEAVY,), *args], capture_output=True, text=True,
                            cwd=REPO, check=False, timeout=120)
-    result: dict[str, object] = json.loads(probe.stdout.strip().splitlines()[-1])
-    return result
+    assert probe.returncode == 0, probe.stderr  # the probe itself ran to its last line (gate's code is in it)
+    output, _, line = probe.stdout.strip().rpartition("\n")
+    result: dict[str, object] = json.loads(line)
+    return result, output
 
 
 def test_gate_check_of_a_wheel_under_an_age_only_policy_loads_no_sigstore(tmp_path: Path) -> None:
     wheel = tmp_path / WHEEL.name  # without the attestation beside it in examples/
     wheel.write_bytes(WHEEL.read_bytes())
     (tmp_path / "age.yaml").write_text(AGE_ONLY)
-    result = _run(tmp_path, "check", str(wheel), "--policy", str(tmp_path / "age.yaml"),
-                  "--uploaded", "2025-01-01T00:00:00Z", "--now", "2025-02-01T00:00:00Z")
+    result, _ = _run("check", str(wheel), "--policy", str(tmp_path / "age.yaml"),
+                     "--uploaded", "2025-01-01T00:00:00Z", "--now", "2025-02-01T00:00:00Z")
     assert result == {"code": 0, "loaded": [], "parser": False}
 
 
 def test_evidence_beside_the_wheel_loads_sigstore_and_is_verified(tmp_path: Path) -> None:
     """The other side: evidence present is verified (the Sigstore stack is loaded then, not skipped)."""
     (tmp_path / "age.yaml").write_text(AGE_ONLY)
-    result = _run(tmp_path, "check", str(WHEEL), "--policy", str(tmp_path / "age.yaml"),
-                  "--uploaded", "2025-01-01T00:00:00Z", "--now", "2025-02-01T00:00:00Z", "--format", "json")
+    result, output = _run("check", str(WHEEL), "--policy", str(tmp_path / "age.yaml"),
+                          "--uploaded", "2025-01-01T00:00:00Z", "--now", "2025-02-01T00:00:00Z", "--format", "json")
     assert result["code"] == 0 and "sigstore" in result["loaded"]  # type: ignore[operator]
+    [attestation] = json.loads(output)["results"][0]["attestations"]
+    assert attestation["verified"] is True and attestation["error"] is None
 
 
 @pytest.mark.parametrize("name", list(cli.COMMANDS))

@@ -44,6 +44,12 @@ def default_blueprints(settings: Settings) -> tuple[Blueprint, ...]:
 core = Blueprint("core", __name__)
 
 
+def own_page(path: str) -> bool:
+    """Whether `path` is one of gate's own pages (`/-/`: health, metrics, status), which wait on no upstream and
+    read no decision; `/-/explain/` is not one (it judges a project's page)."""
+    return path.startswith("/-/") and not path.startswith("/-/explain/")
+
+
 class UpstreamSlots:
     """WSGI middleware: a request that may wait on upstream (any path but `/-/...`, `/-/explain/` too) holds one of the
     process's `slots` until the server closes its response (after a streamed body); with none free it is
@@ -56,7 +62,7 @@ class UpstreamSlots:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         slots = self.state.slots
         path = str(environ.get("PATH_INFO", ""))
-        if slots is None or (path.startswith("/-/") and not path.startswith("/-/explain/")) or is_shard_path(path):
+        if slots is None or own_page(path) or is_shard_path(path):
             return self.app(environ, start_response)  # a CEP 16 shard waits for a slot itself (conda_shards)
         if not slots.acquire(blocking=False):
             self.state.metrics.inc("gate_busy_total")
@@ -131,8 +137,7 @@ def osv_guard(state: Gate) -> Callable[[], Response | None]:
 
     def guard() -> Response | None:
         path = request.path
-        own = path.startswith("/-/") and not path.startswith("/-/explain/")
-        if state.osv is None or own or path.startswith("/conda/"):
+        if state.osv is None or own_page(path) or path.startswith("/conda/"):
             return None
         state.osv.maybe_reload()
         stale = state.osv.stale(state.now())

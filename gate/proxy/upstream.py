@@ -64,8 +64,9 @@ class CachedUpstream(Generic[T]):
             self._fresh.put(key, (str(meta["digest"]), float(meta["fresh_until"])))
             return str(meta["digest"])
         state.metrics.inc("gate_cache_misses_total", cache=namespace)
-        revalidate = meta is not None and not meta.get("no_store")
-        validators = Validators(meta.get("etag"), meta.get("last_modified")) if revalidate and meta else None
+        validators = None  # never revalidated with the validators of a body the upstream said not to store
+        if meta is not None and not meta.get("no_store"):
+            validators = Validators(meta.get("etag"), meta.get("last_modified"))
         try:
             fetched = fetch(validators, meta or {})
         except UpstreamError as err:

@@ -17,7 +17,7 @@ import email.utils
 import time
 import zlib
 from collections.abc import Container, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 from urllib.parse import urljoin
@@ -371,8 +371,8 @@ class HttpClient:
         response = self.fetch(url, {**(headers or {}), **(validators.headers() if validators else {})})
         latency = time.perf_counter() - started
         got = Validators.of(response.headers)
+        stated, forbidden = freshness(response.headers), no_store(response.headers)
         if response.status == 304 and validators is not None:
-            fetched: Fetched[Any] = Fetched(None, validators.merged(got), freshness(response.headers), latency)
-            return None, replace(fetched, no_store=no_store(response.headers))
-        return response, Fetched(None, got, freshness(response.headers), latency, no_store=no_store(response.headers))
+            return None, Fetched(None, validators.merged(got), stated, latency, no_store=forbidden)
+        return response, Fetched(None, got, stated, latency, no_store=forbidden)
 
