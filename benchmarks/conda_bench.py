@@ -38,6 +38,8 @@ from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from _common import write_results  # noqa: E402  (benchmarks/_common.py, beside this script)
+
 from tests.support.conda_forge import forge_repodata  # noqa: E402
 from tests.support.conda_server import ChannelServer  # noqa: E402
 from tests.support.gate_server import free_port  # noqa: E402
@@ -205,11 +207,7 @@ def main() -> int:
             f"| {r['rebuild']:.3f} | {r['rebuild'] / r['cold']:.2f} | {r['peak']:.0f} | {r['idle']:.0f} "
             f"| {r['cold'] / r['records'] * 1e6:.1f} | {r['cold_cpu']:.2f} | {r['load']:.1f} |"
         )
-    text = "\n".join(lines)
-    print(text)
-    results = REPO / "benchmarks" / "results"
-    results.mkdir(exist_ok=True)
-    (results / f"conda-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.md").write_text(text + "\n")
+    write_results("conda", "\n".join(lines))
     return 0
 
 
