@@ -12,6 +12,7 @@ from gate.facts import parse_time
 from gate.gather.ports import VulnerabilityLookup, no_vulnerabilities
 from gate.gather.releases import DEFAULT_RELEASE_HOST
 from gate.policy.compile import CompiledPolicy, load_policies
+from gate.redact import redact
 from gate.sources.hosts import parse_host
 from gate.sources.osv import OsvDatabase
 
@@ -92,7 +93,8 @@ def release_host(text: str) -> str:
     """`--github-releases`: an http(s) URL without credentials or query (argparse type)."""
     parts = urlsplit(text)
     if parts.scheme not in ("https", "http") or not parts.hostname or parts.username or parts.query:
-        raise argparse.ArgumentTypeError(f"expected an http(s) URL of a release host, got {text!r}")
+        # (a URL with credentials is refused without echoing them into a CI log)
+        raise argparse.ArgumentTypeError(f"expected an http(s) URL of a release host, got {redact(text)!r}")
     return text
 
 

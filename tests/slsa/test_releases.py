@@ -206,3 +206,10 @@ def app_listed(tmp_path: Path, upstream: RunningUpstream, host: ReleaseHost) -> 
     (tmp_path / "proxy").mkdir()
     with release_host(host) as server:
         return listed(app_client(tmp_path / "proxy", upstream, server.base))
+
+
+def test_a_release_host_with_credentials_is_refused_without_echoing_them(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--github-releases` takes no credentials; the usage error must not copy them into a CI log."""
+    assert main(["check", "x.whl", "--github-releases", "https://user:s3cret@example.com/"]) == 2
+    err = capsys.readouterr().err
+    assert "--github-releases" in err and "s3cret" not in err
