@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
+from importlib import metadata
 from pathlib import Path
 
 import requests
@@ -45,13 +46,23 @@ def trust_root_digest(trusted_root: Path | None) -> str:
         raise ValueError(f"cannot read the Sigstore trusted root {path}: {err}") from err
 
 
+# The libraries whose behaviour verification and decisions depend on (their versions are in `code_digest`)
+DECIDING_LIBRARIES = ("sigstore", "pypi-attestations", "cryptography", "cel-python", "msgspec", "packaging")
+
+
 @cache
 def code_digest() -> str:
-    """The sha256 of gate's own code and data (every file of the installed package but bytecode): what gate
-    verified and decided is cached under it too, so an upgrade (a verifier or policy-engine fix) never serves
-    what an older gate judged, in this replica or from a store other versions share."""
+    """The sha256 of gate's own code and data (every file of the installed package but bytecode) and of the
+    versions of DECIDING_LIBRARIES: what gate verified and decided is cached under it too, so an upgrade (a
+    verifier or policy-engine fix, in gate or in sigstore) never serves what an older install judged, in this
+    replica or from a store other versions share."""
     root = Path(gate.__file__).parent
     digest = hashlib.sha256()
+    for library in DECIDING_LIBRARIES:
+        try:
+            digest.update(f"{library}=={metadata.version(library)}\0".encode())
+        except metadata.PackageNotFoundError:
+            digest.update(f"{library} absent\0".encode())
     for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix not in (".pyc", ".pyo")):
         digest.update(f"{path.relative_to(root).as_posix()}\0{path.stat().st_size}\0".encode())
         digest.update(path.read_bytes())

@@ -114,3 +114,18 @@ def test_keys_with_different_tokens_never_share_an_entry_and_stay_off_disk(tmp_p
     assert (entry := store.get("conda.repodata", second)) is not None and entry.value == b"what B may see"
     on_disk = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
     assert b"TOKEN-A1" not in on_disk and b"TOKEN-B2" not in on_disk
+
+
+def test_the_code_digest_follows_the_versions_of_the_libraries_that_verify(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sigstore upgrade (a verifier fix) must not reuse outcomes the old sigstore produced."""
+    before = state_module.code_digest()
+    real = state_module.metadata.version
+    monkeypatch.setattr(state_module.metadata, "version",
+                        lambda name: "999.0" if name == "sigstore" else real(name))
+    state_module.code_digest.cache_clear()
+    try:
+        assert state_module.code_digest() != before
+    finally:
+        monkeypatch.undo()
+        state_module.code_digest.cache_clear()
+    assert state_module.code_digest() == before
