@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import sqlite3
 from collections.abc import Mapping
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -119,8 +120,8 @@ def test_keys_with_different_tokens_never_share_an_entry_and_stay_off_disk(tmp_p
 def test_the_code_digest_follows_the_versions_of_the_libraries_that_verify(monkeypatch: pytest.MonkeyPatch) -> None:
     """A sigstore upgrade (a verifier fix) must not reuse outcomes the old sigstore produced."""
     before = state_module.code_digest()
-    real = state_module.metadata.version
-    monkeypatch.setattr(state_module.metadata, "version",
+    real = metadata.version
+    monkeypatch.setattr(metadata, "version",
                         lambda name: "999.0" if name == "sigstore" else real(name))
     state_module.code_digest.cache_clear()
     try:
