@@ -5,6 +5,7 @@ engines' URLs and secrets (a mistake is exit 2 with one line that never shows a 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,8 @@ def record(filename: str, verdict: str = "deny", **extra: Any) -> dict[str, Any]
 def test_the_table_keeps_every_record_as_written(shared_postgres: BackendProcess) -> None:
     url = shared_postgres.url
     audit = AuditLog(TableSink(url, where(url), secrets_of(url)), Metrics())
-    hostile = "demo-1.0\u0000\n<script>\u202e-py3-none-any.whl"  # NUL, a newline, markup, a bidi override
+    # NUL, a newline, markup, a bidi override, a lone surrogate (a name that is not UTF-8)
+    hostile = "demo-1.0\u0000\n<script>\u202e\udcff-py3-none-any.whl"
     batch = [record(hostile), record("demo-0.9-py3-none-any.whl", verdict="allow"), record("x" * 5000 + ".whl")]
     audit.write(batch)
     assert audit.written() and not audit.failing
@@ -70,6 +72,16 @@ def test_stdout_gets_one_line_per_record(capfd: pytest.CaptureFixture[str]) -> N
     audit.write([record("a\nb.whl"), record("c.whl")])
     lines = capfd.readouterr().out.splitlines()
     assert len(lines) == 2 and '"file":"a\\nb.whl"' in lines[0] and audit.written()
+
+
+def test_a_file_name_that_is_not_utf8_is_recorded_exactly(capfd: pytest.CaptureFixture[str]) -> None:
+    """A lone surrogate (what a non-UTF-8 name decodes to) is no UTF-8: its record is still one JSON line that
+    reads back as written, and the rest of the batch is kept."""
+    audit = AuditLog(StdoutSink())
+    batch = [record("demo-1.0-\udcff\u00e9.whl"), record("demo-0.9.whl")]
+    audit.write(batch)
+    lines = capfd.readouterr().out.splitlines()
+    assert audit.written() and [json.loads(line) for line in lines] == batch
 
 
 def serve(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
