@@ -151,8 +151,9 @@ def parse_public_url(text: str) -> str:
     return text
 
 
-CACHE_SCHEMES = ("redis", "rediss", "postgresql", "postgres")
+REDIS_SCHEMES = ("redis", "rediss")
 POSTGRES_SCHEMES = ("postgresql", "postgres")
+CACHE_SCHEMES = REDIS_SCHEMES + POSTGRES_SCHEMES
 
 
 def parse_cache_url(text: str) -> str:
@@ -163,7 +164,7 @@ def parse_cache_url(text: str) -> str:
         parts.port  # noqa: B018 (raises ValueError for a port that is no number)
     except ValueError as err:
         raise ValueError(f"cannot read the cache URL {redact_text(text)!r}: {err}") from None
-    if parts.scheme not in CACHE_SCHEMES or (parts.scheme.startswith("redis") and not parts.hostname):
+    if parts.scheme not in CACHE_SCHEMES or (parts.scheme in REDIS_SCHEMES and not parts.hostname):
         raise ValueError(f"a cache URL is redis://HOST[:PORT][/DB] or postgresql://..., got {redact_text(text)!r}")
     return text
 

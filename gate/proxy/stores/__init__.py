@@ -12,15 +12,13 @@ from urllib.parse import parse_qsl, urlsplit
 
 from gate.proxy.audit import Sink
 from gate.proxy.metrics import Metrics
+from gate.proxy.settings import POSTGRES_SCHEMES, REDIS_SCHEMES
 from gate.proxy.stores.base import Backend, Entry, Store, scrubber, stored_key
 from gate.proxy.stores.sqlite import SqliteBackend
 from gate.redact import redact
 
 __all__ = ["Backend", "Entry", "Store", "audit_table", "open_store", "secrets_of", "stored_key", "where"]
 EXTRA = "pip install 'gate[fleet]'"
-
-REDIS_SCHEMES = ("redis", "rediss")
-POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 def secrets_of(url: str) -> tuple[str, ...]:
