@@ -67,6 +67,13 @@ def test_a_lost_table_write_is_counted_without_the_password(own_postgres: Backen
     audit.close()
 
 
+def test_a_percent_encoded_password_is_hidden_as_the_server_sees_it_too() -> None:
+    url = "postgresql://gate:p%40ss%2Fw0rd@db/gate?password=q%26x-pw"
+    assert set(secrets_of(url)) == {"p%40ss%2Fw0rd", "p@ss/w0rd", "q&x-pw"}
+    sink = TableSink(url, where(url), secrets_of(url))
+    assert sink.scrub("auth failed: p@ss/w0rd, q&x-pw") == "auth failed: ***, ***"
+
+
 def test_stdout_gets_one_line_per_record(capfd: pytest.CaptureFixture[str]) -> None:
     audit = AuditLog(StdoutSink())
     audit.write([record("a\nb.whl"), record("c.whl")])
