@@ -42,6 +42,10 @@ def test_the_table_keeps_every_record_as_written(shared_postgres: BackendProcess
     assert isinstance(other.sink, TableSink)
     newest = other.sink.recent_denials(2)
     assert newest == [batch[2], batch[0]]  # denials only, newest first, each exactly as written
+    with psycopg.connect(url, autocommit=True) as connection:  # a huge row (whoever may insert) is not read back
+        connection.execute("INSERT INTO gate_audit (time, replica, verdict, record) VALUES (now(), 'x', 'deny', %s)",
+                           ('{"file": "' + "y" * (2 << 20) + '"}',))
+    assert other.sink.recent_denials(2) == [batch[2], batch[0]]
     with psycopg.connect(url) as connection:
         row = connection.execute(
             "SELECT time, verdict, replica FROM gate_audit WHERE record::text LIKE %s", ("%demo-0.9-py3%",)).fetchone()

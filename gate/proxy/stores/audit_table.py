@@ -30,6 +30,8 @@ AUDIT_SCHEMA = (
     "CREATE INDEX IF NOT EXISTS gate_audit_time ON gate_audit (time)",
 )
 
+MAX_SHOWN_BYTES = 1 << 20  # a row larger than this (no record gate writes) is not read back for the status page
+
 _INSERT = (  # columns from gate's own fields; the record's text is kept, never parsed by the server
     "INSERT INTO gate_audit (time, replica, verdict, record) "
     "SELECT t, %s, v, r::json FROM unnest(%s::timestamptz[], %s::text[], %s::text[]) AS u(t, v, r)"
@@ -64,7 +66,8 @@ class TableSink:
     def recent_denials(self, limit: int) -> list[dict[str, Any]]:
         """The newest `limit` denial records of every replica, newest first (raises TableError)."""
         rows = self._run(
-            "read", "SELECT record::text FROM gate_audit WHERE verdict = 'deny' ORDER BY id DESC LIMIT %s", (limit,))
+            "read", "SELECT record::text FROM gate_audit WHERE verdict = 'deny' AND octet_length(record::text) <= %s "
+            "ORDER BY id DESC LIMIT %s", (MAX_SHOWN_BYTES, limit))
         found = []
         for (text,) in rows:
             try:
