@@ -20,6 +20,7 @@ from gate.proxy.settings import (
     Settings,
     check_cache_secret,
     check_status_token,
+    env_cache_secret,
     parse_audit_url,
     parse_cache_url,
     parse_channel,
@@ -266,16 +267,10 @@ def _settings(args: argparse.Namespace) -> Settings:
         osv_interval=args.osv_interval,
         github_releases=args.github_releases,
         cache_url=args.cache_url,
-        cache_secret=args.cache_secret_file or env_secret(),
+        cache_secret=args.cache_secret_file or env_cache_secret(os.environ),
         audit_url=args.audit_url,
         index_ttl=args.index_ttl,
     )
-
-
-def env_secret() -> bytes | None:
-    """`GATE_CACHE_SECRET`, the cache secret given in the environment (None: not given)."""
-    secret = os.environ.get("GATE_CACHE_SECRET", "").strip()
-    return secret.encode() if secret else None
 
 
 def status_allow(args: argparse.Namespace) -> tuple[Network, ...]:

@@ -15,6 +15,7 @@ page shows.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import threading
@@ -50,6 +51,17 @@ def audit_record(
 
 
 _ENCODER = msgspec.json.Encoder(order="sorted")
+
+
+def audit_line(record: dict[str, Any]) -> bytes:
+    """`record` as one compact JSON line, keys sorted (msgspec: a cold page of denied files audits thousands).
+    A lone surrogate (a file name that is not UTF-8, from an upstream's JSON or a local file) is no UTF-8 and
+    msgspec refuses it: such a record is written by `json` instead, with every non-ASCII character escaped, so
+    the record is kept exactly and the batch is not lost."""
+    try:
+        return _ENCODER.encode(record)
+    except UnicodeEncodeError:
+        return json.dumps(record, sort_keys=True, separators=(",", ":")).encode("ascii")
 
 
 class SinkError(Exception):
@@ -172,10 +184,10 @@ class AuditLog:
         return bool(getattr(self._local, "ok", True))
 
     def write(self, records: Iterable[dict[str, Any]]) -> None:
-        """One compact JSON object per record, keys sorted (msgspec: a cold page of denied files audits
-        thousands); JSON escapes every control character, so a value never breaks a line."""
+        """One compact JSON object per record (`audit_line`); JSON escapes every control character, so a value
+        never breaks a line."""
         batch = list(records)
-        lines = [_ENCODER.encode(r) for r in batch]
+        lines = [audit_line(r) for r in batch]
         self._local.ok = True
         if not lines:
             return

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -127,7 +128,7 @@ class Settings:
             osv_interval=float(env.get("GATE_OSV_INTERVAL", "30")),
             github_releases=parse_public_url(env.get("GATE_GITHUB_RELEASES", "https://github.com")),
             cache_url=env.get("GATE_CACHE_URL") or None,
-            cache_secret=env["GATE_CACHE_SECRET"].strip().encode() if env.get("GATE_CACHE_SECRET") else None,
+            cache_secret=env_cache_secret(env),
             audit_url=env.get("GATE_AUDIT_URL") or None,
             index_ttl=parse_ttl(env.get("GATE_INDEX_TTL", str(DEFAULT_INDEX_TTL))),
         )
@@ -151,8 +152,9 @@ def parse_public_url(text: str) -> str:
     return text
 
 
-CACHE_SCHEMES = ("redis", "rediss", "postgresql", "postgres")
+REDIS_SCHEMES = ("redis", "rediss")
 POSTGRES_SCHEMES = ("postgresql", "postgres")
+CACHE_SCHEMES = REDIS_SCHEMES + POSTGRES_SCHEMES
 
 
 def parse_cache_url(text: str) -> str:
@@ -163,7 +165,7 @@ def parse_cache_url(text: str) -> str:
         parts.port  # noqa: B018 (raises ValueError for a port that is no number)
     except ValueError as err:
         raise ValueError(f"cannot read the cache URL {redact_text(text)!r}: {err}") from None
-    if parts.scheme not in CACHE_SCHEMES or (parts.scheme.startswith("redis") and not parts.hostname):
+    if parts.scheme not in CACHE_SCHEMES or (parts.scheme in REDIS_SCHEMES and not parts.hostname):
         raise ValueError(f"a cache URL is redis://HOST[:PORT][/DB] or postgresql://..., got {redact_text(text)!r}")
     return text
 
@@ -180,6 +182,12 @@ def parse_audit_url(text: str) -> str:
     if scheme not in POSTGRES_SCHEMES:
         raise ValueError(f"an audit URL is stdout or postgresql://..., got {redact_text(text)!r}")
     return text
+
+
+def env_cache_secret(env: Mapping[str, str]) -> bytes | None:
+    """`GATE_CACHE_SECRET`, the cache secret given in the environment (None: not given)."""
+    secret = env.get("GATE_CACHE_SECRET")
+    return secret.strip().encode() if secret else None
 
 
 def check_cache_secret(secret: bytes) -> None:

@@ -5,6 +5,7 @@ engines' URLs and secrets (a mistake is exit 2 with one line that never shows a 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,8 @@ def record(filename: str, verdict: str = "deny", **extra: Any) -> dict[str, Any]
 def test_the_table_keeps_every_record_as_written(shared_postgres: BackendProcess) -> None:
     url = shared_postgres.url
     audit = AuditLog(TableSink(url, where(url), secrets_of(url)), Metrics())
-    hostile = "demo-1.0\u0000\n<script>\u202e-py3-none-any.whl"  # NUL, a newline, markup, a bidi override
+    # NUL, a newline, markup, a bidi override, a lone surrogate (a name that is not UTF-8)
+    hostile = "demo-1.0\u0000\n<script>\u202e\udcff-py3-none-any.whl"
     batch = [record(hostile), record("demo-0.9-py3-none-any.whl", verdict="allow"), record("x" * 5000 + ".whl")]
     audit.write(batch)
     assert audit.written() and not audit.failing
@@ -40,6 +42,10 @@ def test_the_table_keeps_every_record_as_written(shared_postgres: BackendProcess
     assert isinstance(other.sink, TableSink)
     newest = other.sink.recent_denials(2)
     assert newest == [batch[2], batch[0]]  # denials only, newest first, each exactly as written
+    with psycopg.connect(url, autocommit=True) as connection:  # a huge row (whoever may insert) is not read back
+        connection.execute("INSERT INTO gate_audit (time, replica, verdict, record) VALUES (now(), 'x', 'deny', %s)",
+                           ('{"file": "' + "y" * (2 << 20) + '"}',))
+    assert other.sink.recent_denials(2) == [batch[2], batch[0]]
     with psycopg.connect(url) as connection:
         row = connection.execute(
             "SELECT time, verdict, replica FROM gate_audit WHERE record::text LIKE %s", ("%demo-0.9-py3%",)).fetchone()
@@ -65,11 +71,28 @@ def test_a_lost_table_write_is_counted_without_the_password(own_postgres: Backen
     audit.close()
 
 
+def test_a_percent_encoded_password_is_hidden_as_the_server_sees_it_too() -> None:
+    url = "postgresql://gate:p%40ss%2Fw0rd@db/gate?password=q%26x-pw"
+    assert set(secrets_of(url)) == {"p%40ss%2Fw0rd", "p@ss/w0rd", "q&x-pw"}
+    sink = TableSink(url, where(url), secrets_of(url))
+    assert sink.scrub("auth failed: p@ss/w0rd, q&x-pw") == "auth failed: ***, ***"
+
+
 def test_stdout_gets_one_line_per_record(capfd: pytest.CaptureFixture[str]) -> None:
     audit = AuditLog(StdoutSink())
     audit.write([record("a\nb.whl"), record("c.whl")])
     lines = capfd.readouterr().out.splitlines()
     assert len(lines) == 2 and '"file":"a\\nb.whl"' in lines[0] and audit.written()
+
+
+def test_a_file_name_that_is_not_utf8_is_recorded_exactly(capfd: pytest.CaptureFixture[str]) -> None:
+    """A lone surrogate (what a non-UTF-8 name decodes to) is no UTF-8: its record is still one JSON line that
+    reads back as written, and the rest of the batch is kept."""
+    audit = AuditLog(StdoutSink())
+    batch = [record("demo-1.0-\udcff\u00e9.whl"), record("demo-0.9.whl")]
+    audit.write(batch)
+    lines = capfd.readouterr().out.splitlines()
+    assert audit.written() and [json.loads(line) for line in lines] == batch
 
 
 def serve(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -8,10 +8,11 @@ The Redis and PostgreSQL modules are imported only when a URL names them: their 
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from gate.proxy.audit import Sink
 from gate.proxy.metrics import Metrics
+from gate.proxy.settings import POSTGRES_SCHEMES, REDIS_SCHEMES
 from gate.proxy.stores.base import Backend, Entry, Store, scrubber, stored_key
 from gate.proxy.stores.sqlite import SqliteBackend
 from gate.redact import redact
@@ -19,16 +20,14 @@ from gate.redact import redact
 __all__ = ["Backend", "Entry", "Store", "audit_table", "open_store", "secrets_of", "stored_key", "where"]
 EXTRA = "pip install 'gate[fleet]'"
 
-REDIS_SCHEMES = ("redis", "rediss")
-POSTGRES_SCHEMES = ("postgresql", "postgres")
-
 
 def secrets_of(url: str) -> tuple[str, ...]:
-    """The passwords in a backend URL (its userinfo, a `password=` parameter): hidden wherever gate shows text."""
+    """The passwords in a backend URL (its userinfo, as written and percent-decoded as the client library sends
+    it; a `password=` parameter): hidden wherever gate shows text."""
     parts = urlsplit(url)
-    found = [parts.password or ""]
+    found = [parts.password or "", unquote(parts.password or "")]
     found += [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() == "password"]
-    return tuple(s for s in found if s)
+    return tuple(dict.fromkeys(s for s in found if s))
 
 
 def where(url: str) -> str:

@@ -30,6 +30,8 @@ AUDIT_SCHEMA = (
     "CREATE INDEX IF NOT EXISTS gate_audit_time ON gate_audit (time)",
 )
 
+MAX_SHOWN_BYTES = 1 << 20  # a row larger than this (no record gate writes) is not read back for the status page
+
 _INSERT = (  # columns from gate's own fields; the record's text is kept, never parsed by the server
     "INSERT INTO gate_audit (time, replica, verdict, record) "
     "SELECT t, %s, v, r::json FROM unnest(%s::timestamptz[], %s::text[], %s::text[]) AS u(t, v, r)"
@@ -56,28 +58,16 @@ class TableSink:
         self.breaker = Breaker("audit table", where, None, self.scrub)
 
     def append(self, records: list[dict[str, Any]], lines: list[bytes]) -> None:
-        if not self.breaker.closed():
-            raise TableError(f"not tried: {self.where} failed moments ago ({self.breaker.error})")
         times = [str(r.get("time")) for r in records]
         verdicts = [str(r.get("verdict", "")) for r in records]
-        try:
-            self.connections.run(_INSERT, (self.replica, times, verdicts, [line.decode() for line in lines]),
-                                 size=sum(len(line) for line in lines))
-        except (psycopg.Error, OSError) as err:
-            self.breaker.failed("insert", err)
-            raise TableError(self.scrub(f"{type(err).__name__}: {err}")) from None
-        self.breaker.succeeded()
+        self._run("insert", _INSERT, (self.replica, times, verdicts, [line.decode() for line in lines]),
+                  size=sum(len(line) for line in lines))
 
     def recent_denials(self, limit: int) -> list[dict[str, Any]]:
         """The newest `limit` denial records of every replica, newest first (raises TableError)."""
-        if not self.breaker.closed():
-            raise TableError(f"not tried: {self.where} failed moments ago ({self.breaker.error})")
-        try:
-            rows = self.connections.run(
-                "SELECT record::text FROM gate_audit WHERE verdict = 'deny' ORDER BY id DESC LIMIT %s", (limit,))
-        except (psycopg.Error, OSError) as err:
-            self.breaker.failed("read", err)
-            raise TableError(self.scrub(f"{type(err).__name__}: {err}")) from None
+        rows = self._run(
+            "read", "SELECT record::text FROM gate_audit WHERE verdict = 'deny' AND octet_length(record::text) <= %s "
+            "ORDER BY id DESC LIMIT %s", (MAX_SHOWN_BYTES, limit))
         found = []
         for (text,) in rows:
             try:
@@ -87,6 +77,18 @@ class TableSink:
             if isinstance(record, dict):
                 found.append(record)
         return found
+
+    def _run(self, op: str, sql: str, params: tuple[Any, ...], size: int = 0) -> list[tuple[Any, ...]]:
+        """The rows of `sql`, unless the server failed moments ago; a failure raises TableError, scrubbed."""
+        if not self.breaker.closed():
+            raise TableError(f"not tried: {self.where} failed moments ago ({self.breaker.error})")
+        try:
+            rows = self.connections.run(sql, params, size=size)
+        except (psycopg.Error, OSError) as err:
+            self.breaker.failed(op, err)
+            raise TableError(self.scrub(f"{type(err).__name__}: {err}")) from None
+        self.breaker.succeeded()
+        return rows
 
     def close(self) -> None:
         self.connections.close()
