@@ -26,7 +26,7 @@ from gate.proxy.pypi import pypi_blueprint
 from gate.proxy.settings import Settings
 from gate.proxy.state import EXTENSION, Gate, gate_state
 from gate.proxy.status import status_blueprint
-from gate.proxy.stores import Store, audit_table, open_store
+from gate.proxy.stores import Store, audit_table, open_store, where
 from gate.sources.deadline import deadline_session
 from gate.sources.hosts import HostPolicy
 
@@ -161,7 +161,8 @@ def open_storage(settings: Settings) -> tuple[Store, AuditLog, Metrics]:
         metrics = Metrics(cache_dir / "metrics" if cache_dir else None)
         store = open_store(settings.cache_url, cache_dir / "cache.sqlite3" if cache_dir else None, metrics=metrics,
                            secret=settings.cache_secret)
-        where_ = f"the audit log {settings.audit_log or settings.audit_url or ''}".rstrip()
+        # (an audit URL as gate shows URLs: no password in the error)
+        where_ = f"the audit log {settings.audit_log or where(settings.audit_url or '')}".rstrip()
         audit = AuditLog(audit_sink(settings), metrics)
     except (OSError, sqlite3.Error) as err:
         raise ValueError(f"cannot use {where_}: {err}") from err
