@@ -175,13 +175,18 @@ class SignedEntry:
 
     def body(self) -> dict[str, Any]:
         """The entry body (kind, apiVersion, spec), parsed within bounds."""
-        try:
-            document = parse_json(self.body_bytes, "the Rekor entry body")
-        except EvidenceParseError as err:
-            raise CheckError("tlog-body", str(err)) from None
-        if not isinstance(document, dict) or not isinstance(document.get("spec"), dict):
-            raise CheckError("tlog-body", "the Rekor entry body has no spec")
-        return document
+        return parse_body(self.body_bytes)
+
+
+def parse_body(data: bytes) -> dict[str, Any]:
+    """A Rekor entry body (kind, apiVersion, spec), parsed within bounds; CheckError('tlog-body') otherwise."""
+    try:
+        document = parse_json(data, "the Rekor entry body")
+    except EvidenceParseError as err:
+        raise CheckError("tlog-body", str(err)) from None
+    if not isinstance(document, dict) or not isinstance(document.get("spec"), dict):
+        raise CheckError("tlog-body", "the Rekor entry body has no spec")
+    return document
 
 
 # A lookup in a transparency log the user opted into (`--rekor-url`, `gate.sources.rekor`): the entries that
@@ -308,12 +313,7 @@ def verify_intoto_bundle(verifier: Verifier, bundle: Bundle) -> tuple[str, bytes
         dsse._verify(key, envelope)
     except SigstoreError as err:
         raise CheckError("signature", f"DSSE: {err}"[:300]) from None
-    try:
-        body = parse_json(inner.canonicalized_body, "the Rekor entry body")
-    except EvidenceParseError as err:
-        raise CheckError("tlog-body", str(err)) from None
-    if not isinstance(body, dict) or not isinstance(body.get("spec"), dict):
-        raise CheckError("tlog-body", "the Rekor entry body has no spec")
     statement = envelope._inner
-    check_intoto_body(body, statement.payload, [s.sig for s in statement.signatures], cert)
+    signatures = [s.sig for s in statement.signatures]
+    check_intoto_body(parse_body(inner.canonicalized_body), statement.payload, signatures, cert)
     return statement.payload_type, statement.payload
