@@ -200,7 +200,8 @@ class EntryLookupError(Exception):
     """The transparency log could not be asked, or answered with something that is not a list of entries."""
 
 
-def _field(document: Any, *keys: str) -> Any:
+def get_path(document: Any, *keys: str) -> Any:
+    """`document[k1][k2]...` of a parsed JSON document; None where a level is missing or not an object."""
     for key in keys:
         document = document.get(key) if isinstance(document, dict) else None
     return document
@@ -220,11 +221,11 @@ def check_hashedrekord_body(body: dict[str, Any], sha256: str, signature: bytes,
     if (body.get("kind"), body.get("apiVersion")) != ("hashedrekord", "0.0.1"):
         raise CheckError("tlog-body", f"expected a hashedrekord/0.0.1 entry, got {_kind(body)}")
     spec = body["spec"]
-    if _field(spec, "data", "hash", "algorithm") != "sha256" or _field(spec, "data", "hash", "value") != sha256:
+    if get_path(spec, "data", "hash", "algorithm") != "sha256" or get_path(spec, "data", "hash", "value") != sha256:
         raise CheckError("tlog-body", "the entry records another artifact digest")
-    if b64decode(_field(spec, "signature", "content"), "the entry's signature") != signature:
+    if b64decode(get_path(spec, "signature", "content"), "the entry's signature") != signature:
         raise CheckError("tlog-body", "the entry records another signature")
-    _same_certificate(_field(spec, "signature", "publicKey", "content"), cert, "the entry's public key")
+    _same_certificate(get_path(spec, "signature", "publicKey", "content"), cert, "the entry's public key")
 
 
 def check_dsse_body(body: dict[str, Any], payload: bytes, signatures: Iterable[bytes], cert: x509.Certificate) -> None:
@@ -232,17 +233,17 @@ def check_dsse_body(body: dict[str, Any], payload: bytes, signatures: Iterable[b
     if (body.get("kind"), body.get("apiVersion")) != ("dsse", "0.0.1"):
         raise CheckError("tlog-body", f"expected a dsse/0.0.1 entry, got {_kind(body)}")
     spec = body["spec"]
-    if _field(spec, "payloadHash", "algorithm") != "sha256" or (
-        _field(spec, "payloadHash", "value") != hashlib.sha256(payload).hexdigest()
+    if get_path(spec, "payloadHash", "algorithm") != "sha256" or (
+        get_path(spec, "payloadHash", "value") != hashlib.sha256(payload).hexdigest()
     ):
         raise CheckError("tlog-body", "the entry records another payload")
     recorded = spec.get("signatures")
     if not isinstance(recorded, list) or not recorded:
         raise CheckError("tlog-body", "the entry records no signatures")
-    if {b64decode(_field(s, "signature"), "the entry's signature") for s in recorded} != set(signatures):
+    if {b64decode(get_path(s, "signature"), "the entry's signature") for s in recorded} != set(signatures):
         raise CheckError("tlog-body", "the entry records other signatures than the envelope's")
     for entry in recorded:
-        _same_certificate(_field(entry, "verifier"), cert, "the entry's verifier")
+        _same_certificate(get_path(entry, "verifier"), cert, "the entry's verifier")
 
 
 def check_intoto_body(
@@ -253,19 +254,19 @@ def check_intoto_body(
     if (body.get("kind"), body.get("apiVersion")) != ("intoto", "0.0.2"):
         raise CheckError("tlog-body", f"expected an intoto/0.0.2 entry, got {_kind(body)}")
     content = body["spec"].get("content")
-    if _field(content, "payloadHash", "algorithm") != "sha256" or (
-        _field(content, "payloadHash", "value") != hashlib.sha256(payload).hexdigest()
+    if get_path(content, "payloadHash", "algorithm") != "sha256" or (
+        get_path(content, "payloadHash", "value") != hashlib.sha256(payload).hexdigest()
     ):
         raise CheckError("tlog-body", "the entry records another payload")
-    recorded = _field(content, "envelope", "signatures")
+    recorded = get_path(content, "envelope", "signatures")
     if not isinstance(recorded, list) or not recorded:
         raise CheckError("tlog-body", "the entry records no signatures")
-    decoded = {b64decode(b64decode(_field(s, "sig"), "the entry's signature").decode("ascii", "replace"),
+    decoded = {b64decode(b64decode(get_path(s, "sig"), "the entry's signature").decode("ascii", "replace"),
                          "the entry's signature") for s in recorded}
     if decoded != set(signatures):
         raise CheckError("tlog-body", "the entry records other signatures than the envelope's")
     for entry in recorded:
-        _same_certificate(_field(entry, "publicKey"), cert, "the entry's public key")
+        _same_certificate(get_path(entry, "publicKey"), cert, "the entry's public key")
 
 
 def signed_times(verifier: Verifier, bundle: Bundle) -> list[dt.datetime]:
