@@ -40,7 +40,7 @@ from gate.verify.rekor_set import (
     verify_signature,
 )
 from gate.verify.sigstore import EvidenceError, SigstoreVerifier, statement_for, statement_type
-from gate.verify.target import Target
+from gate.verify.target import Target, unverified
 
 UNVERIFIABLE = "unverifiable"
 NO_TLOG = (
@@ -193,10 +193,6 @@ def is_plain_envelope(document: Any) -> bool:
     return isinstance(document, dict) and "payloadType" in document and "signatures" in document
 
 
-def _failed(source: str, err: CheckError) -> AttestationFact:
-    return AttestationFact(verified=False, source=source, error=str(err))
-
-
 def verify_cosign_bundle(document: dict[str, Any], source: str, target: Target,
                          verifier: SigstoreVerifier) -> AttestationFact:
     """`cosign sign-blob --bundle` / `attest-blob --bundle`: base64Signature (a signature, or a DSSE
@@ -213,7 +209,7 @@ def verify_cosign_bundle(document: dict[str, Any], source: str, target: Target,
         signed = Signed(cert, None if envelope else raw, envelope)
         entry = _entry(document.get("rekorBundle")) if document.get("rekorBundle") is not None else None
     except CheckError as err:
-        return _failed(source, err)
+        return unverified(source, str(err))
     return verify_signed(signed, entry, source, target, verifier)
 
 
@@ -227,7 +223,7 @@ def verify_plain_envelope(document: dict[str, Any], source: str, target: Target,
             raise CheckError("parse", "the envelope's signature carries no certificate")
         signed = Signed(load_certificate(pem.encode()), envelope=envelope)
     except CheckError as err:
-        return _failed(source, err)
+        return unverified(source, str(err))
     return verify_signed(signed, None, source, target, verifier)
 
 
@@ -246,5 +242,5 @@ def verify_detached(
             except EvidenceParseError as err:
                 raise CheckError("parse", str(err)) from None
     except CheckError as err:
-        return _failed(source, err)
+        return unverified(source, str(err))
     return verify_signed(Signed(cert, signature=sig), entry, source, target, verifier)
