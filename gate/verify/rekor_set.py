@@ -285,10 +285,10 @@ def signed_times(verifier: Verifier, bundle: Bundle) -> list[dt.datetime]:
     return times
 
 
-def verify_intoto_bundle(verifier: Verifier, bundle: Bundle) -> tuple[str, bytes]:
+def verify_intoto_bundle(verifier: Verifier, bundle: Bundle) -> tuple[str, bytes, dt.datetime]:
     """`Verifier.verify_dsse` for a bundle whose Rekor entry is `intoto/0.0.2`: the inclusion proof, signed
     checkpoint and SET (`LogEntry._verify`, as sigstore runs it), the certificate at the SET-bound integrated
-    time, the DSSE signature, and the entry body. Returns (payloadType, payload)."""
+    time, the DSSE signature, and the entry body. Returns (payloadType, payload, the earliest verified time)."""
     entry = bundle.log_entry
     inner = entry._inner
     if (inner.kind_version.kind, inner.kind_version.version) != ("intoto", "0.0.2"):
@@ -305,7 +305,8 @@ def verify_intoto_bundle(verifier: Verifier, bundle: Bundle) -> tuple[str, bytes
         raise CheckError("tlog", f"invalid log entry: {err}"[:300]) from None
     check_log_key(trusted_root, inner.log_id.key_id, dt.datetime.fromtimestamp(inner.integrated_time, dt.UTC))
     cert = bundle.signing_certificate
-    for when in signed_times(verifier, bundle):
+    times = signed_times(verifier, bundle)
+    for when in times:
         verify_certificate_at(verifier, cert, when)
     key = cert.public_key()
     if not isinstance(key, ec.EllipticCurvePublicKey):
@@ -317,4 +318,4 @@ def verify_intoto_bundle(verifier: Verifier, bundle: Bundle) -> tuple[str, bytes
     statement = envelope._inner
     signatures = [s.sig for s in statement.signatures]
     check_intoto_body(parse_body(inner.canonicalized_body), statement.payload, signatures, cert)
-    return statement.payload_type, statement.payload
+    return statement.payload_type, statement.payload, min(times)
