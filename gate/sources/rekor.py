@@ -53,9 +53,9 @@ class RekorLookup:
         start = time.monotonic()
         try:
             with self.client.stream(url, limit=MAX_ANSWER_BYTES, json_body=body) as stream:
-                data = stream.read() if stream.status == 200 else b""
                 if stream.status != 200:
                     raise EntryLookupError(f"the transparency log answered {stream.status} for {path}")
+                data = stream.read()
         finally:
             self._spent += time.monotonic() - start
         try:
