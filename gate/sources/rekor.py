@@ -78,7 +78,7 @@ class RekorLookup:
     def _lookup(self, sha256: str) -> list[SignedEntry]:
         try:
             uuids = self._json("/api/v1/index/retrieve", {"hash": f"sha256:{sha256}"})
-            if not isinstance(uuids, list) or not all(isinstance(u, str) and _UUID.match(u) for u in uuids):
+            if not isinstance(uuids, list) or not all(isinstance(u, str) and _UUID.fullmatch(u) for u in uuids):
                 raise EntryLookupError("the transparency log's index answer is not a list of entry UUIDs")
             entries = []
             for uuid in uuids[:MAX_ENTRIES]:
