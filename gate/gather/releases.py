@@ -107,6 +107,6 @@ def release_fetcher(base_url: str, timeout: float, session: Any = None) -> Calla
 
 
 def release_evidence_for(sources: Sequence[ReleaseSource], host: str, timeout: float,
-                         cache: EvidenceCache) -> ReleaseEvidence | None:
+                         cache: EvidenceCache, session: Any = None) -> ReleaseEvidence | None:
     """`ReleaseEvidence` from `host` for `sources` (None when no policy names a release)."""
-    return ReleaseEvidence(host, sources, release_fetcher(host, timeout), cache) if sources else None
+    return ReleaseEvidence(host, sources, release_fetcher(host, timeout, session), cache) if sources else None

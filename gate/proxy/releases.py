@@ -4,7 +4,7 @@ the one HTTP client, kept in the store like other evidence."""
 
 from __future__ import annotations
 
-from gate.gather.releases import ReleaseEvidence, release_fetcher
+from gate.gather.releases import ReleaseEvidence, release_evidence_for
 from gate.proxy.evidence import StoreEvidence
 from gate.proxy.state import Gate
 
@@ -12,8 +12,6 @@ from gate.proxy.state import Gate
 def release_evidence(state: Gate) -> ReleaseEvidence | None:
     """Release provenance for the projects the loaded policies name (None: they name none)."""
     sources = [source for compiled in state.policies for source in compiled.policy.releases]
-    if not sources:
-        return None
-    base = state.settings.github_releases
-    fetch = release_fetcher(base, state.settings.timeout, state.session)
-    return ReleaseEvidence(base, sources, fetch, StoreEvidence(state))
+    settings = state.settings
+    return release_evidence_for(sources, settings.github_releases, settings.timeout, StoreEvidence(state),
+                                state.session)

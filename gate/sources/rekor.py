@@ -53,9 +53,9 @@ class RekorLookup:
         start = time.monotonic()
         try:
             with self.client.stream(url, limit=MAX_ANSWER_BYTES, json_body=body) as stream:
-                data = stream.read() if stream.status == 200 else b""
                 if stream.status != 200:
                     raise EntryLookupError(f"the transparency log answered {stream.status} for {path}")
+                data = stream.read()
         finally:
             self._spent += time.monotonic() - start
         try:
@@ -78,7 +78,7 @@ class RekorLookup:
     def _lookup(self, sha256: str) -> list[SignedEntry]:
         try:
             uuids = self._json("/api/v1/index/retrieve", {"hash": f"sha256:{sha256}"})
-            if not isinstance(uuids, list) or not all(isinstance(u, str) and _UUID.match(u) for u in uuids):
+            if not isinstance(uuids, list) or not all(isinstance(u, str) and _UUID.fullmatch(u) for u in uuids):
                 raise EntryLookupError("the transparency log's index answer is not a list of entry UUIDs")
             entries = []
             for uuid in uuids[:MAX_ENTRIES]:

@@ -13,7 +13,6 @@ never verified, unless an entry is looked up in a transparency log the user opte
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +40,7 @@ from gate.verify.rekor_set import (
     verify_signature,
 )
 from gate.verify.sigstore import EvidenceError, SigstoreVerifier, statement_for, statement_type
-from gate.verify.target import Target
+from gate.verify.target import Target, unverified
 
 UNVERIFIABLE = "unverifiable"
 NO_TLOG = (
@@ -131,23 +130,15 @@ def verify_signed(
                                publisher=publisher_from_claims(claims, identity), **fields)
 
     try:
-        trusted_root = verifier.sigstore._trusted_root
-        if entry is None:
+        if entry is not None:
+            _check_entry(signed, entry, target, verifier)
+        else:
             verify_certificate_at(verifier.sigstore, cert, cert.not_valid_before_utc)
-            predicate_type, slsa = signed.check_signature(target)
-            lookup: EntryLookup | None = verifier.rekor_lookup
-            if lookup is None:
-                return fact(verified=False, error=f"{UNVERIFIABLE}: {NO_TLOG}")
-            try:
-                found = lookup(signed.lookup_key(target))
-            except EntryLookupError as err:
-                reason = f"{NO_TLOG.split(' (', maxsplit=1)[0]}; the transparency log lookup failed: {err}"
-                return fact(verified=False, error=f"{UNVERIFIABLE}: {reason}"[:500])
-            return _looked_up(signed, found, target, verifier, fact)
-        entry.verify_set(trusted_root)
-        verify_certificate_at(verifier.sigstore, cert, entry.when)
         predicate_type, slsa = signed.check_signature(target)
-        signed.check_body(entry, target)
+        if entry is None:
+            entry, reason = _looked_up(signed, target, verifier)
+            if entry is None:
+                return fact(verified=False, error=f"{UNVERIFIABLE}: {reason}"[:500])
     except (CheckError, EvidenceError) as err:
         return fact(verified=False, error=str(err))
     except Exception as err:  # a library fault on hostile input must not crash gate: fail closed
@@ -156,24 +147,35 @@ def verify_signed(
                 signedTime=entry.when, **slsa._asdict())
 
 
-def _looked_up(signed: Signed, entries: list[SignedEntry], target: Target, verifier: SigstoreVerifier,
-               fact: Callable[..., AttestationFact]) -> AttestationFact:
-    """The first entry the log gave that verifies for this evidence (SET, time, body); none: unverifiable."""
+def _check_entry(signed: Signed, entry: SignedEntry, target: Target, verifier: SigstoreVerifier) -> None:
+    """The entry is the trusted log's (SET), the certificate was valid at its time, and it records `signed`."""
+    entry.verify_set(verifier.sigstore._trusted_root)
+    verify_certificate_at(verifier.sigstore, signed.cert, entry.when)
+    signed.check_body(entry, target)
+
+
+def _looked_up(signed: Signed, target: Target, verifier: SigstoreVerifier) -> tuple[SignedEntry | None, str]:
+    """The first entry the verifier's opted-in log lookup gives that verifies for this evidence; none (or no
+    lookup): None and why the evidence stays unverifiable."""
+    lookup: EntryLookup | None = verifier.rekor_lookup
+    if lookup is None:
+        return None, NO_TLOG
+    no_tlog = NO_TLOG.split(" (", maxsplit=1)[0]
+    try:
+        entries = lookup(signed.lookup_key(target))
+    except EntryLookupError as err:
+        return None, f"{no_tlog}; the transparency log lookup failed: {err}"
     reasons = []
     for entry in entries:
         try:
-            entry.verify_set(verifier.sigstore._trusted_root)
-            verify_certificate_at(verifier.sigstore, signed.cert, entry.when)
-            signed.check_body(entry, target)
+            _check_entry(signed, entry, target, verifier)
         except CheckError as err:
             reasons.append(str(err))
             continue
-        predicate_type, slsa = signed.check_signature(target)
-        return fact(verified=True, predicateType=predicate_type, integratedTime=entry.when,
-                signedTime=entry.when, **slsa._asdict())
+        return entry, ""
     found = f"; the log's {len(entries)} entries do not record it: {'; '.join(reasons)[:300]}" if entries else (
         "; the transparency log has no entry for it")
-    return fact(verified=False, error=f"{UNVERIFIABLE}: {NO_TLOG.split(' (', maxsplit=1)[0]}{found}")
+    return None, f"{no_tlog}{found}"
 
 
 def _entry(rekor_bundle: Any) -> SignedEntry:
@@ -189,10 +191,6 @@ def is_cosign_bundle(document: Any) -> bool:
 
 def is_plain_envelope(document: Any) -> bool:
     return isinstance(document, dict) and "payloadType" in document and "signatures" in document
-
-
-def _failed(source: str, err: CheckError) -> AttestationFact:
-    return AttestationFact(verified=False, source=source, error=str(err))
 
 
 def verify_cosign_bundle(document: dict[str, Any], source: str, target: Target,
@@ -211,7 +209,7 @@ def verify_cosign_bundle(document: dict[str, Any], source: str, target: Target,
         signed = Signed(cert, None if envelope else raw, envelope)
         entry = _entry(document.get("rekorBundle")) if document.get("rekorBundle") is not None else None
     except CheckError as err:
-        return _failed(source, err)
+        return unverified(source, str(err))
     return verify_signed(signed, entry, source, target, verifier)
 
 
@@ -225,7 +223,7 @@ def verify_plain_envelope(document: dict[str, Any], source: str, target: Target,
             raise CheckError("parse", "the envelope's signature carries no certificate")
         signed = Signed(load_certificate(pem.encode()), envelope=envelope)
     except CheckError as err:
-        return _failed(source, err)
+        return unverified(source, str(err))
     return verify_signed(signed, None, source, target, verifier)
 
 
@@ -244,5 +242,5 @@ def verify_detached(
             except EvidenceParseError as err:
                 raise CheckError("parse", str(err)) from None
     except CheckError as err:
-        return _failed(source, err)
+        return unverified(source, str(err))
     return verify_signed(Signed(cert, signature=sig), entry, source, target, verifier)

@@ -20,7 +20,7 @@ import re
 from typing import Any, NamedTuple
 
 from gate.facts import GITHUB_ISSUER, MAX_WORKFLOW_INPUTS
-from gate.verify.rekor_set import CheckError
+from gate.verify.rekor_set import CheckError, get_path
 
 SLSA_V02 = "https://slsa.dev/provenance/v0.2"
 SLSA_V1 = "https://slsa.dev/provenance/v1"
@@ -45,12 +45,6 @@ class SlsaFacts(NamedTuple):
     sourceDigest: str | None = None  # noqa: N815 (the git commit)
     sourceBranch: str | None = None  # noqa: N815 (the branch built, or the branch a built tag was pushed from)
     workflowInputs: dict[str, str] = {}  # noqa: N815,RUF012 (a NamedTuple default is never mutated)
-
-
-def _get(document: Any, *keys: str) -> Any:
-    for key in keys:
-        document = document.get(key) if isinstance(document, dict) else None
-    return document
 
 
 def _text(value: Any) -> str | None:
@@ -90,35 +84,36 @@ class _Claimed(NamedTuple):
 
 
 def _v02(predicate: dict[str, Any]) -> _Claimed:
-    config = _get(predicate, "invocation", "configSource")
-    source = _text(_get(config, "uri"))
+    config = get_path(predicate, "invocation", "configSource")
+    source = _text(get_path(config, "uri"))
     materials = predicate.get("materials")
-    first = _get(materials[0], "uri") if isinstance(materials, list) and materials else None
+    first = get_path(materials[0], "uri") if isinstance(materials, list) and materials else None
     if source is not None and first is not None and first != source:
         raise CheckError("provenance", "the predicate's configSource and first material name different sources")
-    payload = _get(predicate, "invocation", "environment", "github_event_payload")
-    inputs = _get(payload, "inputs") or _get(predicate, "invocation", "parameters", "event_inputs")
+    payload = get_path(predicate, "invocation", "environment", "github_event_payload")
+    inputs = get_path(payload, "inputs") or get_path(predicate, "invocation", "parameters", "event_inputs")
     return _Claimed(
-        _text(_get(predicate, "builder", "id")), source, _text(_get(config, "digest", "sha1")), _inputs(inputs),
-        _text(_get(payload, "base_ref")),
+        _text(get_path(predicate, "builder", "id")), source, _text(get_path(config, "digest", "sha1")), _inputs(inputs),
+        _text(get_path(payload, "base_ref")),
     )
 
 
 def _v1(predicate: dict[str, Any]) -> _Claimed:
-    dependencies = _get(predicate, "buildDefinition", "resolvedDependencies")
+    dependencies = get_path(predicate, "buildDefinition", "resolvedDependencies")
     first = dependencies[0] if isinstance(dependencies, list) and dependencies else None
-    source = _text(_get(first, "uri"))
-    digest = _text(_get(first, "digest", "gitCommit")) or _text(_get(first, "digest", "sha1"))
-    external = _get(predicate, "buildDefinition", "externalParameters")
-    workflow = _get(external, "workflow")
+    source = _text(get_path(first, "uri"))
+    digest = _text(get_path(first, "digest", "gitCommit")) or _text(get_path(first, "digest", "sha1"))
+    external = get_path(predicate, "buildDefinition", "externalParameters")
+    workflow = get_path(external, "workflow")
     if source is not None and isinstance(workflow, dict):  # GitHub Actions' buildType names it twice
         repository, ref = workflow.get("repository"), workflow.get("ref")
         if f"git+{repository}@{ref}" != source:
             raise CheckError("provenance", "the predicate's workflow and resolved dependency name different sources")
-    payload = _get(predicate, "buildDefinition", "internalParameters", "GITHUB_EVENT_PAYLOAD")
+    payload = get_path(predicate, "buildDefinition", "internalParameters", "GITHUB_EVENT_PAYLOAD")
     return _Claimed(
-        _text(_get(predicate, "runDetails", "builder", "id")), source, digest, _inputs(_get(external, "inputs")),
-        _text(_get(payload, "base_ref")),
+        _text(get_path(predicate, "runDetails", "builder", "id")), source, digest,
+        _inputs(get_path(external, "inputs")),
+        _text(get_path(payload, "base_ref")),
     )
 
 

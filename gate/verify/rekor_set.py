@@ -175,13 +175,18 @@ class SignedEntry:
 
     def body(self) -> dict[str, Any]:
         """The entry body (kind, apiVersion, spec), parsed within bounds."""
-        try:
-            document = parse_json(self.body_bytes, "the Rekor entry body")
-        except EvidenceParseError as err:
-            raise CheckError("tlog-body", str(err)) from None
-        if not isinstance(document, dict) or not isinstance(document.get("spec"), dict):
-            raise CheckError("tlog-body", "the Rekor entry body has no spec")
-        return document
+        return parse_body(self.body_bytes)
+
+
+def parse_body(data: bytes) -> dict[str, Any]:
+    """A Rekor entry body (kind, apiVersion, spec), parsed within bounds; CheckError('tlog-body') otherwise."""
+    try:
+        document = parse_json(data, "the Rekor entry body")
+    except EvidenceParseError as err:
+        raise CheckError("tlog-body", str(err)) from None
+    if not isinstance(document, dict) or not isinstance(document.get("spec"), dict):
+        raise CheckError("tlog-body", "the Rekor entry body has no spec")
+    return document
 
 
 # A lookup in a transparency log the user opted into (`--rekor-url`, `gate.sources.rekor`): the entries that
@@ -195,7 +200,8 @@ class EntryLookupError(Exception):
     """The transparency log could not be asked, or answered with something that is not a list of entries."""
 
 
-def _field(document: Any, *keys: str) -> Any:
+def get_path(document: Any, *keys: str) -> Any:
+    """`document[k1][k2]...` of a parsed JSON document; None where a level is missing or not an object."""
     for key in keys:
         document = document.get(key) if isinstance(document, dict) else None
     return document
@@ -215,11 +221,11 @@ def check_hashedrekord_body(body: dict[str, Any], sha256: str, signature: bytes,
     if (body.get("kind"), body.get("apiVersion")) != ("hashedrekord", "0.0.1"):
         raise CheckError("tlog-body", f"expected a hashedrekord/0.0.1 entry, got {_kind(body)}")
     spec = body["spec"]
-    if _field(spec, "data", "hash", "algorithm") != "sha256" or _field(spec, "data", "hash", "value") != sha256:
+    if get_path(spec, "data", "hash", "algorithm") != "sha256" or get_path(spec, "data", "hash", "value") != sha256:
         raise CheckError("tlog-body", "the entry records another artifact digest")
-    if b64decode(_field(spec, "signature", "content"), "the entry's signature") != signature:
+    if b64decode(get_path(spec, "signature", "content"), "the entry's signature") != signature:
         raise CheckError("tlog-body", "the entry records another signature")
-    _same_certificate(_field(spec, "signature", "publicKey", "content"), cert, "the entry's public key")
+    _same_certificate(get_path(spec, "signature", "publicKey", "content"), cert, "the entry's public key")
 
 
 def check_dsse_body(body: dict[str, Any], payload: bytes, signatures: Iterable[bytes], cert: x509.Certificate) -> None:
@@ -227,17 +233,17 @@ def check_dsse_body(body: dict[str, Any], payload: bytes, signatures: Iterable[b
     if (body.get("kind"), body.get("apiVersion")) != ("dsse", "0.0.1"):
         raise CheckError("tlog-body", f"expected a dsse/0.0.1 entry, got {_kind(body)}")
     spec = body["spec"]
-    if _field(spec, "payloadHash", "algorithm") != "sha256" or (
-        _field(spec, "payloadHash", "value") != hashlib.sha256(payload).hexdigest()
+    if get_path(spec, "payloadHash", "algorithm") != "sha256" or (
+        get_path(spec, "payloadHash", "value") != hashlib.sha256(payload).hexdigest()
     ):
         raise CheckError("tlog-body", "the entry records another payload")
     recorded = spec.get("signatures")
     if not isinstance(recorded, list) or not recorded:
         raise CheckError("tlog-body", "the entry records no signatures")
-    if {b64decode(_field(s, "signature"), "the entry's signature") for s in recorded} != set(signatures):
+    if {b64decode(get_path(s, "signature"), "the entry's signature") for s in recorded} != set(signatures):
         raise CheckError("tlog-body", "the entry records other signatures than the envelope's")
     for entry in recorded:
-        _same_certificate(_field(entry, "verifier"), cert, "the entry's verifier")
+        _same_certificate(get_path(entry, "verifier"), cert, "the entry's verifier")
 
 
 def check_intoto_body(
@@ -248,19 +254,19 @@ def check_intoto_body(
     if (body.get("kind"), body.get("apiVersion")) != ("intoto", "0.0.2"):
         raise CheckError("tlog-body", f"expected an intoto/0.0.2 entry, got {_kind(body)}")
     content = body["spec"].get("content")
-    if _field(content, "payloadHash", "algorithm") != "sha256" or (
-        _field(content, "payloadHash", "value") != hashlib.sha256(payload).hexdigest()
+    if get_path(content, "payloadHash", "algorithm") != "sha256" or (
+        get_path(content, "payloadHash", "value") != hashlib.sha256(payload).hexdigest()
     ):
         raise CheckError("tlog-body", "the entry records another payload")
-    recorded = _field(content, "envelope", "signatures")
+    recorded = get_path(content, "envelope", "signatures")
     if not isinstance(recorded, list) or not recorded:
         raise CheckError("tlog-body", "the entry records no signatures")
-    decoded = {b64decode(b64decode(_field(s, "sig"), "the entry's signature").decode("ascii", "replace"),
+    decoded = {b64decode(b64decode(get_path(s, "sig"), "the entry's signature").decode("ascii", "replace"),
                          "the entry's signature") for s in recorded}
     if decoded != set(signatures):
         raise CheckError("tlog-body", "the entry records other signatures than the envelope's")
     for entry in recorded:
-        _same_certificate(_field(entry, "publicKey"), cert, "the entry's public key")
+        _same_certificate(get_path(entry, "publicKey"), cert, "the entry's public key")
 
 
 def signed_times(verifier: Verifier, bundle: Bundle) -> list[dt.datetime]:
@@ -279,10 +285,10 @@ def signed_times(verifier: Verifier, bundle: Bundle) -> list[dt.datetime]:
     return times
 
 
-def verify_intoto_bundle(verifier: Verifier, bundle: Bundle) -> tuple[str, bytes]:
+def verify_intoto_bundle(verifier: Verifier, bundle: Bundle) -> tuple[str, bytes, dt.datetime]:
     """`Verifier.verify_dsse` for a bundle whose Rekor entry is `intoto/0.0.2`: the inclusion proof, signed
     checkpoint and SET (`LogEntry._verify`, as sigstore runs it), the certificate at the SET-bound integrated
-    time, the DSSE signature, and the entry body. Returns (payloadType, payload)."""
+    time, the DSSE signature, and the entry body. Returns (payloadType, payload, the earliest verified time)."""
     entry = bundle.log_entry
     inner = entry._inner
     if (inner.kind_version.kind, inner.kind_version.version) != ("intoto", "0.0.2"):
@@ -299,7 +305,8 @@ def verify_intoto_bundle(verifier: Verifier, bundle: Bundle) -> tuple[str, bytes
         raise CheckError("tlog", f"invalid log entry: {err}"[:300]) from None
     check_log_key(trusted_root, inner.log_id.key_id, dt.datetime.fromtimestamp(inner.integrated_time, dt.UTC))
     cert = bundle.signing_certificate
-    for when in signed_times(verifier, bundle):
+    times = signed_times(verifier, bundle)
+    for when in times:
         verify_certificate_at(verifier, cert, when)
     key = cert.public_key()
     if not isinstance(key, ec.EllipticCurvePublicKey):
@@ -308,12 +315,7 @@ def verify_intoto_bundle(verifier: Verifier, bundle: Bundle) -> tuple[str, bytes
         dsse._verify(key, envelope)
     except SigstoreError as err:
         raise CheckError("signature", f"DSSE: {err}"[:300]) from None
-    try:
-        body = parse_json(inner.canonicalized_body, "the Rekor entry body")
-    except EvidenceParseError as err:
-        raise CheckError("tlog-body", str(err)) from None
-    if not isinstance(body, dict) or not isinstance(body.get("spec"), dict):
-        raise CheckError("tlog-body", "the Rekor entry body has no spec")
     statement = envelope._inner
-    check_intoto_body(body, statement.payload, [s.sig for s in statement.signatures], cert)
-    return statement.payload_type, statement.payload
+    signatures = [s.sig for s in statement.signatures]
+    check_intoto_body(parse_body(inner.canonicalized_body), statement.payload, signatures, cert)
+    return statement.payload_type, statement.payload, min(times)

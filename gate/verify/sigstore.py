@@ -29,7 +29,7 @@ from gate.facts import AttestationFact, Ecosystem
 from gate.verify.bounded import EvidenceParseError, parse_json
 from gate.verify.claims import certificate_claims, certificate_identity, publisher_from_claims, source_claims
 from gate.verify.intoto import SlsaFacts, slsa_facts
-from gate.verify.rekor_set import CheckError, EntryLookup, check_log_key, signed_times, verify_intoto_bundle
+from gate.verify.rekor_set import CheckError, EntryLookup, check_log_key, verify_intoto_bundle
 from gate.verify.target import Target, describe_error
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -174,8 +174,7 @@ class SigstoreVerifier:
             if bundle._dsse_envelope is not None:
                 kind = bundle.log_entry._inner.kind_version
                 if (kind.kind, kind.version) == ("intoto", "0.0.2"):  # sigstore-python refuses: gate.verify.rekor_set
-                    payload_type, payload = verify_intoto_bundle(self._verifier, bundle)
-                    signed = min(signed_times(self._verifier, bundle))  # the times it just verified
+                    payload_type, payload, signed = verify_intoto_bundle(self._verifier, bundle)
                 else:
                     payload_type, payload = self._verifier.verify_dsse(bundle, _IdentityJudgedByPolicy())
                 statement = statement_for(payload_type, payload, target, pep740=pep740)

@@ -126,6 +126,15 @@ def test_compiled_cel_is_standard_and_shown() -> None:
     assert rule.native is not None
 
 
+def _lint_warns(policy: str, code: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> bool:
+    """`gate lint` passes the policy (with one signer added) and whether it printed the warning `code`."""
+    path = tmp_path / "p.yaml"
+    path.write_text(policy + "    signers: [{identity: a@example.com, issuer: https://accounts.google.com}]\n")
+    assert main(["lint", str(path)]) == 0
+    out, err = capsys.readouterr()
+    return f"[{code}]" in out + err
+
+
 @pytest.mark.parametrize(("slsa", "warned"), [
     ("{sourceTag: 'v*'}", True),
     ("{sourceUri: 'github.com/*'}", True),
@@ -136,12 +145,7 @@ def test_compiled_cel_is_standard_and_shown() -> None:
 def test_lint_warns_of_slsa_without_one_source_repository(
     slsa: str, warned: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "p.yaml"
-    signer = "    signers: [{identity: a@example.com, issuer: https://accounts.google.com}]\n"
-    path.write_text(POLICY.format(slsa=slsa) + signer)
-    assert main(["lint", str(path)]) == 0
-    out, err = capsys.readouterr()
-    assert ("[slsa-any-source]" in out + err) is warned
+    assert _lint_warns(POLICY.format(slsa=slsa), "slsa-any-source", tmp_path, capsys) is warned
 
 
 @pytest.mark.parametrize(("types", "warned"), [
@@ -153,10 +157,5 @@ def test_lint_warns_of_predicate_types_no_single_provenance_has(
     types: str, warned: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The issue's own example lists both SLSA versions: as `predicateTypes` asks for each, lint says so."""
-    path = tmp_path / "p.yaml"
-    signer = "    signers: [{identity: a@example.com, issuer: https://accounts.google.com}]\n"
-    slsa = POLICY.format(slsa="{sourceUri: github.com/urllib3/urllib3}")
-    path.write_text(slsa + f"    predicateTypes: {types}\n" + signer)
-    assert main(["lint", str(path)]) == 0
-    out, err = capsys.readouterr()
-    assert ("[predicate-types-exclusive]" in out + err) is warned
+    policy = POLICY.format(slsa="{sourceUri: github.com/urllib3/urllib3}") + f"    predicateTypes: {types}\n"
+    assert _lint_warns(policy, "predicate-types-exclusive", tmp_path, capsys) is warned
