@@ -113,7 +113,7 @@ class AgeDescription:
             if facts.file.uploaded is not None and facts.file.uploaded < uploaded:
                 index = (f"; the index's {to_the_second(facts.file.uploaded)} is earlier, but a file is not "
                          "uploaded before it is signed")
-            signed = f"signed {to_the_second(uploaded)} (uploadedFrom: {signed_from}{index})"
+            signed = f"signed {to_the_second(uploaded)} (signedFrom: {signed_from}{index})"
             return f"{signed}; allowed from {allowed} {self._age}"
         return f"uploaded {to_the_second(uploaded)}; allowed from {allowed} {self._age}"
 

@@ -155,7 +155,7 @@ def test_a_backdated_upload_time_does_not_age_a_file_past_its_signed_time(
     client = gate(SIGNED_AGE, clock=lambda: SIGNED_AT + dt.timedelta(days=2))
     response = client.get(f"/files/sampleproject/{SAMPLE_WHEEL}")
     assert response.status_code == 403
-    assert ("signed 2024-11-06T22:37:08Z (uploadedFrom: transparency-log; the index's 2024-01-01T00:00:00Z is "
+    assert ("signed 2024-11-06T22:37:08Z (signedFrom: transparency-log; the index's 2024-01-01T00:00:00Z is "
             "earlier, but a file is not uploaded before it is signed); allowed from 2024-11-13T22:37:08Z"
             ) in response.text
     later = gate(SIGNED_AGE, clock=lambda: SIGNED_AT + dt.timedelta(days=8))

@@ -58,7 +58,7 @@ def test_a_young_signed_time_says_where_it_came_from(gate: AppFactory, upstream:
     client = gate(AGE.format(minimum=SIGNED), clock=lambda: dt.datetime(2024, 11, 8, tzinfo=dt.UTC))
     response = client.get(f"/files/sampleproject/{SAMPLE_WHEEL}")
     assert response.status_code == 403
-    assert ("signed 2024-11-06T22:37:08Z (uploadedFrom: transparency-log; the index gives no upload time); "
+    assert ("signed 2024-11-06T22:37:08Z (signedFrom: transparency-log; the index gives no upload time); "
             "allowed from 2024-11-13T22:37:08Z (minimum age 7d)") in response.text
 
 
