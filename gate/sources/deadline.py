@@ -25,6 +25,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from gate.sources.hosts import check_peer
+
 _local = threading.local()
 
 
@@ -140,9 +142,23 @@ os.register_at_fork(after_in_child=_WATCHDOG.reset)
 
 
 class _Watched:
-    """Connection mixin: register with the thread's bound deadline when sending a request."""
+    """Connection mixin: register with the thread's bound deadline when sending a request; a new connection's
+    peer must be one the host check admits (`gate.sources.hosts.check_peer`: not when through a proxy, whose
+    own address the operator chose)."""
 
     sock: Any
+    host: str
+    proxy: Any
+
+    def _new_conn(self) -> socket.socket:
+        sock: socket.socket = super()._new_conn()  # type: ignore[misc]
+        if not self.proxy:
+            try:
+                check_peer(sock, self.host)
+            except BaseException:
+                sock.close()
+                raise
+        return sock
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         deadline: Deadline | None = getattr(_local, "deadline", None)

@@ -6,6 +6,9 @@ the upstreams' own origins, the file hosts those upstreams are known to serve fr
 what `--allow-host` adds, and when none of the addresses the host resolves to is loopback, private,
 link-local or otherwise not global, unless some configured upstream itself is on such an address (a
 mirror on the LAN, the tests' loopback servers). Every redirect hop is checked again (`gate.sources.http`).
+The connection resolves the name anew, so a name whose DNS answer changes between the check and the connect
+(DNS rebinding) is caught where it connects: under `public_peers_only`, a connection whose peer is internal
+is closed before a byte is sent (`check_peer`, called by `gate.sources.deadline`'s connections).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import ipaddress
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -122,8 +126,9 @@ class HostPolicy:
             self.private = private
         return private
 
-    def check(self, url: str) -> None:
-        """Raise HostRefusedError unless gate may fetch `url`."""
+    def check(self, url: str) -> bool:
+        """Raise HostRefusedError unless gate may fetch `url`; True when its host may be on an internal address
+        (else the connection must not end up on one: `public_peers_only`)."""
         try:
             _, host, port = origin(url)
         except ValueError as err:
@@ -142,3 +147,31 @@ class HostPolicy:
                 + ("(allowed only when named with --allow-host or --channel)" if self.any_host else
                    "(allowed only when an upstream is on an internal address itself)")
             )
+        return allowed and self._private_allowed()
+
+
+_peers = threading.local()
+
+
+@contextmanager
+def public_peers_only(on: bool) -> Iterator[None]:
+    """While active (`on`), connections this thread opens must reach a global address (`check_peer`)."""
+    previous = getattr(_peers, "public_only", False)
+    _peers.public_only = on
+    try:
+        yield
+    finally:
+        _peers.public_only = previous
+
+
+def check_peer(sock: socket.socket, host: str) -> None:
+    """Raise HostRefusedError when `public_peers_only` is active and `sock` is connected to an internal
+    address: `host` resolved to a global one when it was checked, and to this one when it was connected."""
+    if not getattr(_peers, "public_only", False):
+        return
+    peer = ipaddress.ip_address(str(sock.getpeername()[0]).split("%")[0])
+    if internal(peer):
+        raise HostRefusedError(
+            f"gate does not fetch from {host}: it connected to the internal address {peer}, though the name "
+            "resolved to a public one when it was checked (a DNS answer that changed: DNS rebinding)"
+        )

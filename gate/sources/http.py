@@ -28,7 +28,7 @@ import urllib3
 from gate.errors import GateError
 from gate.redact import redact_text
 from gate.sources.deadline import Deadline, deadline_session
-from gate.sources.hosts import HostPolicy, HostRefusedError
+from gate.sources.hosts import HostPolicy, HostRefusedError, public_peers_only
 
 T = TypeVar("T")
 MAX_PAGE_BYTES = 64 << 20  # a decoded PyPI project page; the largest real ones are a few MB
@@ -171,14 +171,15 @@ def open_checked(
     `hosts` first; the connections are watched by `deadline`. The caller closes the response. With
     `json_body`, a POST of that JSON instead, whose redirect is not followed (its answer is returned)."""
     for _ in range(REDIRECTS + 1):
+        internal_ok = True
         if hosts is not None:
             try:
-                hosts.check(url)
+                internal_ok = hosts.check(url)
             except HostRefusedError as err:
                 raise UpstreamError(str(err), Failure.BAD_ANSWER) from err
         per_read = max(min(timeout, deadline.remaining()), 0.001)
         try:
-            with deadline.bound():
+            with deadline.bound(), public_peers_only(not internal_ok):
                 if json_body is not None:
                     return session.post(url, json=json_body, headers=dict(headers or {}), timeout=per_read,
                                         stream=True, allow_redirects=False)
@@ -187,6 +188,8 @@ def open_checked(
                 )
         except requests.RequestException as err:
             raise _broken(url, err, deadline, reading=False) from err
+        except HostRefusedError as err:  # its peer (`check_peer`): the name resolved elsewhere than when checked
+            raise UpstreamError(str(err), Failure.BAD_ANSWER) from err
         location = response.headers.get("Location")
         if response.status_code not in _REDIRECT_STATUSES or not location:
             return response
