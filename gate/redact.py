@@ -2,18 +2,15 @@
 
 Credentials in a configured upstream URL (`http://user:pass@host/simple/`) are taken out of the URL once,
 at configuration (`split_credentials`), and sent only as HTTP basic auth to that URL's own origin
-(`OriginAuth`); the URL gate uses, keys and shows has none. `redact(url)` is the one way to show or store
-a URL that may still carry a secret (userinfo, token-like query parameters, anaconda.org's `/t/<token>/`
-path segment); `redact_text` does it for every URL inside a message.
+(`gate.sources.http.OriginAuth`); the URL gate uses, keys and shows has none. `redact(url)` is the one way
+to show or store a URL that may still carry a secret (userinfo, token-like query parameters, anaconda.org's
+`/t/<token>/` path segment); `redact_text` does it for every URL inside a message.
 """
 
 from __future__ import annotations
 
 import re
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
-
-import requests
-from requests.auth import HTTPBasicAuth
 
 HIDDEN = "***"
 # query parameter names whose values are secrets (compared lowercased, `-` read as `_`)
@@ -74,20 +71,3 @@ def split_credentials(url: str) -> tuple[str, Credential | None]:
     user, _, password = userinfo.partition(":")
     clean = urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))
     return clean, (origin(clean), unquote(user), unquote(password))
-
-
-class OriginAuth(requests.auth.AuthBase):
-    """HTTP basic auth for each configured origin, and for no other (a redirect elsewhere gets none)."""
-
-    def __init__(self, credentials: tuple[Credential, ...]) -> None:
-        self._by_origin = {where: HTTPBasicAuth(user, password) for where, user, password in credentials}
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        try:
-            auth = self._by_origin.get(origin(request.url or ""))
-        except ValueError:
-            auth = None
-        return auth(request) if auth is not None else request
-
-    def __repr__(self) -> str:
-        return f"OriginAuth({sorted(host for _, host, _ in self._by_origin)})"

@@ -87,7 +87,14 @@ DEFERRED = {
     "gate/commands/progress.py": {"rich.console", "rich.progress"},
     # the Sigstore stack (sigstore, tuf, pypi-attestations, pydantic: most of a second) only for evidence
     "gate/verify/api.py": {"gate.verify.sigstore", "gate.verify.evidence", "gate.verify.cosign"},
-    "gate/commands/check.py": {"gate.sources.rekor"},  # the Rekor lookup (sigstore) only with --rekor-url
+    "gate/commands/check.py": {
+        "gate.sources.rekor",  # the Rekor lookup (sigstore) only with --rekor-url
+        # the index client and pip's resolver (requests, urllib3) only for planned files (pylock, pip
+        # reports, requirements), an explicit environment's downloads only for a file that may be one
+        "gate.preinstall.check", "gate.preinstall.gather", "gate.sources.pip_report", "gate.sources.conda_explicit",
+    },
+    # the HTTP client (requests, urllib3) only when release assets are fetched
+    "gate/gather/releases.py": {"gate.sources.http"},
     # a subcommand's module (and all it loads) only when that subcommand runs
     "gate/cli.py": {"gate.commands"},
 }

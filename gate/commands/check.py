@@ -24,17 +24,15 @@ from gate.decision import Decision, exit_code
 from gate.errors import UsageError
 from gate.evaluate import Evaluator, Unmatched, require_policies, unidentified
 from gate.facts import Facts, Unidentified
-from gate.preinstall.check import Checked, check_planned
-from gate.preinstall.gather import IndexGatherer
 from gate.report.check import check_sarif, json_report, summary_table, text_report
-from gate.sources.conda_explicit import explicit_facts, is_explicit_env
+from gate.sources.filenames import is_distribution_filename
 from gate.sources.local import LocalOptions, UnidentifiedFileError, expand_paths, local_facts
-from gate.sources.pip_report import planned_from_report, read_report, resolve_requirements
-from gate.sources.planned import PlannedFile
 from gate.sources.pylock import is_pylock, read_pylock
 from gate.verify.api import BundleVerifier
 
 if TYPE_CHECKING:
+    from gate.preinstall.check import Checked
+    from gate.sources.planned import PlannedFile
     from gate.verify.rekor_set import EntryLookup
 
 HELP = "check distribution files against policies before installing them"
@@ -80,8 +78,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def _facts(path: Path, options: LocalOptions, allow_hosts: list[tuple[str, int]]) -> list[Facts | Unidentified]:
     """One file's facts, or every package's of a conda explicit environment file (`@EXPLICIT`); a file
     gate cannot name is `Unidentified` (denied, with the reason)."""
-    if is_explicit_env(path):
-        return list(explicit_facts(path, options, allow_hosts=allow_hosts))
+    if not is_distribution_filename(path.name):  # (a distribution file is never an explicit environment)
+        # the explicit environment's reader (it downloads its packages: the HTTP client) only for other files
+        from gate.sources.conda_explicit import explicit_facts, is_explicit_env  # noqa: PLC0415
+
+        if is_explicit_env(path):
+            return list(explicit_facts(path, options, allow_hosts=allow_hosts))
     try:
         return [local_facts(path, options)]
     except UnidentifiedFileError as err:
@@ -127,7 +129,10 @@ def run(args: argparse.Namespace) -> int:
             advance(path.name)
     planned = _planned(args, locks)
     checked: list[Checked] = []
-    if planned:
+    if planned:  # the index client and the pre-install checker only for planned files
+        from gate.preinstall.check import check_planned  # noqa: PLC0415
+        from gate.preinstall.gather import IndexGatherer  # noqa: PLC0415
+
         releases = ([source for p in compiled for source in p.policy.releases], args.github_releases)
         gatherer = IndexGatherer(args.index_url, options.verifier, reads_attestations=reads_attestations,
                                  vulnerabilities=vulnerabilities, reads_history=evaluator.reads_continuity,
@@ -157,6 +162,11 @@ def _rekor(url: str) -> EntryLookup:
 
 
 def _planned(args: argparse.Namespace, locks: list[Path]) -> list[PlannedFile]:
+    if not (locks or args.pip_report or args.requirement):
+        return []
+    # pip reports and requirements (pip's resolver in a subprocess) only when there are some
+    from gate.sources.pip_report import planned_from_report, read_report, resolve_requirements  # noqa: PLC0415
+
     planned = [f for path in locks for f in read_pylock(path)]
     planned += [f for path in args.pip_report for f in read_report(path, args.index_url)]
     for requirements in args.requirement:

@@ -18,7 +18,7 @@ from gate.gather.ports import FETCH_RETRY, Evidence, EvidenceCache, earliest
 from gate.gather.pypi import ReadsAttestations
 from gate.sources.conda import conda_file_facts, split_conda_filename
 from gate.sources.conda_evidence import SidecarError, SidecarFetch, sidecar_attestations
-from gate.sources.http import UpstreamError
+from gate.sources.failure import UpstreamError
 from gate.sources.segments import segment_problem
 from gate.verify.target import Target
 

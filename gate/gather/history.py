@@ -25,14 +25,16 @@ import datetime as dt
 import functools
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from packaging.version import InvalidVersion, Version
 
 from gate.facts import Continuity, FileFacts, LineRelease, Publisher
 from gate.gather.ports import FETCH_RETRY, earliest
-from gate.sources.http import UpstreamError
-from gate.sources.pypi import SimpleFile
+from gate.sources.failure import UpstreamError
+
+if TYPE_CHECKING:  # a type only: parsing pages (and the HTTP client beside it) is not needed to judge history
+    from gate.sources.pypi import SimpleFile
 
 MAX_HISTORY_FILES = 64  # earlier files whose provenance one file's history may fetch
 RELEASE_FILES = 8  # a release's publishers: those of its newest earlier files' provenance (a release may have
@@ -50,7 +52,7 @@ class Attested(NamedTuple):
 
 
 # (row, its facts, now) -> Attested; raises UpstreamError when the provenance cannot be fetched
-AttestedLookup = Callable[[SimpleFile, FileFacts, dt.datetime], Attested]
+AttestedLookup = Callable[["SimpleFile", FileFacts, dt.datetime], Attested]
 
 
 class _Entry(NamedTuple):

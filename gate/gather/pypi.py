@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from gate.facts import (
     NO_HISTORY,
@@ -34,12 +34,14 @@ from gate.gather.ports import (
     earliest,
     no_vulnerabilities,
 )
-from gate.gather.releases import ReleaseEvidence
+from gate.sources.failure import UpstreamError
 from gate.sources.filenames import pip_sdist_readings, python_file_facts
-from gate.sources.http import UpstreamError
-from gate.sources.pypi import ProjectPage, SimpleFile
 from gate.sources.segments import segment_problem
 from gate.verify.target import Target, unverified
+
+if TYPE_CHECKING:  # types only: a local file's facts need neither the page parser nor the HTTP client
+    from gate.gather.releases import ReleaseEvidence
+    from gate.sources.pypi import ProjectPage, SimpleFile
 
 PROVENANCE = "provenance"  # the evidence namespace of PEP 740 provenance objects
 NO_PROVENANCE_TTL = 3600.0  # provenance can be added to a file later: ask again after this long

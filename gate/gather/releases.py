@@ -20,8 +20,8 @@ from urllib.parse import quote
 
 from gate.facts import Ecosystem, FileFacts
 from gate.gather.ports import FETCH_RETRY, NO_EVIDENCE, Evidence, EvidenceCache, earliest
+from gate.sources.failure import UpstreamError
 from gate.sources.hosts import HostPolicy
-from gate.sources.http import HttpClient, UpstreamError
 from gate.sources.versions import parse_version
 from gate.verify.bounded import MAX_EVIDENCE_BYTES
 from gate.verify.target import Target, unverified
@@ -98,6 +98,8 @@ def release_fetcher(base_url: str, timeout: float, session: Any = None) -> Calla
     """`fetch` for `ReleaseEvidence`: the one HTTP client, allowed only the release host (and the hosts it is
     known to serve assets from, `gate.sources.hosts.KNOWN_FILE_HOSTS`), at most MAX_EVIDENCE_BYTES an asset;
     a 404 is no asset."""
+    from gate.sources.http import HttpClient  # noqa: PLC0415 (the HTTP client only when release assets are fetched)
+
     client = HttpClient(session, timeout, hosts=HostPolicy.for_upstreams([base_url]), max_bytes=MAX_EVIDENCE_BYTES)
 
     def fetch(url: str) -> bytes | None:

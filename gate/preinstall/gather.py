@@ -18,9 +18,9 @@ from gate.facts import Ecosystem, Facts, FileFacts, FileKind, Unidentified, iso_
 from gate.gather.ports import Uncached, VulnerabilityLookup, no_vulnerabilities
 from gate.gather.pypi import PypiFacts, ReadsAttestations, known_vulnerabilities, no_file
 from gate.gather.releases import DEFAULT_RELEASE_HOST, ReleaseSource, release_evidence_for
+from gate.sources.failure import UpstreamError
 from gate.sources.filenames import python_file_facts
 from gate.sources.hosts import HostPolicy
-from gate.sources.http import UpstreamError
 from gate.sources.planned import PlannedFile
 from gate.sources.pypi import DEFAULT_UPSTREAM, ProjectPage, SimpleClient
 from gate.verify.api import BundleVerifier

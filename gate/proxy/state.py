@@ -26,8 +26,8 @@ from gate.proxy.metrics import Metrics
 from gate.proxy.osv_data import OsvData
 from gate.proxy.settings import Settings
 from gate.proxy.stores import Store
-from gate.redact import OriginAuth
 from gate.sources.hosts import HostPolicy
+from gate.sources.http import OriginAuth
 from gate.verify.api import BundleVerifier
 from gate.verify.target import default_trusted_root_path
 

@@ -12,7 +12,7 @@ from urllib.parse import urljoin
 
 import zstandard
 
-from gate.sources.http import UpstreamError
+from gate.sources.failure import UpstreamError
 from gate.sources.segments import quote_segment
 
 SECTIONS = ("packages", "packages.conda")

@@ -18,16 +18,17 @@ import time
 import zlib
 from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, Generic, TypeVar
 from urllib.parse import urljoin
 
 import requests
 import urllib3
+from requests.auth import HTTPBasicAuth
 
-from gate.errors import GateError
-from gate.redact import redact_text
+from gate.redact import Credential, origin
 from gate.sources.deadline import Deadline, deadline_session
+from gate.sources.failure import Failure as Failure  # noqa: PLC0414 (re-exported: the client's errors)
+from gate.sources.failure import UpstreamError as UpstreamError  # noqa: PLC0414
 from gate.sources.hosts import HostPolicy, HostRefusedError, public_peers_only
 
 T = TypeVar("T")
@@ -37,23 +38,6 @@ MIN_RATE = 256 << 10  # bytes per second a download must average after its first
 REDIRECTS = 5
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 1 << 16
-
-
-class Failure(StrEnum):
-    """What went wrong upstream (a front end decides what that means for its own answer)."""
-
-    UNAVAILABLE = "unavailable"  # no answer for now: unreachable, too slow, broke off (may pass: try again)
-    BAD_ANSWER = "bad answer"  # an answer gate will not use: status, size, encoding, format, or a refused host
-    NOT_FOUND = "not found"  # the upstream says there is no such project, channel or subdir
-
-
-class UpstreamError(GateError):
-    """The upstream index could not give a usable answer; `failure` says what went wrong."""
-
-    def __init__(self, message: str, failure: Failure = Failure.BAD_ANSWER) -> None:
-        super().__init__(redact_text(message))
-        self.failure = failure
-
 
 
 @dataclass(frozen=True)
@@ -379,3 +363,19 @@ class HttpClient:
             return None, Fetched(None, validators.merged(got), stated, latency, no_store=forbidden)
         return response, Fetched(None, got, stated, latency, no_store=forbidden)
 
+
+class OriginAuth(requests.auth.AuthBase):
+    """HTTP basic auth for each configured origin, and for no other (a redirect elsewhere gets none)."""
+
+    def __init__(self, credentials: tuple[Credential, ...]) -> None:
+        self._by_origin = {where: HTTPBasicAuth(user, password) for where, user, password in credentials}
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        try:
+            auth = self._by_origin.get(origin(request.url or ""))
+        except ValueError:
+            auth = None
+        return auth(request) if auth is not None else request
+
+    def __repr__(self) -> str:
+        return f"OriginAuth({sorted(host for _, host, _ in self._by_origin)})"

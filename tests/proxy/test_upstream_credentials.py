@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from gate.redact import OriginAuth, redact, redact_text, split_credentials
+from gate.redact import redact, redact_text, split_credentials
+from gate.sources.http import OriginAuth
 from tests.conftest import PolicyWriter
 from tests.support.gate_server import free_port, running_gate
 from tests.support.scripted_pages import ALLOW_OLD, page_headers, project_page, repodata, wheel_name
