@@ -17,8 +17,9 @@ import celpy
 
 from gate.decision import Verdict
 from gate.evaluate import evaluate
-from gate.facts import Ecosystem, to_activation
+from gate.facts import Ecosystem
 from gate.policy import cel
+from gate.policy.activation import to_activation
 from gate.policy.compile import load_policies
 from gate.sources.local import LocalOptions, local_facts
 from gate.verify.api import BundleVerifier, verify_evidence

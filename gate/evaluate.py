@@ -21,7 +21,6 @@ from gate.facts import (
     FileFacts,
     FileKind,
     Unidentified,
-    to_activation,
     visible_attestations,
 )
 from gate.memo import MISSING, Memo
@@ -225,11 +224,14 @@ class _Derived:
 
     def activation(self) -> dict[str, Any]:
         if self._activation is None:
+            # cel-python's types only once a rule runs as CEL (an age-only check never loads it)
+            from gate.policy.activation import to_activation  # noqa: PLC0415
+
             self._activation = to_activation(self.facts, self.now)
         return self._activation
 
     def attestations(self, every_field: bool) -> Hashable:
-        """The key of the attestations rules see (verified only, as `to_activation` gives them): every field
+        """The key of the attestations rules see (verified only, as `gate.policy.activation` gives them): every field
         (`every_field`), or all but `source`."""
         if every_field:
             if self._everything is None:

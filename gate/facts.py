@@ -1,4 +1,4 @@
-"""The typed facts a policy sees about one file, and their conversion to the CEL input document.
+"""The typed facts a policy sees about one file (their CEL input document: `gate.policy.activation`).
 
 Facts are gathered by `gate.sources` and `gate.verify`; policies only ever read them. A failed
 verification is a fact (`verified=False` with an `error`), never an exception; it is kept for the report,
@@ -8,11 +8,10 @@ but rules see only verified evidence (`visible_attestations`).
 from __future__ import annotations
 
 import datetime as dt
-from enum import Enum, StrEnum
+from enum import StrEnum
 from typing import Any
 
 import msgspec
-from celpy import celtypes
 from msgspec.structs import asdict
 
 
@@ -229,44 +228,6 @@ def _iso(value: dt.datetime | None) -> str | None:
     return None if value is None else iso_z(value)
 
 
-def cel_timestamp(value: dt.datetime) -> celtypes.TimestampType:
-    """A timezone-aware datetime as a CEL timestamp."""
-    return celtypes.TimestampType(value.astimezone(dt.UTC))
-
-
-def _cel(value: Any) -> Any:
-    """Convert plain Python data (fields as `asdict` gives them) to CEL values; datetimes become timestamps."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return celtypes.BoolType(value)
-    if isinstance(value, Enum):
-        return celtypes.StringType(value.value)
-    if isinstance(value, int):
-        return celtypes.IntType(value)
-    if isinstance(value, float):
-        return celtypes.DoubleType(value)
-    if isinstance(value, str):
-        return celtypes.StringType(value)
-    if isinstance(value, dt.datetime):
-        return cel_timestamp(value)
-    if isinstance(value, dict):
-        return celtypes.MapType({celtypes.StringType(k): _cel(v) for k, v in value.items()})
-    if isinstance(value, list | tuple):
-        return celtypes.ListType([_cel(v) for v in value])
-    raise TypeError(f"cannot convert {type(value).__name__} to CEL")
-
-
-_NO_PUBLISHER = asdict(Publisher(kind=""))
-
-
-def _attestation_document(att: AttestationFact) -> dict[str, Any]:
-    """Every field present, so rules never fail on a missing key; no publisher is an empty `kind`."""
-    doc = asdict(att)
-    doc["publisher"] = _NO_PUBLISHER if att.publisher is None else asdict(att.publisher)
-    return doc
-
-
 def visible_attestations(attestations: tuple[AttestationFact, ...]) -> tuple[AttestationFact, ...]:
     """The evidence rules may read: verified only. A bundle that did not verify carries an identity, issuer,
     publisher, claims and predicate type chosen by whoever made it; no rule, however written, may see them.
@@ -309,32 +270,6 @@ def vulnerability_json(vulnerability: Vulnerability) -> dict[str, Any]:
     return out
 
 
-def _vulnerability_document(vulnerability: Vulnerability) -> dict[str, Any]:
-    """Every field of the record, and its `band` (`severity_band`), which rules compare without the null
-    and number pitfalls of `severity` (a score may be null)."""
-    doc = asdict(vulnerability)
-    doc["band"] = severity_band(vulnerability)
-    return doc
-
-
-def _release_document(release: LineRelease | None) -> dict[str, Any]:
-    """A release as rules read it; no release is one with no publishers (never null: cel-python's compiled
-    programs fail on a field of null even in a branch not taken)."""
-    if release is None:
-        return {"version": "", "uploaded": None, "publishers": []}
-    doc = asdict(release)
-    doc["publishers"] = [asdict(p) for p in release.publishers]
-    return doc
-
-
-def continuity_document(continuity: Continuity) -> dict[str, Any]:
-    """`continuity` as plain data: every field present (a line without a bar has no `publishers`)."""
-    doc = asdict(continuity)
-    for line in ("minor", "major", "project", "release"):
-        doc[line] = _release_document(getattr(continuity, line))
-    return doc
-
-
 def earliest_signed(attestations: tuple[AttestationFact, ...]) -> tuple[dt.datetime | None, str | None]:
     """The earliest verified signed time of verified evidence, and its source (`transparency-log` when a Rekor
     integrated time gave it, else `timestamp-authority`); (None, None) when there is none."""
@@ -346,25 +281,8 @@ def earliest_signed(attestations: tuple[AttestationFact, ...]) -> tuple[dt.datet
     return first.signedTime, source
 
 
-_NO_HISTORY_CEL = _cel(continuity_document(NO_HISTORY))  # most files' (read only: rules never change values)
-
-
 def with_signed_time(file: FileFacts, attestations: tuple[AttestationFact, ...]) -> FileFacts:
     """`file` with the earliest verified signed time of its verified evidence, and its source (unchanged when
     the evidence has none)."""
     signed, source = earliest_signed(attestations)
     return file if signed is None else msgspec.structs.replace(file, signedTime=signed, signedFrom=source)
-
-
-def to_activation(facts: Facts, now: dt.datetime) -> dict[str, Any]:
-    """The CEL input document: `file`, `attestations` (verified evidence only), `vulnerabilities` (the OSV
-    records that apply, each with its `band`), `continuity` (the release history's bar) and `now`."""
-    return {
-        "file": _cel(asdict(facts.file)),
-        "attestations": _cel([_attestation_document(a) for a in visible_attestations(facts.attestations)]),
-        "vulnerabilities": _cel([_vulnerability_document(v) for v in facts.vulnerabilities]),
-        "continuity": (
-            _NO_HISTORY_CEL if facts.continuity is NO_HISTORY else _cel(continuity_document(facts.continuity))
-        ),
-        "now": cel_timestamp(now),
-    }

@@ -93,6 +93,11 @@ DEFERRED = {
         # reports, requirements), an explicit environment's downloads only for a file that may be one
         "gate.preinstall.check", "gate.preinstall.gather", "gate.sources.pip_report", "gate.sources.conda_explicit",
     },
+    # cel-python (its parser, lark, pendulum) only when a rule runs as CEL: the compiler's structured rules with
+    # an exact native check (minimumAge, attestations.required) are loaded and judged without it
+    "gate/policy/compile.py": {"gate.policy.cel", "gate.policy.cel_check", "gate.policy.schema"},
+    "gate/policy/conformance.py": {"gate.policy.cel"},  # (and jsonschema only for a document that does not conform)
+    "gate/evaluate.py": {"gate.policy.activation"},
     # the HTTP client (requests, urllib3) only when release assets are fetched
     "gate/gather/releases.py": {"gate.sources.http"},
     # a subcommand's module (and all it loads) only when that subcommand runs

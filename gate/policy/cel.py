@@ -19,6 +19,7 @@ from celpy.evaluation import CELEvalError
 from lark import Token, Tree
 
 from gate.memo import Memo
+from gate.policy.cel_types import MAX_LENGTH
 
 __all__ = [
     "MAX_DEPTH",
@@ -54,7 +55,6 @@ logging.getLogger("celpy").setLevel(logging.CRITICAL)
 # limit (about 200 nested brackets), so a deep expression (3000 nested parentheses, a 20,000-term `+`
 # chain) would end in RecursionError or SyntaxError. Expressions are bounded before that can happen:
 # by length before parsing, and by how deeply operators, calls and brackets nest in the parse tree.
-MAX_LENGTH = 10_000
 MAX_DEPTH = 64
 _TREE_DEPTH = 1_000  # parse-tree levels (about 10 per nested parenthesis): bounds cel-python's recursion
 # The nodes that nest in the transpiled code: operators, calls, indexing, brackets and literals of lists

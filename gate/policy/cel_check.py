@@ -30,11 +30,13 @@ from gate.policy.cel_types import (
     HASBOOL,
     INT,
     MAX_ATTESTATIONS,
+    MAX_COST,
     NULL,
     STRING,
     TIMESTAMP,
     UINT,
     VARIABLES,
+    RuleProblem,
     Type,
     comparable,
     join,
@@ -42,12 +44,6 @@ from gate.policy.cel_types import (
     map_of,
     object_fields,
 )
-
-# The most evaluation steps a rule may take on the largest facts document (each step is one operator,
-# call, literal or variable: 20 to 50 microseconds in cel-python, so about half a second at most), and
-# all the rules of one policy together.
-MAX_COST = 20_000
-MAX_POLICY_COST = 100_000
 
 _MACROS = frozenset({"exists", "all", "exists_one", "map", "filter"})
 _OPERATORS = {
@@ -73,20 +69,6 @@ _LITERALS = {"INT_LIT": INT, "UINT_LIT": UINT, "FLOAT_LIT": DOUBLE, "STRING_LIT"
 
 Scope = dict[str, Type]
 Typed = tuple[Type, int]  # a node's type and its cost
-
-
-@dataclass(frozen=True)
-class RuleProblem:
-    """Why a rule cannot be used: `code` is lint's finding code (cel-syntax, cel-type, cel-cost, regex)."""
-
-    code: str
-    message: str
-    line: int | None = None
-    column: int | None = None
-
-    def __str__(self) -> str:
-        where = f" at line {self.line}, column {self.column} of the expression" if self.line else ""
-        return self.message + where
 
 
 class CheckError(Exception):

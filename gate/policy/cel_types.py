@@ -1,6 +1,6 @@
 """The types of CEL values gate's rules see, and the declared types of the facts document.
 
-The facts document (`gate.facts.to_activation`) is `file` (a FileFacts), `attestations` (a list of
+The facts document (`gate.policy.activation`) is `file` (a FileFacts), `attestations` (a list of
 AttestationFact, each with a `publisher` map and a `claims` map), `vulnerabilities` (a list of
 Vulnerability, each with its `band`), `continuity` (a Continuity: the releases that set the provenance bar,
 each with its `publishers`) and `now` (a timestamp). Its field
@@ -40,6 +40,28 @@ MAX_CLAIMS = 32
 # The most OSV records (`vulnerabilities`), and aliases or fixed versions per record, a rule is evaluated over.
 MAX_VULNERABILITIES = 128
 MAX_RECORD_LIST = 16
+# cel-python transpiles a parse tree recursively (gate.policy.cel): an expression a policy writes longer than
+# this is refused before it is parsed.
+MAX_LENGTH = 10_000
+# The most evaluation steps a rule may take on the largest facts document (each step is one operator,
+# call, literal or variable: 20 to 50 microseconds in cel-python, so about half a second at most), and
+# all the rules of one policy together.
+MAX_COST = 20_000
+MAX_POLICY_COST = 100_000
+
+@dataclass(frozen=True)
+class RuleProblem:
+    """Why a rule cannot be used: `code` is lint's finding code (cel-syntax, cel-type, cel-cost, regex)."""
+
+    code: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        where = f" at line {self.line}, column {self.column} of the expression" if self.line else ""
+        return self.message + where
+
 
 SCALARS = ("bool", "int", "uint", "double", "string", "bytes", "timestamp", "duration", "null")
 
@@ -105,7 +127,7 @@ def join(a: Type, b: Type) -> Type:
 
 
 def _from_python(annotation: Any) -> Type:
-    """The CEL type of a facts Struct field, as `gate.facts.to_activation` converts it."""
+    """The CEL type of a facts Struct field, as `gate.policy.activation.to_activation` converts it."""
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
         present = [a for a in typing.get_args(annotation) if a is not type(None)]
         [only] = present
@@ -137,7 +159,7 @@ OBJECT_NAMES: dict[type, str] = {
     FileFacts: "file", AttestationFact: "attestation", Publisher: "publisher", Vulnerability: "vulnerability",
     Continuity: "continuity", LineRelease: "release",
 }
-# Fields `gate.facts.to_activation` adds to a record's document beside its Struct's
+# Fields `gate.policy.activation.to_activation` adds to a record's document beside its Struct's
 _DERIVED_FIELDS: dict[str, dict[str, Type]] = {"vulnerability": {"band": STRING}}
 # Maps other than `claims`: any key may be asked for (SLSA workflow inputs are the workflow's own names)
 _MAP_FIELDS: dict[str, dict[str, Type]] = {

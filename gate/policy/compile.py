@@ -16,8 +16,8 @@ from typing import Any, NamedTuple
 
 from gate.errors import Finding, Issue, PolicyError
 from gate.facts import Facts
-from gate.policy import cel
-from gate.policy.cel_check import MAX_POLICY_COST, RuleProblem, check_expression
+from gate.policy.cel_types import MAX_POLICY_COST, RuleProblem
+from gate.policy.conformance import conforms
 from gate.policy.describe import (
     MAX_MESSAGE,
     AgeDescription,
@@ -45,7 +45,6 @@ from gate.policy.model import (
 )
 from gate.policy.native import AnyVerified, NativeCheck, OldEnough, TrustedAttestations, beyond_budget, exact_signers
 from gate.policy.patterns import Pattern
-from gate.policy.schema import schema_issues
 from gate.policy.slsa_rules import SlsaCheck, SlsaDescription, required_text, slsa_fields
 from gate.policy.trust_rules import (
     BACKDATING_RULE,
@@ -97,8 +96,10 @@ class CompiledRule:
             return False, f"rule not evaluated: {beyond}"
         if "vulnerabilities" in self.reads and (beyond := _records_beyond_budget(activation)) is not None:
             return False, f"rule not evaluated: {beyond}"
+        from gate.policy.cel import outcome  # noqa: PLC0415 (cel-python once a rule runs as CEL)
+
         try:
-            result = cel.outcome(self.compiled(), activation)
+            result = outcome(self.compiled(), activation)
         except Exception as err:  # cel-python may raise anything on hostile values; deny
             return False, f"rule could not be evaluated: {type(err).__name__}: {err}"[:300]
         if result.error is not None:
@@ -130,10 +131,7 @@ class Deferred:
     def program(self) -> Any:
         with self._lock:
             if self._program is None:
-                checked = check_expression(self.expression, written=False)
-                if checked.problem is not None or checked.tree is None:
-                    raise RuleError(checked.problem or RuleProblem("cel-syntax", "invalid CEL"))
-                self._program = cel.program(checked.tree)
+                self._program = cel_program(self.expression, written=False).program
             return self._program
 
 
@@ -369,17 +367,37 @@ def compile_rule(
     if declared is not None and native is not None and not written:
         return CompiledRule(name, expression, one_line(message), Deferred(expression), declared.reads,
                             declared.file_fields, declared.cost, native, written, describe)
+    made = cel_program(expression, written=written)
+    return CompiledRule(
+        name, expression, one_line(message), made.program, made.reads, made.file_fields, made.cost, native, written,
+        describe,
+    )
+
+
+class CelProgram(NamedTuple):
+    """A rule's CEL, checked and compiled: its program, the identifiers and `file` fields it reads, its cost."""
+
+    program: Any
+    reads: frozenset[str]
+    file_fields: tuple[str, ...] | None
+    cost: int
+
+
+def cel_program(expression: str, *, written: bool) -> CelProgram:
+    """Check `expression` statically (`gate.policy.cel_check`) and compile it; raise RuleError. cel-python
+    (its parser, lark, pendulum) is loaded here, when a rule is first compiled to CEL: a policy whose every
+    rule has an exact native check is loaded and judged without it."""
+    from gate.policy.cel import CELCompileError, fields_read, identifiers, program  # noqa: PLC0415
+    from gate.policy.cel_check import check_expression  # noqa: PLC0415
+
     checked = check_expression(expression, written=written)
     if checked.problem is not None or checked.tree is None:
         raise RuleError(checked.problem or RuleProblem("cel-syntax", "invalid CEL"))
     try:
-        program = cel.program(checked.tree)
-    except cel.CELCompileError as err:
+        compiled = program(checked.tree)
+    except CELCompileError as err:
         raise RuleError(RuleProblem("cel-type", str(err))) from err
-    reads, file_fields = cel.identifiers(checked.tree), cel.fields_read(checked.tree, "file")
-    return CompiledRule(
-        name, expression, one_line(message), program, reads, file_fields, checked.cost, native, written, describe
-    )
+    return CelProgram(compiled, identifiers(checked.tree), fields_read(checked.tree, "file"), checked.cost)
 
 
 def compile_rules(policy: Policy) -> tuple[list[CompiledRule], list[Finding]]:
@@ -446,7 +464,7 @@ def compile_documents(documents: list[RawPolicy]) -> list[CompiledPolicy]:
     compiled: list[CompiledPolicy] = []
     names: dict[str, str] = {}
     for raw in documents:
-        found = schema_issues(raw)
+        found = [] if conforms(raw.data) else _schema_issues(raw)
         if found:
             issues.extend(found)
             continue
@@ -463,3 +481,11 @@ def compile_documents(documents: list[RawPolicy]) -> list[CompiledPolicy]:
     if issues:
         raise PolicyError(issues)
     return compiled
+
+
+def _schema_issues(raw: RawPolicy) -> list[Issue]:
+    """Every schema problem of a document that does not conform (or that `conforms` cannot judge): jsonschema,
+    which says what is wrong where, is loaded only for such a document."""
+    from gate.policy.schema import schema_issues  # noqa: PLC0415
+
+    return schema_issues(raw)

@@ -29,8 +29,8 @@ from gate.facts import (
     LineRelease,
     Publisher,
     Vulnerability,
-    to_activation,
 )
+from gate.policy.activation import to_activation
 from gate.policy.cel import outcome
 from gate.policy.compile import compile_rules
 from gate.policy.load import format_path

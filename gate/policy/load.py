@@ -21,7 +21,7 @@ import yaml
 from yaml.constructor import ConstructorError
 
 from gate.errors import Issue, PolicyError
-from gate.policy.cel import MAX_LENGTH
+from gate.policy.cel_types import MAX_LENGTH
 
 Path_ = tuple[str | int, ...]
 

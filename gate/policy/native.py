@@ -84,7 +84,7 @@ class AnyVerified:
 
 # --------------------------------------------------------------------------------------------------
 # The attestation rules (`attestations.signers`, `.predicateTypes`, `.targetChannel`): what their CEL asks of
-# each verified attestation `a`, over the document `to_activation` gives (every field present; no publisher is
+# each verified attestation `a`, over the document `gate.policy.activation` gives (every field present; no publisher is
 # one of kind ""). A literal pattern is `==` (null equals no string); any other is `x != null &&
 # x.matches(regex)`, run here by the same RE2 with the same search. A value RE2 cannot take (a lone surrogate,
 # which CEL's `matches` would raise on) is not judged here: the rule's CEL is run instead (`None`).

@@ -1,4 +1,5 @@
-"""Validate raw policy documents against `schemas/policy.v1.schema.json`, collecting every error with its path."""
+"""Validate raw policy documents against `schemas/policy.v1.schema.json`, collecting every error with its path
+(with jsonschema: `gate.policy.conformance` lets a document that conforms skip it)."""
 
 from __future__ import annotations
 
@@ -7,75 +8,17 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
-from typing import Any
 
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
 from gate.errors import Issue
-from gate.policy import patterns
-from gate.policy.cel import CELParseError, check_syntax
-from gate.policy.duration import parse_duration
+from gate.policy.conformance import FORMAT_CHECKS, policy_schema
 from gate.policy.load import Path_, RawPolicy, format_path
-from gate.policy.model import parse_expiry, parse_selector
-
-SCHEMA_NAME = "policy.v1.schema.json"
-
-
-def load_schema(name: str) -> dict[str, Any]:
-    """A JSON Schema shipped in gate/schemas (also at the top-level `schemas/`)."""
-    text = resources.files("gate").joinpath("schemas", name).read_text(encoding="utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
-
-
-@cache
-def policy_schema() -> dict[str, Any]:
-    return load_schema(SCHEMA_NAME)
-
 
 FORMATS = jsonschema.FormatChecker(formats=())
-
-
-@FORMATS.checks("duration", raises=ValueError)
-def _duration(value: object) -> bool:
-    if isinstance(value, str):
-        parse_duration(value)
-    return True
-
-
-@FORMATS.checks("regex", raises=ValueError)
-def _regex(value: object) -> bool:
-    if isinstance(value, str):
-        patterns.regex(value)
-    return True
-
-
-@FORMATS.checks("expiry", raises=ValueError)
-def _expiry(value: object) -> bool:
-    if isinstance(value, str):
-        parse_expiry(value)
-    return True
-
-
-@FORMATS.checks("package-selector", raises=ValueError)
-def _selector(value: object) -> bool:
-    if isinstance(value, str):
-        parse_selector(value)
-    return True
-
-
-@FORMATS.checks("cel", raises=ValueError)
-def _cel(value: object) -> bool:
-    if isinstance(value, str):
-        try:
-            check_syntax(value)
-        except CELParseError as err:
-            where = f"line {err.line}, column {err.column}" if err.line else "here"
-            text = str(err.args[0]).rstrip() if err.args else ""
-            raise ValueError(f"CEL syntax error at {where}:\n{text}") from err
-    return True
+for _name, _check in FORMAT_CHECKS.items():  # the same checks `gate.policy.conformance` makes
+    FORMATS.checks(_name, raises=ValueError)(_check)
 
 
 @cache

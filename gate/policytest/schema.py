@@ -7,8 +7,9 @@ from functools import cache
 import jsonschema
 
 from gate.errors import Issue
+from gate.policy.conformance import load_schema
 from gate.policy.load import RawPolicy
-from gate.policy.schema import FORMATS, document_issues, load_schema
+from gate.policy.schema import FORMATS, document_issues
 
 SCHEMA_NAME = "gate-test.v1.schema.json"
 

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 from gate.decision import Decision, Violation
 from gate.evaluate import Unmatched, unmatched_violations, waiver
-from gate.facts import Facts, to_activation
+from gate.facts import Facts
+from gate.policy.activation import to_activation
 from gate.policy.compile import CompiledPolicy
 
 

@@ -14,10 +14,11 @@ import pytest
 from gate.cli import main
 from gate.errors import Issue, PolicyError
 from gate.evaluate import evaluate
-from gate.facts import Publisher, to_activation
+from gate.facts import Publisher
 from gate.policy import cel
-from gate.policy.cel_check import MAX_POLICY_COST, check_expression
-from gate.policy.cel_types import MAX_ATTESTATIONS
+from gate.policy.activation import to_activation
+from gate.policy.cel_check import check_expression
+from gate.policy.cel_types import MAX_ATTESTATIONS, MAX_POLICY_COST
 from gate.policy.compile import load_policies, load_policy_text
 from gate.policy.lint import LintOptions, lint_paths
 from tests import factories as f

@@ -13,8 +13,9 @@ from typing import Any
 import celpy
 import pytest
 
-from gate.facts import AttestationFact, Ecosystem, Facts, FileKind, Publisher, to_activation
+from gate.facts import AttestationFact, Ecosystem, Facts, FileKind, Publisher
 from gate.policy import cel
+from gate.policy.activation import to_activation
 from gate.policy.compile import load_policies, load_policy_text
 from gate.sources.local import LocalOptions, local_facts
 from tests import factories as f

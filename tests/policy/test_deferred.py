@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from gate.facts import to_activation
 from gate.policy import cel
+from gate.policy.activation import to_activation
 from gate.policy.compile import Deferred, compile_rule, load_policy_text, rule_sources
 from tests import factories as f
 from tests.policy.test_native import MINIMUM_AGES, compiled

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from gate.evaluate import Evaluator
-from gate.facts import Continuity, Ecosystem, Facts, LineRelease, Publisher, to_activation
+from gate.facts import Continuity, Ecosystem, Facts, LineRelease, Publisher
+from gate.policy.activation import to_activation
 from gate.policy.cel_types import MAX_ATTESTATIONS, MAX_CLAIMS
 from gate.policy.compile import CompiledPolicy, CompiledRule, load_policy_text
 from gate.policy.model import STRUCTURED_RULES

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from gate.evaluate import Evaluator
-from gate.facts import AttestationFact, Ecosystem, Facts, FileKind, Publisher, to_activation
+from gate.facts import AttestationFact, Ecosystem, Facts, FileKind, Publisher
 from gate.policy import native
+from gate.policy.activation import to_activation
 from gate.policy.cel_types import MAX_ATTESTATIONS, MAX_CLAIMS
 from gate.policy.compile import CompiledPolicy, CompiledRule, load_policy_text
 from gate.policy.model import PublisherSigner

@@ -12,7 +12,8 @@ from msgspec.structs import replace
 
 from gate.errors import PolicyError
 from gate.evaluate import Evaluator, evaluate
-from gate.facts import Facts, Vulnerability, severity_band, to_activation
+from gate.facts import Facts, Vulnerability, severity_band
+from gate.policy.activation import to_activation
 from gate.policy.cel_types import MAX_RECORD_LIST, MAX_VULNERABILITIES
 from gate.policy.compile import CompiledPolicy, CompiledRule, load_policy_text
 from gate.policy.lint import LintOptions, lint_document

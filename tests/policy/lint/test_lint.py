@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from gate.errors import Finding, Level
-from gate.facts import to_activation
+from gate.policy.activation import to_activation
 from gate.policy.cel import CELEvalError, compile_expression, error_text, run
 from gate.policy.lint import LintOptions, lint_paths
 from gate.policy.lint_cel import representative_facts, sparse_facts
