@@ -73,7 +73,7 @@ def test_a_custom_rule_runs_as_cel_and_an_invalid_policy_gets_jsonschemas_report
                             str(tmp_path / "bad.yaml")], capture_output=True, text=True, cwd=REPO, check=True,
                            timeout=120)
     result = json.loads(probe.stdout.strip().rpartition("\n")[2])
-    assert result["code"] == 2 and "jsonschema" in result["loaded"]  # type: ignore[operator]
+    assert result["code"] == 2 and "jsonschema" in result["loaded"]
     assert "bad.yaml:4: spec.minimumAge: invalid duration '7 days'" in probe.stderr
 
 

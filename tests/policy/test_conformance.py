@@ -164,7 +164,8 @@ def test_conformance_agrees_with_jsonschema_on_every_mutation() -> None:
 
 def _corpus() -> list[str]:
     """The invalid specs of tests/policy/test_schema.py's error-message cases, as whole policies."""
-    [cases] = [mark.args[1] for mark in test_schema.test_error_messages.pytestmark if mark.name == "parametrize"]
+    marks = getattr(test_schema.test_error_messages, "pytestmark")  # noqa: B009 (set by pytest, unknown to mypy)
+    [cases] = [mark.args[1] for mark in marks if mark.name == "parametrize"]
     return [test_schema.HEADER + "spec:\n  " + spec + "\n" for spec, _ in cases]
 
 
