@@ -98,6 +98,8 @@ DEFERRED = {
     "gate/policy/compile.py": {"gate.policy.cel", "gate.policy.cel_check", "gate.policy.schema"},
     "gate/policy/conformance.py": {"gate.policy.cel"},  # (and jsonschema only for a document that does not conform)
     "gate/evaluate.py": {"gate.policy.activation"},
+    "gate/commands/common.py": {"gate.sources.osv"},  # the OSV reader (zip, CVSS) only with --osv
+    "gate/sources/pylock.py": {"tomllib"},  # a TOML parser only when a pylock.toml is read
     # the HTTP client (requests, urllib3) only when release assets are fetched
     "gate/gather/releases.py": {"gate.sources.http"},
     # a subcommand's module (and all it loads) only when that subcommand runs

@@ -14,7 +14,6 @@ from gate.gather.releases import DEFAULT_RELEASE_HOST
 from gate.policy.compile import CompiledPolicy, load_policies
 from gate.redact import redact
 from gate.sources.hosts import parse_host
-from gate.sources.osv import OsvDatabase
 
 
 def timestamp(text: str) -> dt.datetime:
@@ -86,7 +85,11 @@ def osv_lookup(args: argparse.Namespace) -> VulnerabilityLookup:
     """The lookup of the OSV data given with --osv (loaded now: every problem is an OsvError, exit 2), or no
     records at all without it."""
     paths: list[Path] = args.osv
-    return OsvDatabase.load(paths).lookup if paths else no_vulnerabilities
+    if not paths:
+        return no_vulnerabilities
+    from gate.sources.osv import OsvDatabase  # noqa: PLC0415 (the OSV reader, zip and CVSS only with --osv)
+
+    return OsvDatabase.load(paths).lookup
 
 
 def release_host(text: str) -> str:

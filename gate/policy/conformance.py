@@ -21,7 +21,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from gate.policy import patterns
@@ -29,11 +29,13 @@ from gate.policy.duration import parse_duration
 from gate.policy.model import parse_expiry, parse_selector
 
 SCHEMA_NAME = "policy.v1.schema.json"
+# gate's package data, beside its modules (read as a file: importlib.resources would load zipfile and tempfile)
+SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 
 
 def load_schema(name: str) -> dict[str, Any]:
     """A JSON Schema shipped in gate/schemas (also at the top-level `schemas/`)."""
-    text = resources.files("gate").joinpath("schemas", name).read_text(encoding="utf-8")
+    text = (SCHEMAS / name).read_text(encoding="utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
 

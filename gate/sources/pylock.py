@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -58,12 +57,14 @@ def _file(package: dict[str, Any], entry: dict[str, Any], source: str, text: str
 
 def read_pylock(path: Path) -> list[PlannedFile]:
     """Every file of every package; VCS, directory and archive sources are direct installs."""
+    from tomllib import TOMLDecodeError, loads  # noqa: PLC0415 (a TOML parser only for a lock file)
+
     try:
         text = read_regular(path).decode("utf-8")
-        data = tomllib.loads(text)
+        data = loads(text)
     except OSError as err:
         raise UsageError(f"cannot read {path}: {err.strerror}") from err
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+    except (TOMLDecodeError, UnicodeDecodeError) as err:
         raise UsageError(f"{path}: not TOML: {err}") from err
     if str(data.get("lock-version", "")).split(".")[0] != "1":
         raise UsageError(f"{path}: lock-version {data.get('lock-version')!r}; gate reads pylock 1.x")
