@@ -100,6 +100,7 @@ DEFERRED = {
     "gate/evaluate.py": {"gate.policy.activation"},
     "gate/commands/common.py": {"gate.sources.osv"},  # the OSV reader (zip, CVSS) only with --osv
     "gate/sources/pylock.py": {"tomllib"},  # a TOML parser only when a pylock.toml is read
+    "gate/policy/model.py": {"packaging.specifiers"},  # only for an exception's selector with a version specifier
     # the HTTP client (requests, urllib3) only when release assets are fetched
     "gate/gather/releases.py": {"gate.sources.http"},
     # a subcommand's module (and all it loads) only when that subcommand runs

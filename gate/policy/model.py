@@ -12,9 +12,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from gate.errors import Finding, Issue
@@ -22,6 +21,9 @@ from gate.facts import Ecosystem, FileFacts
 from gate.policy import patterns
 from gate.policy.duration import parse_duration
 from gate.policy.load import Path_, RawPolicy, format_path
+
+if TYPE_CHECKING:
+    from packaging.specifiers import SpecifierSet
 
 T = TypeVar("T")
 
@@ -431,8 +433,11 @@ def parse_selector(text: str) -> PackageSelector:
     """`legacy-lib`, `corp-*`, `legacy-lib<2`, `legacy-lib >=1, <2`; raise ValueError for a bad specifier."""
     found = re.match(r"^\s*([^<>=!~;\s]+)\s*(.*)$", text)
     name, spec = found.groups() if found else (text, "")
-    versions = SpecifierSet(spec) if spec else None
-    return PackageSelector(name=patterns.package_glob(name), versions=versions)
+    if not spec:
+        return PackageSelector(name=patterns.package_glob(name))
+    from packaging.specifiers import SpecifierSet  # noqa: PLC0415 (version specifiers only for a selector with one)
+
+    return PackageSelector(name=patterns.package_glob(name), versions=SpecifierSet(spec))
 
 
 def parse_expiry(text: str) -> dt.datetime:
