@@ -95,7 +95,11 @@ DEFERRED = {
     },
     # cel-python (its parser, lark, pendulum) only when a rule runs as CEL: the compiler's structured rules with
     # an exact native check (minimumAge, attestations.required) are loaded and judged without it
-    "gate/policy/compile.py": {"gate.policy.cel", "gate.policy.cel_check", "gate.policy.schema"},
+    "gate/policy/compile.py": {
+        "gate.policy.cel", "gate.policy.cel_check", "gate.policy.schema",
+        "gate.policy.slsa_rules", "gate.policy.vuln_rules",  # a structured field's rules only for a policy with it
+    },
+    "gate/report/check.py": {"gate.report.sarif"},  # SARIF only for --format sarif
     "gate/policy/conformance.py": {"gate.policy.cel"},  # (and jsonschema only for a document that does not conform)
     "gate/evaluate.py": {"gate.policy.activation"},
     "gate/commands/common.py": {"gate.sources.osv"},  # the OSV reader (zip, CVSS) only with --osv

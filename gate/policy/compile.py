@@ -12,7 +12,7 @@ import json
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from gate.errors import Finding, Issue, PolicyError
 from gate.facts import Facts
@@ -45,7 +45,6 @@ from gate.policy.model import (
 )
 from gate.policy.native import AnyVerified, NativeCheck, OldEnough, TrustedAttestations, beyond_budget, exact_signers
 from gate.policy.patterns import Pattern
-from gate.policy.slsa_rules import SlsaCheck, SlsaDescription, required_text, slsa_fields
 from gate.policy.trust_rules import (
     BACKDATING_RULE,
     CONTINUITY_RULE,
@@ -59,7 +58,9 @@ from gate.policy.trust_rules import (
     continuity_expression,
     line_text,
 )
-from gate.policy.vuln_rules import DescribeAt, records_beyond_budget, vulnerability_rules
+
+if TYPE_CHECKING:
+    from gate.policy.vuln_rules import DescribeAt
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,8 @@ def _beyond_budget(activation: dict[str, Any]) -> str | None:
 
 def _records_beyond_budget(activation: dict[str, Any]) -> str | None:
     """Why the file has more OSV records (or a record longer lists) than rules are evaluated over, or None."""
+    from gate.policy.vuln_rules import records_beyond_budget  # noqa: PLC0415 (a rule that reads them runs as CEL)
+
     return records_beyond_budget(
         activation.get("vulnerabilities") or (), lambda v: (len(v.get("aliases") or ()), len(v.get("fixed") or ()))
     )
@@ -280,7 +283,9 @@ def _attestation_rules(att: Attestations) -> list[RuleSource]:
                 describe=TargetChannelDescription(att),
             )
         )
-    if att.slsa is not None:
+    if att.slsa is not None:  # (the SLSA rules' module only for a policy that asks for SLSA provenance)
+        from gate.policy.slsa_rules import SlsaCheck, SlsaDescription, required_text, slsa_fields  # noqa: PLC0415
+
         wanted = " && ".join(_field_matches(f"a.{fact}", pattern) for fact, pattern in slsa_fields(att.slsa))
         rules.append(
             RuleSource(
@@ -340,7 +345,9 @@ def rule_sources(policy: Policy) -> list[RuleSource]:
         rules.append(_continuity_rule(policy.continuity))
     if policy.attestations is not None:
         rules.extend(_attestation_rules(policy.attestations))
-    if policy.vulnerabilities is not None:
+    if policy.vulnerabilities is not None:  # (the vulnerability rules' module only for a policy that has them)
+        from gate.policy.vuln_rules import vulnerability_rules  # noqa: PLC0415
+
         rules.extend(RuleSource(r.name, r.expression, r.message, r.native, describe_at=r.describe)
                      for r in vulnerability_rules(policy.vulnerabilities))
     rules.extend(RuleSource(r.name, r.expression, r.message, written=True) for r in policy.rules)

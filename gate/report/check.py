@@ -9,7 +9,6 @@ from gate.decision import Decision, Verdict, overall
 from gate.errors import Level
 from gate.facts import AttestationFact
 from gate.redact import redact
-from gate.report.sarif import SarifResult, SarifRule, sarif_text
 
 Located = tuple[Decision, str | None, int | None]  # a decision and where the file was named (file, line)
 
@@ -48,6 +47,8 @@ def summary_table(decisions: Sequence[Decision], notes: Sequence[Sequence[str]])
 def check_sarif(located: Sequence[Located], notes: Sequence[Sequence[str]] | None = None) -> str:
     """A result per violation (denying: error, waived or audit: note), located where the file was named;
     the file's `notes` (one sequence per decision: why a fact is unknown) end each of its messages."""
+    from gate.report.sarif import SarifResult, SarifRule, sarif_text  # noqa: PLC0415 (only for --format sarif)
+
     rules: dict[str, SarifRule] = {}
     results = []
     for i, (decision, file, line) in enumerate(located):
