@@ -87,7 +87,7 @@ def test_the_warm_path_answers_as_the_route_does(
     assert got.status == expected.status
     assert list(got.headers.items()) == list(expected.headers.items())
     assert got.get_data() == expected.get_data()
-    if expected.headers.get("Content-Encoding") == "gzip":
+    if method == "GET" and expected.headers.get("Content-Encoding") == "gzip":
         assert b"demo-1.0-py3-none-any.whl" in gzip.decompress(got.get_data())
 
 
