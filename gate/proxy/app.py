@@ -54,7 +54,8 @@ def own_page(path: str) -> bool:
 class UpstreamSlots:
     """WSGI middleware: a request that may wait on upstream (any path but `/-/...`, `/-/explain/` too) holds one of the
     process's `slots` until the server closes its response (after a streamed body); with none free it is
-    answered 503 at once, so threads stay free for `/-/health`, `/-/metrics` and cached answers."""
+    answered 503 at once, so threads stay free for `/-/health`, `/-/metrics` and cached answers (a warm PyPI
+    project page is answered before this, by `WarmPages`: it takes no slot)."""
 
     def __init__(self, app: WSGIApplication, state: Gate) -> None:
         self.app = app
