@@ -26,8 +26,9 @@ Layout (each piece is ecosystem-neutral unless named after one):
 - `audit`, `metrics`: the JSON-lines audit log and the Prometheus counters.
 - `status`: the status page `/-/` (policies, recent denials, expiring waivers, upstream health, caches),
   for the clients `Settings.status_allow` and `status_token` admit; its template is `templates/status.html`.
-- `pypi`, `pypi_index`, `pypi_render`: the PyPI blueprint (`pypi_blueprint()`), its page service and its
-  renderers.
+- `pypi`, `pypi_index`, `pypi_render`, `pypi_warm`: the PyPI blueprint (`pypi_blueprint()`), its page
+  service, its renderers, and the warm path (`WarmPages`: a fresh, rendered page answered in front of Flask
+  and of the upstream slots, as the route would answer it).
 - `conda_routes`, `conda`, `conda_paths`, `conda_repodata`: the conda blueprint (`conda_blueprint(channels)`),
   its repodata service (`CondaChannels.judge_all`: records -> judgements, the one way it judges records),
   what is served under a subdir (`classify`), and the filtered

@@ -22,7 +22,8 @@ from gate.proxy.conda_paths import is_shard_path
 from gate.proxy.conda_routes import conda_blueprint
 from gate.proxy.metrics import Metrics
 from gate.proxy.osv_data import Loaded, OsvData
-from gate.proxy.pypi import pypi_blueprint
+from gate.proxy.pypi import SERVICE, pypi_blueprint
+from gate.proxy.pypi_warm import WarmPages
 from gate.proxy.settings import Settings
 from gate.proxy.state import EXTENSION, Gate, gate_state
 from gate.proxy.status import status_blueprint
@@ -53,7 +54,8 @@ def own_page(path: str) -> bool:
 class UpstreamSlots:
     """WSGI middleware: a request that may wait on upstream (any path but `/-/...`, `/-/explain/` too) holds one of the
     process's `slots` until the server closes its response (after a streamed body); with none free it is
-    answered 503 at once, so threads stay free for `/-/health`, `/-/metrics` and cached answers."""
+    answered 503 at once, so threads stay free for `/-/health`, `/-/metrics` and cached answers (a warm PyPI
+    project page is answered before this, by `WarmPages`: it takes no slot)."""
 
     def __init__(self, app: WSGIApplication, state: Gate) -> None:
         self.app = app
@@ -223,6 +225,8 @@ def create_app(
     app.register_blueprint(status_blueprint())  # `/-/`, for the clients `status_allow`/`status_token` admit
     for blueprint in blueprints if blueprints is not None else default_blueprints(settings):
         app.register_blueprint(blueprint)
+    if SERVICE in app.extensions:  # warm PyPI pages, answered before the slots (they wait on no upstream)
+        app.wsgi_app = WarmPages(app.wsgi_app, state, app.extensions[SERVICE])  # type: ignore[method-assign]
 
     @app.after_request
     def count(response: Response) -> Response:

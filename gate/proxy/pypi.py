@@ -26,7 +26,6 @@ from gate.evaluate import Judgement
 from gate.explain import explain
 from gate.facts import Ecosystem
 from gate.gather.ports import earliest
-from gate.memo import MISSING
 from gate.proxy.decide import (
     audit_decisions,
     etag,
@@ -42,15 +41,15 @@ from gate.proxy.explain_page import explanation_html
 from gate.proxy.files import deliver
 from gate.proxy.html import html_response
 from gate.proxy.paths import refuse_bad_paths
-from gate.proxy.pypi_index import PypiIndex
+from gate.proxy.pypi_index import RENDERED, PypiIndex
 from gate.proxy.pypi_render import Urls, negotiate, render_html, render_json, render_root
+from gate.proxy.pypi_warm import page_key, rendered_answer
 from gate.proxy.state import EXTENSION, gate_state
 from gate.proxy.stores.base import Entry
 from gate.redact import redact
 from gate.sources.http import UpstreamError
 from gate.sources.pypi import JSON_V1, ProjectPage, SimpleFile
 
-RENDERED = "pypi.rendered"
 EXPLAINED = "pypi.explained"  # whole-project explanations, kept as rendered pages are
 ROOT = "pypi.root"
 ROOT_TTL = 600.0
@@ -97,24 +96,12 @@ def metadata_url(url: str) -> str:
 
 
 def _serve_rendered(body_gz: bytes, meta: dict[str, Any], identity: bytes | None = None) -> Response:
-    """A stored rendered page: gzip as stored to a client that accepts it, else its identity copy (`identity`,
-    just rendered, or the process's copy kept by ETag: decompressed once, not per request)."""
-    headers = {
-        "ETag": meta["etag"],
-        "Vary": "Accept, Accept-Encoding",
-        "Cache-Control": "max-age=0, must-revalidate",
-    }
-    if not_modified(meta["etag"]):
-        return Response(status=304, headers=headers)
-    if request.accept_encodings["gzip"]:
-        headers["Content-Encoding"] = "gzip"
-        body = body_gz
-    else:
-        tag, copies = meta["etag"], _index().identity
-        if identity is not None:
-            copies.put(tag, identity)
-        body = copies.get_or_make(tag, lambda: gzip.decompress(body_gz))
-    return Response(body, headers=headers, content_type=meta["content_type"])
+    """A stored rendered page, as `rendered_answer` gives it (the warm path answers with the same)."""
+    status, headers, body = rendered_answer(
+        body_gz, meta, _index().identity, gzip_ok=request.accept_encodings["gzip"] > 0,
+        matched=not_modified(meta["etag"]), identity=identity,
+    )
+    return Response(body or None, status=status, headers=headers)
 
 
 def root() -> BaseResponse:
@@ -143,14 +130,14 @@ def project_page(project: str) -> BaseResponse:
     if content_type is None:
         return text_response(406, "gate: no acceptable simple API format", Vary="Accept")
     state, index = gate_state(), _index()
+    root, cacheable = state.page_root(request.url_root)
+    key = page_key(project, content_type, root, state.view_digest)
+    now = state.now()
     try:
-        digest = index.page_digest(project)
+        digest = index.page_digest(project)  # upstream is asked only when its page is stale
     except UpstreamError as err:
         return upstream_failure(err)
-    root, cacheable = state.page_root(request.url_root)
-    key = "|".join((project, content_type, root, state.view_digest))
-    now = state.now()
-    entry = _rendered(index, key, digest, now.timestamp()) if cacheable else None
+    entry = index.rendered_entry(key, digest, now.timestamp()) if cacheable else None
     if entry is not None:
         state.metrics.inc("gate_cache_hits_total", cache=RENDERED)
         return _serve_rendered(entry.value, entry.meta)
@@ -177,20 +164,6 @@ def project_page(project: str) -> BaseResponse:
         if until is None or until > now:
             index.rendered.put(key, Entry(compressed, meta, None if until is None else until.timestamp()))
     return _serve_rendered(compressed, meta, body)
-
-
-def _rendered(index: PypiIndex, key: str, digest: str, now: float) -> Entry | None:
-    """The stored rendering under `key` of the page whose digest is `digest`, current at `now`: this process's
-    copy, else the store's (then kept here). Both hold the same bytes: a rendering is made from the page, the
-    decision view (in `key`) and the time, and is kept only until its first decision changes."""
-    kept = index.rendered.get(key)
-    if kept is not MISSING and kept.meta.get("page_digest") == digest and (kept.expires is None or kept.expires > now):
-        return kept
-    entry = index.state.store.get(RENDERED, key, now=now)
-    if entry is None or entry.meta.get("page_digest") != digest:
-        return None
-    index.rendered.put(key, entry)
-    return entry
 
 
 def explain_url(root: str, project: str) -> str:

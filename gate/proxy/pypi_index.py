@@ -12,7 +12,7 @@ from gate.evaluate import unidentified
 from gate.facts import Ecosystem, Unidentified
 from gate.gather.ports import no_vulnerabilities
 from gate.gather.pypi import PypiFacts, first_rows
-from gate.memo import Memo
+from gate.memo import MISSING, Memo
 from gate.proxy.decide import judge
 from gate.proxy.evidence import StoreEvidence
 from gate.proxy.releases import release_evidence
@@ -22,6 +22,7 @@ from gate.proxy.upstream import CachedUpstream
 from gate.sources.pypi import ProjectPage, SimpleClient, SimpleFile, parse_page
 
 PAGES = "pypi.page"
+RENDERED = "pypi.rendered"
 MEMO_BYTES = 64 << 20  # parsed pages kept in a process, by the size of their bodies (most are a few kB)
 RENDERED_BYTES = 16 << 20  # rendered pages (gzip) kept in a process, so a warm page reads nothing from the store
 IDENTITY_BYTES = 32 << 20  # rendered pages kept uncompressed in a process, for clients without gzip
@@ -72,6 +73,30 @@ class PypiIndex:
     def page(self, project: str, digest: str | None = None) -> ProjectPage:
         """The current page of `project` (the one with `digest`, when the caller already has it)."""
         return self.pages.parsed(project, digest or self.page_digest(project))
+
+    # -- rendered pages ------------------------------------------------------------------------------
+
+    def warm(self, project: str, key: str, now: float) -> tuple[str | None, Entry | None]:
+        """(the digest of the project's upstream page while it is fresh, else None; its rendering under `key`
+        when that is current at `now`, else None), asking upstream nothing and counting nothing: what a warm
+        request is answered with (`gate.proxy.pypi_warm`, the route)."""
+        digest = self.pages.fresh(project)
+        return digest, None if digest is None else self.rendered_entry(key, digest, now)
+
+    def rendered_entry(self, key: str, digest: str, now: float) -> Entry | None:
+        """The stored rendering under `key` of the page whose digest is `digest`, current at `now`: this process's
+        copy, else the store's (then kept here). Both hold the same bytes: a rendering is made from the page, the
+        decision view (in `key`) and the time, and is kept only until its first decision changes."""
+        kept = self.rendered.get(key)
+        if kept is not MISSING and kept.meta.get("page_digest") == digest and (
+            kept.expires is None or kept.expires > now
+        ):
+            return kept
+        entry = self.state.store.get(RENDERED, key, now=now)
+        if entry is None or entry.meta.get("page_digest") != digest:
+            return None
+        self.rendered.put(key, entry)
+        return entry
 
     # -- decisions -----------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header
 
 from gate.facts import iso_z
+from gate.memo import MISSING, Memo
 from gate.sources.pypi import HTML_V1, JSON_V1, TEXT_HTML, ProjectPage, SimpleFile
 
 JSON_LATEST = "application/vnd.pypi.simple.latest+json"
@@ -31,8 +32,16 @@ def negotiate(accept: str | None, format_param: str | None = None) -> str | None
         return _ANSWERS.get(wanted)
     if not accept:
         return TEXT_HTML
-    best = parse_accept_header(accept, MIMEAccept).best_match(_ANSWERS)
-    return None if best is None else _ANSWERS[best]
+    found = _NEGOTIATED.get(accept)
+    if found is MISSING:
+        best = parse_accept_header(accept, MIMEAccept).best_match(_ANSWERS)
+        found = None if best is None else _ANSWERS[best]
+        _NEGOTIATED.put(accept, found)
+    return found
+
+
+# Accept header -> the answer negotiated for it: most clients send one of a few (pip's, uv's); kept by size
+_NEGOTIATED: Memo[str, str | None] = Memo(64 << 10, lambda accept, _: len(accept) + 1)
 
 
 class Urls:

@@ -54,15 +54,10 @@ class CachedUpstream(Generic[T]):
         """The digest of the current upstream body of `key`, asking upstream (conditionally) only when the
         stored one is stale; a new body is stored and its parsed document memoized."""
         state, namespace = self.state, self.namespace
-        known = self._fresh.get(key)
-        if known is not MISSING and known[1] > self.clock():
+        found, meta = self._lookup(key)
+        if found is not None:
             state.metrics.inc("gate_cache_hits_total", cache=namespace)
-            return known[0]
-        meta = state.store.get_meta(namespace, key)
-        if meta is not None and meta["fresh_until"] > self.clock():
-            state.metrics.inc("gate_cache_hits_total", cache=namespace)
-            self._fresh.put(key, (str(meta["digest"]), float(meta["fresh_until"])))
-            return str(meta["digest"])
+            return found
         state.metrics.inc("gate_cache_misses_total", cache=namespace)
         validators = None  # never revalidated with the validators of a body the upstream said not to store
         if meta is not None and not meta.get("no_store"):
@@ -100,6 +95,22 @@ class CachedUpstream(Generic[T]):
         self._memo.put(f"{key}\n{digest}", fetched.page, len(fetched.body))
         self._fresh.put(key, (digest, fresh_until))
         return digest
+
+    def fresh(self, key: str) -> str | None:
+        """The digest of the stored body of `key` while it is fresh, else None; never asks upstream and counts
+        nothing (the caller counts what it serves, or asks `digest()`)."""
+        return self._lookup(key)[0]
+
+    def _lookup(self, key: str) -> tuple[str | None, dict[str, Any] | None]:
+        """(the digest of the stored body of `key` while it is fresh, else None; its stored meta when read)."""
+        known = self._fresh.get(key)
+        if known is not MISSING and known[1] > self.clock():
+            return known[0], None
+        meta = self.state.store.get_meta(self.namespace, key)
+        if meta is not None and meta["fresh_until"] > self.clock():
+            self._fresh.put(key, (str(meta["digest"]), float(meta["fresh_until"])))
+            return str(meta["digest"]), meta
+        return None, meta
 
     def parsed(self, key: str, digest: str) -> T:
         """The document of `key` whose body has `digest` (from `digest()`): memoized, else the stored body

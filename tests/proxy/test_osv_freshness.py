@@ -124,11 +124,14 @@ def test_health_and_metrics_give_the_data_age(
     assert "gate_osv_loaded_age_seconds " in metrics
 
 
+@pytest.mark.parametrize("cache_control", ["max-age=0, must-revalidate", "max-age=600, public"])
 def test_stale_data_under_osv_max_age_fails_closed(
-    write_policy: PolicyWriter, upstream: RunningUpstream, tmp_path: Path, records: Path
+    write_policy: PolicyWriter, upstream: RunningUpstream, tmp_path: Path, records: Path, cache_control: str
 ) -> None:
+    upstream.set_cache_control(cache_control)  # with max-age the page is warm (pypi_warm) when the data goes stale
     clock = [NOW]
     client = _client(write_policy, upstream, tmp_path, records, clock, osv_max_age=dt.timedelta(days=7))
+    assert len(_listed(client)) == 3
     assert len(_listed(client)) == 3
     clock[0] = NOW + dt.timedelta(days=5)  # the newest record is now eight days old
     page = client.get("/simple/requests/", headers={"Accept": JSON_V1})
