@@ -148,3 +148,16 @@ class PostgresBackend:
             "UPDATE gate_cache SET meta = %s, expires = %s WHERE namespace = %s AND key = %s",
             (meta, expires, namespace, key),
         )
+
+    def claim(self, namespace: str, key: str, value: bytes, meta: str, expires: float, *, now: float) -> bool:
+        """INSERT ... ON CONFLICT DO UPDATE ... WHERE: PostgreSQL locks the row it conflicts with and judges the
+        WHERE on its latest version, so of two claims at once exactly one returns a row."""
+        return bool(self.connections.run(
+            "INSERT INTO gate_cache (namespace, key, value, meta, expires) VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (namespace, key) DO UPDATE SET value = EXCLUDED.value, meta = EXCLUDED.meta, "
+            "expires = EXCLUDED.expires WHERE gate_cache.expires IS NULL OR gate_cache.expires <= %s RETURNING 1",
+            (namespace, key, value, meta, expires, now)))
+
+    def release(self, namespace: str, key: str, value: bytes) -> None:
+        self.connections.run("DELETE FROM gate_cache WHERE namespace = %s AND key = %s AND value = %s",
+                             (namespace, key, value))
