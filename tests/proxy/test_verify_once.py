@@ -16,11 +16,12 @@ import pytest
 import requests
 from flask import Flask
 
+from gate.facts import Ecosystem
 from gate.gather.pypi import PROVENANCE
 from gate.proxy.evidence import NAMESPACE, evidence_key, outcome_key
 from gate.proxy.state import EXTENSION, Gate
 from gate.proxy.stores.base import LEASES, stored_key
-from gate.verify.target import Ecosystem, Target
+from gate.verify.target import Target
 from tests.conftest import MINI_PYPI
 from tests.support.attested_pages import PROJECT, SIGNED_POLICY, add_attested_files, at_once, counter, metrics_of
 from tests.support.gate_app import gate_app
