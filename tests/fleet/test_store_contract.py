@@ -289,10 +289,9 @@ def test_a_lease_that_is_not_gates_is_not_waited_on(
     assert sealed.lease_until(ns, "long", 30) is None
 
 
-def test_once_across_workers(make_store: StoreFactory, ns: str) -> None:
-    """Six workers ask for one outcome at once: one computes it, the others wait and use the stored outcome."""
-    metrics = Metrics()
-    stores = [make_store(metrics=metrics) for _ in range(6)]
+def run_workers(stores: list[Store], ns: str, metrics: Metrics) -> tuple[list[int], list[bytes]]:
+    """Each store's worker (a thread) asks `once` for one outcome at the same moment: which computed it, and what
+    each got."""
     computed: list[int] = []
     results: list[bytes] = []
     start = threading.Barrier(len(stores))
@@ -318,11 +317,24 @@ def test_once_across_workers(make_store: StoreFactory, ns: str) -> None:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
+    return computed, results
+
+
+@pytest.mark.parametrize("holder", ["none", "dead"])
+def test_once_across_workers(make_store: StoreFactory, ns: str, holder: str) -> None:
+    """Six workers ask for one outcome at once: one computes it, the others wait and use the stored outcome; also
+    when a worker that died holds the lease (they wait it out, then one of them takes over)."""
+    metrics = Metrics()
+    stores = [make_store(metrics=metrics) for _ in range(6)]
+    if holder == "dead":
+        assert make_store().claim(ns, "outcome", 1.0) is not None  # and never released
+    computed, results = run_workers(stores, ns, metrics)
     assert len(computed) == 1 and results == [f"by {computed[0]}".encode()] * len(stores)
     rendered = metrics.render()
     assert f'gate_cache_misses_total{{cache="{ns}"}} 1' in rendered
     assert f'gate_cache_hits_total{{cache="{ns}"}} 5' in rendered
-    assert f'gate_lease_waits_total{{cache="{ns}",outcome="alone"}}' not in rendered
+    alone = f'gate_lease_waits_total{{cache="{ns}",outcome="alone"}}'
+    assert (f"{alone} 1" in rendered) if holder == "dead" else (alone not in rendered), rendered
 
 
 @pytest.mark.parametrize("holder", ["dead", "forged", "failed"])

@@ -25,24 +25,26 @@ def once(
     compute: Callable[[], T], ttl: float,
 ) -> T:
     """The outcome stored under (`namespace`, `key`): `lookup()` when it finds it, else `compute()` (which stores
-    it) by whichever worker claims the lease first, for at most `ttl` seconds; the others wait for it. Counted as
+    it) by whichever worker claims the lease first, for at most `ttl` seconds; the others wait for it, `ttl`
+    seconds at most in all (a holder that died is waited out, then one of the waiters takes over). Counted as
     `gate_cache_hits_total` (found, here or after a wait) or `gate_cache_misses_total` (computed here), and each
     wait as `gate_lease_waits_total` (outcome `shared`: the holder's was used; `alone`: computed here after all)."""
     found = lookup()
     if found is not None:
         metrics.inc("gate_cache_hits_total", cache=namespace)
         return found
-    token = store.claim(namespace, key, ttl)
-    if token is None:
-        found, waited = wait(store, namespace, key, lookup, ttl)
+    deadline = time.monotonic() + ttl
+    waited = False
+    while (token := store.claim(namespace, key, ttl)) is None and time.monotonic() < deadline:
+        found, paused = wait(store, namespace, key, lookup, ttl=ttl, deadline=deadline)
+        waited = waited or paused
+        if found is not None or not paused:  # an outcome, or a lease not waited on: done waiting
+            break
+    try:
+        if found is None:  # the previous holder may have stored it between the first look and the claim
+            found = lookup()
         if waited:
             metrics.inc("gate_lease_waits_total", cache=namespace, outcome="alone" if found is None else "shared")
-        if found is not None:
-            metrics.inc("gate_cache_hits_total", cache=namespace)
-            return found
-        token = store.claim(namespace, key, ttl)  # whoever comes next waits for this worker (if it is first)
-    try:
-        found = lookup()  # the previous holder may have stored it between the first look and the claim
         if found is not None:
             metrics.inc("gate_cache_hits_total", cache=namespace)
             return found
@@ -54,20 +56,19 @@ def once(
 
 
 def wait(
-    store: Store, namespace: str, key: str, lookup: Callable[[], T | None], ttl: float
+    store: Store, namespace: str, key: str, lookup: Callable[[], T | None], *, ttl: float, deadline: float
 ) -> tuple[T | None, bool]:
     """The outcome another worker stores while it holds the lease, looked up until the lease is gone (released,
-    expired, or not one gate waits on) or `ttl` seconds have passed here (None when none came); and whether
-    this worker paused for it."""
-    deadline = time.monotonic() + ttl
-    pause, waited = FIRST_POLL, False
+    expired, or one lasting beyond `ttl` or not gate's: not waited on) or the `deadline` (monotonic) has come
+    (None when none came); and whether this worker paused for it."""
+    pause, paused = FIRST_POLL, False
     while True:
         until = store.lease_until(namespace, key, ttl)
         found = lookup()  # after the lease was read: a holder stores its outcome before it releases
         if found is not None or until is None:
-            return found, waited
+            return found, paused
         left = min(deadline - time.monotonic(), until - time.time())
         if left <= 0:
-            return None, waited
+            return None, paused
         time.sleep(min(pause, left))
-        pause, waited = min(pause * 2, MAX_POLL), True
+        pause, paused = min(pause * 2, MAX_POLL), True
