@@ -16,14 +16,20 @@ import pytest
 import requests
 from flask import Flask
 
-from gate.facts import Ecosystem
 from gate.gather.pypi import PROVENANCE
-from gate.proxy.evidence import NAMESPACE, evidence_key, outcome_key
+from gate.proxy.evidence import NAMESPACE
 from gate.proxy.state import EXTENSION, Gate
 from gate.proxy.stores.base import LEASES, stored_key
-from gate.verify.target import Target
 from tests.conftest import MINI_PYPI
-from tests.support.attested_pages import PROJECT, SIGNED_POLICY, add_attested_files, at_once, counter, metrics_of
+from tests.support.attested_pages import (
+    PROJECT,
+    SIGNED_POLICY,
+    add_attested_files,
+    at_once,
+    counter,
+    keys_of,
+    metrics_of,
+)
 from tests.support.gate_app import gate_app
 from tests.support.gate_server import running_gate
 from tests.support.pypi_model import UpstreamIndex
@@ -116,15 +122,6 @@ def test_gunicorn_workers_fetch_each_provenance_once(
     assert provenance_fetches(upstream) == FILES
 
 
-def keys_of(state: Gate, upstream: RunningUpstream, number: int) -> tuple[str, str]:
-    """The store keys of the provenance fetch and of the verification of file `number` of project bench."""
-    row = requests.get(upstream.project_url(PROJECT), headers={"Accept": JSON_V1}, timeout=30).json()["files"][number]
-    url, sha256 = row["provenance"], row["hashes"]["sha256"]
-    data = requests.get(url, timeout=30).content
-    target = Target(row["filename"], sha256, Ecosystem.PYPI)
-    return evidence_key(url, sha256), outcome_key(data, url, target, state.trust_digest)
-
-
 @pytest.mark.parametrize("secret", [None, SECRET], ids=["plain", "sealed"])
 def test_a_dead_holders_lease_is_waited_out_and_the_page_decided_as_without_it(
     attested: tuple[RunningUpstream, int], policies: Path, tmp_path: Path, secret: bytes | None
@@ -135,8 +132,8 @@ def test_a_dead_holders_lease_is_waited_out_and_the_page_decided_as_without_it(
     wanted = reference(policies, tmp_path, upstream)
     gate = app(policies, tmp_path / "cache", upstream, cache_secret=secret)
     state: Gate = gate.extensions[EXTENSION]
-    fetch, _ = keys_of(state, upstream, 0)
-    _, verify = keys_of(state, upstream, 1)
+    fetch, _ = keys_of(state.trust_digest, upstream, 0)
+    _, verify = keys_of(state.trust_digest, upstream, 1)
     assert state.store.claim(PROVENANCE, fetch, 2.0) is not None  # and never released: its holder died
     assert state.store.claim(NAMESPACE, verify, 2.0) is not None
     response = gate.test_client().get(f"/simple/{PROJECT}/", headers={"Accept": JSON_V1})
@@ -158,7 +155,7 @@ def test_a_lease_that_is_not_gates_is_not_waited_on(
     state: Gate = gate.extensions[EXTENSION]
     forever = dt.datetime(2100, 1, 1, tzinfo=dt.UTC).timestamp()
     for number in range(FILES):
-        _, verify = keys_of(state, upstream, number)
+        _, verify = keys_of(state.trust_digest, upstream, number)
         state.store.backend.write(LEASES + NAMESPACE, stored_key(verify), b"x", "{}", forever)
     response = gate.test_client().get(f"/simple/{PROJECT}/", headers={"Accept": JSON_V1})
     assert response.status_code == 200 and listing(response) == wanted[PROJECT]

@@ -17,7 +17,11 @@ from pathlib import Path
 
 import requests
 
+from gate.facts import Ecosystem
+from gate.proxy.evidence import evidence_key, outcome_key
+from gate.verify.target import Target
 from tests.support.pypi_model import UpstreamFile, UpstreamIndex
+from tests.support.pypi_upstream import RunningUpstream
 
 REPO = Path(__file__).resolve().parent.parent.parent
 PROVENANCE = REPO / "examples" / "pypi" / "gcb_attestation_test-0.0.0.tar.gz.provenance"
@@ -86,3 +90,13 @@ def counter(metrics: str, name: str, **labels: str) -> float:
     series = f"{name}{{{shown}}}" if shown else name
     found = re.search(rf"^{re.escape(series)} (\S+)$", metrics, re.MULTILINE)
     return float(found.group(1)) if found else 0.0
+
+
+def keys_of(trust_digest: str, upstream: RunningUpstream, number: int) -> tuple[str, str]:
+    """The store keys of the provenance fetch and of the verification (by a gate whose `Gate.trust_digest` is
+    `trust_digest`) of file `number` of project bench."""
+    row = requests.get(upstream.project_url(PROJECT), headers={"Accept": JSON_V1}, timeout=30).json()["files"][number]
+    url, sha256 = row["provenance"], row["hashes"]["sha256"]
+    data = requests.get(url, timeout=30).content
+    target = Target(row["filename"], sha256, Ecosystem.PYPI)
+    return evidence_key(url, sha256), outcome_key(data, url, target, trust_digest)

@@ -18,6 +18,7 @@ from gate.proxy.stores.base import Store
 T = TypeVar("T")
 FIRST_POLL = 0.005  # seconds before a waiter first looks again (verifying one provenance takes about 10 ms)
 MAX_POLL = 0.1  # and at most this long between looks
+CLAIMS = 3  # claims lost to a lease not waited on (not gate's, or replaced just then) before working without one
 
 
 def once(
@@ -34,11 +35,12 @@ def once(
         metrics.inc("gate_cache_hits_total", cache=namespace)
         return found
     deadline = time.monotonic() + ttl
-    waited = False
+    waited, unseen = False, 0
     while (token := store.claim(namespace, key, ttl)) is None and time.monotonic() < deadline:
         found, paused = wait(store, namespace, key, lookup, ttl=ttl, deadline=deadline)
         waited = waited or paused
-        if found is not None or not paused:  # an outcome, or a lease not waited on: done waiting
+        unseen = 0 if paused else unseen + 1  # claimed by another, yet no lease to wait on: replaced meanwhile?
+        if found is not None or unseen >= CLAIMS:  # an outcome, or a lease that is not waited on
             break
     try:
         if found is None:  # the previous holder may have stored it between the first look and the claim
