@@ -6,6 +6,10 @@ FAILURE_TTL (`expire_failed`): one bad answer from upstream never pins a denial.
 milliseconds of crypto; its outcome depends only on the file, the evidence bytes, where they came from
 and the trusted root (by the digest of its bytes), so it is stored under all four and reused by every
 worker (a failed outcome for FAILURE_TTL only).
+
+Across workers and replicas each piece of evidence is fetched once and each outcome verified once, also when they
+ask for it at the same moment (`gate.proxy.stores.lease.once`): one holds a lease and does it, the others wait
+for its stored outcome (at most the fetch's timeout or VERIFY_LEASE) and do it themselves only when none comes.
 """
 
 from __future__ import annotations
@@ -20,11 +24,14 @@ import msgspec
 from gate.facts import AttestationFact
 from gate.gather.ports import Evidence, failed
 from gate.proxy.state import Gate
+from gate.proxy.stores.base import Entry
+from gate.proxy.stores.lease import once
 from gate.verify.api import verify_evidence
 from gate.verify.target import Target
 
 NAMESPACE = "verified"
 FAILURE_TTL = 300.0  # seconds: evidence that did not verify is fetched (and verified) again after this long
+VERIFY_LEASE = 10.0  # seconds another worker waits, at most, for one verification (it takes milliseconds)
 
 
 def recheck_at(now: dt.datetime, expires: float | None) -> dt.datetime | None:
@@ -40,16 +47,20 @@ def cached_fetch(
     """Evidence bytes through the store under (`namespace`, `key`): (the bytes or None when upstream has
     none, when to ask again: None for never). What is absent is asked for again after `absent_ttl` seconds,
     what is present after `present_ttl` (None: it never changes); `fetch` raising leaves nothing stored."""
-    entry = state.store.get(namespace, key)
-    if entry is not None:
-        state.metrics.inc("gate_cache_hits_total", cache=namespace)
-        return (None if entry.meta.get("absent") else entry.value), recheck_at(now, entry.expires)
-    state.metrics.inc("gate_cache_misses_total", cache=namespace)
-    data = fetch()
-    ttl = absent_ttl if data is None else present_ttl
-    expires = None if ttl is None else time.time() + ttl
-    state.store.put(namespace, key, data or b"", {"absent": data is None}, expires)
-    return data, recheck_at(now, expires)
+
+    def stored() -> Entry | None:
+        return state.store.get(namespace, key)
+
+    def fetched() -> Entry:
+        data = fetch()
+        ttl = absent_ttl if data is None else present_ttl
+        entry = Entry(data or b"", {"absent": data is None}, None if ttl is None else time.time() + ttl)
+        state.store.put(namespace, key, entry.value, entry.meta, entry.expires)
+        return entry
+
+    entry = once(state.store, state.metrics, namespace, key, lookup=stored, compute=fetched,
+                 ttl=state.settings.timeout)
+    return (None if entry.meta.get("absent") else entry.value), recheck_at(now, entry.expires)
 
 
 def evidence_key(url: str, pin: str) -> str:
@@ -73,22 +84,29 @@ _CACHED = msgspec.json.Decoder(tuple[AttestationFact, ...])
 
 def verified(state: Gate, data: bytes, source: str, target: Target) -> tuple[AttestationFact, ...]:
     """Every bundle in `data` verified for `target`, from the cache when it was done before."""
-    digests = (hashlib.sha256(data).hexdigest(), state.trust_digest, hashlib.sha256(source.encode()).hexdigest())
-    key = ":".join((target.ecosystem.value, target.sha256, target.filename, *digests))
-    entry = state.store.get(NAMESPACE, key)
-    if entry is not None:
+    key = outcome_key(data, source, target, state.trust_digest)
+
+    def stored() -> tuple[AttestationFact, ...] | None:
+        entry = state.store.get(NAMESPACE, key)
         try:
-            cached = _CACHED.decode(entry.value)
+            return None if entry is None else _CACHED.decode(entry.value)
         except msgspec.MsgspecError:  # unreadable: verify again (and replace it)
-            pass
-        else:
-            state.metrics.inc("gate_cache_hits_total", cache=NAMESPACE)
-            return cached
-    state.metrics.inc("gate_cache_misses_total", cache=NAMESPACE)
-    facts = tuple(verify_evidence(data, source, target, state.verifier))
-    expires = time.time() + FAILURE_TTL if failed(facts) else None
-    state.store.put(NAMESPACE, key, msgspec.json.encode(facts), None, expires)
-    return facts
+            return None
+
+    def verify() -> tuple[AttestationFact, ...]:
+        facts = tuple(verify_evidence(data, source, target, state.verifier))
+        expires = time.time() + FAILURE_TTL if failed(facts) else None
+        state.store.put(NAMESPACE, key, msgspec.json.encode(facts), None, expires)
+        return facts
+
+    return once(state.store, state.metrics, NAMESPACE, key, lookup=stored, compute=verify, ttl=VERIFY_LEASE)
+
+
+def outcome_key(data: bytes, source: str, target: Target, trust_digest: str) -> str:
+    """The store key of the verification of evidence `data` from `source` for `target` under the trusted root and
+    code `trust_digest` names (`Gate.trust_digest`)."""
+    digests = (hashlib.sha256(data).hexdigest(), trust_digest, hashlib.sha256(source.encode()).hexdigest())
+    return ":".join((target.ecosystem.value, target.sha256, target.filename, *digests))
 
 
 class StoreEvidence:

@@ -30,6 +30,9 @@ HELP = {
     "gate_audit_failures_total": ("counter", "audit records that could not be written (lost)"),
     "gate_store_errors_total": ("counter", "store operations that failed (a miss or a dropped write), by backend and "
                                 "op (skipped: not tried while the backend recovers; seal: an entry not gate's)"),
+    "gate_lease_waits_total": ("counter", "waits for another worker or replica fetching or verifying the same "
+                               "evidence, by cache and outcome (shared: its outcome was used; alone: none came, "
+                               "done here)"),
     "gate_busy_total": ("counter", "requests answered 503 because every upstream slot was taken"),
     "gate_osv_reloads_total": ("counter", "reloads of the OSV data after its files changed, by outcome (ok, failed)"),
     "gate_osv_stale_total": ("counter", "requests answered 503 because the OSV data is older than --osv-max-age"),

@@ -1,10 +1,11 @@
 """One contract, three real engines: SQLite, Redis and PostgreSQL stores behave alike (namespaces, expiry,
-meta, hashed keys), sealed entries cannot be forged by whoever can write to a shared engine, and a dead or
-hung engine is a bounded miss with a log line and a metric, never an exception."""
+meta, hashed keys, leases), sealed entries cannot be forged by whoever can write to a shared engine, and a dead
+or hung engine is a bounded miss with a log line and a metric, never an exception."""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,6 +17,8 @@ import redis
 
 from gate.proxy.metrics import Metrics
 from gate.proxy.stores import Store, open_store, stored_key
+from gate.proxy.stores.base import LEASES
+from gate.proxy.stores.lease import once
 from tests.support.backend_process import BackendProcess
 
 from .conftest import SECRET
@@ -120,22 +123,25 @@ def test_keys_are_stored_hashed(
     assert b"TOKEN-A1" not in held and b"TOKEN-B2" not in held
 
 
-def forge(engine: str, url: str | None, tmp_path: Path, *, ns: str, key: str, value: bytes, meta: str) -> None:
+def forge(engine: str, url: str | None, tmp_path: Path, *, ns: str, key: str, value: bytes, meta: str,
+          expires: float | None = None) -> None:
     """Write an entry straight into the engine, as anyone with access to a shared engine could."""
     stored = stored_key(key)
     if engine == "sqlite":
         store = open_store(None, tmp_path / "cache.sqlite3")
-        store.backend.write(ns, stored, value, meta, None)
+        store.backend.write(ns, stored, value, meta, expires)
         store.close()
     elif engine == "redis":
         assert url is not None
-        redis.Redis.from_url(url).hset(f"gate:{ns}:{stored}", mapping={"value": value, "meta": meta, "expires": ""})
+        shown = "" if expires is None else repr(expires)
+        redis.Redis.from_url(url).hset(f"gate:{ns}:{stored}", mapping={"value": value, "meta": meta, "expires": shown})
     else:
         assert url is not None
         with psycopg.connect(url) as connection:
             connection.execute(
-                "INSERT INTO gate_cache VALUES (%s, %s, %s, %s, NULL) ON CONFLICT (namespace, key) DO UPDATE "
-                "SET value = EXCLUDED.value, meta = EXCLUDED.meta, expires = NULL", (ns, stored, value, meta))
+                "INSERT INTO gate_cache VALUES (%s, %s, %s, %s, %s) ON CONFLICT (namespace, key) DO UPDATE "
+                "SET value = EXCLUDED.value, meta = EXCLUDED.meta, expires = EXCLUDED.expires",
+                (ns, stored, value, meta, expires))
 
 
 def test_a_forged_or_altered_entry_is_a_miss(
@@ -180,11 +186,13 @@ def test_a_dead_or_hung_engine_is_a_bounded_miss(
                 assert store.get("ns", "k") is None  # a miss, never an exception
                 store.put("ns", "k", b"v2")  # dropped
                 assert store.get_meta("ns", "k") is None
+                assert store.claim("ns", "k", 30) is not None  # nobody to coordinate with: go ahead
+                assert store.lease_until("ns", "k", 30) is None  # and wait for nobody
         elapsed = time.monotonic() - started
         assert elapsed < 60, elapsed  # hang detection only: one bounded timeout, then skipped at once
         rendered = metrics.render()
         assert f'gate_store_errors_total{{backend="{store.backend.name}",op="get"}} 1' in rendered
-        assert f'gate_store_errors_total{{backend="{store.backend.name}",op="skipped"}} 59' in rendered
+        assert f'gate_store_errors_total{{backend="{store.backend.name}",op="skipped"}} 99' in rendered
         warnings = [r.getMessage() for r in caplog.records if r.name == "gate.proxy.cache"]
         assert len(warnings) == 1 and "not asked again" in warnings[0], warnings
         health = store.health()
@@ -204,3 +212,153 @@ def test_a_large_value_round_trips(make_store: StoreFactory, ns: str) -> None:
     store.put(ns, "repodata", value, {"etag": "big"})
     entry = store.get(ns, "repodata")
     assert entry is not None and entry.value == value and not store.breaker.failing
+
+
+# Leases (gate.proxy.stores.lease): one worker of all on an engine does a piece of work, the others wait for it
+
+
+def test_a_lease_is_held_by_one_at_a_time(make_store: StoreFactory, ns: str) -> None:
+    mine, other = make_store(), make_store()  # two workers on one engine
+    token = mine.claim(ns, "work", 30)
+    assert token is not None
+    assert other.claim(ns, "work", 30) is None  # held
+    until = other.lease_until(ns, "work", 30)
+    assert until is not None and time.time() < until <= time.time() + 30
+    assert other.lease_until(ns, "work", 5) is None  # it lasts longer than the caller would ever wait: not waited on
+    assert other.get(ns, "work") is None  # leases are apart from entries, and entries from leases
+    other.put(ns, "work", b"outcome")
+    assert other.claim(ns, "work", 30) is None
+    other.release(ns, "work", b"another holder's token")  # only the holder releases
+    assert other.claim(ns, "work", 30) is None
+    mine.release(ns, "work", token)
+    assert other.lease_until(ns, "work", 30) is None
+    taken = other.claim(ns, "work", 30)
+    assert taken is not None and mine.claim(ns, "work", 30) is None
+    other.release(ns, "work", taken)
+    # a lease that expired (its holder died) is taken over; the dead holder's late release leaves the new one be
+    dead = mine.claim(ns, "short", 0.2)
+    assert dead is not None
+    time.sleep(0.3)
+    assert other.lease_until(ns, "short", 30) is None
+    assert other.claim(ns, "short", 30) is not None
+    mine.release(ns, "short", dead)
+    assert mine.claim(ns, "short", 30) is None
+
+
+def test_one_claim_of_many_at_once_wins(make_store: StoreFactory, ns: str) -> None:
+    stores = [make_store() for _ in range(6)]
+    keys = [f"work-{i}" for i in range(10)]
+    won: list[tuple[str, int]] = []
+    start = threading.Barrier(len(stores))
+
+    def worker(number: int) -> None:
+        start.wait()
+        won.extend((key, number) for key in keys if stores[number].claim(ns, key, 30) is not None)
+        stores[number].close()  # this thread's connection
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(key for key, _ in won) == keys, won  # each key claimed exactly once
+
+
+@pytest.fixture
+def forge_lease(engine: str, engine_url: str | None, tmp_path: Path, ns: str) -> Callable[[str, float | None], None]:
+    """Write a lease on key (in `ns`) with an expiry straight into the engine: unsealed, as an intruder could."""
+
+    def write(key: str, expires: float | None) -> None:
+        forge(engine, engine_url, tmp_path, ns=LEASES + ns, key=key, value=b"x", meta="{}", expires=expires)
+
+    return write
+
+
+def test_a_lease_that_is_not_gates_is_not_waited_on(
+    make_store: StoreFactory, ns: str, forge_lease: Callable[[str, float | None], None]
+) -> None:
+    store = make_store()
+    later = time.time() + 3600
+    forge_lease("forged", later)
+    assert store.claim(ns, "forged", 30) is None  # the engine holds it for an hour ...
+    assert store.lease_until(ns, "forged", 30) is None  # ... but it fails its seal: nobody waits on it
+    forge_lease("endless", None)
+    assert store.claim(ns, "endless", 30) is not None  # a lease without an end is taken over
+    sealed = make_store(secret=None)  # without a secret a lease is anyone's, but one gate would never take is ignored
+    forge_lease("long", later)
+    assert sealed.lease_until(ns, "long", 30) is None
+
+
+def run_workers(stores: list[Store], ns: str, metrics: Metrics) -> tuple[list[int], list[bytes]]:
+    """Each store's worker (a thread) asks `once` for one outcome at the same moment: which computed it, and what
+    each got."""
+    computed: list[int] = []
+    results: list[bytes] = []
+    start = threading.Barrier(len(stores))
+
+    def worker(number: int) -> None:
+        store = stores[number]
+
+        def compute() -> bytes:
+            computed.append(number)
+            time.sleep(0.3)  # long enough for the others to arrive and wait
+            store.put(ns, "outcome", f"by {number}".encode())
+            return f"by {number}".encode()
+
+        def lookup() -> bytes | None:
+            return None if (entry := store.get(ns, "outcome")) is None else entry.value
+
+        start.wait()
+        results.append(once(store, metrics, ns, "outcome", lookup=lookup, compute=compute, ttl=30))
+        store.close()  # this thread's connection
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return computed, results
+
+
+@pytest.mark.parametrize("holder", ["none", "dead"])
+def test_once_across_workers(make_store: StoreFactory, ns: str, holder: str) -> None:
+    """Six workers ask for one outcome at once: one computes it, the others wait and use the stored outcome; also
+    when a worker that died holds the lease (they wait it out, then one of them takes over)."""
+    metrics = Metrics()
+    stores = [make_store(metrics=metrics) for _ in range(6)]
+    if holder == "dead":
+        assert make_store().claim(ns, "outcome", 1.0) is not None  # and never released
+    computed, results = run_workers(stores, ns, metrics)
+    assert len(computed) == 1 and results == [f"by {computed[0]}".encode()] * len(stores)
+    rendered = metrics.render()
+    assert f'gate_cache_misses_total{{cache="{ns}"}} 1' in rendered
+    assert f'gate_cache_hits_total{{cache="{ns}"}} 5' in rendered
+    alone = f'gate_lease_waits_total{{cache="{ns}",outcome="alone"}}'
+    assert (f"{alone} 1" in rendered) if holder == "dead" else (alone not in rendered), rendered
+
+
+@pytest.mark.parametrize("holder", ["dead", "forged", "failed"])
+def test_once_when_the_holder_gives_nothing(
+    make_store: StoreFactory, ns: str, holder: str, forge_lease: Callable[[str, float | None], None]
+) -> None:
+    """A holder that died is waited out until its lease ends; a lease that is not gate's is not waited on; a
+    holder that gave up (its work raised) releases its lease at once. Each time the waiter computes the outcome
+    itself."""
+    metrics = Metrics()
+    store = make_store(metrics=metrics)
+    if holder == "dead":
+        assert make_store().claim(ns, "k", 1.0) is not None  # and never released
+    elif holder == "forged":
+        forge_lease("k", time.time() + 3600)
+    else:
+        def fail() -> bytes:
+            raise RuntimeError("upstream failed")
+
+        with pytest.raises(RuntimeError):
+            once(make_store(), Metrics(), ns, "k", lookup=lambda: None, compute=fail, ttl=30)
+    outcome = once(store, metrics, ns, "k", lookup=lambda: None, compute=lambda: b"computed here", ttl=30)
+    assert outcome == b"computed here"
+    rendered = metrics.render()
+    assert f'gate_cache_misses_total{{cache="{ns}"}} 1' in rendered
+    waited = f'gate_lease_waits_total{{cache="{ns}",outcome="alone"}} 1' in rendered
+    assert waited == (holder == "dead"), rendered

@@ -17,6 +17,12 @@ A shared engine is reachable over the network: whoever can write to it could pla
 rendered page. Entries written with a `secret` (required for Redis and PostgreSQL) are sealed: an HMAC-SHA256
 over the namespace, the stored key, the value's sha256, the meta and the expiry; an entry whose seal does not
 match is a miss (op="seal"), so only the replicas holding the secret can put anything in front of a client.
+
+Leases (`claim`, `lease_until`, `release`: gate.proxy.stores.lease) let one worker of all the workers and replicas
+on an engine do a piece of work (fetch or verify one piece of evidence) while the others wait for its outcome: a
+claim is atomic on each engine and takes a lease that is absent or has expired. A lease is sealed like an entry;
+one that is not gate's, or that claims to last longer than any gate takes one for, is not waited on. A failing
+engine coordinates nothing: every claim succeeds (each worker does the work itself).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import hashlib
 import hmac
 import json
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +46,7 @@ T = TypeVar("T")
 RETRY_AFTER = 5.0  # seconds an engine is left alone after it failed
 OP_TIMEOUT = 3.0  # seconds for one operation of a network engine (connect, send, answer)
 BYTES_PER_SECOND = 8 << 20  # and one more second per 8 MiB a value moves (conda repodata is hundreds of MB)
+LEASES = "lease:"  # the namespace prefix of leases (no entry's namespace starts with it)
 
 
 def budget(size: int, timeout: float = OP_TIMEOUT) -> float:
@@ -74,6 +82,15 @@ class Backend(Protocol):
     def write(self, namespace: str, key: str, value: bytes, meta: str, expires: float | None) -> None: ...
 
     def write_meta(self, namespace: str, key: str, meta: str, expires: float | None) -> None: ...
+
+    def claim(self, namespace: str, key: str, value: bytes, meta: str, expires: float, *, now: float) -> bool:
+        """Atomically write the entry when there is none, or when the one there has no expiry or has expired by
+        `now`; whether it was written."""
+        ...
+
+    def release(self, namespace: str, key: str, value: bytes) -> None:
+        """Delete the entry if its value is still `value`."""
+        ...
 
     def close(self) -> None: ...
 
@@ -210,6 +227,31 @@ class Store:
         raw = self._call("get_meta", lambda: self.backend.read_meta(namespace, stored), None)
         opened = None if raw is None else self._open(namespace, stored, *raw)
         return None if opened is None else opened[0]
+
+    # Leases
+
+    def claim(self, namespace: str, key: str, ttl: float, *, now: float | None = None) -> bytes | None:
+        """Take the lease on (`namespace`, `key`) for `ttl` seconds: its token when this caller holds it now (to
+        `release` when done), None when another holds a live one. A failing engine gives a token (nobody waits)."""
+        token = secrets.token_hex(16).encode()
+        stored, space = stored_key(key), LEASES + namespace
+        start = time.time() if now is None else now
+        text = self._seal(space, stored, {}, start + ttl, hashlib.sha256(token).hexdigest())
+        won = self._call("claim", lambda: self.backend.claim(space, stored, token, text, start + ttl, now=start), True)
+        return token if won else None
+
+    def lease_until(self, namespace: str, key: str, ttl: float) -> float | None:
+        """When the live lease on (`namespace`, `key`) ends (a Unix time), or None: there is none, it expired, it
+        is not gate's (its seal), or it claims to last beyond `ttl` seconds from now (no gate takes one that long)."""
+        entry = self.get(LEASES + namespace, key)
+        if entry is None or entry.expires is None or entry.expires > time.time() + ttl:
+            return None
+        return entry.expires
+
+    def release(self, namespace: str, key: str, token: bytes) -> None:
+        """Give up the lease taken with `token` (a lease another has taken since is left alone)."""
+        stored = stored_key(key)
+        self._call("release", lambda: self.backend.release(LEASES + namespace, stored, token), None)
 
     # Seals
 

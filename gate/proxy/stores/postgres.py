@@ -18,6 +18,7 @@ from gate.proxy.stores.base import OP_TIMEOUT, Raw, budget
 
 RV = TypeVar("RV")
 STATEMENT_TIMEOUT = 120  # seconds: the server's bound (the client's deadline is the one that counts)
+READS = 3  # tries to read an entry that other writers keep replacing (each a bounded operation)
 SCHEMA_LOCK = 0x6761_7465  # pg_advisory_xact_lock key of gate's CREATE statements ("gate")
 
 CACHE_SCHEMA = """
@@ -118,17 +119,20 @@ class PostgresBackend:
 
     def read(self, namespace: str, key: str) -> Raw | None:
         """The entry, in two steps: its size (and meta), then its value within the deadline of that size (the
-        same meta: another writer may have replaced it in between, which is then a miss)."""
-        rows = self.connections.run(
-            "SELECT meta, expires, octet_length(value) FROM gate_cache WHERE namespace = %s AND key = %s",
-            (namespace, key))
-        if not rows:
-            return None
-        meta, expires, size = rows[0]
-        values = self.connections.run(
-            "SELECT value FROM gate_cache WHERE namespace = %s AND key = %s AND meta = %s", (namespace, key, meta),
-            binary=True, size=int(size))
-        return (bytes(values[0][0]), str(meta), expires) if values else None
+        same meta: when another writer replaced it in between, read again, READS times at most, then a miss)."""
+        for _ in range(READS):
+            rows = self.connections.run(
+                "SELECT meta, expires, octet_length(value) FROM gate_cache WHERE namespace = %s AND key = %s",
+                (namespace, key))
+            if not rows:
+                return None
+            meta, expires, size = rows[0]
+            values = self.connections.run(
+                "SELECT value FROM gate_cache WHERE namespace = %s AND key = %s AND meta = %s",
+                (namespace, key, meta), binary=True, size=int(size))
+            if values:
+                return bytes(values[0][0]), str(meta), expires
+        return None
 
     def read_meta(self, namespace: str, key: str) -> tuple[str, float | None] | None:
         rows = self.connections.run(
@@ -148,3 +152,16 @@ class PostgresBackend:
             "UPDATE gate_cache SET meta = %s, expires = %s WHERE namespace = %s AND key = %s",
             (meta, expires, namespace, key),
         )
+
+    def claim(self, namespace: str, key: str, value: bytes, meta: str, expires: float, *, now: float) -> bool:
+        """INSERT ... ON CONFLICT DO UPDATE ... WHERE: PostgreSQL locks the row it conflicts with and judges the
+        WHERE on its latest version, so of two claims at once exactly one returns a row."""
+        return bool(self.connections.run(
+            "INSERT INTO gate_cache (namespace, key, value, meta, expires) VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (namespace, key) DO UPDATE SET value = EXCLUDED.value, meta = EXCLUDED.meta, "
+            "expires = EXCLUDED.expires WHERE gate_cache.expires IS NULL OR gate_cache.expires <= %s RETURNING 1",
+            (namespace, key, value, meta, expires, now)))
+
+    def release(self, namespace: str, key: str, value: bytes) -> None:
+        self.connections.run("DELETE FROM gate_cache WHERE namespace = %s AND key = %s AND value = %s",
+                             (namespace, key, value))

@@ -24,6 +24,22 @@ if ARGV[3] == '' then redis.call('PERSIST', KEYS[1]) else redis.call('PEXPIREAT'
 return 1
 """
 
+# a lease: KEYS[1] the entry, ARGV: value, meta, expires, now, Unix milliseconds to forget it at; 1 when taken
+_CLAIM = """
+local held = tonumber(redis.call('HGET', KEYS[1], 'expires') or '')
+if held and held > tonumber(ARGV[4]) then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'value', ARGV[1], 'meta', ARGV[2], 'expires', ARGV[3])
+redis.call('PEXPIREAT', KEYS[1], ARGV[5])
+return 1
+"""
+
+# KEYS[1] the entry, ARGV[1] its value: deleted only if it is still that
+_RELEASE = """
+if redis.call('HGET', KEYS[1], 'value') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 
 def _bytes(data: bytes | str) -> bytes:
     return data.encode() if isinstance(data, str) else bytes(data)
@@ -44,6 +60,8 @@ class RedisBackend:
             health_check_interval=0,
         )
         self._update_meta = self.client.register_script(_UPDATE_META)
+        self._claim = self.client.register_script(_CLAIM)
+        self._release = self.client.register_script(_RELEASE)
 
     def close(self) -> None:
         self.client.connection_pool.disconnect()
@@ -72,3 +90,12 @@ class RedisBackend:
         forget = "" if expires is None else str(int((expires + GRACE) * 1000))
         self._update_meta(keys=[PREFIX + namespace + ":" + key],
                           args=[meta, "" if expires is None else repr(expires), forget])
+
+    def claim(self, namespace: str, key: str, value: bytes, meta: str, expires: float, *, now: float) -> bool:
+        """One script (atomic in Redis); the lease is forgotten when it expires."""
+        taken = self._claim(keys=[PREFIX + namespace + ":" + key],
+                            args=[value, meta, repr(expires), repr(now), str(int(expires * 1000) + 1)])
+        return bool(taken)
+
+    def release(self, namespace: str, key: str, value: bytes) -> None:
+        self._release(keys=[PREFIX + namespace + ":" + key], args=[value])

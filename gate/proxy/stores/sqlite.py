@@ -83,3 +83,13 @@ class SqliteBackend:
     def write_meta(self, namespace: str, key: str, meta: str, expires: float | None) -> None:
         self._run("UPDATE entries SET meta = ?, expires = ? WHERE namespace = ? AND key = ?",
                   (meta, expires, namespace, key))
+
+    def claim(self, namespace: str, key: str, value: bytes, meta: str, expires: float, *, now: float) -> bool:
+        return bool(self._run(
+            "INSERT INTO entries (namespace, key, value, meta, expires) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, meta = excluded.meta, "
+            "expires = excluded.expires WHERE entries.expires IS NULL OR entries.expires <= ? RETURNING 1",
+            (namespace, key, value, meta, expires, now)))
+
+    def release(self, namespace: str, key: str, value: bytes) -> None:
+        self._run("DELETE FROM entries WHERE namespace = ? AND key = ? AND value = ?", (namespace, key, value))
