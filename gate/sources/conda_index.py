@@ -22,7 +22,7 @@ import io
 import re
 from array import array
 from collections.abc import Callable, Iterator
-from itertools import islice
+from itertools import count, islice
 from typing import Any, NamedTuple, TypedDict
 
 import msgspec
@@ -70,13 +70,13 @@ _VIEW = msgspec.json.Decoder(RecordView)
 
 
 class RawRecord:
-    """A record as judged from its raw JSON: `view` holds the fields facts are made of, `full()` decodes all
-    of it (for evidence, which reads more), `passthrough` says whether its own bytes may be served as they
-    are."""
+    """A record as judged from its raw JSON (`data`: its bytes, or a view of them in the upstream body): `view`
+    holds the fields facts are made of, `full()` decodes all of it (for evidence, which reads more),
+    `passthrough` says whether its own bytes may be served as they are."""
 
     __slots__ = ("data", "view")
 
-    def __init__(self, data: bytes, view: dict[str, Any]) -> None:
+    def __init__(self, data: bytes | msgspec.Raw, view: dict[str, Any]) -> None:
         self.data, self.view = data, view
 
     @classmethod
@@ -90,7 +90,7 @@ class RawRecord:
             raise ValueError(str(err)) from err
         except RecursionError:
             raise ValueError(DEEP) from None
-        return cls(bytes(raw), view)
+        return cls(raw, view)
 
     def full(self) -> dict[str, Any]:
         value: dict[str, Any] = decode(self.data)
@@ -101,10 +101,14 @@ class RawRecord:
         """Whether the bytes may be served as they are: clients then read the name, version and build gate
         judged. They do when the record is ASCII without escapes (every key is written as it reads) and names
         each of those keys at most once: a key given twice is the last one to gate (as to Python's json) but
-        the first one to some parsers. Any other record is served re-encoded from its decoded value."""
-        data = self.data
+        the first one to some parsers. Any other record is served re-encoded from its decoded value.
+        (`RepodataIndex.plain` answers this for every record of a body at once.)"""
+        data = bytes(self.data)
         return (data.isascii() and b"\\" not in data and data.count(b'"name"') <= 1
                 and data.count(b'"version"') <= 1 and data.count(b'"build"') <= 1)
+
+
+PASSTHROUGH_KEYS = (b'"name"', b'"version"', b'"build"')  # the keys `RawRecord.passthrough` counts
 
 
 class Slot(NamedTuple):
@@ -123,7 +127,9 @@ class RepodataIndex:
     lists), `conflicts` the filenames listed with differing records, with the reason (they are denied).
     """
 
-    __slots__ = ("_info", "_layout", "_offsets", "body", "conflicts", "head", "sections", "shadowed", "top")
+    __slots__ = (
+        "_info", "_layout", "_offsets", "_plain", "body", "conflicts", "head", "sections", "shadowed", "top",
+    )
 
     def __init__(self, body: bytes) -> None:
         """Raise ValueError for a body that is not a JSON object (an empty body is `{}`)."""
@@ -147,6 +153,7 @@ class RepodataIndex:
         self._offsets = offsets
         self._info: tuple[Any] | None = None
         self._layout: tuple[dict[str, array[int]] | None] | None = None
+        self._plain: tuple[tuple[int, ...] | None] | None = None
         self.shadowed: set[int] = set()
         self.conflicts: dict[str, str] = {}
         self._duplicates()
@@ -184,6 +191,24 @@ class RepodataIndex:
         if self._layout is None:
             self._layout = (_layout(self.body, self.top, self.sections),)
         return self._layout[0]
+
+    def plain(self) -> tuple[int, ...] | None:
+        """How often each of PASSTHROUGH_KEYS occurs in the whole body, when the body is ASCII without a
+        backslash (None otherwise). Every record whose decoded view has such a key names it at least once,
+        so when these counts equal the number of records (of all those judged) having each key, every record
+        names each key at most once and none elsewhere: every record is `passthrough`, proved by counting."""
+        if self._plain is None:
+            body = self.body
+            clean = body.isascii() and body.find(b"\\") < 0
+            self._plain = (tuple(body.count(key) for key in PASSTHROUGH_KEYS) if clean else None,)
+        return self._plain[0]
+
+    def every_slot(self) -> Iterator[tuple[int, str, msgspec.Raw]]:
+        """Every record as (number, filename, raw JSON), in number order."""
+        for section in SECTIONS:
+            records = self.sections.get(section)
+            if records:
+                yield from zip(count(self._offsets[section]), records, records.values())
 
     def slots_at(self, numbers: Iterator[int]) -> Iterator[tuple[int, Slot]]:
         """The records `numbers` (increasing; past the last record, they end), each with its number; skipping
