@@ -137,7 +137,8 @@ class CondaChannels:
             return judge(self.state, facts, now, recheck)
 
         reads = self.state.evaluator.reads_attestations
-        if not any(isinstance(f, FileFacts) and reads(f.ecosystem, f.name) for f in files):
+        governed = {(f.ecosystem, f.name) for f in files if isinstance(f, FileFacts)}  # a name has many files
+        if not any(reads(ecosystem, name) for ecosystem, name in governed):
             state = self.state  # no evidence to gather: `gather` without its look-ups
             return [Judgement(unidentified(f), None) if isinstance(f, Unidentified) else judge(state, Facts(f), now)
                     for f in files]
