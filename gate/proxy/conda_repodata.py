@@ -174,9 +174,9 @@ def _build(
             _reencode(index, judged)  # not proved: each served record is checked on its own
         head = index.head
         size = _size(index, head, judged)
-        writer = RepodataWriter(size, hashlib.sha256)
-        _write(index, head, judged, writer)
-        zst, digest = writer.finish()
+        with RepodataWriter(size, hashlib.sha256) as writer:
+            _write(index, head, judged, writer)
+            zst, digest = writer.finish()
         return Built(zst, digest, size, judged, rejudged)
 
 

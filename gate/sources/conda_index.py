@@ -22,6 +22,7 @@ import io
 import re
 from array import array
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import count, islice
 from typing import Any, NamedTuple, TypedDict
 
@@ -313,7 +314,9 @@ def _try_decode(raw: msgspec.Raw) -> Any:
 
 class RepodataWriter:
     """The served repodata, written in pieces: its sha256, its length and its zstd-compressed bytes (a frame
-    with the content size, which is known before the first byte: `size`)."""
+    with the content size, which is known before the first byte: `size`). Each piece is compressed on a
+    thread of its own while this one hashes it and writes the next (zstd and hashlib let go of the GIL): at
+    most two pieces are held besides the buffer. A context manager: leaving it ends that thread."""
 
     def __init__(self, size: int, digest: Callable[[], Any]) -> None:
         self.size = size
@@ -322,24 +325,39 @@ class RepodataWriter:
         self._zst = zstandard.ZstdCompressor(level=LEVEL).compressobj(size=size)
         self._out = io.BytesIO()  # its value is taken without a copy (a list of pieces would be joined)
         self._buffer = bytearray()
+        self._pool = ThreadPoolExecutor(1)  # one thread: pieces are compressed in the order written
+        self._pending: Future[None] | None = None
+
+    def __enter__(self) -> RepodataWriter:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def write(self, piece: bytes | memoryview) -> None:
         self._buffer += piece
         if len(self._buffer) >= _FLUSH:
             self._flush()
 
+    def _compress(self, piece: bytes) -> None:
+        self._out.write(self._zst.compress(piece))
+
     def _flush(self) -> None:
         if self.written + len(self._buffer) > self.size:  # zstd would refuse it: say why
             raise RuntimeError(f"filtered repodata exceeds the {self.size} bytes announced")
-        self._hash.update(self._buffer)
-        self._out.write(self._zst.compress(self._buffer))
-        self.written += len(self._buffer)
-        self._buffer.clear()
+        piece, self._buffer = bytes(self._buffer), bytearray()
+        previous, self._pending = self._pending, self._pool.submit(self._compress, piece)
+        self._hash.update(piece)
+        self.written += len(piece)
+        if previous is not None:
+            previous.result()  # raises what compressing it raised
 
     def finish(self) -> tuple[bytes, str]:
         """(the compressed body, the hex sha256 of the plain one); RuntimeError when fewer or more bytes
         were written than announced (the body would not be what was judged: nothing is served)."""
         self._flush()
+        if self._pending is not None:
+            self._pending.result()
         if self.written != self.size:  # checked first: zstd refuses to end a frame of another size
             raise RuntimeError(f"filtered repodata is {self.written} bytes, {self.size} were announced")
         self._out.write(self._zst.flush())
