@@ -17,7 +17,7 @@ from gate.evaluate import Judgement, unidentified
 from gate.facts import Facts, FileFacts, Unidentified
 from gate.gather.conda import CondaFacts, SidecarLocator, record_facts
 from gate.proxy.cache import Memo
-from gate.proxy.conda_repodata import Judged, Record, build
+from gate.proxy.conda_repodata import Judged, Record, build, trim
 from gate.proxy.decide import audit_decisions, judge, keep, visible
 from gate.proxy.evidence import StoreEvidence
 from gate.proxy.state import Gate
@@ -184,6 +184,7 @@ class CondaChannels:
         until = None if built.until is None else built.until.timestamp()
         if until is None or until > now.timestamp():  # as `keep` keeps it
             self._served.put(key, (digest, until, served), len(built.zst))
+        trim()
         return served
 
     def _stored(self, key: str, digest: str, count: int) -> Judged | None:

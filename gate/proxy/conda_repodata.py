@@ -13,11 +13,14 @@ sha256...) is denied, so never served. Decisions are audited when they are made.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import datetime as dt
 import gc
 import hashlib
 import logging
 import math
+import sys
 import threading
 from array import array
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -104,6 +107,25 @@ class Built:
         self.zst_etag = f'"{hashlib.sha256(zst).hexdigest()[:32]}"'
         expires = judged.expires()
         self.until = None if expires == NEVER else dt.datetime.fromtimestamp(expires, dt.UTC)
+
+
+def _libc_trim() -> Callable[[int], int] | None:
+    """glibc's `malloc_trim` (None elsewhere: musl, macOS)."""
+    name = ctypes.util.find_library("c") if sys.platform == "linux" else None
+    try:
+        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    except OSError:
+        return None
+
+
+_TRIM = _libc_trim()
+
+
+def trim() -> None:
+    """Give back to the system the memory a build (and storing it) freed: glibc keeps it in the arena of
+    the thread that freed it, so the next build, on another of the worker's threads, would add its own."""
+    if _TRIM is not None:
+        _TRIM(0)
 
 
 _gc_lock = threading.Lock()
