@@ -15,7 +15,9 @@ script writes) proxies it. One `http.client` loop reads every body, for each siz
 - the worker's peak RSS (VmHWM) after all of that.
 
 Run: `.venv/bin/python benchmarks/conda_bench.py [--records 10000,50000,100000,250000]`; the table is printed
-and written to benchmarks/results/ (and was copied by hand into benchmarks/RESULTS.md).
+and written to benchmarks/results/ (and was copied by hand into benchmarks/RESULTS.md). With `--cold-cpu N`:
+instead, the least CPU time of the request thread over N cold requests served in process (steadier than wall
+time on a shared machine).
 """
 
 from __future__ import annotations
@@ -175,13 +177,49 @@ def measure(count: int, work: Path) -> dict[str, Any]:
             "load": os.getloadavg()[0]}
 
 
+def cold_cpu(count: int, repeats: int) -> float:
+    """The least CPU time of the request thread over `repeats` cold requests served in this process, each by a
+    fresh app on a fresh cache (a steadier figure than wall time on a shared machine; compression threads
+    excluded)."""
+    from tests.support.conda_app import conda_app  # noqa: PLC0415 (only this mode loads the app)
+    from tests.support.conda_policies import policy_document  # noqa: PLC0415
+
+    now = dt.datetime.now(dt.UTC)
+    work = Path(tempfile.mkdtemp(prefix="gate-conda-bench-"))
+    times = []
+    try:
+        (work / "channel" / "linux-64").mkdir(parents=True)
+        (work / "channel" / "linux-64" / "repodata.json").write_bytes(
+            json.dumps(forge_repodata(count, now=now), separators=(",", ":")).encode())
+        with ChannelServer(work / "channel") as upstream:
+            upstream.cache_control = "public, max-age=600"
+            for i in range(repeats):
+                age = policy_document("bench", ecosystems=["conda"], minimumAge="7d")
+                client = conda_app(work / f"app{i}", {"bench": upstream.url}, age, clock=lambda: now).test_client()
+                gc.collect()
+                started = time.thread_time()
+                if client.get(PATH).status_code != 200:
+                    raise RuntimeError("the cold request failed")
+                times.append(time.thread_time() - started)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return min(times)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", default="10000,50000,100000,250000", help="comma-separated sizes")
     parser.add_argument("--serve-gate", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--cold-cpu", type=int, metavar="REPEATS",
+                        help="instead: the least request-thread CPU of REPEATS cold requests in process, per size")
     args = parser.parse_args()
     if args.serve_gate:
         run_gate(Path(args.serve_gate[0]), args.serve_gate[1], int(args.serve_gate[2]))
+        return 0
+    if args.cold_cpu:
+        for count in (int(c) for c in args.records.split(",")):
+            least = cold_cpu(count, args.cold_cpu)
+            print(f"{count:,} records: cold request CPU {least:.2f} s, {least / count * 1e6:.1f} us a record")
         return 0
     rows = []
     for count in (int(c) for c in args.records.split(",")):

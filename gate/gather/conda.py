@@ -10,6 +10,7 @@ directory or a package file (`gate.sources.local`) and of an `@EXPLICIT` environ
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,7 +26,7 @@ from gate.verify.target import Target
 SIDECARS = "conda.sidecar"  # the evidence namespace of sidecars
 SIDECAR_TTL = 3600.0  # `.sigs` may gain bundles; ask again after this long
 
-_HEX_DIGITS = "0123456789abcdefABCDEF"
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 # A sidecar's name -> (where it is, how to fetch its bytes: None when there is no such file). Either may
 # raise SidecarError (a name that cannot be located, a read that failed); the fetch may raise UpstreamError.
@@ -45,7 +46,7 @@ def _unidentified(filename: str, record: Mapping[str, Any], reason: str) -> Unid
 def record_sha256(record: Mapping[str, Any]) -> str | None:
     """The record's `sha256`, lowercase, or None when it has no valid one (64 hex digits)."""
     sha256 = record.get("sha256")
-    if isinstance(sha256, str) and len(sha256) == 64 and not sha256.strip(_HEX_DIGITS):
+    if isinstance(sha256, str) and _SHA256.fullmatch(sha256) is not None:
         return sha256.lower()
     return None
 

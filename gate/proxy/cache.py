@@ -40,3 +40,9 @@ class Memo(Generic[T]):
             ):
                 _, (_, dropped) = self._items.popitem(last=False)
                 self._weight -= dropped
+
+    def pop(self, key: str) -> None:
+        """Forget `key` (a value no longer valid is not held while its successor is made)."""
+        with self._lock:
+            old = self._items.pop(key, None)
+            self._weight -= old[1] if old else 0

@@ -17,7 +17,7 @@ from gate.evaluate import Judgement, unidentified
 from gate.facts import Facts, FileFacts, Unidentified
 from gate.gather.conda import CondaFacts, SidecarLocator, record_facts
 from gate.proxy.cache import Memo
-from gate.proxy.conda_repodata import Judged, Record, build
+from gate.proxy.conda_repodata import Judged, Record, build, trim
 from gate.proxy.decide import audit_decisions, judge, keep, visible
 from gate.proxy.evidence import StoreEvidence
 from gate.proxy.state import Gate
@@ -33,6 +33,7 @@ FILTERED = "conda.filtered"  # filtered repodata, compressed, valid while its de
 JUDGED = "conda.judged"  # per-record outcomes behind the filtered repodata, for another worker's rebuild
 MEMO_BYTES = 256 << 20  # indexed repodata kept in a process, by the size of their stored (compressed) bodies
 JUDGED_RECORDS = 2_000_000  # per-record outcomes kept in a process (about 18 bytes each)
+SERVED_BYTES = 128 << 20  # filtered repodata (compressed) kept in a process, besides the store
 
 
 def _repodata_parser(limit: int) -> Callable[[str, bytes, Mapping[str, Any]], RepodataIndex]:
@@ -85,6 +86,10 @@ class CondaChannels:
             memo_bytes=MEMO_BYTES,
         )
         self._judged: Memo[Judged] = Memo(8, JUDGED_RECORDS)  # per-record outcomes, weighed by records
+        # the filtered repodata this process built or read, with the upstream digest it was built from and
+        # when its decisions stop holding: served without reading the store (a read of a conda-forge-sized
+        # body holds it twice, SQLite's copy and Python's, for every request)
+        self._served: Memo[tuple[str, float | None, Served]] = Memo(8, SERVED_BYTES)
 
     # -- upstream repodata ---------------------------------------------------------------------------
 
@@ -132,7 +137,8 @@ class CondaChannels:
             return judge(self.state, facts, now, recheck)
 
         reads = self.state.evaluator.reads_attestations
-        if not any(isinstance(f, FileFacts) and reads(f.ecosystem, f.name) for f in files):
+        governed = {(f.ecosystem, f.name) for f in files if isinstance(f, FileFacts)}  # a name has many files
+        if not any(reads(ecosystem, name) for ecosystem, name in governed):
             state = self.state  # no evidence to gather: `gather` without its look-ups
             return [Judgement(unidentified(f), None) if isinstance(f, Unidentified) else judge(state, Facts(f), now)
                     for f in files]
@@ -149,11 +155,18 @@ class CondaChannels:
         state, now = self.state, self.state.now()
         digest = self.upstream_digest(client, subdir)
         key = "|".join((client.subdir_url(subdir), state.view_digest))
+        kept = self._served.get(key)
+        if kept is not None and kept[0] == digest and (kept[1] is None or kept[1] > now.timestamp()):
+            state.metrics.inc("gate_cache_hits_total", cache=FILTERED)
+            return kept[2]
+        self._served.pop(key)  # no longer valid: not held while the next one is read or built
         entry = state.store.get(FILTERED, key, now=now.timestamp())
         if entry is not None and entry.meta.get("upstream") == digest and "length" in entry.meta:
             state.metrics.inc("gate_cache_hits_total", cache=FILTERED)
             meta = entry.meta
-            return Served(entry.value, str(meta["etag"]), str(meta["zst_etag"]), int(meta["length"]))
+            served = Served(entry.value, str(meta["etag"]), str(meta["zst_etag"]), int(meta["length"]))
+            self._served.put(key, (digest, entry.expires, served), len(served.zst))
+            return served
         state.metrics.inc("gate_cache_misses_total", cache=FILTERED)
         index = self.repodata.parsed(client.subdir_url(subdir), digest)
         memo = f"{key}\n{digest}"
@@ -167,7 +180,12 @@ class CondaChannels:
         state.store.put(JUDGED, key, built.judged.dump(), {"upstream": digest, "count": len(index)})
         meta = {"upstream": digest, "etag": built.etag, "zst_etag": built.zst_etag, "length": built.length}
         keep(state, FILTERED, key, built.zst, meta, until=built.until, now=now)
-        return Served(built.zst, built.etag, built.zst_etag, built.length)
+        served = Served(built.zst, built.etag, built.zst_etag, built.length)
+        until = None if built.until is None else built.until.timestamp()
+        if until is None or until > now.timestamp():  # as `keep` keeps it
+            self._served.put(key, (digest, until, served), len(built.zst))
+        trim()
+        return served
 
     def _stored(self, key: str, digest: str, count: int) -> Judged | None:
         """The per-record outcomes another worker kept for the upstream body `digest` under this view."""

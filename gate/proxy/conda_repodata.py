@@ -13,23 +13,35 @@ sha256...) is denied, so never served. Decisions are audited when they are made.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import datetime as dt
 import gc
 import hashlib
 import logging
 import math
+import sys
 import threading
 from array import array
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import count, islice
+from itertools import islice
 from typing import Any
+
+import msgspec
 
 from gate.decision import Decision
 from gate.evaluate import Judgement
 from gate.sources.conda_channel import compress_zst, decompress_zst
-from gate.sources.conda_index import ENCODE, RawRecord, RepodataIndex, RepodataWriter, Slot, decode
+from gate.sources.conda_index import (
+    ENCODE,
+    PASSTHROUGH_KEYS,
+    RawRecord,
+    RepodataIndex,
+    RepodataWriter,
+    decode,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +109,25 @@ class Built:
         self.until = None if expires == NEVER else dt.datetime.fromtimestamp(expires, dt.UTC)
 
 
+def _libc_trim() -> Callable[[int], int] | None:
+    """glibc's `malloc_trim` (None elsewhere: musl, macOS)."""
+    name = ctypes.util.find_library("c") if sys.platform == "linux" else None
+    try:
+        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    except OSError:
+        return None
+
+
+_TRIM = _libc_trim()
+
+
+def trim() -> None:
+    """Give back to the system the memory a build (and storing it) freed: glibc keeps it in the arena of
+    the thread that freed it, so the next build, on another of the worker's threads, would add its own."""
+    if _TRIM is not None:
+        _TRIM(0)
+
+
 _gc_lock = threading.Lock()
 _gc_builds = 0
 _gc_was = False  # whether GC was on when the first of the running builds began
@@ -148,20 +179,26 @@ def _build(
         for number in index.shadowed:  # never served: the earlier section's copy stands for it
             judged.served[number], judged.until[number], judged.lengths[number] = 0, NEVER, 0
         moment = now.timestamp()
+        # a full build of a plain body takes every record as passthrough, counting the keys that proves it
+        keys = [0] * len(PASSTHROUGH_KEYS) if previous is None and index.plain() is not None else None
         if previous is None:  # every record but the shadowed ones
             shadowed = index.shadowed
-            stale: Iterator[int] = (n for n in count() if n not in shadowed) if shadowed else count()
+            slots = index.every_slot()
+            stale = (s for s in slots if s[0] not in shadowed) if shadowed else slots
         else:
-            stale = (n for n, until in enumerate(judged.until) if until <= moment)
+            stale = ((n, s.filename, s.raw) for n, s in index.slots_at(
+                n for n, until in enumerate(judged.until) if until <= moment))
         rejudged = 0
-        for batch in _batches(index.slots_at(stale)):
+        for batch in _batches(stale):
             rejudged += len(batch)
-            _judge_batch(index, batch, judged, judge=judge, visible=visible, audit=audit)
+            _judge_batch(index, batch, judged, judge=judge, visible=visible, audit=audit, keys=keys)
+        if keys is not None and tuple(keys) != index.plain():
+            _reencode(index, judged)  # not proved: each served record is checked on its own
         head = index.head
         size = _size(index, head, judged)
-        writer = RepodataWriter(size, hashlib.sha256)
-        _write(index, head, judged, writer)
-        zst, digest = writer.finish()
+        with RepodataWriter(size, hashlib.sha256) as writer:
+            _write(index, head, judged, writer)
+            zst, digest = writer.finish()
         return Built(zst, digest, size, judged, rejudged)
 
 
@@ -170,51 +207,69 @@ def _copy(judged: Judged) -> Judged:
                   array("Q", judged.lengths))
 
 
-def _batches(slots: Iterator[tuple[int, Slot]]) -> Iterator[list[tuple[int, Slot]]]:
+Numbered = tuple[int, str, msgspec.Raw]  # a record's number, filename and raw JSON
+
+
+def _batches(slots: Iterator[Numbered]) -> Iterator[list[Numbered]]:
     """`slots`, BATCH at a time."""
-    batch: list[tuple[int, Slot]] = []
-    for slot in slots:
-        batch.append(slot)
-        if len(batch) >= BATCH:
-            yield batch
-            batch = []
-    if batch:
+    while batch := list(islice(slots, BATCH)):
         yield batch
 
 
 def _judge_batch(
-    index: RepodataIndex, batch: Sequence[tuple[int, Slot]], judged: Judged, *, judge: JudgeBatch,
-    visible: Visible, audit: Audit,
+    index: RepodataIndex, batch: Sequence[Numbered], judged: Judged, *, judge: JudgeBatch, visible: Visible,
+    audit: Audit, keys: list[int] | None,
 ) -> None:
     """Judge the records of `batch` and note each one's outcome in `judged`. A record whose bytes may be
-    served as they are (`RawRecord.passthrough`) is judged from the fields facts read; any other is decoded
-    whole, judged, and served re-encoded from that decoded value."""
+    served as they are (`RawRecord.passthrough`; with `keys`, taken to be, each key of PASSTHROUGH_KEYS its
+    view has counted there for `RepodataIndex.plain` to prove it) is judged from the fields facts read; any
+    other is decoded whole, judged, and served re-encoded from that decoded value."""
     records: list[tuple[str, Record]] = []
     numbers: list[int] = []
     problems: dict[str, str] = {}
-    for number, slot in batch:
+    of = RawRecord.of
+    for number, filename, raw in batch:
         try:
-            found = RawRecord.of(slot.raw)
-            record: Record | None = found if found is None or found.passthrough else found.full()
+            found = of(raw)
+            if found is not None and keys is not None:
+                view = found.view
+                keys[0] += "name" in view
+                keys[1] += "version" in view
+                keys[2] += "build" in view
+                record: Record | None = found
+            else:
+                record = found if found is None or found.passthrough else found.full()
         except ValueError as err:
-            record, problems[slot.filename] = {}, f"its repodata record cannot be read: {err}"
+            record, problems[filename] = {}, f"its repodata record cannot be read: {err}"
         if record is None:  # not a map: no record, never served
             judged.served[number], judged.until[number], judged.lengths[number] = 0, NEVER, 0
             continue
-        records.append((slot.filename, record))
+        records.append((filename, record))
         numbers.append(number)
     judgements = judge(records, {**index.conflicts, **problems} if problems else index.conflicts)
     audit([j.decision for j in judgements])
-    for number, (filename, record), judgement in zip(numbers, records, judgements, strict=True):
-        until = judgement.valid_until
-        judged.until[number] = NEVER if until is None else until.timestamp()
-        if not visible(judgement.decision):
-            judged.served[number], judged.lengths[number] = 0, 0
+    served, until_at, canonical, lengths = judged.served, judged.until, judged.canonical, judged.lengths
+    for number, (filename, record), (decision, until) in zip(numbers, records, judgements, strict=True):
+        until_at[number] = NEVER if until is None else until.timestamp()
+        if not visible(decision):
+            served[number], lengths[number] = 0, 0
             continue
-        raw = isinstance(record, RawRecord)
+        as_is = isinstance(record, RawRecord)
         size = len(record.data) if isinstance(record, RawRecord) else len(ENCODE(record))
-        judged.served[number], judged.canonical[number] = 1, raw
-        judged.lengths[number] = len(ENCODE(filename)) + 1 + size
+        served[number], canonical[number] = 1, as_is
+        lengths[number] = len(ENCODE(filename)) + 1 + size
+
+
+def _reencode(index: RepodataIndex, judged: Judged) -> None:
+    """Every served record taken as passthrough that is not (`RawRecord.passthrough`) is marked to be served
+    re-encoded from its decoded value, with that length."""
+    served, canonical = judged.served, judged.canonical
+    numbers = (n for n in range(len(served)) if served[n] and canonical[n])
+    for number, slot in index.slots_at(numbers):
+        record = RawRecord(slot.raw, {})
+        if not record.passthrough:
+            judged.canonical[number] = 0
+            judged.lengths[number] = len(ENCODE(slot.filename)) + 1 + len(ENCODE(record.full()))
 
 
 def _size(index: RepodataIndex, head: list[tuple[str, bytes | None]], judged: Judged) -> int:

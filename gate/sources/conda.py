@@ -50,20 +50,23 @@ def record_time(value: Any) -> dt.datetime | None:
         return None
     seconds = value / 1000 if value > 1e11 else value
     try:
-        return dt.datetime.fromtimestamp(seconds, dt.UTC)
+        return dt.datetime.fromtimestamp(seconds, _UTC)
     except (OverflowError, OSError, ValueError) as err:
         raise ValueError(f"its repodata time {value!r} is not a date ({err})") from err
 
 
 def upload_time(record: Mapping[str, Any]) -> tuple[dt.datetime | None, str | None]:
     """Prefer CEP 47 `indexed_timestamp` (set by the channel) over builder-controlled `timestamp`."""
-    for key in _TIME_KEYS:
-        if (value := record.get(key)) is not None and (when := record_time(value)) is not None:
-            return when, key
+    value = record.get("indexed_timestamp")
+    if value is not None and (when := record_time(value)) is not None:
+        return when, "indexed_timestamp"
+    value = record.get("timestamp")
+    if value is not None and (when := record_time(value)) is not None:
+        return when, "timestamp"
     return None, None
 
 
-_TIME_KEYS = ("indexed_timestamp", "timestamp")
+_UTC = dt.UTC
 _RELEASE = re.compile(r"[0-9]{1,18}(?:\.[0-9]{1,18})*")  # a PEP 440 final release: never a pre-release
 
 
@@ -80,6 +83,9 @@ def check_record_names(filename: str, record: Mapping[str, Any], name: str, vers
     """Raise ValueError when the record names another package than its filename: the facts a policy judges
     (name, version, build) must describe the bytes a client installs, which conda names by filename (a record
     saying `numpy 9.9` for `signed-package-2.1.0-...conda` is a denial, never a rename)."""
+    get = record.get
+    if get("name") == name and get("version") == version and get("build") == build:
+        return  # the common case, answered at once
     for field, from_name in (("name", name), ("version", version), ("build", build)):
         value = record.get(field, _ABSENT)
         if value is _ABSENT or value == from_name:

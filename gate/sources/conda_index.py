@@ -22,7 +22,8 @@ import io
 import re
 from array import array
 from collections.abc import Callable, Iterator
-from itertools import islice
+from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import count, islice
 from typing import Any, NamedTuple, TypedDict
 
 import msgspec
@@ -70,13 +71,13 @@ _VIEW = msgspec.json.Decoder(RecordView)
 
 
 class RawRecord:
-    """A record as judged from its raw JSON: `view` holds the fields facts are made of, `full()` decodes all
-    of it (for evidence, which reads more), `passthrough` says whether its own bytes may be served as they
-    are."""
+    """A record as judged from its raw JSON (`data`: its bytes, or a view of them in the upstream body): `view`
+    holds the fields facts are made of, `full()` decodes all of it (for evidence, which reads more),
+    `passthrough` says whether its own bytes may be served as they are."""
 
     __slots__ = ("data", "view")
 
-    def __init__(self, data: bytes, view: dict[str, Any]) -> None:
+    def __init__(self, data: bytes | msgspec.Raw, view: dict[str, Any]) -> None:
         self.data, self.view = data, view
 
     @classmethod
@@ -90,7 +91,7 @@ class RawRecord:
             raise ValueError(str(err)) from err
         except RecursionError:
             raise ValueError(DEEP) from None
-        return cls(bytes(raw), view)
+        return cls(raw, view)
 
     def full(self) -> dict[str, Any]:
         value: dict[str, Any] = decode(self.data)
@@ -101,10 +102,14 @@ class RawRecord:
         """Whether the bytes may be served as they are: clients then read the name, version and build gate
         judged. They do when the record is ASCII without escapes (every key is written as it reads) and names
         each of those keys at most once: a key given twice is the last one to gate (as to Python's json) but
-        the first one to some parsers. Any other record is served re-encoded from its decoded value."""
-        data = self.data
+        the first one to some parsers. Any other record is served re-encoded from its decoded value.
+        (`RepodataIndex.plain` answers this for every record of a body at once.)"""
+        data = bytes(self.data)
         return (data.isascii() and b"\\" not in data and data.count(b'"name"') <= 1
                 and data.count(b'"version"') <= 1 and data.count(b'"build"') <= 1)
+
+
+PASSTHROUGH_KEYS = (b'"name"', b'"version"', b'"build"')  # the keys `RawRecord.passthrough` counts
 
 
 class Slot(NamedTuple):
@@ -123,7 +128,9 @@ class RepodataIndex:
     lists), `conflicts` the filenames listed with differing records, with the reason (they are denied).
     """
 
-    __slots__ = ("_info", "_layout", "_offsets", "body", "conflicts", "head", "sections", "shadowed", "top")
+    __slots__ = (
+        "_info", "_layout", "_offsets", "_plain", "body", "conflicts", "head", "sections", "shadowed", "top",
+    )
 
     def __init__(self, body: bytes) -> None:
         """Raise ValueError for a body that is not a JSON object (an empty body is `{}`)."""
@@ -147,6 +154,7 @@ class RepodataIndex:
         self._offsets = offsets
         self._info: tuple[Any] | None = None
         self._layout: tuple[dict[str, array[int]] | None] | None = None
+        self._plain: tuple[tuple[int, ...] | None] | None = None
         self.shadowed: set[int] = set()
         self.conflicts: dict[str, str] = {}
         self._duplicates()
@@ -184,6 +192,24 @@ class RepodataIndex:
         if self._layout is None:
             self._layout = (_layout(self.body, self.top, self.sections),)
         return self._layout[0]
+
+    def plain(self) -> tuple[int, ...] | None:
+        """How often each of PASSTHROUGH_KEYS occurs in the whole body, when the body is ASCII without a
+        backslash (None otherwise). Every record whose decoded view has such a key names it at least once,
+        so when these counts equal the number of records (of all those judged) having each key, every record
+        names each key at most once and none elsewhere: every record is `passthrough`, proved by counting."""
+        if self._plain is None:
+            body = self.body
+            clean = body.isascii() and body.find(b"\\") < 0
+            self._plain = (tuple(body.count(key) for key in PASSTHROUGH_KEYS) if clean else None,)
+        return self._plain[0]
+
+    def every_slot(self) -> Iterator[tuple[int, str, msgspec.Raw]]:
+        """Every record as (number, filename, raw JSON), in number order."""
+        for section in SECTIONS:
+            records = self.sections.get(section)
+            if records:
+                yield from zip(count(self._offsets[section]), records, records.values())
 
     def slots_at(self, numbers: Iterator[int]) -> Iterator[tuple[int, Slot]]:
         """The records `numbers` (increasing; past the last record, they end), each with its number; skipping
@@ -288,7 +314,9 @@ def _try_decode(raw: msgspec.Raw) -> Any:
 
 class RepodataWriter:
     """The served repodata, written in pieces: its sha256, its length and its zstd-compressed bytes (a frame
-    with the content size, which is known before the first byte: `size`)."""
+    with the content size, which is known before the first byte: `size`). Each piece is compressed on a
+    thread of its own while this one hashes it and writes the next (zstd and hashlib let go of the GIL): at
+    most two pieces are held besides the buffer. A context manager: leaving it ends that thread."""
 
     def __init__(self, size: int, digest: Callable[[], Any]) -> None:
         self.size = size
@@ -297,24 +325,39 @@ class RepodataWriter:
         self._zst = zstandard.ZstdCompressor(level=LEVEL).compressobj(size=size)
         self._out = io.BytesIO()  # its value is taken without a copy (a list of pieces would be joined)
         self._buffer = bytearray()
+        self._pool = ThreadPoolExecutor(1)  # one thread: pieces are compressed in the order written
+        self._pending: Future[None] | None = None
+
+    def __enter__(self) -> RepodataWriter:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def write(self, piece: bytes | memoryview) -> None:
         self._buffer += piece
         if len(self._buffer) >= _FLUSH:
             self._flush()
 
+    def _compress(self, piece: bytes) -> None:
+        self._out.write(self._zst.compress(piece))
+
     def _flush(self) -> None:
         if self.written + len(self._buffer) > self.size:  # zstd would refuse it: say why
             raise RuntimeError(f"filtered repodata exceeds the {self.size} bytes announced")
-        self._hash.update(self._buffer)
-        self._out.write(self._zst.compress(self._buffer))
-        self.written += len(self._buffer)
-        self._buffer.clear()
+        piece, self._buffer = bytes(self._buffer), bytearray()
+        previous, self._pending = self._pending, self._pool.submit(self._compress, piece)
+        self._hash.update(piece)
+        self.written += len(piece)
+        if previous is not None:
+            previous.result()  # raises what compressing it raised
 
     def finish(self) -> tuple[bytes, str]:
         """(the compressed body, the hex sha256 of the plain one); RuntimeError when fewer or more bytes
         were written than announced (the body would not be what was judged: nothing is served)."""
         self._flush()
+        if self._pending is not None:
+            self._pending.result()
         if self.written != self.size:  # checked first: zstd refuses to end a frame of another size
             raise RuntimeError(f"filtered repodata is {self.written} bytes, {self.size} were announced")
         self._out.write(self._zst.flush())

@@ -7,6 +7,7 @@ the PyPI simple API; validators, freshness and `Fetched` work the same way.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import cast
 
@@ -81,12 +82,14 @@ class ChannelClient(HttpClient):
                     body = decompress_zst(stored, self.max_bytes)
                 except ValueError as err:
                     raise UpstreamError(f"upstream {url} is not valid zstd: {err}") from err
-            try:
-                document = RepodataIndex(body)
-            except ValueError as err:
-                raise UpstreamError(f"upstream {self.subdir_url(subdir)} repodata is not valid: {err}") from err
-            if name != ZST:
-                stored = compress_zst(body, level=1)
+            with ThreadPoolExecutor(1) as pool:  # zstd lets go of the GIL: compressing overlaps the indexing
+                compressed = pool.submit(compress_zst, body, level=1) if name != ZST else None
+                try:
+                    document = RepodataIndex(body)
+                except ValueError as err:
+                    raise UpstreamError(f"upstream {self.subdir_url(subdir)} repodata is not valid: {err}") from err
+                if compressed is not None:
+                    stored = compressed.result()
             return replace(answer, page=document, body=stored, meta={"variant": name, "stored": STORED_ZST})
         raise UpstreamError(f"no {subdir} repodata at {self.url}", Failure.NOT_FOUND)
 

@@ -21,7 +21,10 @@ from gate.evaluate import Evaluator, unidentified
 from gate.facts import Facts, Unidentified
 from gate.gather.conda import record_facts
 from gate.policy.compile import load_policies
+from gate.proxy.conda import FILTERED
 from gate.proxy.conda_repodata import _no_gc
+from gate.proxy.state import EXTENSION, Gate
+from gate.proxy.stores.base import Entry
 from gate.sources.conda_channel import parse_repodata
 from gate.sources.conda_index import RepodataIndex
 from tests.support.conda_app import conda_app
@@ -87,11 +90,14 @@ def _edge_records() -> dict[str, dict[str, Any]]:
     }
 
 
-def _channel_body(*, twice: bool = True) -> bytes:
+def _channel_body(*, twice: bool = True, plain: bool = False) -> bytes:
     """A generated conda-forge-shaped subdir (records of every age) with the edge records, a section of
-    another shape and unknown top-level keys; as channels write it (compact JSON); with keys given `twice`."""
+    another shape and unknown top-level keys; as channels write it (compact JSON); with keys given `twice`;
+    `plain`: without the non-ASCII record (whose escape makes the body not plain: `RepodataIndex.plain`)."""
     repodata = forge_repodata(3000, subdir="noarch", seed=7, now=NOW, young=0.3)
     repodata["packages.conda"].update(_edge_records())
+    if plain:
+        del repodata["packages.conda"]["nonascii-1.0-0.conda"]
     repodata["packages"]["dup-1.0-0.conda"] = _record("dup", "1.0", sha256="cd" * 32)
     repodata["packages"]["same-1.0-0.conda"] = _record("same", "1.0")
     repodata["packages"]["onlylegacy-1.0-0.tar.bz2"] = "not a record"
@@ -221,6 +227,63 @@ def test_a_compact_channel_too(compact: Path, tmp_path: Path) -> None:
     assert json.loads(body) == expected
     assert body == json.dumps(expected, separators=(",", ":"), ensure_ascii=False).encode()
     assert _audited(tmp_path) == {name: r for name, r in rules.items() if r}
+
+
+@pytest.mark.parametrize("twice", [True, False], ids=["keys-twice", "keys-once"])
+def test_a_plain_channel_too(tmp_path: Path, twice: bool) -> None:
+    """An ASCII body without escapes: every record is taken as served as its own bytes, which counting each
+    key over the whole body proves (`RepodataIndex.plain`); a record naming `name` twice breaks the count,
+    so every served record is checked on its own and that one re-encoded."""
+    (tmp_path / "channel" / "noarch").mkdir(parents=True)
+    upstream = _channel_body(twice=twice, plain=True)
+    (tmp_path / "channel" / "noarch" / "repodata.json").write_bytes(upstream)
+    counts = RepodataIndex(upstream).plain()
+    assert counts is not None
+    with ChannelServer(tmp_path / "channel") as server:
+        client = conda_app(tmp_path, {CHANNEL: server.url}, AGE, clock=lambda: NOW).test_client()
+        body = client.get(f"/conda/{CHANNEL}/noarch/repodata.json").data
+        expected, rules = _old_path(upstream, tmp_path / "policies", server.url)
+    assert json.loads(body) == expected
+    assert _audited(tmp_path) == {name: r for name, r in rules.items() if r}
+    start = body.index(b'"twicename-1.0-0.conda":') if twice else -1
+    if twice:  # judged as `twicename` (the last `name`), served with that one name only
+        record = body[start : body.index(b"}", start) + 1]
+        assert b"numpy" not in record and record.count(b'"name"') == 1
+        assert "twicename-1.0-0.conda" in expected["packages.conda"]
+    else:  # every record served as its own bytes
+        assert body == json.dumps(expected, separators=(",", ":")).encode()
+
+
+def test_the_count_proves_no_record_names_a_key_twice() -> None:
+    """`plain` counts every occurrence in the body: a record naming a key twice (or a key string anywhere
+    else) makes the body's count exceed the number of records having that key."""
+    once = b'{"packages":{"a-1-0.tar.bz2":{"name":"a","version":"1","build":"0"}}}'
+    assert RepodataIndex(once).plain() == (1, 1, 1)
+    twice = once.replace(b'"name":"a"', b'"name":"numpy","name":"a"')
+    assert RepodataIndex(twice).plain() == (2, 1, 1)
+    assert RepodataIndex(once.replace(b'"1"', b'"\\u0031"')).plain() is None  # an escape: checked one by one
+    assert RepodataIndex(once.replace(b'"a"', '"é"'.encode())).plain() is None  # not ASCII: the same
+
+
+def test_a_warm_request_is_served_by_the_worker_without_reading_the_filtered_body_again(
+    make_client: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read of a conda-forge-sized filtered body from the store holds it twice (SQLite's copy and the
+    bytes): the worker keeps what it built, while its decisions hold."""
+    client = make_client()
+    path = f"/conda/{CHANNEL}/noarch/repodata.json"
+    body = client.get(path).data
+    state: Gate = client.application.extensions[EXTENSION]
+    read: list[str] = []
+    get = state.store.get
+
+    def counted(namespace: str, key: str, *, now: float | None = None) -> Entry | None:
+        read.append(namespace)
+        return get(namespace, key, now=now)
+
+    monkeypatch.setattr(state.store, "get", counted)
+    assert client.get(path).data == body and client.get(f"{path}.zst").status_code == 200
+    assert FILTERED not in read
 
 
 def test_a_record_is_served_as_judged_whatever_parser_reads_it(make_client: Factory) -> None:
