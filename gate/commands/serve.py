@@ -94,6 +94,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_fleet_options(parser)
     parser.add_argument("--workers", type=int, default=1, help="gunicorn worker processes (default: 1)")
     parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker (default: 8)")
+    parser.add_argument(
+        "--client-timeout", type=float, default=60.0, metavar="SECONDS",
+        help="disconnect a client that neither sends nor reads for this long (a stalled reader would hold a "
+        "thread; default: %(default)s)",
+    )
 
 
 def add_limit_options(parser: argparse.ArgumentParser) -> None:
@@ -292,8 +297,11 @@ def upstream_slots(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.workers < 1 or args.threads < 1:
         raise UsageError("--workers and --threads must be at least 1 (gate serves with gunicorn)")
+    if not 0.001 <= args.client_timeout <= 86400:
+        raise UsageError("--client-timeout must be between 0.001 and 86400 seconds")
     settings = settings_from(args)
     from gate.proxy.server import serve  # noqa: PLC0415 (Flask and gunicorn only for `gate serve`)
 
-    serve(settings, host=args.host, port=args.port, workers=args.workers, threads=args.threads)
+    serve(settings, host=args.host, port=args.port, workers=args.workers, threads=args.threads,
+          client_timeout=args.client_timeout)
     return 0

@@ -4,6 +4,9 @@ mistake fails before anything forks."""
 
 from __future__ import annotations
 
+import socket
+import struct
+from collections.abc import Callable
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -54,8 +57,28 @@ def check_settings(settings: Settings) -> Loaded | None:
     return osv
 
 
-def serve(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
-    """Check `settings`, then serve on `host:port` until stopped."""
+def client_timeouts(seconds: float) -> Callable[[Any], None]:
+    """gunicorn's `when_ready` hook: every connection accepted on the listeners (which inherit the option,
+    on Linux) fails a send or receive that makes no progress for `seconds` (SO_SNDTIMEO, SO_RCVTIMEO). A
+    gthread worker's threads write bodies and read request heads in blocking mode: without it, a client that
+    stops reading (or sends half a request head) holds a thread for as long as it likes, and a few such clients
+    hold every thread of a worker, `/-/health` included. A client that reads slowly but steadily is not cut."""
+    whole = int(seconds)
+    value = struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
+
+    def when_ready(server: Any) -> None:
+        for listener in server.LISTENERS:
+            for option in (socket.SO_SNDTIMEO, socket.SO_RCVTIMEO):
+                listener.sock.setsockopt(socket.SOL_SOCKET, option, value)
+
+    return when_ready
+
+
+def serve(
+    settings: Settings, *, host: str, port: int, workers: int, threads: int, client_timeout: float = 60.0
+) -> None:
+    """Check `settings`, then serve on `host:port` until stopped; a client that neither sends nor reads for
+    `client_timeout` seconds is disconnected (`client_timeouts`)."""
     osv = check_settings(settings)
     options: dict[str, Any] = {
         "bind": f"{host}:{port}",
@@ -64,5 +87,6 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, threads: in
         "worker_class": "gthread",
         "timeout": max(60, int(settings.timeout * 3)),
         "accesslog": None,
+        "when_ready": client_timeouts(client_timeout),
     }
     Gunicorn(settings, options, osv).run()
