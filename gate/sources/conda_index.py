@@ -24,7 +24,7 @@ from array import array
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import count, islice
-from typing import Any, NamedTuple, TypedDict
+from typing import Any, NamedTuple
 
 import msgspec
 import zstandard
@@ -53,27 +53,10 @@ def decode(raw: msgspec.Raw | bytes) -> Any:
         raise ValueError(DEEP) from None
 
 
-class RecordView(TypedDict, total=False):
-    """The fields of a record its facts are made of (`gate.gather.conda.record_facts`): decoded into a dict
-    of those present, without the rest of the record."""
-
-    name: Any
-    version: Any
-    build: Any
-    sha256: Any
-    size: Any
-    subdir: Any
-    timestamp: Any
-    indexed_timestamp: Any
-
-
-_VIEW = msgspec.json.Decoder(RecordView)
-
-
 class RawRecord:
     """A record as judged from its raw JSON (`data`: its bytes, or a view of them in the upstream body): `view`
-    holds the fields facts are made of, `full()` decodes all of it (for evidence, which reads more),
-    `passthrough` says whether its own bytes may be served as they are."""
+    is its decoded value (facts are made of some of its fields), `full()` decodes it again (a copy, for
+    evidence), `passthrough` says whether its own bytes may be served as they are."""
 
     __slots__ = ("data", "view")
 
@@ -82,16 +65,11 @@ class RawRecord:
 
     @classmethod
     def of(cls, raw: msgspec.Raw) -> RawRecord | None:
-        """The record of `raw` (None: not a JSON object); ValueError when it cannot be decoded."""
-        try:
-            view: dict[str, Any] = _VIEW.decode(raw)  # type: ignore[assignment]  # a TypedDict is a dict
-        except msgspec.ValidationError:
-            return None
-        except msgspec.DecodeError as err:
-            raise ValueError(str(err)) from err
-        except RecursionError:
-            raise ValueError(DEEP) from None
-        return cls(raw, view)
+        """The record of `raw` (None: not a JSON object); ValueError when it cannot be decoded. Decoded whole:
+        a decoder of only the fields facts read skips the others unchecked, and took a record holding a number
+        no JSON decoder reads (`1e999`) as one whose bytes may be served as they are."""
+        view = decode(raw)
+        return cls(raw, view) if isinstance(view, dict) else None
 
     def full(self) -> dict[str, Any]:
         value: dict[str, Any] = decode(self.data)
