@@ -242,11 +242,27 @@ class Store:
 
     def lease_until(self, namespace: str, key: str, ttl: float) -> float | None:
         """When the live lease on (`namespace`, `key`) ends (a Unix time), or None: there is none, it expired, it
-        is not gate's (its seal), or it claims to last beyond `ttl` seconds from now (no gate takes one that long)."""
-        entry = self.get(LEASES + namespace, key)
-        if entry is None or entry.expires is None or entry.expires > time.time() + ttl:
+        is not gate's (its seal), or it claims to last beyond `ttl` seconds from now (no gate takes one that long).
+        Read from its meta alone: a lease's value (a token) is no waiter's business, and whoever writes to the
+        engine could make it as large as they like."""
+        stored, space = stored_key(key), LEASES + namespace
+        raw = self._call("get_meta", lambda: self.backend.read_meta(space, stored), None)
+        if raw is None:
             return None
-        return entry.expires
+        text, expires = raw
+        now = time.time()
+        if expires is None or expires <= now or self._open(space, stored, text, expires) is None:
+            return None
+        return None if expires > now + ttl else expires
+
+    def present(self, namespace: str, key: str) -> bool:
+        """Whether an entry that has not expired is stored under (`namespace`, `key`) (sealed: gate's), by its meta
+        alone, without reading its value (a waiter polls this, and reads the value once it is there)."""
+        stored = stored_key(key)
+        raw = self._call("get_meta", lambda: self.backend.read_meta(namespace, stored), None)
+        if raw is None or (raw[1] is not None and raw[1] <= time.time()):
+            return False
+        return self._open(namespace, stored, *raw) is not None
 
     def release(self, namespace: str, key: str, token: bytes) -> None:
         """Give up the lease taken with `token` (a lease another has taken since is left alone)."""

@@ -60,15 +60,16 @@ def once(
 def wait(
     store: Store, namespace: str, key: str, lookup: Callable[[], T | None], *, ttl: float, deadline: float
 ) -> tuple[T | None, bool]:
-    """The outcome another worker stores while it holds the lease, looked up until the lease is gone (released,
-    expired, or one lasting beyond `ttl` or not gate's: not waited on) or the `deadline` (monotonic) has come
-    (None when none came); and whether this worker paused for it."""
+    """The outcome another worker stores while it holds the lease, looked up once it is there or the lease is gone
+    (released, expired, or one lasting beyond `ttl` or not gate's: not waited on), or None when the `deadline`
+    (monotonic) has come first; and whether this worker paused for it. Each poll reads metas only (the lease's,
+    the outcome's): an outcome's value is read when its meta says it is there, not on every poll (whoever writes
+    to the engine could plant a large one to be read again and again)."""
     pause, paused = FIRST_POLL, False
     while True:
         until = store.lease_until(namespace, key, ttl)
-        found = lookup()  # after the lease was read: a holder stores its outcome before it releases
-        if found is not None or until is None:
-            return found, paused
+        if until is None or store.present(namespace, key):  # after the lease was read: a holder stores, then releases
+            return lookup(), paused
         left = min(deadline - time.monotonic(), until - time.time())
         if left <= 0:
             return None, paused
