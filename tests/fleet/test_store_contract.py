@@ -362,3 +362,19 @@ def test_once_when_the_holder_gives_nothing(
     assert f'gate_cache_misses_total{{cache="{ns}"}} 1' in rendered
     waited = f'gate_lease_waits_total{{cache="{ns}",outcome="alone"}} 1' in rendered
     assert waited == (holder == "dead"), rendered
+
+
+def test_present_answers_from_the_meta_whether_an_outcome_is_there(
+    make_store: StoreFactory, ns: str, engine: str, engine_url: str | None, tmp_path: Path
+) -> None:
+    """What a lease's waiter polls (`Store.present`, without reading the value): a live entry of gate's is there; an
+    absent, expired or forged one is not."""
+    store = make_store()
+    assert not store.present(ns, "outcome")
+    store.put(ns, "outcome", b"value", {"k": 1})
+    assert store.present(ns, "outcome")
+    store.put(ns, "gone", b"value", {}, time.time() - 1)
+    assert not store.present(ns, "gone")
+    forge(engine, engine_url, tmp_path, ns=ns, key="forged", value=b"x" * 1024, meta="{}")
+    assert not store.present(ns, "forged")  # its seal fails
+    assert make_store(secret=None).present(ns, "forged")  # without a secret anything stored is there
