@@ -4,9 +4,13 @@ or hung engine is a bounded miss with a log line and a metric, never an exceptio
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import logging
 import threading
 import time
+import tracemalloc
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -152,12 +156,14 @@ def test_a_forged_or_altered_entry_is_a_miss(
     forge(engine, engine_url, tmp_path, ns=ns, key="verified", value=b'[{"verified": true}]', meta="{}")  # unsealed
     assert store.get(ns, "verified") is None and store.get_meta(ns, "verified") is None
     store.put(ns, "page", b"the page gate rendered", {"etag": "x"})
-    sealed = store.backend.read(ns, stored_key("page"))
+    sealed = store.backend.read_meta(ns, stored_key("page"))
     assert sealed is not None
-    # the value swapped under a genuine seal, or the seal moved to another key: both misses
-    forge(engine, engine_url, tmp_path, ns=ns, key="page", value=b"a page listing denied files", meta=sealed[1])
+    # the value swapped under a genuine seal (of the same length, or not), or the seal moved to another key: misses
+    forge(engine, engine_url, tmp_path, ns=ns, key="page", value=b"a page listing denied file", meta=sealed[0])
     assert store.get(ns, "page") is None
-    forge(engine, engine_url, tmp_path, ns=ns, key="other", value=sealed[0], meta=sealed[1])
+    forge(engine, engine_url, tmp_path, ns=ns, key="page", value=b"a page listing denied files", meta=sealed[0])
+    assert store.get(ns, "page") is None
+    forge(engine, engine_url, tmp_path, ns=ns, key="other", value=b"the page gate rendered", meta=sealed[0])
     assert store.get(ns, "other") is None
     # a revalidation does not bless a forged entry
     store.update_meta(ns, "page", {"etag": "y"}, None)
@@ -166,6 +172,59 @@ def test_a_forged_or_altered_entry_is_a_miss(
     # another secret (another fleet) sees nothing either
     store.put(ns, "mine", b"value")
     assert make_store(secret=b"another-secret-0123456789abcdef!").get(ns, "mine") is None
+
+
+PLANTED = 64 << 20  # bytes of a value planted by whoever writes to the engine without the secret
+
+
+def peak_of(action: Callable[[], object]) -> tuple[object, int]:
+    """What `action` returns, and the peak of the memory this process allocated meanwhile (bytes)."""
+    tracemalloc.start()
+    try:
+        return action(), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("planted", ["larger", "smaller", "unsealed"])
+def test_a_planted_value_of_another_length_is_a_miss_and_is_not_read(
+    make_store: StoreFactory, ns: str, engine: str, engine_url: str | None, tmp_path: Path, *, planted: str
+) -> None:
+    """A large value planted under a genuine seal of a value of another length (larger or smaller than sealed), or
+    under a meta without a seal, is a miss that never reaches gate: the engine compares the lengths (Store.get
+    read such a value whole, tens or hundreds of MB, before its seal rejected it)."""
+    metrics = Metrics()
+    store = make_store(metrics=metrics)
+    meta = "{}"
+    if planted != "unsealed":
+        store.put(ns, "page", b"the page gate rendered" if planted == "larger" else b"p" * (PLANTED + 4096))
+        sealed = store.backend.read_meta(ns, stored_key("page"))
+        assert sealed is not None
+        meta = sealed[0]
+    forge(engine, engine_url, tmp_path, ns=ns, key="page", value=b"x" * PLANTED, meta=meta)
+    found, peak = peak_of(lambda: store.get(ns, "page"))
+    assert found is None
+    assert peak < 8 << 20, f"{peak} bytes allocated to read a planted entry"
+    assert f'gate_store_errors_total{{backend="{store.backend.name}",op="seal"}}' in metrics.render()
+    assert not store.breaker.failing
+    store.put(ns, "page", b"the page gate rendered")  # and gate's own entry there is read as ever
+    assert (entry := store.get(ns, "page")) is not None and entry.value == b"the page gate rendered"
+
+
+def test_an_entry_sealed_without_its_length_is_a_miss(
+    make_store: StoreFactory, ns: str, engine: str, engine_url: str | None, tmp_path: Path
+) -> None:
+    """An entry sealed as the previous gate sealed them (digest, no length; the right secret) is a miss."""
+    metrics = Metrics()
+    store = make_store(metrics=metrics)
+    value, inner, stored = b"the page", json.dumps({"etag": "x"}), stored_key("page")
+    digest = hashlib.sha256(value).hexdigest()
+    message = "\0".join((ns, stored, digest, inner, repr(None))).encode()
+    seal = hmac.new(SECRET, message, hashlib.sha256).hexdigest()
+    meta = json.dumps({"meta": inner, "sha256": digest, "seal": seal})
+    forge(engine, engine_url, tmp_path, ns=ns, key="page", value=value, meta=meta)
+    assert store.get(ns, "page") is None and store.get_meta(ns, "page") is None
+    assert f'gate_store_errors_total{{backend="{store.backend.name}",op="seal"}}' in metrics.render()
 
 
 @pytest.mark.parametrize("engine", ["redis", "postgresql"])

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from gate.proxy.metrics import Metrics
-from gate.proxy.stores.base import LEASES, Raw, Store, stored_key
+from gate.proxy.stores.base import LEASES, Store, stored_key
 from gate.proxy.stores.lease import once
 from gate.proxy.stores.sqlite import SqliteBackend
 
@@ -26,9 +26,9 @@ class ReadsCounted(SqliteBackend):
         super().__init__(path)
         self.values: list[int] = []
 
-    def read(self, namespace: str, key: str) -> Raw | None:
-        found = super().read(namespace, key)
-        self.values.append(0 if found is None else len(found[0]))
+    def read(self, namespace: str, key: str, meta: str, size: int | None) -> bytes | None:
+        found = super().read(namespace, key, meta, size)
+        self.values.append(0 if found is None else len(found))
         return found
 
 

@@ -15,8 +15,11 @@ at most one bounded timeout, not one per lookup.
 
 A shared engine is reachable over the network: whoever can write to it could plant a "verified" outcome or a
 rendered page. Entries written with a `secret` (required for Redis and PostgreSQL) are sealed: an HMAC-SHA256
-over the namespace, the stored key, the value's sha256, the meta and the expiry; an entry whose seal does not
-match is a miss (op="seal"), so only the replicas holding the secret can put anything in front of a client.
+over the namespace, the stored key, the value's sha256 and byte length, the meta and the expiry; an entry whose
+seal does not match is a miss (op="seal"), so only the replicas holding the secret can put anything in front of a
+client. A value is read only after its entry's meta passed the seal, and only when its stored length is the sealed
+one (each engine compares the lengths itself: a planted value of another length, say 512 MB, is never transferred
+to gate; without a secret, in a local SQLite, a value is read whatever its length).
 
 Leases (`claim`, `lease_until`, `release`: gate.proxy.stores.lease) let one worker of all the workers and replicas
 on an engine do a piece of work (fetch or verify one piece of evidence) while the others wait for its outcome: a
@@ -36,6 +39,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from gate.proxy.metrics import Metrics
@@ -47,13 +51,14 @@ RETRY_AFTER = 5.0  # seconds an engine is left alone after it failed
 OP_TIMEOUT = 3.0  # seconds for one operation of a network engine (connect, send, answer)
 BYTES_PER_SECOND = 8 << 20  # and one more second per 8 MiB a value moves (conda repodata is hundreds of MB)
 LEASES = "lease:"  # the namespace prefix of leases (no entry's namespace starts with it)
+READS = 3  # tries to read an entry that other writers keep replacing (each a bounded operation)
 
 
 def budget(size: int, timeout: float = OP_TIMEOUT) -> float:
     """Seconds one operation that moves a value of `size` bytes may take."""
     return timeout + size / BYTES_PER_SECOND
 
-Raw = tuple[bytes, str, float | None]  # (value, meta text, expires) as an engine keeps them
+Meta = tuple[str, float | None]  # (meta text, expires) as an engine keeps them
 
 
 def stored_key(key: str) -> str:
@@ -75,9 +80,12 @@ class Backend(Protocol):
     where: str  # shown in logs, health and the status page: never a password
     errors: tuple[type[Exception], ...]
 
-    def read(self, namespace: str, key: str) -> Raw | None: ...
+    def read(self, namespace: str, key: str, meta: str, size: int | None) -> bytes | None:
+        """The value of the entry whose meta is still `meta`, when it is `size` bytes long (None: any length);
+        else None, without transferring a value of another length."""
+        ...
 
-    def read_meta(self, namespace: str, key: str) -> tuple[str, float | None] | None: ...
+    def read_meta(self, namespace: str, key: str) -> Meta | None: ...
 
     def write(self, namespace: str, key: str, value: bytes, meta: str, expires: float | None) -> None: ...
 
@@ -191,34 +199,53 @@ class Store:
         return result
 
     def get(self, namespace: str, key: str, *, now: float | None = None) -> Entry | None:
-        """The entry, or None when absent, expired, unreadable or (sealed) not gate's."""
+        """The entry, or None when absent, expired, unreadable or (sealed) not gate's. Its meta first, and its value
+        only once the meta passed its seal, and only when the value is as long as sealed (else not transferred). When
+        another writer replaced the entry in between, read again (READS times at most, then a miss)."""
         stored = stored_key(key)
-        raw = self._call("get", lambda: self.backend.read(namespace, stored), None)
-        if raw is None:
-            return None
-        value, meta_text, expires = raw
-        if expires is not None and expires <= (time.time() if now is None else now):
-            return None
-        opened = self._open(namespace, stored, meta_text, expires, value)
-        return None if opened is None else Entry(value, opened[0], expires)
+        before: Meta | None = None
+        for _ in range(READS):
+            raw = self._call("get", lambda: self.backend.read_meta(namespace, stored), None)
+            if raw is None:
+                return None
+            text, expires = raw
+            if raw == before:  # the same meta, and its value was not of the sealed length
+                self._forged(namespace)
+                return None
+            if expires is not None and expires <= (time.time() if now is None else now):
+                return None
+            opened = self._open(namespace, stored, text, expires)
+            if opened is None:
+                return None
+            meta, digest, size = opened
+            value = self._call("get", partial(self.backend.read, namespace, stored, text, size), None)
+            if value is not None:
+                if self.secret is not None and not hmac.compare_digest(hashlib.sha256(value).hexdigest(), digest):
+                    self._forged(namespace)
+                    return None
+                return Entry(value, meta, expires)
+            if self.breaker.failing:
+                return None
+            before = raw
+        return None
 
     def put(self, namespace: str, key: str, value: bytes, meta: dict[str, Any] | None = None,
             expires: float | None = None) -> None:
         stored = stored_key(key)
-        text = self._seal(namespace, stored, meta or {}, expires, hashlib.sha256(value).hexdigest())
+        text = self._seal(namespace, stored, meta or {}, expires, (hashlib.sha256(value).hexdigest(), len(value)))
         self._call("put", lambda: self.backend.write(namespace, stored, value, text, expires), None)
 
     def update_meta(self, namespace: str, key: str, meta: dict[str, Any], expires: float | None) -> None:
         """Change an entry's meta and expiry without rewriting its value (a 304 revalidation)."""
         stored = stored_key(key)
-        digest = None
-        if self.secret is not None:  # the seal covers the value: take its digest from the entry's own (checked) seal
-            old = self._call("get_meta", lambda: self.backend.read_meta(namespace, stored), None)
+        sealed = None
+        if self.secret is not None:  # the seal covers the value: take its digest and length from the entry's own
+            old = self._call("get_meta", lambda: self.backend.read_meta(namespace, stored), None)  # (checked) seal
             opened = None if old is None else self._open(namespace, stored, *old)
             if opened is None:
                 return
-            digest = opened[1]
-        text = self._seal(namespace, stored, meta, expires, digest)
+            sealed = opened[1], opened[2] or 0
+        text = self._seal(namespace, stored, meta, expires, sealed)
         self._call("update_meta", lambda: self.backend.write_meta(namespace, stored, text, expires), None)
 
     def get_meta(self, namespace: str, key: str) -> dict[str, Any] | None:
@@ -236,7 +263,7 @@ class Store:
         token = secrets.token_hex(16).encode()
         stored, space = stored_key(key), LEASES + namespace
         start = time.time() if now is None else now
-        text = self._seal(space, stored, {}, start + ttl, hashlib.sha256(token).hexdigest())
+        text = self._seal(space, stored, {}, start + ttl, (hashlib.sha256(token).hexdigest(), len(token)))
         won = self._call("claim", lambda: self.backend.claim(space, stored, token, text, start + ttl, now=start), True)
         return token if won else None
 
@@ -271,42 +298,48 @@ class Store:
 
     # Seals
 
-    def _mac(self, namespace: str, stored: str, meta: str, expires: float | None, digest: str) -> str:
+    def _mac(self, namespace: str, stored: str, meta: str, expires: float | None, value: tuple[str, int]) -> str:
+        """The seal of an entry whose value has (sha256, byte length) `value`."""
         assert self.secret is not None
-        message = "\0".join((namespace, stored, digest, meta, repr(expires))).encode("utf-8", "surrogatepass")
+        parts = (namespace, stored, value[0], str(value[1]), meta, repr(expires))
+        message = "\0".join(parts).encode("utf-8", "surrogatepass")
         return hmac.new(self.secret, message, hashlib.sha256).hexdigest()
 
     def _seal(self, namespace: str, stored: str, meta: dict[str, Any], expires: float | None,
-              digest: str | None) -> str:
+              value: tuple[str, int] | None) -> str:
+        """The meta text of an entry whose value has (sha256, byte length) `value`: sealed with a secret."""
         text = json.dumps(meta, sort_keys=True)
-        if self.secret is None or digest is None:
+        if self.secret is None or value is None:
             return text
-        mac = self._mac(namespace, stored, text, expires, digest)
-        return json.dumps({"meta": text, "sha256": digest, "seal": mac})
+        mac = self._mac(namespace, stored, text, expires, value)
+        return json.dumps({"meta": text, "sha256": value[0], "size": value[1], "seal": mac})
 
     def _open(self, namespace: str, stored: str, text: str, expires: float | None,
-              value: bytes | None = None) -> tuple[dict[str, Any], str] | None:
-        """(the meta in `text`, the value digest it is sealed with): unsealed without a secret; with one, only
-        when the seal matches (and `value`, when given, matches the digest); else counted and None."""
+              ) -> tuple[dict[str, Any], str, int | None] | None:
+        """(the meta in `text`, the value digest and byte length it is sealed with): unsealed without a secret (no
+        digest, any length); with one, only when the seal matches; else counted and None."""
         if self.secret is None:
             meta = _json_object(text)
             if meta is None:
                 self.breaker.count("unreadable")
-            return None if meta is None else (meta, "")
+            return None if meta is None else (meta, "", None)
         envelope = _json_object(text) or {}
-        inner, digest, seal = envelope.get("meta"), envelope.get("sha256"), envelope.get("seal")
+        inner, digest, size, seal = (envelope.get(k) for k in ("meta", "sha256", "size", "seal"))
         meta = None
         if (
             isinstance(inner, str) and isinstance(digest, str) and isinstance(seal, str)
-            and hmac.compare_digest(self._mac(namespace, stored, inner, expires, digest), seal)
-            and (value is None or hmac.compare_digest(hashlib.sha256(value).hexdigest(), digest))
+            and type(size) is int and size >= 0
+            and hmac.compare_digest(self._mac(namespace, stored, inner, expires, (digest, size)), seal)
         ):
             meta = _json_object(inner)
-        if meta is None or not isinstance(digest, str):
-            self.breaker.count("seal")
-            log.warning("a %s entry in %s failed its seal check: ignored", self.backend.name, namespace)
+        if meta is None or not isinstance(digest, str) or type(size) is not int:
+            self._forged(namespace)
             return None
-        return meta, digest
+        return meta, digest, size
+
+    def _forged(self, namespace: str) -> None:
+        self.breaker.count("seal")
+        log.warning("a %s entry in %s failed its seal check: ignored", self.backend.name, namespace)
 
 
 def _json_object(text: str) -> dict[str, Any] | None:

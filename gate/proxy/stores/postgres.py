@@ -14,11 +14,10 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.abc import PQGen
 
-from gate.proxy.stores.base import OP_TIMEOUT, Raw, budget
+from gate.proxy.stores.base import OP_TIMEOUT, Meta, budget
 
 RV = TypeVar("RV")
 STATEMENT_TIMEOUT = 120  # seconds: the server's bound (the client's deadline is the one that counts)
-READS = 3  # tries to read an entry that other writers keep replacing (each a bounded operation)
 SCHEMA_LOCK = 0x6761_7465  # pg_advisory_xact_lock key of gate's CREATE statements ("gate")
 
 CACHE_SCHEMA = """
@@ -117,24 +116,22 @@ class PostgresBackend:
     def close(self) -> None:
         self.connections.close()
 
-    def read(self, namespace: str, key: str) -> Raw | None:
-        """The entry, in two steps: its size (and meta), then its value within the deadline of that size (the
-        same meta: when another writer replaced it in between, read again, READS times at most, then a miss)."""
-        for _ in range(READS):
+    def read(self, namespace: str, key: str, meta: str, size: int | None) -> bytes | None:
+        """The value within the deadline of its sealed size (the server compares the lengths: a value of another
+        one is not sent); without a size (no secret), its length is asked for first."""
+        if size is None:
             rows = self.connections.run(
-                "SELECT meta, expires, octet_length(value) FROM gate_cache WHERE namespace = %s AND key = %s",
-                (namespace, key))
+                "SELECT octet_length(value) FROM gate_cache WHERE namespace = %s AND key = %s AND meta = %s",
+                (namespace, key, meta))
             if not rows:
                 return None
-            meta, expires, size = rows[0]
-            values = self.connections.run(
-                "SELECT value FROM gate_cache WHERE namespace = %s AND key = %s AND meta = %s",
-                (namespace, key, meta), binary=True, size=int(size))
-            if values:
-                return bytes(values[0][0]), str(meta), expires
-        return None
+            size = int(rows[0][0])
+        values = self.connections.run(
+            "SELECT value FROM gate_cache WHERE namespace = %s AND key = %s AND meta = %s AND octet_length(value) = %s",
+            (namespace, key, meta, size), binary=True, size=size)
+        return bytes(values[0][0]) if values else None
 
-    def read_meta(self, namespace: str, key: str) -> tuple[str, float | None] | None:
+    def read_meta(self, namespace: str, key: str) -> Meta | None:
         rows = self.connections.run(
             "SELECT meta, expires FROM gate_cache WHERE namespace = %s AND key = %s", (namespace, key))
         return (str(rows[0][0]), rows[0][1]) if rows else None

@@ -11,7 +11,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from gate.proxy.stores.base import OP_TIMEOUT, Raw
+from gate.proxy.stores.base import OP_TIMEOUT, Meta
 
 PREFIX = "gate:"
 GRACE = 86400.0  # seconds past `expires` that Redis keeps an entry (for its meta)
@@ -22,6 +22,14 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'meta', ARGV[1], 'expires', ARGV[2])
 if ARGV[3] == '' then redis.call('PERSIST', KEYS[1]) else redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
 return 1
+"""
+
+# KEYS[1] the entry, ARGV: its meta, its value's length ("" for any): the value when both match, else nil (a
+# value of another length is not sent)
+_READ = """
+if redis.call('HGET', KEYS[1], 'meta') ~= ARGV[1] then return false end
+if ARGV[2] ~= '' and redis.call('HSTRLEN', KEYS[1], 'value') ~= tonumber(ARGV[2]) then return false end
+return redis.call('HGET', KEYS[1], 'value')
 """
 
 # a lease: KEYS[1] the entry, ARGV: value, meta, expires, now, Unix milliseconds to forget it at; 1 when taken
@@ -59,6 +67,7 @@ class RedisBackend:
             url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0),
             health_check_interval=0,
         )
+        self._read = self.client.register_script(_READ)
         self._update_meta = self.client.register_script(_UPDATE_META)
         self._claim = self.client.register_script(_CLAIM)
         self._release = self.client.register_script(_RELEASE)
@@ -66,13 +75,12 @@ class RedisBackend:
     def close(self) -> None:
         self.client.connection_pool.disconnect()
 
-    def read(self, namespace: str, key: str) -> Raw | None:
-        value, meta, expires = self.client.hmget(PREFIX + namespace + ":" + key, ["value", "meta", "expires"])
-        if value is None or meta is None:
-            return None
-        return _bytes(value), _bytes(meta).decode(), _expires(expires)
+    def read(self, namespace: str, key: str, meta: str, size: int | None) -> bytes | None:
+        """One script (atomic): the lengths are compared in Redis."""
+        value = self._read(keys=[PREFIX + namespace + ":" + key], args=[meta, "" if size is None else str(size)])
+        return None if value is None else _bytes(value)
 
-    def read_meta(self, namespace: str, key: str) -> tuple[str, float | None] | None:
+    def read_meta(self, namespace: str, key: str) -> Meta | None:
         meta, expires = self.client.hmget(PREFIX + namespace + ":" + key, ["meta", "expires"])
         return None if meta is None else (_bytes(meta).decode(), _expires(expires))
 

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from gate.proxy.stores.base import Raw
+from gate.proxy.stores.base import Meta
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -68,11 +68,14 @@ class SqliteBackend:
                 return self._connect().execute(sql, params).fetchall()
         return self._connect().execute(sql, params).fetchall()
 
-    def read(self, namespace: str, key: str) -> Raw | None:
-        rows = self._run("SELECT value, meta, expires FROM entries WHERE namespace = ? AND key = ?", (namespace, key))
-        return (bytes(rows[0][0]), str(rows[0][1]), rows[0][2]) if rows else None
+    def read(self, namespace: str, key: str, meta: str, size: int | None) -> bytes | None:
+        """`length` of a BLOB is its byte count, taken from the record header (the value is not loaded)."""
+        rows = self._run(
+            "SELECT value FROM entries WHERE namespace = ? AND key = ? AND meta = ? "
+            "AND (? IS NULL OR (typeof(value) = 'blob' AND length(value) = ?))", (namespace, key, meta, size, size))
+        return bytes(rows[0][0]) if rows else None
 
-    def read_meta(self, namespace: str, key: str) -> tuple[str, float | None] | None:
+    def read_meta(self, namespace: str, key: str) -> Meta | None:
         rows = self._run("SELECT meta, expires FROM entries WHERE namespace = ? AND key = ?", (namespace, key))
         return (str(rows[0][0]), rows[0][1]) if rows else None
 
