@@ -23,6 +23,7 @@ from gate.proxy.metrics import Metrics
 from gate.proxy.stores import Store, open_store, stored_key
 from gate.proxy.stores.base import LEASES
 from gate.proxy.stores.lease import once
+from gate.proxy.stores.postgres import CACHE_SCHEMA
 from tests.support.backend_process import BackendProcess
 
 from .conftest import SECRET
@@ -142,6 +143,7 @@ def forge(engine: str, url: str | None, tmp_path: Path, *, ns: str, key: str, va
     else:
         assert url is not None
         with psycopg.connect(url) as connection:
+            connection.execute(CACHE_SCHEMA)  # when no store made it yet (this test alone)
             connection.execute(
                 "INSERT INTO gate_cache VALUES (%s, %s, %s, %s, %s) ON CONFLICT (namespace, key) DO UPDATE "
                 "SET value = EXCLUDED.value, meta = EXCLUDED.meta, expires = EXCLUDED.expires",

@@ -1,9 +1,9 @@
 """The PostgreSQL engine (psycopg 3): the table `gate_cache`, made when missing (under an advisory lock, so
 replicas starting together do not race). A connection per thread, in autocommit; every operation is bounded:
 `connect_timeout`, a client-side deadline on every wait for the server (`TimedConnection`: OP_TIMEOUT, plus a
-second per 8 MiB of a value read or written, whose size is asked for first), and the server's own
-`statement_timeout` (STATEMENT_TIMEOUT, against a statement stuck on a lock); so a hung server (one that accepts
-connections and never answers) fails the operation instead of holding the request."""
+second per 8 MiB of a value read or written: its sealed size, or without a secret its size asked for first), and
+the server's own `statement_timeout` (STATEMENT_TIMEOUT, against a statement stuck on a lock); so a hung server
+(one that accepts connections and never answers) fails the operation instead of holding the request."""
 
 from __future__ import annotations
 
