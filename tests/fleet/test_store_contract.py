@@ -213,6 +213,29 @@ def test_a_planted_value_of_another_length_is_a_miss_and_is_not_read(
     assert (entry := store.get(ns, "page")) is not None and entry.value == b"the page gate rendered"
 
 
+@pytest.mark.parametrize("secret", [SECRET, None], ids=["sealed", "plain"])
+def test_a_planted_meta_or_expiry_too_long_or_unreadable_is_a_miss_and_is_not_read(
+    make_store: StoreFactory, ns: str, engine: str, engine_url: str | None, tmp_path: Path, *, secret: bytes | None
+) -> None:
+    """A meta of tens of MB planted in the engine is not transferred either (every read starts with the meta), and a
+    planted meta or expiry gate cannot decode is a miss, not an engine failure (which would leave the engine alone
+    for seconds: every lookup a miss)."""
+    metrics = Metrics()
+    store = make_store(metrics=metrics, secret=secret)
+    forge(engine, engine_url, tmp_path, ns=ns, key="page", value=b"v", meta='{"k": "' + "x" * PLANTED + '"}')
+    for read in (lambda: store.get(ns, "page"), lambda: store.get_meta(ns, "page"),
+                 lambda: store.present(ns, "page") or None):
+        found, peak = peak_of(read)
+        assert found is None
+        assert peak < 8 << 20, f"{peak} bytes allocated to read a planted meta"
+    if engine == "redis":  # the only engine whose fields are untyped bytes
+        assert engine_url is not None
+        client = redis.Redis.from_url(engine_url)
+        client.hset(f"gate:{ns}:{stored_key('bad')}", mapping={"value": b"v", "meta": b"\xff{}", "expires": "soon"})
+        assert store.get(ns, "bad") is None and store.get_meta(ns, "bad") is None
+    assert not store.breaker.failing and "op=\"get" not in metrics.render()
+
+
 def test_an_entry_sealed_without_its_length_is_a_miss(
     make_store: StoreFactory, ns: str, engine: str, engine_url: str | None, tmp_path: Path
 ) -> None:

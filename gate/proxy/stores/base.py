@@ -51,6 +51,7 @@ RETRY_AFTER = 5.0  # seconds an engine is left alone after it failed
 OP_TIMEOUT = 3.0  # seconds for one operation of a network engine (connect, send, answer)
 BYTES_PER_SECOND = 8 << 20  # and one more second per 8 MiB a value moves (conda repodata is hundreds of MB)
 LEASES = "lease:"  # the namespace prefix of leases (no entry's namespace starts with it)
+MAX_META = 1 << 20  # bytes of the longest meta an engine returns (a longer one, planted, is returned as "")
 READS = 3  # tries to read an entry that other writers keep replacing (each a bounded operation)
 
 
@@ -85,7 +86,10 @@ class Backend(Protocol):
         else None, without transferring a value of another length."""
         ...
 
-    def read_meta(self, namespace: str, key: str) -> Meta | None: ...
+    def read_meta(self, namespace: str, key: str) -> Meta | None:
+        """The entry's (meta, expires); a meta longer than MAX_META bytes as "" (not transferred: no gate writes
+        one, and one planted by whoever writes to the engine could be hundreds of MB)."""
+        ...
 
     def write(self, namespace: str, key: str, value: bytes, meta: str, expires: float | None) -> None: ...
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.abc import PQGen
 
-from gate.proxy.stores.base import OP_TIMEOUT, Meta, budget
+from gate.proxy.stores.base import MAX_META, OP_TIMEOUT, Meta, budget
 
 RV = TypeVar("RV")
 STATEMENT_TIMEOUT = 120  # seconds: the server's bound (the client's deadline is the one that counts)
@@ -133,7 +133,8 @@ class PostgresBackend:
 
     def read_meta(self, namespace: str, key: str) -> Meta | None:
         rows = self.connections.run(
-            "SELECT meta, expires FROM gate_cache WHERE namespace = %s AND key = %s", (namespace, key))
+            "SELECT CASE WHEN octet_length(meta) <= %s THEN meta ELSE '' END, expires FROM gate_cache "
+            "WHERE namespace = %s AND key = %s", (MAX_META, namespace, key))
         return (str(rows[0][0]), rows[0][1]) if rows else None
 
     def write(self, namespace: str, key: str, value: bytes, meta: str, expires: float | None) -> None:

@@ -11,7 +11,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from gate.proxy.stores.base import OP_TIMEOUT, Meta
+from gate.proxy.stores.base import MAX_META, OP_TIMEOUT, Meta
 
 PREFIX = "gate:"
 GRACE = 86400.0  # seconds past `expires` that Redis keeps an entry (for its meta)
@@ -22,6 +22,16 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'meta', ARGV[1], 'expires', ARGV[2])
 if ARGV[3] == '' then redis.call('PERSIST', KEYS[1]) else redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
 return 1
+"""
+
+# KEYS[1] the entry, ARGV[1] MAX_META: {meta ("" when longer than that: not sent), expires}, or nil
+_READ_META = """
+if redis.call('HEXISTS', KEYS[1], 'meta') == 0 then return false end
+local meta = ''
+if redis.call('HSTRLEN', KEYS[1], 'meta') <= tonumber(ARGV[1]) then meta = redis.call('HGET', KEYS[1], 'meta') end
+local expires = ''
+if redis.call('HSTRLEN', KEYS[1], 'expires') <= 64 then expires = redis.call('HGET', KEYS[1], 'expires') or '' end
+return {meta, expires}
 """
 
 # KEYS[1] the entry, ARGV: its meta, its value's length ("" for any): the value when both match, else nil (a
@@ -54,7 +64,12 @@ def _bytes(data: bytes | str) -> bytes:
 
 
 def _expires(text: bytes | str | None) -> float | None:
-    return float(text) if text else None
+    """An entry's expiry; None for none, or for one that is no number (planted: its seal fails, unless it
+    sealed none)."""
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
 
 
 class RedisBackend:
@@ -67,6 +82,7 @@ class RedisBackend:
             url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0),
             health_check_interval=0,
         )
+        self._read_meta = self.client.register_script(_READ_META)
         self._read = self.client.register_script(_READ)
         self._update_meta = self.client.register_script(_UPDATE_META)
         self._claim = self.client.register_script(_CLAIM)
@@ -81,8 +97,13 @@ class RedisBackend:
         return None if value is None else _bytes(value)
 
     def read_meta(self, namespace: str, key: str) -> Meta | None:
-        meta, expires = self.client.hmget(PREFIX + namespace + ":" + key, ["meta", "expires"])
-        return None if meta is None else (_bytes(meta).decode(), _expires(expires))
+        """One script: the lengths are compared in Redis (a planted meta or expiry that cannot be read is a miss,
+        by its seal, not an engine failure)."""
+        found = self._read_meta(keys=[PREFIX + namespace + ":" + key], args=[str(MAX_META)])
+        if not found:
+            return None
+        meta, expires = found
+        return _bytes(meta).decode("utf-8", "replace"), _expires(expires)
 
     def write(self, namespace: str, key: str, value: bytes, meta: str, expires: float | None) -> None:
         name = PREFIX + namespace + ":" + key

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from gate.proxy.stores.base import Meta
+from gate.proxy.stores.base import MAX_META, Meta
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -76,7 +76,8 @@ class SqliteBackend:
         return bytes(rows[0][0]) if rows else None
 
     def read_meta(self, namespace: str, key: str) -> Meta | None:
-        rows = self._run("SELECT meta, expires FROM entries WHERE namespace = ? AND key = ?", (namespace, key))
+        rows = self._run("SELECT CASE WHEN length(CAST(meta AS BLOB)) <= ? THEN meta ELSE '' END, expires "
+                         "FROM entries WHERE namespace = ? AND key = ?", (MAX_META, namespace, key))
         return (str(rows[0][0]), rows[0][1]) if rows else None
 
     def write(self, namespace: str, key: str, value: bytes, meta: str, expires: float | None) -> None:
