@@ -27,7 +27,7 @@ from gate.memo import MISSING, Memo
 from gate.policy.compile import CompiledPolicy, CompiledRule
 from gate.policy.describe import one_line
 from gate.policy.model import PolicyException
-from gate.policy.native import RuleResult
+from gate.policy.native import OldEnough, RuleResult
 
 
 def applicable_exception(policy: CompiledPolicy, rule: str, facts: Facts, now: dt.datetime) -> PolicyException | None:
@@ -274,11 +274,16 @@ class Evaluator:
         matched = tuple(p for p in self.policies if p.policy.match.applies(probe))
         rules = tuple((policy, rule) for policy in matched for rule in self._rules[id(policy)])
         return _Plan(tuple(p.name for p in matched), rules, any(rule.reads.attestations for _, rule in rules),
-                     any(rule.reads.continuity for _, rule in rules))
+                     any(rule.reads.continuity for _, rule in rules), _sharing(rules))
 
     def reads_attestations(self, ecosystem: Ecosystem, name: str) -> bool:
         """Whether a rule that governs files of (ecosystem, name) reads `attestations` (evidence is needed)."""
         return self._matched(ecosystem, name).reads_attestations
+
+    def sharing(self, ecosystem: Ecosystem, name: str) -> Sharing | None:
+        """What the judgement of a file of (ecosystem, name) that has no evidence may depend on, when that is
+        file facts alone (None: more, or all of `file`): see `Sharing`."""
+        return self._matched(ecosystem, name).sharing
 
     def reads_continuity(self, ecosystem: Ecosystem, name: str) -> bool:
         """Whether a rule that governs files of (ecosystem, name) reads `continuity` (the history is needed)."""
@@ -305,14 +310,46 @@ class Evaluator:
         return Judgement(decision, until)
 
 
+class Sharing(NamedTuple):
+    """What the judgement of a file (of one ecosystem and name, without evidence) depends on, when it is file
+    facts alone: the `file` fields its rules read (`fields`), besides `uploaded` as minimum-age checks over the
+    index time read it (`ages`, theirs). Two such files equal in `fields`, whose upload times are both unknown,
+    or both at least max(`ages`) before `now`, get the same outcome from every rule at `now`: so when one of
+    them is allowed without any violation, so is the other, and its decision holds just as long. (Only such
+    an outcome is the same: a violation's message, and the exceptions that may waive it, read more.)"""
+
+    fields: frozenset[str]
+    ages: tuple[dt.timedelta, ...]
+
+
+def _sharing(rules: Sequence[tuple[CompiledPolicy, _Rule]]) -> Sharing | None:
+    """`Sharing` for a plan's rules (None: a rule reads attestations, vulnerabilities, the release history, or
+    may read all of `file`)."""
+    fields: set[str] = set()
+    ages = []
+    for _, rule in rules:
+        reads = rule.reads
+        if reads.file_fields is None or reads.attestations or reads.vulnerabilities or reads.continuity:
+            return None
+        native = rule.rule.native
+        if type(native) is OldEnough:  # judged by it, always: passes when uploaded >= age before now
+            ages.append(native.age)
+            fields.update(f for f in reads.file_fields if f != "uploaded")
+        else:
+            fields.update(reads.file_fields)
+    return Sharing(frozenset(fields), tuple(ages))
+
+
 class _Plan(NamedTuple):
     """What `Evaluator.judge` runs for files of one (ecosystem, name): the matched policies' names, every
-    (policy, rule) pair in policy and rule order, and whether any of those rules reads attestations."""
+    (policy, rule) pair in policy and rule order, whether any of those rules reads attestations (or the
+    release history), and what their outcome depends on (`Sharing`)."""
 
     names: tuple[str, ...]
     rules: tuple[tuple[CompiledPolicy, _Rule], ...]
     reads_attestations: bool
     reads_continuity: bool
+    sharing: Sharing | None
 
 
 def policy_digest(policies: Sequence[CompiledPolicy], unmatched: Unmatched = Unmatched.DENY) -> str:

@@ -18,6 +18,7 @@ from gate.facts import Facts, FileFacts, Unidentified
 from gate.gather.conda import CondaFacts, SidecarLocator, record_facts
 from gate.proxy.cache import Memo
 from gate.proxy.conda_repodata import Judged, Record, build, trim
+from gate.proxy.conda_shared import SharedJudgements
 from gate.proxy.decide import audit_decisions, judge, keep, visible
 from gate.proxy.evidence import StoreEvidence
 from gate.proxy.state import Gate
@@ -170,11 +171,14 @@ class CondaChannels:
         state.metrics.inc("gate_cache_misses_total", cache=FILTERED)
         index = self.repodata.parsed(client.subdir_url(subdir), digest)
         memo = f"{key}\n{digest}"
+        shared = SharedJudgements(state.evaluator.sharing, now)
         built = build(
             index, self._judged.get(memo) or self._stored(key, digest, len(index)), now,
-            judge=lambda records, conflicts: self.judge_all(client, subdir, records, now, conflicts),
+            judge=lambda records, conflicts: shared.judge(
+                records, conflicts, lambda some, problems: self.judge_all(client, subdir, some, now, problems)),
             visible=lambda decision: visible(state, decision),
-            audit=lambda decisions: audit_decisions(state, decisions, event="repodata", client=requester),
+            audit=lambda decisions, alike: audit_decisions(state, decisions, event="repodata", client=requester,
+                                                           shared=alike),
         )
         self._judged.put(memo, built.judged, len(index))
         state.store.put(JUDGED, key, built.judged.dump(), {"upstream": digest, "count": len(index)})

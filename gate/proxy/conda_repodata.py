@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -49,10 +49,20 @@ BATCH = 2048  # records decoded and judged at once
 NEVER = math.inf  # a decision that does not change with time
 
 Record = RawRecord | dict[str, Any]
-# (records as (filename, record), conflicts: filename -> why it cannot be judged) -> one judgement each
-JudgeBatch = Callable[[list[tuple[str, Record]], Mapping[str, str]], list[Judgement]]
+
+
+class Shared(NamedTuple):
+    """A record allowed without any violation by a judgement it shares with other records
+    (`gate.proxy.conda_shared`): it has no decision of its own. `until`: when that may change (a Unix time;
+    NEVER)."""
+
+    until: float
+
+
+# (records as (filename, record), conflicts: filename -> why it cannot be judged) -> one outcome each
+JudgeBatch = Callable[[list[tuple[str, Record]], Mapping[str, str]], list[Judgement | Shared]]
 Visible = Callable[[Decision], bool]
-Audit = Callable[[list[Decision]], None]
+Audit = Callable[[list[Decision], int], None]  # the decisions made, and how many records were `Shared`
 
 
 @dataclass
@@ -224,36 +234,48 @@ def _judge_batch(
     served as they are (`RawRecord.passthrough`; with `keys`, taken to be, each key of PASSTHROUGH_KEYS its
     view has counted there for `RepodataIndex.plain` to prove it) is judged from the fields facts read; any
     other is decoded whole, judged, and served re-encoded from that decoded value."""
-    records: list[tuple[str, Record]] = []
-    numbers: list[int] = []
     problems: dict[str, str] = {}
-    of = RawRecord.of
-    for number, filename, raw in batch:
-        try:
-            found = of(raw)
-            if found is not None and keys is not None:
-                view = found.view
-                keys[0] += "name" in view
-                keys[1] += "version" in view
-                keys[2] += "build" in view
-                record: Record | None = found
-            else:
-                record = found if found is None or found.passthrough else found.full()
-        except ValueError as err:
-            record, problems[filename] = {}, f"its repodata record cannot be read: {err}"
-        if record is None:  # not a map: no record, never served
-            judged.served[number], judged.until[number], judged.lengths[number] = 0, NEVER, 0
-            continue
-        records.append((filename, record))
-        numbers.append(number)
-    judgements = judge(records, {**index.conflicts, **problems} if problems else index.conflicts)
-    audit([j.decision for j in judgements])
+    every = RawRecord.every([raw for _, _, raw in batch])
+    if every is not None and keys is not None:  # every record read at once, taken as passthrough
+        views = [found.view for found in every]
+        keys[0] += sum("name" in view for view in views)
+        keys[1] += sum("version" in view for view in views)
+        keys[2] += sum("build" in view for view in views)
+        records: list[tuple[str, Record]] = [(slot[1], found) for slot, found in zip(batch, every, strict=True)]
+        numbers = [number for number, _, _ in batch]
+    else:
+        records, numbers = [], []
+        for i, (number, filename, raw) in enumerate(batch):
+            try:
+                found = RawRecord.of(raw) if every is None else every[i]
+                if found is not None and keys is not None:
+                    view = found.view
+                    keys[0] += "name" in view
+                    keys[1] += "version" in view
+                    keys[2] += "build" in view
+                    record: Record | None = found
+                else:
+                    record = found if found is None or found.passthrough else found.full()
+            except ValueError as err:
+                record, problems[filename] = {}, f"its repodata record cannot be read: {err}"
+            if record is None:  # not a map: no record, never served
+                judged.served[number], judged.until[number], judged.lengths[number] = 0, NEVER, 0
+                continue
+            records.append((filename, record))
+            numbers.append(number)
+    outcomes = judge(records, {**index.conflicts, **problems} if problems else index.conflicts)
+    decisions = [o.decision for o in outcomes if not isinstance(o, Shared)]
+    audit(decisions, len(outcomes) - len(decisions))
     served, until_at, canonical, lengths = judged.served, judged.until, judged.canonical, judged.lengths
-    for number, (filename, record), (decision, until) in zip(numbers, records, judgements, strict=True):
-        until_at[number] = NEVER if until is None else until.timestamp()
-        if not visible(decision):
-            served[number], lengths[number] = 0, 0
-            continue
+    for number, (filename, record), outcome in zip(numbers, records, outcomes, strict=True):
+        if isinstance(outcome, Shared):
+            until_at[number] = outcome.until
+        else:
+            decision, until = outcome
+            until_at[number] = NEVER if until is None else until.timestamp()
+            if not visible(decision):
+                served[number], lengths[number] = 0, 0
+                continue
         as_is = isinstance(record, RawRecord)
         size = len(record.data) if isinstance(record, RawRecord) else len(ENCODE(record))
         served[number], canonical[number] = 1, as_is

@@ -41,15 +41,17 @@ def visible(state: Gate, decision: Decision) -> bool:
 
 
 def audit_decisions(
-    state: Gate, decisions: Iterable[Decision], *, event: str, client: str | None, everything: bool = False
+    state: Gate, decisions: Iterable[Decision], *, event: str, client: str | None, everything: bool = False,
+    shared: int = 0,
 ) -> None:
     """Count decisions and audit them: every download; on pages, every file some rule flagged
-    (`everything=True` logs allowed files too)."""
+    (`everything=True` logs allowed files too). `shared`: how many more files were allowed without any
+    violation by a judgement they share with another file (no decision of their own: counted, not logged)."""
     now = state.now()
     records = []
     verdicts: Counter[str] = Counter()
     rules: Counter[tuple[str, str]] = Counter()
-    allowed = 0  # files without any violation: allowed, and not logged on a page (most files)
+    allowed = shared  # files without any violation: allowed, and not logged on a page (most files)
     for decision in decisions:
         if not decision.violations and not everything:
             allowed += 1

@@ -113,6 +113,16 @@ def conda_file_facts(
     record = record or {}
     check_record_names(filename, record, name, version, build)
     uploaded, uploaded_from = upload_time(record)
+    return package_facts(filename, name, version, build, sha256=sha256, record=record, channel=channel, size=size,
+                         uploaded=uploaded, uploaded_from=uploaded_from)
+
+
+def package_facts(
+    filename: str, name: str, version: str, build: str, *, sha256: str, record: Mapping[str, Any],
+    channel: str | None, size: int | None, uploaded: dt.datetime | None, uploaded_from: str | None,
+) -> FileFacts:
+    """`conda_file_facts` of a package whose filename and record have been read (`size`: of its bytes, when
+    known; else the record's)."""
     return FileFacts(
         ecosystem=Ecosystem.CONDA,
         name=name,

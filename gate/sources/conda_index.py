@@ -21,7 +21,7 @@ from __future__ import annotations
 import io
 import re
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import count, islice
 from typing import Any, NamedTuple
@@ -70,6 +70,18 @@ class RawRecord:
         no JSON decoder reads (`1e999`) as one whose bytes may be served as they are."""
         view = decode(raw)
         return cls(raw, view) if isinstance(view, dict) else None
+
+    @classmethod
+    def every(cls, raws: Sequence[msgspec.Raw]) -> list[RawRecord] | None:
+        """The record of each of `raws`, as `of` gives them (each decoded whole), decoded at once; None when one
+        of them is not a JSON object or cannot be decoded (`of` then says which, one by one)."""
+        try:
+            views = decode(b"[" + b",".join(raws) + b"]")
+        except ValueError:
+            return None
+        if not all(isinstance(view, dict) for view in views):
+            return None
+        return [cls(raw, view) for raw, view in zip(raws, views, strict=True)]
 
     def full(self) -> dict[str, Any]:
         value: dict[str, Any] = decode(self.data)

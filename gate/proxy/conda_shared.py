@@ -1,0 +1,130 @@
+"""Records of one repodata build that share a judgement, so that most records are not judged one by one.
+
+The evaluator says, per package name, what its judgement of a file without evidence depends on
+(`Evaluator.sharing`): file fields, and the upload time only through minimum ages. When those fields are the
+same for every record of a name in one build (the name, the channel, the kind...: `SAME`), two records of
+that name whose upload times are both unknown, or both old enough for every minimum age, get the same outcome
+from every rule. So the first record of such a class is judged as any record is (`CondaChannels.judge_all`);
+when it is allowed without any violation, every other record of its class is too, for as long (`Shared`),
+without facts or a decision of its own. Any other record (a class whose first record has a violation, a
+record younger than an age, a record of an unusual shape: `common_record`, a filename listed twice) is judged
+on its own, and its decision audited.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from gate.evaluate import Judgement, Sharing
+from gate.facts import Ecosystem
+from gate.gather.conda import common_record, listed_time
+from gate.proxy.conda_repodata import NEVER, Record, Shared
+from gate.sources.conda_index import RawRecord
+
+# The file fields every record of one name that `common_record` reads has alike in one build: its ecosystem,
+# kind and index (the channel), not yanked, no signed time (no evidence: no rule of the name reads any).
+SAME = frozenset({"name", "ecosystem", "kind", "index", "yanked", "signedTime", "signedFrom"})
+
+Key = tuple[str, str]  # (name, "any" | "unknown" | "old"): the upload time as the name's rules read it
+JudgeAll = Callable[[list[tuple[str, Record]], Mapping[str, str]], list[Judgement]]
+
+
+class SharedJudgements:
+    """The classes of one build (one channel, one `now`) and the outcome each one's first record had."""
+
+    def __init__(self, sharing: Callable[[Ecosystem, str], Sharing | None], now: dt.datetime) -> None:
+        self._sharing = sharing
+        self.now = now
+        self._names: dict[str, tuple[bool, dt.datetime | None, float] | None] = {}  # see `_upload`
+        self.outcomes: dict[Key, Shared | None] = {}  # None: its first record was not allowed without violation
+
+    def _upload(self, name: str) -> tuple[bool, dt.datetime | None, float] | None:
+        """For records of `name`: None when they do not share judgements; else whether their rules read the
+        upload time, the latest one that is old enough for every age (None: none is), and that moment in
+        seconds since the epoch."""
+        if name not in self._names:
+            sharing = self._sharing(Ecosystem.CONDA, name)
+            if sharing is None or not sharing.fields <= SAME:
+                self._names[name] = None
+            elif not sharing.ages:
+                self._names[name] = (False, None, -math.inf)
+            else:
+                try:
+                    cut = self.now - max(sharing.ages)
+                except OverflowError:  # an age longer than the calendar: no upload time is old enough
+                    self._names[name] = (True, None, -math.inf)
+                else:
+                    self._names[name] = (True, cut, cut.timestamp())
+        return self._names[name]
+
+    def key(self, filename: str, record: Mapping[str, Any]) -> Key | None:
+        """The class of a record (None: it is judged on its own)."""
+        common = common_record(filename, record)
+        if common is None:
+            return None
+        name, seconds = common[0], common[4]
+        upload = self._upload(name)
+        if upload is None:
+            return None
+        reads, cut, about = upload
+        if not reads:
+            return name, "any"
+        if seconds is None:
+            return name, "unknown"
+        # old enough for every age: now - uploaded >= max(ages), i.e. uploaded <= cut; near that moment decided
+        # by the times themselves, further from it by their float values (microseconds off at most)
+        if cut is not None and (seconds < about - 1 or (seconds <= about + 1 and listed_time(seconds) <= cut)):
+            return name, "old"
+        return None
+
+    def judge(self, records: Sequence[tuple[str, Record]], conflicts: Mapping[str, str], judge_all: JudgeAll,
+              ) -> list[Judgement | Shared]:
+        """One outcome per record, in order: `Shared` for a record whose class's first record was allowed
+        without any violation, else its own judgement by `judge_all`."""
+        keys = [None if filename in conflicts else self.key(filename, r.view if isinstance(r, RawRecord) else r)
+                for filename, r in records]
+        outcomes = self.outcomes
+        out: list[Judgement | Shared | None] = [None] * len(records)
+        first: set[Key] = set()
+        first_round: list[int] = []  # each class's first record, and those of no class
+        later: list[int] = []  # waiting for their class's first record
+
+        def judge(numbers: list[int]) -> None:
+            """Judge `numbers` on their own; each class's first record gives its class's outcome."""
+            if not numbers:
+                return
+            for i, judgement in zip(numbers, judge_all([records[i] for i in numbers], conflicts), strict=True):
+                out[i] = judgement
+                key = keys[i]
+                if key is not None and key not in outcomes:
+                    decision, until = judgement
+                    clean = not decision.violations
+                    outcomes[key] = Shared(NEVER if until is None else until.timestamp()) if clean else None
+
+        for i, key in enumerate(keys):
+            if key is None:
+                first_round.append(i)
+            elif key in outcomes:
+                found = outcomes[key]
+                if found is None:
+                    first_round.append(i)
+                else:
+                    out[i] = found
+            elif key in first:
+                later.append(i)
+            else:
+                first.add(key)
+                first_round.append(i)
+        judge(first_round)
+        alone = []
+        for i in later:
+            found = outcomes[keys[i]]  # type: ignore[index]  # a class's first record was judged: its key is set
+            if found is None:
+                alone.append(i)
+            else:
+                out[i] = found
+        judge(alone)
+        return out  # type: ignore[return-value]  # every place is filled
