@@ -64,19 +64,20 @@ def _byte_count(value: object) -> bool:
 Listing = tuple[str, str, str, str, int | float | None, str | None]
 
 
-def common_record(filename: str, record: Mapping[str, Any]) -> Listing | None:
+def common_record(filename: str, record: Mapping[str, Any], *, segment_checked: bool = False) -> Listing | None:
     """What `record_facts` reads of a record, in fewer steps, when the record has the shape nearly every record
     has: a filename `name-version-build` that can be a path segment, a valid sha256, a size that is absent
     or a byte count, name (lowercase), version and build as the filename has them, and an upload time that is
     absent or a positive whole number before year 5138 (`indexed_timestamp` first, as `upload_time` has it).
-    None for any other record: `record_facts` then takes each step on its own (and the answer is the same)."""
+    None for any other record: `record_facts` then takes each step on its own (and the answer is the same).
+    `segment_checked`: the caller found no character a path segment cannot have in the filename."""
     if filename.endswith(".conda"):  # as `split_conda_filename`
         parts = filename[:-6].rsplit("-", 2)
     elif filename.endswith(".tar.bz2"):
         parts = filename[:-8].rsplit("-", 2)
     else:
         return None
-    if len(parts) != 3 or not all(parts) or segment_problem(filename) is not None:
+    if len(parts) != 3 or not all(parts) or (not segment_checked and segment_problem(filename) is not None):
         return None
     get = record.get
     sha256, size = get("sha256"), get("size")

@@ -23,6 +23,7 @@ from gate.facts import Ecosystem
 from gate.gather.conda import common_record, listed_time
 from gate.proxy.conda_repodata import NEVER, Record, Shared
 from gate.sources.conda_index import RawRecord
+from gate.sources.segments import segment_problem
 
 # The file fields every record of one name that `common_record` reads has alike in one build: its ecosystem,
 # kind and index (the channel), not yanked, no signed time (no evidence: no rule of the name reads any).
@@ -60,9 +61,9 @@ class SharedJudgements:
                     self._names[name] = (True, cut, cut.timestamp())
         return self._names[name]
 
-    def key(self, filename: str, record: Mapping[str, Any]) -> Key | None:
-        """The class of a record (None: it is judged on its own)."""
-        common = common_record(filename, record)
+    def key(self, filename: str, record: Mapping[str, Any], *, segment_checked: bool = False) -> Key | None:
+        """The class of a record (None: it is judged on its own); `segment_checked` as `common_record` has it."""
+        common = common_record(filename, record, segment_checked=segment_checked)
         if common is None:
             return None
         name, seconds = common[0], common[4]
@@ -84,8 +85,12 @@ class SharedJudgements:
               ) -> list[Judgement | Shared]:
         """One outcome per record, in order: `Shared` for a record whose class's first record was allowed
         without any violation, else its own judgement by `judge_all`."""
-        keys = [None if filename in conflicts else self.key(filename, r.view if isinstance(r, RawRecord) else r)
-                for filename, r in records]
+        # no filename has a character a path segment cannot have: none of them is checked again (a name
+        # `common_record` takes ends `.conda` or `.tar.bz2`, so is none of "", "." and "..")
+        checked = segment_problem("".join(filename for filename, _ in records)) is None
+        of = self.key
+        keys = [None if filename in conflicts else of(filename, r.view if isinstance(r, RawRecord) else r,
+                                                      segment_checked=checked) for filename, r in records]
         outcomes = self.outcomes
         out: list[Judgement | Shared | None] = [None] * len(records)
         first: set[Key] = set()
