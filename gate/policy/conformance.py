@@ -45,28 +45,16 @@ def policy_schema() -> dict[str, Any]:
     return load_schema(SCHEMA_NAME)
 
 
-def _duration(value: object) -> bool:
-    if isinstance(value, str):
-        parse_duration(value)
-    return True
+def _strings(parse: Callable[[str], object]) -> Callable[[object], bool]:
+    """A format check that parses a string with `parse` (its ValueError is the message); other types pass
+    (as in JSON Schema, a format says nothing about them)."""
 
+    def check(value: object) -> bool:
+        if isinstance(value, str):
+            parse(value)
+        return True
 
-def _regex(value: object) -> bool:
-    if isinstance(value, str):
-        patterns.regex(value)
-    return True
-
-
-def _expiry(value: object) -> bool:
-    if isinstance(value, str):
-        parse_expiry(value)
-    return True
-
-
-def _selector(value: object) -> bool:
-    if isinstance(value, str):
-        parse_selector(value)
-    return True
+    return check
 
 
 def _cel(value: object) -> bool:
@@ -86,10 +74,10 @@ def _cel(value: object) -> bool:
 # The formats gate's schemas name: each returns True or raises ValueError saying what is wrong (the message
 # `gate.policy.schema` reports). jsonschema's FormatChecker is made of these same functions.
 FORMAT_CHECKS: Mapping[str, Callable[[object], bool]] = {
-    "duration": _duration,
-    "regex": _regex,
-    "expiry": _expiry,
-    "package-selector": _selector,
+    "duration": _strings(parse_duration),
+    "regex": _strings(patterns.regex),
+    "expiry": _strings(parse_expiry),
+    "package-selector": _strings(parse_selector),
     "cel": _cel,
 }
 
