@@ -30,8 +30,8 @@ from gate.gather.ports import Uncached
 from gate.gather.pypi import PypiFacts, first_rows
 from gate.gather.releases import release_evidence_for
 from gate.redact import redact
+from gate.sources.failure import UpstreamError
 from gate.sources.hosts import HostPolicy
-from gate.sources.http import UpstreamError
 from gate.sources.pypi import DEFAULT_UPSTREAM, ProjectNotFoundError, SimpleClient
 from gate.verify.api import BundleVerifier
 

@@ -34,7 +34,7 @@ from gate.sources.conda import is_conda_filename
 from gate.sources.conda_channel import package_url
 from gate.sources.conda_evidence import SIGS, V0_SIGS, advertised_sha256
 from gate.sources.conda_upstream import ChannelClient
-from gate.sources.http import Failure, UpstreamError
+from gate.sources.failure import Failure, UpstreamError
 
 log = logging.getLogger(__name__)
 SERVICE = "gate.conda"

@@ -51,7 +51,7 @@ from gate.sources.conda_shards import (
     shard_url,
 )
 from gate.sources.conda_upstream import ChannelClient
-from gate.sources.http import Failure, UpstreamError
+from gate.sources.failure import Failure, UpstreamError
 
 UPSTREAM_INDEX = "conda.shards.index"  # upstream shard indexes (decompressed) with their validators
 UPSTREAM_SHARD = "conda.shards.upstream"  # (subdir, name) -> the upstream shard (decompressed) of its address

@@ -17,7 +17,7 @@ from gate.evaluate import Judgement, gate_denial
 from gate.facts import Facts
 from gate.proxy.audit import audit_record
 from gate.proxy.state import Gate
-from gate.sources.http import Failure, UpstreamError
+from gate.sources.failure import Failure, UpstreamError
 
 log = logging.getLogger(__name__)
 

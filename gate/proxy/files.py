@@ -29,8 +29,9 @@ from gate.proxy.audit import audit_record
 from gate.proxy.decide import audit_decisions, refusal, text_response, upstream_failure, visible
 from gate.proxy.state import Gate
 from gate.redact import redact
+from gate.sources.failure import UpstreamError
 from gate.sources.hosts import HostPolicy
-from gate.sources.http import HttpClient, Stream, UpstreamError
+from gate.sources.http import HttpClient, Stream
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 16

@@ -47,7 +47,7 @@ from gate.proxy.pypi_warm import page_key, rendered_answer
 from gate.proxy.state import EXTENSION, gate_state
 from gate.proxy.stores.base import Entry
 from gate.redact import redact
-from gate.sources.http import UpstreamError
+from gate.sources.failure import UpstreamError
 from gate.sources.pypi import JSON_V1, ProjectPage, SimpleFile
 
 EXPLAINED = "pypi.explained"  # whole-project explanations, kept as rendered pages are

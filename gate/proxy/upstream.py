@@ -21,7 +21,8 @@ from gate.memo import Memo as Bounded
 from gate.proxy.cache import Memo
 from gate.proxy.decide import upstream_status
 from gate.proxy.state import Gate
-from gate.sources.http import Failure, Fetched, UpstreamError, Validators
+from gate.sources.failure import Failure, UpstreamError
+from gate.sources.http import Fetched, Validators
 
 T = TypeVar("T")
 # (validators of the stored body or None, its meta or {}) -> the upstream's answer

@@ -29,9 +29,10 @@ from gate.redact import redact_text
 from gate.sources.conda import record_for_bytes, split_conda_filename
 from gate.sources.conda_channel import MAX_REPODATA_BYTES, find_record, parse_repodata
 from gate.sources.conda_evidence import MAX_SIDECAR_BYTES, SidecarError
+from gate.sources.failure import UpstreamError
 from gate.sources.filenames import is_distribution_filename
 from gate.sources.hosts import HostPolicy, HostPort
-from gate.sources.http import MAX_FILE_BYTES, HttpClient, Stream, UpstreamError
+from gate.sources.http import MAX_FILE_BYTES, HttpClient, Stream
 from gate.sources.local import LocalOptions
 from gate.sources.localfile import bounded_chunks, read_regular
 

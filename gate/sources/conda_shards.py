@@ -26,7 +26,8 @@ from gate.sources.conda import split_conda_filename
 from gate.sources.conda_channel import SECTIONS, Record, decompress_zst, duplicate_problem
 from gate.sources.conda_index import RawRecord
 from gate.sources.conda_upstream import ChannelClient
-from gate.sources.http import Failure, Fetched, UpstreamError, Validators
+from gate.sources.failure import Failure, UpstreamError
+from gate.sources.http import Fetched, Validators
 
 INDEX = "repodata_shards.msgpack.zst"
 MAX_INDEX_BYTES = 64 << 20  # decoded; conda-forge linux-64's index is under 1 MB compressed

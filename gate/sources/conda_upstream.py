@@ -15,8 +15,9 @@ import requests
 
 from gate.sources.conda_channel import MAX_REPODATA_BYTES, compress_zst, decompress_zst
 from gate.sources.conda_index import RepodataIndex
+from gate.sources.failure import Failure, UpstreamError
 from gate.sources.hosts import HostPolicy
-from gate.sources.http import Answer, Failure, Fetched, HttpClient, UpstreamError, Validators
+from gate.sources.http import Answer, Fetched, HttpClient, Validators
 from gate.sources.segments import join
 
 JSON = "repodata.json"

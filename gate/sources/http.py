@@ -27,8 +27,7 @@ from requests.auth import HTTPBasicAuth
 
 from gate.redact import Credential, origin
 from gate.sources.deadline import Deadline, deadline_session
-from gate.sources.failure import Failure as Failure  # noqa: PLC0414 (re-exported: the client's errors)
-from gate.sources.failure import UpstreamError as UpstreamError  # noqa: PLC0414
+from gate.sources.failure import Failure, UpstreamError
 from gate.sources.hosts import HostPolicy, HostRefusedError, public_peers_only
 
 T = TypeVar("T")

@@ -23,8 +23,9 @@ import requests
 from packaging.utils import canonicalize_name
 
 from gate.facts import parse_time
+from gate.sources.failure import Failure, UpstreamError
 from gate.sources.hosts import HostPolicy
-from gate.sources.http import MAX_PAGE_BYTES, Failure, Fetched, HttpClient, UpstreamError, Validators
+from gate.sources.http import MAX_PAGE_BYTES, Fetched, HttpClient, Validators
 from gate.sources.segments import join
 
 JSON_V1 = "application/vnd.pypi.simple.v1+json"

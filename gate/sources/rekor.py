@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 
 from gate.errors import UsageError
 from gate.redact import redact
+from gate.sources.failure import UpstreamError
 from gate.sources.hosts import HostPolicy
-from gate.sources.http import HttpClient, UpstreamError
+from gate.sources.http import HttpClient
 from gate.verify.bounded import EvidenceParseError, parse_json
 from gate.verify.rekor_set import CheckError, EntryLookupError, SignedEntry
 

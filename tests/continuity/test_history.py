@@ -11,8 +11,8 @@ import pytest
 
 from gate.facts import Continuity, FileFacts, LineRelease, Publisher
 from gate.gather.history import RELEASE_FILES, Attested, PageHistory
+from gate.sources.failure import UpstreamError
 from gate.sources.filenames import python_file_facts
-from gate.sources.http import UpstreamError
 from gate.sources.pypi import SimpleFile
 
 NOW = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)

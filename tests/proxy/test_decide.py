@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gate.proxy.decide import upstream_failure
-from gate.sources.http import Failure, UpstreamError
+from gate.sources.failure import Failure, UpstreamError
 from tests.support.gate_app import gate_app
 from tests.support.gate_server import free_port
 from tests.support.scripted_pages import ALLOW_OLD, page_headers, project_page, wheel_name

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from gate.sources import hosts
+from gate.sources.failure import UpstreamError
 from gate.sources.hosts import HostPolicy
-from gate.sources.http import HttpClient, UpstreamError
+from gate.sources.http import HttpClient
 from tests.support.scripted_upstream import Reply, ScriptedServer, scripted_upstream
 
 NAME = "rebinding.example"

@@ -27,8 +27,8 @@ from packaging.utils import (
 from gate.facts import Ecosystem, FileFacts, FileKind, Unidentified, iso_z
 from gate.gather.pypi import row_facts
 from gate.sources import filenames as local
+from gate.sources.failure import Failure, UpstreamError
 from gate.sources.filenames import python_file_facts
-from gate.sources.http import Failure, UpstreamError
 from gate.sources.pypi import ProjectPage, SimpleFile, parse_json
 
 

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from gate.sources.http import Failure, HttpClient, Stream, UpstreamError
+from gate.sources.failure import Failure, UpstreamError
+from gate.sources.http import HttpClient, Stream
 from tests.support.scripted_upstream import Reply, ScriptedServer, scripted_upstream
 
 MiB = 1 << 20
