@@ -146,7 +146,6 @@ def measure(count: int, work: Path) -> dict[str, Any]:
         gate = subprocess.Popen([sys.executable, __file__, "--serve-gate", str(work), upstream.url, str(port)],
                                 stdout=log, stderr=subprocess.STDOUT)
         try:
-            worker = worker_of(gate.pid)
             base = f"http://127.0.0.1:{port}"
             for _ in range(300):
                 try:
@@ -154,6 +153,7 @@ def measure(count: int, work: Path) -> dict[str, Any]:
                     break
                 except OSError:
                     time.sleep(0.1)
+            worker = worker_of(gate.pid)  # once it answers: the master's only child then is its worker
             idle = memory(worker, "VmRSS")
             before = cpu(worker)
             cold, body = fetch(base, PATH)

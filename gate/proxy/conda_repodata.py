@@ -14,7 +14,6 @@ sha256...) is denied, so never served. Decisions are audited when they are made.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import datetime as dt
 import gc
 import hashlib
@@ -120,10 +119,12 @@ class Built:
 
 
 def _libc_trim() -> Callable[[int], int] | None:
-    """glibc's `malloc_trim` (None elsewhere: musl, macOS)."""
-    name = ctypes.util.find_library("c") if sys.platform == "linux" else None
+    """glibc's `malloc_trim` (None elsewhere: musl, macOS), looked up among the symbols the process has
+    loaded (`ctypes.util.find_library` would start a subprocess, seen as a child of the server)."""
+    if sys.platform != "linux":
+        return None
     try:
-        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+        return getattr(ctypes.CDLL(None), "malloc_trim", None)
     except OSError:
         return None
 
