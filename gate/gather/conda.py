@@ -77,17 +77,17 @@ def common_record(filename: str, record: Mapping[str, Any], *, segment_checked: 
         parts = filename[:-8].rsplit("-", 2)
     else:
         return None
-    if len(parts) != 3 or not all(parts) or (not segment_checked and segment_problem(filename) is not None):
+    if len(parts) != 3 or "" in parts or (not segment_checked and segment_problem(filename) is not None):
         return None
     get = record.get
     sha256, size = get("sha256"), get("size")
     if type(sha256) is not str or _SHA256.fullmatch(sha256) is None:
         return None
-    if not (size is None or (type(size) is int and size >= 0)):
+    if size is not None and (type(size) is not int or size < 0):
         return None
     name, version, build = parts
     name = name.lower()
-    if not (get("name") == name and get("version") == version and get("build") == build):
+    if get("name") != name or get("version") != version or get("build") != build:
         return None
     value, field = get("indexed_timestamp"), "indexed_timestamp"
     if value is None:

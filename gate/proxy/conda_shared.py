@@ -61,36 +61,44 @@ class SharedJudgements:
                     self._names[name] = (True, cut, cut.timestamp())
         return self._names[name]
 
-    def key(self, filename: str, record: Mapping[str, Any], *, segment_checked: bool = False) -> Key | None:
-        """The class of a record (None: it is judged on its own); `segment_checked` as `common_record` has it."""
-        common = common_record(filename, record, segment_checked=segment_checked)
-        if common is None:
-            return None
-        name, seconds = common[0], common[4]
-        upload = self._upload(name)
-        if upload is None:
-            return None
-        reads, cut, about = upload
-        if not reads:
-            return name, "any"
-        if seconds is None:
-            return name, "unknown"
-        # old enough for every age: now - uploaded >= max(ages), i.e. uploaded <= cut; near that moment decided
-        # by the times themselves, further from it by their float values (microseconds off at most)
-        if cut is not None and (seconds < about - 1 or (seconds <= about + 1 and listed_time(seconds) <= cut)):
-            return name, "old"
-        return None
+    def keys(self, filenames: Sequence[str], records: Sequence[Mapping[str, Any]], conflicts: Mapping[str, str],
+             ) -> list[Key | None]:
+        """The class of each record, listed under the filename at the same place (None: it is judged on its
+        own, as is a filename in `conflicts`)."""
+        # no filename has a character a path segment cannot have: none of them is checked again (a name
+        # `common_record` takes ends `.conda` or `.tar.bz2`, so is none of "", "." and "..")
+        checked = segment_problem("".join(filenames)) is None
+        names, upload = self._names, self._upload
+        out: list[Key | None] = []
+        add = out.append
+        for filename, record in zip(filenames, records, strict=True):
+            common = None if filename in conflicts else common_record(filename, record, segment_checked=checked)
+            if common is None:
+                add(None)
+                continue
+            name = common[0]
+            how = names[name] if name in names else upload(name)
+            if how is None:
+                add(None)
+            elif not how[0]:
+                add((name, "any"))
+            elif (seconds := common[4]) is None:
+                add((name, "unknown"))
+            else:
+                # old enough for every age: now - uploaded >= max(ages), i.e. uploaded <= cut; near that moment
+                # decided by the times themselves, further from it by their float values (microseconds off at most)
+                cut, about = how[1], how[2]
+                old = cut is not None and (
+                    seconds < about - 1 or (seconds <= about + 1 and listed_time(seconds) <= cut))
+                add((name, "old") if old else None)
+        return out
 
     def judge(self, records: Sequence[tuple[str, Record]], conflicts: Mapping[str, str], judge_all: JudgeAll,
               ) -> list[Judgement | Shared]:
         """One outcome per record, in order: `Shared` for a record whose class's first record was allowed
         without any violation, else its own judgement by `judge_all`."""
-        # no filename has a character a path segment cannot have: none of them is checked again (a name
-        # `common_record` takes ends `.conda` or `.tar.bz2`, so is none of "", "." and "..")
-        checked = segment_problem("".join(filename for filename, _ in records)) is None
-        of = self.key
-        keys = [None if filename in conflicts else of(filename, r.view if isinstance(r, RawRecord) else r,
-                                                      segment_checked=checked) for filename, r in records]
+        keys = self.keys([filename for filename, _ in records],
+                         [r.view if isinstance(r, RawRecord) else r for _, r in records], conflicts)
         outcomes = self.outcomes
         out: list[Judgement | Shared | None] = [None] * len(records)
         first: set[Key] = set()
