@@ -7,9 +7,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from flask import Flask
 
 from tests.support.pypi_model import UpstreamIndex
 from tests.support.pypi_upstream import RunningUpstream, serve
+from tests.support.wsgi_client import ClosingClient
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -19,7 +21,9 @@ MINI_PYPI = FIXTURES / "index" / "mini-pypi"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Stop with one line, before any test module reads them, when the shared fixtures are missing."""
+    """Stop with one line, before any test module reads them, when the shared fixtures are missing. Test
+    clients read and close every response, as a WSGI server does (`ClosingClient`)."""
+    Flask.test_client_class = ClosingClient
     if not ATTESTATIONS.is_dir():
         message = f"../shared/fixtures not found at {FIXTURES}: clone the shared fixtures beside the repo"
         raise pytest.UsageError(message)

@@ -8,6 +8,7 @@ policy reads attestations. The routes are `gate.proxy.conda_routes`.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
@@ -17,7 +18,8 @@ from gate.evaluate import Judgement, unidentified
 from gate.facts import Facts, FileFacts, Unidentified
 from gate.gather.conda import CondaFacts, SidecarLocator, record_facts
 from gate.proxy.cache import Memo
-from gate.proxy.conda_repodata import Judged, Record, build, trim
+from gate.proxy.conda_body import Built, Writing, body_etag
+from gate.proxy.conda_repodata import Judged, Record, judge_index, trim
 from gate.proxy.conda_shared import SharedJudgements
 from gate.proxy.decide import audit_decisions, judge, keep, visible
 from gate.proxy.evidence import StoreEvidence
@@ -28,6 +30,8 @@ from gate.sources.conda_evidence import MAX_SIDECAR_BYTES, SidecarError
 from gate.sources.conda_index import RawRecord, RepodataIndex
 from gate.sources.conda_upstream import STORED_ZST, ChannelClient
 from gate.sources.segments import join
+
+log = logging.getLogger(__name__)
 
 UPSTREAM = "conda.repodata"  # upstream repodata bytes with their validators
 FILTERED = "conda.filtered"  # filtered repodata, compressed, valid while its decisions hold
@@ -148,11 +152,15 @@ class CondaChannels:
 
     # -- filtered repodata ---------------------------------------------------------------------------
 
-    def filtered(self, client: ChannelClient, subdir: str, *, requester: str | None) -> Served:
+    def filtered(
+        self, client: ChannelClient, subdir: str, *, requester: str | None, stream: bool = False,
+    ) -> Served | Writing:
         """The subdir's repodata with every denied record removed (compressed, with the ETags of its plain
         and compressed forms), cached while its decisions hold; the upstream repodata is parsed only when no
         filtered copy of its current body is cached, and judged again only where decisions may have changed
-        (`gate.proxy.conda_repodata`; new decisions are audited as asked for by `requester`)."""
+        (`gate.proxy.conda_repodata`; new decisions are audited as asked for by `requester`). With `stream`,
+        a body that has to be written is given as it is being written (`Writing`: iterated, the plain body;
+        kept when it is whole), else it is written whole first."""
         state, now = self.state, self.state.now()
         digest = self.upstream_digest(client, subdir)
         key = "|".join((client.subdir_url(subdir), state.view_digest))
@@ -171,25 +179,54 @@ class CondaChannels:
         state.metrics.inc("gate_cache_misses_total", cache=FILTERED)
         index = self.repodata.parsed(client.subdir_url(subdir), digest)
         memo = f"{key}\n{digest}"
+        # outcomes this process wrote a body from fit the body; those read from the store are checked by
+        # writing the whole body before any of it is served, and judged afresh when they do not fit
+        previous = self._judged.get(memo)
+        trusted = previous is not None
+        if previous is None:
+            previous = self._stored(key, digest, len(index))
         shared = SharedJudgements(state.evaluator.sharing, now)
-        built = build(
-            index, self._judged.get(memo) or self._stored(key, digest, len(index)), now,
-            judge=lambda records, conflicts: shared.judge(
-                records, conflicts, lambda some, problems: self.judge_all(client, subdir, some, now, problems)),
-            visible=lambda decision: visible(state, decision),
-            audit=lambda decisions, alike: audit_decisions(state, decisions, event="repodata", client=requester,
-                                                           shared=alike),
-        )
-        self._judged.put(memo, built.judged, len(index))
-        state.store.put(JUDGED, key, built.judged.dump(), {"upstream": digest, "count": len(index)})
-        meta = {"upstream": digest, "etag": built.etag, "zst_etag": built.zst_etag, "length": built.length}
-        keep(state, FILTERED, key, built.zst, meta, until=built.until, now=now)
-        served = Served(built.zst, built.etag, built.zst_etag, built.length)
+
+        def judged(previous: Judged | None) -> Writing:
+            outcomes, rejudged = judge_index(
+                index, previous, now,
+                judge=lambda records, conflicts: shared.judge(
+                    records, conflicts, lambda some, problems: self.judge_all(client, subdir, some, now, problems)),
+                visible=lambda decision: visible(state, decision),
+                audit=lambda decisions, alike: audit_decisions(state, decisions, event="repodata", client=requester,
+                                                               shared=alike),
+            )
+            return Writing(index, outcomes, rejudged, body_etag(digest, outcomes),
+                           ready=lambda built: self._hold(key, memo, digest, built, now),
+                           done=lambda built: self._store(key, digest, built, now))
+
+        writing = judged(previous)
+        if stream and (previous is None or trusted):
+            return writing
+        try:
+            built = writing.built()
+        except RuntimeError:
+            if previous is None:
+                raise
+            log.warning("kept repodata outcomes do not fit the upstream body; judging every record again")
+            built = judged(None).built()
+        return Served(built.zst, built.etag, built.zst_etag, built.length)
+
+    def _hold(self, key: str, memo: str, digest: str, built: Built, now: dt.datetime) -> None:
+        """Keep a body just written, and the outcomes it was written from, in this process."""
+        self._judged.put(memo, built.judged, len(built.judged.served))
         until = None if built.until is None else built.until.timestamp()
         if until is None or until > now.timestamp():  # as `keep` keeps it
+            served = Served(built.zst, built.etag, built.zst_etag, built.length)
             self._served.put(key, (digest, until, served), len(built.zst))
+
+    def _store(self, key: str, digest: str, built: Built, now: dt.datetime) -> None:
+        """Store a body just written, and the outcomes it was written from, for other workers."""
+        state = self.state
+        state.store.put(JUDGED, key, built.judged.dump(), {"upstream": digest, "count": len(built.judged.served)})
+        meta = {"upstream": digest, "etag": built.etag, "zst_etag": built.zst_etag, "length": built.length}
+        keep(state, FILTERED, key, built.zst, meta, until=built.until, now=now)
         trim()
-        return served
 
     def _stored(self, key: str, digest: str, count: int) -> Judged | None:
         """The per-record outcomes another worker kept for the upstream body `digest` under this view."""

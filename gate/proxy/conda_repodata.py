@@ -1,14 +1,13 @@
-"""The filtered monolithic repodata of a subdir, built from an upstream `RepodataIndex` record by record.
+"""The per-record outcomes of a subdir's upstream `RepodataIndex` under one view, judged record by record.
 
 A build judges records in batches (decoded one batch at a time, then dropped: memory stays near the size of
 the upstream body) and keeps, per record, whether it is served, when its decision may change, whether its
-upstream bytes are already the bytes served, and how many bytes it takes (`Judged`). The body is then
-written once, hashed for its ETag and zstd-compressed as it goes (`RepodataWriter`); only the compressed
-body is kept. A rebuild of the same upstream body under the same view (policies, trust root, OSV data,
-audit mode) re-judges only the records whose decision may have changed by now (a `minimumAge` reached, an
-exception expired, a sidecar to fetch again): the others' decisions still hold, by the evaluator's
-`valid_until`. A record that cannot be judged (not decodable, listed twice with different records, no
-sha256...) is denied, so never served. Decisions are audited when they are made.
+upstream bytes are already the bytes served, and how many bytes it takes (`Judged`); the body is then
+written from those (`gate.proxy.conda_body`). A rebuild of the same upstream body under the same view
+(policies, trust root, OSV data, audit mode) re-judges only the records whose decision may have changed by
+now (a `minimumAge` reached, an exception expired, a sidecar to fetch again): the others' decisions still
+hold, by the evaluator's `valid_until`. A record that cannot be judged (not decodable, listed twice with
+different records, no sha256...) is denied, so never served. Decisions are audited when they are made.
 """
 
 from __future__ import annotations
@@ -16,8 +15,6 @@ from __future__ import annotations
 import ctypes
 import datetime as dt
 import gc
-import hashlib
-import logging
 import math
 import sys
 import threading
@@ -38,11 +35,7 @@ from gate.sources.conda_index import (
     PASSTHROUGH_KEYS,
     RawRecord,
     RepodataIndex,
-    RepodataWriter,
-    decode,
 )
-
-log = logging.getLogger(__name__)
 
 BATCH = 2048  # records decoded and judged at once
 NEVER = math.inf  # a decision that does not change with time
@@ -104,20 +97,6 @@ class Judged:
         return min(self.until, default=NEVER)
 
 
-class Built:
-    """A built body: the compressed served repodata, the ETags of the plain and the compressed bodies, the
-    plain body's length, when it stops holding (None: not with time), and how many records were judged."""
-
-    __slots__ = ("etag", "judged", "length", "rejudged", "until", "zst", "zst_etag")
-
-    def __init__(self, zst: bytes, digest: str, length: int, judged: Judged, rejudged: int) -> None:
-        self.zst, self.length, self.judged, self.rejudged = zst, length, judged, rejudged
-        self.etag = f'"{digest[:32]}"'
-        self.zst_etag = f'"{hashlib.sha256(zst).hexdigest()[:32]}"'
-        expires = judged.expires()
-        self.until = None if expires == NEVER else dt.datetime.fromtimestamp(expires, dt.UTC)
-
-
 def _libc_trim() -> Callable[[int], int] | None:
     """glibc's `malloc_trim` (None elsewhere: musl, macOS), looked up among the symbols the process has
     loaded (`ctypes.util.find_library` would start a subprocess, seen as a child of the server)."""
@@ -164,27 +143,13 @@ def _no_gc() -> Iterator[None]:
                 gc.enable()
 
 
-def build(
+def judge_index(
     index: RepodataIndex, previous: Judged | None, now: dt.datetime, *, judge: JudgeBatch, visible: Visible,
     audit: Audit,
-) -> Built:
-    """The served repodata of `index` at `now`: every record judged (`judge`, in batches; each batch's
-    decisions given to `audit`), or, with `previous` (this index's outcome under the same view), only the
-    records whose decision may have changed by `now`. Outcomes that do not fit the body (their lengths do not
-    add up: kept by another gate version, or damaged in the store) are not trusted: every record is judged
-    afresh."""
-    if previous is not None:
-        try:
-            return _build(index, previous, now, judge=judge, visible=visible, audit=audit)
-        except RuntimeError:
-            log.warning("kept repodata outcomes do not fit the upstream body; judging every record again")
-    return _build(index, None, now, judge=judge, visible=visible, audit=audit)
-
-
-def _build(
-    index: RepodataIndex, previous: Judged | None, now: dt.datetime, *, judge: JudgeBatch, visible: Visible,
-    audit: Audit,
-) -> Built:
+) -> tuple[Judged, int]:
+    """The outcome of every record of `index` at `now`, and how many were judged now: every record judged
+    (`judge`, in batches; each batch's decisions given to `audit`), or, with `previous` (this index's outcomes
+    under the same view), only the records whose decision may have changed by `now`."""
     with _no_gc():
         judged = Judged.empty(len(index)) if previous is None else _copy(previous)
         for number in index.shadowed:  # never served: the earlier section's copy stands for it
@@ -205,12 +170,7 @@ def _build(
             _judge_batch(index, batch, judged, judge=judge, visible=visible, audit=audit, keys=keys)
         if keys is not None and tuple(keys) != index.plain():
             _reencode(index, judged)  # not proved: each served record is checked on its own
-        head = index.head
-        size = _size(index, head, judged)
-        with RepodataWriter(size, hashlib.sha256) as writer:
-            _write(index, head, judged, writer)
-            zst, digest = writer.finish()
-        return Built(zst, digest, size, judged, rejudged)
+        return judged, rejudged
 
 
 def _copy(judged: Judged) -> Judged:
@@ -293,70 +253,3 @@ def _reencode(index: RepodataIndex, judged: Judged) -> None:
         if not record.passthrough:
             judged.canonical[number] = 0
             judged.lengths[number] = len(ENCODE(slot.filename)) + 1 + len(ENCODE(record.full()))
-
-
-def _size(index: RepodataIndex, head: list[tuple[str, bytes | None]], judged: Judged) -> int:
-    size = 2 + max(len(head) - 1, 0)  # braces, commas
-    for key, value in head:
-        size += len(ENCODE(key)) + 1
-        if value is not None:
-            size += len(value)
-            continue
-        offset, count = index.offset(key), len(index.sections[key])
-        kept = sum(judged.served[offset : offset + count])
-        size += 2 + max(kept - 1, 0) + sum(judged.lengths[offset : offset + count])
-    return size
-
-
-def _write(index: RepodataIndex, head: list[tuple[str, bytes | None]], judged: Judged, out: RepodataWriter) -> None:
-    layout = index.layout()
-    out.write(b"{")
-    for i, (key, value) in enumerate(head):
-        out.write(b"," + ENCODE(key) + b":" if i else ENCODE(key) + b":")
-        if value is not None:
-            out.write(value)
-        elif layout is None:
-            _write_records(index, key, judged, out)
-        else:
-            _write_runs(index, key, layout[key], judged, out)
-    out.write(b"}")
-
-
-def _write_records(index: RepodataIndex, section: str, judged: Judged, out: RepodataWriter) -> None:
-    """The served records of `section`, one by one."""
-    out.write(b"{")
-    number, first = index.offset(section), True
-    served, canonical = judged.served, judged.canonical
-    for filename, raw in index.sections[section].items():
-        if served[number]:
-            out.write(ENCODE(filename) + b":" if first else b"," + ENCODE(filename) + b":")
-            out.write(memoryview(raw) if canonical[number] else ENCODE(decode(raw)))
-            first = False
-        number += 1
-    out.write(b"}")
-
-
-def _write_runs(index: RepodataIndex, section: str, starts: array[int], judged: Judged, out: RepodataWriter) -> None:
-    """The served records of `section`: each run of records served as their own bytes is one slice of the
-    upstream body (commas included); any other record is written re-encoded."""
-    body, offset, count = memoryview(index.body), index.offset(section), len(index.sections[section])
-    served, canonical = judged.served, judged.canonical
-    whole = int.from_bytes(served[offset : offset + count], "big") & int.from_bytes(
-        canonical[offset : offset + count], "big")
-    verbatim = whole.to_bytes(count, "big")  # 1: served as its own bytes
-    items, position = iter(index.sections[section].items()), -1  # walked forward once for re-encoded records
-    out.write(b"{")
-    at, first = 0, True
-    while (at := served.find(1, offset + at, offset + count) - offset) >= 0:
-        if verbatim[at]:
-            end = verbatim.find(0, at)
-            end = count if end < 0 else end
-            out.write(body[starts[at] - (0 if first else 1) : starts[end] - 1])  # with the `,` before it
-        else:
-            filename, raw = next(islice(items, at - position - 1, None))
-            position = at
-            out.write((b"" if first else b",") + ENCODE(filename) + b":")
-            out.write(ENCODE(decode(raw)))
-            end = at + 1
-        first, at = False, end
-    out.write(b"}")

@@ -24,6 +24,7 @@ from flask import Blueprint, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
 
 from gate.proxy.conda import CondaChannels, Listed
+from gate.proxy.conda_body import Writing
 from gate.proxy.conda_paths import Served, classify, valid_subdir
 from gate.proxy.conda_shards import IMMUTABLE, CondaShards
 from gate.proxy.decide import audit_decisions, not_modified, refusal, text_response, upstream_failure, visible
@@ -109,8 +110,16 @@ def subdir_file(name: str, subdir: str, rest: str) -> Response:
 
 
 def _repodata(service: CondaChannels, client: ChannelClient, subdir: str, *, zst: bool) -> Response:
-    """The filtered repodata: kept compressed; `repodata.json` is decompressed as it is sent."""
-    served = service.filtered(client, subdir, requester=request.remote_addr)
+    """The filtered repodata: kept compressed; `repodata.json` is decompressed as it is sent, or, when it has
+    just been judged, sent as it is written (`Writing`; a client that stops reading does not stop it)."""
+    served = service.filtered(client, subdir, requester=request.remote_addr, stream=not zst)
+    if isinstance(served, Writing):  # only for `repodata.json`
+        headers = {"ETag": served.etag, "Cache-Control": "max-age=0, must-revalidate"}
+        if not_modified(served.etag):
+            served.close()  # nothing to send: written whole now, and kept
+            return Response(status=304, headers=headers)
+        headers["Content-Length"] = str(served.length)
+        return Response(served, headers=headers, content_type="application/json")
     etag = served.zst_etag if zst else served.etag
     headers = {"ETag": etag, "Cache-Control": "max-age=0, must-revalidate"}
     if not_modified(etag):

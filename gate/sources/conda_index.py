@@ -21,7 +21,7 @@ from __future__ import annotations
 import io
 import re
 from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import count, islice
 from typing import Any, NamedTuple
@@ -303,15 +303,15 @@ def _try_decode(raw: msgspec.Raw) -> Any:
 
 
 class RepodataWriter:
-    """The served repodata, written in pieces: its sha256, its length and its zstd-compressed bytes (a frame
-    with the content size, which is known before the first byte: `size`). Each piece is compressed on a
-    thread of its own while this one hashes it and writes the next (zstd and hashlib let go of the GIL): at
-    most two pieces are held besides the buffer. A context manager: leaving it ends that thread."""
+    """The served repodata, written in pieces: its length checked and its zstd-compressed bytes made (a frame
+    with the content size, which is known before the first byte: `size`). Each write hands back the piece it
+    completed (about a MiB), for the caller to send on; each piece is compressed on a thread of its own while
+    this one writes the next (zstd lets go of the GIL): at most two pieces are held besides the buffer. A
+    context manager: leaving it ends that thread."""
 
-    def __init__(self, size: int, digest: Callable[[], Any]) -> None:
+    def __init__(self, size: int) -> None:
         self.size = size
         self.written = 0
-        self._hash = digest()
         self._zst = zstandard.ZstdCompressor(level=LEVEL).compressobj(size=size)
         self._out = io.BytesIO()  # its value is taken without a copy (a list of pieces would be joined)
         self._buffer = bytearray()
@@ -322,33 +322,37 @@ class RepodataWriter:
         return self
 
     def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """End the compressing thread (what is being compressed is finished first)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def write(self, piece: bytes | memoryview) -> None:
+    def write(self, piece: bytes | memoryview) -> bytes | None:
+        """Add `piece`; the piece of about a MiB this completed (None: none yet)."""
         self._buffer += piece
-        if len(self._buffer) >= _FLUSH:
-            self._flush()
+        return self._flush() if len(self._buffer) >= _FLUSH else None
 
     def _compress(self, piece: bytes) -> None:
         self._out.write(self._zst.compress(piece))
 
-    def _flush(self) -> None:
+    def _flush(self) -> bytes:
         if self.written + len(self._buffer) > self.size:  # zstd would refuse it: say why
             raise RuntimeError(f"filtered repodata exceeds the {self.size} bytes announced")
         piece, self._buffer = bytes(self._buffer), bytearray()
         previous, self._pending = self._pending, self._pool.submit(self._compress, piece)
-        self._hash.update(piece)
         self.written += len(piece)
         if previous is not None:
             previous.result()  # raises what compressing it raised
+        return piece
 
-    def finish(self) -> tuple[bytes, str]:
-        """(the compressed body, the hex sha256 of the plain one); RuntimeError when fewer or more bytes
-        were written than announced (the body would not be what was judged: nothing is served)."""
-        self._flush()
+    def finish(self) -> tuple[bytes, bytes]:
+        """(the last piece, the compressed body); RuntimeError when fewer or more bytes were written than
+        announced (the body would not be what was judged: nothing more is served)."""
+        last = self._flush()
         if self._pending is not None:
             self._pending.result()
         if self.written != self.size:  # checked first: zstd refuses to end a frame of another size
             raise RuntimeError(f"filtered repodata is {self.written} bytes, {self.size} were announced")
         self._out.write(self._zst.flush())
-        return self._out.getvalue(), self._hash.hexdigest()
+        return last, self._out.getvalue()
