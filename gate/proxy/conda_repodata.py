@@ -199,9 +199,9 @@ def _judge_batch(
     every = RawRecord.every([raw for _, _, raw in batch])
     if every is not None and keys is not None:  # every record read at once, taken as passthrough
         views = [found.view for found in every]
-        keys[0] += sum("name" in view for view in views)
-        keys[1] += sum("version" in view for view in views)
-        keys[2] += sum("build" in view for view in views)
+        keys[0] += len([view for view in views if "name" in view])
+        keys[1] += len([view for view in views if "version" in view])
+        keys[2] += len([view for view in views if "build" in view])
         records: list[tuple[str, Record]] = [(slot[1], found) for slot, found in zip(batch, every, strict=True)]
         numbers = [number for number, _, _ in batch]
     else:
@@ -237,10 +237,12 @@ def _judge_batch(
             if not visible(decision):
                 served[number], lengths[number] = 0, 0
                 continue
-        as_is = isinstance(record, RawRecord)
-        size = len(record.data) if isinstance(record, RawRecord) else len(ENCODE(record))
-        served[number], canonical[number] = 1, as_is
-        lengths[number] = len(ENCODE(filename)) + 1 + size
+        if isinstance(record, RawRecord):
+            served[number], canonical[number] = 1, 1
+            lengths[number] = len(ENCODE(filename)) + 1 + len(record.data)
+        else:
+            served[number], canonical[number] = 1, 0
+            lengths[number] = len(ENCODE(filename)) + 1 + len(ENCODE(record))
 
 
 def _reencode(index: RepodataIndex, judged: Judged) -> None:
