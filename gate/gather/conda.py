@@ -71,6 +71,19 @@ def common_record(filename: str, record: Mapping[str, Any], *, segment_checked: 
     absent or a positive whole number before year 5138 (`indexed_timestamp` first, as `upload_time` has it).
     None for any other record: `record_facts` then takes each step on its own (and the answer is the same).
     `segment_checked`: the caller found no character a path segment cannot have in the filename."""
+    get = record.get
+    return common_fields(filename, (get("name"), get("version"), get("build"), get("sha256"), get("size"),
+                                    get("indexed_timestamp"), get("timestamp")), segment_checked=segment_checked)
+
+
+# A record's name, version, build, sha256, size, indexed_timestamp and timestamp, as `common_fields` reads them
+Fields = tuple[object, object, object, object, object, object, object]
+
+
+def common_fields(filename: str, fields: Fields, *, segment_checked: bool = False) -> Listing | None:
+    """`common_record` of a record whose fields are given in a tuple (each None when the record does not name
+    it; any value that is not a string when it does not name `name`, `version` or `build`)."""
+    name_field, version_field, build_field, sha256, size, indexed, timestamp = fields
     if filename.endswith(".conda"):  # as `split_conda_filename`
         parts = filename[:-6].rsplit("-", 2)
     elif filename.endswith(".tar.bz2"):
@@ -79,19 +92,17 @@ def common_record(filename: str, record: Mapping[str, Any], *, segment_checked: 
         return None
     if len(parts) != 3 or "" in parts or (not segment_checked and segment_problem(filename) is not None):
         return None
-    get = record.get
-    sha256, size = get("sha256"), get("size")
     if type(sha256) is not str or _SHA256.fullmatch(sha256) is None:
         return None
     if size is not None and (type(size) is not int or size < 0):
         return None
     name, version, build = parts
     name = name.lower()
-    if get("name") != name or get("version") != version or get("build") != build:
+    if name_field != name or version_field != version or build_field != build:
         return None
-    value, field = get("indexed_timestamp"), "indexed_timestamp"
+    value, field = indexed, "indexed_timestamp"
     if value is None:
-        value, field = get("timestamp"), "timestamp"
+        value, field = timestamp, "timestamp"
         if value is None:
             return name, version, build, sha256, None, None
     if type(value) is not int or not 0 < value < _LATEST:

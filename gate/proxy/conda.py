@@ -128,7 +128,7 @@ class CondaChannels:
         `conflicts` (listed with different records) is denied, with the reason. The one way the conda
         blueprint judges records: the monolithic repodata (`gate.proxy.conda_repodata`), its downloads and
         sidecars, and any other form of repodata."""
-        files = [record_facts(name, record.view if isinstance(record, RawRecord) else record, client.url,
+        files = [record_facts(name, record.mapping if isinstance(record, RawRecord) else record, client.url,
                               conflicts.get(name)) for name, record in records]
         locate = self._locate(client, subdir)
 

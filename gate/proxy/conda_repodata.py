@@ -35,6 +35,7 @@ from gate.sources.conda_index import (
     PASSTHROUGH_KEYS,
     RawRecord,
     RepodataIndex,
+    key_counts,
 )
 
 BATCH = 2048  # records decoded and judged at once
@@ -198,10 +199,8 @@ def _judge_batch(
     problems: dict[str, str] = {}
     every = RawRecord.every([raw for _, _, raw in batch])
     if every is not None and keys is not None:  # every record read at once, taken as passthrough
-        views = [found.view for found in every]
-        keys[0] += len([view for view in views if "name" in view])
-        keys[1] += len([view for view in views if "version" in view])
-        keys[2] += len([view for view in views if "build" in view])
+        for i, counted in enumerate(key_counts(every)):
+            keys[i] += counted
         records: list[tuple[str, Record]] = [(slot[1], found) for slot, found in zip(batch, every, strict=True)]
         numbers = [number for number, _, _ in batch]
     else:
@@ -210,10 +209,8 @@ def _judge_batch(
             try:
                 found = RawRecord.of(raw) if every is None else every[i]
                 if found is not None and keys is not None:
-                    view = found.view
-                    keys[0] += "name" in view
-                    keys[1] += "version" in view
-                    keys[2] += "build" in view
+                    for k, counted in enumerate(key_counts([found])):
+                        keys[k] += counted
                     record: Record | None = found
                 else:
                     record = found if found is None or found.passthrough else found.full()

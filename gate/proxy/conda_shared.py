@@ -20,9 +20,9 @@ from typing import Any
 
 from gate.evaluate import Judgement, Sharing
 from gate.facts import Ecosystem
-from gate.gather.conda import common_record, listed_time
+from gate.gather.conda import common_fields, common_record, listed_time
 from gate.proxy.conda_repodata import NEVER, Record, Shared
-from gate.sources.conda_index import RawRecord
+from gate.sources.conda_index import KnownRecord, RawRecord
 from gate.sources.segments import segment_problem
 
 # The file fields every record of one name that `common_record` reads has alike in one build: its ecosystem,
@@ -61,8 +61,8 @@ class SharedJudgements:
                     self._names[name] = (True, cut, cut.timestamp())
         return self._names[name]
 
-    def keys(self, filenames: Sequence[str], records: Sequence[Mapping[str, Any]], conflicts: Mapping[str, str],
-             ) -> list[Key | None]:
+    def keys(self, filenames: Sequence[str], records: Sequence[Mapping[str, Any] | KnownRecord],
+             conflicts: Mapping[str, str]) -> list[Key | None]:
         """The class of each record, listed under the filename at the same place (None: it is judged on its
         own, as is a filename in `conflicts`)."""
         # no filename has a character a path segment cannot have: none of them is checked again (a name
@@ -72,7 +72,14 @@ class SharedJudgements:
         out: list[Key | None] = []
         add = out.append
         for filename, record in zip(filenames, records, strict=True):
-            common = None if filename in conflicts else common_record(filename, record, segment_checked=checked)
+            if filename in conflicts:
+                common = None
+            elif isinstance(record, KnownRecord):
+                common = common_fields(filename, (record.name, record.version, record.build, record.sha256,
+                                       record.size, record.indexed_timestamp, record.timestamp),
+                                       segment_checked=checked)
+            else:
+                common = common_record(filename, record, segment_checked=checked)
             if common is None:
                 add(None)
                 continue

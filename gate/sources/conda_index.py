@@ -53,15 +53,59 @@ def decode(raw: msgspec.Raw | bytes) -> Any:
         raise ValueError(DEEP) from None
 
 
+class KnownRecord(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A record that names only fields conda's repodata records have, decoded whole (every value as `decode`
+    reads it; a key given twice is the last one, as in a dict), in less time and memory than a dict. A record
+    naming any other field is not one (it is decoded as a dict): no byte of a record is skipped unchecked.
+    `name`, `version` and `build` are UNSET when the record does not name them; any other field it does not
+    name is None, as a dict's `get` gives it. (No cycle can run through decoded JSON: not tracked by GC.)"""
+
+    name: Any = msgspec.UNSET
+    version: Any = msgspec.UNSET
+    build: Any = msgspec.UNSET
+    sha256: Any = None
+    size: Any = None
+    timestamp: Any = None
+    indexed_timestamp: Any = None
+    build_number: Any = None
+    depends: Any = None
+    constrains: Any = None
+    md5: Any = None
+    subdir: Any = None
+    license: Any = None
+    license_family: Any = None
+    noarch: Any = None
+    arch: Any = None
+    platform: Any = None
+    features: Any = None
+    track_features: Any = None
+    legacy_bz2_md5: Any = None
+    legacy_bz2_size: Any = None
+    python_site_packages_path: Any = None
+    attestations_sha256: Any = None
+    preferred_env: Any = None
+    date: Any = None
+    fn: Any = None
+    url: Any = None
+
+
+_KNOWN = msgspec.json.Decoder(list[KnownRecord])
+
+
 class RawRecord:
     """A record as judged from its raw JSON (`data`: its bytes, or a view of them in the upstream body): `view`
-    is its decoded value (facts are made of some of its fields), `full()` decodes it again (a copy, for
-    evidence), `passthrough` says whether its own bytes may be served as they are."""
+    is its decoded value (a dict, or a `KnownRecord`), `mapping` that value as a dict (facts are made of some
+    of its fields), `full()` decodes it again (a copy, for evidence), `passthrough` says whether its own bytes
+    may be served as they are."""
 
     __slots__ = ("data", "view")
 
-    def __init__(self, data: bytes | msgspec.Raw, view: dict[str, Any]) -> None:
+    def __init__(self, data: bytes | msgspec.Raw, view: dict[str, Any] | KnownRecord) -> None:
         self.data, self.view = data, view
+
+    @property
+    def mapping(self) -> dict[str, Any]:
+        return self.view if isinstance(self.view, dict) else self.full()
 
     @classmethod
     def of(cls, raw: msgspec.Raw) -> RawRecord | None:
@@ -73,10 +117,20 @@ class RawRecord:
 
     @classmethod
     def every(cls, raws: Sequence[msgspec.Raw]) -> list[RawRecord] | None:
-        """The record of each of `raws`, as `of` gives them (each decoded whole), decoded at once; None when one
-        of them is not a JSON object or cannot be decoded (`of` then says which, one by one)."""
+        """The record of each of `raws`, as `of` gives them (each decoded whole), decoded at once: every one a
+        `KnownRecord` when each is, else every one a dict; None when one of them is not a JSON object or
+        cannot be decoded (`of` then says which, one by one)."""
+        joined = b"[" + b",".join(raws) + b"]"
         try:
-            views = decode(b"[" + b",".join(raws) + b"]")
+            known: list[KnownRecord] = _KNOWN.decode(joined)
+        except msgspec.ValidationError:  # a field of another name, or not an object: read as dicts
+            pass
+        except (msgspec.DecodeError, RecursionError):  # not decodable as any value either
+            return None
+        else:
+            return [cls(raw, view) for raw, view in zip(raws, known, strict=True)]
+        try:
+            views = decode(joined)
         except ValueError:
             return None
         if not all(isinstance(view, dict) for view in views):
@@ -100,6 +154,17 @@ class RawRecord:
 
 
 PASSTHROUGH_KEYS = (b'"name"', b'"version"', b'"build"')  # the keys `RawRecord.passthrough` counts
+
+
+def key_counts(records: Sequence[RawRecord]) -> tuple[int, int, int]:
+    """How many of `records` name each of PASSTHROUGH_KEYS (`RepodataIndex.plain` counts them in the body)."""
+    views = [record.view for record in records]
+    known = [view for view in views if isinstance(view, KnownRecord)]
+    unset = msgspec.UNSET
+    dicts = [view for view in views if isinstance(view, dict)]
+    return (len([v for v in known if v.name is not unset]) + len([v for v in dicts if "name" in v]),
+            len([v for v in known if v.version is not unset]) + len([v for v in dicts if "version" in v]),
+            len([v for v in known if v.build is not unset]) + len([v for v in dicts if "build" in v]))
 
 
 class Slot(NamedTuple):

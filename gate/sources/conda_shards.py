@@ -283,7 +283,7 @@ def _judgeable(
         if record is None:
             continue  # not a record: never served (only what was judged is kept)
         listed.setdefault(filename, []).append(record)
-        problem = _misplaced(filename, record.view, name, subdir)
+        problem = _misplaced(filename, record.mapping, name, subdir)
         if problem is not None:
             problems.setdefault(filename, problem)
     for filename, records in listed.items():
