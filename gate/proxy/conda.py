@@ -202,6 +202,9 @@ class CondaChannels:
 
         writing = judged(previous)
         if stream and (previous is None or trusted):
+            # not used again until this body is written whole (`_hold` puts them back): outcomes a streamed
+            # body failed to fit (the client saw it cut short) would fail every request after it the same way
+            self._judged.pop(memo)
             return writing
         try:
             built = writing.built()

@@ -26,10 +26,14 @@ FORMAT = b"gate conda repodata 1\n"  # what `body_etag` digests besides its inpu
 
 def body_etag(upstream: str, judged: Judged) -> str:
     """The strong ETag of the body written from the upstream body of digest `upstream` by `judged`: the same
-    inputs always write the same bytes."""
+    inputs always write the same bytes, and only what writes them is digested (whether a record that is not
+    served would be served as its own bytes is no part of the body: a rebuild keeps that bit from when the
+    record was served, a fresh build does not, and one body under two ETags is downloaded again and again)."""
+    served, count = judged.served, len(judged.served)
+    verbatim = int.from_bytes(served, "big") & int.from_bytes(judged.canonical, "big")
     digest = hashlib.sha256(FORMAT + upstream.encode() + b"\n")
-    digest.update(judged.served)
-    digest.update(judged.canonical)
+    digest.update(served)
+    digest.update(verbatim.to_bytes(count, "big"))
     return f'"{digest.hexdigest()[:32]}"'
 
 
@@ -100,10 +104,16 @@ class Writing:
         self._writer.close()
 
     def _announce(self) -> None:
+        """Give `done` the result, once; what it raises is logged, not raised: the client has the whole body by
+        now, and an exception out of a WSGI iterable or its `close()` keeps the server from running the
+        response's other close callbacks (the request's upstream slot was never given back)."""
         if self._built is not None and not self._announced:
             self._announced = True
             if self._done is not None:
-                self._done(self._built)
+                try:
+                    self._done(self._built)
+                except Exception:
+                    log.exception("filtered repodata was served whole but could not be kept")
 
     def built(self) -> Built:
         """The whole body, compressed (written now, as far as it was not); RuntimeError as iterating raises."""
@@ -114,10 +124,11 @@ class Writing:
         return self._built
 
     def close(self) -> None:
-        """Finish the body, whether or not it was read whole; a failure is logged (the reader has gone)."""
+        """Finish the body, whether or not it was read whole; a failure is logged (the reader has gone), never
+        raised (the server would skip the response's other close callbacks)."""
         try:
             self.built()
-        except RuntimeError:
+        except Exception:
             log.exception("filtered repodata could not be written whole; it is not kept")
 
 
