@@ -20,11 +20,18 @@ import pytest
 import requests
 from flask import Flask
 
+from gate.decision import Verdict
+from gate.evaluate import Evaluator, unidentified
+from gate.facts import Facts, Unidentified
+from gate.gather.conda import record_facts
+from gate.policy.compile import load_policies
 from gate.proxy.conda import FILTERED, JUDGED, UPSTREAM, CondaChannels
 from gate.proxy.conda_routes import SERVICE, conda_blueprint
 from gate.proxy.stores.base import Store
+from gate.sources.conda_channel import parse_repodata
+from tests.proxy.conda.test_repodata_scale import _channel_body
 from tests.support.conda_policies import policy_document, write_policies
-from tests.support.conda_reference import encode
+from tests.support.conda_reference import encode, served_repodata, unique_records
 from tests.support.conda_server import ChannelServer
 from tests.support.gate_app import gate_app
 from tests.support.gate_server import running_gate
@@ -183,6 +190,53 @@ def test_a_body_has_one_etag_whether_rebuilt_or_built_afresh(tmp_path: Path) -> 
     assert "young-1.0-0.conda" not in json.loads(first.data)["packages.conda"]
     assert first.data == fresh.data
     assert first.headers["ETag"] == fresh.headers["ETag"]
+
+
+def _reference(body: bytes, policies: Path, channel: str, now: dt.datetime) -> dict[str, Any]:
+    """What the straightforward filter (tests/support/conda_reference.py) serves at `now`."""
+    repodata = parse_repodata(body)
+    records, conflicts = unique_records(repodata)
+    evaluator = Evaluator(load_policies([policies]))
+    allowed = set()
+    for name, record in records:
+        file = record_facts(name, record, channel, conflicts.get(name))
+        decision = unidentified(file) if isinstance(file, Unidentified) else evaluator.judge(Facts(file), now).decision
+        if not decision.violations or decision.verdict is Verdict.ALLOW:
+            allowed.add(name)
+    reference: dict[str, Any] = json.loads(encode(served_repodata(repodata, lambda name, _: name in allowed)))
+    return reference
+
+
+FORGE_WAIVED = policy_document("waived", ecosystems=["conda"], minimumAge="7d", exceptions=[
+    {"packages": ["young", "py*", "lib*"], "waive": ["minimumAge"], "reason": "hotfix", "expires": "2026-12-01"}])
+
+
+@pytest.mark.parametrize("twice", [True, False], ids=["keys-twice", "compact"])
+def test_a_streamed_rebuild_is_the_reference_filter_and_a_fresh_builds_body_and_etag(
+    tmp_path: Path, twice: bool,
+) -> None:
+    """The differential corpus of test_repodata_scale (shadowed duplicates, a conflict, keys given twice, records
+    re-encoded, records that are no records), rebuilt two days on from this process's own outcomes and
+    streamed (records came of age, a waiver expired): it is what the reference filter serves then, and byte
+    for byte, under the same ETags, what a gate that never saw the earlier outcomes builds."""
+    body = _channel_body(twice=twice)
+    (tmp_path / "channel" / "noarch").mkdir(parents=True)
+    (tmp_path / "channel" / "noarch" / "repodata.json").write_bytes(body)
+    later = NOW + dt.timedelta(days=2)
+    moment = [NOW]
+    with ChannelServer(tmp_path / "channel") as server:
+        rebuilt = _app(tmp_path / "a", server.url, FORGE_WAIVED, clock=lambda: moment[0]).test_client()
+        before = json.loads(rebuilt.get(PATH).data)
+        moment[0] = later
+        plain, zst = rebuilt.get(PATH), rebuilt.get(PATH + ".zst")
+        fresh_app = _app(tmp_path / "b", server.url, FORGE_WAIVED, clock=lambda: later).test_client()
+        fresh, fresh_zst = fresh_app.get(PATH), fresh_app.get(PATH + ".zst")
+        expected = _reference(body, tmp_path / "a" / "policies", server.url, later)
+    served = json.loads(plain.data)
+    assert served == expected and served != before
+    assert "young-1.0-0.conda" in before["packages.conda"] and "young-1.0-0.conda" not in served["packages.conda"]
+    assert plain.data == fresh.data and plain.headers["ETag"] == fresh.headers["ETag"]
+    assert zst.data == fresh_zst.data and zst.headers["ETag"] == fresh_zst.headers["ETag"]
 
 
 # -- a real server: cut connections, HEAD, concurrent cold requests ------------------------------------------
