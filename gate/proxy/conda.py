@@ -196,15 +196,16 @@ class CondaChannels:
                 audit=lambda decisions, alike: audit_decisions(state, decisions, event="repodata", client=requester,
                                                                shared=alike),
             )
-            return Writing(index, outcomes, rejudged, body_etag(digest, outcomes),
+            return Writing(index, outcomes, rejudged, body_etag(digest, outcomes, state.trust_digest),
                            ready=lambda built: self._hold(key, memo, digest, built, now),
-                           done=lambda built: self._store(key, digest, built, now))
+                           done=lambda built: self._store(key, digest, built, now),
+                           failed=lambda: self._judged.pop(memo))  # they would fail every later request
 
         writing = judged(previous)
         if stream and (previous is None or trusted):
-            # not used again until this body is written whole (`_hold` puts them back): outcomes a streamed
-            # body failed to fit (the client saw it cut short) would fail every request after it the same way
-            self._judged.pop(memo)
+            # kept at once: a request that comes while this body's client still reads it (for as long as that
+            # client likes) rebuilds from them instead of judging every record again
+            self._judged.put(memo, writing.judged, len(index))
             return writing
         try:
             built = writing.built()

@@ -24,14 +24,17 @@ log = logging.getLogger(__name__)
 FORMAT = b"gate conda repodata 1\n"  # what `body_etag` digests besides its inputs: a new way of writing, a new tag
 
 
-def body_etag(upstream: str, judged: Judged) -> str:
-    """The strong ETag of the body written from the upstream body of digest `upstream` by `judged`: the same
-    inputs always write the same bytes, and only what writes them is digested (whether a record that is not
-    served would be served as its own bytes is no part of the body: a rebuild keeps that bit from when the
-    record was served, a fresh build does not, and one body under two ETags is downloaded again and again)."""
+def body_etag(upstream: str, judged: Judged, code: str) -> str:
+    """The strong ETag of the body written from the upstream body of digest `upstream` by `judged` with the code
+    of digest `code` (`Gate.trust_digest`: gate's code and libraries; another gate may write other bytes from
+    the same inputs, top-level keys it drops say, and a client of the older must not be told its copy is
+    current): the same inputs always write the same bytes, and only what writes them is digested (whether a
+    record that is not served would be served as its own bytes is no part of the body: a rebuild keeps that
+    bit from when the record was served, a fresh build does not, and one body under two ETags is downloaded
+    again and again)."""
     served, count = judged.served, len(judged.served)
     verbatim = int.from_bytes(served, "big") & int.from_bytes(judged.canonical, "big")
-    digest = hashlib.sha256(FORMAT + upstream.encode() + b"\n")
+    digest = hashlib.sha256(FORMAT + upstream.encode() + b"\n" + code.encode() + b"\n")
     digest.update(served)
     digest.update(verbatim.to_bytes(count, "big"))
     return f'"{digest.hexdigest()[:32]}"'
@@ -63,13 +66,14 @@ class Writing:
     as storing it, delays no byte), each once. `close()` (WSGI calls it however a response ends) finishes the
     body a client stopped reading, so the work is kept. A body that does not come out at the length the
     outcomes announce raises RuntimeError and is not kept (a client reading it gets less than the length it
-    was told)."""
+    was told); `failed` is then called, once."""
 
     def __init__(self, index: RepodataIndex, judged: Judged, rejudged: int, etag: str, *,
-                 ready: Kept | None = None, done: Kept | None = None) -> None:
+                 ready: Kept | None = None, done: Kept | None = None, failed: Callable[[], None] | None = None,
+                 ) -> None:
         head = index.head
         self.etag, self.length = etag, _size(index, head, judged)
-        self._judged, self._rejudged, self._ready, self._done = judged, rejudged, ready, done
+        self.judged, self._rejudged, self._ready, self._done, self._failed = judged, rejudged, ready, done, failed
         self._source: Iterator[bytes | memoryview] | None = _pieces(index, head, judged)
         self._writer = RepodataWriter(self.length)
         self._built: Built | None = None
@@ -89,8 +93,10 @@ class Writing:
             last, zst = self._writer.finish()
         except BaseException:
             self._end()  # nothing is kept
+            if self._failed is not None:
+                self._failed()
             raise
-        self._built = Built(zst, self.etag, self.length, self._judged, self._rejudged)
+        self._built = Built(zst, self.etag, self.length, self.judged, self._rejudged)
         self._end()
         if self._ready is not None:
             self._ready(self._built)

@@ -25,10 +25,12 @@ from gate.evaluate import Evaluator, unidentified
 from gate.facts import Facts, Unidentified
 from gate.gather.conda import record_facts
 from gate.policy.compile import load_policies
+from gate.proxy import state as state_module
 from gate.proxy.conda import FILTERED, JUDGED, UPSTREAM, CondaChannels
 from gate.proxy.conda_routes import SERVICE, conda_blueprint
 from gate.proxy.stores.base import Store
-from gate.sources.conda_channel import parse_repodata
+from gate.sources import conda_index
+from gate.sources.conda_channel import KNOWN_KEYS, parse_repodata
 from tests.proxy.conda.test_repodata_scale import _channel_body
 from tests.support.conda_policies import policy_document, write_policies
 from tests.support.conda_reference import encode, served_repodata, unique_records
@@ -169,6 +171,35 @@ def test_outcomes_in_memory_that_a_streamed_body_does_not_fit_are_not_used_again
     assert healed.status_code == 200 and json.loads(healed.data)["packages.conda"] == records
 
 
+def _decisions(client: Any) -> float:
+    """How many records the repodata builds of this process have judged (each decision counted when made)."""
+    metrics = client.get("/-/metrics").get_data(as_text=True)
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+               if line.startswith("gate_decisions_total{") and 'event="repodata"' in line)
+
+
+def test_a_request_while_the_cold_body_is_still_read_does_not_judge_the_subdir_again(tmp_path: Path) -> None:
+    """A cold body is kept when its client has read it (nearly) all: the outcomes it is written from were kept
+    only then too, so every request for the subdir while that client was still reading (a slow link, or a
+    client reading one byte a minute for as long as it likes) judged every record again, where before the
+    body was answered only once judged and kept. The outcomes are now kept as soon as they are judged."""
+    records = {f"p{i}-1.0-{i}.conda": _record(f"p{i}", NOW_MS - 30 * DAY_MS, str(i)) for i in range(12_000)}
+    records["young-1.0-0.conda"] = _record("young", NOW_MS - DAY_MS)  # a body of several pieces
+    with ChannelServer(_channel(tmp_path, records)) as server:
+        client = _app(tmp_path, server.url, AGE).test_client()
+        reading = client.get(PATH, buffered=False)  # its client has read its first piece (a MiB)
+        assert int(reading.headers["Content-Length"]) > 2 << 20
+        judged = _decisions(client)
+        assert judged == len(records)
+        second = client.get(PATH)
+        assert _decisions(client) == judged  # judged the whole subdir again
+        first = reading.get_data()
+        reading.close()
+    assert first == second.data and reading.headers["ETag"] == second.headers["ETag"]
+    expected = {k: v for k, v in records.items() if not k.startswith("young")}
+    assert json.loads(first)["packages.conda"] == expected
+
+
 # -- one body, one ETag --------------------------------------------------------------------------------------
 
 
@@ -237,6 +268,29 @@ def test_a_streamed_rebuild_is_the_reference_filter_and_a_fresh_builds_body_and_
     assert "young-1.0-0.conda" in before["packages.conda"] and "young-1.0-0.conda" not in served["packages.conda"]
     assert plain.data == fresh.data and plain.headers["ETag"] == fresh.headers["ETag"]
     assert zst.data == fresh_zst.data and zst.headers["ETag"] == fresh_zst.headers["ETag"]
+
+
+def test_a_gate_that_writes_other_bytes_from_the_same_inputs_gives_them_another_etag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The ETag digests the inputs a body is written from, not its bytes: a gate upgraded to drop a top-level
+    map of maps an older one passed (records it never judged) wrote another body under the same ETag, so a
+    client of the older gate was told by a 304 that its copy, with those records, was current. An older gate
+    is stood for by a fake: its code digest and the top-level keys it passed, patched."""
+    body = encode({"info": {"subdir": "noarch"}, "packages.conda": _young_and_old(),
+                   "x_records": {"evil-1.0-0.conda": _record("evil", NOW_MS - 30 * DAY_MS)}})
+    (tmp_path / "channel" / "noarch").mkdir(parents=True)
+    (tmp_path / "channel" / "noarch" / "repodata.json").write_bytes(body)
+    with ChannelServer(tmp_path / "channel") as server:
+        with monkeypatch.context() as older:
+            older.setattr(conda_index, "KNOWN_KEYS", KNOWN_KEYS | {"x_records"})
+            older.setattr(state_module, "code_digest", lambda: "an older gate")
+            old = _app(tmp_path, server.url, AGE).test_client().get(PATH)
+        assert "x_records" in json.loads(old.data)
+        upgraded = _app(tmp_path, server.url, AGE).test_client()
+        response = upgraded.get(PATH, headers={"If-None-Match": old.headers["ETag"]})
+    assert response.status_code == 200 and "x_records" not in json.loads(response.data)
+    assert response.headers["ETag"] != old.headers["ETag"]
 
 
 # -- a real server: cut connections, HEAD, concurrent cold requests ------------------------------------------
