@@ -386,3 +386,7 @@ def test_cut_head_and_concurrent_cold_requests_keep_each_body_once_and_whole(tmp
             _kept(cache, 5)
             after = {pid: _threads(pid) for pid in _workers()}
     assert len(before) == 2 and after == before
+    with sqlite3.connect(cache / "cache.sqlite3") as db:  # one body and one set of outcomes per subdir
+        kept = dict(db.execute("SELECT namespace, count(*) FROM entries WHERE namespace IN (?, ?) GROUP BY namespace",
+                               (FILTERED, JUDGED)).fetchall())
+    assert kept == {FILTERED: len(SUBDIRS), JUDGED: len(SUBDIRS)}
