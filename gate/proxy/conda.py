@@ -177,7 +177,8 @@ class CondaChannels:
             self._served.put(key, (digest, entry.expires, served), len(served.zst))
             return served
         state.metrics.inc("gate_cache_misses_total", cache=FILTERED)
-        index = self.repodata.parsed(client.subdir_url(subdir), digest)
+        url = client.subdir_url(subdir)
+        index = self.repodata.parsed(url, digest)
         memo = f"{key}\n{digest}"
         # outcomes this process wrote a body from fit the body; those read from the store are checked by
         # writing the whole body before any of it is served, and judged afresh when they do not fit
@@ -197,8 +198,8 @@ class CondaChannels:
                                                                shared=alike),
             )
             return Writing(index, outcomes, rejudged, body_etag(digest, outcomes, state.trust_digest),
-                           ready=lambda built: self._hold(key, memo, digest, built, now),
-                           done=lambda built: self._store(key, digest, built, now),
+                           ready=lambda built: self._hold(url, key, digest, built, now),
+                           done=lambda built: self._store(url, key, digest, built, now),
                            failed=lambda: self._judged.pop(memo))  # they would fail every later request
 
         writing = judged(previous)
@@ -216,17 +217,26 @@ class CondaChannels:
             built = judged(None).built()
         return Served(built.zst, built.etag, built.zst_etag, built.length)
 
-    def _hold(self, key: str, memo: str, digest: str, built: Built, now: dt.datetime) -> None:
+    def _superseded(self, url: str, digest: str) -> bool:
+        """Whether the upstream body of `url` is no longer the one of `digest` (the store holds a newer one): a
+        body written from the older, read by a slow client while a newer one was written and kept, is not
+        kept over it (every worker would then judge the newer one again)."""
+        meta = self.state.store.get_meta(UPSTREAM, url)
+        return meta is not None and meta.get("digest") != digest
+
+    def _hold(self, url: str, key: str, digest: str, built: Built, now: dt.datetime) -> None:
         """Keep a body just written, and the outcomes it was written from, in this process."""
-        self._judged.put(memo, built.judged, len(built.judged.served))
+        self._judged.put(f"{key}\n{digest}", built.judged, len(built.judged.served))
         until = None if built.until is None else built.until.timestamp()
-        if until is None or until > now.timestamp():  # as `keep` keeps it
+        if (until is None or until > now.timestamp()) and not self._superseded(url, digest):  # as `keep` keeps it
             served = Served(built.zst, built.etag, built.zst_etag, built.length)
             self._served.put(key, (digest, until, served), len(built.zst))
 
-    def _store(self, key: str, digest: str, built: Built, now: dt.datetime) -> None:
+    def _store(self, url: str, key: str, digest: str, built: Built, now: dt.datetime) -> None:
         """Store a body just written, and the outcomes it was written from, for other workers."""
         state = self.state
+        if self._superseded(url, digest):
+            return
         state.store.put(JUDGED, key, built.judged.dump(), {"upstream": digest, "count": len(built.judged.served)})
         meta = {"upstream": digest, "etag": built.etag, "zst_etag": built.zst_etag, "length": built.length}
         keep(state, FILTERED, key, built.zst, meta, until=built.until, now=now)

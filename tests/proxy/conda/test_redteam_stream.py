@@ -183,8 +183,7 @@ def test_a_request_while_the_cold_body_is_still_read_does_not_judge_the_subdir_a
     only then too, so every request for the subdir while that client was still reading (a slow link, or a
     client reading one byte a minute for as long as it likes) judged every record again, where before the
     body was answered only once judged and kept. The outcomes are now kept as soon as they are judged."""
-    records = {f"p{i}-1.0-{i}.conda": _record(f"p{i}", NOW_MS - 30 * DAY_MS, str(i)) for i in range(12_000)}
-    records["young-1.0-0.conda"] = _record("young", NOW_MS - DAY_MS)  # a body of several pieces
+    records = _many(12_000)
     with ChannelServer(_channel(tmp_path, records)) as server:
         client = _app(tmp_path, server.url, AGE).test_client()
         reading = client.get(PATH, buffered=False)  # its client has read its first piece (a MiB)
@@ -198,6 +197,37 @@ def test_a_request_while_the_cold_body_is_still_read_does_not_judge_the_subdir_a
     assert first == second.data and reading.headers["ETag"] == second.headers["ETag"]
     expected = {k: v for k, v in records.items() if not k.startswith("young")}
     assert json.loads(first)["packages.conda"] == expected
+
+
+def _many(count: int, *, version: str = "1.0") -> dict[str, Any]:
+    """`count` old records and a young one: a body of more than one piece (a MiB) when `count` is 12,000."""
+    records = {f"p{i}-{version}-{i}.conda": _record(f"p{i}", NOW_MS - 30 * DAY_MS, str(i)) | {"version": version}
+               for i in range(count)}
+    records["young-1.0-0.conda"] = _record("young", NOW_MS - DAY_MS)
+    return records
+
+
+def test_a_body_read_while_upstream_changed_is_not_kept_over_the_newer_one(tmp_path: Path) -> None:
+    """A cold body is kept when its client has read it: one a slow client read while upstream changed, and a
+    newer body was written and kept, was kept after it, over it (the filtered body and the outcomes in the
+    store, named by the older upstream body), so every other worker judged every record of the newer body
+    again."""
+    old_records, new_records = _many(12_000), _many(12_000, version="2.0")
+    channel = _channel(tmp_path, old_records)
+    with ChannelServer(channel) as server:
+        client = _app(tmp_path, server.url, AGE).test_client()
+        slow = client.get(PATH, buffered=False)  # its client has read its first piece
+        (channel / "noarch" / "repodata.json").write_bytes(encode({"info": {"subdir": "noarch"},
+                                                                   "packages.conda": new_records}))
+        newer = client.get(PATH)
+        slow_body = slow.get_data()
+        slow.close()
+        other = _app(tmp_path, server.url, AGE).test_client()  # another worker on the same store
+        served = other.get(PATH)
+        judged_by_other = _decisions(other)
+    assert json.loads(slow_body)["packages.conda"] == {k: v for k, v in old_records.items() if "young" not in k}
+    assert served.data == newer.data and served.headers["ETag"] == newer.headers["ETag"]
+    assert judged_by_other == 0  # read what the store kept: the newer body
 
 
 # -- one body, one ETag --------------------------------------------------------------------------------------
