@@ -12,6 +12,8 @@ import socket
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,6 +21,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from flask import Flask
+from werkzeug.serving import make_server
 
 from gate.decision import Verdict
 from gate.evaluate import Evaluator, unidentified
@@ -228,6 +231,49 @@ def test_a_body_read_while_upstream_changed_is_not_kept_over_the_newer_one(tmp_p
     assert json.loads(slow_body)["packages.conda"] == {k: v for k, v in old_records.items() if "young" not in k}
     assert served.data == newer.data and served.headers["ETag"] == newer.headers["ETag"]
     assert judged_by_other == 0  # read what the store kept: the newer body
+
+
+@contextmanager
+def _wsgi_served(app: Flask) -> Iterator[str]:
+    """`app` behind werkzeug's threaded WSGI server on a free loopback port (in this process, so that its memory
+    can be damaged), stopped after; its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_a_streamed_body_that_fails_never_reaches_a_client_as_whole_and_the_next_request_heals(
+    tmp_path: Path,
+) -> None:
+    """Over a real HTTP connection: a rebuild streamed from outcomes that do not fit the body sends its first
+    pieces under the Content-Length the outcomes announce, then stops short of it (the connection ends): no
+    client takes it for the whole body. The next request is served whole."""
+    records = _many(12_000)
+    moment = [NOW]
+    with ChannelServer(_channel(tmp_path, records)) as server:
+        app = _app(tmp_path, server.url, AGE, clock=lambda: moment[0])
+        with _wsgi_served(app) as url:
+            assert requests.get(url + PATH, timeout=HANG).status_code == 200
+            service, memo = _memo(app)
+            judged = service._judged.get(memo)
+            assert judged is not None
+            judged.lengths[0] += 7  # outcomes that no longer add up to the body
+            moment[0] = NOW + dt.timedelta(days=6, milliseconds=1)  # `young` comes of age: a rebuild from memory
+            with requests.get(url + PATH, timeout=HANG, stream=True) as cut:
+                assert cut.status_code == 200
+                announced, received = int(cut.headers["Content-Length"]), 0
+                with pytest.raises(requests.RequestException):
+                    for chunk in cut.iter_content(1 << 16):
+                        received += len(chunk)
+                assert 1 << 20 <= received < announced
+            healed = requests.get(url + PATH, timeout=HANG)
+    assert healed.status_code == 200 and healed.json()["packages.conda"] == records
 
 
 # -- one body, one ETag --------------------------------------------------------------------------------------
