@@ -396,8 +396,9 @@ def _threads(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/task"))
 
 
-def _workers() -> list[int]:
-    """The pids of the `gate serve` workers this test started (grandchildren of this process)."""
+def _workers(cache: Path) -> list[int]:
+    """The pids of the workers of the `gate serve` this test started with its cache in `cache` (a child of this
+    process; other tests may have left other children running, a database server's)."""
     def children(pid: int) -> list[int]:
         found = []
         for task in os.listdir(f"/proc/{pid}/task"):
@@ -405,7 +406,11 @@ def _workers() -> list[int]:
                 found += [int(child) for child in listed.read().split()]
         return found
 
-    return [worker for child in children(os.getpid()) for worker in children(child)]
+    def ours(pid: int) -> bool:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return str(cache).encode() in cmdline.read().split(b"\0")
+
+    return [worker for child in children(os.getpid()) if ours(child) for worker in children(child)]
 
 
 def _kept(cache: Path, count: int) -> None:
@@ -457,10 +462,10 @@ def test_cut_head_and_concurrent_cold_requests_keep_each_body_once_and_whole(tmp
                 again = requests.get(f"{base}/{subdir}/repodata.json", timeout=HANG)
                 assert again.status_code == 200 and again.json()["packages.conda"] == expected
             _kept(cache, 4)
-            before = {pid: _threads(pid) for pid in _workers()}
+            before = {pid: _threads(pid) for pid in _workers(cache)}
             _cut_after_headers(f"{base}/osx-arm64/repodata.json")
             _kept(cache, 5)
-            after = {pid: _threads(pid) for pid in _workers()}
+            after = {pid: _threads(pid) for pid in _workers(cache)}
     assert len(before) == 2 and after == before
     with sqlite3.connect(cache / "cache.sqlite3") as db:  # one body and one set of outcomes per subdir
         kept = dict(db.execute("SELECT namespace, count(*) FROM entries WHERE namespace IN (?, ?) GROUP BY namespace",
