@@ -237,6 +237,7 @@ class CondaChannels:
         state = self.state
         if self._superseded(url, digest):
             return
+        trim()  # what judging and writing freed, given back before the store copies the body
         state.store.put(JUDGED, key, built.judged.dump(), {"upstream": digest, "count": len(built.judged.served)})
         meta = {"upstream": digest, "etag": built.etag, "zst_etag": built.zst_etag, "length": built.length}
         keep(state, FILTERED, key, built.zst, meta, until=built.until, now=now)
