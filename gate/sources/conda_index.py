@@ -1,4 +1,4 @@
-"""Upstream repodata as the proxy reads it: indexed, not decoded whole, and written back filtered piece by piece.
+"""Upstream repodata as the proxy reads it: indexed, not decoded whole, its records decoded a batch at a time.
 
 A conda-forge subdir is a few hundred MB of JSON with a quarter of a million records; decoded whole into
 Python dicts it takes a gigabyte. `RepodataIndex` decodes the body with msgspec only down to each record's
@@ -9,34 +9,29 @@ last one given (at the first one's place), a record that is not an object is no 
 in both sections is one record (differing records are a conflict, which is denied:
 `conda_channel.duplicate_problem`), and unknown top-level maps of maps are dropped.
 
-`RepodataWriter` writes the filtered repodata: the top-level values in upstream order (each re-encoded from
-its decoded value; `info` without `base_url`), and of each section only the records kept, each written as
-msgspec encodes its decoded value, which is the record's own bytes when those are already canonical
-(`canonical`): clients read exactly the record gate judged, never bytes it did not parse (a key given twice
-inside a record reaches no client). Pure: no I/O.
+The filtered repodata is written from it (`gate.proxy.conda_body`): the top-level values in upstream order
+(each re-encoded from its decoded value, `RepodataIndex.head`; `info` without `base_url`), and of each section
+only the records kept, each written as msgspec encodes its decoded value, which is the record's own bytes when
+those are already canonical: clients read exactly the record gate judged, never bytes it did not parse (a key
+given twice inside a record reaches no client). Pure: no I/O.
 """
 
 from __future__ import annotations
 
-import io
 import re
 from array import array
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import count, islice
 from typing import Any, NamedTuple
 
 import msgspec
-import zstandard
 
 from gate.sources.conda_channel import KNOWN_KEYS, SECTIONS, duplicate_problem
 
 _RAWS = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _ANY = msgspec.json.Decoder()
 ENCODE = msgspec.json.Encoder().encode
-_FLUSH = 1 << 20
 DEEP = "repodata nests too deep"
-LEVEL = 1  # zstd level of the served `.zst`: a rebuild compresses the whole body again (level 3: 2.7x the time)
 
 
 def _is_object(raw: msgspec.Raw) -> bool:
@@ -365,59 +360,3 @@ def _try_decode(raw: msgspec.Raw) -> Any:
         return decode(raw)
     except ValueError:
         return None
-
-
-class RepodataWriter:
-    """The served repodata, written in pieces: its length checked and its zstd-compressed bytes made (a frame
-    with the content size, which is known before the first byte: `size`). Each write hands back the piece it
-    completed (about a MiB), for the caller to send on; each piece is compressed on a thread of its own while
-    this one writes the next (zstd lets go of the GIL): at most two pieces are held besides the buffer. A
-    context manager: leaving it ends that thread."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.written = 0
-        self._zst = zstandard.ZstdCompressor(level=LEVEL).compressobj(size=size)
-        self._out = io.BytesIO()  # its value is taken without a copy (a list of pieces would be joined)
-        self._buffer = bytearray()
-        self._pool = ThreadPoolExecutor(1)  # one thread: pieces are compressed in the order written
-        self._pending: Future[None] | None = None
-
-    def __enter__(self) -> RepodataWriter:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """End the compressing thread (what is being compressed is finished first)."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def write(self, piece: bytes | memoryview) -> bytes | None:
-        """Add `piece`; the piece of about a MiB this completed (None: none yet)."""
-        self._buffer += piece
-        return self._flush() if len(self._buffer) >= _FLUSH else None
-
-    def _compress(self, piece: bytes) -> None:
-        self._out.write(self._zst.compress(piece))
-
-    def _flush(self) -> bytes:
-        if self.written + len(self._buffer) > self.size:  # zstd would refuse it: say why
-            raise RuntimeError(f"filtered repodata exceeds the {self.size} bytes announced")
-        piece, self._buffer = bytes(self._buffer), bytearray()
-        previous, self._pending = self._pending, self._pool.submit(self._compress, piece)
-        self.written += len(piece)
-        if previous is not None:
-            previous.result()  # raises what compressing it raised
-        return piece
-
-    def finish(self) -> tuple[bytes, bytes]:
-        """(the last piece, the compressed body); RuntimeError when fewer or more bytes were written than
-        announced (the body would not be what was judged: nothing more is served)."""
-        last = self._flush()
-        if self._pending is not None:
-            self._pending.result()
-        if self.written != self.size:  # checked first: zstd refuses to end a frame of another size
-            raise RuntimeError(f"filtered repodata is {self.written} bytes, {self.size} were announced")
-        self._out.write(self._zst.flush())
-        return last, self._out.getvalue()
