@@ -17,9 +17,10 @@ from gate.decision import Decision
 from gate.evaluate import Judgement, unidentified
 from gate.facts import Facts, FileFacts, Unidentified
 from gate.gather.conda import CondaFacts, SidecarLocator, record_facts
+from gate.proxy.allocator import trim
 from gate.proxy.cache import Memo
 from gate.proxy.conda_body import Built, Writing, body_etag
-from gate.proxy.conda_repodata import Judged, Record, judge_index, trim
+from gate.proxy.conda_repodata import Judged, Record, judge_index
 from gate.proxy.conda_shared import SharedJudgements
 from gate.proxy.decide import audit_decisions, judge, keep, visible
 from gate.proxy.evidence import StoreEvidence

@@ -12,11 +12,9 @@ different records, no sha256...) is denied, so never served. Decisions are audit
 
 from __future__ import annotations
 
-import ctypes
 import datetime as dt
 import gc
 import math
-import sys
 import threading
 from array import array
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -96,27 +94,6 @@ class Judged:
     def expires(self) -> float:
         """The earliest moment a decision may change (NEVER: none will with time alone)."""
         return min(self.until, default=NEVER)
-
-
-def _libc_trim() -> Callable[[int], int] | None:
-    """glibc's `malloc_trim` (None elsewhere: musl, macOS), looked up among the symbols the process has
-    loaded (`ctypes.util.find_library` would start a subprocess, seen as a child of the server)."""
-    if sys.platform != "linux":
-        return None
-    try:
-        return getattr(ctypes.CDLL(None), "malloc_trim", None)
-    except OSError:
-        return None
-
-
-_TRIM = _libc_trim()
-
-
-def trim() -> None:
-    """Give back to the system the memory a build (and storing it) freed: glibc keeps it in the arena of
-    the thread that freed it, so the next build, on another of the worker's threads, would add its own."""
-    if _TRIM is not None:
-        _TRIM(0)
 
 
 _gc_lock = threading.Lock()

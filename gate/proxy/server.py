@@ -14,6 +14,7 @@ from gunicorn.app.base import BaseApplication
 from gate.errors import UsageError
 from gate.evaluate import require_policies
 from gate.policy.compile import load_policies
+from gate.proxy.allocator import limit_arenas
 from gate.proxy.app import check_storage, default_blueprints, server_app
 from gate.proxy.osv_data import Loaded, read_osv
 from gate.proxy.settings import Settings
@@ -32,6 +33,7 @@ class Gunicorn(BaseApplication):  # type: ignore[misc]  # untyped library
         super().__init__()
 
     def load_config(self) -> None:
+        limit_arenas()  # before any worker or thread starts: every worker inherits the cap
         for key, value in self.options.items():
             self.cfg.set(key, value)
         if "control_socket_disable" in self.cfg.settings:  # a gunicorn with a control socket: gate needs none
