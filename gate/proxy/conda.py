@@ -70,6 +70,11 @@ class Served(NamedTuple):
     zst_etag: str
     length: int
 
+    @classmethod
+    def of(cls, built: Built) -> Served:
+        """What a body just written serves."""
+        return cls(built.zst, built.etag, built.zst_etag, built.length)
+
 
 class CondaChannels:
     """Upstream repodata through the cache, each record judged; evidence fetched only when a policy reads it."""
@@ -216,7 +221,7 @@ class CondaChannels:
                 raise
             log.warning("kept repodata outcomes do not fit the upstream body; judging every record again")
             built = judged(None).built()
-        return Served(built.zst, built.etag, built.zst_etag, built.length)
+        return Served.of(built)
 
     def _superseded(self, url: str, digest: str) -> bool:
         """Whether the upstream body of `url` is no longer the one of `digest` (the store holds a newer one): a
@@ -230,8 +235,7 @@ class CondaChannels:
         self._judged.put(f"{key}\n{digest}", built.judged, len(built.judged.served))
         until = None if built.until is None else built.until.timestamp()
         if (until is None or until > now.timestamp()) and not self._superseded(url, digest):  # as `keep` keeps it
-            served = Served(built.zst, built.etag, built.zst_etag, built.length)
-            self._served.put(key, (digest, until, served), len(built.zst))
+            self._served.put(key, (digest, until, Served.of(built)), len(built.zst))
 
     def _store(self, url: str, key: str, digest: str, built: Built, now: dt.datetime) -> None:
         """Store a body just written, and the outcomes it was written from, for other workers."""
