@@ -33,7 +33,9 @@ Layout (each piece is ecosystem-neutral unless named after one):
   its repodata service (`CondaChannels.judge_all`: records -> judgements, the one way it judges records),
   what is served under a subdir (`classify`), and the filtered
   monolithic repodata built record by record from an indexed upstream body (`build`, with incremental
-  rebuilds); `conda_shared`: records of a build that share a judgement (`SharedJudgements`).
+  rebuilds); `conda_shared`: records of a build that share a judgement (`SharedJudgements`);
+  `conda_examine`: what a build must know of each record before judging it (`examine`), worked out for the
+  later batches of a large build by a forked helper (`Helper`).
 
 How an ecosystem blueprint plugs in (as `pypi.py` and `conda_routes.py` do):
 

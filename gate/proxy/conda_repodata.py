@@ -15,26 +15,29 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import math
+import os
 import threading
 from array import array
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any, NamedTuple
-
-import msgspec
+from typing import Any, NamedTuple, cast
 
 from gate.decision import Decision
 from gate.evaluate import Judgement
-from gate.sources.conda_channel import compress_zst, decompress_zst
-from gate.sources.conda_index import (
-    ENCODE,
-    PASSTHROUGH_KEYS,
-    RawRecord,
-    RepodataIndex,
-    key_counts,
+from gate.proxy.conda_examine import (
+    HELPER_BATCHES,
+    NOT_RECORD,
+    OWN_BYTES,
+    UNREADABLE,
+    Examined,
+    Helper,
+    Numbered,
+    examine,
 )
+from gate.sources.conda_channel import compress_zst, decompress_zst
+from gate.sources.conda_index import ENCODE, RawRecord, RepodataIndex, decode
 
 BATCH = 2048  # records decoded and judged at once
 NEVER = math.inf  # a decision that does not change with time
@@ -50,8 +53,19 @@ class Shared(NamedTuple):
     until: float
 
 
-# (records as (filename, record), conflicts: filename -> why it cannot be judged) -> one outcome each
-JudgeBatch = Callable[[list[tuple[str, Record]], Mapping[str, str]], list[Judgement | Shared]]
+class Records(NamedTuple):
+    """The records of a batch to judge, in order: their filenames, what `SharedJudgements` reads of each
+    (`Examined.names` and `.seconds`), and `take(places)`: the records at those places, decoded, each as
+    (filename, record)."""
+
+    filenames: list[str]
+    names: list[str | None]
+    seconds: list[int | float | None]
+    take: Callable[[list[int]], list[tuple[str, Record]]]
+
+
+# (the records, conflicts: filename -> why it cannot be judged) -> one outcome each
+JudgeBatch = Callable[[Records, Mapping[str, str]], list[Judgement | Shared]]
 Visible = Callable[[Decision], bool]
 Audit = Callable[[list[Decision], int], None]  # the decisions made, and how many records were `Shared`
 
@@ -127,36 +141,47 @@ def judge_index(
 ) -> tuple[Judged, int]:
     """The outcome of every record of `index` at `now`, and how many were judged now: every record judged
     (`judge`, in batches; each batch's decisions given to `audit`), or, with `previous` (this index's outcomes
-    under the same view), only the records whose decision may have changed by `now`."""
+    under the same view), only the records whose decision may have changed by `now`. A full build of a large
+    index is examined with a helper process (`gate.proxy.conda_examine`)."""
     with _no_gc():
         judged = Judged.empty(len(index)) if previous is None else _copy(previous)
         for number in index.shadowed:  # never served: the earlier section's copy stands for it
             judged.served[number], judged.until[number], judged.lengths[number] = 0, NEVER, 0
         moment = now.timestamp()
-        # a full build of a plain body takes every record as passthrough, counting the keys that proves it
-        keys = [0] * len(PASSTHROUGH_KEYS) if previous is None and index.plain() is not None else None
+        helper = None
         if previous is None:  # every record but the shadowed ones
-            shadowed = index.shadowed
-            slots = index.every_slot()
-            stale = (s for s in slots if s[0] not in shadowed) if shadowed else slots
+
+            def batches() -> Iterator[list[Numbered]]:
+                shadowed, slots = index.shadowed, index.every_slot()
+                return _batches((s for s in slots if s[0] not in shadowed) if shadowed else slots)
+
+            if len(index) >= HELPER_BATCHES * BATCH and _cores() > 1:
+                helper = Helper(batches)
         else:
-            stale = ((n, s.filename, s.raw) for n, s in index.slots_at(
-                n for n, until in enumerate(judged.until) if until <= moment))
+
+            def batches() -> Iterator[list[Numbered]]:
+                return _batches((n, s.filename, s.raw) for n, s in index.slots_at(
+                    n for n, until in enumerate(judged.until) if until <= moment))
+
         rejudged = 0
-        for batch in _batches(stale):
-            rejudged += len(batch)
-            _judge_batch(index, batch, judged, judge=judge, visible=visible, audit=audit, keys=keys)
-        if keys is not None and tuple(keys) != index.plain():
-            _reencode(index, judged)  # not proved: each served record is checked on its own
+        with helper or nullcontext():
+            for k, batch in enumerate(batches()):
+                rejudged += len(batch)
+                examined = None if helper is None else helper.take(k, len(batch))
+                if examined is None:
+                    examined = examine([filename for _, filename, _ in batch], [raw for _, _, raw in batch])
+                _judge_batch(index, batch, examined, judged, judge=judge, visible=visible, audit=audit)
         return judged, rejudged
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _copy(judged: Judged) -> Judged:
     return Judged(bytearray(judged.served), array("d", judged.until), bytearray(judged.canonical),
                   array("Q", judged.lengths))
-
-
-Numbered = tuple[int, str, msgspec.Raw]  # a record's number, filename and raw JSON
 
 
 def _batches(slots: Iterator[Numbered]) -> Iterator[list[Numbered]]:
@@ -166,43 +191,43 @@ def _batches(slots: Iterator[Numbered]) -> Iterator[list[Numbered]]:
 
 
 def _judge_batch(
-    index: RepodataIndex, batch: Sequence[Numbered], judged: Judged, *, judge: JudgeBatch, visible: Visible,
-    audit: Audit, keys: list[int] | None,
+    index: RepodataIndex, batch: Sequence[Numbered], examined: Examined, judged: Judged, *, judge: JudgeBatch,
+    visible: Visible, audit: Audit,
 ) -> None:
-    """Judge the records of `batch` and note each one's outcome in `judged`. A record whose bytes may be
-    served as they are (`RawRecord.passthrough`; with `keys`, taken to be, each key of PASSTHROUGH_KEYS its
-    view has counted there for `RepodataIndex.plain` to prove it) is judged from the fields facts read; any
-    other is decoded whole, judged, and served re-encoded from that decoded value."""
-    problems: dict[str, str] = {}
-    every = RawRecord.every([raw for _, _, raw in batch])
-    if every is not None and keys is not None:  # every record read at once, taken as passthrough
-        for i, counted in enumerate(key_counts(every)):
-            keys[i] += counted
-        records: list[tuple[str, Record]] = [(slot[1], found) for slot, found in zip(batch, every, strict=True)]
-        numbers = [number for number, _, _ in batch]
-    else:
-        records, numbers = [], []
-        for i, (number, filename, raw) in enumerate(batch):
-            try:
-                found = RawRecord.of(raw) if every is None else every[i]
-                if found is not None and keys is not None:
-                    for k, counted in enumerate(key_counts([found])):
-                        keys[k] += counted
-                    record: Record | None = found
-                else:
-                    record = found if found is None or found.passthrough else found.full()
-            except ValueError as err:
-                record, problems[filename] = {}, f"its repodata record cannot be read: {err}"
-            if record is None:  # not a map: no record, never served
-                judged.served[number], judged.until[number], judged.lengths[number] = 0, NEVER, 0
-                continue
-            records.append((filename, record))
-            numbers.append(number)
-    outcomes = judge(records, {**index.conflicts, **problems} if problems else index.conflicts)
+    """Judge the records of `batch` (`examined`: what `examine` says of them) and note each one's outcome in
+    `judged`. A record is decoded here only when it is judged on its own: one whose bytes are served as they
+    are (OWN_BYTES) is judged as a `RawRecord`; any other is judged from its decoded value and served
+    re-encoded from it; a value that is no record is neither judged nor served, and one that cannot be read is
+    judged (so denied) with the reason."""
+    kinds = examined.kinds
+    served, until_at, canonical, lengths = judged.served, judged.until, judged.canonical, judged.lengths
+    places = []  # the place in `batch` of each record judged
+    for i, kind in enumerate(kinds):
+        if kind == NOT_RECORD:
+            number = batch[i][0]
+            served[number], until_at[number], lengths[number] = 0, NEVER, 0
+        else:
+            places.append(i)
+
+    def record(i: int) -> Record:
+        kind, raw = kinds[i], batch[i][2]
+        if kind == OWN_BYTES:
+            return RawRecord(raw, decode(raw))
+        return {} if kind == UNREADABLE else cast(dict[str, Any], decode(raw))
+
+    def take(positions: list[int]) -> list[tuple[str, Record]]:
+        return [(batch[places[p]][1], record(places[p])) for p in positions]
+
+    conflicts = index.conflicts
+    if examined.problems:
+        conflicts = {**conflicts, **{batch[i][1]: why for i, why in examined.problems.items()}}
+    names, seconds = examined.names, examined.seconds
+    outcomes = judge(Records([batch[i][1] for i in places], [names[i] for i in places],
+                             [seconds[i] for i in places], take), conflicts)
     decisions = [o.decision for o in outcomes if not isinstance(o, Shared)]
     audit(decisions, len(outcomes) - len(decisions))
-    served, until_at, canonical, lengths = judged.served, judged.until, judged.canonical, judged.lengths
-    for number, (filename, record), outcome in zip(numbers, records, outcomes, strict=True):
+    for i, outcome in zip(places, outcomes, strict=True):
+        number, filename, raw = batch[i]
         if isinstance(outcome, Shared):
             until_at[number] = outcome.until
         else:
@@ -211,21 +236,9 @@ def _judge_batch(
             if not visible(decision):
                 served[number], lengths[number] = 0, 0
                 continue
-        if isinstance(record, RawRecord):
+        if kinds[i] == OWN_BYTES:
             served[number], canonical[number] = 1, 1
-            lengths[number] = len(ENCODE(filename)) + 1 + len(record.data)
+            lengths[number] = len(ENCODE(filename)) + 1 + len(raw)
         else:
             served[number], canonical[number] = 1, 0
-            lengths[number] = len(ENCODE(filename)) + 1 + len(ENCODE(record))
-
-
-def _reencode(index: RepodataIndex, judged: Judged) -> None:
-    """Every served record taken as passthrough that is not (`RawRecord.passthrough`) is marked to be served
-    re-encoded from its decoded value, with that length."""
-    served, canonical = judged.served, judged.canonical
-    numbers = (n for n in range(len(served)) if served[n] and canonical[n])
-    for number, slot in index.slots_at(numbers):
-        record = RawRecord(slot.raw, {})
-        if not record.passthrough:
-            judged.canonical[number] = 0
-            judged.lengths[number] = len(ENCODE(slot.filename)) + 1 + len(ENCODE(record.full()))
+            lengths[number] = len(ENCODE(filename)) + 1 + len(ENCODE(record(i)))

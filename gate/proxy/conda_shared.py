@@ -16,14 +16,11 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 from gate.evaluate import Judgement, Sharing
 from gate.facts import Ecosystem
-from gate.gather.conda import common_fields, common_record, listed_time
-from gate.proxy.conda_repodata import NEVER, Record, Shared
-from gate.sources.conda_index import KnownRecord, RawRecord
-from gate.sources.segments import segment_problem
+from gate.gather.conda import listed_time
+from gate.proxy.conda_repodata import NEVER, Record, Records, Shared
 
 # The file fields every record of one name that `common_record` reads has alike in one build: its ecosystem,
 # kind and index (the channel), not yanked, no signed time (no evidence: no rule of the name reads any).
@@ -61,53 +58,40 @@ class SharedJudgements:
                     self._names[name] = (True, cut, cut.timestamp())
         return self._names[name]
 
-    def keys(self, filenames: Sequence[str], records: Sequence[Mapping[str, Any] | KnownRecord],
+    def keys(self, filenames: Sequence[str], names: Sequence[str | None], seconds: Sequence[int | float | None],
              conflicts: Mapping[str, str]) -> list[Key | None]:
-        """The class of each record, listed under the filename at the same place (None: it is judged on its
-        own, as is a filename in `conflicts`)."""
-        # no filename has a character a path segment cannot have: none of them is checked again (a name
-        # `common_record` takes ends `.conda` or `.tar.bz2`, so is none of "", "." and "..")
-        checked = segment_problem("".join(filenames)) is None
-        names, upload = self._names, self._upload
+        """The class of each record, from its filename and what `examine` read of it (`common_record`'s name
+        and upload time; a None name: the record is of another shape): None when it is judged on its own, as is
+        a filename in `conflicts`."""
+        names_how, upload = self._names, self._upload
         out: list[Key | None] = []
         add = out.append
-        for filename, record in zip(filenames, records, strict=True):
-            if filename in conflicts:
-                common = None
-            elif isinstance(record, KnownRecord):
-                common = common_fields(filename, (record.name, record.version, record.build, record.sha256,
-                                       record.size, record.indexed_timestamp, record.timestamp),
-                                       segment_checked=checked)
-            else:
-                common = common_record(filename, record, segment_checked=checked)
-            if common is None:
+        for filename, name, uploaded in zip(filenames, names, seconds, strict=True):
+            if name is None or filename in conflicts:
                 add(None)
                 continue
-            name = common[0]
-            how = names[name] if name in names else upload(name)
+            how = names_how[name] if name in names_how else upload(name)
             if how is None:
                 add(None)
             elif not how[0]:
                 add((name, "any"))
-            elif (seconds := common[4]) is None:
+            elif uploaded is None:
                 add((name, "unknown"))
             else:
                 # old enough for every age: now - uploaded >= max(ages), i.e. uploaded <= cut; near that moment
                 # decided by the times themselves, further from it by their float values (microseconds off at most)
                 cut, about = how[1], how[2]
                 old = cut is not None and (
-                    seconds < about - 1 or (seconds <= about + 1 and listed_time(seconds) <= cut))
+                    uploaded < about - 1 or (uploaded <= about + 1 and listed_time(uploaded) <= cut))
                 add((name, "old") if old else None)
         return out
 
-    def judge(self, records: Sequence[tuple[str, Record]], conflicts: Mapping[str, str], judge_all: JudgeAll,
-              ) -> list[Judgement | Shared]:
+    def judge(self, records: Records, conflicts: Mapping[str, str], judge_all: JudgeAll) -> list[Judgement | Shared]:
         """One outcome per record, in order: `Shared` for a record whose class's first record was allowed
         without any violation, else its own judgement by `judge_all`."""
-        keys = self.keys([filename for filename, _ in records],
-                         [r.view if isinstance(r, RawRecord) else r for _, r in records], conflicts)
+        keys = self.keys(records.filenames, records.names, records.seconds, conflicts)
         outcomes = self.outcomes
-        out: list[Judgement | Shared | None] = [None] * len(records)
+        out: list[Judgement | Shared | None] = [None] * len(keys)
         first: set[Key] = set()
         first_round: list[int] = []  # each class's first record, and those of no class
         later: list[int] = []  # waiting for their class's first record
@@ -116,7 +100,7 @@ class SharedJudgements:
             """Judge `numbers` on their own; each class's first record gives its class's outcome."""
             if not numbers:
                 return
-            for i, judgement in zip(numbers, judge_all([records[i] for i in numbers], conflicts), strict=True):
+            for i, judgement in zip(numbers, judge_all(records.take(numbers), conflicts), strict=True):
                 out[i] = judgement
                 key = keys[i]
                 if key is not None and key not in outcomes:

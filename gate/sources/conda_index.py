@@ -142,7 +142,7 @@ class RawRecord:
         judged. They do when the record is ASCII without escapes (every key is written as it reads) and names
         each of those keys at most once: a key given twice is the last one to gate (as to Python's json) but
         the first one to some parsers. Any other record is served re-encoded from its decoded value.
-        (`RepodataIndex.plain` answers this for every record of a body at once.)"""
+        (`gate.proxy.conda_examine` answers this for a batch of records at once, by counting keys.)"""
         data = bytes(self.data)
         return (data.isascii() and b"\\" not in data and data.count(b'"name"') <= 1
                 and data.count(b'"version"') <= 1 and data.count(b'"build"') <= 1)
@@ -152,7 +152,8 @@ PASSTHROUGH_KEYS = (b'"name"', b'"version"', b'"build"')  # the keys `RawRecord.
 
 
 def key_counts(records: Sequence[RawRecord]) -> tuple[int, int, int]:
-    """How many of `records` name each of PASSTHROUGH_KEYS (`RepodataIndex.plain` counts them in the body)."""
+    """How many of `records` name each of PASSTHROUGH_KEYS (`gate.proxy.conda_examine` counts them in their
+    bytes)."""
     views = [record.view for record in records]
     known = [view for view in views if isinstance(view, KnownRecord)]
     unset = msgspec.UNSET
@@ -179,7 +180,7 @@ class RepodataIndex:
     """
 
     __slots__ = (
-        "_info", "_layout", "_offsets", "_plain", "body", "conflicts", "head", "sections", "shadowed", "top",
+        "_info", "_layout", "_offsets", "body", "conflicts", "head", "sections", "shadowed", "top",
     )
 
     def __init__(self, body: bytes) -> None:
@@ -204,7 +205,6 @@ class RepodataIndex:
         self._offsets = offsets
         self._info: tuple[Any] | None = None
         self._layout: tuple[dict[str, array[int]] | None] | None = None
-        self._plain: tuple[tuple[int, ...] | None] | None = None
         self.shadowed: set[int] = set()
         self.conflicts: dict[str, str] = {}
         self._duplicates()
@@ -242,17 +242,6 @@ class RepodataIndex:
         if self._layout is None:
             self._layout = (_layout(self.body, self.top, self.sections),)
         return self._layout[0]
-
-    def plain(self) -> tuple[int, ...] | None:
-        """How often each of PASSTHROUGH_KEYS occurs in the whole body, when the body is ASCII without a
-        backslash (None otherwise). Every record whose decoded view has such a key names it at least once,
-        so when these counts equal the number of records (of all those judged) having each key, every record
-        names each key at most once and none elsewhere: every record is `passthrough`, proved by counting."""
-        if self._plain is None:
-            body = self.body
-            clean = body.isascii() and body.find(b"\\") < 0
-            self._plain = (tuple(body.count(key) for key in PASSTHROUGH_KEYS) if clean else None,)
-        return self._plain[0]
 
     def every_slot(self) -> Iterator[tuple[int, str, msgspec.Raw]]:
         """Every record as (number, filename, raw JSON), in number order."""

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import zstandard
 from flask.testing import FlaskClient
@@ -22,6 +23,7 @@ from gate.facts import Facts, Unidentified
 from gate.gather.conda import record_facts
 from gate.policy.compile import load_policies
 from gate.proxy.conda import FILTERED
+from gate.proxy.conda_examine import OWN_BYTES, REENCODED, examine
 from gate.proxy.conda_repodata import _no_gc
 from gate.proxy.state import EXTENSION, Gate
 from gate.proxy.stores.base import Entry
@@ -93,7 +95,7 @@ def _edge_records() -> dict[str, dict[str, Any]]:
 def _channel_body(*, twice: bool = True, plain: bool = False) -> bytes:
     """A generated conda-forge-shaped subdir (records of every age) with the edge records, a section of
     another shape and unknown top-level keys; as channels write it (compact JSON); with keys given `twice`;
-    `plain`: without the non-ASCII record (whose escape makes the body not plain: `RepodataIndex.plain`)."""
+    `plain`: without the non-ASCII record (whose escape makes its batch not plain: `conda_examine`)."""
     repodata = forge_repodata(3000, subdir="noarch", seed=7, now=NOW, young=0.3)
     repodata["packages.conda"].update(_edge_records())
     if plain:
@@ -231,14 +233,13 @@ def test_a_compact_channel_too(compact: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("twice", [True, False], ids=["keys-twice", "keys-once"])
 def test_a_plain_channel_too(tmp_path: Path, twice: bool) -> None:
-    """An ASCII body without escapes: every record is taken as served as its own bytes, which counting each
-    key over the whole body proves (`RepodataIndex.plain`); a record naming `name` twice breaks the count,
-    so every served record is checked on its own and that one re-encoded."""
+    """An ASCII body without escapes: every record of a batch is served as its own bytes, which counting each
+    key over the batch's bytes proves (`conda_examine`); a record naming `name` twice breaks its batch's
+    count, so every record of that batch is checked on its own and that one re-encoded."""
     (tmp_path / "channel" / "noarch").mkdir(parents=True)
     upstream = _channel_body(twice=twice, plain=True)
     (tmp_path / "channel" / "noarch" / "repodata.json").write_bytes(upstream)
-    counts = RepodataIndex(upstream).plain()
-    assert counts is not None
+    assert upstream.isascii() and b"\\" not in upstream
     with ChannelServer(tmp_path / "channel") as server:
         client = conda_app(tmp_path, {CHANNEL: server.url}, AGE, clock=lambda: NOW).test_client()
         body = client.get(f"/conda/{CHANNEL}/noarch/repodata.json").data
@@ -255,14 +256,24 @@ def test_a_plain_channel_too(tmp_path: Path, twice: bool) -> None:
 
 
 def test_the_count_proves_no_record_names_a_key_twice() -> None:
-    """`plain` counts every occurrence in the body: a record naming a key twice (or a key string anywhere
-    else) makes the body's count exceed the number of records having that key."""
-    once = b'{"packages":{"a-1-0.tar.bz2":{"name":"a","version":"1","build":"0"}}}'
-    assert RepodataIndex(once).plain() == (1, 1, 1)
-    twice = once.replace(b'"name":"a"', b'"name":"numpy","name":"a"')
-    assert RepodataIndex(twice).plain() == (2, 1, 1)
-    assert RepodataIndex(once.replace(b'"1"', b'"\\u0031"')).plain() is None  # an escape: checked one by one
-    assert RepodataIndex(once.replace(b'"a"', '"é"'.encode())).plain() is None  # not ASCII: the same
+    """`examine` counts every occurrence of a key in a batch's bytes: a record naming a key twice (or a key
+    string anywhere else in a record) makes the count exceed the number of records naming that key, and then
+    each record is checked on its own; so is every record of a batch with an escape or a byte that is not
+    ASCII."""
+    once = b'{"name":"a","version":"1","build":"0","sha256":"%s"}' % (b"ab" * 32)
+    other = once.replace(b'"a"', b'"b"')
+    filenames = ["a-1-0.tar.bz2", "b-1-0.tar.bz2"]
+
+    def kinds(*raws: bytes) -> list[int]:
+        return list(examine(filenames, [msgspec.Raw(raw) for raw in raws]).kinds)
+
+    assert kinds(once, other) == [OWN_BYTES, OWN_BYTES]
+    assert kinds(once.replace(b'"name":"a"', b'"name":"numpy","name":"a"'), other) == [REENCODED, OWN_BYTES]
+    nested = once.replace(b'"build":"0"', b'"build":"0","x":{"name":1}')
+    assert kinds(nested, other) == [REENCODED, OWN_BYTES]
+    escaped = once.replace(b'"1"', b'"\\u0031"')
+    assert kinds(escaped, other) == [REENCODED, OWN_BYTES]  # an escape: checked one by one
+    assert kinds(once.replace(b'"0"', '"é"'.encode()), other) == [REENCODED, OWN_BYTES]  # not ASCII: the same
 
 
 def test_a_warm_request_is_served_by_the_worker_without_reading_the_filtered_body_again(
