@@ -36,7 +36,8 @@ MAX_FILE_BYTES = 1 << 30  # a distribution file gate must hold whole to hash (no
 MIN_RATE = 256 << 10  # bytes per second a download must average after its first `timeout` seconds
 REDIRECTS = 5
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-_CHUNK = 1 << 16
+_CHUNK = 1 << 16  # most bytes a decoder gives at once
+_WIRE = 1 << 18  # bytes read from the connection at once (64 KiB reads made fetching a 125 MB repodata 20% slower)
 
 
 @dataclass(frozen=True)
@@ -265,7 +266,7 @@ class Stream:
         received = 0
         try:
             decoder = _decoder(self.headers.get("Content-Encoding", "").strip().lower(), url)
-            wire: Iterable[bytes] = self.response.raw.stream(_CHUNK, decode_content=False)
+            wire: Iterable[bytes] = self.response.raw.stream(_WIRE, decode_content=False)
             if self._pace:  # the deadline moves with the bytes on the wire
                 wire = paced(wire, deadline, self._timeout)
             for data in wire:
