@@ -1,10 +1,13 @@
-"""In-process caches of decoded values (`Memo`). What is kept across requests, workers and replicas (fetched
-pages, evidence, verification outcomes, rendered pages) is in the store: `gate.proxy.stores`."""
+"""In-process caches of decoded values (`Memo`), and one thread at a time making a value per key (`Flights`).
+What is kept across requests, workers and replicas (fetched pages, evidence, verification outcomes, rendered
+pages) is in the store: `gate.proxy.stores`."""
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -46,3 +49,36 @@ class Memo(Generic[T]):
         with self._lock:
             old = self._items.pop(key, None)
             self._weight -= old[1] if old else 0
+
+
+class Flights:
+    """One lock per key while some thread holds or waits for it: what is made for a key is made by one thread
+    at a time, and the others wait and then find it (each checks again once it holds the key). A thread waits
+    at most `wait` seconds, then goes on without the key (a build stuck on a slow upstream holds no other
+    request for long)."""
+
+    def __init__(self, wait: float) -> None:
+        self.wait = wait
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}  # key -> (its lock, threads holding or waiting)
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def __call__(self, key: str) -> Iterator[None]:
+        with self._lock:
+            lock, users = self._locks.get(key, (threading.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+        held = lock.acquire(timeout=self.wait)
+        try:
+            yield
+        finally:
+            if held:
+                lock.release()
+            with self._lock:
+                lock, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)

@@ -18,7 +18,7 @@ from gate.evaluate import Judgement, unidentified
 from gate.facts import Facts, FileFacts, Unidentified
 from gate.gather.conda import CondaFacts, SidecarLocator, record_facts
 from gate.proxy.allocator import trim
-from gate.proxy.cache import Memo
+from gate.proxy.cache import Flights, Memo
 from gate.proxy.conda_body import Built, Writing, body_etag
 from gate.proxy.conda_repodata import Judged, Record, judge_index
 from gate.proxy.conda_shared import SharedJudgements
@@ -40,6 +40,7 @@ JUDGED = "conda.judged"  # per-record outcomes behind the filtered repodata, for
 MEMO_BYTES = 256 << 20  # indexed repodata kept in a process, by the size of their stored (compressed) bodies
 JUDGED_RECORDS = 2_000_000  # per-record outcomes kept in a process (about 18 bytes each)
 SERVED_BYTES = 128 << 20  # filtered repodata (compressed) kept in a process, besides the store
+BUILD_WAIT = 120.0  # seconds a request waits for another building the same body in this process, then builds
 
 
 def _repodata_parser(limit: int) -> Callable[[str, bytes, Mapping[str, Any]], RepodataIndex]:
@@ -101,6 +102,7 @@ class CondaChannels:
         # when its decisions stop holding: served without reading the store (a read of a conda-forge-sized
         # body holds it twice, SQLite's copy and Python's, for every request)
         self._served: Memo[tuple[str, float | None, Served]] = Memo(8, SERVED_BYTES)
+        self._flights = Flights(BUILD_WAIT)  # one build per subdir body at a time
 
     # -- upstream repodata ---------------------------------------------------------------------------
 
@@ -170,6 +172,20 @@ class CondaChannels:
         state, now = self.state, self.state.now()
         digest = self.upstream_digest(client, subdir)
         key = "|".join((client.subdir_url(subdir), state.view_digest))
+        memo = f"{key}\n{digest}"
+        served = self._kept(key, digest, now, count=False)
+        if served is not None:
+            return served
+        # one build per body in this process at a time: a request that comes meanwhile waits, then serves or
+        # rebuilds from what the first one kept (instead of judging every record again, with its own helper)
+        with self._flights(memo):
+            return self._kept(key, digest, now) or self._build(client, subdir, digest, now, requester=requester,
+                                                               stream=stream)
+
+    def _kept(self, key: str, digest: str, now: dt.datetime, *, count: bool = True) -> Served | None:
+        """The filtered body of the upstream body `digest` this process or another kept, while it holds (a hit
+        or, with `count`, a miss counted)."""
+        state = self.state
         kept = self._served.get(key)
         if kept is not None and kept[0] == digest and (kept[1] is None or kept[1] > now.timestamp()):
             state.metrics.inc("gate_cache_hits_total", cache=FILTERED)
@@ -182,7 +198,17 @@ class CondaChannels:
             served = Served(entry.value, str(meta["etag"]), str(meta["zst_etag"]), int(meta["length"]))
             self._served.put(key, (digest, entry.expires, served), len(served.zst))
             return served
-        state.metrics.inc("gate_cache_misses_total", cache=FILTERED)
+        if count:
+            state.metrics.inc("gate_cache_misses_total", cache=FILTERED)
+        return None
+
+    def _build(
+        self, client: ChannelClient, subdir: str, digest: str, now: dt.datetime, *, requester: str | None,
+        stream: bool,
+    ) -> Served | Writing:
+        """`filtered` when nothing kept holds: judged (again where decisions may have changed) and written."""
+        state = self.state
+        key = "|".join((client.subdir_url(subdir), state.view_digest))
         url = client.subdir_url(subdir)
         index = self.repodata.parsed(url, digest)
         memo = f"{key}\n{digest}"
