@@ -23,6 +23,7 @@ import logging
 import os
 import signal
 import struct
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 
@@ -42,6 +43,7 @@ OWN_BYTES = 3  # a record whose own bytes are served as they are
 
 HELPER_BATCHES = 8  # a full build of at least this many batches is examined with a helper
 HELPER_SECONDS = 600  # a helper ends itself after this long, whatever happens to the worker
+_FORKING = threading.Lock()  # held while a helper is forked (see `Helper.__init__`)
 _FRAME = struct.Struct("<II")  # batch number, length of the encoded `Examined` that follows
 
 
@@ -128,8 +130,11 @@ class Helper:
             log.warning("no helper for a repodata build: %s", err)
             return
         try:
-            with warnings.catch_warnings():  # Python 3.12+ warns of forking a process with threads: the
-                warnings.simplefilter("ignore", DeprecationWarning)  # child takes no lock another thread may hold
+            # Python 3.12+ warns of forking a process with threads (the child takes no lock another thread may
+            # hold); `catch_warnings` saves and restores the process's filters, so two at once would leave one's
+            # "ignore" behind: one fork at a time
+            with _FORKING, warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
                 pid = os.fork()
         except OSError as err:
             os.close(read)

@@ -225,12 +225,16 @@ class RepodataIndex:
             at = self._offsets[section]
             numbers = {filename: at + i for i, filename in enumerate(records) if filename in both}
             for filename in both:
-                found = [r for r in (_try_decode(earlier[filename]), _try_decode(records[filename]))
-                         if isinstance(r, dict)]
-                if len(found) < 2:
+                pair = (earlier[filename], records[filename])
+                if not (_is_object(pair[0]) and _is_object(pair[1])):
                     continue  # one of them is no record: the other is the only one
                 self.shadowed.add(numbers[filename])
-                if (problem := duplicate_problem(found)) is not None:
+                # a record that cannot be decoded is a record (json.loads reads `1e999` as infinity), and one
+                # gate cannot compare with the other: they are taken to differ
+                found = [_try_decode(raw) for raw in pair]
+                problem = (duplicate_problem(found) if None not in found
+                           else "the repodata lists this filename 2 times, a record of it unreadable")
+                if problem is not None:
                     self.conflicts[filename] = problem
 
     def layout(self) -> dict[str, array[int]] | None:
