@@ -6,6 +6,8 @@ gate did not parse; and the helper's fork leaves nothing of it behind in the wor
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import json
 import math
 import os
@@ -17,14 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from gate.proxy import conda_examine, conda_repodata
 from gate.proxy.conda_examine import Examined, Helper
 from gate.sources.conda_channel import parse_repodata
 from gate.sources.conda_index import RepodataIndex
 from tests.support.conda_app import conda_app
+from tests.support.conda_forge import forge_repodata
+from tests.support.conda_policies import write_policies
 from tests.support.conda_reference import unique_records
 from tests.support.conda_server import ChannelServer
+from tests.support.gate_server import running_gate
 
 from .test_repodata_scale import AGE, CHANNEL, NOW, NOW_MS, _old_path
 
@@ -241,3 +247,69 @@ def test_two_builds_forking_at_once_leave_the_warning_filters_as_they_were(monke
         helper.close()
     assert len(helpers) == 2 and all(helper._pid is None for helper in helpers)
     assert warnings.filters == before
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    with contextlib.suppress(FileNotFoundError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(FileNotFoundError), open(f"/proc/{pid}/task/{task}/children") as listed:
+                found |= {int(child) for child in listed.read().split()}
+    return found
+
+
+def _gate_workers(cache: Path) -> set[int]:
+    """The workers of the `gate serve` started here with its cache in `cache` (this process's child's children)."""
+    def ours(pid: int) -> bool:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return str(cache).encode() in cmdline.read().split(b"\0")
+
+    return {worker for child in _children(os.getpid()) if ours(child) for worker in _children(child)}
+
+
+@pytest.mark.slow
+def test_a_real_gate_serve_with_concurrent_cold_builds_serves_them_whole_and_leaves_no_helper(tmp_path: Path) -> None:
+    """Two workers with threads, two subdirs of 40k records asked for at once, twice each: every build of 20
+    batches forks a helper; every answer is the reference's document, and when they are all answered no worker
+    has a child left (killed and reaped: no zombie either)."""
+    now = dt.datetime.now(dt.UTC)
+    cut_ms = int(now.timestamp() * 1000) - 7 * DAY_MS
+    channel, expected = tmp_path / "channel", {}
+    for seed, subdir in enumerate(("linux-64", "osx-64")):
+        repodata = forge_repodata(40_000, subdir=subdir, seed=seed, now=now)
+        (channel / subdir).mkdir(parents=True)
+        (channel / subdir / "repodata.json").write_bytes(json.dumps(repodata, separators=(",", ":")).encode())
+        expected[subdir] = {section: {k: v for k, v in repodata[section].items() if v["timestamp"] < cut_ms}
+                            for section in ("packages", "packages.conda")}
+    policies = write_policies(tmp_path / "policies", AGE)
+    cache = tmp_path / "cache"
+    hang = 600  # detects a hang only
+    with ChannelServer(channel) as server:
+        args = ["--policy", str(policies), "--conda-channel", f"{CHANNEL}={server.url}/", "--cache-dir", str(cache),
+                "--workers", "2", "--threads", "4", "--upstream-slots", "8"]
+        with running_gate(args, tmp_path / "serve.log") as url:
+            workers = _gate_workers(cache)
+            assert len(workers) == 2
+            answers: dict[tuple[str, int], requests.Response] = {}
+            seen: set[int] = set()  # the helpers seen running
+
+            def ask(subdir: str, i: int) -> None:
+                answers[subdir, i] = requests.get(f"{url}/conda/{CHANNEL}/{subdir}/repodata.json", timeout=hang)
+
+            asking = [threading.Thread(target=ask, args=(subdir, i)) for subdir in expected for i in range(2)]
+            for thread in asking:
+                thread.start()
+            while any(thread.is_alive() for thread in asking):
+                for worker in workers:
+                    seen |= _children(worker)
+                time.sleep(0.02)
+            for thread in asking:
+                thread.join(hang)
+            left = {worker: _children(worker) for worker in workers}
+        assert seen, "no build forked a helper"
+        assert left == {worker: set() for worker in workers}
+        assert sorted(answers) == sorted((subdir, i) for subdir in expected for i in range(2))
+        for (subdir, _), answer in answers.items():
+            assert answer.status_code == 200, answer.text
+            document = answer.json()
+            assert {section: document[section] for section in ("packages", "packages.conda")} == expected[subdir]
