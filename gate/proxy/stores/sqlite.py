@@ -90,11 +90,12 @@ class SqliteBackend:
         return self._connect().execute(sql, params).fetchall()
 
     def read(self, namespace: str, key: str, meta: str, size: int | None) -> bytes | None:
-        """`length` of a BLOB is its byte count, taken from the record header (the value is not loaded). A LARGE
+        """`length` of a BLOB is its byte count, taken from the record header (the value is not loaded); a value of
+        another type (this store writes none) is no entry. A LARGE
         value is read from the row into one buffer (selected, SQLite would make it whole first, then Python)."""
         query = ("SELECT CASE WHEN length(value) < ? THEN value END, rowid, length(value) FROM entries "
-                 "WHERE namespace = ? AND key = ? AND meta = ? "
-                 "AND (? IS NULL OR (typeof(value) = 'blob' AND length(value) = ?))")
+                 "WHERE namespace = ? AND key = ? AND meta = ? AND typeof(value) = 'blob' "
+                 "AND (? IS NULL OR length(value) = ?)")
         params = (LARGE, namespace, key, meta, size, size)
         rows = self._run(query, params)
         if not rows:
