@@ -12,6 +12,9 @@ import json
 import math
 import os
 import random
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 import warnings
@@ -26,7 +29,7 @@ from gate.proxy.conda_examine import Examined, Helper
 from gate.sources.conda_channel import parse_repodata
 from gate.sources.conda_index import RepodataIndex
 from tests.support.conda_app import conda_app
-from tests.support.conda_forge import forge_repodata
+from tests.support.conda_forge import forge_bytes, forge_repodata
 from tests.support.conda_policies import write_policies
 from tests.support.conda_reference import unique_records
 from tests.support.conda_server import ChannelServer
@@ -313,3 +316,68 @@ def test_a_real_gate_serve_with_concurrent_cold_builds_serves_them_whole_and_lea
             assert answer.status_code == 200, answer.text
             document = answer.json()
             assert {section: document[section] for section in ("packages", "packages.conda")} == expected[subdir]
+
+
+def _reaped(pid: int) -> bool:
+    """Whether `pid` (a child of this process) is gone and reaped."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_a_build_that_raises_mid_way_ends_and_reaps_its_helper(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(conda_repodata, "BATCH", 50)
+    monkeypatch.setattr(conda_repodata, "HELPER_BATCHES", 2)
+    monkeypatch.setattr(conda_repodata, "_cores", lambda: 2)
+    started: list[Helper] = []
+    start = Helper.__init__
+
+    def record(self: Helper, *args: Any) -> None:
+        start(self, *args)
+        started.append(self)
+
+    monkeypatch.setattr(Helper, "__init__", record)
+    index = RepodataIndex(forge_bytes(2000, now=NOW))
+    calls = 0
+
+    def judge(records: Any, conflicts: Any) -> list[Any]:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("a judge that fails")
+
+    with pytest.raises(RuntimeError, match="a judge that fails"):
+        conda_repodata.judge_index(index, None, NOW, judge=judge, visible=lambda _: True, audit=lambda *_: None)
+    assert calls == 1 and len(started) == 1 and started[0]._pid is None and started[0]._fd is None
+
+
+def test_a_helper_whose_worker_is_killed_ends_at_its_next_write(tmp_path: Path) -> None:
+    """A worker killed mid-build (gunicorn's timeout: SIGKILL) cannot end its helper: the helper, blocked on a
+    full pipe, gets EPIPE and ends, not examining on for HELPER_SECONDS."""
+    script = f"""
+        import os, sys, time
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[3])!r})
+        from gate.proxy import conda_repodata
+        from gate.proxy.conda_examine import Helper
+        from gate.proxy.conda_repodata import _batches
+        from gate.sources.conda_index import RepodataIndex
+        from tests.support.conda_forge import forge_bytes
+        conda_repodata.BATCH = 20  # many frames: more than a pipe holds
+        index = RepodataIndex(forge_bytes(20_000))
+        helper = Helper(lambda: _batches(index.every_slot()))
+        print(helper._pid, flush=True)
+        time.sleep(1)  # the helper fills the pipe meanwhile
+        os.kill(os.getpid(), 9)
+    """
+    with subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], stdout=subprocess.PIPE, text=True) as worker:
+        assert worker.stdout is not None
+        helper = int(worker.stdout.readline())
+        worker.wait(timeout=120)
+    deadline = time.monotonic() + 120  # detects a hang only
+    while Path(f"/proc/{helper}").exists():
+        status = Path(f"/proc/{helper}/status").read_text() if Path(f"/proc/{helper}").exists() else ""
+        if "State:\tZ" in status:  # ended (reparented, reaped or not by whoever adopts it)
+            break
+        assert time.monotonic() < deadline, "the helper outlived its worker"
+        time.sleep(0.05)
