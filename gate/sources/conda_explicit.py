@@ -41,6 +41,9 @@ _LINE = re.compile(
     r"(?P<url>[^#\s]+)"
     r"(?:#(?:(?:sha256:)?(?P<sha256>[0-9a-fA-F]{64})|(?:md5:)?(?P<md5>[0-9a-fA-F]{32})))?"
 )
+# lines end where conda's end (a file read with universal newlines), not at every break `str.splitlines` knows
+# (U+2028, U+0085, \x1c...): a line conda reads as one URL is never checked as two
+_NEWLINE = re.compile(r"\r\n|\r|\n")
 _SNIFF_BYTES = 1 << 16
 _TIMEOUT = 60.0  # seconds for an answer, and for a download beyond what its size takes at MIN_RATE
 _CHUNK = 1 << 16
@@ -95,7 +98,7 @@ def parse_explicit(text: str, source: str = "<explicit>") -> list[ExplicitPackag
     packages: list[ExplicitPackage] = []
     problems: list[str] = []
     explicit = False
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(_NEWLINE.split(text), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

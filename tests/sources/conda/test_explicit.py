@@ -208,3 +208,15 @@ def test_a_record_that_renames_its_package_is_denied(tmp_path: Path, capsys: pyt
     assert demo["verdict"] == "allow"
     assert [v["rule"] for v in other["violations"]] == ["gate.unjudgeable"]
     assert "its repodata record says name 'demo'" in other["violations"][0]["message"]
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e"])
+def test_a_line_conda_reads_as_one_is_not_checked_as_two(separator: str) -> None:
+    """conda reads an explicit file with universal newlines (`\\n`, `\\r`): `str.splitlines` also broke lines at
+    these, so gate checked two allowed URLs where conda fetches one URL made of both (under the second one's
+    filename, and without its hash when it names none)."""
+    text = f"@EXPLICIT\nhttps://h.example/c/a-1.0-0.conda{separator}https://h.example/c/b-1.0-0.conda\n"
+    with pytest.raises(ExplicitEnvError, match=r":2: not a conda package URL"):
+        parse_explicit(text, "env.txt")
+    both = "@EXPLICIT\r\nhttps://h.example/c/a-1.0-0.conda\rhttps://h.example/c/b-1.0-0.conda"
+    assert [package.line for package in parse_explicit(both)] == [2, 3]  # conda's own line breaks
