@@ -293,8 +293,10 @@ def test_a_real_gate_serve_with_concurrent_cold_builds_serves_them_whole_and_lea
         args = ["--policy", str(policies), "--conda-channel", f"{CHANNEL}={server.url}/", "--cache-dir", str(cache),
                 "--workers", "2", "--threads", "4", "--upstream-slots", "8"]
         with running_gate(args, tmp_path / "serve.log") as url:
-            workers = _gate_workers(cache)
-            assert len(workers) == 2
+            deadline = time.monotonic() + hang
+            while len(workers := _gate_workers(cache)) < 2:  # the second one may still be starting
+                assert time.monotonic() < deadline, "gate serve did not start two workers"
+                time.sleep(0.05)
             answers: dict[tuple[str, int], requests.Response] = {}
             seen: set[int] = set()  # the helpers seen running
 
