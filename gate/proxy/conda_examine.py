@@ -3,8 +3,8 @@ that works that out for the later batches of a large build while the build judge
 
 `examine` decodes every record of a batch whole (`RawRecord.every`, else one by one) and says, per record:
 whether it is a record at all (a value that is not a JSON object is not), why it cannot be read, whether its
-bytes are served as they are (`RawRecord.passthrough`; proved for the whole batch at once by counting keys,
-else checked record by record), and what `SharedJudgements` reads to put it in a class (`common_record`'s
+bytes are served as they are (`own_bytes`: proved for the whole batch at once by counting keys, else
+checked record by record), and what `SharedJudgements` reads to put it in a class (`common_record`'s
 name and upload time; None for a record of any other shape). It is pure, and the same function runs here and
 in the helper.
 
@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 import msgspec
 
 from gate.gather.conda import common_fields, common_record
-from gate.sources.conda_index import PASSTHROUGH_KEYS, KnownRecord, RawRecord, key_counts
+from gate.sources.conda_index import KnownRecord, RawRecord, own_bytes
 from gate.sources.segments import segment_problem
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def examine(filenames: Sequence[str], raws: Sequence[msgspec.Raw]) -> Examined:
                 records.append(None)
                 problems[i] = f"its repodata record cannot be read: {err}"
     found = [record for record in records if record is not None]
-    own = iter(_own_bytes(found))
+    own = iter(own_bytes(found))
     # no filename has a character a path segment cannot have: none of them is checked again (a name
     # `common_record` takes ends `.conda` or `.tar.bz2`, so is none of "", "." and "..")
     checked = segment_problem("".join(filenames)) is None
@@ -98,17 +98,6 @@ def examine(filenames: Sequence[str], raws: Sequence[msgspec.Raw]) -> Examined:
         names.append(None if common is None else common[0])
         seconds.append(None if common is None else common[4])
     return Examined(bytes(kinds), names, seconds, problems)
-
-
-def _own_bytes(records: Sequence[RawRecord]) -> list[bool]:
-    """`passthrough` of each of `records`: proved for all at once when their bytes are ASCII without a
-    backslash and each key of PASSTHROUGH_KEYS occurs in them exactly as often as records name it (every
-    record naming a key writes it at least once, so then each names it at most once), else record by record."""
-    joined = b",".join([record.data for record in records])  # `"name"` cannot span `},{`
-    if (joined.isascii() and joined.find(b"\\") < 0
-            and tuple(joined.count(key) for key in PASSTHROUGH_KEYS) == key_counts(records)):
-        return [True] * len(records)
-    return [record.passthrough for record in records]
 
 
 Numbered = tuple[int, str, msgspec.Raw]  # a record's number, filename and raw JSON

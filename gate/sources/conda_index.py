@@ -142,7 +142,7 @@ class RawRecord:
         judged. They do when the record is ASCII without escapes (every key is written as it reads) and names
         each of those keys at most once: a key given twice is the last one to gate (as to Python's json) but
         the first one to some parsers. Any other record is served re-encoded from its decoded value.
-        (`gate.proxy.conda_examine` answers this for a batch of records at once, by counting keys.)"""
+        (`own_bytes` answers this for a batch of records at once, by counting keys.)"""
         data = bytes(self.data)
         return (data.isascii() and b"\\" not in data and data.count(b'"name"') <= 1
                 and data.count(b'"version"') <= 1 and data.count(b'"build"') <= 1)
@@ -151,9 +151,19 @@ class RawRecord:
 PASSTHROUGH_KEYS = (b'"name"', b'"version"', b'"build"')  # the keys `RawRecord.passthrough` counts
 
 
+def own_bytes(records: Sequence[RawRecord]) -> list[bool]:
+    """`passthrough` of each of `records`: proved for all at once when their bytes are ASCII without a
+    backslash and each key of PASSTHROUGH_KEYS occurs in them exactly as often as records name it (every
+    record naming a key writes it at least once, so then each names it at most once), else record by record."""
+    joined = b",".join([record.data for record in records])  # `"name"` cannot span `},{`
+    if (joined.isascii() and joined.find(b"\\") < 0
+            and tuple(joined.count(key) for key in PASSTHROUGH_KEYS) == key_counts(records)):
+        return [True] * len(records)
+    return [record.passthrough for record in records]
+
+
 def key_counts(records: Sequence[RawRecord]) -> tuple[int, int, int]:
-    """How many of `records` name each of PASSTHROUGH_KEYS (`gate.proxy.conda_examine` counts them in their
-    bytes)."""
+    """How many of `records` name each of PASSTHROUGH_KEYS (`own_bytes` counts them in their bytes)."""
     views = [record.view for record in records]
     known = [view for view in views if isinstance(view, KnownRecord)]
     unset = msgspec.UNSET
