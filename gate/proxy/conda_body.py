@@ -39,11 +39,9 @@ def body_etag(upstream: str, judged: Judged, code: str) -> str:
     record that is not served would be served as its own bytes is no part of the body: a rebuild keeps that
     bit from when the record was served, a fresh build does not, and one body under two ETags is downloaded
     again and again)."""
-    served, count = judged.served, len(judged.served)
-    verbatim = int.from_bytes(served, "big") & int.from_bytes(judged.canonical, "big")
     digest = hashlib.sha256(FORMAT + upstream.encode() + b"\n" + code.encode() + b"\n")
-    digest.update(served)
-    digest.update(verbatim.to_bytes(count, "big"))
+    digest.update(judged.served)
+    digest.update(judged.verbatim())
     return f'"{digest.hexdigest()[:32]}"'
 
 
@@ -191,10 +189,8 @@ def _runs(index: RepodataIndex, section: str, starts: array[int], judged: Judged
     """The served records of `section`: each run of records served as their own bytes is one slice of the
     upstream body (commas included); any other record is written re-encoded."""
     body, offset, count = memoryview(index.body), index.offset(section), len(index.sections[section])
-    served, canonical = judged.served, judged.canonical
-    whole = int.from_bytes(served[offset : offset + count], "big") & int.from_bytes(
-        canonical[offset : offset + count], "big")
-    verbatim = whole.to_bytes(count, "big")  # 1: served as its own bytes
+    served = judged.served
+    verbatim = judged.verbatim(offset, offset + count)  # 1: served as its own bytes
     items, position = iter(index.sections[section].items()), -1  # walked forward once for re-encoded records
     yield b"{"
     at, first = 0, True

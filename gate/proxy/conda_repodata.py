@@ -109,6 +109,11 @@ class Judged:
         """The earliest moment a decision may change (NEVER: none will with time alone)."""
         return min(self.until, default=NEVER)
 
+    def verbatim(self, start: int = 0, stop: int | None = None) -> bytes:
+        """Per record from `start` to `stop`: 1 when it is served as its own upstream bytes, else 0."""
+        served, canonical = self.served[start:stop], self.canonical[start:stop]
+        return (int.from_bytes(served, "big") & int.from_bytes(canonical, "big")).to_bytes(len(served), "big")
+
 
 _gc_lock = threading.Lock()
 _gc_builds = 0
@@ -209,11 +214,17 @@ def _judge_batch(
         else:
             places.append(i)
 
+    decoded: dict[int, dict[str, Any]] = {}  # a record served re-encoded: decoded once, judged and measured
+
     def record(i: int) -> Record:
         kind, raw = kinds[i], batch[i][2]
         if kind == OWN_BYTES:
             return RawRecord(raw, decode(raw))
-        return {} if kind == UNREADABLE else cast(dict[str, Any], decode(raw))
+        if kind == UNREADABLE:
+            return {}
+        if i not in decoded:
+            decoded[i] = cast(dict[str, Any], decode(raw))
+        return decoded[i]
 
     def take(positions: list[int]) -> list[tuple[str, Record]]:
         return [(batch[places[p]][1], record(places[p])) for p in positions]
