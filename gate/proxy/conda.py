@@ -77,6 +77,11 @@ class Served(NamedTuple):
         return cls(built.zst, built.etag, built.zst_etag, built.length)
 
 
+def _memo(key: str, digest: str) -> str:
+    """The in-process key of what is built from the upstream body `digest` for the subdir `key` (under a view)."""
+    return f"{key}\n{digest}"
+
+
 class CondaChannels:
     """Upstream repodata through the cache, each record judged; evidence fetched only when a policy reads it."""
 
@@ -172,14 +177,13 @@ class CondaChannels:
         state, now = self.state, self.state.now()
         digest = self.upstream_digest(client, subdir)
         key = "|".join((client.subdir_url(subdir), state.view_digest))
-        memo = f"{key}\n{digest}"
         served = self._kept(key, digest, now, count=False)
         if served is not None:
             return served
         # one build per body in this process at a time: a request that comes meanwhile waits, then serves or
         # rebuilds from what the first one kept (instead of judging every record again, with its own helper)
-        with self._flights(memo):
-            return self._kept(key, digest, now) or self._build(client, subdir, digest, now, requester=requester,
+        with self._flights(_memo(key, digest)):
+            return self._kept(key, digest, now) or self._build(client, subdir, key, digest, now, requester=requester,
                                                                stream=stream)
 
     def _kept(self, key: str, digest: str, now: dt.datetime, *, count: bool = True) -> Served | None:
@@ -203,15 +207,15 @@ class CondaChannels:
         return None
 
     def _build(
-        self, client: ChannelClient, subdir: str, digest: str, now: dt.datetime, *, requester: str | None,
-        stream: bool,
+        self, client: ChannelClient, subdir: str, key: str, digest: str, now: dt.datetime, *,
+        requester: str | None, stream: bool,
     ) -> Served | Writing:
-        """`filtered` when nothing kept holds: judged (again where decisions may have changed) and written."""
+        """`filtered` when nothing kept holds (`key`: the subdir's under this view): judged (again where decisions
+        may have changed) and written."""
         state = self.state
-        key = "|".join((client.subdir_url(subdir), state.view_digest))
         url = client.subdir_url(subdir)
         index = self.repodata.parsed(url, digest)
-        memo = f"{key}\n{digest}"
+        memo = _memo(key, digest)
         # outcomes this process wrote a body from fit the body; those read from the store are checked by
         # writing the whole body before any of it is served, and judged afresh when they do not fit
         previous = self._judged.get(memo)
@@ -258,7 +262,7 @@ class CondaChannels:
 
     def _hold(self, url: str, key: str, digest: str, built: Built, now: dt.datetime) -> None:
         """Keep a body just written, and the outcomes it was written from, in this process."""
-        self._judged.put(f"{key}\n{digest}", built.judged, len(built.judged.served))
+        self._judged.put(_memo(key, digest), built.judged, len(built.judged.served))
         until = None if built.until is None else built.until.timestamp()
         if (until is None or until > now.timestamp()) and not self._superseded(url, digest):  # as `keep` keeps it
             self._served.put(key, (digest, until, Served.of(built)), len(built.zst))

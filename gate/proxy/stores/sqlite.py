@@ -91,8 +91,8 @@ class SqliteBackend:
 
     def read(self, namespace: str, key: str, meta: str, size: int | None) -> bytes | None:
         """`length` of a BLOB is its byte count, taken from the record header (the value is not loaded); a value of
-        another type (this store writes none) is no entry. A LARGE
-        value is read from the row into one buffer (selected, SQLite would make it whole first, then Python)."""
+        another type (this store writes none) is no entry. A LARGE value is read from the row into one buffer
+        (selected, SQLite would make it whole first, then Python), found again in the snapshot it is read from."""
         query = ("SELECT CASE WHEN length(value) < ? THEN value END, rowid, length(value) FROM entries "
                  "WHERE namespace = ? AND key = ? AND meta = ? AND typeof(value) = 'blob' "
                  "AND (? IS NULL OR length(value) = ?)")
