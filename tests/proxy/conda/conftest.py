@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import pytest
 from flask.testing import FlaskClient
 
+from gate.proxy.conda_examine import Helper
 from tests.support.conda_app import conda_app
 from tests.support.conda_server import ChannelServer
 
@@ -37,3 +38,17 @@ def conda_gate(tmp_path: Path, upstream: ChannelServer) -> CondaGate:
         return conda_app(tmp_path, {"local": url or upstream.url}, *policies, clock=clock).test_client()
 
     return make
+
+
+@pytest.fixture
+def helpers(monkeypatch: pytest.MonkeyPatch) -> list[Helper]:
+    """Every helper a repodata build starts (`gate.proxy.conda_examine.Helper`), as started."""
+    started: list[Helper] = []
+    start = Helper.__init__
+
+    def record(self: Helper, *args: Any) -> None:
+        start(self, *args)
+        started.append(self)
+
+    monkeypatch.setattr(Helper, "__init__", record)
+    return started

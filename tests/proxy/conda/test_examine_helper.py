@@ -28,10 +28,9 @@ from gate.proxy.conda_examine import (
 )
 from gate.proxy.conda_repodata import _batches
 from gate.sources.conda_index import RepodataIndex
-from tests.support.conda_app import conda_app
-from tests.support.conda_server import ChannelServer
+from tests.support.conda_app import serve_subdir
 
-from .test_repodata_scale import AGE, CHANNEL, NOW, _audited, _channel_body, _old_path
+from .test_repodata_scale import AGE, CHANNEL, NOW, _channel_body, _old_path
 
 BATCH = 37  # small, and not a divisor of the record count: the last batch is short
 
@@ -44,29 +43,15 @@ def body() -> bytes:
 
 
 @pytest.fixture
-def started(monkeypatch: pytest.MonkeyPatch) -> list[Helper]:
+def started(helpers: list[Helper], monkeypatch: pytest.MonkeyPatch) -> list[Helper]:
     """Every helper the builds start (and each build of the channel is "large")."""
-    helpers: list[Helper] = []
-    start = Helper.__init__
-
-    def record(self: Helper, *args: Any) -> None:
-        start(self, *args)
-        helpers.append(self)
-
-    monkeypatch.setattr(Helper, "__init__", record)
     monkeypatch.setattr(conda_repodata, "BATCH", BATCH)
     monkeypatch.setattr(conda_repodata, "HELPER_BATCHES", 2)
     return helpers
 
 
 def _served(tmp_path: Path, body: bytes) -> tuple[bytes, dict[str, tuple[str, ...]], str]:
-    (tmp_path / "channel" / "noarch").mkdir(parents=True)
-    (tmp_path / "channel" / "noarch" / "repodata.json").write_bytes(body)
-    with ChannelServer(tmp_path / "channel") as server:
-        client = conda_app(tmp_path, {CHANNEL: server.url}, AGE, clock=lambda: NOW).test_client()
-        response = client.get(f"/conda/{CHANNEL}/noarch/repodata.json")
-        assert response.status_code == 200
-        return response.data, _audited(tmp_path), server.url
+    return serve_subdir(tmp_path, body, CHANNEL, AGE, clock=lambda: NOW)
 
 
 def _slots(index: RepodataIndex) -> Iterator[list[tuple[int, str, msgspec.Raw]]]:

@@ -28,7 +28,7 @@ from gate.proxy import conda_examine, conda_repodata
 from gate.proxy.conda_examine import Examined, Helper
 from gate.sources.conda_channel import parse_repodata
 from gate.sources.conda_index import RepodataIndex
-from tests.support.conda_app import conda_app
+from tests.support.conda_app import serve_subdir
 from tests.support.conda_forge import forge_bytes, forge_repodata
 from tests.support.conda_policies import write_policies
 from tests.support.conda_reference import unique_records
@@ -133,21 +133,8 @@ def body(request: pytest.FixtureRequest) -> bytes:
     return hostile_body(700, request.param)
 
 
-def _audited(tmp_path: Path) -> dict[str, tuple[str, ...]]:
-    """Each audited filename's violated rules (lines end at "\n" only: a filename may hold U+0085 or U+2028,
-    which JSON writes as they are)."""
-    lines = [json.loads(line) for line in (tmp_path / "cache" / "audit.jsonl").read_bytes().split(b"\n") if line]
-    return {r["file"]: tuple(sorted(v["rule"] for v in r["rules"])) for r in lines if r["event"] == "repodata"}
-
-
 def _served(tmp_path: Path, body: bytes) -> tuple[bytes, dict[str, tuple[str, ...]], str]:
-    (tmp_path / "channel" / "noarch").mkdir(parents=True)
-    (tmp_path / "channel" / "noarch" / "repodata.json").write_bytes(body)
-    with ChannelServer(tmp_path / "channel") as server:
-        client = conda_app(tmp_path, {CHANNEL: server.url}, AGE, clock=lambda: NOW).test_client()
-        response = client.get(f"/conda/{CHANNEL}/noarch/repodata.json")
-        assert response.status_code == 200
-        return response.data, _audited(tmp_path), server.url
+    return serve_subdir(tmp_path, body, CHANNEL, AGE, clock=lambda: NOW)
 
 
 def _no_key_twice(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -331,18 +318,13 @@ def _reaped(pid: int) -> bool:
     return False
 
 
-def test_a_build_that_raises_mid_way_ends_and_reaps_its_helper(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_build_that_raises_mid_way_ends_and_reaps_its_helper(
+    monkeypatch: pytest.MonkeyPatch, helpers: list[Helper]
+) -> None:
     monkeypatch.setattr(conda_repodata, "BATCH", 50)
     monkeypatch.setattr(conda_repodata, "HELPER_BATCHES", 2)
     monkeypatch.setattr(conda_repodata, "_cores", lambda: 2)
-    started: list[Helper] = []
-    start = Helper.__init__
-
-    def record(self: Helper, *args: Any) -> None:
-        start(self, *args)
-        started.append(self)
-
-    monkeypatch.setattr(Helper, "__init__", record)
+    started = helpers
     index = RepodataIndex(forge_bytes(2000, now=NOW))
     calls = 0
 

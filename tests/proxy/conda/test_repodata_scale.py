@@ -29,7 +29,7 @@ from gate.proxy.state import EXTENSION, Gate
 from gate.proxy.stores.base import Entry
 from gate.sources.conda_channel import parse_repodata
 from gate.sources.conda_index import RepodataIndex
-from tests.support.conda_app import conda_app
+from tests.support.conda_app import audited_repodata, conda_app
 from tests.support.conda_forge import forge_repodata
 from tests.support.conda_policies import policy_document
 from tests.support.conda_reference import encode, served_repodata, unique_records
@@ -171,11 +171,6 @@ def make_client(tmp_path: Path, upstream: ChannelServer) -> Factory:
     return make
 
 
-def _audited(tmp_path: Path) -> dict[str, tuple[str, ...]]:
-    lines = [json.loads(line) for line in (tmp_path / "cache" / "audit.jsonl").read_text().splitlines()]
-    return {r["file"]: tuple(sorted(v["rule"] for v in r["rules"])) for r in lines if r["event"] == "repodata"}
-
-
 def _judged(client: FlaskClient) -> float:
     """How many records the repodata builds have judged (every decision is counted once, when made)."""
     metrics = client.get("/-/metrics").get_data(as_text=True)
@@ -207,7 +202,7 @@ def test_served_repodata_and_verdicts_are_those_of_the_straightforward_path(
     expected, rules = _old_path((forge / "noarch" / "repodata.json").read_bytes(), tmp_path / "policies", upstream.url)
     assert served == expected
     denied = {name: r for name, r in rules.items() if r}
-    assert _audited(tmp_path) == denied  # every denial audited, with its rules; nothing else
+    assert audited_repodata(tmp_path) == denied  # every denial audited, with its rules; nothing else
     assert 100 < len(denied) < 2000 and "young-1.0-0.conda" in denied  # the channel has both kinds
     listed = {*served["packages"], *served["packages.conda"]}
     assert {"boundary-1.0-0.conda", "boundary-1.0-2.conda", "same-1.0-0.conda", "Upper-1.0-0.conda",
@@ -228,7 +223,7 @@ def test_a_compact_channel_too(compact: Path, tmp_path: Path) -> None:
                                     server.url)
     assert json.loads(body) == expected
     assert body == json.dumps(expected, separators=(",", ":"), ensure_ascii=False).encode()
-    assert _audited(tmp_path) == {name: r for name, r in rules.items() if r}
+    assert audited_repodata(tmp_path) == {name: r for name, r in rules.items() if r}
 
 
 @pytest.mark.parametrize("twice", [True, False], ids=["keys-twice", "keys-once"])
@@ -245,7 +240,7 @@ def test_a_plain_channel_too(tmp_path: Path, twice: bool) -> None:
         body = client.get(f"/conda/{CHANNEL}/noarch/repodata.json").data
         expected, rules = _old_path(upstream, tmp_path / "policies", server.url)
     assert json.loads(body) == expected
-    assert _audited(tmp_path) == {name: r for name, r in rules.items() if r}
+    assert audited_repodata(tmp_path) == {name: r for name, r in rules.items() if r}
     start = body.index(b'"twicename-1.0-0.conda":') if twice else -1
     if twice:  # judged as `twicename` (the last `name`), served with that one name only
         record = body[start : body.index(b"}", start) + 1]
