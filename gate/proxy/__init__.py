@@ -31,9 +31,10 @@ Layout (each piece is ecosystem-neutral unless named after one):
   and of the upstream slots, as the route would answer it).
 - `conda_routes`, `conda`, `conda_paths`, `conda_repodata`: the conda blueprint (`conda_blueprint(channels)`),
   its repodata service (`CondaChannels.judge_all`: records -> judgements, the one way it judges records),
-  what is served under a subdir (`classify`), and the filtered
-  monolithic repodata built record by record from an indexed upstream body (`build`, with incremental
-  rebuilds); `conda_shared`: records of a build that share a judgement (`SharedJudgements`);
+  what is served under a subdir (`classify`), and the per-record outcomes of an indexed upstream body
+  (`judge_index`, with incremental rebuilds); `conda_body`: the filtered monolithic repodata written from
+  those, sent as it is written (`Writing`); `conda_shared`: records of a build that share a judgement
+  (`SharedJudgements`);
   `conda_examine`: what a build must know of each record before judging it (`examine`), worked out for the
   later batches of a large build by a forked helper (`Helper`).
 
