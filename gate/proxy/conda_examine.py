@@ -132,10 +132,7 @@ class Helper:
             return
         if pid == 0:  # the child: examine, write, and end without running anything of the worker's
             try:
-                # the worker's other descriptors (client connections, the cache) are not the child's: a
-                # connection the worker closes is closed, not held open by the child
-                os.closerange(3, write)
-                os.closerange(write + 1, os.sysconf("SC_OPEN_MAX"))
+                _close_inherited(write)
                 _child(write, batches)
             finally:
                 os._exit(0)
@@ -196,6 +193,22 @@ class Helper:
             with contextlib.suppress(OSError):
                 os.waitpid(self._pid, 0)
             self._pid = None
+
+
+def _close_inherited(keep: int) -> None:
+    """Close every descriptor of the worker's in the child but stdio and `keep` (client connections, the cache:
+    a connection the worker closes is closed, not held open by the child): each one open, wherever it is
+    (below the open-files limit or not), on Linux; up to that limit elsewhere."""
+    try:
+        open_now = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        os.closerange(3, keep)
+        os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
+        return
+    for fd in open_now:
+        if fd > 2 and fd != keep:  # (the listing's own descriptor is closed already: EBADF)
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def _child(write: int, batches: Callable[[], Iterable[Batch]]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import time
 from collections.abc import Iterator
@@ -117,7 +118,8 @@ def test_a_helper_that_fails_costs_only_time(
 
 
 def test_the_helper_holds_none_of_the_workers_descriptors(body: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A connection the worker closes while a build runs is closed: the child does not hold it open."""
+    """A connection the worker closes while a build runs is closed: the child does not hold it open, wherever
+    its number is (one above the open-files limit too: opened before the limit was lowered)."""
     monkeypatch.setattr(conda_repodata, "BATCH", BATCH)
     index = RepodataIndex(body)
     seen: list[str] = []
@@ -128,6 +130,9 @@ def test_the_helper_holds_none_of_the_workers_descriptors(body: bytes, monkeypat
 
     monkeypatch.setattr(conda_examine, "_child", report)
     marker = os.open(os.devnull, os.O_RDONLY)  # a descriptor of the worker's
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    high = os.dup2(marker, min(soft, 4096) - 1)  # a descriptor of the worker's above the limit set next
+    resource.setrlimit(resource.RLIMIT_NOFILE, (high - 10, hard))
     try:
         helper = Helper(lambda: _slots(index))
         assert helper._fd is not None
@@ -142,8 +147,10 @@ def test_the_helper_holds_none_of_the_workers_descriptors(body: bytes, monkeypat
         seen = json.loads(data)
         helper.close()
     finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        os.close(high)
         os.close(marker)
         os.close(read)
         os.close(write)
-    assert str(marker) not in seen and str(read) not in seen
+    assert str(marker) not in seen and str(read) not in seen and str(high) not in seen
     assert {"0", "1", "2"} <= set(seen) and len(seen) <= 5  # stdio, its pipe, and listdir's own
